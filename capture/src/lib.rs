@@ -1,0 +1,17 @@
+//! AccuRate capture layer.
+//!
+//! Turns every way SIP reaches us — HEP v1/v2/v3 over UDP and TCP, pcap and
+//! pcapng files, live libpcap taps — into one stream of [`SipPacket`]s.
+//!
+//! The codecs (HEP, link layer, IP reassembly, TCP reassembly) are sans-IO:
+//! bytes and timestamps in, packets and counters out. The `io` feature adds
+//! the tokio listeners and the libpcap sources on top.
+#![forbid(unsafe_code)]
+
+mod error;
+mod packet;
+mod stats;
+
+pub use error::CaptureError;
+pub use packet::{SipPacket, Source, Timestamp, Transport};
+pub use stats::{DropReason, Stats};

@@ -1,0 +1,167 @@
+//! Named counters for everything the capture layer reads and drops.
+//!
+//! Every input that does not become a [`crate::SipPacket`] is counted under
+//! exactly one [`DropReason`]; `accurate sniff` prints them all by name.
+
+use std::fmt;
+
+macro_rules! drop_reasons {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// Why an input (frame, datagram, HEP packet, stream bytes) was dropped.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum DropReason {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl DropReason {
+            /// Every reason, in a stable order (the order counters print in).
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+
+            /// The counter's name: snake_case, stable, used in logs and metrics.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( DropReason::$variant => $name, )*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// UDP/TCP payload that is not a SIP message.
+    NotSip => "not_sip",
+    /// A link-layer frame that carries neither IPv4 nor IPv6.
+    NotIp => "not_ip",
+    /// An IP packet that carries neither UDP nor TCP.
+    NotUdpTcp => "not_udp_tcp",
+    /// A capture link type we do not decode.
+    UnsupportedLinkType => "unsupported_link_type",
+    /// Shorter than its headers say (snap length, cut datagram, short header).
+    Truncated => "truncated",
+    /// A malformed link, IP, UDP or TCP header.
+    BadHeader => "bad_header",
+    /// A malformed HEP packet (bad magic, length or chunk).
+    BadHep => "bad_hep",
+    /// A HEP packet whose payload is not SIP (RTCP, logs, keep-alives...).
+    HepNotSip => "hep_not_sip",
+    /// A HEP packet whose auth key did not match the configured one.
+    WrongAuthKey => "wrong_auth_key",
+    /// A HEP compressed payload that did not inflate.
+    BadCompression => "bad_compression",
+    /// IP fragments or partial TCP data that waited longer than allowed.
+    ReassemblyTimeout => "reassembly_timeout",
+    /// Reassembly state refused because a configured memory limit was reached.
+    ReassemblyLimit => "reassembly_limit",
+    /// Overlapping or inconsistent IP fragments.
+    BadFragment => "bad_fragment",
+    /// TCP stream bytes skipped because a segment was never seen.
+    TcpGap => "tcp_gap",
+    /// A SIP message over the configured maximum size.
+    Oversize => "oversize",
+    /// A SIP message over TCP with a missing or unusable Content-Length.
+    BadContentLength => "bad_content_length",
+    /// A HEP-over-TCP stream with an impossible length field (connection closed).
+    BadHepFrame => "bad_hep_frame",
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counters of one ingest path (or the sum of several).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames, datagrams or HEP packets read.
+    pub packets: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// SIP messages produced.
+    pub sip: u64,
+    drops: Vec<u64>,
+}
+
+impl Stats {
+    /// Count one drop.
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drop_n(reason, 1);
+    }
+
+    /// Count `n` drops of one reason.
+    pub fn drop_n(&mut self, reason: DropReason, n: u64) {
+        if self.drops.is_empty() {
+            self.drops = vec![0; DropReason::ALL.len()];
+        }
+        let i = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            // ALL lists every variant, so the position always exists.
+            .unwrap_or(0);
+        self.drops[i] += n;
+    }
+
+    /// How many were dropped for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.drops.get(i).copied())
+            .unwrap_or(0)
+    }
+
+    /// Total drops over every reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Every reason with its count, zero counts included.
+    pub fn drop_counts(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|r| (*r, self.drops(*r)))
+    }
+
+    /// Adds another set of counters to this one.
+    pub fn merge(&mut self, other: &Stats) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.sip += other.sip;
+        for (r, n) in other.drop_counts() {
+            if n > 0 {
+                self.drop_n(r, n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_reason_and_merges() {
+        let mut a = Stats::default();
+        a.drop(DropReason::BadHep);
+        a.drop(DropReason::BadHep);
+        a.drop(DropReason::WrongAuthKey);
+        let mut b = Stats {
+            packets: 3,
+            ..Stats::default()
+        };
+        b.drop(DropReason::BadHep);
+        b.merge(&a);
+        assert_eq!(b.drops(DropReason::BadHep), 3);
+        assert_eq!(b.drops(DropReason::WrongAuthKey), 1);
+        assert_eq!(b.drops(DropReason::NotSip), 0);
+        assert_eq!(b.total_drops(), 4);
+        assert_eq!(b.packets, 3);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::ALL.len());
+    }
+}

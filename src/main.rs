@@ -1,0 +1,2 @@
+//! The `accurate` binary.
+fn main() {}
