@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod frame;
+pub mod hep;
 mod packet;
 mod stats;
 
