@@ -1,0 +1,655 @@
+//! SIP message recognition and framing on stream transports.
+//!
+//! A datagram holds one message, so for UDP it is enough to recognise the
+//! start line ([`is_sip_message`]). On TCP the byte stream is cut into
+//! messages by the empty line that ends the headers plus the body length
+//! from Content-Length, which RFC 3261 section 18.3 makes mandatory on
+//! stream transports. [`SipFramer`] does that, skipping CRLF keep-alives
+//! (RFC 5626 section 3.5.1) between messages and resynchronising on the next
+//! start line after garbage, a missing Content-Length or a gap.
+
+use bytes::Bytes;
+use memchr::{memchr, memchr_iter, memmem, memrchr};
+
+use crate::{DropReason, Stats};
+
+/// Longest start line we believe (method, Request-URI and version). Real
+/// ones are a few hundred bytes; this bounds what resynchronisation keeps.
+const MAX_START_LINE: usize = 8192;
+/// Longest method token we accept.
+const MAX_METHOD: usize = 32;
+/// The protocol version in every start line (RFC 3261 section 7).
+const VERSION: &[u8] = b"SIP/2.0";
+
+/// What the front of a buffer looks like as a SIP start line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineCheck {
+    /// A request or status line; the value is its length including the
+    /// line end.
+    Sip(usize),
+    /// Cannot be the start of a SIP message.
+    NotSip,
+    /// A plausible start so far, but the line has not ended yet.
+    Incomplete,
+}
+
+/// `token` characters of RFC 3261 section 25.1 (methods are tokens).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Compares `buf` against the start of `pat` (ASCII case-insensitive):
+/// `Some(true)` if `buf` holds all of `pat`, `Some(false)` if it holds a
+/// matching prefix only, `None` on a mismatch.
+fn prefix_match(buf: &[u8], pat: &[u8]) -> Option<bool> {
+    let n = buf.len().min(pat.len());
+    if buf[..n].eq_ignore_ascii_case(&pat[..n]) {
+        Some(n == pat.len())
+    } else {
+        None
+    }
+}
+
+/// The line end at `buf[i..]`: `Sip(i + len)` for CRLF or LF.
+fn line_end_at(buf: &[u8], i: usize) -> LineCheck {
+    match (buf.get(i), buf.get(i + 1)) {
+        (Some(b'\n'), _) => LineCheck::Sip(i + 1),
+        (Some(b'\r'), Some(b'\n')) => LineCheck::Sip(i + 2),
+        (Some(b'\r'), None) | (None, _) => LineCheck::Incomplete,
+        _ => LineCheck::NotSip,
+    }
+}
+
+/// Checks whether `buf` starts with a SIP start line: a Request-Line
+/// `Method SP Request-URI SP SIP/2.0 CRLF` or a Status-Line
+/// `SIP/2.0 SP 3DIGIT SP Reason-Phrase CRLF` (RFC 3261 sections 7.1, 7.2).
+/// A bare LF is accepted as a line end, as most stacks do.
+pub(crate) fn check_start_line(buf: &[u8]) -> LineCheck {
+    let r = if buf.len() >= 4 && buf[..4].eq_ignore_ascii_case(b"SIP/") {
+        check_status_line(buf)
+    } else {
+        check_request_line(buf)
+    };
+    match r {
+        LineCheck::Incomplete if buf.len() > MAX_START_LINE => LineCheck::NotSip,
+        LineCheck::Sip(n) if n > MAX_START_LINE + 2 => LineCheck::NotSip,
+        r => r,
+    }
+}
+
+fn check_status_line(buf: &[u8]) -> LineCheck {
+    const HEAD: &[u8] = b"SIP/2.0 ";
+    match prefix_match(buf, HEAD) {
+        None => return LineCheck::NotSip,
+        Some(false) => return LineCheck::Incomplete,
+        Some(true) => {}
+    }
+    let code = &buf[HEAD.len()..];
+    for (i, lo) in [b'1', b'0', b'0'].into_iter().enumerate() {
+        let hi = if i == 0 { b'6' } else { b'9' };
+        match code.get(i) {
+            None => return LineCheck::Incomplete,
+            Some(d) if (lo..=hi).contains(d) => {}
+            Some(_) => return LineCheck::NotSip,
+        }
+    }
+    let after = HEAD.len() + 3;
+    match buf.get(after) {
+        None => LineCheck::Incomplete,
+        Some(b' ') => match memchr(b'\n', &buf[after..]) {
+            Some(p) => LineCheck::Sip(after + p + 1),
+            None => LineCheck::Incomplete,
+        },
+        Some(_) => line_end_at(buf, after),
+    }
+}
+
+fn check_request_line(buf: &[u8]) -> LineCheck {
+    let method = buf.iter().take_while(|b| is_token(**b)).count();
+    if method > MAX_METHOD {
+        return LineCheck::NotSip;
+    }
+    match buf.get(method) {
+        None => return LineCheck::Incomplete,
+        Some(b' ') if method > 0 => {}
+        Some(_) => return LineCheck::NotSip,
+    }
+    let uri_start = method + 1;
+    let uri = buf[uri_start..]
+        .iter()
+        .take_while(|b| **b > b' ' && **b != 0x7f)
+        .count();
+    match buf.get(uri_start + uri) {
+        None => return LineCheck::Incomplete,
+        Some(b' ') if uri > 0 => {}
+        Some(_) => return LineCheck::NotSip,
+    }
+    let ver = uri_start + uri + 1;
+    match prefix_match(&buf[ver..], VERSION) {
+        None => LineCheck::NotSip,
+        Some(false) => LineCheck::Incomplete,
+        Some(true) => line_end_at(buf, ver + VERSION.len()),
+    }
+}
+
+/// Whether a datagram payload is a SIP message (starts with a complete SIP
+/// start line). Keep-alives (CRLF, STUN, zero bytes) are not.
+pub fn is_sip_message(payload: &[u8]) -> bool {
+    matches!(check_start_line(payload), LineCheck::Sip(_))
+}
+
+/// Where a SIP message's headers end: the index just past the empty line,
+/// searching from `from` (a resume point from an earlier, shorter buffer).
+/// `Err(resume)` if the headers have not ended yet.
+fn header_end(buf: &[u8], from: usize) -> Result<usize, usize> {
+    for i in memchr_iter(b'\n', buf.get(from..).unwrap_or_default()) {
+        let i = from + i;
+        match (buf.get(i + 1), buf.get(i + 2)) {
+            (Some(b'\n'), _) => return Ok(i + 2),
+            (Some(b'\r'), Some(b'\n')) => return Ok(i + 3),
+            (None, _) | (Some(b'\r'), None) => return Err(i),
+            _ => {}
+        }
+    }
+    Err(buf.len().saturating_sub(2).max(from))
+}
+
+/// Content-Length of a header block (start line excluded), matching the
+/// header name case-insensitively, compact form `l` included (RFC 3261
+/// sections 7.3.1, 20.14). `None` if missing, malformed, or given twice
+/// with different values.
+pub(crate) fn content_length(headers: &[u8]) -> Option<usize> {
+    let mut found: Option<usize> = None;
+    for line in headers.split(|b| *b == b'\n') {
+        let Some(colon) = memchr(b':', line) else {
+            continue;
+        };
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            continue; // continuation of the previous header
+        }
+        let name = line[..colon].trim_ascii_end();
+        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
+            continue;
+        }
+        let value = line[colon + 1..].trim_ascii();
+        if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = value
+            .iter()
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+        match found {
+            Some(prev) if prev != n => return None,
+            _ => found = Some(n),
+        }
+    }
+    found
+}
+
+/// Where a SIP start line begins in `buf`, for resynchronisation.
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    /// A complete start line begins here.
+    Found(usize),
+    /// A line that may become a start line begins here; wait for more.
+    Wait(usize),
+    /// No start line; this many bytes can go. `bool`: whether the byte
+    /// after them begins a line.
+    Discard(usize, bool),
+}
+
+/// Finds the first SIP start line in `buf` that begins a line. Offset 0
+/// counts as a line start only if `at_line_start`. Every start line holds
+/// "SIP/2.0", so only the lines around its occurrences are checked.
+fn find_start_line(buf: &[u8], at_line_start: bool) -> Scan {
+    let finder = memmem::Finder::new(VERSION);
+    let mut from = 0;
+    while let Some(rel) = finder.find(&buf[from..]) {
+        let i = from + rel;
+        let ls = memrchr(b'\n', &buf[..i]).map_or(0, |p| p + 1);
+        if ls > 0 || at_line_start {
+            match check_start_line(&buf[ls..]) {
+                LineCheck::Sip(_) => return Scan::Found(ls),
+                LineCheck::Incomplete => return Scan::Wait(ls),
+                LineCheck::NotSip => {}
+            }
+        }
+        from = i + 1;
+    }
+    // Keep the last, unfinished line: "SIP/2.0" may still arrive in it.
+    match memrchr(b'\n', buf) {
+        Some(p) if buf.len() - (p + 1) <= MAX_START_LINE => Scan::Discard(p + 1, true),
+        None if at_line_start && buf.len() <= MAX_START_LINE => Scan::Discard(0, true),
+        _ => Scan::Discard(buf.len(), false),
+    }
+}
+
+/// Framing state at the front of the unframed stream bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// A message (or keep-alive) starts here. `scanned`: how far the search
+    /// for the header end has got.
+    Start { scanned: usize },
+    /// Looking for the next start line; `at_line_start` tells whether the
+    /// first buffered byte begins a line.
+    Resync { at_line_start: bool },
+    /// Throwing away the rest of an oversized message.
+    Skip { remaining: usize },
+}
+
+/// What one call to [`SipFramer::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Framed {
+    /// Bytes dropped from the front before `message` (keep-alives, garbage,
+    /// oversized or unframeable messages).
+    pub skipped: usize,
+    /// The next complete message, taken off the buffer after `skipped`.
+    pub message: Option<Bytes>,
+}
+
+/// Cuts SIP messages off the front of a stream's in-order bytes.
+#[derive(Clone, Debug)]
+pub(crate) struct SipFramer {
+    state: State,
+}
+
+impl SipFramer {
+    /// A framer at a known message boundary (the stream's first byte after
+    /// its SYN).
+    pub(crate) fn at_boundary() -> Self {
+        SipFramer {
+            state: State::Start { scanned: 0 },
+        }
+    }
+
+    /// A framer that first has to find a start line (a stream joined in
+    /// the middle, or after a gap).
+    pub(crate) fn resync() -> Self {
+        SipFramer {
+            state: State::Resync {
+                at_line_start: true,
+            },
+        }
+    }
+
+    /// Whether bytes are held that were meant to become a message: a
+    /// started message, as opposed to keep-alives, garbage being skipped or
+    /// nothing at all.
+    pub(crate) fn holds_partial(&self, buf: &[u8]) -> bool {
+        matches!(self.state, State::Start { .. })
+            && buf.iter().any(|b| *b != b'\r' && *b != b'\n')
+    }
+
+    /// Takes the next message off `buf`, dropping what precedes it, and
+    /// counts the drops in `stats`. `message` is `None` when more bytes are
+    /// needed; `skipped` bytes were removed from `buf` either way.
+    pub(crate) fn next(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+        max_message: usize,
+        stats: &mut Stats,
+    ) -> Framed {
+        let mut skipped = 0;
+        loop {
+            match self.step(buf, max_message, stats) {
+                Step::Skip(0) => {}
+                Step::Skip(n) => {
+                    let n = n.min(buf.len());
+                    let _ = buf.split_to(n);
+                    skipped += n;
+                }
+                Step::Message(n) => {
+                    let n = n.min(buf.len());
+                    let message = Bytes::copy_from_slice(&buf[..n]);
+                    let _ = buf.split_to(n);
+                    return Framed {
+                        skipped,
+                        message: Some(message),
+                    };
+                }
+                Step::NeedMore => {
+                    return Framed {
+                        skipped,
+                        message: None,
+                    };
+                }
+            }
+        }
+    }
+
+    /// One framing step. Every `Skip(0)` changes the state towards one that
+    /// consumes or waits, so the loop in [`SipFramer::next`] ends.
+    fn step(&mut self, buf: &[u8], max_message: usize, stats: &mut Stats) -> Step {
+        match self.state {
+            State::Skip { remaining } => {
+                if buf.is_empty() {
+                    return Step::NeedMore;
+                }
+                let n = remaining.min(buf.len());
+                self.state = if n == remaining {
+                    State::Start { scanned: 0 }
+                } else {
+                    State::Skip {
+                        remaining: remaining - n,
+                    }
+                };
+                Step::Skip(n)
+            }
+            State::Resync { at_line_start } => match find_start_line(buf, at_line_start) {
+                Scan::Found(p) => {
+                    self.state = State::Start { scanned: 0 };
+                    Step::Skip(p)
+                }
+                Scan::Wait(0) | Scan::Discard(0, _) => Step::NeedMore,
+                Scan::Wait(p) => {
+                    self.state = State::Resync {
+                        at_line_start: true,
+                    };
+                    Step::Skip(p)
+                }
+                Scan::Discard(p, at_line_start) => {
+                    self.state = State::Resync { at_line_start };
+                    Step::Skip(p)
+                }
+            },
+            State::Start { scanned } => self.step_start(buf, scanned, max_message, stats),
+        }
+    }
+
+    fn step_start(
+        &mut self,
+        buf: &[u8],
+        scanned: usize,
+        max_message: usize,
+        stats: &mut Stats,
+    ) -> Step {
+        // CRLF keep-alives between messages (RFC 5626 section 3.5.1).
+        let ws = buf
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
+        if ws > 0 {
+            self.state = State::Start { scanned: 0 };
+            return Step::Skip(ws);
+        }
+        if buf.is_empty() {
+            return Step::NeedMore;
+        }
+        let line = match check_start_line(buf) {
+            LineCheck::Sip(n) => n,
+            LineCheck::Incomplete => return Step::NeedMore,
+            LineCheck::NotSip => {
+                stats.drop(DropReason::NotSip);
+                self.state = State::Resync {
+                    at_line_start: false,
+                };
+                return Step::Skip(memchr(b'\n', buf).map_or(buf.len(), |p| p + 1));
+            }
+        };
+        let head = match header_end(buf, scanned.max(line.saturating_sub(1))) {
+            Ok(end) => end,
+            Err(resume) => {
+                if buf.len() > max_message {
+                    stats.drop(DropReason::Oversize);
+                    self.state = State::Resync {
+                        at_line_start: false,
+                    };
+                    return Step::Skip(buf.len());
+                }
+                self.state = State::Start { scanned: resume };
+                return Step::NeedMore;
+            }
+        };
+        let Some(body) = content_length(&buf[line..head]) else {
+            // RFC 3261 section 18.3: without Content-Length the end of the
+            // message on a stream is unknown. Drop the headers and look for
+            // the next start line.
+            stats.drop(DropReason::BadContentLength);
+            self.state = State::Resync {
+                at_line_start: true,
+            };
+            return Step::Skip(head);
+        };
+        let total = head.saturating_add(body);
+        if total > max_message {
+            stats.drop(DropReason::Oversize);
+            self.state = State::Skip { remaining: total };
+            return Step::Skip(0);
+        }
+        if buf.len() < total {
+            self.state = State::Start { scanned: head };
+            return Step::NeedMore;
+        }
+        self.state = State::Start { scanned: 0 };
+        Step::Message(total)
+    }
+}
+
+/// One framing step's outcome, in bytes from the front of the buffer.
+enum Step {
+    Skip(usize),
+    Message(usize),
+    NeedMore,
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+
+    #[test]
+    fn start_lines() {
+        for ok in [
+            &b"INVITE sip:bob@example.com SIP/2.0\r\n"[..],
+            b"ACK sip:b@h;transport=tcp SIP/2.0\n",
+            b"SIP/2.0 200 OK\r\n",
+            b"SIP/2.0 180 \r\n",
+            b"SIP/2.0 404\r\n",
+            b"sip/2.0 100 Trying\r\n",
+            b"X-CUSTOM.method sip:x sip/2.0\r\n",
+        ] {
+            assert!(
+                matches!(check_start_line(ok), LineCheck::Sip(n) if n == ok.len()),
+                "{:?}",
+                String::from_utf8_lossy(ok)
+            );
+        }
+        for bad in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"INVITE  sip:x SIP/2.0\r\n",
+            b"INVITE sip:x SIP/2.0 \r\n",
+            b"SIP/2.0 2000 OK\r\n",
+            b"SIP/2.0 099 x\r\n",
+            b"SIP/2.0/UDP host\r\n",
+            b"\x16\x03\x01\x02\x00",
+            b" INVITE sip:x SIP/2.0\r\n",
+            b"INVITE sip:x SIP/2.0\rX",
+        ] {
+            assert_eq!(
+                check_start_line(bad),
+                LineCheck::NotSip,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for part in [
+            &b""[..],
+            b"INV",
+            b"INVITE sip:x",
+            b"INVITE sip:x SIP/2",
+            b"INVITE sip:x SIP/2.0\r",
+            b"SIP/2.0 20",
+            b"SIP/2.0 200 OK",
+        ] {
+            assert_eq!(check_start_line(part), LineCheck::Incomplete);
+        }
+        let mut long = b"INVITE sip:".to_vec();
+        long.resize(MAX_START_LINE + 10, b'a');
+        assert_eq!(check_start_line(&long), LineCheck::NotSip);
+    }
+
+    #[test]
+    fn udp_payload_recognition() {
+        assert!(is_sip_message(b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n"));
+        assert!(!is_sip_message(b"\r\n\r\n"));
+        assert!(!is_sip_message(b"\0\0\0\0"));
+        assert!(!is_sip_message(b"OPTIONS sip:x SIP/2.0"));
+    }
+
+    #[test]
+    fn content_length_forms() {
+        assert_eq!(content_length(b"Content-Length: 12\r\n"), Some(12));
+        assert_eq!(content_length(b"content-LENGTH :  7 \r\n"), Some(7));
+        assert_eq!(content_length(b"l: 3\r\nVia: x\r\n"), Some(3));
+        assert_eq!(content_length(b"L:0\r\n"), Some(0));
+        assert_eq!(content_length(b"Via: x\r\n"), None);
+        assert_eq!(content_length(b"Content-Length: x1\r\n"), None);
+        assert_eq!(content_length(b"Content-Length: \r\n"), None);
+        assert_eq!(content_length(b"Content-Length: 99999999999\r\n"), None);
+        assert_eq!(
+            content_length(b"Content-Length: 1\r\nl: 2\r\n"),
+            None,
+            "conflicting values"
+        );
+        assert_eq!(content_length(b"l: 2\r\nContent-Length: 2\r\n"), Some(2));
+        assert_eq!(content_length(b"X-L: 5\r\n"), None);
+        assert_eq!(content_length(b"Subject: a\r\n l: 5\r\n"), None);
+    }
+
+    #[test]
+    fn header_end_resumes() {
+        let m = b"A sip:x SIP/2.0\r\nVia: x\r\n\r\nbody";
+        assert_eq!(header_end(m, 0), Ok(m.len() - 4));
+        assert_eq!(header_end(b"A\n\nx", 0), Ok(3));
+        let part = &m[..25];
+        let r = header_end(part, 0).expect_err("not ended");
+        assert_eq!(header_end(m, r), Ok(m.len() - 4));
+    }
+
+    fn frame_all(framer: &mut SipFramer, input: &[u8], stats: &mut Stats) -> Vec<Bytes> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(m) = framer.next(&mut buf, 65535, stats).message {
+            out.push(m);
+        }
+        out
+    }
+
+    const MSG: &[u8] = b"MESSAGE sip:a SIP/2.0\r\nl: 5\r\n\r\nhello";
+
+    #[test]
+    fn frames_back_to_back_messages_and_keepalives() {
+        let mut input = b"\r\n\r\n".to_vec();
+        input.extend_from_slice(MSG);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let mut stats = Stats::default();
+        let got = frame_all(&mut SipFramer::at_boundary(), &input, &mut stats);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&got[0][..], MSG);
+        assert_eq!(stats.total_drops(), 0);
+    }
+
+    #[test]
+    fn missing_content_length_resyncs() {
+        let mut input = b"INVITE sip:a SIP/2.0\r\nVia: x\r\n\r\nv=0\r\n".to_vec();
+        input.extend_from_slice(MSG);
+        let mut stats = Stats::default();
+        let got = frame_all(&mut SipFramer::at_boundary(), &input, &mut stats);
+        assert_eq!(got, vec![Bytes::from_static(MSG)]);
+        assert_eq!(stats.drops(DropReason::BadContentLength), 1);
+    }
+
+    #[test]
+    fn garbage_counts_not_sip_then_resyncs() {
+        let mut input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        input.extend_from_slice(MSG);
+        let mut stats = Stats::default();
+        let got = frame_all(&mut SipFramer::at_boundary(), &input, &mut stats);
+        assert_eq!(got, vec![Bytes::from_static(MSG)]);
+        assert_eq!(stats.drops(DropReason::NotSip), 1);
+    }
+
+    #[test]
+    fn resync_skips_a_message_tail() {
+        // Joined mid-message: the tail mentions SIP/2.0 in a Via header.
+        let mut input = b"Via: SIP/2.0/TCP h\r\nl: 0\r\n\r\n".to_vec();
+        input.extend_from_slice(MSG);
+        let mut stats = Stats::default();
+        let got = frame_all(&mut SipFramer::resync(), &input, &mut stats);
+        assert_eq!(got, vec![Bytes::from_static(MSG)]);
+        assert_eq!(stats.total_drops(), 0);
+    }
+
+    #[test]
+    fn resync_waits_for_a_split_start_line() {
+        let mut f = SipFramer::resync();
+        let mut stats = Stats::default();
+        let mut buf = BytesMut::from(&b"junk\r\nMESSAGE sip:a SI"[..]);
+        let r = f.next(&mut buf, 65535, &mut stats);
+        assert_eq!(r.message, None);
+        assert_eq!(&buf[..], b"MESSAGE sip:a SI");
+        buf.extend_from_slice(&MSG[16..]);
+        assert_eq!(
+            f.next(&mut buf, 65535, &mut stats).message.as_deref(),
+            Some(MSG)
+        );
+    }
+
+    #[test]
+    fn resync_bounds_what_it_keeps() {
+        let mut f = SipFramer::resync();
+        let mut stats = Stats::default();
+        let mut buf = BytesMut::from(&vec![b'x'; MAX_START_LINE * 2][..]);
+        let r = f.next(&mut buf, 65535, &mut stats);
+        assert_eq!(r.skipped, MAX_START_LINE * 2);
+        assert!(buf.is_empty());
+        // Not at a line start any more: a start line must follow a LF.
+        buf.extend_from_slice(MSG);
+        assert_eq!(f.next(&mut buf, 65535, &mut stats).message, None);
+        buf.extend_from_slice(b"\r\n");
+        buf.extend_from_slice(MSG);
+        assert_eq!(
+            f.next(&mut buf, 65535, &mut stats).message.as_deref(),
+            Some(MSG)
+        );
+    }
+
+    #[test]
+    fn oversize_message_is_skipped_exactly() {
+        let mut big = b"MESSAGE sip:a SIP/2.0\r\nContent-Length: 100\r\n\r\n".to_vec();
+        big.extend_from_slice(&[b'z'; 100]);
+        big.extend_from_slice(MSG);
+        let mut stats = Stats::default();
+        let mut f = SipFramer::at_boundary();
+        let mut buf = BytesMut::from(&big[..]);
+        let r = f.next(&mut buf, 100, &mut stats);
+        assert_eq!(r.message.as_deref(), Some(MSG));
+        assert_eq!(stats.drops(DropReason::Oversize), 1);
+    }
+
+    #[test]
+    fn unterminated_headers_over_limit_are_oversize() {
+        let mut f = SipFramer::at_boundary();
+        let mut stats = Stats::default();
+        let mut input = b"MESSAGE sip:a SIP/2.0\r\n".to_vec();
+        input.extend_from_slice(&[b'h'; 200]);
+        let mut buf = BytesMut::from(&input[..]);
+        assert_eq!(f.next(&mut buf, 100, &mut stats).message, None);
+        assert_eq!(stats.drops(DropReason::Oversize), 1);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn partial_message_is_reported() {
+        let f = SipFramer::at_boundary();
+        assert!(f.holds_partial(b"INVITE sip:"));
+        assert!(!f.holds_partial(b"\r\n"));
+        assert!(!SipFramer::resync().holds_partial(b"junk"));
+    }
+}
