@@ -202,17 +202,101 @@ enum Scan {
     Discard(usize, bool),
 }
 
-/// Finds the first SIP start line in `buf` that begins a line. Offset 0
-/// counts as a line start only if `at_line_start`. Every start line holds
-/// "SIP/2.0", so only the lines around its occurrences are checked.
+/// The methods of RFC 3261 and its extensions (RFC 3262, 3265, 3311, 3428,
+/// 3515, 3903, 6086). Where a line start is uncertain (after a gap, or a
+/// body that did not end in CRLF), only these are looked for inside it.
+const METHODS: [&[u8]; 14] = [
+    b"INVITE ",
+    b"ACK ",
+    b"BYE ",
+    b"CANCEL ",
+    b"OPTIONS ",
+    b"REGISTER ",
+    b"PRACK ",
+    b"SUBSCRIBE ",
+    b"NOTIFY ",
+    b"PUBLISH ",
+    b"INFO ",
+    b"REFER ",
+    b"MESSAGE ",
+    b"UPDATE ",
+];
+
+/// Whether `line` starts with one of [`METHODS`].
+fn known_method(line: &[u8]) -> bool {
+    METHODS.iter().any(|m| line.starts_with(m))
+}
+
+/// The leftmost request line inside `buf[from..to]` that starts with a
+/// known method, as a [`Scan`].
+fn known_request_within(buf: &[u8], from: usize, to: usize) -> Option<Scan> {
+    let mut best: Option<(usize, LineCheck)> = None;
+    for m in METHODS {
+        let hay = buf.get(from..to).unwrap_or_default();
+        for p in memmem::find_iter(hay, m) {
+            let p = from + p;
+            if best.as_ref().is_some_and(|(b, _)| *b <= p) {
+                break;
+            }
+            match check_request_line(&buf[p..]) {
+                LineCheck::NotSip => {}
+                c => {
+                    best = Some((p, c));
+                    break;
+                }
+            }
+        }
+    }
+    best.map(|(p, c)| match c {
+        LineCheck::Sip(_) => Scan::Found(p),
+        _ => Scan::Wait(p),
+    })
+}
+
+/// Finds the first SIP start line in `buf`. Every start line holds
+/// "SIP/2.0", so only the lines around its occurrences are checked. A line
+/// that follows a LF (or offset 0 if `at_line_start`) may start with any
+/// method token; elsewhere (the unknown first line after a gap, or the tail
+/// of a body without a final CRLF) only a status line or a known method is
+/// believed, found anywhere in the line.
 fn find_start_line(buf: &[u8], at_line_start: bool) -> Scan {
     let finder = memmem::Finder::new(VERSION);
     let mut from = 0;
     while let Some(rel) = finder.find(&buf[from..]) {
         let i = from + rel;
         let ls = memrchr(b'\n', &buf[..i]).map_or(0, |p| p + 1);
-        if ls > 0 || at_line_start {
+        let certain = ls > 0 || at_line_start;
+        if certain && i == ls {
             match check_start_line(&buf[ls..]) {
+                LineCheck::Sip(_) => return Scan::Found(ls),
+                LineCheck::Incomplete => return Scan::Wait(ls),
+                LineCheck::NotSip => {}
+            }
+        } else if !certain {
+            match check_status_line(&buf[i..]) {
+                LineCheck::Sip(_) => return Scan::Found(i),
+                LineCheck::Incomplete => return Scan::Wait(i),
+                LineCheck::NotSip => {}
+            }
+        }
+        if i > ls {
+            let whole = if certain {
+                check_start_line(&buf[ls..])
+            } else {
+                LineCheck::NotSip
+            };
+            if certain && known_method(&buf[ls..]) {
+                match whole {
+                    LineCheck::Sip(_) => return Scan::Found(ls),
+                    LineCheck::Incomplete => return Scan::Wait(ls),
+                    LineCheck::NotSip => {}
+                }
+            }
+            if let Some(scan) = known_request_within(buf, ls, i) {
+                return scan;
+            }
+            // An extension method at a real line start.
+            match whole {
                 LineCheck::Sip(_) => return Scan::Found(ls),
                 LineCheck::Incomplete => return Scan::Wait(ls),
                 LineCheck::NotSip => {}
@@ -224,7 +308,7 @@ fn find_start_line(buf: &[u8], at_line_start: bool) -> Scan {
     match memrchr(b'\n', buf) {
         Some(p) if buf.len() - (p + 1) <= MAX_START_LINE => Scan::Discard(p + 1, true),
         None if at_line_start && buf.len() <= MAX_START_LINE => Scan::Discard(0, true),
-        _ => Scan::Discard(buf.len(), false),
+        _ => Scan::Discard(buf.len().saturating_sub(MAX_START_LINE), false),
     }
 }
 
@@ -237,6 +321,8 @@ enum State {
     /// Looking for the next start line; `at_line_start` tells whether the
     /// first buffered byte begins a line.
     Resync { at_line_start: bool },
+    /// The headers are complete; the message is `total` bytes long.
+    Body { total: usize },
     /// Throwing away the rest of an oversized message.
     Skip { remaining: usize },
 }
@@ -271,7 +357,7 @@ impl SipFramer {
     pub(crate) fn resync() -> Self {
         SipFramer {
             state: State::Resync {
-                at_line_start: true,
+                at_line_start: false,
             },
         }
     }
@@ -280,7 +366,7 @@ impl SipFramer {
     /// started message, as opposed to keep-alives, garbage being skipped or
     /// nothing at all.
     pub(crate) fn holds_partial(&self, buf: &[u8]) -> bool {
-        matches!(self.state, State::Start { .. })
+        matches!(self.state, State::Start { .. } | State::Body { .. })
             && buf.iter().any(|b| *b != b'\r' && *b != b'\n')
     }
 
@@ -356,6 +442,13 @@ impl SipFramer {
                     Step::Skip(p)
                 }
             },
+            State::Body { total } => {
+                if buf.len() < total {
+                    return Step::NeedMore;
+                }
+                self.state = State::Start { scanned: 0 };
+                Step::Message(total)
+            }
             State::Start { scanned } => self.step_start(buf, scanned, max_message, stats),
         }
     }
@@ -384,10 +477,11 @@ impl SipFramer {
             LineCheck::Incomplete => return Step::NeedMore,
             LineCheck::NotSip => {
                 stats.drop(DropReason::NotSip);
+                let line_end = memchr(b'\n', buf);
                 self.state = State::Resync {
-                    at_line_start: false,
+                    at_line_start: line_end.is_some(),
                 };
-                return Step::Skip(memchr(b'\n', buf).map_or(buf.len(), |p| p + 1));
+                return Step::Skip(line_end.map_or(buf.len(), |p| p + 1));
             }
         };
         let head = match header_end(buf, scanned.max(line.saturating_sub(1))) {
@@ -421,7 +515,7 @@ impl SipFramer {
             return Step::Skip(0);
         }
         if buf.len() < total {
-            self.state = State::Start { scanned: head };
+            self.state = State::Body { total };
             return Step::NeedMore;
         }
         self.state = State::Start { scanned: 0 };
@@ -607,17 +701,48 @@ mod tests {
         let mut stats = Stats::default();
         let mut buf = BytesMut::from(&vec![b'x'; MAX_START_LINE * 2][..]);
         let r = f.next(&mut buf, 65535, &mut stats);
-        assert_eq!(r.skipped, MAX_START_LINE * 2);
-        assert!(buf.is_empty());
-        // Not at a line start any more: a start line must follow a LF.
-        buf.extend_from_slice(MSG);
-        assert_eq!(f.next(&mut buf, 65535, &mut stats).message, None);
-        buf.extend_from_slice(b"\r\n");
+        assert_eq!(r.skipped, MAX_START_LINE);
+        assert_eq!(buf.len(), MAX_START_LINE);
+        // Not at a line start: a known method is still found inside the line.
         buf.extend_from_slice(MSG);
         assert_eq!(
             f.next(&mut buf, 65535, &mut stats).message.as_deref(),
             Some(MSG)
         );
+    }
+
+    #[test]
+    fn resync_finds_a_message_after_a_body_without_crlf() {
+        // The tail of a body, then a message, as after a gap.
+        let mut input = b"a=sendrecv".to_vec();
+        input.extend_from_slice(MSG);
+        input.extend_from_slice(b"SIP/2.0 200 OK\r\nl: 0\r\n\r\n");
+        let mut stats = Stats::default();
+        let got = frame_all(&mut SipFramer::resync(), &input, &mut stats);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&got[0][..], MSG);
+        assert_eq!(&got[1][..], b"SIP/2.0 200 OK\r\nl: 0\r\n\r\n");
+        // An extension method is believed only at a real line start.
+        let input = b"xFOO sip:a SIP/2.0\r\nl: 0\r\n\r\nFOO sip:a SIP/2.0\r\nl: 0\r\n\r\n";
+        let got = frame_all(&mut SipFramer::resync(), input, &mut stats);
+        assert_eq!(got.len(), 1);
+        assert_eq!(&got[0][..], &input[28..]);
+    }
+
+    #[test]
+    fn body_with_blank_lines_is_not_reparsed() {
+        let m = b"MESSAGE sip:a SIP/2.0\r\nl: 6\r\n\r\n\r\n\n\r\nx";
+        let mut f = SipFramer::at_boundary();
+        let mut stats = Stats::default();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in m {
+            buf.extend_from_slice(&[*b]);
+            if let Some(msg) = f.next(&mut buf, 65535, &mut stats).message {
+                got.push(msg);
+            }
+        }
+        assert_eq!(got, vec![Bytes::from_static(m)]);
     }
 
     #[test]

@@ -621,3 +621,488 @@ impl TcpTable {
         self.timers.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::frame::testutil::*;
+    use crate::frame::{FrameDecoder, LinkType};
+
+    const ISN: u32 = 1000;
+
+    struct Run {
+        d: FrameDecoder,
+        out: Vec<SipPacket>,
+    }
+
+    impl Run {
+        fn new(cfg: DecoderConfig) -> Self {
+            Run {
+                d: FrameDecoder::new(cfg),
+                out: Vec::new(),
+            }
+        }
+
+        fn default() -> Self {
+            Run::new(DecoderConfig::default())
+        }
+
+        fn frame(&mut self, f: &[u8], at: Timestamp) {
+            self.d
+                .handle_frame(LinkType::RawIp, at, f, f.len(), Source::Pcap, &mut self.out);
+        }
+
+        /// A segment of 10.0.0.1:40000 -> 10.0.0.2:5060 whose data starts
+        /// at stream offset `off` (the SYN is at ISN, data at ISN + 1).
+        fn seg(&mut self, off: u32, f: Flags, data: &[u8], at: Timestamp) {
+            let seq = if f.syn {
+                ISN.wrapping_add(off)
+            } else {
+                ISN.wrapping_add(1).wrapping_add(off)
+            };
+            self.frame(&tcp_ipv4(40000, 5060, seq, f, data), at);
+        }
+
+        fn syn(&mut self) {
+            self.seg(0, SYN, b"", ts(0));
+        }
+
+        fn payloads(&self) -> Vec<Vec<u8>> {
+            self.out.iter().map(|p| p.payload.to_vec()).collect()
+        }
+
+        fn stats(&self) -> &Stats {
+            self.d.stats()
+        }
+    }
+
+    fn msgs(n: usize) -> Vec<Vec<u8>> {
+        (0..n).map(|i| sip(i, &"x".repeat(i * 7))).collect()
+    }
+
+    #[test]
+    fn several_messages_in_one_segment_with_keepalives() {
+        let m = msgs(3);
+        let mut r = Run::default();
+        r.syn();
+        let data = [&b"\r\n\r\n"[..], &m[0], b"\r\n", &m[1], &m[2], b"\r\n\r\n"].concat();
+        r.seg(0, NONE, &data, ts(1));
+        assert_eq!(r.payloads(), m);
+        let p = &r.out[0];
+        assert_eq!(p.src, "10.0.0.1:40000".parse().expect("addr"));
+        assert_eq!(p.dst, "10.0.0.2:5060".parse().expect("addr"));
+        assert_eq!(p.transport, Transport::Tcp);
+        assert_eq!(p.source, Source::Pcap);
+        assert_eq!(p.ts, ts(1));
+        assert_eq!(r.stats().sip, 3);
+        assert_eq!(r.stats().total_drops(), 0);
+    }
+
+    #[test]
+    fn keepalive_only_segments_produce_nothing() {
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, b"\r\n\r\n", ts(1));
+        r.seg(4, NONE, b"\r\n", ts(2));
+        assert!(r.out.is_empty());
+        assert_eq!(r.stats().total_drops(), 0);
+        let m = sip(1, "abc");
+        r.seg(6, NONE, &m, ts(3));
+        assert_eq!(r.payloads(), vec![m]);
+    }
+
+    #[test]
+    fn one_message_split_at_every_byte() {
+        let m = sip(1, "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\n");
+        for cut in 1..m.len() {
+            let mut r = Run::default();
+            r.syn();
+            r.seg(0, NONE, &m[..cut], ts(1));
+            assert!(r.out.is_empty(), "cut {cut}");
+            r.seg(cut as u32, NONE, &m[cut..], ts(2));
+            assert_eq!(r.payloads(), vec![m.clone()], "cut {cut}");
+            assert_eq!(r.out[0].ts, ts(1), "timestamp of the first byte");
+            assert_eq!(r.stats().total_drops(), 0);
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_stream() {
+        let m = msgs(3);
+        let data = m.concat();
+        let mut r = Run::default();
+        r.syn();
+        for (i, b) in data.iter().enumerate() {
+            r.seg(i as u32, NONE, &[*b], ts(i as i64));
+        }
+        assert_eq!(r.payloads(), m);
+        assert_eq!(r.out[1].ts, ts(m[0].len() as i64));
+    }
+
+    #[test]
+    fn retransmissions_are_deduplicated() {
+        let m = msgs(3);
+        let data = m.concat();
+        let mut r = Run::default();
+        r.syn();
+        let (a, b) = (m[0].len(), m[0].len() + m[1].len());
+        r.seg(0, NONE, &data[..b], ts(1));
+        r.seg(0, NONE, &data[..b], ts(2)); // exact copy
+        r.seg(a as u32, NONE, &data[a..], ts(3)); // overlaps the first
+        r.seg(0, NONE, &data, ts(4)); // everything again
+        assert_eq!(r.payloads(), m);
+        assert_eq!(r.stats().total_drops(), 0);
+    }
+
+    #[test]
+    fn out_of_order_segments_are_reordered() {
+        let m = msgs(3);
+        let data = m.concat();
+        let third = data.len() / 3;
+        let mut r = Run::default();
+        r.syn();
+        r.seg((2 * third) as u32, NONE, &data[2 * third..], ts(1));
+        r.seg(third as u32, NONE, &data[third..2 * third], ts(2));
+        assert!(r.out.is_empty());
+        r.seg(0, NONE, &data[..third], ts(3));
+        assert_eq!(r.payloads(), m);
+        assert_eq!(r.out[0].ts, ts(3));
+        assert_eq!(r.stats().total_drops(), 0);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let m = msgs(4);
+        let data = m.concat();
+        let mut r = Run::default();
+        let isn = u32::MAX - 40;
+        let send = |r: &mut Run, off: usize, f: Flags, d: &[u8]| {
+            let seq = isn.wrapping_add(1).wrapping_add(off as u32);
+            let seq = if f.syn { isn } else { seq };
+            r.frame(&tcp_ipv4(40000, 5060, seq, f, d), ts(1));
+        };
+        send(&mut r, 0, SYN, b"");
+        for (i, chunk) in data.chunks(30).enumerate().rev() {
+            send(&mut r, i * 30, NONE, chunk);
+        }
+        assert_eq!(r.payloads(), m);
+    }
+
+    /// Messages 0..3; the segment holding the start of message 1 is lost.
+    fn lossy_stream(r: &mut Run) -> Vec<Vec<u8>> {
+        let m = msgs(3);
+        let (a, b) = (m[0].len(), m[0].len() + m[1].len());
+        r.syn();
+        r.seg(0, NONE, &m[0], ts(1));
+        // m[1][..10] lost.
+        r.seg((a + 10) as u32, NONE, &[&m[1][10..], &m[2][..]].concat(), ts(2));
+        let _ = b;
+        m
+    }
+
+    #[test]
+    fn gap_times_out_then_resyncs() {
+        let mut r = Run::default();
+        let m = lossy_stream(&mut r);
+        assert_eq!(r.payloads(), vec![m[0].clone()]);
+        assert_eq!(r.d.poll_timeout(), Some(ts(7)));
+        r.d.handle_timeout(ts(6));
+        assert_eq!(r.stats().drops(DropReason::TcpGap), 0);
+        r.d.handle_timeout(ts(7));
+        assert_eq!(r.stats().drops(DropReason::TcpGap), 1);
+        let mut out = Vec::new();
+        r.d.poll_packets(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload, m[2]);
+        assert_eq!(out[0].ts, ts(2));
+    }
+
+    #[test]
+    fn gap_is_skipped_when_later_traffic_is_past_the_deadline() {
+        let mut r = Run::default();
+        let m = lossy_stream(&mut r);
+        let end = m.concat().len();
+        let m3 = sip(3, "later");
+        r.seg(end as u32, NONE, &m3, ts(60));
+        assert_eq!(r.payloads(), vec![m[0].clone(), m[2].clone(), m3]);
+        assert_eq!(r.stats().drops(DropReason::TcpGap), 1);
+    }
+
+    #[test]
+    fn gap_is_skipped_when_the_buffer_is_full() {
+        let cfg = DecoderConfig {
+            max_tcp_stream_bytes: 600,
+            ..DecoderConfig::default()
+        };
+        let mut r = Run::new(cfg);
+        r.syn();
+        let m: Vec<Vec<u8>> = (0..6).map(|i| sip(i, "body")).collect();
+        let data = m.concat();
+        // The first 10 bytes are lost; the rest arrives in 50-byte pieces.
+        for (i, chunk) in data[10..].chunks(50).enumerate() {
+            r.seg((10 + i * 50) as u32, NONE, chunk, ts(1));
+        }
+        assert!(r.stats().drops(DropReason::TcpGap) >= 1);
+        // Everything after the first message made it.
+        assert_eq!(r.payloads(), m[1..].to_vec());
+    }
+
+    #[test]
+    fn missing_content_length_drops_one_message() {
+        let bad = b"INVITE sip:b SIP/2.0\r\nCall-ID: x\r\n\r\n".to_vec();
+        let good = sip(2, "ok");
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, &[&bad[..], &good].concat(), ts(1));
+        assert_eq!(r.payloads(), vec![good]);
+        assert_eq!(r.stats().drops(DropReason::BadContentLength), 1);
+    }
+
+    #[test]
+    fn oversize_message_is_skipped() {
+        let cfg = DecoderConfig {
+            max_sip_message: 200,
+            ..DecoderConfig::default()
+        };
+        let big = sip(1, &"y".repeat(300));
+        let good = sip(2, "ok");
+        let mut r = Run::new(cfg);
+        r.syn();
+        let data = [&big[..], &good].concat();
+        for (i, c) in data.chunks(64).enumerate() {
+            r.seg((i * 64) as u32, NONE, c, ts(1));
+        }
+        assert_eq!(r.payloads(), vec![good]);
+        assert_eq!(r.stats().drops(DropReason::Oversize), 1);
+    }
+
+    #[test]
+    fn non_sip_stream_counts_not_sip_once() {
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", ts(1));
+        r.seg(27, NONE, &[0x16; 500], ts(1));
+        assert!(r.out.is_empty());
+        assert_eq!(r.stats().drops(DropReason::NotSip), 1);
+    }
+
+    #[test]
+    fn joining_mid_stream_skips_to_a_message_start() {
+        let m = msgs(2);
+        let mut r = Run::default();
+        // No SYN seen: the capture began inside message 0.
+        r.seg(0, NONE, &[&m[0][20..], &m[1][..]].concat(), ts(1));
+        assert_eq!(r.payloads(), vec![m[1].clone()]);
+        assert_eq!(r.stats().total_drops(), 0);
+    }
+
+    #[test]
+    fn fin_closes_and_counts_a_cut_message() {
+        let m = sip(1, "body");
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, FIN, &m, ts(1));
+        assert_eq!(r.payloads(), vec![m.clone()]);
+        assert_eq!(r.d.tcp_streams(), 0);
+        assert_eq!(r.stats().total_drops(), 0);
+
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, &m[..10], ts(1));
+        r.seg(10, FIN, b"", ts(1));
+        assert_eq!(r.d.tcp_streams(), 0);
+        assert_eq!(r.stats().drops(DropReason::Truncated), 1);
+    }
+
+    #[test]
+    fn fin_waits_for_out_of_order_data() {
+        let m = sip(1, "body");
+        let mut r = Run::default();
+        r.syn();
+        r.seg(10, FIN, &m[10..], ts(1));
+        assert_eq!(r.d.tcp_streams(), 1);
+        r.seg(0, NONE, &m[..10], ts(1));
+        assert_eq!(r.payloads(), vec![m]);
+        assert_eq!(r.d.tcp_streams(), 0);
+    }
+
+    #[test]
+    fn rst_closes_both_directions() {
+        let m = sip(1, "body");
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, &m[..10], ts(1));
+        // The other direction: 10.0.0.2:5060 -> 10.0.0.1:40000.
+        let back = tcp_ipv4_addrs(B4, A4, 5060, 40000, 77, SYN, b"");
+        r.frame(&back, ts(1));
+        assert_eq!(r.d.tcp_streams(), 2);
+        let rst = tcp_ipv4_addrs(B4, A4, 5060, 40000, 78, RST, b"");
+        r.frame(&rst, ts(2));
+        assert_eq!(r.d.tcp_streams(), 0);
+        assert_eq!(r.stats().drops(DropReason::Truncated), 1);
+    }
+
+    #[test]
+    fn new_syn_replaces_the_connection() {
+        let m = sip(1, "body");
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, &m[..10], ts(1));
+        r.syn(); // a retransmitted SYN changes nothing
+        r.seg(10, NONE, &m[10..], ts(1));
+        assert_eq!(r.payloads(), vec![m.clone()]);
+        // Port reuse: a new ISN starts a new stream.
+        r.frame(&tcp_ipv4(40000, 5060, 5, SYN, b""), ts(2));
+        r.frame(&tcp_ipv4(40000, 5060, 6, NONE, &m), ts(2));
+        assert_eq!(r.out.len(), 2);
+        assert_eq!(r.stats().total_drops(), 0);
+    }
+
+    #[test]
+    fn idle_streams_expire() {
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, b"INVITE sip:x SIP/2.0\r\n", ts(1));
+        assert_eq!(r.d.poll_timeout(), Some(ts(0).saturating_add(Duration::from_secs(300))));
+        r.d.handle_timeout(ts(300));
+        assert_eq!(r.d.tcp_streams(), 1, "rescheduled from the last segment");
+        assert_eq!(r.d.poll_timeout(), Some(ts(301)));
+        r.d.handle_timeout(ts(301));
+        assert_eq!(r.d.tcp_streams(), 0);
+        assert_eq!(r.stats().drops(DropReason::ReassemblyTimeout), 1);
+        assert_eq!(r.d.poll_timeout(), None);
+    }
+
+    #[test]
+    fn finish_delivers_behind_holes_and_counts_partials() {
+        let mut r = Run::default();
+        let m = lossy_stream(&mut r);
+        // Another stream with half a message.
+        r.frame(&tcp_ipv4(40001, 5060, 1, SYN, b""), ts(1));
+        r.frame(&tcp_ipv4(40001, 5060, 2, NONE, &m[0][..20]), ts(1));
+        let mut out = Vec::new();
+        r.d.finish(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload, m[2]);
+        assert_eq!(r.stats().drops(DropReason::TcpGap), 1);
+        assert_eq!(r.stats().drops(DropReason::ReassemblyTimeout), 1);
+        assert_eq!(r.d.tcp_streams(), 0);
+        assert_eq!(r.d.poll_timeout(), None);
+    }
+
+    #[test]
+    fn stream_limit_refuses_new_streams() {
+        let cfg = DecoderConfig {
+            max_tcp_streams: 1,
+            ..DecoderConfig::default()
+        };
+        let m = sip(1, "x");
+        let mut r = Run::new(cfg);
+        r.syn();
+        r.frame(&tcp_ipv4(40001, 5060, 1, SYN, b""), ts(1));
+        r.frame(&tcp_ipv4(40001, 5060, 2, NONE, &m), ts(1));
+        assert_eq!(r.stats().drops(DropReason::ReassemblyLimit), 2);
+        assert!(r.out.is_empty());
+        r.seg(0, NONE, &m, ts(1));
+        assert_eq!(r.out.len(), 1);
+    }
+
+    #[test]
+    fn one_bogus_far_segment_does_not_derail_the_stream() {
+        let m = msgs(2);
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, &m[0], ts(1));
+        r.seg(50_000_000, NONE, b"garbage", ts(1));
+        r.seg(m[0].len() as u32, NONE, &m[1], ts(1));
+        assert_eq!(r.payloads(), m);
+        assert_eq!(r.stats().total_drops(), 0);
+    }
+
+    #[test]
+    fn a_confirmed_jump_resyncs() {
+        let m = msgs(3);
+        let mut r = Run::default();
+        r.syn();
+        r.seg(0, NONE, &m[0], ts(1));
+        let far = 10_000_000u32;
+        r.seg(far, NONE, &m[1], ts(2));
+        r.seg(far + m[1].len() as u32, NONE, &m[2], ts(3));
+        assert_eq!(r.payloads(), m);
+        assert_eq!(r.stats().drops(DropReason::TcpGap), 1);
+    }
+
+    #[test]
+    fn vlan_separates_streams() {
+        let m = sip(1, "x");
+        let mut d = FrameDecoder::new(DecoderConfig::default());
+        let mut out = Vec::new();
+        for vlan in [10u16, 20] {
+            let mut f = Vec::new();
+            etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+                .single_vlan(etherparse::VlanId::try_new(vlan).expect("vlan"))
+                .ipv4(A4, B4, 64)
+                .tcp(40000, 5060, 1, 1000)
+                .write(&mut f, &m[..10])
+                .expect("builds");
+            d.handle_frame(LinkType::Ethernet, ts(1), &f, f.len(), Source::Live, &mut out);
+        }
+        assert_eq!(d.tcp_streams(), 2);
+    }
+
+    /// Cuts `data` into segments at `cuts`, sends them with bounded
+    /// reordering and duplicates, and returns what came out.
+    fn shuffled_run(data: &[u8], cuts: &[usize], swaps: &[(usize, usize)], dups: &[(usize, usize)]) -> Vec<Vec<u8>> {
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % data.len().max(1)).collect();
+        bounds.push(0);
+        bounds.push(data.len());
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut segs: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        for (i, dist) in swaps {
+            if segs.is_empty() {
+                break;
+            }
+            let a = i % segs.len();
+            let b = (a + dist % 4).min(segs.len() - 1);
+            segs.swap(a, b);
+        }
+        for (at, len) in dups {
+            let s = at % data.len().max(1);
+            let e = (s + len % 300).min(data.len());
+            let pos = (at / 7) % (segs.len() + 1);
+            segs.insert(pos, (s, e));
+        }
+        let mut r = Run::default();
+        r.syn();
+        for (s, e) in segs {
+            r.seg(s as u32, NONE, &data[s..e], ts(1));
+        }
+        r.payloads()
+    }
+
+    proptest! {
+        #[test]
+        fn random_segmentation_gives_the_same_messages(
+            bodies in proptest::collection::vec("[a-z\r\n]{0,80}", 1..6),
+            keepalive in proptest::collection::vec(any::<bool>(), 6),
+            cuts in proptest::collection::vec(any::<usize>(), 0..20),
+            swaps in proptest::collection::vec((any::<usize>(), any::<usize>()), 0..10),
+            dups in proptest::collection::vec((any::<usize>(), any::<usize>()), 0..5),
+        ) {
+            let m: Vec<Vec<u8>> = bodies.iter().enumerate().map(|(i, b)| sip(i, b)).collect();
+            let mut data = Vec::new();
+            for (i, msg) in m.iter().enumerate() {
+                if keepalive[i] {
+                    data.extend_from_slice(b"\r\n\r\n");
+                }
+                data.extend_from_slice(msg);
+            }
+            prop_assert_eq!(shuffled_run(&data, &cuts, &swaps, &dups), m);
+        }
+    }
+}
