@@ -618,18 +618,47 @@ mod tests {
     }
 
     #[test]
+    fn hep_in_udp_is_decoded() {
+        let frame = udp_ipv4_ports(40000, 9060, &hep3(INVITE, 5));
+        let (out, stats) = decode(LinkType::RawIp, &frame);
+        assert_eq!(out.len(), 1, "{stats:?}");
+        let p = &out[0];
+        assert_eq!(p.source, Source::Hep);
+        assert_eq!(p.payload, INVITE);
+        assert_eq!(p.src, "192.0.2.1:5060".parse().expect("addr"));
+        assert_eq!(p.capture_id, Some(7));
+        assert_eq!(p.ts, ts(5), "the HEP timestamp, not the frame's");
+        assert_eq!(stats.sip, 1);
+        // Either port may be the HEP one.
+        let frame = udp_ipv4_ports(9060, 40000, &hep3(INVITE, 5));
+        assert_eq!(decode(LinkType::RawIp, &frame).0.len(), 1);
+    }
+
+    #[test]
     fn hep_port_traffic_is_not_sip() {
+        // Plain SIP to the HEP port is bad HEP, not SIP.
         let frame = udp_ipv4_ports(40000, 9060, INVITE);
         let (out, stats) = decode(LinkType::RawIp, &frame);
         assert!(out.is_empty());
-        assert_eq!(stats.sip, 0);
-        assert_eq!(stats.total_drops(), 1);
+        assert_eq!(stats.drops(DropReason::BadHep), 1);
         let cfg = DecoderConfig {
             hep_ports: vec![],
             ..DecoderConfig::default()
         };
         let (out, _) = decode_with(cfg, LinkType::RawIp, &frame);
         assert_eq!(out.len(), 1);
+        // A HEP auth key mismatch is the HEP decoder's drop reason.
+        let cfg = DecoderConfig {
+            hep: crate::hep::HepConfig {
+                auth_key: Some(b"k".to_vec()),
+                ..crate::hep::HepConfig::default()
+            },
+            ..DecoderConfig::default()
+        };
+        let frame = udp_ipv4_ports(40000, 9060, &hep3(INVITE, 5));
+        let (out, stats) = decode_with(cfg, LinkType::RawIp, &frame);
+        assert!(out.is_empty());
+        assert_eq!(stats.drops(DropReason::WrongAuthKey), 1);
     }
 
     #[test]

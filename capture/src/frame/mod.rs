@@ -37,7 +37,7 @@ pub struct DecoderConfig {
     /// (default `[9060]`).
     pub hep_ports: Vec<u16>,
     /// How HEP found inside the capture is decoded (auth key etc.).
-    pub hep: hep_glue::HepConfig,
+    pub hep: crate::hep::HepConfig,
     /// Largest SIP message accepted, in bytes (default 65535). Larger UDP
     /// payloads and TCP messages count as `Oversize`.
     pub max_sip_message: usize,
@@ -66,7 +66,7 @@ impl Default for DecoderConfig {
     fn default() -> Self {
         DecoderConfig {
             hep_ports: vec![9060],
-            hep: hep_glue::HepConfig::default(),
+            hep: crate::hep::HepConfig::default(),
             max_sip_message: 65535,
             ip_fragment_timeout: Duration::from_secs(30),
             max_ip_fragment_bytes: 16 * 1024 * 1024,

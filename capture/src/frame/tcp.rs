@@ -1054,6 +1054,75 @@ mod tests {
         assert_eq!(d.tcp_streams(), 2);
     }
 
+    fn hep_seg(r: &mut Run, seq: u32, f: Flags, data: &[u8]) {
+        r.frame(&tcp_ipv4(40000, 9060, seq, f, data), ts(1));
+    }
+
+    #[test]
+    fn hep_over_tcp_split_and_batched() {
+        let m = msgs(3);
+        let stream: Vec<u8> = m.iter().enumerate().flat_map(|(i, x)| hep3(x, i as u32)).collect();
+        for cut in [1, 5, 7, 40, stream.len() / 2, stream.len() - 1] {
+            let mut r = Run::default();
+            hep_seg(&mut r, 0, SYN, b"");
+            hep_seg(&mut r, 1 + cut as u32, NONE, &stream[cut..]);
+            hep_seg(&mut r, 1, NONE, &stream[..cut]);
+            assert_eq!(r.payloads(), m, "cut {cut}");
+            assert!(r.out.iter().all(|p| p.source == Source::Hep));
+            assert_eq!(r.out[2].ts, ts(2));
+            assert_eq!(r.stats().total_drops(), 0);
+        }
+    }
+
+    #[test]
+    fn hep_over_tcp_resyncs_on_the_magic() {
+        let m = msgs(2);
+        let h0 = hep3(&m[0], 0);
+        let stream = [&h0[..], &hep3(&m[1], 1)].concat();
+        // Joined mid-stream: the first packet's tail comes first.
+        let mut r = Run::default();
+        hep_seg(&mut r, 50, NONE, &stream[10..]);
+        assert_eq!(r.payloads(), vec![m[1].clone()]);
+        assert_eq!(r.stats().total_drops(), 0);
+    }
+
+    #[test]
+    fn bad_hep_frame_kills_the_stream() {
+        let m = sip(1, "x");
+        let mut r = Run::default();
+        hep_seg(&mut r, 0, SYN, b"");
+        let mut bad = hep3(&m, 0);
+        bad[4] = 0;
+        bad[5] = 2; // length 2: impossible
+        hep_seg(&mut r, 1, NONE, &bad);
+        assert_eq!(r.stats().drops(DropReason::BadHepFrame), 1);
+        // Later packets on the stream are ignored, not counted again.
+        hep_seg(&mut r, 1 + bad.len() as u32, NONE, &hep3(&m, 1));
+        assert!(r.out.is_empty());
+        assert_eq!(r.stats().total_drops(), 1);
+        // A new connection on the same ports starts afresh.
+        hep_seg(&mut r, 5000, SYN, b"");
+        hep_seg(&mut r, 5001, NONE, &hep3(&m, 1));
+        assert_eq!(r.payloads(), vec![m]);
+    }
+
+    #[test]
+    fn hep_over_tcp_after_a_gap() {
+        let m = msgs(3);
+        let hs: Vec<Vec<u8>> = m.iter().enumerate().map(|(i, x)| hep3(x, i as u32)).collect();
+        let stream = hs.concat();
+        let mut r = Run::default();
+        hep_seg(&mut r, 0, SYN, b"");
+        hep_seg(&mut r, 1, NONE, &hs[0]);
+        // The first 10 bytes of the second packet are lost.
+        let at = hs[0].len() + 10;
+        hep_seg(&mut r, 1 + at as u32, NONE, &stream[at..]);
+        r.d.handle_timeout(ts(60));
+        r.d.poll_packets(&mut r.out);
+        assert_eq!(r.payloads(), vec![m[0].clone(), m[2].clone()]);
+        assert_eq!(r.stats().drops(DropReason::TcpGap), 1);
+    }
+
     /// Cuts `data` into segments at `cuts`, sends them with bounded
     /// reordering and duplicates, and returns what came out.
     fn shuffled_run(data: &[u8], cuts: &[usize], swaps: &[(usize, usize)], dups: &[(usize, usize)]) -> Vec<Vec<u8>> {

@@ -195,3 +195,23 @@ pub(crate) fn udp_datagram_v4(payload: &[u8]) -> Vec<u8> {
 pub(crate) fn udp_datagram_v6(payload: &[u8]) -> Vec<u8> {
     udp_ipv6(payload)[40..].to_vec()
 }
+
+/// A HEPv3 packet carrying `sip` from 192.0.2.1:5060 to 192.0.2.2:5080,
+/// captured at `secs` past [`ts`]'s base.
+pub(crate) fn hep3(sip: &[u8], secs: u32) -> Vec<u8> {
+    let p = crate::hep::HepPacket {
+        ip_family: Some(crate::hep::AF_INET),
+        ip_proto: Some(17),
+        src_ipv4: Some([192, 0, 2, 1].into()),
+        dst_ipv4: Some([192, 0, 2, 2].into()),
+        src_port: Some(5060),
+        dst_port: Some(5080),
+        ts_secs: Some(1_700_000_000 + secs),
+        ts_micros: Some(0),
+        proto_type: Some(crate::hep::PROTO_TYPE_SIP),
+        capture_id: Some(7),
+        payload: Some(bytes::Bytes::copy_from_slice(sip)),
+        ..crate::hep::HepPacket::default()
+    };
+    crate::hep::encode_v3(&p)
+}
