@@ -21,4 +21,7 @@ pub enum CaptureError {
     /// A listen address that does not parse.
     #[error("bad listen address {0:?}: expected udp:IP:PORT or tcp:IP:PORT")]
     BadListen(String),
+    /// A HEP packet or HEP-over-TCP stream that could not be decoded.
+    #[error(transparent)]
+    Hep(#[from] crate::hep::HepError),
 }
