@@ -17,3 +17,6 @@ mod stats;
 pub use error::CaptureError;
 pub use packet::{SipPacket, Source, Timestamp, Transport};
 pub use stats::{DropReason, Stats};
+
+// The HEP codec types most callers name.
+pub use hep::{HepConfig, HepError, HepPacket};
