@@ -119,7 +119,13 @@ impl FrameDecoder {
                     self.stats.drop(DropReason::Truncated);
                     return;
                 }
-                self.udp(meta, u.source_port(), u.destination_port(), u.payload(), out);
+                self.udp(
+                    meta,
+                    u.source_port(),
+                    u.destination_port(),
+                    u.payload(),
+                    out,
+                );
             }
             Some(TransportSlice::Tcp(t)) => self.tcp(meta, t, out),
             _ => self.stats.drop(DropReason::NotUdpTcp),
@@ -320,6 +326,7 @@ fn fragment_of<'a>(sliced: &SlicedPacket<'a>) -> Option<Fragment<'a>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test sizes are small
 mod tests {
     use std::time::Duration;
 
@@ -421,7 +428,13 @@ mod tests {
 
     #[test]
     fn udp_non_sip_is_counted() {
-        for payload in [&b"\r\n\r\n"[..], b"\r\n", b"", b"\0\0\0\0", b"HTTP/1.1 200 OK\r\n"] {
+        for payload in [
+            &b"\r\n\r\n"[..],
+            b"\r\n",
+            b"",
+            b"\0\0\0\0",
+            b"HTTP/1.1 200 OK\r\n",
+        ] {
             let (out, stats) = decode(LinkType::RawIp, &udp_ipv4(payload));
             assert!(out.is_empty());
             assert_eq!(stats.drops(DropReason::NotSip), 1);
@@ -476,19 +489,47 @@ mod tests {
         let mut d = FrameDecoder::new(DecoderConfig::default());
         let mut out = Vec::new();
         // Snap length cut into the UDP payload.
-        d.handle_frame(LinkType::Ethernet, ts(0), &frame[..60], frame.len(), Source::Live, &mut out);
+        d.handle_frame(
+            LinkType::Ethernet,
+            ts(0),
+            &frame[..60],
+            frame.len(),
+            Source::Live,
+            &mut out,
+        );
         // Cut inside the Ethernet header.
-        d.handle_frame(LinkType::Ethernet, ts(0), &frame[..10], frame.len(), Source::Live, &mut out);
+        d.handle_frame(
+            LinkType::Ethernet,
+            ts(0),
+            &frame[..10],
+            frame.len(),
+            Source::Live,
+            &mut out,
+        );
         assert!(out.is_empty());
         assert_eq!(d.stats().drops(DropReason::Truncated), 2);
         // UDP length larger than the IP packet.
         let mut bad = udp_ipv4(INVITE);
         bad[24] = 0xff;
-        d.handle_frame(LinkType::RawIp, ts(0), &bad, bad.len(), Source::Live, &mut out);
+        d.handle_frame(
+            LinkType::RawIp,
+            ts(0),
+            &bad,
+            bad.len(),
+            Source::Live,
+            &mut out,
+        );
         // IPv4 header length below 20.
         let mut bad = udp_ipv4(INVITE);
         bad[0] = 0x43;
-        d.handle_frame(LinkType::RawIp, ts(0), &bad, bad.len(), Source::Live, &mut out);
+        d.handle_frame(
+            LinkType::RawIp,
+            ts(0),
+            &bad,
+            bad.len(),
+            Source::Live,
+            &mut out,
+        );
         assert_eq!(d.stats().drops(DropReason::BadHeader), 2);
         assert_eq!(d.stats().packets, 4);
         assert!(out.is_empty());
@@ -500,7 +541,14 @@ mod tests {
         frame.extend_from_slice(&[0; 8]); // padding, and a cut FCS
         let mut d = FrameDecoder::new(DecoderConfig::default());
         let mut out = Vec::new();
-        d.handle_frame(LinkType::Ethernet, ts(0), &frame, frame.len() + 4, Source::Live, &mut out);
+        d.handle_frame(
+            LinkType::Ethernet,
+            ts(0),
+            &frame,
+            frame.len() + 4,
+            Source::Live,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload, &b"SIP/2.0 200 OK\r\n\r\n"[..]);
     }

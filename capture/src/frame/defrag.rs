@@ -195,6 +195,7 @@ impl Defragmenter {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test sizes are small
 mod tests {
     use std::time::Duration;
 
@@ -239,11 +240,7 @@ mod tests {
             let mut got = None;
             for i in order {
                 let s = i * 8;
-                got = d.add(
-                    frag(1, s as u16, i < 2, &data[s..s + 8]),
-                    T0,
-                    &mut st,
-                );
+                got = d.add(frag(1, s as u16, i < 2, &data[s..s + 8]), T0, &mut st);
             }
             assert_eq!(got.expect("complete").payload, data, "{order:?}");
             assert_eq!(d.pending(), 0);
@@ -300,8 +297,15 @@ mod tests {
         let mut d = pool();
         let mut st = Stats::default();
         d.add(frag(1, 0, true, &data), T0, &mut st);
-        d.add(frag(2, 0, true, &data), T0.saturating_add(Duration::from_secs(10)), &mut st);
-        assert_eq!(d.next_deadline(), Some(T0.saturating_add(Duration::from_secs(30))));
+        d.add(
+            frag(2, 0, true, &data),
+            T0.saturating_add(Duration::from_secs(10)),
+            &mut st,
+        );
+        assert_eq!(
+            d.next_deadline(),
+            Some(T0.saturating_add(Duration::from_secs(30)))
+        );
         d.expire(T0.saturating_add(Duration::from_secs(29)), &mut st);
         assert_eq!(d.pending(), 2);
         d.expire(T0.saturating_add(Duration::from_secs(30)), &mut st);
@@ -309,7 +313,11 @@ mod tests {
         assert_eq!(st.drops(DropReason::ReassemblyTimeout), 1);
         // The late half of datagram 1 starts a new, incomplete datagram.
         assert_eq!(
-            d.add(frag(1, 8, false, &data), T0.saturating_add(Duration::from_secs(31)), &mut st),
+            d.add(
+                frag(1, 8, false, &data),
+                T0.saturating_add(Duration::from_secs(31)),
+                &mut st
+            ),
             None
         );
         d.expire(Timestamp::from_nanos(i64::MAX), &mut st);

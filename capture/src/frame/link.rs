@@ -134,6 +134,7 @@ pub(crate) fn outer_vlan(sliced: &SlicedPacket<'_>) -> Option<u16> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test sizes are small
 mod tests {
     use etherparse::{NetSlice, TransportSlice};
 
@@ -179,7 +180,10 @@ mod tests {
         // ARP in SLL2: sliced, but no IP.
         let arp = sll2_frame(0x0806, &[0; 28]);
         let s = slice(LinkType::LinuxSll2, &arp).expect("slices");
-        assert!(!matches!(s.net, Some(NetSlice::Ipv4(_) | NetSlice::Ipv6(_))));
+        assert!(!matches!(
+            s.net,
+            Some(NetSlice::Ipv4(_) | NetSlice::Ipv6(_))
+        ));
     }
 
     #[test]
@@ -205,7 +209,10 @@ mod tests {
         let ip = udp_ipv4(b"x");
         let mut f = vec![0, 0, 0, 2];
         f.extend_from_slice(&ip);
-        assert_eq!(udp_port(&slice(LinkType::Loop, &f).expect("slices")), Some(5060));
+        assert_eq!(
+            udp_port(&slice(LinkType::Loop, &f).expect("slices")),
+            Some(5060)
+        );
         // Little endian 2 read in network order is not a family we know.
         let mut f = vec![2, 0, 0, 0];
         f.extend_from_slice(&ip);
@@ -219,7 +226,10 @@ mod tests {
             slice(LinkType::RawIp, &ip[..ip.len() - 1]),
             Err(DropReason::Truncated)
         ));
-        assert!(matches!(slice(LinkType::RawIp, &[]), Err(DropReason::Truncated)));
+        assert!(matches!(
+            slice(LinkType::RawIp, &[]),
+            Err(DropReason::Truncated)
+        ));
         let mut bad = ip.clone();
         bad[0] = 0x75; // version 7
         assert!(matches!(

@@ -531,6 +531,7 @@ enum Step {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test sizes are small
 mod tests {
     use bytes::BytesMut;
 

@@ -217,10 +217,7 @@ impl Stream {
         }
         loop {
             let pieces = self.uncovered(off, data.len() as u64);
-            let cost: usize = pieces
-                .iter()
-                .map(|(a, b)| idx(b - a) + SEG_OVERHEAD)
-                .sum();
+            let cost: usize = pieces.iter().map(|(a, b)| idx(b - a) + SEG_OVERHEAD).sum();
             if self.held() + cost <= limit {
                 for (a, b) in pieces {
                     let d = data
@@ -247,9 +244,10 @@ impl Stream {
     /// A segment more than the buffer limit ahead.
     fn accept_far(&mut self, off: u64, data: &[u8], ts: Timestamp, sink: &mut Sink<'_>) {
         let limit = sink.cfg.max_tcp_stream_bytes as u64;
-        let confirmed = self.far.as_ref().is_some_and(|(f, seg)| {
-            off >= *f && off - *f <= seg.data.len() as u64 + limit
-        });
+        let confirmed = self
+            .far
+            .as_ref()
+            .is_some_and(|(f, seg)| off >= *f && off - *f <= seg.data.len() as u64 + limit);
         if !confirmed {
             self.far = Some((
                 off,
@@ -361,7 +359,6 @@ impl Stream {
             Consumer::Hep { .. } => self.feed_hep(data, ts, sink),
         }
     }
-
 
     fn frame_sip(&mut self, sink: &mut Sink<'_>) {
         let Consumer::Sip(framer) = &mut self.consumer else {
@@ -543,10 +540,7 @@ impl TcpTable {
         } else {
             Consumer::Sip(SipFramer::resync())
         };
-        let timer = (
-            seg.ts.saturating_add(cfg.tcp_idle_timeout),
-            self.next_timer,
-        );
+        let timer = (seg.ts.saturating_add(cfg.tcp_idle_timeout), self.next_timer);
         self.next_timer += 1;
         self.timers.insert(timer, seg.key);
         let stream = Stream {
@@ -623,6 +617,7 @@ impl TcpTable {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test sizes are small
 mod tests {
     use std::time::Duration;
 
@@ -799,7 +794,12 @@ mod tests {
         r.syn();
         r.seg(0, NONE, &m[0], ts(1));
         // m[1][..10] lost.
-        r.seg((a + 10) as u32, NONE, &[&m[1][10..], &m[2][..]].concat(), ts(2));
+        r.seg(
+            (a + 10) as u32,
+            NONE,
+            &[&m[1][10..], &m[2][..]].concat(),
+            ts(2),
+        );
         let _ = b;
         m
     }
@@ -967,7 +967,10 @@ mod tests {
         let mut r = Run::default();
         r.syn();
         r.seg(0, NONE, b"INVITE sip:x SIP/2.0\r\n", ts(1));
-        assert_eq!(r.d.poll_timeout(), Some(ts(0).saturating_add(Duration::from_secs(300))));
+        assert_eq!(
+            r.d.poll_timeout(),
+            Some(ts(0).saturating_add(Duration::from_secs(300)))
+        );
         r.d.handle_timeout(ts(300));
         assert_eq!(r.d.tcp_streams(), 1, "rescheduled from the last segment");
         assert_eq!(r.d.poll_timeout(), Some(ts(301)));
@@ -1049,7 +1052,14 @@ mod tests {
                 .tcp(40000, 5060, 1, 1000)
                 .write(&mut f, &m[..10])
                 .expect("builds");
-            d.handle_frame(LinkType::Ethernet, ts(1), &f, f.len(), Source::Live, &mut out);
+            d.handle_frame(
+                LinkType::Ethernet,
+                ts(1),
+                &f,
+                f.len(),
+                Source::Live,
+                &mut out,
+            );
         }
         assert_eq!(d.tcp_streams(), 2);
     }
@@ -1061,7 +1071,11 @@ mod tests {
     #[test]
     fn hep_over_tcp_split_and_batched() {
         let m = msgs(3);
-        let stream: Vec<u8> = m.iter().enumerate().flat_map(|(i, x)| hep3(x, i as u32)).collect();
+        let stream: Vec<u8> = m
+            .iter()
+            .enumerate()
+            .flat_map(|(i, x)| hep3(x, i as u32))
+            .collect();
         for cut in [1, 5, 7, 40, stream.len() / 2, stream.len() - 1] {
             let mut r = Run::default();
             hep_seg(&mut r, 0, SYN, b"");
@@ -1109,7 +1123,11 @@ mod tests {
     #[test]
     fn hep_over_tcp_after_a_gap() {
         let m = msgs(3);
-        let hs: Vec<Vec<u8>> = m.iter().enumerate().map(|(i, x)| hep3(x, i as u32)).collect();
+        let hs: Vec<Vec<u8>> = m
+            .iter()
+            .enumerate()
+            .map(|(i, x)| hep3(x, i as u32))
+            .collect();
         let stream = hs.concat();
         let mut r = Run::default();
         hep_seg(&mut r, 0, SYN, b"");
@@ -1125,7 +1143,12 @@ mod tests {
 
     /// Cuts `data` into segments at `cuts`, sends them with bounded
     /// reordering and duplicates, and returns what came out.
-    fn shuffled_run(data: &[u8], cuts: &[usize], swaps: &[(usize, usize)], dups: &[(usize, usize)]) -> Vec<Vec<u8>> {
+    fn shuffled_run(
+        data: &[u8],
+        cuts: &[usize],
+        swaps: &[(usize, usize)],
+        dups: &[(usize, usize)],
+    ) -> Vec<Vec<u8>> {
         let mut bounds: Vec<usize> = cuts.iter().map(|c| c % data.len().max(1)).collect();
         bounds.push(0);
         bounds.push(data.len());
