@@ -51,6 +51,7 @@ impl Timestamp {
     }
 
     /// Nanoseconds past [`Timestamp::secs`].
+    #[allow(clippy::cast_possible_truncation)]
     pub const fn subsec_nanos(self) -> u32 {
         // rem_euclid of a positive divisor is in 0..1e9, which fits u32.
         self.0.rem_euclid(1_000_000_000) as u32
