@@ -1,2 +1,99 @@
-//! The `accurate` binary.
-fn main() {}
+//! The `accurate` binary: arguments, logging, config, tasks.
+//!
+//! Each subcommand lives in its own module; this file only dispatches and
+//! turns failures into distinct exit codes.
+#![forbid(unsafe_code)]
+
+mod config;
+mod exit;
+mod output;
+mod sniff;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// AccuRate: rating, accounting and CDRs for VoIP, from what it sees on the
+/// wire (HEP, pcap, live taps) or from the switch (agents).
+#[derive(Debug, Parser)]
+#[command(name = "accurate", version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter (tracing env-filter syntax: `info`, `capture=debug`...).
+    /// RUST_LOG is used when this is not given.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show every SIP message AccuRate sees, one line each, from pcap/pcapng
+    /// files, a live interface or HEP listeners.
+    Sniff(sniff::SniffArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file; exits 78 and names the key on error.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logging starts before the config is read, so config errors are logged.
+    init_logging(cli.log_level.as_deref(), cli.log_format);
+    let result = match cli.command {
+        Command::Sniff(args) => sniff::run(args, cli.config.as_deref()),
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed stdout (`accurate sniff ... | head`) is a normal end.
+        Err(e) if exit::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("accurate: error: {e:#}");
+            ExitCode::from(exit::code_for(&e))
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
+    config::Config::load(file)?;
+    println!("{}: ok", file.display());
+    Ok(())
+}

@@ -11,6 +11,8 @@
 mod error;
 pub mod frame;
 pub mod hep;
+#[cfg(feature = "io")]
+pub mod io;
 mod packet;
 mod stats;
 

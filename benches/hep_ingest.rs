@@ -1,0 +1,157 @@
+//! HEP over UDP ingest on loopback: the highest send rate the listener takes
+//! with no loss, and what it takes at full blast.
+//!
+//! A sender thread paces prebuilt HEPv3 packets (a real SIP INVITE inside)
+//! at a fixed rate to a `HepListener`; a consumer counts the SIP packets that
+//! come out of the channel. Rates step up until packets are lost.
+//!
+//! `cargo bench --bench hep_ingest` (env `HEP_INGEST_PACKETS`, default
+//! 400000 per step; `HEP_INGEST_SOCKETS`, default 1).
+#![allow(missing_docs, clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+#[path = "gen/mod.rs"]
+mod generator;
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use capture::io::{HepBind, HepListener, HepProto, ListenerConfig};
+use tokio::sync::{mpsc, watch};
+
+const INVITE: &str = "INVITE sip:442071234567@10.0.0.2:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+From: \"1001\" <sip:1001@10.0.0.1:5061>;tag=1928301774\r\n\
+To: <sip:442071234567@10.0.0.2:5060>\r\n\
+Call-ID: a84b4c76e66710@10.0.0.1\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:1001@10.0.0.1:5061>\r\n\
+Content-Length: 0\r\n\r\n";
+
+struct Step {
+    rate: u64,
+    sent: u64,
+    received: u64,
+    secs: f64,
+}
+
+fn run_step(rt: &tokio::runtime::Runtime, rate: u64, packets: u64, sockets: usize) -> Step {
+    let cfg = ListenerConfig {
+        udp_sockets: sockets,
+        recv_buffer: 32 << 20,
+        ..ListenerConfig::default()
+    };
+    let bind = HepBind {
+        proto: HepProto::Udp,
+        addr: "127.0.0.1:0".parse().unwrap(),
+    };
+    let listener = rt.block_on(HepListener::bind(bind, &cfg)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = mpsc::channel(4096);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = rt.spawn(listener.run(cfg, tx, stop_rx));
+    let counter = rt.spawn(async move {
+        let mut n = 0u64;
+        while let Some(b) = rx.recv().await {
+            n += b.len() as u64;
+        }
+        n
+    });
+
+    let pkt = generator::hep3(
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5061),
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5060),
+        1_790_000_000_000_000_000,
+        INVITE.as_bytes(),
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(addr).unwrap();
+    let started = Instant::now();
+    // Pace in 1 ms slots: send this slot's quota, then wait for the next.
+    let per_ms = (rate / 1000).max(1);
+    let mut sent = 0u64;
+    let mut slot = 0u64;
+    while sent < packets {
+        for _ in 0..per_ms.min(packets - sent) {
+            if sock.send(&pkt).is_ok() {
+                sent += 1;
+            }
+        }
+        slot += 1;
+        let due = Duration::from_millis(slot);
+        let el = started.elapsed();
+        if el < due {
+            std::thread::sleep(due - el);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    stop_tx.send(true).unwrap();
+    let stats = rt.block_on(task).unwrap();
+    let received = rt.block_on(counter).unwrap();
+    assert_eq!(stats.sip, received);
+    Step {
+        rate,
+        sent,
+        received,
+        secs,
+    }
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with no arguments in test mode;
+    // `cargo bench` passes --bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let packets: u64 = std::env::var("HEP_INGEST_PACKETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400_000);
+    let sockets: usize = std::env::var("HEP_INGEST_SOCKETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "hep_ingest: {packets} HEPv3 packets per step, {sockets} socket(s), 1 runtime worker + 1 sender thread"
+    );
+    let mut best_lossless = 0.0f64;
+    for rate in [
+        50_000u64,
+        100_000,
+        200_000,
+        300_000,
+        400_000,
+        500_000,
+        700_000,
+        1_000_000,
+        2_000_000,
+        u64::MAX / 2,
+    ] {
+        let s = run_step(&rt, rate, packets, sockets);
+        let achieved = s.sent as f64 / s.secs;
+        let loss = s.sent - s.received;
+        let label = if rate > 10_000_000 {
+            "max".to_string()
+        } else {
+            format!("{}", s.rate)
+        };
+        println!(
+            "hep_ingest: target {label:>8} pps: sent {} at {:.0} pps, received {}, lost {} ({:.3}%)",
+            s.sent,
+            achieved,
+            s.received,
+            loss,
+            100.0 * loss as f64 / s.sent as f64
+        );
+        if loss == 0 {
+            best_lossless = best_lossless.max(achieved);
+        }
+    }
+    println!("hep_ingest: highest lossless rate {best_lossless:.0} pps");
+}

@@ -1,0 +1,378 @@
+//! HEP listeners: UDP (draining the socket per wake-up, optionally several
+//! `SO_REUSEPORT` sockets) and TCP (one task per connection, framed on the
+//! HEPv3 length field).
+//!
+//! Each is one `select!` loop over its socket and a shutdown signal; the
+//! decoding is [`crate::hep::decode_sip`], the framing
+//! [`crate::hep::HepStreamFramer`]. SIP packets leave in batches over an mpsc
+//! channel.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::hep::{self, HepConfig, HepStreamFramer};
+use crate::{CaptureError, DropReason, SipPacket, Stats, Timestamp};
+
+/// Transport of a HEP listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HepProto {
+    /// One HEP packet per datagram.
+    Udp,
+    /// A stream of HEPv3 packets, back to back.
+    Tcp,
+}
+
+/// Where to listen for HEP: `udp:IP:PORT` or `tcp:IP:PORT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HepBind {
+    /// UDP or TCP.
+    pub proto: HepProto,
+    /// Address and port.
+    pub addr: SocketAddr,
+}
+
+impl FromStr for HepBind {
+    type Err = CaptureError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || CaptureError::BadListen(s.to_string());
+        let (proto, rest) = s.split_once(':').ok_or_else(bad)?;
+        let proto = match proto.to_ascii_lowercase().as_str() {
+            "udp" => HepProto::Udp,
+            "tcp" => HepProto::Tcp,
+            _ => return Err(bad()),
+        };
+        let addr = rest.parse().map_err(|_| bad())?;
+        Ok(HepBind { proto, addr })
+    }
+}
+
+impl fmt::Display for HepBind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = match self.proto {
+            HepProto::Udp => "udp",
+            HepProto::Tcp => "tcp",
+        };
+        write!(f, "{p}:{}", self.addr)
+    }
+}
+
+/// Settings shared by the HEP listeners.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// Auth key and payload limits.
+    pub hep: HepConfig,
+    /// Socket receive buffer (SO_RCVBUF) in bytes; the kernel may cap it.
+    pub recv_buffer: usize,
+    /// UDP sockets bound to the same address with SO_REUSEPORT, each with
+    /// its own task, so the kernel spreads load over cores.
+    pub udp_sockets: usize,
+    /// Largest HEP frame accepted over TCP.
+    pub max_frame: usize,
+    /// Most SIP packets sent in one batch over the channel.
+    pub batch: usize,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            hep: HepConfig::default(),
+            recv_buffer: 8 << 20,
+            udp_sockets: 1,
+            max_frame: 65535,
+            batch: 256,
+        }
+    }
+}
+
+/// A bound HEP listener, ready to [`HepListener::run`].
+pub struct HepListener {
+    bind: HepBind,
+    inner: Inner,
+}
+
+enum Inner {
+    Udp(Vec<UdpSocket>),
+    Tcp(TcpListener),
+}
+
+/// Receive time, for HEPv1 packets that carry no timestamp. The I/O layer
+/// is the one place that reads the clock.
+fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_secs_nanos(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
+}
+
+impl HepListener {
+    /// Binds the socket(s). Port 0 picks a free port: see
+    /// [`HepListener::local_addr`].
+    pub async fn bind(bind: HepBind, cfg: &ListenerConfig) -> Result<Self, CaptureError> {
+        let inner = match bind.proto {
+            HepProto::Udp => {
+                let n = cfg.udp_sockets.max(1);
+                let mut socks = Vec::with_capacity(n);
+                let first = udp_socket(bind.addr, cfg.recv_buffer, n > 1)?;
+                // With port 0 the others must join the port the first got.
+                let addr = first.local_addr()?;
+                socks.push(first);
+                for _ in 1..n {
+                    socks.push(udp_socket(addr, cfg.recv_buffer, true)?);
+                }
+                Inner::Udp(socks)
+            }
+            HepProto::Tcp => Inner::Tcp(TcpListener::bind(bind.addr).await?),
+        };
+        Ok(HepListener { bind, inner })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Result<SocketAddr, CaptureError> {
+        Ok(match &self.inner {
+            Inner::Udp(s) => match s.first() {
+                Some(s) => s.local_addr()?,
+                None => self.bind.addr,
+            },
+            Inner::Tcp(l) => l.local_addr()?,
+        })
+    }
+
+    /// What this listener was asked to bind, with the port actually bound.
+    pub fn bound(&self) -> HepBind {
+        HepBind {
+            proto: self.bind.proto,
+            addr: self.local_addr().unwrap_or(self.bind.addr),
+        }
+    }
+
+    /// Receives until `shutdown` turns true (or its sender is dropped) or
+    /// the receiver of `tx` is gone; returns the counters.
+    pub async fn run(
+        self,
+        cfg: ListenerConfig,
+        tx: mpsc::Sender<Vec<SipPacket>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Stats {
+        match self.inner {
+            Inner::Udp(socks) => {
+                let mut set = JoinSet::new();
+                for s in socks {
+                    set.spawn(run_udp(s, cfg.clone(), tx.clone(), shutdown.clone()));
+                }
+                let mut stats = Stats::default();
+                while let Some(r) = set.join_next().await {
+                    if let Ok(s) = r {
+                        stats.merge(&s);
+                    }
+                }
+                stats
+            }
+            Inner::Tcp(l) => run_tcp(l, cfg, tx, shutdown).await,
+        }
+    }
+}
+
+fn udp_socket(
+    addr: SocketAddr,
+    recv_buffer: usize,
+    reuse_port: bool,
+) -> Result<UdpSocket, CaptureError> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = s.set_recv_buffer_size(recv_buffer);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(s.into())?)
+}
+
+/// Waits for `shutdown` to become true; never returns if its sender lives
+/// on without signalling, returns at once if the sender is gone.
+async fn shut(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn run_udp(
+    sock: UdpSocket,
+    cfg: ListenerConfig,
+    tx: mpsc::Sender<Vec<SipPacket>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Stats {
+    let mut stats = Stats::default();
+    let mut buf = vec![0u8; 65536];
+    let mut batch = Vec::with_capacity(cfg.batch);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shut(&mut shutdown) => break,
+            r = sock.readable() => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "HEP UDP socket failed");
+                    break;
+                }
+                // Drain what the socket holds, up to one batch, per wake-up.
+                let ts = now();
+                while batch.len() < cfg.batch {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, _peer)) => {
+                            stats.packets += 1;
+                            stats.bytes += n as u64;
+                            match buf.get(..n).map(|b| hep::decode_sip(b, ts, &cfg.hep)) {
+                                Some(Ok(p)) => {
+                                    stats.sip += 1;
+                                    batch.push(p);
+                                }
+                                Some(Err(reason)) => stats.drop(reason),
+                                None => stats.drop(DropReason::Truncated),
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "HEP UDP receive error");
+                            break;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(cfg.batch));
+                    if tx.send(full).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    stats
+}
+
+async fn run_tcp(
+    listener: TcpListener,
+    cfg: ListenerConfig,
+    tx: mpsc::Sender<Vec<SipPacket>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Stats {
+    let mut stats = Stats::default();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shut(&mut shutdown) => break,
+            Some(r) = conns.join_next(), if !conns.is_empty() => {
+                if let Ok(s) = r {
+                    stats.merge(&s);
+                }
+            }
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    tracing::debug!(%peer, "HEP TCP connection");
+                    conns.spawn(run_tcp_conn(stream, peer, cfg.clone(), tx.clone(), shutdown.clone()));
+                }
+                Err(e) => tracing::warn!(error = %e, "HEP TCP accept failed"),
+            },
+        }
+    }
+    while let Some(r) = conns.join_next().await {
+        if let Ok(s) = r {
+            stats.merge(&s);
+        }
+    }
+    stats
+}
+
+async fn run_tcp_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    cfg: ListenerConfig,
+    tx: mpsc::Sender<Vec<SipPacket>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Stats {
+    let mut stats = Stats::default();
+    let mut framer = HepStreamFramer::new(cfg.max_frame);
+    let mut buf = vec![0u8; 65536];
+    'conn: loop {
+        let n = tokio::select! {
+            biased;
+            _ = shut(&mut shutdown) => break,
+            r = stream.read(&mut buf) => match r {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "HEP TCP read failed");
+                    break;
+                }
+            },
+        };
+        stats.bytes += n as u64;
+        framer.push(buf.get(..n).unwrap_or_default());
+        let ts = now();
+        let mut batch = Vec::new();
+        loop {
+            match framer.next_frame() {
+                Ok(Some(frame)) => {
+                    stats.packets += 1;
+                    match hep::decode_sip(&frame, ts, &cfg.hep) {
+                        Ok(p) => {
+                            stats.sip += 1;
+                            batch.push(p);
+                        }
+                        Err(reason) => stats.drop(reason),
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, reason = %e, "closing HEP TCP connection: bad frame");
+                    stats.drop(DropReason::BadHepFrame);
+                    if !batch.is_empty() {
+                        let _ = tx.send(batch).await;
+                    }
+                    break 'conn;
+                }
+            }
+        }
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            break;
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listen_specs() {
+        let b: HepBind = "udp:127.0.0.1:9060".parse().unwrap();
+        assert_eq!(b.proto, HepProto::Udp);
+        assert_eq!(b.addr, "127.0.0.1:9060".parse().unwrap());
+        let b: HepBind = "TCP:[::1]:9061".parse().unwrap();
+        assert_eq!(b.proto, HepProto::Tcp);
+        assert_eq!(b.to_string(), "tcp:[::1]:9061");
+        for bad in [
+            "127.0.0.1:9060",
+            "sctp:127.0.0.1:1",
+            "udp:nohost",
+            "udp:1.2.3.4",
+        ] {
+            assert!(bad.parse::<HepBind>().is_err(), "{bad}");
+        }
+    }
+}

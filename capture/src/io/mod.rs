@@ -1,0 +1,9 @@
+//! The I/O layer of the capture crate: libpcap files and live taps, and the
+//! HEP listeners. Everything here only moves bytes between the outside world
+//! and the sans-IO decoders in [`crate::frame`] and [`crate::hep`].
+
+mod hep_listener;
+mod pcap_source;
+
+pub use hep_listener::{HepBind, HepListener, HepProto, ListenerConfig};
+pub use pcap_source::{LiveConfig, PcapSource, check_filter};

@@ -1,0 +1,269 @@
+//! The one TOML configuration file (`accurate.toml`).
+//!
+//! Keys are kebab-case and unknown keys are errors, so a typo never silently
+//! falls back to a default. Every section is optional.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// A configuration file that cannot be read or is invalid (exit code 78).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub(crate) struct ConfigError(anyhow::Error);
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Capture-frame decoding (pcap files and live taps).
+    #[serde(default)]
+    pub capture: CaptureSection,
+    /// HEP listeners.
+    #[serde(default)]
+    pub hep: HepSection,
+    /// A live tap.
+    #[serde(default)]
+    pub live: Option<LiveSection>,
+}
+
+/// `[capture]`
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct CaptureSection {
+    /// UDP/TCP ports whose traffic inside a capture is HEP, not SIP.
+    pub hep_ports: Vec<u16>,
+    /// Largest SIP message accepted, bytes.
+    pub max_sip_message: usize,
+    /// Reassembly limits.
+    #[serde(default)]
+    pub reassembly: ReassemblySection,
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        let d = capture::frame::DecoderConfig::default();
+        CaptureSection {
+            hep_ports: d.hep_ports,
+            max_sip_message: d.max_sip_message,
+            reassembly: ReassemblySection::default(),
+        }
+    }
+}
+
+/// `[capture.reassembly]`
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct ReassemblySection {
+    /// Seconds IP fragments wait for the rest of their packet.
+    pub ip_fragment_timeout_secs: u64,
+    /// Bytes held for IP fragment reassembly, all packets together.
+    pub max_ip_fragment_bytes: usize,
+    /// TCP streams tracked at once.
+    pub max_tcp_streams: usize,
+    /// Bytes buffered per TCP stream.
+    pub max_tcp_stream_bytes: usize,
+    /// Seconds an idle TCP stream is kept.
+    pub tcp_idle_timeout_secs: u64,
+    /// Seconds out-of-order TCP data waits for a missing segment before the
+    /// hole is skipped (counted as `tcp_gap`).
+    pub tcp_gap_timeout_secs: u64,
+}
+
+impl Default for ReassemblySection {
+    fn default() -> Self {
+        let d = capture::frame::DecoderConfig::default();
+        ReassemblySection {
+            ip_fragment_timeout_secs: d.ip_fragment_timeout.as_secs(),
+            max_ip_fragment_bytes: d.max_ip_fragment_bytes,
+            max_tcp_streams: d.max_tcp_streams,
+            max_tcp_stream_bytes: d.max_tcp_stream_bytes,
+            tcp_idle_timeout_secs: d.tcp_idle_timeout.as_secs(),
+            tcp_gap_timeout_secs: d.tcp_gap_timeout.as_secs(),
+        }
+    }
+}
+
+/// `[hep]`
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct HepSection {
+    /// Listeners, `udp:IP:PORT` or `tcp:IP:PORT`.
+    pub listen: Vec<String>,
+    /// Shared secret HEP agents must send (HEPv3 auth key chunk); packets
+    /// without it, or with another, are dropped and counted.
+    pub auth_key: Option<String>,
+    /// SO_RCVBUF for UDP listeners, bytes.
+    pub recv_buffer: usize,
+    /// UDP sockets per address (SO_REUSEPORT), one task each.
+    pub udp_sockets: usize,
+}
+
+impl Default for HepSection {
+    fn default() -> Self {
+        let d = capture::io::ListenerConfig::default();
+        HepSection {
+            listen: Vec::new(),
+            auth_key: None,
+            recv_buffer: d.recv_buffer,
+            udp_sockets: d.udp_sockets,
+        }
+    }
+}
+
+/// `[live]`
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct LiveSection {
+    /// Interface to capture on.
+    pub interface: String,
+    /// BPF filter.
+    pub filter: Option<String>,
+    /// Bytes captured per frame.
+    #[serde(default = "default_snaplen")]
+    pub snaplen: i32,
+    /// Promiscuous mode.
+    #[serde(default = "default_true")]
+    pub promisc: bool,
+}
+
+fn default_snaplen() -> i32 {
+    65535
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Config {
+    /// Reads and parses `path`. The error names the file, and toml's message
+    /// names the key, line and column.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))
+            .map_err(ConfigError)?;
+        Self::parse(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))
+            .map_err(ConfigError)
+    }
+
+    /// The config at `path`, or the defaults when no file is given.
+    pub(crate) fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// Parses and validates config text.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
+        let cfg: Config = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot: listen addresses, BPF syntax, limits.
+    fn validate(&self) -> anyhow::Result<()> {
+        for l in &self.hep.listen {
+            l.parse::<capture::io::HepBind>()
+                .with_context(|| "in key hep.listen".to_string())?;
+        }
+        if let Some(live) = &self.live
+            && let Some(f) = &live.filter
+        {
+            capture::io::check_filter(f).context("in key live.filter")?;
+        }
+        anyhow::ensure!(
+            self.capture.max_sip_message >= 512,
+            "key capture.max-sip-message: must be at least 512 bytes"
+        );
+        anyhow::ensure!(
+            self.hep.udp_sockets >= 1,
+            "key hep.udp-sockets: must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// The frame decoder settings this config asks for.
+    pub(crate) fn decoder_config(&self) -> capture::frame::DecoderConfig {
+        let r = &self.capture.reassembly;
+        capture::frame::DecoderConfig {
+            hep_ports: self.capture.hep_ports.clone(),
+            hep: self.hep_config(),
+            max_sip_message: self.capture.max_sip_message,
+            ip_fragment_timeout: std::time::Duration::from_secs(r.ip_fragment_timeout_secs),
+            max_ip_fragment_bytes: r.max_ip_fragment_bytes,
+            max_tcp_streams: r.max_tcp_streams,
+            max_tcp_stream_bytes: r.max_tcp_stream_bytes,
+            tcp_idle_timeout: std::time::Duration::from_secs(r.tcp_idle_timeout_secs),
+            tcp_gap_timeout: std::time::Duration::from_secs(r.tcp_gap_timeout_secs),
+        }
+    }
+
+    /// HEP decoding settings (auth key, payload limit).
+    pub(crate) fn hep_config(&self) -> capture::hep::HepConfig {
+        capture::hep::HepConfig {
+            auth_key: self.hep.auth_key.as_ref().map(|k| k.as_bytes().to_vec()),
+            max_payload: self.capture.max_sip_message,
+        }
+    }
+
+    /// HEP listener settings.
+    pub(crate) fn listener_config(&self) -> capture::io::ListenerConfig {
+        capture::io::ListenerConfig {
+            hep: self.hep_config(),
+            recv_buffer: self.hep.recv_buffer,
+            udp_sockets: self.hep.udp_sockets,
+            ..capture::io::ListenerConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_valid() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.capture.hep_ports, vec![9060]);
+        assert!(c.live.is_none());
+    }
+
+    #[test]
+    fn every_key_is_optional() {
+        let c =
+            Config::parse("[hep]\nauth-key = \"k\"\n[capture.reassembly]\nmax-tcp-streams = 7\n")
+                .unwrap();
+        assert_eq!(c.hep.auth_key.as_deref(), Some("k"));
+        assert_eq!(c.hep.udp_sockets, 1);
+        assert_eq!(c.capture.reassembly.max_tcp_streams, 7);
+        assert_eq!(c.capture.reassembly.tcp_idle_timeout_secs, 300);
+    }
+
+    #[test]
+    fn unknown_keys_fail_naming_the_key() {
+        let e = Config::parse("[capture]\nhep-port = [9060]\n").unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("hep-port"), "{msg}");
+        let e = Config::parse("[nonsense]\n").unwrap_err();
+        assert!(format!("{e:#}").contains("nonsense"));
+    }
+
+    #[test]
+    fn bad_listen_and_filter_are_refused() {
+        let e = Config::parse("[hep]\nlisten = [\"udp:nowhere\"]\n").unwrap_err();
+        assert!(format!("{e:#}").contains("hep.listen"), "{e:#}");
+        let e =
+            Config::parse("[live]\ninterface = \"lo\"\nfilter = \"port nonsense(\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("live.filter"), "{e:#}");
+    }
+
+    #[test]
+    fn sample_config_parses() {
+        let text = include_str!("../accurate.toml");
+        let c = Config::parse(text).unwrap();
+        assert!(!c.hep.listen.is_empty());
+    }
+}

@@ -1,0 +1,180 @@
+//! Printing SIP packets and counters for `sniff` (and later `replay`).
+
+use std::io::{self, Write};
+
+use capture::{SipPacket, Stats, Timestamp};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+/// RFC 3339, UTC, microseconds: `2026-11-23T12:00:00.123456Z`.
+pub(crate) fn rfc3339_micros(ts: Timestamp) -> String {
+    match DateTime::<Utc>::from_timestamp(ts.secs(), ts.subsec_nanos()) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        None => format!("@{}ns", ts.as_nanos()),
+    }
+}
+
+/// The parts of a SIP message `sniff` shows.
+pub(crate) struct Described<'a> {
+    /// The request or status line.
+    pub first_line: &'a str,
+    /// The Call-ID header value, if any.
+    pub call_id: Option<&'a str>,
+}
+
+/// Start line and Call-ID of a SIP message.
+pub(crate) fn describe(payload: &[u8]) -> Described<'_> {
+    let end = memchr_crlf(payload);
+    let first_line = std::str::from_utf8(&payload[..end]).unwrap_or("<not utf-8>");
+    let call_id =
+        header_value(payload, &["call-id", "i"]).and_then(|v| std::str::from_utf8(v).ok());
+    Described {
+        first_line,
+        call_id,
+    }
+}
+
+/// First value of a header (any of `names`, lower case), scanning the
+/// header block only.
+fn header_value<'a>(msg: &'a [u8], names: &[&str]) -> Option<&'a [u8]> {
+    for line in msg.split(|&c| c == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        if names
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        {
+            return Some(line[colon + 1..].trim_ascii());
+        }
+    }
+    None
+}
+
+fn memchr_crlf(b: &[u8]) -> usize {
+    b.iter()
+        .position(|&c| c == b'\r' || c == b'\n')
+        .unwrap_or(b.len())
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    ts: String,
+    src: String,
+    dst: String,
+    transport: &'static str,
+    source: &'static str,
+    capture_id: Option<u32>,
+    node: Option<&'a str>,
+    vlan: Option<u16>,
+    len: usize,
+    first_line: &'a str,
+    call_id: Option<&'a str>,
+}
+
+/// How `sniff` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PacketFormat {
+    /// A readable table.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Writes packets in one format, with a header for tables.
+pub(crate) struct PacketPrinter<W: Write> {
+    out: W,
+    format: PacketFormat,
+    header_done: bool,
+}
+
+impl<W: Write> PacketPrinter<W> {
+    pub(crate) fn new(out: W, format: PacketFormat) -> Self {
+        PacketPrinter {
+            out,
+            format,
+            header_done: false,
+        }
+    }
+
+    pub(crate) fn print(&mut self, p: &SipPacket) -> io::Result<()> {
+        let d = describe(&p.payload);
+        match self.format {
+            PacketFormat::Json => {
+                let line = JsonLine {
+                    ts: rfc3339_micros(p.ts),
+                    src: p.src.to_string(),
+                    dst: p.dst.to_string(),
+                    transport: p.transport.as_str(),
+                    source: p.source.as_str(),
+                    capture_id: p.capture_id,
+                    node: p.node.as_deref(),
+                    vlan: p.vlan,
+                    len: p.payload.len(),
+                    first_line: d.first_line,
+                    call_id: d.call_id,
+                };
+                serde_json::to_writer(&mut self.out, &line)?;
+                self.out.write_all(b"\n")
+            }
+            PacketFormat::Table => {
+                if !self.header_done {
+                    self.header_done = true;
+                    writeln!(
+                        self.out,
+                        "{:<27} {:<4} {:<4} {:<22} {:<22} {:<24} FIRST LINE",
+                        "TIME (UTC)", "SRC", "PROT", "FROM", "TO", "CALL-ID"
+                    )?;
+                }
+                let ts = rfc3339_micros(p.ts);
+                writeln!(
+                    self.out,
+                    "{:<27} {:<4} {:<4} {:<22} {:<22} {:<24} {}",
+                    ts,
+                    p.source.as_str(),
+                    p.transport.as_str(),
+                    p.src.to_string(),
+                    p.dst.to_string(),
+                    d.call_id.unwrap_or("-"),
+                    d.first_line
+                )
+            }
+        }
+    }
+
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Prints counters to stderr: every drop reason by name, zeros included,
+/// so scripts can rely on the lines being there.
+pub(crate) fn print_stats(label: &str, stats: &Stats, extra: &[(&str, u64)]) {
+    let mut e = io::stderr().lock();
+    let _ = writeln!(e, "{label}: packets: {}", stats.packets);
+    let _ = writeln!(e, "{label}: bytes: {}", stats.bytes);
+    let _ = writeln!(e, "{label}: sip_messages: {}", stats.sip);
+    let _ = writeln!(e, "{label}: dropped: {}", stats.total_drops());
+    for (reason, n) in stats.drop_counts() {
+        let _ = writeln!(e, "{label}: drop.{reason}: {n}");
+    }
+    for (k, v) in extra {
+        let _ = writeln!(e, "{label}: {k}: {v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_microseconds_utc() {
+        let t = Timestamp::from_secs_nanos(1_700_000_000, 123_456_789);
+        assert_eq!(rfc3339_micros(t), "2023-11-14T22:13:20.123456Z");
+    }
+}
