@@ -1,0 +1,542 @@
+//! The cost of a call: call descriptor in, cost breakdown out.
+//!
+//! The call (from its start, for its usage) is cut into timespans wherever
+//! the price may change: at an activation time, at midnight, where another
+//! timing takes over (peak/off-peak), and where a rate's
+//! GroupIntervalStart begins. Each timespan's usage is rounded up to whole
+//! RateIncrements; when that runs past the next cut, the next timespan
+//! starts where the rounded one ends, as in CGRateS. `*data` and `*sms`
+//! usage counts units, not time: their timing is the one in force at the
+//! start, and only GroupIntervalStart cuts them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::Error;
+use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
+use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RatingPlan, TariffPlan};
+use crate::resolve::{RatingSlice, resolve};
+use crate::timing::{DateParts, NS_PER_DAY};
+
+/// Type of record: what the usage measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Tor {
+    /// `*voice`: usage is time.
+    #[default]
+    Voice,
+    /// `*data`: usage counts units (bytes), one nanosecond each.
+    Data,
+    /// `*sms`: usage counts messages, one nanosecond each.
+    Sms,
+}
+
+impl Tor {
+    /// `*voice`, `*data` or `*sms`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tor::Voice => "*voice",
+            Tor::Data => "*data",
+            Tor::Sms => "*sms",
+        }
+    }
+}
+
+impl std::str::FromStr for Tor {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "*voice" => Ok(Tor::Voice),
+            "*data" => Ok(Tor::Data),
+            "*sms" => Ok(Tor::Sms),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What to rate. Borrowed strings: building one costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallDescriptor<'a> {
+    /// Tenant (`cgrates.org` by default).
+    pub tenant: &'a str,
+    /// Category (`call` by default).
+    pub category: &'a str,
+    /// Rating subject; when empty, the account is used.
+    pub subject: &'a str,
+    /// Account (not used for pricing, only as the subject's default).
+    pub account: &'a str,
+    /// Destination number.
+    pub destination: &'a str,
+    /// What the usage measures.
+    pub tor: Tor,
+    /// When the call was answered (or this piece starts).
+    pub start: DateTime<Utc>,
+    /// Usage to rate (for `*data`/`*sms`, units as nanoseconds).
+    pub usage: Duration,
+    /// How much of the call was rated before this piece (a prepaid debit
+    /// loop rates a call in pieces). Selects the rate group by
+    /// GroupIntervalStart; the connect fee is charged only when it is zero.
+    pub offset: Duration,
+}
+
+impl<'a> CallDescriptor<'a> {
+    /// A whole `*voice` call of tenant `cgrates.org`, category `call`.
+    #[must_use]
+    pub fn new(
+        subject: &'a str,
+        destination: &'a str,
+        start: DateTime<Utc>,
+        usage: Duration,
+    ) -> Self {
+        CallDescriptor {
+            tenant: "cgrates.org",
+            category: "call",
+            subject,
+            account: subject,
+            destination,
+            tor: Tor::Voice,
+            start,
+            usage,
+            offset: Duration::ZERO,
+        }
+    }
+}
+
+/// One piece of a call at one price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeSpan {
+    /// Start of the span.
+    pub start: DateTime<Utc>,
+    /// End of the span (start plus the rated usage).
+    pub end: DateTime<Utc>,
+    /// Where the span starts, counted from the start of the call (the
+    /// descriptor's offset plus the usage rated before it).
+    pub call_offset: Duration,
+    /// Rated usage: whole increments.
+    pub usage: Duration,
+    /// The subject whose rating profile priced the span.
+    pub matched_subject: Arc<str>,
+    /// The rating plan.
+    pub rating_plan: Arc<str>,
+    /// The destination ID (`*any` for the plan's catch-all).
+    pub destination_id: Arc<str>,
+    /// The prefix of the number that matched.
+    pub matched_prefix: Arc<str>,
+    /// The DestinationRates ID.
+    pub destination_rate: Arc<str>,
+    /// The timing.
+    pub timing: Arc<str>,
+    /// The RatingPlans weight.
+    pub weight: Decimal,
+    /// The Rates ID.
+    pub rate_id: Arc<str>,
+    /// Price per rate unit.
+    pub rate: Money,
+    /// RateUnit.
+    pub rate_unit: Duration,
+    /// RateIncrement.
+    pub rate_increment: Duration,
+    /// GroupIntervalStart of the rate row used.
+    pub group_interval_start: Duration,
+    /// Number of increments.
+    pub increments: u64,
+    /// Cost of one increment (exact, or CGRateS-rounded in `cgrates` mode).
+    pub increment_cost: Money,
+    /// Cost of the span, before the call's final rounding.
+    pub cost: Money,
+    /// The destination rate's rounding.
+    pub rounding: Rounding,
+    /// The destination rate's MaxCost.
+    pub max_cost: Option<MaxCost>,
+}
+
+/// The cost of a call and how it was reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCost {
+    /// The final cost, rounded.
+    pub cost: Money,
+    /// The cost before the final rounding (after MaxCost).
+    pub unrounded_cost: Money,
+    /// Connect fee charged (zero for a piece with a non-zero offset).
+    pub connect_fee: Money,
+    /// Usage asked for.
+    pub usage: Duration,
+    /// Usage rated: whole increments, at least `usage`.
+    pub rated_usage: Duration,
+    /// The rounding mode used.
+    pub mode: RoundingMode,
+    /// The rounding applied at the end (from the span with the most
+    /// decimals); `None` when nothing was rounded.
+    pub rounding: Option<Rounding>,
+    /// `*free` MaxCost capped the cost.
+    pub max_cost_applied: bool,
+    /// `*disconnect` MaxCost: the usage after which the cost would pass
+    /// MaxCost, when the call is longer than that.
+    pub max_cost_disconnect_at: Option<Duration>,
+    /// The spans, in time order.
+    pub timespans: Vec<TimeSpan>,
+}
+
+fn overflow(what: &'static str) -> Error {
+    Error::Overflow { what }
+}
+
+fn nanos(d: Duration, what: &'static str) -> Result<u64, Error> {
+    u64::try_from(d.as_nanos()).map_err(|_| overflow(what))
+}
+
+fn add_ns(t: DateTime<Utc>, ns: u64) -> Result<DateTime<Utc>, Error> {
+    let delta = TimeDelta::nanoseconds(i64::try_from(ns).map_err(|_| overflow("time"))?);
+    t.checked_add_signed(delta).ok_or_else(|| overflow("time"))
+}
+
+fn ns_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
+    (b - a)
+        .num_nanoseconds()
+        .map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(0))
+}
+
+/// The rate interval in force: active timing, highest weight, then the
+/// timing that started last, then the lower price, then the first loaded.
+fn winner(plan: &RatingPlan, ivs: &[u32], parts: &DateParts, group_start: u64) -> Option<u32> {
+    let mut best: Option<(u32, &RateInterval, u64)> = None;
+    for &i in ivs {
+        let Some(ri) = plan.intervals.get(i as usize) else {
+            continue;
+        };
+        if !ri.timing.is_active(parts) {
+            continue;
+        }
+        let since = ri.timing.since_start(parts);
+        let better = match best {
+            None => true,
+            Some((_, b, b_since)) => {
+                ri.weight > b.weight
+                    || (ri.weight == b.weight
+                        && (since < b_since
+                            || (since == b_since
+                                && price(ri, group_start) < price(b, group_start))))
+            }
+        };
+        if better {
+            best = Some((i, ri, since));
+        }
+    }
+    best.map(|(i, _, _)| i)
+}
+
+fn price(ri: &RateInterval, group_start: u64) -> Option<Money> {
+    ri.rates.slot_at(group_start).map(|s| s.rate)
+}
+
+impl TariffPlan {
+    /// Rates a call.
+    ///
+    /// # Errors
+    /// [`Error::RatingPlanNotFound`], [`Error::UnauthorizedDestination`],
+    /// [`Error::NoRateInterval`] when the call cannot be rated;
+    /// [`Error::Overflow`] for absurd usages.
+    pub fn cost(&self, cd: &CallDescriptor<'_>, mode: RoundingMode) -> Result<CallCost, Error> {
+        let subject = if cd.subject.is_empty() {
+            cd.account
+        } else {
+            cd.subject
+        };
+        let usage = nanos(cd.usage, "usage")?;
+        let offset = nanos(cd.offset, "offset")?;
+        let voice = cd.tor == Tor::Voice;
+        let window_end = add_ns(cd.start, if voice { usage.max(1) } else { 1 })?;
+        let slices = resolve(self, cd, subject, cd.start, window_end)?;
+        let mut spans = Vec::new();
+        let start_parts = DateParts::new(cd.start);
+        let mut p = 0_u64;
+        let mut si = 0_usize;
+        let mut connect_fee = Money::ZERO;
+        while p < usage {
+            let t = add_ns(cd.start, p)?;
+            if voice {
+                while slices.get(si + 1).is_some_and(|s| s.from <= t) {
+                    si += 1;
+                }
+            }
+            let Some(slice) = slices.get(si) else {
+                return Err(overflow("rating slices"));
+            };
+            let parts = if voice {
+                DateParts::new(t)
+            } else {
+                start_parts
+            };
+            let gs = offset.checked_add(p).ok_or_else(|| overflow("offset"))?;
+            let no_interval = || Error::NoRateInterval {
+                rating_plan: slice.plan.id.to_string(),
+                destination: cd.destination.to_owned(),
+                at: t,
+            };
+            let ri_idx = winner(slice.plan, slice.intervals, &parts, gs).ok_or_else(no_interval)?;
+            let ri = slice
+                .plan
+                .intervals
+                .get(ri_idx as usize)
+                .ok_or_else(no_interval)?;
+            let slot = ri.rates.slot_at(gs).ok_or_else(no_interval)?;
+            let seg_end = if voice {
+                segment_end(&slices, si, slice, &parts, ri_idx, p, gs, usage, offset, t)
+            } else {
+                usage
+            };
+            let seg_end = match ri.rates.next_gis_after(gs) {
+                Some(g) => seg_end.min(p.saturating_add(g - gs)),
+                None => seg_end,
+            };
+            let n = (seg_end - p).div_ceil(slot.increment);
+            let billed = n
+                .checked_mul(slot.increment)
+                .ok_or_else(|| overflow("usage"))?;
+            if spans.is_empty() && offset == 0 {
+                // Once per call: the first span's rate, on the first piece.
+                connect_fee = ri.rates.connect_fee;
+            }
+            let (inc_cost, ts_cost) =
+                span_cost(slot.rate, slot.unit, slot.increment, n, billed, mode)?;
+            spans.push(TimeSpan {
+                start: t,
+                end: add_ns(t, billed)?,
+                call_offset: Duration::from_nanos(gs),
+                usage: Duration::from_nanos(billed),
+                matched_subject: slice.subject.clone(),
+                rating_plan: slice.plan.id.clone(),
+                destination_id: slice.destination_id.clone(),
+                matched_prefix: slice.prefix.clone(),
+                destination_rate: ri.dr_id.clone(),
+                timing: ri.timing.id_arc().clone(),
+                weight: ri.weight,
+                rate_id: ri.rates.id.clone(),
+                rate: slot.rate,
+                rate_unit: Duration::from_nanos(slot.unit),
+                rate_increment: Duration::from_nanos(slot.increment),
+                group_interval_start: Duration::from_nanos(slot.gis),
+                increments: n,
+                increment_cost: Money::new(inc_cost),
+                cost: Money::new(ts_cost),
+                rounding: ri.rounding,
+                max_cost: ri.max_cost,
+            });
+            p = p.checked_add(billed).ok_or_else(|| overflow("usage"))?;
+        }
+        totals(cd.usage, Duration::from_nanos(p), connect_fee, spans, mode)
+    }
+}
+
+/// Where the voice span starting at `p` ends: the usage, the next
+/// activation, midnight, or the next timing edge where another rate
+/// interval takes over.
+#[allow(clippy::too_many_arguments)]
+fn segment_end(
+    slices: &[RatingSlice<'_>],
+    si: usize,
+    slice: &RatingSlice<'_>,
+    parts: &DateParts,
+    ri_idx: u32,
+    p: u64,
+    gs: u64,
+    usage: u64,
+    offset: u64,
+    t: DateTime<Utc>,
+) -> u64 {
+    let mut end = usage;
+    if let Some(next) = slices.get(si + 1) {
+        end = end.min(p.saturating_add(ns_between(t, next.from)));
+    }
+    end = end.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
+    let mut tod = parts.tod_ns;
+    while let Some(edge) = slice
+        .intervals
+        .iter()
+        .filter_map(|&i| slice.plan.intervals.get(i as usize))
+        .filter_map(|ri| ri.timing.next_edge_after(tod))
+        .min()
+    {
+        let at = p.saturating_add(edge - parts.tod_ns);
+        if at >= end {
+            break;
+        }
+        let group_start = offset.saturating_add(at).max(gs);
+        if winner(
+            slice.plan,
+            slice.intervals,
+            &parts.at_tod(edge),
+            group_start,
+        ) != Some(ri_idx)
+        {
+            return at;
+        }
+        tod = edge;
+    }
+    end
+}
+
+/// (cost of one increment, cost of the span).
+fn span_cost(
+    rate: Money,
+    unit: u64,
+    increment: u64,
+    n: u64,
+    billed: u64,
+    mode: RoundingMode,
+) -> Result<(Decimal, Decimal), Error> {
+    let rate = rate.amount();
+    let unit = Decimal::from(unit);
+    // Multiply first, divide last: exact whenever the result terminates.
+    let scaled = |len: u64| -> Result<Decimal, Error> {
+        rate.checked_mul(Decimal::from(len))
+            .and_then(|x| x.checked_div(unit))
+            .ok_or_else(|| overflow("cost"))
+    };
+    match mode {
+        RoundingMode::Exact => Ok((scaled(increment)?, scaled(billed)?)),
+        RoundingMode::Cgrates => {
+            // CGRateS: span cost rounded to 5 decimals *middle, divided by
+            // the number of increments and rounded again; the span costs
+            // that increment cost times the number of increments.
+            let span = CGRATES_STEP.apply_cgrates(scaled(billed)?);
+            let inc = if n == 0 {
+                Decimal::ZERO
+            } else {
+                CGRATES_STEP.apply_cgrates(
+                    span.checked_div(Decimal::from(n))
+                        .ok_or_else(|| overflow("cost"))?,
+                )
+            };
+            let total = inc
+                .checked_mul(Decimal::from(n))
+                .ok_or_else(|| overflow("cost"))?;
+            Ok((inc, total))
+        }
+    }
+}
+
+fn totals(
+    usage: Duration,
+    rated: Duration,
+    connect_fee: Money,
+    spans: Vec<TimeSpan>,
+    mode: RoundingMode,
+) -> Result<CallCost, Error> {
+    let mut total = connect_fee.amount();
+    let mut capped = false;
+    // CGRateS adds each running total into MaxCostSoFar (so it reaches
+    // MaxCost early when a call has several spans); `cgrates` mode keeps it.
+    let mut cg_so_far = Decimal::ZERO;
+    for ts in &spans {
+        total = total
+            .checked_add(ts.cost.amount())
+            .ok_or_else(|| overflow("cost"))?;
+        let Some(MaxCost {
+            amount,
+            strategy: MaxCostStrategy::Free,
+        }) = ts.max_cost
+        else {
+            if mode == RoundingMode::Cgrates {
+                cg_so_far = cg_so_far
+                    .checked_add(total)
+                    .ok_or_else(|| overflow("cost"))?;
+            }
+            continue;
+        };
+        let reached = match mode {
+            RoundingMode::Exact => total >= amount.amount(),
+            RoundingMode::Cgrates => {
+                cg_so_far = cg_so_far
+                    .checked_add(total)
+                    .ok_or_else(|| overflow("cost"))?;
+                cg_so_far >= amount.amount()
+            }
+        };
+        if reached {
+            total = amount.amount();
+            cg_so_far = total;
+            capped = true;
+        }
+    }
+    let rounding = match mode {
+        // The span with the most decimals (the first of equals).
+        RoundingMode::Exact => spans
+            .iter()
+            .map(|s| s.rounding)
+            .reduce(|a, b| if b.decimals() > a.decimals() { b } else { a }),
+        // CGRateS's GetLongestRounding: only more than 0 decimals counts.
+        RoundingMode::Cgrates => {
+            spans
+                .iter()
+                .map(|s| s.rounding)
+                .fold(None, |acc: Option<Rounding>, r| {
+                    if r.decimals() > acc.map_or(0, Rounding::decimals) {
+                        Some(r)
+                    } else {
+                        acc
+                    }
+                })
+        }
+    };
+    let cost = match (rounding, mode) {
+        (Some(r), RoundingMode::Exact) => r.apply(total),
+        (Some(r), RoundingMode::Cgrates) => r.apply_cgrates(total),
+        (None, _) => total,
+    };
+    let max_cost_disconnect_at = disconnect_at(connect_fee, &spans);
+    Ok(CallCost {
+        cost: Money::new(cost),
+        unrounded_cost: Money::new(total),
+        connect_fee,
+        usage,
+        rated_usage: rated,
+        mode,
+        rounding,
+        max_cost_applied: capped,
+        max_cost_disconnect_at,
+        timespans: spans,
+    })
+}
+
+/// With `*disconnect`, the usage (whole increments) the call may last while
+/// its cost stays at or under MaxCost, if shorter than the rated usage.
+fn disconnect_at(connect_fee: Money, spans: &[TimeSpan]) -> Option<Duration> {
+    let mut so_far = connect_fee.amount();
+    let mut used = Duration::ZERO;
+    for ts in spans {
+        if let Some(MaxCost {
+            amount,
+            strategy: MaxCostStrategy::Disconnect,
+        }) = ts.max_cost
+        {
+            let room = amount.amount().checked_sub(so_far)?;
+            if room < Decimal::ZERO {
+                return Some(used);
+            }
+            let inc = ts.increment_cost.amount();
+            if inc > Decimal::ZERO {
+                // Increments that still fit; None (too many to count) fits all.
+                let fit = room.checked_div(inc).and_then(|x| x.floor().to_u64());
+                if let Some(k) = fit.filter(|&k| k < ts.increments) {
+                    let fit_len = u32::try_from(k)
+                        .ok()
+                        .and_then(|k| ts.rate_increment.checked_mul(k))
+                        .unwrap_or(ts.usage);
+                    return Some(used.saturating_add(fit_len));
+                }
+            }
+        }
+        so_far = so_far.checked_add(ts.cost.amount())?;
+        used = used.saturating_add(ts.usage);
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "cost_tests.rs"]
+mod tests;

@@ -1,0 +1,677 @@
+//! Loading a folder of CGRateS tariff plan CSVs.
+//!
+//! We load Destinations, Timings, Rates, DestinationRates, RatingPlans and
+//! RatingProfiles (current layout, and the older one with a Direction
+//! column first). Other CSV files are listed in the [`LoadReport`], never
+//! silently skipped. Any error refuses the whole plan.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::Error;
+use crate::csv::{self, Record};
+use crate::duration::parse_duration;
+use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
+use crate::plan::{
+    Activation, MaxCost, MaxCostStrategy, Profile, RateGroup, RateInterval, RateSlot, RatingPlan,
+    TariffPlan,
+};
+use crate::prefix::FastMap;
+use crate::timing::Timing;
+
+/// The files we load, in dependency order.
+pub const HANDLED_FILES: [&str; 6] = [
+    "Destinations.csv",
+    "Timings.csv",
+    "Rates.csv",
+    "DestinationRates.csv",
+    "RatingPlans.csv",
+    "RatingProfiles.csv",
+];
+
+/// Settings for loading a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// The time of loading: `*asap` (in Timings and activation times) and
+    /// the built-in `*daily`, `*weekly`, ... timings are anchored here, as
+    /// CGRateS anchors them at the moment it loads. The rating core has no
+    /// clock, so the caller passes it.
+    pub loaded_at: DateTime<Utc>,
+}
+
+/// What a load found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Files loaded.
+    pub loaded_files: Vec<PathBuf>,
+    /// CSV files in the folder that this version does not handle (Actions,
+    /// Attributes, ...): reported, not used.
+    pub unhandled_files: Vec<PathBuf>,
+    /// Rows accepted but not used, with the reason (e.g. `*in` direction).
+    pub warnings: Vec<String>,
+    /// Destinations loaded.
+    pub destinations: usize,
+    /// (prefix, destination) pairs loaded.
+    pub prefixes: usize,
+    /// Rating plans loaded.
+    pub rating_plans: usize,
+    /// Rating profiles loaded.
+    pub rating_profiles: usize,
+}
+
+impl TariffPlan {
+    /// Loads every handled file in `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the folder or a file cannot be read,
+    /// [`Error::EmptyPlan`] if no handled file is there, [`Error::Load`]
+    /// naming file, line and column for any bad value or reference.
+    pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<(TariffPlan, LoadReport), Error> {
+        let io = |path: &Path, source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| io(dir, e))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let mut texts = Vec::new();
+        let mut unhandled = Vec::new();
+        for name in names {
+            if HANDLED_FILES.contains(&name.as_str()) {
+                let path = dir.join(&name);
+                let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+                texts.push((path, text));
+            } else if name.to_ascii_lowercase().ends_with(".csv") {
+                unhandled.push(dir.join(name));
+            }
+        }
+        if texts.is_empty() {
+            return Err(Error::EmptyPlan {
+                dir: dir.to_owned(),
+            });
+        }
+        let files: Vec<(&Path, &str)> = texts
+            .iter()
+            .map(|(p, t)| (p.as_path(), t.as_str()))
+            .collect();
+        let (plan, mut report) = TariffPlan::from_csv(&files, options)?;
+        report.unhandled_files = unhandled;
+        Ok((plan, report))
+    }
+
+    /// Builds a plan from file contents: `(path, text)` pairs whose file
+    /// names are among [`HANDLED_FILES`] (others are reported unhandled).
+    ///
+    /// # Errors
+    /// [`Error::Load`] naming file, line and column.
+    pub fn from_csv(
+        files: &[(&Path, &str)],
+        options: &LoadOptions,
+    ) -> Result<(TariffPlan, LoadReport), Error> {
+        let mut report = LoadReport::default();
+        let mut by_name: [Option<(&Path, Vec<Record<'_>>)>; 6] = Default::default();
+        for &(path, text) in files {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let Some(slot) = HANDLED_FILES.iter().position(|h| *h == name) else {
+                report.unhandled_files.push(path.to_owned());
+                continue;
+            };
+            let records = csv::parse(text).map_err(|e| Error::Load {
+                file: path.to_owned(),
+                line: e.line,
+                column: e.column,
+                expected: "a closing quote".into(),
+                found: "end of file".into(),
+            })?;
+            report.loaded_files.push(path.to_owned());
+            by_name[slot] = Some((path, records));
+        }
+        let mut b = Builder::new(options.loaded_at);
+        let [dst, tim, rat, drs, rpl, rpf] = by_name;
+        if let Some((p, r)) = &dst {
+            b.destinations(p, r)?;
+        }
+        if let Some((p, r)) = &tim {
+            b.timings(p, r)?;
+        }
+        if let Some((p, r)) = &rat {
+            b.rates(p, r)?;
+        }
+        if let Some((p, r)) = &drs {
+            b.destination_rates(p, r)?;
+        }
+        if let Some((p, r)) = &rpl {
+            b.rating_plans(p, r)?;
+        }
+        if let Some((p, r)) = &rpf {
+            b.rating_profiles(p, r, &mut report)?;
+        }
+        let plan = b.plan;
+        report.destinations = plan.destination_count();
+        report.prefixes = plan.prefix_count();
+        report.rating_plans = plan.rating_plan_count();
+        report.rating_profiles = plan.rating_profile_count();
+        Ok((plan, report))
+    }
+}
+
+/// Where a destination rate applies.
+#[derive(Debug, Clone, Copy)]
+enum DestRef {
+    Any,
+    Dest(u32),
+}
+
+#[derive(Debug, Clone)]
+struct DrRow {
+    dest: DestRef,
+    rates: Arc<RateGroup>,
+    rounding: Rounding,
+    max_cost: Option<MaxCost>,
+}
+
+/// A rate ID and its rows with their connect fees.
+type RateRows = (Arc<str>, Vec<(RateSlot, Money)>);
+
+struct Builder {
+    loaded_at: DateTime<Utc>,
+    plan: TariffPlan,
+    dest_index: FastMap<Box<str>, u32>,
+    timings: FastMap<Box<str>, Arc<Timing>>,
+    rates: FastMap<Box<str>, Arc<RateGroup>>,
+    drs: FastMap<Box<str>, (Arc<str>, Vec<DrRow>)>,
+    plan_index: FastMap<Box<str>, u32>,
+}
+
+/// An error at `path`, `line`, `column` (1-based).
+fn load_err(path: &Path, line: usize, column: usize, expected: &str, found: &str) -> Error {
+    Error::Load {
+        file: path.to_owned(),
+        line,
+        column,
+        expected: expected.to_owned(),
+        found: found.to_owned(),
+    }
+}
+
+/// Checks the number of fields, pointing at the first missing or extra one.
+fn check_width(
+    path: &Path,
+    r: &Record<'_>,
+    min: usize,
+    max: usize,
+    layout: &str,
+) -> Result<(), Error> {
+    let n = r.fields.len();
+    if n < min {
+        return Err(load_err(
+            path,
+            r.line,
+            n + 1,
+            &format!("{min} columns ({layout})"),
+            "",
+        ));
+    }
+    if n > max {
+        return Err(load_err(
+            path,
+            r.line,
+            max + 1,
+            &format!("at most {max} columns ({layout})"),
+            r.field(max),
+        ));
+    }
+    Ok(())
+}
+
+/// A non-empty ID in column `col` (0-based).
+fn id_field<'r>(path: &Path, r: &'r Record<'_>, col: usize, what: &str) -> Result<&'r str, Error> {
+    let v = r.field(col);
+    if v.is_empty() {
+        return Err(load_err(path, r.line, col + 1, what, v));
+    }
+    Ok(v)
+}
+
+fn duration_ns(path: &Path, r: &Record<'_>, col: usize, what: &str) -> Result<u64, Error> {
+    let v = r.field(col);
+    parse_duration(v)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
+        .ok_or_else(|| {
+            load_err(
+                path,
+                r.line,
+                col + 1,
+                &format!("{what}: a duration like 60s, 1m30s or 0, or a number of units"),
+                v,
+            )
+        })
+}
+
+fn money(
+    path: &Path,
+    r: &Record<'_>,
+    col: usize,
+    what: &str,
+    empty_is_zero: bool,
+) -> Result<Money, Error> {
+    let v = r.field(col);
+    if v.is_empty() && empty_is_zero {
+        return Ok(Money::ZERO);
+    }
+    Money::parse(v).ok_or_else(|| {
+        load_err(
+            path,
+            r.line,
+            col + 1,
+            &format!("{what}: a decimal number like 0.2"),
+            v,
+        )
+    })
+}
+
+/// Parses an ActivationTime: RFC 3339, `YYYY-MM-DD[ T]HH:MM:SS` (UTC),
+/// `YYYY-MM-DD`, Unix seconds, or `*asap` (the load time).
+fn parse_time(s: &str, loaded_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if s == "*asap" || s == "*now" {
+        return Some(loaded_at);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for layout in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, layout) {
+            return Some(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| DateTime::from_timestamp(n, 0));
+    }
+    None
+}
+
+impl Builder {
+    fn new(loaded_at: DateTime<Utc>) -> Self {
+        Builder {
+            loaded_at,
+            plan: TariffPlan::default(),
+            dest_index: FastMap::default(),
+            timings: FastMap::default(),
+            rates: FastMap::default(),
+            drs: FastMap::default(),
+            plan_index: FastMap::default(),
+        }
+    }
+
+    /// Destinations.csv: `ID,Prefix`.
+    fn destinations(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
+        for r in recs {
+            check_width(path, r, 2, 2, "ID,Prefix")?;
+            let id = id_field(path, r, 0, "a destination ID")?;
+            let prefix = id_field(path, r, 1, "a prefix")?;
+            let idx = match self.dest_index.get(id) {
+                Some(&i) => i,
+                None => {
+                    let i = u32::try_from(self.plan.dest_ids.len()).map_err(|_| {
+                        load_err(path, r.line, 1, "fewer than 2^32 destinations", id)
+                    })?;
+                    self.plan.dest_ids.push(Arc::from(id));
+                    self.dest_index.insert(id.into(), i);
+                    i
+                }
+            };
+            self.plan.trie.insert(prefix.as_bytes(), idx);
+        }
+        Ok(())
+    }
+
+    /// Timings.csv: `ID,Years,Months,MonthDays,WeekDays,Time`.
+    fn timings(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
+        for r in recs {
+            check_width(path, r, 6, 6, "ID,Years,Months,MonthDays,WeekDays,Time")?;
+            let id = id_field(path, r, 0, "a timing ID")?;
+            let cols = [r.field(1), r.field(2), r.field(3), r.field(4), r.field(5)];
+            let t = Timing::parse(id, cols, self.loaded_at)
+                .map_err(|e| load_err(path, r.line, e.field + 2, e.expected, cols[e.field]))?;
+            if self.timings.insert(id.into(), Arc::new(t)).is_some() {
+                return Err(load_err(
+                    path,
+                    r.line,
+                    1,
+                    "a timing ID not defined earlier",
+                    id,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rates.csv: `ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart`.
+    fn rates(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
+        let mut groups: FastMap<Box<str>, RateRows> = FastMap::default();
+        for r in recs {
+            check_width(
+                path,
+                r,
+                6,
+                6,
+                "ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart",
+            )?;
+            let id = id_field(path, r, 0, "a rate ID")?;
+            let connect_fee = money(path, r, 1, "ConnectFee", true)?;
+            let rate = money(path, r, 2, "Rate", false)?;
+            // CGRateS reads a 0 RateUnit or RateIncrement as one second.
+            let unit = match duration_ns(path, r, 3, "RateUnit")? {
+                0 => 1_000_000_000,
+                u => u,
+            };
+            let increment = match duration_ns(path, r, 4, "RateIncrement")? {
+                0 => 1_000_000_000,
+                i => i,
+            };
+            let gis = duration_ns(path, r, 5, "GroupIntervalStart")?;
+            let entry = groups
+                .entry(id.into())
+                .or_insert_with(|| (Arc::from(id), Vec::new()));
+            if entry.1.iter().any(|(s, _)| s.gis == gis) {
+                return Err(load_err(
+                    path,
+                    r.line,
+                    6,
+                    "a GroupIntervalStart not used by an earlier row of this rate",
+                    r.field(5),
+                ));
+            }
+            entry.1.push((
+                RateSlot {
+                    gis,
+                    rate,
+                    unit,
+                    increment,
+                },
+                connect_fee,
+            ));
+        }
+        for (key, (id, mut rows)) in groups {
+            rows.sort_by_key(|(s, _)| s.gis);
+            let connect_fee = rows.first().map_or(Money::ZERO, |(_, cf)| *cf);
+            let slots = rows.into_iter().map(|(s, _)| s).collect();
+            self.rates.insert(
+                key,
+                Arc::new(RateGroup {
+                    id,
+                    connect_fee,
+                    slots,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// DestinationRates.csv: `ID,DestinationsID,RatesID,RoundingMethod,
+    /// RoundingDecimals,MaxCost,MaxCostStrategy`.
+    fn destination_rates(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
+        const LAYOUT: &str =
+            "ID,DestinationsID,RatesID,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy";
+        for r in recs {
+            check_width(path, r, 5, 7, LAYOUT)?;
+            let id = id_field(path, r, 0, "a destination rate ID")?;
+            let dest_id = id_field(path, r, 1, "a destination ID or *any")?;
+            let dest = if dest_id == "*any" {
+                DestRef::Any
+            } else {
+                DestRef::Dest(*self.dest_index.get(dest_id).ok_or_else(|| {
+                    load_err(
+                        path,
+                        r.line,
+                        2,
+                        "*any or a destination ID defined in Destinations.csv",
+                        dest_id,
+                    )
+                })?)
+            };
+            let rates_id = r.field(2);
+            let rates = self.rates.get(rates_id).cloned().ok_or_else(|| {
+                load_err(path, r.line, 3, "a rate ID defined in Rates.csv", rates_id)
+            })?;
+            let method: RoundingMethod = r.field(3).parse().map_err(|()| {
+                load_err(
+                    path,
+                    r.line,
+                    4,
+                    "a RoundingMethod: *up, *down or *middle",
+                    r.field(3),
+                )
+            })?;
+            let decimals = r
+                .field(4)
+                .parse::<u32>()
+                .ok()
+                .filter(|d| *d <= MAX_ROUNDING_DECIMALS)
+                .ok_or_else(|| {
+                    load_err(
+                        path,
+                        r.line,
+                        5,
+                        "RoundingDecimals: a whole number from 0 to 18",
+                        r.field(4),
+                    )
+                })?;
+            let max_amount = money(path, r, 5, "MaxCost", true)?;
+            let strategy = match r.field(6) {
+                "" => None,
+                "*free" => Some(MaxCostStrategy::Free),
+                "*disconnect" => Some(MaxCostStrategy::Disconnect),
+                other => {
+                    return Err(load_err(
+                        path,
+                        r.line,
+                        7,
+                        "a MaxCostStrategy: *free, *disconnect or empty",
+                        other,
+                    ));
+                }
+            };
+            // As in CGRateS, MaxCost needs both a positive amount and a strategy.
+            let max_cost = strategy
+                .filter(|_| max_amount > Money::ZERO)
+                .map(|strategy| MaxCost {
+                    amount: max_amount,
+                    strategy,
+                });
+            let row = DrRow {
+                dest,
+                rates,
+                rounding: Rounding::new(method, decimals),
+                max_cost,
+            };
+            self.drs
+                .entry(id.into())
+                .or_insert_with(|| (Arc::from(id), Vec::new()))
+                .1
+                .push(row);
+        }
+        Ok(())
+    }
+
+    /// RatingPlans.csv: `ID,DestinationRatesID,TimingID,Weight`.
+    fn rating_plans(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
+        for r in recs {
+            check_width(path, r, 4, 4, "ID,DestinationRatesID,TimingID,Weight")?;
+            let id = id_field(path, r, 0, "a rating plan ID")?;
+            let dr_id = r.field(1);
+            let (dr_name, rows) = self.drs.get(dr_id).cloned().ok_or_else(|| {
+                load_err(
+                    path,
+                    r.line,
+                    2,
+                    "a destination rate ID defined in DestinationRates.csv",
+                    dr_id,
+                )
+            })?;
+            let timing_id = r.field(2);
+            let timing = match self.timings.get(timing_id) {
+                Some(t) => t.clone(),
+                None => Arc::new(Timing::builtin(timing_id, self.loaded_at).ok_or_else(|| {
+                    load_err(
+                        path,
+                        r.line,
+                        3,
+                        "a timing ID defined in Timings.csv, or *any, *asap, *daily, *weekly, *monthly, *month_end, *yearly",
+                        timing_id,
+                    )
+                })?),
+            };
+            let weight_s = r.field(3);
+            let weight = if weight_s.is_empty() {
+                Decimal::ZERO
+            } else {
+                Money::parse(weight_s).map(Money::amount).ok_or_else(|| {
+                    load_err(path, r.line, 4, "a Weight: a number like 10", weight_s)
+                })?
+            };
+            let plan_idx = match self.plan_index.get(id) {
+                Some(&i) => i,
+                None => {
+                    let i = u32::try_from(self.plan.plans.len()).map_err(|_| {
+                        load_err(path, r.line, 1, "fewer than 2^32 rating plans", id)
+                    })?;
+                    self.plan.plans.push(RatingPlan {
+                        id: Arc::from(id),
+                        intervals: Vec::new(),
+                        by_dest: FastMap::default(),
+                        any: Vec::new(),
+                    });
+                    self.plan_index.insert(id.into(), i);
+                    i
+                }
+            };
+            let plan = &mut self.plan.plans[plan_idx as usize];
+            for row in rows {
+                let idx = u32::try_from(plan.intervals.len())
+                    .map_err(|_| load_err(path, r.line, 1, "fewer than 2^32 rate intervals", id))?;
+                plan.intervals.push(RateInterval {
+                    timing: timing.clone(),
+                    weight,
+                    rates: row.rates.clone(),
+                    rounding: row.rounding,
+                    max_cost: row.max_cost,
+                    dr_id: dr_name.clone(),
+                });
+                match row.dest {
+                    DestRef::Any => plan.any.push(idx),
+                    DestRef::Dest(d) => plan.by_dest.entry(d).or_default().push(idx),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// RatingProfiles.csv: `Tenant,Category,Subject,ActivationTime,
+    /// RatingPlanID,FallbackSubject`, or the older layout with `Direction`
+    /// first and `CdrStatQueueIds` last.
+    fn rating_profiles(
+        &mut self,
+        path: &Path,
+        recs: &[Record<'_>],
+        report: &mut LoadReport,
+    ) -> Result<(), Error> {
+        for r in recs {
+            let first = r.field(0);
+            let old = first == "*out" || first == "*in";
+            let base = usize::from(old);
+            if old {
+                check_width(
+                    path,
+                    r,
+                    6,
+                    8,
+                    "Direction,Tenant,Category,Subject,ActivationTime,RatingPlanId,RatesFallbackSubject,CdrStatQueueIds",
+                )?;
+                if first == "*in" {
+                    report.warnings.push(format!(
+                        "{}:{}: *in rating profile ignored: only outbound (*out) calls are rated",
+                        path.display(),
+                        r.line
+                    ));
+                    continue;
+                }
+            } else {
+                check_width(
+                    path,
+                    r,
+                    5,
+                    6,
+                    "Tenant,Category,Subject,ActivationTime,RatingPlanID,FallbackSubject",
+                )?;
+            }
+            let tenant = id_field(path, r, base, "a tenant")?;
+            let category = id_field(path, r, base + 1, "a category")?;
+            let subject = id_field(path, r, base + 2, "a subject or *any")?;
+            let at_s = r.field(base + 3);
+            let at = parse_time(at_s, self.loaded_at).ok_or_else(|| {
+                load_err(
+                    path,
+                    r.line,
+                    base + 4,
+                    "an ActivationTime like 2014-01-14T00:00:00Z",
+                    at_s,
+                )
+            })?;
+            let rp_id = r.field(base + 4);
+            let plan = *self.plan_index.get(rp_id).ok_or_else(|| {
+                load_err(
+                    path,
+                    r.line,
+                    base + 5,
+                    "a rating plan ID defined in RatingPlans.csv",
+                    rp_id,
+                )
+            })?;
+            let fallback: Box<[Arc<str>]> = r
+                .field(base + 5)
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Arc::from)
+                .collect();
+            let subjects = self
+                .plan
+                .profiles
+                .entry(tenant.into())
+                .or_default()
+                .entry(category.into())
+                .or_default();
+            let profile = subjects.entry(subject.into()).or_insert_with(|| {
+                self.plan.profile_count += 1;
+                Profile {
+                    subject: Arc::from(subject),
+                    activations: Vec::new(),
+                }
+            });
+            profile.activations.push(Activation { at, plan, fallback });
+            // Stable: of two rows with the same time, the later one wins.
+            profile.activations.sort_by_key(|a| a.at);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -1,0 +1,274 @@
+//! A loaded tariff plan: the data the rating engine reads.
+//!
+//! Built once by the loader (`load.rs`), then immutable: share it behind an
+//! [`Arc`] and rate from as many threads as you like.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::money::{Money, Rounding};
+use crate::prefix::{FastMap, PrefixTrie};
+use crate::timing::Timing;
+
+/// One row of a rate group: from `gis` into the call, `rate` per `unit`,
+/// charged in whole `increment`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RateSlot {
+    /// GroupIntervalStart, nanoseconds (units) into the call.
+    pub gis: u64,
+    /// Price per rate unit.
+    pub rate: Money,
+    /// RateUnit in nanoseconds (units); never 0 (0 in a file means 1s,
+    /// as in CGRateS).
+    pub unit: u64,
+    /// RateIncrement in nanoseconds (units); never 0 (0 means 1s).
+    pub increment: u64,
+}
+
+/// The rows of Rates.csv sharing one ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RateGroup {
+    pub id: Arc<str>,
+    /// The ConnectFee of the row with the lowest GroupIntervalStart.
+    pub connect_fee: Money,
+    /// Sorted by `gis`.
+    pub slots: Box<[RateSlot]>,
+}
+
+impl RateGroup {
+    /// The slot in force at `offset` into the call.
+    pub fn slot_at(&self, offset: u64) -> Option<&RateSlot> {
+        self.slots.iter().rev().find(|s| s.gis <= offset)
+    }
+
+    /// The next GroupIntervalStart after `offset`.
+    pub fn next_gis_after(&self, offset: u64) -> Option<u64> {
+        self.slots.iter().map(|s| s.gis).find(|&g| g > offset)
+    }
+}
+
+/// What happens when a call's cost reaches MaxCost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MaxCostStrategy {
+    /// `*free`: the rest of the call is free; the cost stops at MaxCost.
+    Free,
+    /// `*disconnect`: the call should be cut when its cost would pass
+    /// MaxCost (a prepaid session's limit); a finished call's cost is not
+    /// changed, as in CGRateS.
+    Disconnect,
+}
+
+impl MaxCostStrategy {
+    /// `*free` or `*disconnect`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaxCostStrategy::Free => "*free",
+            MaxCostStrategy::Disconnect => "*disconnect",
+        }
+    }
+}
+
+/// A DestinationRates MaxCost with its strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaxCost {
+    /// The cap.
+    pub amount: Money,
+    /// What reaching it does.
+    pub strategy: MaxCostStrategy,
+}
+
+/// A RatingPlans row expanded for one destination: when (timing, weight),
+/// at what price (rates), rounded how, capped how.
+#[derive(Debug, Clone)]
+pub(crate) struct RateInterval {
+    pub timing: Arc<Timing>,
+    pub weight: Decimal,
+    pub rates: Arc<RateGroup>,
+    pub rounding: Rounding,
+    pub max_cost: Option<MaxCost>,
+    /// The DestinationRates ID.
+    pub dr_id: Arc<str>,
+}
+
+/// A RatingPlans ID: its rate intervals, indexed by destination.
+#[derive(Debug, Clone)]
+pub(crate) struct RatingPlan {
+    pub id: Arc<str>,
+    pub intervals: Vec<RateInterval>,
+    /// Destination index -> indexes into `intervals`.
+    pub by_dest: FastMap<u32, Vec<u32>>,
+    /// Intervals for the `*any` destination.
+    pub any: Vec<u32>,
+}
+
+/// One RatingProfiles row: from `at`, rate with `plan`; when the plan does
+/// not price the destination, try the `fallback` subjects.
+#[derive(Debug, Clone)]
+pub(crate) struct Activation {
+    pub at: DateTime<Utc>,
+    pub plan: u32,
+    pub fallback: Box<[Arc<str>]>,
+}
+
+/// A rating profile: one tenant, category and subject, its activations
+/// sorted by time.
+#[derive(Debug, Clone)]
+pub(crate) struct Profile {
+    pub subject: Arc<str>,
+    pub activations: Vec<Activation>,
+}
+
+type SubjectMap = FastMap<Box<str>, Profile>;
+
+/// A loaded, validated tariff plan. Immutable and `Send + Sync`: load it
+/// once and share it behind an [`Arc`].
+#[derive(Debug, Clone, Default)]
+pub struct TariffPlan {
+    pub(crate) dest_ids: Vec<Arc<str>>,
+    pub(crate) trie: PrefixTrie,
+    pub(crate) plans: Vec<RatingPlan>,
+    /// tenant -> category -> subject -> profile.
+    pub(crate) profiles: FastMap<Box<str>, FastMap<Box<str>, SubjectMap>>,
+    pub(crate) profile_count: usize,
+}
+
+impl TariffPlan {
+    /// Number of destinations.
+    #[must_use]
+    pub fn destination_count(&self) -> usize {
+        self.dest_ids.len()
+    }
+
+    /// Number of (prefix, destination) pairs.
+    #[must_use]
+    pub fn prefix_count(&self) -> usize {
+        self.trie.len()
+    }
+
+    /// Number of rating plans.
+    #[must_use]
+    pub fn rating_plan_count(&self) -> usize {
+        self.plans.len()
+    }
+
+    /// Number of rating profiles (tenant, category, subject).
+    #[must_use]
+    pub fn rating_profile_count(&self) -> usize {
+        self.profile_count
+    }
+
+    pub(crate) fn profile(&self, tenant: &str, category: &str, subject: &str) -> Option<&Profile> {
+        self.profiles.get(tenant)?.get(category)?.get(subject)
+    }
+}
+
+/// Where the rating engine gets its tariff plan from. The binary decides
+/// how plans are stored and reloaded; rating only asks for the current one.
+pub trait TariffStore: Send + Sync {
+    /// The plan in force now. Cheap: an [`Arc`] clone.
+    fn current(&self) -> Arc<TariffPlan>;
+}
+
+/// A [`TariffStore`] holding one plan in memory, replaced whole on reload:
+/// a plan that fails to load is refused and the previous one stays in
+/// force.
+#[derive(Debug, Default)]
+pub struct SharedTariffPlan {
+    inner: RwLock<Arc<TariffPlan>>,
+}
+
+impl SharedTariffPlan {
+    /// Starts with `plan` in force.
+    #[must_use]
+    pub fn new(plan: TariffPlan) -> Self {
+        SharedTariffPlan {
+            inner: RwLock::new(Arc::new(plan)),
+        }
+    }
+
+    /// Puts `plan` in force; calls being rated keep the plan they started
+    /// with.
+    pub fn replace(&self, plan: TariffPlan) {
+        let mut guard = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = Arc::new(plan);
+    }
+
+    /// Loads the folder and, only if it loads without error, puts it in
+    /// force.
+    ///
+    /// # Errors
+    /// The load error; the previous plan stays in force.
+    pub fn reload_dir(
+        &self,
+        dir: &std::path::Path,
+        options: &crate::LoadOptions,
+    ) -> Result<crate::LoadReport, crate::Error> {
+        let (plan, report) = TariffPlan::load_dir(dir, options)?;
+        self.replace(plan);
+        Ok(report)
+    }
+}
+
+impl TariffStore for SharedTariffPlan {
+    fn current(&self) -> Arc<TariffPlan> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(gis: u64, rate: i64) -> RateSlot {
+        RateSlot {
+            gis,
+            rate: Money::new(Decimal::from(rate)),
+            unit: 1,
+            increment: 1,
+        }
+    }
+
+    #[test]
+    fn rate_group_picks_the_slot_by_group_interval_start() {
+        let g = RateGroup {
+            id: Arc::from("RT"),
+            connect_fee: Money::ZERO,
+            slots: vec![slot(0, 1), slot(60, 2)].into(),
+        };
+        assert_eq!(g.slot_at(0).map(|s| s.gis), Some(0));
+        assert_eq!(g.slot_at(59).map(|s| s.gis), Some(0));
+        assert_eq!(g.slot_at(60).map(|s| s.gis), Some(60));
+        assert_eq!(g.next_gis_after(0), Some(60));
+        assert_eq!(g.next_gis_after(60), None);
+        let late = RateGroup {
+            id: Arc::from("RT"),
+            connect_fee: Money::ZERO,
+            slots: vec![slot(60, 2)].into(),
+        };
+        assert!(late.slot_at(0).is_none());
+    }
+
+    #[test]
+    fn shared_plan_is_send_sync_and_replaces_whole() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<TariffPlan>();
+        assert_send_sync::<SharedTariffPlan>();
+        let shared = SharedTariffPlan::default();
+        let before = shared.current();
+        assert_eq!(before.destination_count(), 0);
+        let mut p = TariffPlan::default();
+        p.dest_ids.push(Arc::from("D"));
+        shared.replace(p);
+        assert_eq!(shared.current().destination_count(), 1);
+        assert_eq!(before.destination_count(), 0, "old Arc unchanged");
+    }
+}

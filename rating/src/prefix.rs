@@ -1,0 +1,223 @@
+//! Destination prefixes: a byte trie for longest-prefix lookups, and a
+//! small fast hasher for the maps on the rating path.
+//!
+//! A lookup walks the dialled number once, byte by byte, and remembers
+//! every node where some destination has a prefix; the rating plan then
+//! picks the deepest of those it prices. With 100,000 prefixes a lookup is
+//! a dozen child scans.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Maximum number of prefix matches kept for one number (numbers are
+/// matched on their first 64 bytes).
+pub(crate) const MAX_MATCH_DEPTH: usize = 64;
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+struct Node {
+    byte: u8,
+    first_child: u32,
+    next_sibling: u32,
+    /// Destinations (indexes) having exactly this prefix.
+    dests: Vec<u32>,
+}
+
+/// A trie of destination prefixes.
+#[derive(Debug, Clone)]
+pub(crate) struct PrefixTrie {
+    nodes: Vec<Node>,
+    prefixes: usize,
+}
+
+/// The nodes with destinations along a number, shallowest first.
+pub(crate) struct Matches {
+    /// (prefix length, node index)
+    items: [(u16, u32); MAX_MATCH_DEPTH],
+    len: usize,
+}
+
+impl Matches {
+    /// Deepest (longest prefix) first.
+    pub fn deepest_first(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.items[..self.len]
+            .iter()
+            .rev()
+            .map(|&(d, n)| (usize::from(d), n))
+    }
+}
+
+impl Default for PrefixTrie {
+    fn default() -> Self {
+        PrefixTrie {
+            nodes: vec![Node {
+                byte: 0,
+                first_child: NONE,
+                next_sibling: NONE,
+                dests: Vec::new(),
+            }],
+            prefixes: 0,
+        }
+    }
+}
+
+impl PrefixTrie {
+    /// Adds `prefix` for destination `dest` (duplicates are ignored).
+    pub fn insert(&mut self, prefix: &[u8], dest: u32) {
+        let mut node = 0_usize;
+        for &b in prefix {
+            node = match self.child(node, b) {
+                Some(c) => c,
+                None => {
+                    let idx = self.nodes.len();
+                    let Ok(idx32) = u32::try_from(idx) else {
+                        return;
+                    };
+                    let first = self.nodes[node].first_child;
+                    self.nodes.push(Node {
+                        byte: b,
+                        first_child: NONE,
+                        next_sibling: first,
+                        dests: Vec::new(),
+                    });
+                    self.nodes[node].first_child = idx32;
+                    idx
+                }
+            };
+        }
+        let dests = &mut self.nodes[node].dests;
+        if !dests.contains(&dest) {
+            dests.push(dest);
+            self.prefixes += 1;
+        }
+    }
+
+    fn child(&self, node: usize, b: u8) -> Option<usize> {
+        let mut c = self.nodes[node].first_child;
+        while c != NONE {
+            let n = &self.nodes[c as usize];
+            if n.byte == b {
+                return Some(c as usize);
+            }
+            c = n.next_sibling;
+        }
+        None
+    }
+
+    /// Number of (prefix, destination) pairs.
+    pub fn len(&self) -> usize {
+        self.prefixes
+    }
+
+    /// Every node with destinations along `number`.
+    pub fn matches(&self, number: &[u8]) -> Matches {
+        let mut m = Matches {
+            items: [(0, 0); MAX_MATCH_DEPTH],
+            len: 0,
+        };
+        let mut node = 0_usize;
+        for (depth, &b) in number.iter().enumerate().take(MAX_MATCH_DEPTH) {
+            match self.child(node, b) {
+                Some(c) => node = c,
+                None => break,
+            }
+            if !self.nodes[node].dests.is_empty() {
+                // depth < 64 and node < u32::MAX by construction.
+                m.items[m.len] = (
+                    u16::try_from(depth + 1).unwrap_or(u16::MAX),
+                    u32::try_from(node).unwrap_or(NONE),
+                );
+                m.len += 1;
+            }
+        }
+        m
+    }
+
+    /// Destinations at a node returned by [`PrefixTrie::matches`].
+    pub fn dests(&self, node: u32) -> &[u32] {
+        self.nodes.get(node as usize).map_or(&[], |n| &n.dests)
+    }
+}
+
+/// FNV-1a: fast for the short keys (IDs, tenants, u32 indexes) we hash on
+/// every call; the keys come from the operator's own files, so collision
+/// flooding is not a concern.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        // One multiply for integer keys.
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A HashMap with the FNV hasher.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deepest(t: &PrefixTrie, n: &str) -> Vec<(usize, Vec<u32>)> {
+        t.matches(n.as_bytes())
+            .deepest_first()
+            .map(|(d, node)| (d, t.dests(node).to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn longest_prefix_first_and_shared_prefixes() {
+        let mut t = PrefixTrie::default();
+        t.insert(b"10", 0); // DST_FS
+        t.insert(b"1002", 1); // DST_1002
+        t.insert(b"20", 2); // DST_20
+        t.insert(b"20", 3); // DST_2030
+        t.insert(b"20", 3); // duplicate ignored
+        t.insert(b"voicemail", 4);
+        assert_eq!(t.len(), 5);
+        assert_eq!(deepest(&t, "1002"), vec![(4, vec![1]), (2, vec![0])]);
+        assert_eq!(deepest(&t, "10029"), vec![(4, vec![1]), (2, vec![0])]);
+        assert_eq!(deepest(&t, "1001"), vec![(2, vec![0])]);
+        assert_eq!(deepest(&t, "2012"), vec![(2, vec![2, 3])]);
+        assert_eq!(deepest(&t, "voicemail"), vec![(9, vec![4])]);
+        assert!(deepest(&t, "3").is_empty());
+        assert!(deepest(&t, "").is_empty());
+    }
+
+    #[test]
+    fn very_long_numbers_do_not_overflow_the_match_stack() {
+        let mut t = PrefixTrie::default();
+        let long = "1".repeat(100);
+        for i in 1..=100 {
+            t.insert(&long.as_bytes()[..i], 0);
+        }
+        let m = t.matches(long.as_bytes());
+        assert_eq!(m.deepest_first().next().map(|x| x.0), Some(64));
+    }
+
+    #[test]
+    fn fast_map_works_for_strings_and_ints() {
+        let mut m: FastMap<u32, &str> = FastMap::default();
+        m.insert(7, "x");
+        assert_eq!(m.get(&7), Some(&"x"));
+        let mut s: FastMap<Box<str>, u32> = FastMap::default();
+        s.insert("cgrates.org".into(), 1);
+        assert_eq!(s.get("cgrates.org"), Some(&1));
+    }
+}

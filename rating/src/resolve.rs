@@ -1,0 +1,223 @@
+//! Which rating plan and destination rates apply to a call, and when.
+//!
+//! As CGRateS does: the rating profile of tenant, category and subject
+//! (falling back to subject `*any` when the subject has none); within it
+//! the last activation at or before the call's start, switching at each
+//! later activation the call crosses; within each plan the destination by
+//! longest prefix (the plan's `*any` destination when no prefix matches);
+//! when a plan does not price the destination, the activation's fallback
+//! subjects, up to three deep.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::Error;
+use crate::cost::CallDescriptor;
+use crate::plan::{RatingPlan, TariffPlan};
+use crate::timing::DateParts;
+
+/// CGRateS's RECURSION_MAX_DEPTH for fallback subjects.
+const MAX_FALLBACK_DEPTH: usize = 3;
+
+/// The subject CGRateS falls back to when a subject has no profile.
+pub(crate) const ANY: &str = "*any";
+
+/// From `from` (until the next slice), rate with `intervals` of `plan`.
+#[derive(Debug)]
+pub(crate) struct RatingSlice<'p> {
+    pub from: DateTime<Utc>,
+    pub plan: &'p RatingPlan,
+    pub subject: &'p Arc<str>,
+    pub destination_id: Arc<str>,
+    pub prefix: Arc<str>,
+    pub intervals: &'p [u32],
+}
+
+enum Fail {
+    NotFound,
+    Unauthorized,
+    Hard(Error),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Hard(e)
+    }
+}
+
+/// The rating slices covering `[from, to)` for the call.
+pub(crate) fn resolve<'p>(
+    tp: &'p TariffPlan,
+    cd: &CallDescriptor<'_>,
+    subject: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RatingSlice<'p>>, Error> {
+    let mut out = Vec::with_capacity(1);
+    let mut result = subject_slices(tp, cd, subject, from, to, 1, &mut out);
+    if matches!(result, Err(Fail::NotFound)) && subject != ANY {
+        out.clear();
+        result = subject_slices(tp, cd, ANY, from, to, 1, &mut out);
+    }
+    match result {
+        Ok(()) => Ok(out),
+        Err(Fail::Hard(e)) => Err(e),
+        Err(Fail::NotFound) => Err(Error::RatingPlanNotFound {
+            tenant: cd.tenant.to_owned(),
+            category: cd.category.to_owned(),
+            subject: subject.to_owned(),
+            at: from,
+        }),
+        Err(Fail::Unauthorized) => Err(Error::UnauthorizedDestination {
+            tenant: cd.tenant.to_owned(),
+            category: cd.category.to_owned(),
+            subject: subject.to_owned(),
+            destination: cd.destination.to_owned(),
+        }),
+    }
+}
+
+fn subject_slices<'p>(
+    tp: &'p TariffPlan,
+    cd: &CallDescriptor<'_>,
+    subject: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    depth: usize,
+    out: &mut Vec<RatingSlice<'p>>,
+) -> Result<(), Fail> {
+    if depth > MAX_FALLBACK_DEPTH {
+        return Err(Fail::Hard(Error::FallbackDepth {
+            subject: cd.subject.to_owned(),
+            depth: MAX_FALLBACK_DEPTH,
+        }));
+    }
+    let profile = tp
+        .profile(cd.tenant, cd.category, subject)
+        .ok_or(Fail::NotFound)?;
+    let acts = &profile.activations;
+    let first = acts.iter().rposition(|a| a.at <= from);
+    let start_idx = match first {
+        Some(i) => i,
+        None => {
+            // The call starts before the subject's first activation: CGRateS
+            // rates that part with the `*any` subject.
+            let gap_end = acts.first().map_or(to, |a| a.at.min(to));
+            if subject == ANY {
+                return Err(Fail::NotFound);
+            }
+            subject_slices(tp, cd, ANY, from, gap_end, depth + 1, out)?;
+            if gap_end >= to {
+                return Ok(());
+            }
+            0
+        }
+    };
+    for (k, act) in acts.iter().enumerate().skip(start_idx) {
+        if k > start_idx && act.at >= to {
+            break;
+        }
+        let seg_from = if act.at > from { act.at } else { from };
+        let seg_to = acts.get(k + 1).map_or(to, |n| n.at.min(to));
+        let Some(plan) = tp.plans.get(act.plan as usize) else {
+            return Err(Fail::NotFound);
+        };
+        if let Some((destination_id, prefix, intervals)) =
+            match_destination(tp, plan, cd.destination, seg_from)
+        {
+            out.push(RatingSlice {
+                from: seg_from,
+                plan,
+                subject: &profile.subject,
+                destination_id,
+                prefix,
+                intervals,
+            });
+            continue;
+        }
+        let mut covered = false;
+        for fb in act.fallback.iter() {
+            let mark = out.len();
+            match subject_slices(tp, cd, fb, seg_from, seg_to, depth + 1, out) {
+                Ok(()) => {
+                    covered = true;
+                    break;
+                }
+                Err(Fail::NotFound | Fail::Unauthorized) => out.truncate(mark),
+                Err(hard) => return Err(hard),
+            }
+        }
+        if !covered {
+            return Err(Fail::Unauthorized);
+        }
+    }
+    Ok(())
+}
+
+/// The destination of `number` priced by `plan`: the longest matching
+/// prefix that the plan prices; when several destinations share it, the
+/// one whose rates are in force at `at` with the highest weight (then the
+/// highest weight overall, then the first loaded). The plan's `*any`
+/// destination when no prefix matches.
+fn match_destination<'p>(
+    tp: &TariffPlan,
+    plan: &'p RatingPlan,
+    number: &str,
+    at: DateTime<Utc>,
+) -> Option<(Arc<str>, Arc<str>, &'p [u32])> {
+    if !number.is_empty() && number != ANY {
+        let matches = tp.trie.matches(number.as_bytes());
+        let parts = DateParts::new(at);
+        for (len, node) in matches.deepest_first() {
+            let mut best: Option<((bool, Decimal), u32, &'p [u32])> = None;
+            for &d in tp.trie.dests(node) {
+                let Some(ivs) = plan.by_dest.get(&d) else {
+                    continue;
+                };
+                let score = destination_score(plan, ivs, &parts);
+                if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                    best = Some((score, d, ivs.as_slice()));
+                }
+            }
+            if let Some((_, d, ivs)) = best {
+                let id = tp
+                    .dest_ids
+                    .get(d as usize)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(""));
+                let prefix: Arc<str> = match number.get(..len) {
+                    Some(p) => Arc::from(p),
+                    None => Arc::from(String::from_utf8_lossy(&number.as_bytes()[..len]).as_ref()),
+                };
+                return Some((id, prefix, ivs));
+            }
+        }
+    }
+    if plan.any.is_empty() {
+        None
+    } else {
+        Some((Arc::from(ANY), Arc::from(ANY), plan.any.as_slice()))
+    }
+}
+
+/// (has a rate in force at `parts`, best weight among those in force, or
+/// among all when none is).
+fn destination_score(plan: &RatingPlan, ivs: &[u32], parts: &DateParts) -> (bool, Decimal) {
+    let mut active: Option<Decimal> = None;
+    let mut all: Option<Decimal> = None;
+    for &i in ivs {
+        let Some(ri) = plan.intervals.get(i as usize) else {
+            continue;
+        };
+        all = Some(all.map_or(ri.weight, |w| w.max(ri.weight)));
+        if ri.timing.is_active(parts) {
+            active = Some(active.map_or(ri.weight, |w| w.max(ri.weight)));
+        }
+    }
+    match active {
+        Some(w) => (true, w),
+        None => (false, all.unwrap_or(Decimal::MIN)),
+    }
+}
