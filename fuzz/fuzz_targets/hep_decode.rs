@@ -2,8 +2,8 @@
 //! and the TCP framer agrees with the decoder.
 #![no_main]
 
-use capture::hep::{self, HepConfig, HepStreamFramer, HepVersion};
 use capture::Timestamp;
+use capture::hep::{self, HepConfig, HepStreamFramer, HepVersion};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     // The zero-copy path decodes the same.
     assert_eq!(decoded, hep::decode_bytes(data.to_vec().into(), fallback));
     let sip = hep::decode_sip(data, fallback, &HepConfig::default());
-    assert_eq!(sip, hep::decode_sip_bytes(data.to_vec().into(), fallback, &HepConfig::default()));
+    assert_eq!(
+        sip,
+        hep::decode_sip_bytes(data.to_vec().into(), fallback, &HepConfig::default())
+    );
 
     if let Ok(p) = decoded {
         // v1/v2 packets re-encode as v3; a v1/v2 datagram near 64 KiB may not
@@ -22,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
             again.version = p.version;
             assert_eq!(again, p);
             if p.version == HepVersion::V3 {
-                assert_eq!(sip.is_ok(), hep::decode_sip(&wire, fallback, &HepConfig::default()).is_ok());
+                assert_eq!(
+                    sip.is_ok(),
+                    hep::decode_sip(&wire, fallback, &HepConfig::default()).is_ok()
+                );
             }
         }
         if p.version != HepVersion::V3 {
@@ -51,6 +57,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(&data[off..off + f.len()], &f[..]);
         off += f.len();
         // Every frame is length-consistent, so it never decodes as truncated.
-        assert!(!matches!(hep::decode(f, fallback), Err(hep::HepError::Truncated { .. })));
+        assert!(!matches!(
+            hep::decode(f, fallback),
+            Err(hep::HepError::Truncated { .. })
+        ));
     }
 });

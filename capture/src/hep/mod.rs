@@ -15,7 +15,9 @@
 //!
 //! Wire formats: HEPv3 per the sipcapture HEP3 specification (a `HEP3`
 //! magic, a 16-bit total length, then vendor/type/length chunks, all network
-//! byte order). HEPv1/v2 as Kamailio's siptrace writes them (see [`v12`]).
+//! byte order). HEPv1/v2 as Kamailio's siptrace writes them: a fixed
+//! header, the addresses, in v2 a little-endian time header, then the SIP
+//! message (layout in `v12.rs`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
