@@ -2,12 +2,10 @@
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use capture::io::{HepBind, HepListener, LiveConfig, PcapSource};
+use capture::io::{HepBind, HepListener, LiveConfig, PcapSource, ReadStatus};
 use capture::{SipPacket, Stats};
 use tokio::sync::{mpsc, watch};
 
@@ -82,7 +80,7 @@ fn sniff_files(
         let mut src = PcapSource::open_file(path, cfg.decoder_config())?;
         loop {
             out.clear();
-            let more = src
+            let status = src
                 .read_batch(1024, &mut out)
                 .with_context(|| format!("reading {}", path.display()))?;
             for p in &out {
@@ -93,7 +91,7 @@ fn sniff_files(
                 printer.print(p)?;
                 printed += 1;
             }
-            if !more {
+            if status == ReadStatus::End {
                 break;
             }
         }
@@ -129,8 +127,7 @@ fn sniff_live(
                 stop_rx.clone(),
             )));
         }
-        let live_stop = Arc::new(AtomicBool::new(false));
-        let mut live_thread = None;
+        let mut live_task = None;
         if let Some(iface) = &args.interface {
             let mut lc = LiveConfig {
                 interface: iface.clone(),
@@ -143,9 +140,12 @@ fn sniff_live(
             }
             let src = PcapSource::open_live(&lc, cfg.decoder_config())?;
             eprintln!("capturing on {iface}");
-            let tx = tx.clone();
-            let stop = live_stop.clone();
-            live_thread = Some(std::thread::spawn(move || live_loop(src, tx, &stop)));
+            live_task = Some(tokio::spawn(capture::io::run_live(
+                src,
+                256,
+                tx.clone(),
+                stop_rx.clone(),
+            )));
         }
         drop(tx);
 
@@ -175,7 +175,6 @@ fn sniff_live(
         }
         printer.flush()?;
         let _ = stop_tx.send(true);
-        live_stop.store(true, Ordering::Relaxed);
         let mut total = Stats::default();
         for l in listeners {
             if let Ok(s) = l.await {
@@ -183,11 +182,15 @@ fn sniff_live(
             }
         }
         let mut extra = Vec::new();
-        if let Some(t) = live_thread
-            && let Ok((s, kernel_drops)) = t.join()
-        {
-            total.merge(&s);
-            extra.push(("kernel_drops", u64::from(kernel_drops)));
+        if let Some(t) = live_task {
+            match t.await {
+                Ok(Ok(r)) => {
+                    total.merge(&r.stats);
+                    extra.push(("kernel_drops", u64::from(r.kernel_drops)));
+                }
+                Ok(Err(e)) => return Err(e).context("live capture failed"),
+                Err(e) => return Err(e).context("live capture task failed"),
+            }
         }
         print_stats("sniff", &total, &extra);
         Ok(())
@@ -199,43 +202,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// The blocking libpcap loop of a live tap, on its own thread.
-fn live_loop(
-    mut src: PcapSource,
-    tx: mpsc::Sender<Vec<SipPacket>>,
-    stop: &AtomicBool,
-) -> (Stats, u32) {
-    let started = Instant::now();
-    let wall0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    while !stop.load(Ordering::Relaxed) {
-        let mut out = Vec::new();
-        let more = match src.read_batch(256, &mut out) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(error = %e, "live capture failed");
-                false
-            }
-        };
-        // Idle interface: still expire reassembly state by the wall clock.
-        let now = wall0 + started.elapsed();
-        src.handle_timeout(
-            capture::Timestamp::from_secs_nanos(
-                i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
-                now.subsec_nanos(),
-            ),
-            &mut out,
-        );
-        if !out.is_empty() && tx.blocking_send(out).is_err() {
-            break;
-        }
-        if !more {
-            break;
-        }
-    }
-    let drops = src.kernel_drops().unwrap_or(0);
-    (src.stats(), drops)
 }

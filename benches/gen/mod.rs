@@ -4,7 +4,7 @@
 //! of every message to port 9060 as Kamailio's siptrace sends it.
 //!
 //! Deterministic: the same arguments always give the same bytes.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::cast_possible_truncation)]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
@@ -169,32 +169,23 @@ fn udp_frame(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
 
 /// A HEPv3 packet (as Kamailio siptrace sends it) carrying one SIP message.
 pub fn hep3(src: SocketAddrV4, dst: SocketAddrV4, ts_ns: i64, payload: &[u8]) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, ty: u16, body: &[u8]) {
-        out.extend_from_slice(&0u16.to_be_bytes());
-        out.extend_from_slice(&ty.to_be_bytes());
-        out.extend_from_slice(&((body.len() + 6) as u16).to_be_bytes());
-        out.extend_from_slice(body);
-    }
-    let mut b = Vec::with_capacity(payload.len() + 100);
-    b.extend_from_slice(b"HEP3\0\0");
-    chunk(&mut b, 1, &[2]);
-    chunk(&mut b, 2, &[17]);
-    chunk(&mut b, 3, &src.ip().octets());
-    chunk(&mut b, 4, &dst.ip().octets());
-    chunk(&mut b, 7, &src.port().to_be_bytes());
-    chunk(&mut b, 8, &dst.port().to_be_bytes());
-    chunk(&mut b, 9, &((ts_ns / 1_000_000_000) as u32).to_be_bytes());
-    chunk(
-        &mut b,
-        10,
-        &(((ts_ns % 1_000_000_000) / 1000) as u32).to_be_bytes(),
-    );
-    chunk(&mut b, 11, &[1]);
-    chunk(&mut b, 12, &2001u32.to_be_bytes());
-    chunk(&mut b, 15, payload);
-    let len = b.len() as u16;
-    b[4..6].copy_from_slice(&len.to_be_bytes());
-    b
+    let ts = capture::Timestamp::from_nanos(ts_ns);
+    capture::hep::encode_v3(&capture::hep::HepPacket {
+        version: capture::hep::HepVersion::V3,
+        ts,
+        ip_family: Some(2),
+        ip_proto: Some(17),
+        src_ipv4: Some(*src.ip()),
+        dst_ipv4: Some(*dst.ip()),
+        src_port: Some(src.port()),
+        dst_port: Some(dst.port()),
+        ts_secs: Some(ts.secs() as u32),
+        ts_micros: Some(ts.subsec_micros()),
+        proto_type: Some(1),
+        capture_id: Some(2001),
+        payload: Some(bytes::Bytes::copy_from_slice(payload)),
+        ..capture::hep::HepPacket::default()
+    })
 }
 
 /// Generates the frames, in timestamp order, calling `sink` for each.

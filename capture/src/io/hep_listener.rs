@@ -106,7 +106,7 @@ enum Inner {
 
 /// Receive time, for HEPv1 packets that carry no timestamp. The I/O layer
 /// is the one place that reads the clock.
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -202,7 +202,7 @@ fn udp_socket(
 
 /// Waits for `shutdown` to become true; never returns if its sender lives
 /// on without signalling, returns at once if the sender is gone.
-async fn shut(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn shut(shutdown: &mut watch::Receiver<bool>) {
     while !*shutdown.borrow_and_update() {
         if shutdown.changed().await.is_err() {
             return;

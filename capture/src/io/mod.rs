@@ -3,7 +3,9 @@
 //! and the sans-IO decoders in [`crate::frame`] and [`crate::hep`].
 
 mod hep_listener;
+mod live;
 mod pcap_source;
 
 pub use hep_listener::{HepBind, HepListener, HepProto, ListenerConfig};
-pub use pcap_source::{LiveConfig, PcapSource, check_filter};
+pub use live::{LiveReport, run_live};
+pub use pcap_source::{LiveConfig, PcapSource, ReadStatus, check_filter};

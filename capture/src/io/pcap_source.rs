@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use pcap::{Activated, Capture, Precision};
+use pcap::{Active, Capture, Offline, Packet, Precision};
 
 use crate::frame::{DecoderConfig, FrameDecoder, LinkType};
 use crate::{CaptureError, DropReason, SipPacket, Source, Stats, Timestamp};
@@ -37,9 +37,44 @@ impl Default for LiveConfig {
     }
 }
 
+/// What one [`PcapSource::read_batch`] call ended on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// The batch is full; more frames may be waiting.
+    Full,
+    /// A live source has no frame ready now: wait for its fd to be readable.
+    Idle,
+    /// The file is finished (and the reassemblers flushed).
+    End,
+}
+
+enum Handle {
+    File(Capture<Offline>),
+    // Non-blocking: an idle interface returns at once, and readiness comes
+    // from polling the fd (libpcap's own read timeout is not honoured by
+    // every kernel/libpcap pairing, so it is not relied on).
+    Live(Capture<Active>),
+}
+
+impl Handle {
+    fn next_packet(&mut self) -> Result<Packet<'_>, pcap::Error> {
+        match self {
+            Handle::File(c) => c.next_packet(),
+            Handle::Live(c) => c.next_packet(),
+        }
+    }
+
+    fn datalink(&self) -> i32 {
+        match self {
+            Handle::File(c) => c.get_datalink().0,
+            Handle::Live(c) => c.get_datalink().0,
+        }
+    }
+}
+
 /// A pcap/pcapng file or a live interface, decoded into [`SipPacket`]s.
 pub struct PcapSource {
-    cap: Capture<dyn Activated>,
+    cap: Handle,
     link: Option<LinkType>,
     dlt: i32,
     decoder: FrameDecoder,
@@ -60,7 +95,7 @@ impl PcapSource {
                 reason: e.to_string(),
             }
         })?;
-        Ok(Self::new(cap.into(), cfg, Source::Pcap, false))
+        Ok(Self::new(Handle::File(cap), cfg, Source::Pcap, false))
     }
 
     /// Opens a live interface with an optional BPF filter.
@@ -85,11 +120,9 @@ impl PcapSource {
             .snaplen(live.snaplen)
             .buffer_size(live.buffer_size)
             .immediate_mode(true)
-            // Wake up at least this often so the caller can check for
-            // shutdown and run reassembly timeouts.
-            .timeout(100)
             .precision(Precision::Nano)
             .open()
+            .and_then(Capture::setnonblock)
             .map_err(err)?;
         if let Some(f) = &live.filter {
             cap.filter(f, true).map_err(|e| CaptureError::Pcap {
@@ -97,11 +130,11 @@ impl PcapSource {
                 reason: e.to_string(),
             })?;
         }
-        Ok(Self::new(cap.into(), cfg, Source::Live, true))
+        Ok(Self::new(Handle::Live(cap), cfg, Source::Live, true))
     }
 
-    fn new(cap: Capture<dyn Activated>, cfg: DecoderConfig, source: Source, live: bool) -> Self {
-        let dlt = cap.get_datalink().0;
+    fn new(cap: Handle, cfg: DecoderConfig, source: Source, live: bool) -> Self {
+        let dlt = cap.datalink();
         let link = u32::try_from(dlt).ok().and_then(LinkType::from_linktype);
         PcapSource {
             cap,
@@ -120,15 +153,22 @@ impl PcapSource {
         self.dlt
     }
 
+    /// The live capture's file descriptor, to poll for readability.
+    pub fn live_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match &self.cap {
+            Handle::Live(c) => Some(c.as_raw_fd()),
+            Handle::File(_) => None,
+        }
+    }
+
     /// Reads up to `max` frames, appending the SIP messages they complete to
-    /// `out`. Returns `Ok(false)` at the end of a file (after flushing the
-    /// reassemblers); a live source returns `Ok(true)` also when its read
-    /// timeout expired with no frame.
+    /// `out`. See [`ReadStatus`] for how it ends.
     pub fn read_batch(
         &mut self,
         max: usize,
         out: &mut Vec<SipPacket>,
-    ) -> Result<bool, CaptureError> {
+    ) -> Result<ReadStatus, CaptureError> {
         for _ in 0..max {
             match self.cap.next_packet() {
                 Ok(p) => {
@@ -159,9 +199,9 @@ impl PcapSource {
                 }
                 Err(pcap::Error::NoMorePackets) => {
                     self.decoder.finish(out);
-                    return Ok(false);
+                    return Ok(ReadStatus::End);
                 }
-                Err(pcap::Error::TimeoutExpired) if self.live => return Ok(true),
+                Err(pcap::Error::TimeoutExpired) if self.live => return Ok(ReadStatus::Idle),
                 Err(e) => {
                     return Err(CaptureError::Pcap {
                         what: "capture read failed".into(),
@@ -170,7 +210,7 @@ impl PcapSource {
                 }
             }
         }
-        Ok(true)
+        Ok(ReadStatus::Full)
     }
 
     /// Runs reassembly timeouts at `now` (live sources call this with the
@@ -202,10 +242,10 @@ impl PcapSource {
 
     /// Frames the kernel dropped before libpcap saw them (live sources).
     pub fn kernel_drops(&mut self) -> Option<u32> {
-        if !self.live {
-            return None;
+        match &mut self.cap {
+            Handle::Live(c) => c.stats().ok().map(|s| s.dropped + s.if_dropped),
+            Handle::File(_) => None,
         }
-        self.cap.stats().ok().map(|s| s.dropped + s.if_dropped)
     }
 }
 
