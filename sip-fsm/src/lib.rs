@@ -1,4 +1,27 @@
 //! AccuRate SIP scanning and the sans-IO dialog state machine.
 //!
-//! [`capture::SipPacket`]s and their timestamps in, dialog events out.
+//! [`capture::SipPacket`]s and their timestamps in, dialog events out:
+//! - [`scan()`] is a zero-copy scanner for the start line and the headers
+//!   billing needs.
+//! - [`DialogMachine`] follows every call by Call-ID and emits
+//!   [`DialogEvent`]s (attempt, answer, update, end, failed) that carry what
+//!   a CDR needs, including the charging fields the [`MappingConfig`]
+//!   derives from the SIP headers.
+//!
+//! Nothing here reads a clock, spawns a task or touches a socket: time is
+//! the packet timestamp and the `now` argument (STYLE.md section 2).
 #![forbid(unsafe_code)]
+
+mod error;
+mod event;
+mod machine;
+mod mapping;
+pub mod scan;
+
+pub use error::{Error, ScanError};
+pub use event::{
+    CallInfo, CallRecord, Charging, DialogEvent, EndReason, Party, ReasonInfo, UpdateMethod,
+};
+pub use machine::{Config, DialogMachine, Stats};
+pub use mapping::{AddressRule, FieldSource, MappingConfig, NormRule};
+pub use scan::{SipMessage, scan};

@@ -1,0 +1,215 @@
+//! What the dialog machine emits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use capture::Timestamp;
+
+/// The charging fields of a call, as CGRateS names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Charging {
+    /// Tenant.
+    pub tenant: Arc<str>,
+    /// Category (`call` by default).
+    pub category: Arc<str>,
+    /// Account (who pays).
+    pub account: Box<str>,
+    /// Subject (rating subject).
+    pub subject: Box<str>,
+    /// Destination (the dialled number).
+    pub destination: Box<str>,
+    /// Request type (`*rated` by default).
+    pub request_type: Arc<str>,
+}
+
+/// What is known about a call from its first INVITE; fixed for the call's
+/// life and shared (`Arc`) by all its events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The Call-ID (one call per Call-ID).
+    pub call_id: Box<str>,
+    /// Where the first INVITE copy was seen ([`capture::SipPacket::capture_point`]);
+    /// CGRateS' OriginHost.
+    pub origin_host: Box<str>,
+    /// Source address of the first INVITE copy.
+    pub src: SocketAddr,
+    /// Destination address of the first INVITE copy.
+    pub dst: SocketAddr,
+    /// When the first INVITE was seen (RFC 3261 13.2.1). After a 401/407
+    /// or 3xx the retried INVITE keeps the call, and this stays the first
+    /// INVITE's time: the caller has been waiting since then.
+    pub setup_time: Timestamp,
+    /// From user.
+    pub from_user: Option<Box<str>>,
+    /// From tag of the caller.
+    pub from_tag: Option<Box<str>>,
+    /// To user.
+    pub to_user: Option<Box<str>>,
+    /// Request-URI user of the first INVITE.
+    pub ruri_user: Option<Box<str>>,
+    /// P-Asserted-Identity user.
+    pub pai_user: Option<Box<str>>,
+    /// Diversion user.
+    pub diversion_user: Option<Box<str>>,
+    /// The charging fields from the mapping config.
+    pub charging: Charging,
+}
+
+/// Which side of the call did something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// The side that sent the initial INVITE.
+    Caller,
+    /// The side that answered it.
+    Callee,
+}
+
+/// The in-dialog request behind an [`DialogEvent::Update`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpdateMethod {
+    /// A re-INVITE (RFC 3261 section 14).
+    ReInvite,
+    /// An UPDATE (RFC 3311).
+    Update,
+}
+
+/// Why a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// A BYE from either side (RFC 3261 15.1.1: the session ends when the
+    /// BYE is sent, whatever its response).
+    Bye,
+    /// The caller cancelled (CANCEL, or BYE on an early dialog).
+    Cancel,
+    /// A final non-2xx response.
+    Rejected,
+    /// No final response arrived in time (Timer C, RFC 3261 16.6 step 11).
+    Timeout,
+    /// No BYE and no refresh: ended at last refresh + Session-Expires
+    /// (RFC 4028 section 10).
+    SessionExpired,
+    /// No BYE and no session timer: ended at answer + the configured
+    /// maximum duration.
+    MaxDuration,
+}
+
+impl EndReason {
+    /// Label for CDRs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Bye => "bye",
+            EndReason::Cancel => "cancel",
+            EndReason::Rejected => "rejected",
+            EndReason::Timeout => "timeout",
+            EndReason::SessionExpired => "session-expired",
+            EndReason::MaxDuration => "max-duration",
+        }
+    }
+}
+
+/// A Reason header (RFC 3326), owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReasonInfo {
+    /// Protocol (`Q.850`, `SIP`).
+    pub protocol: Box<str>,
+    /// Cause code.
+    pub cause: Option<u16>,
+    /// Text.
+    pub text: Option<Box<str>>,
+}
+
+/// Everything a CDR needs about a finished call attempt: what
+/// [`DialogEvent::End`] and [`DialogEvent::Failed`] carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The call.
+    pub call: Arc<CallInfo>,
+    /// When the first 2xx to the initial INVITE was seen; `None` if
+    /// unanswered.
+    pub answer_time: Option<Timestamp>,
+    /// When the call ended: the BYE, the final response, the CANCEL's final
+    /// response, or the computed expiry.
+    pub end_time: Timestamp,
+    /// Billable duration: `end_time - answer_time`, zero if unanswered.
+    pub duration: Duration,
+    /// Why it ended.
+    pub end_reason: EndReason,
+    /// The final response code to the INVITE: 200 for answered calls,
+    /// 408 when none came (as a proxy's Timer C would answer), 487 when a
+    /// cancelled call saw no final response.
+    pub code: u16,
+    /// The reason phrase of that response (empty when synthesised).
+    pub phrase: Box<str>,
+    /// The Reason header of the BYE, CANCEL or final response.
+    pub reason: Option<ReasonInfo>,
+    /// Post-dial delay: first INVITE to the first 180/183, or to the final
+    /// response when there was no ringing.
+    pub pdd: Option<Duration>,
+    /// Ring time: first 180/183 to the answer or final response.
+    pub ring_time: Option<Duration>,
+    /// Who hung up (BYE sender); `None` otherwise.
+    pub ended_by: Option<Party>,
+}
+
+/// An output of the dialog machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DialogEvent {
+    /// An initial INVITE was seen: authorize the call.
+    Attempt {
+        /// The call.
+        call: Arc<CallInfo>,
+    },
+    /// The first 2xx to the initial INVITE.
+    Answer {
+        /// The call.
+        call: Arc<CallInfo>,
+        /// The 2xx's timestamp (never the ACK's).
+        answer_time: Timestamp,
+        /// The To tag of the answering fork.
+        to_tag: Option<Box<str>>,
+        /// Post-dial delay (see [`CallRecord::pdd`]).
+        pdd: Option<Duration>,
+        /// The negotiated session interval, seconds (RFC 4028).
+        session_expires: Option<u32>,
+    },
+    /// A successful re-INVITE or UPDATE (a 2xx to it), from either side.
+    Update {
+        /// The call.
+        call: Arc<CallInfo>,
+        /// The 2xx's timestamp.
+        at: Timestamp,
+        /// re-INVITE or UPDATE.
+        method: UpdateMethod,
+        /// Who sent the request.
+        by: Party,
+        /// The session interval now in force, seconds (RFC 4028).
+        session_expires: Option<u32>,
+    },
+    /// An answered call ended.
+    End(CallRecord),
+    /// A call attempt ended without an answer.
+    Failed(CallRecord),
+}
+
+impl DialogEvent {
+    /// The call this event is about.
+    pub fn call(&self) -> &Arc<CallInfo> {
+        match self {
+            DialogEvent::Attempt { call }
+            | DialogEvent::Answer { call, .. }
+            | DialogEvent::Update { call, .. }
+            | DialogEvent::End(CallRecord { call, .. })
+            | DialogEvent::Failed(CallRecord { call, .. }) => call,
+        }
+    }
+
+    /// The record of a finished call (End or Failed).
+    pub fn record(&self) -> Option<&CallRecord> {
+        match self {
+            DialogEvent::End(r) | DialogEvent::Failed(r) => Some(r),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! URIs, name-addr values and generic parameters (RFC 3261 sections 19.1,
+//! 20.10, 25.1), all borrowed from the message.
+
+use memchr::memchr;
+
+/// A URI scheme billing cares about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `sip:` (RFC 3261 section 19.1).
+    Sip,
+    /// `sips:` (RFC 3261 section 19.1).
+    Sips,
+    /// `tel:` (RFC 3966).
+    Tel,
+    /// Any other scheme (`urn:`, `http:`...): no user part is taken.
+    Other,
+}
+
+/// A URI, borrowed: the raw text and the parts billing needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uri<'a> {
+    /// The whole URI as written.
+    pub raw: &'a [u8],
+    /// Its scheme.
+    pub scheme: Scheme,
+    /// The user part: for `sip:`/`sips:` what precedes `@` (without a
+    /// password), for `tel:` the number. `None` when there is none.
+    pub user: Option<&'a [u8]>,
+    /// The host (for `tel:`, empty).
+    pub host: &'a [u8],
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a URI. `None` when there is no `scheme:` prefix.
+    pub fn parse(raw: &'a [u8]) -> Option<Self> {
+        let raw = trim(raw);
+        let colon = memchr(b':', raw)?;
+        let (scheme_b, rest) = (raw.get(..colon)?, raw.get(colon + 1..)?);
+        if scheme_b.is_empty()
+            || !scheme_b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
+        {
+            return None;
+        }
+        let scheme = if scheme_b.eq_ignore_ascii_case(b"sip") {
+            Scheme::Sip
+        } else if scheme_b.eq_ignore_ascii_case(b"sips") {
+            Scheme::Sips
+        } else if scheme_b.eq_ignore_ascii_case(b"tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other
+        };
+        let (user, host) = match scheme {
+            Scheme::Sip | Scheme::Sips => {
+                // RFC 3261 19.1.1: userinfo ends at '@'; the password after ':'.
+                let end = rest.iter().position(|&c| c == b'?').unwrap_or(rest.len());
+                let body = rest.get(..end).unwrap_or(rest);
+                match memchr(b'@', body) {
+                    Some(at) => {
+                        let userinfo = body.get(..at).unwrap_or_default();
+                        let user = userinfo.split(|&c| c == b':').next().unwrap_or_default();
+                        let hostport = body.get(at + 1..).unwrap_or_default();
+                        (non_empty(user), host_of(hostport))
+                    }
+                    None => (None, host_of(body)),
+                }
+            }
+            // RFC 3966: the number runs to the first parameter.
+            Scheme::Tel => (non_empty(until(rest, b';')), &rest[..0]),
+            Scheme::Other => (None, &rest[..0]),
+        };
+        Some(Uri {
+            raw,
+            scheme,
+            user,
+            host,
+        })
+    }
+}
+
+/// A From, To, Contact, P-Asserted-Identity or Diversion value:
+/// `[display-name] <URI> *(;param)` or `addr-spec *(;param)`
+/// (RFC 3261 section 20.10). Only the first value of a list is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    /// The display name, without quotes, if any.
+    pub display: Option<&'a [u8]>,
+    /// The URI; `None` when it does not parse (the header is kept anyway).
+    pub uri: Option<Uri<'a>>,
+    /// The header parameters after the URI (`;tag=...;...`), without the
+    /// leading `;`.
+    pub params: &'a [u8],
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses the first name-addr of a header value. Never fails: a value
+    /// that cannot be understood gives a `NameAddr` with no URI.
+    pub fn parse(value: &'a [u8]) -> Self {
+        let v = trim(value);
+        let mut display = None;
+        let mut rest = v;
+        if v.first() == Some(&b'"') {
+            // quoted-string with backslash escapes (RFC 3261 25.1).
+            let mut i = 1;
+            let mut close = None;
+            while let Some(&c) = v.get(i) {
+                match c {
+                    b'\\' => i += 2,
+                    b'"' => {
+                        close = Some(i);
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+            match close {
+                Some(c) => {
+                    display = non_empty(v.get(1..c).unwrap_or_default());
+                    rest = v.get(c + 1..).unwrap_or_default();
+                }
+                None => {
+                    return NameAddr {
+                        display: None,
+                        uri: None,
+                        params: &v[..0],
+                    };
+                }
+            }
+        }
+        match memchr(b'<', rest) {
+            Some(lt) => {
+                if display.is_none() {
+                    display = non_empty(trim(rest.get(..lt).unwrap_or_default()));
+                }
+                let after = rest.get(lt + 1..).unwrap_or_default();
+                let gt = memchr(b'>', after).unwrap_or(after.len());
+                let uri = Uri::parse(after.get(..gt).unwrap_or_default());
+                let tail = after.get(gt + 1..).unwrap_or_default();
+                NameAddr {
+                    display,
+                    uri,
+                    params: header_params(tail),
+                }
+            }
+            None => {
+                // addr-spec form: parameters after the URI belong to the
+                // header (RFC 3261 20.10), and a comma ends the value.
+                let first = until(rest, b',');
+                let semi = memchr(b';', first).unwrap_or(first.len());
+                let uri = Uri::parse(first.get(..semi).unwrap_or_default());
+                let params = first.get(semi + 1..).unwrap_or_default();
+                NameAddr {
+                    display,
+                    uri,
+                    params: trim(params),
+                }
+            }
+        }
+    }
+
+    /// The user part of the URI, if any.
+    pub fn user(&self) -> Option<&'a [u8]> {
+        self.uri.and_then(|u| u.user)
+    }
+
+    /// The `tag` parameter (RFC 3261 section 19.3), if any.
+    pub fn tag(&self) -> Option<&'a [u8]> {
+        param(self.params, b"tag").and_then(non_empty)
+    }
+}
+
+/// The parameters after `>` up to the end of the first list element.
+fn header_params(tail: &[u8]) -> &[u8] {
+    let first = until(tail, b',');
+    let t = trim(first);
+    match t.first() {
+        Some(b';') => trim(t.get(1..).unwrap_or_default()),
+        _ => &t[..0],
+    }
+}
+
+/// The value of parameter `name` (case-insensitive) in a `;`-separated
+/// parameter list, without quotes. A flag parameter gives an empty value.
+pub fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    for p in params.split(|&c| c == b';') {
+        let p = trim(p);
+        let (k, v) = match memchr(b'=', p) {
+            Some(eq) => (trim(p.get(..eq)?), trim(p.get(eq + 1..)?)),
+            None => (p, &p[..0]),
+        };
+        if k.eq_ignore_ascii_case(name) {
+            return Some(unquote(v));
+        }
+    }
+    None
+}
+
+/// Strips one pair of surrounding double quotes.
+pub fn unquote(v: &[u8]) -> &[u8] {
+    match v {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => v,
+    }
+}
+
+/// The host of `host[:port][;params]`, IPv6 references kept in brackets.
+fn host_of(hostport: &[u8]) -> &[u8] {
+    let end = hostport
+        .iter()
+        .position(|&c| c == b';' || c == b'?')
+        .unwrap_or(hostport.len());
+    let hp = hostport.get(..end).unwrap_or(hostport);
+    if hp.first() == Some(&b'[') {
+        return match memchr(b']', hp) {
+            Some(close) => hp.get(..=close).unwrap_or(hp),
+            None => hp,
+        };
+    }
+    until(hp, b':')
+}
+
+/// Everything before the first `c`.
+pub fn until(s: &[u8], c: u8) -> &[u8] {
+    match memchr(c, s) {
+        Some(i) => s.get(..i).unwrap_or(s),
+        None => s,
+    }
+}
+
+/// `None` for an empty slice.
+pub fn non_empty(s: &[u8]) -> Option<&[u8]> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Trims SP, HTAB, CR and LF (folded lines leave CRLF inside a value).
+pub fn trim(s: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let start = s.iter().position(|c| !ws(c)).unwrap_or(s.len());
+    let end = s.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_uri_with_password_port_and_params() {
+        let u = Uri::parse(b"sip:alice:secret@atlanta.com:5060;transport=tcp?subject=x").unwrap();
+        assert_eq!(u.scheme, Scheme::Sip);
+        assert_eq!(u.user, Some(&b"alice"[..]));
+        assert_eq!(u.host, b"atlanta.com");
+    }
+
+    #[test]
+    fn uri_without_user_and_ipv6_host() {
+        let u = Uri::parse(b"SIPS:[2001:db8::1]:5061").unwrap();
+        assert_eq!(u.scheme, Scheme::Sips);
+        assert_eq!(u.user, None);
+        assert_eq!(u.host, b"[2001:db8::1]");
+    }
+
+    #[test]
+    fn tel_uri_user_is_the_number() {
+        let u = Uri::parse(b"tel:+15551234;phone-context=example.com").unwrap();
+        assert_eq!(u.scheme, Scheme::Tel);
+        assert_eq!(u.user, Some(&b"+15551234"[..]));
+    }
+
+    #[test]
+    fn no_scheme_is_none() {
+        assert!(Uri::parse(b"alice@example.com").is_none());
+        assert!(Uri::parse(b":x").is_none());
+    }
+
+    #[test]
+    fn quoted_display_name_with_escapes_and_angle_brackets() {
+        let n = NameAddr::parse(br#" "Bob \"<the>\" B" <sip:bob@biloxi.com>;tag=a6c85cf ; x=1"#);
+        assert_eq!(n.display, Some(&br#"Bob \"<the>\" B"#[..]));
+        assert_eq!(n.user(), Some(&b"bob"[..]));
+        assert_eq!(n.tag(), Some(&b"a6c85cf"[..]));
+    }
+
+    #[test]
+    fn addr_spec_params_belong_to_the_header() {
+        let n = NameAddr::parse(b"sip:carol@chicago.com;TAG=88,sip:x@y");
+        assert_eq!(n.user(), Some(&b"carol"[..]));
+        assert_eq!(n.tag(), Some(&b"88"[..]));
+    }
+
+    #[test]
+    fn token_display_name() {
+        let n = NameAddr::parse(b"Anonymous <sip:c8oqz84zk7z@privacy.org>;tag=hyh8");
+        assert_eq!(n.display, Some(&b"Anonymous"[..]));
+        assert_eq!(n.tag(), Some(&b"hyh8"[..]));
+    }
+
+    #[test]
+    fn unterminated_quote_gives_no_uri() {
+        let n = NameAddr::parse(br#""Bob <sip:bob@x>"#);
+        assert!(n.uri.is_none());
+        assert!(n.tag().is_none());
+    }
+
+    #[test]
+    fn param_lookup_is_case_insensitive_and_unquotes() {
+        assert_eq!(
+            param(b"cause=16 ; TEXT=\"Normal\"", b"text"),
+            Some(&b"Normal"[..])
+        );
+        assert_eq!(param(b"lr;x", b"lr"), Some(&b""[..]));
+        assert_eq!(param(b"lr", b"tag"), None);
+    }
+
+    #[test]
+    fn trim_handles_folding_and_all_whitespace() {
+        assert_eq!(trim(b"\r\n\t abc \r\n "), b"abc");
+        assert_eq!(trim(b" \r\n"), b"");
+    }
+}

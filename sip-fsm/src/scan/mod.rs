@@ -1,0 +1,530 @@
+//! A zero-copy SIP scanner: the start line and the headers billing needs.
+//!
+//! [`scan`] walks the message once with `memchr`, borrowing every value
+//! from the input; nothing is allocated. It follows RFC 3261 section 7
+//! leniently where billing loses nothing by it:
+//! - CRLFs before the start line are skipped (section 7.5); lines may end
+//!   in CRLF or a bare LF.
+//! - Header names are case-insensitive and compact forms are understood
+//!   (section 7.3.3: `i`, `f`, `t`, `v`, `l`, `m`; RFC 4028 `x`).
+//! - Folded lines (a line starting with SP or HTAB continues the previous
+//!   header, section 7.3.1) are part of the value; value parsers treat the
+//!   CRLF inside as whitespace.
+//! - Of a repeated header the first occurrence is kept; of Via, the top
+//!   value's branch (section 8.1.1.7).
+//! - Only Call-ID, CSeq, From and To are required (the headers that identify
+//!   a dialog and a transaction, section 8.1.1); a bad optional header is
+//!   treated as absent rather than losing the call.
+
+mod addr;
+
+use memchr::memchr;
+
+pub use addr::{NameAddr, Scheme, Uri, param, trim, unquote};
+use addr::{non_empty, until};
+
+use crate::error::ScanError;
+
+/// A SIP method (RFC 3261 section 7.1: methods are case-sensitive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method<'a> {
+    /// INVITE.
+    Invite,
+    /// ACK.
+    Ack,
+    /// BYE.
+    Bye,
+    /// CANCEL.
+    Cancel,
+    /// UPDATE (RFC 3311).
+    Update,
+    /// PRACK (RFC 3262).
+    Prack,
+    /// OPTIONS.
+    Options,
+    /// REGISTER.
+    Register,
+    /// INFO (RFC 6086).
+    Info,
+    /// Any other method, as written.
+    Other(&'a [u8]),
+}
+
+impl<'a> Method<'a> {
+    /// Parses a method token.
+    pub fn parse(token: &'a [u8]) -> Self {
+        match token {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"UPDATE" => Method::Update,
+            b"PRACK" => Method::Prack,
+            b"OPTIONS" => Method::Options,
+            b"REGISTER" => Method::Register,
+            b"INFO" => Method::Info,
+            other => Method::Other(other),
+        }
+    }
+
+    /// The method name as bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            Method::Invite => b"INVITE",
+            Method::Ack => b"ACK",
+            Method::Bye => b"BYE",
+            Method::Cancel => b"CANCEL",
+            Method::Update => b"UPDATE",
+            Method::Prack => b"PRACK",
+            Method::Options => b"OPTIONS",
+            Method::Register => b"REGISTER",
+            Method::Info => b"INFO",
+            Method::Other(m) => m,
+        }
+    }
+}
+
+/// The first line of a message (RFC 3261 sections 7.1 and 7.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// A Request-Line.
+    Request {
+        /// The method.
+        method: Method<'a>,
+        /// The Request-URI.
+        uri: Uri<'a>,
+    },
+    /// A Status-Line.
+    Response {
+        /// The Status-Code, 100..=699.
+        code: u16,
+        /// The Reason-Phrase (may be empty).
+        reason: &'a [u8],
+    },
+}
+
+/// The CSeq header (RFC 3261 section 20.16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    /// The sequence number.
+    pub seq: u32,
+    /// The method of the transaction.
+    pub method: Method<'a>,
+}
+
+/// The Reason header (RFC 3326): protocol, cause and text. When the first
+/// Reason header lists several values, the Q.850 one is preferred, as it
+/// carries the ISUP cause operators bill and report on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reason<'a> {
+    /// The protocol (`Q.850`, `SIP`...).
+    pub protocol: &'a [u8],
+    /// The `cause` parameter, if numeric.
+    pub cause: Option<u16>,
+    /// The `text` parameter without quotes, if any.
+    pub text: Option<&'a [u8]>,
+}
+
+/// Who refreshes the session (RFC 4028 section 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refresher {
+    /// `refresher=uac`.
+    Uac,
+    /// `refresher=uas`.
+    Uas,
+}
+
+/// The Session-Expires header (RFC 4028 section 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionExpires {
+    /// The session interval in seconds.
+    pub delta_secs: u32,
+    /// The refresher parameter, if any.
+    pub refresher: Option<Refresher>,
+}
+
+/// A scanned SIP message: every field borrows from the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SipMessage<'a> {
+    /// The start line.
+    pub start: StartLine<'a>,
+    /// Call-ID (`i`), trimmed.
+    pub call_id: &'a [u8],
+    /// CSeq.
+    pub cseq: CSeq<'a>,
+    /// From (`f`).
+    pub from: NameAddr<'a>,
+    /// To (`t`).
+    pub to: NameAddr<'a>,
+    /// The `branch` parameter of the top Via (`v`).
+    pub via_branch: Option<&'a [u8]>,
+    /// The first Contact (`m`).
+    pub contact: Option<NameAddr<'a>>,
+    /// The first P-Asserted-Identity (RFC 3325).
+    pub pai: Option<NameAddr<'a>>,
+    /// The first Diversion (RFC 5806).
+    pub diversion: Option<NameAddr<'a>>,
+    /// The first History-Info header value, raw (RFC 7044).
+    pub history_info: Option<&'a [u8]>,
+    /// The first Reason header (RFC 3326).
+    pub reason: Option<Reason<'a>>,
+    /// Session-Expires (`x`, RFC 4028).
+    pub session_expires: Option<SessionExpires>,
+    /// Content-Length (`l`).
+    pub content_length: Option<u32>,
+    /// Max-Forwards.
+    pub max_forwards: Option<u32>,
+    /// The body: `Content-Length` bytes after the blank line, or everything
+    /// after it when the length is absent or larger than what is there.
+    pub body: &'a [u8],
+}
+
+impl<'a> SipMessage<'a> {
+    /// The method of a request, `None` for a response.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response, `None` for a request.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+}
+
+/// Which billing header a header name is.
+#[derive(Clone, Copy)]
+enum Name {
+    CallId,
+    CSeq,
+    From,
+    To,
+    Via,
+    Contact,
+    Pai,
+    Diversion,
+    HistoryInfo,
+    Reason,
+    SessionExpires,
+    ContentLength,
+    MaxForwards,
+}
+
+/// Matches a header name (RFC 3261 7.3.3 compact forms, case-insensitive).
+fn classify(name: &[u8]) -> Option<Name> {
+    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    Some(match name.len() {
+        1 => match name.first()?.to_ascii_lowercase() {
+            b'i' => Name::CallId,
+            b'f' => Name::From,
+            b't' => Name::To,
+            b'v' => Name::Via,
+            b'm' => Name::Contact,
+            b'l' => Name::ContentLength,
+            b'x' => Name::SessionExpires,
+            _ => return None,
+        },
+        2 if eq(b"to") => Name::To,
+        3 if eq(b"via") => Name::Via,
+        4 if eq(b"cseq") => Name::CSeq,
+        4 if eq(b"from") => Name::From,
+        6 if eq(b"reason") => Name::Reason,
+        7 if eq(b"call-id") => Name::CallId,
+        7 if eq(b"contact") => Name::Contact,
+        9 if eq(b"diversion") => Name::Diversion,
+        12 if eq(b"history-info") => Name::HistoryInfo,
+        12 if eq(b"max-forwards") => Name::MaxForwards,
+        14 if eq(b"content-length") => Name::ContentLength,
+        15 if eq(b"session-expires") => Name::SessionExpires,
+        19 if eq(b"p-asserted-identity") => Name::Pai,
+        _ => return None,
+    })
+}
+
+/// Scans one SIP message. Never panics; malformed input gives the reason.
+pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
+    // RFC 3261 7.5: ignore CRLFs before the start line.
+    let skip = input
+        .iter()
+        .position(|c| !matches!(c, b'\r' | b'\n' | b' ' | b'\t'))
+        .ok_or(ScanError::Empty)?;
+    let input = input.get(skip..).unwrap_or_default();
+    let (first, mut pos) = next_line(input, 0);
+    let start = start_line(first)?;
+
+    let mut call_id = None;
+    let mut cseq = None;
+    let mut from = None;
+    let mut to = None;
+    let mut via = None;
+    let mut contact = None;
+    let mut pai = None;
+    let mut diversion = None;
+    let mut history_info = None;
+    let mut reason = None;
+    let mut session_expires = None;
+    let mut content_length = None;
+    let mut max_forwards = None;
+    let mut body_at = input.len();
+
+    while pos < input.len() {
+        let line_start = pos;
+        let (line, mut next) = next_line(input, pos);
+        if line.is_empty() {
+            body_at = next;
+            break;
+        }
+        // Folded continuation lines belong to this header (RFC 3261 7.3.1).
+        let mut line_end = line_start + line.len();
+        while matches!(input.get(next), Some(b' ' | b'\t')) {
+            let (cont, after) = next_line(input, next);
+            line_end = next + cont.len();
+            next = after;
+        }
+        pos = next;
+        let whole = input.get(line_start..line_end).unwrap_or_default();
+        let colon = memchr(b':', whole).ok_or(ScanError::BadHeader)?;
+        let name = trim(whole.get(..colon).unwrap_or_default());
+        if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
+            return Err(ScanError::BadHeader);
+        }
+        let value = trim(whole.get(colon + 1..).unwrap_or_default());
+        let Some(kind) = classify(name) else { continue };
+        match kind {
+            Name::CallId => {
+                if call_id.is_none() {
+                    call_id = Some(value)
+                }
+            }
+            Name::CSeq => {
+                if cseq.is_none() {
+                    cseq = Some(parse_cseq(value)?)
+                }
+            }
+            Name::From => set_first(&mut from, value),
+            Name::To => set_first(&mut to, value),
+            Name::Via => {
+                if via.is_none() {
+                    via = Some(value)
+                }
+            }
+            Name::Contact => set_first(&mut contact, value),
+            Name::Pai => set_first(&mut pai, value),
+            Name::Diversion => set_first(&mut diversion, value),
+            Name::HistoryInfo => {
+                if history_info.is_none() {
+                    history_info = Some(value)
+                }
+            }
+            Name::Reason => {
+                if reason.is_none() {
+                    reason = parse_reason(value)
+                }
+            }
+            Name::SessionExpires => {
+                if session_expires.is_none() {
+                    session_expires = parse_session_expires(value)
+                }
+            }
+            Name::ContentLength => {
+                if content_length.is_none() {
+                    content_length = Some(parse_u32(value).ok_or(ScanError::BadContentLength)?)
+                }
+            }
+            Name::MaxForwards => {
+                if max_forwards.is_none() {
+                    max_forwards = parse_u32(value)
+                }
+            }
+        }
+    }
+
+    let call_id = call_id
+        .and_then(non_empty)
+        .ok_or(ScanError::MissingCallId)?;
+    let cseq = cseq.ok_or(ScanError::MissingCSeq)?;
+    let from = NameAddr::parse(from.ok_or(ScanError::MissingFrom)?);
+    let to = NameAddr::parse(to.ok_or(ScanError::MissingTo)?);
+    let via_branch = via.and_then(|v| {
+        // The top via-parm ends at the first comma (RFC 3261 20.42).
+        let top = until(v, b',');
+        let params = memchr(b';', top).and_then(|i| top.get(i + 1..))?;
+        param(params, b"branch").and_then(non_empty)
+    });
+    let rest = input.get(body_at..).unwrap_or_default();
+    let body = match content_length {
+        Some(n) => rest.get(..n as usize).unwrap_or(rest),
+        None => rest,
+    };
+    Ok(SipMessage {
+        start,
+        call_id,
+        cseq,
+        from,
+        to,
+        via_branch,
+        contact: contact.map(NameAddr::parse),
+        pai: pai.map(NameAddr::parse),
+        diversion: diversion.map(NameAddr::parse),
+        history_info,
+        reason,
+        session_expires,
+        content_length,
+        max_forwards,
+        body,
+    })
+}
+
+fn set_first<'a>(slot: &mut Option<&'a [u8]>, value: &'a [u8]) {
+    if slot.is_none() {
+        *slot = Some(value);
+    }
+}
+
+/// The line starting at `pos` (without CRLF or LF) and where the next starts.
+fn next_line(input: &[u8], pos: usize) -> (&[u8], usize) {
+    let rest = input.get(pos..).unwrap_or_default();
+    match memchr(b'\n', rest) {
+        Some(nl) => {
+            let line = rest.get(..nl).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (line, pos + nl + 1)
+        }
+        None => (rest.strip_suffix(b"\r").unwrap_or(rest), input.len()),
+    }
+}
+
+fn start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+    let sp = memchr(b' ', line).ok_or(ScanError::BadStartLine)?;
+    let first = line.get(..sp).unwrap_or_default();
+    let rest = line.get(sp + 1..).unwrap_or_default();
+    if first.len() > 4
+        && first
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
+        if !first.eq_ignore_ascii_case(b"SIP/2.0") {
+            return Err(ScanError::BadVersion);
+        }
+        let code_b = until(rest, b' ');
+        let code = match code_b {
+            [a, b, c] if code_b.iter().all(u8::is_ascii_digit) => {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => return Err(ScanError::BadStatusCode),
+        };
+        if !(100..=699).contains(&code) {
+            return Err(ScanError::BadStatusCode);
+        }
+        let reason = rest.get(code_b.len() + 1..).unwrap_or_default();
+        return Ok(StartLine::Response { code, reason });
+    }
+    if first.is_empty() || !first.iter().all(|&c| is_token(c)) {
+        return Err(ScanError::BadStartLine);
+    }
+    let sp2 = memchr(b' ', rest).ok_or(ScanError::BadStartLine)?;
+    let uri_b = rest.get(..sp2).unwrap_or_default();
+    let version = rest.get(sp2 + 1..).unwrap_or_default();
+    if !version.eq_ignore_ascii_case(b"SIP/2.0") {
+        return Err(
+            if version.len() > 4
+                && version
+                    .get(..4)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+            {
+                ScanError::BadVersion
+            } else {
+                ScanError::BadStartLine
+            },
+        );
+    }
+    let uri = Uri::parse(uri_b).ok_or(ScanError::BadRequestUri)?;
+    Ok(StartLine::Request {
+        method: Method::parse(first),
+        uri,
+    })
+}
+
+fn parse_cseq(value: &[u8]) -> Result<CSeq<'_>, ScanError> {
+    let num_end = value
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let seq = parse_u32(value.get(..num_end).unwrap_or_default()).ok_or(ScanError::BadCSeq)?;
+    let method = trim(value.get(num_end..).unwrap_or_default());
+    if method.is_empty() || !method.iter().all(|&c| is_token(c)) {
+        return Err(ScanError::BadCSeq);
+    }
+    Ok(CSeq {
+        seq,
+        method: Method::parse(method),
+    })
+}
+
+fn parse_reason(value: &[u8]) -> Option<Reason<'_>> {
+    let mut first = None;
+    for v in value.split(|&c| c == b',') {
+        let v = trim(v);
+        let semi = memchr(b';', v).unwrap_or(v.len());
+        let protocol = trim(v.get(..semi).unwrap_or_default());
+        if protocol.is_empty() {
+            continue;
+        }
+        let params = v.get(semi + 1..).unwrap_or_default();
+        let r = Reason {
+            protocol,
+            cause: param(params, b"cause")
+                .and_then(parse_u32)
+                .and_then(|c| u16::try_from(c).ok()),
+            text: param(params, b"text"),
+        };
+        if protocol.eq_ignore_ascii_case(b"Q.850") {
+            return Some(r);
+        }
+        first.get_or_insert(r);
+    }
+    first
+}
+
+fn parse_session_expires(value: &[u8]) -> Option<SessionExpires> {
+    let semi = memchr(b';', value).unwrap_or(value.len());
+    let delta_secs = parse_u32(trim(value.get(..semi)?))?;
+    let refresher = param(value.get(semi..)?, b"refresher").and_then(|r| {
+        if r.eq_ignore_ascii_case(b"uac") {
+            Some(Refresher::Uac)
+        } else if r.eq_ignore_ascii_case(b"uas") {
+            Some(Refresher::Uas)
+        } else {
+            None
+        }
+    });
+    Some(SessionExpires {
+        delta_secs,
+        refresher,
+    })
+}
+
+/// A decimal number that fits `u32` (CSeq numbers are below 2**31, RFC
+/// 3261 section 8.1.1.5); anything else is `None`, never an overflow.
+fn parse_u32(s: &[u8]) -> Option<u32> {
+    let s = trim(s);
+    if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0u32, |acc, &c| {
+        acc.checked_mul(10)?.checked_add(u32::from(c - b'0'))
+    })
+}
+
+/// RFC 3261 25.1 `token` characters.
+fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+}
+
+#[cfg(test)]
+mod tests;
