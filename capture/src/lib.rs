@@ -22,3 +22,6 @@ pub use stats::{DropReason, Stats};
 
 // The HEP codec types most callers name.
 pub use hep::{HepConfig, HepError, HepPacket};
+
+// The capture-frame path (pcap files and live taps).
+pub use frame::{DecoderConfig, FrameDecoder, LinkType};
