@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 use crate::Error;
+use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
 use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RatingPlan, TariffPlan};
-use crate::resolve::{RatingSlice, resolve};
+use crate::resolve::{RatingSlice, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
 /// Type of record: what the usage measures.
@@ -152,6 +152,8 @@ pub struct TimeSpan {
     pub rounding: Rounding,
     /// The destination rate's MaxCost.
     pub max_cost: Option<MaxCost>,
+    /// `cost` and `increment_cost` as exact fractions.
+    pub(crate) exact: (ExactAmount, ExactAmount),
 }
 
 /// The cost of a call and how it was reached.
@@ -159,8 +161,11 @@ pub struct TimeSpan {
 pub struct CallCost {
     /// The final cost, rounded.
     pub cost: Money,
-    /// The cost before the final rounding (after MaxCost).
+    /// The cost before the final rounding (after MaxCost), to 28 digits.
     pub unrounded_cost: Money,
+    /// The same, as an exact fraction: in `exact` mode, the costs of a
+    /// call's pieces add up to the whole call's exactly.
+    pub unrounded: ExactAmount,
     /// Connect fee charged (zero for a piece with a non-zero offset).
     pub connect_fee: Money,
     /// Usage asked for.
@@ -277,7 +282,21 @@ impl TariffPlan {
                 destination: cd.destination.to_owned(),
                 at: t,
             };
-            let ri_idx = winner(slice.plan, slice.intervals, &parts, gs).ok_or_else(no_interval)?;
+            // Later spans (after midnight, a timing edge or an activation)
+            // pick the destination again: of several sharing the prefix,
+            // the one with rates in force now wins.
+            let (destination_id, prefix, intervals) = match (voice && p > 0)
+                .then(|| match_destination(self, slice.plan, cd.destination, &parts))
+                .flatten()
+            {
+                Some(m) => m,
+                None => (
+                    slice.destination_id.clone(),
+                    slice.prefix.clone(),
+                    slice.intervals,
+                ),
+            };
+            let ri_idx = winner(slice.plan, intervals, &parts, gs).ok_or_else(no_interval)?;
             let ri = slice
                 .plan
                 .intervals
@@ -285,7 +304,9 @@ impl TariffPlan {
                 .ok_or_else(no_interval)?;
             let slot = ri.rates.slot_at(gs).ok_or_else(no_interval)?;
             let seg_end = if voice {
-                segment_end(&slices, si, slice, &parts, ri_idx, p, gs, usage, offset, t)
+                segment_end(
+                    &slices, si, slice, intervals, &parts, ri_idx, p, gs, usage, offset, t,
+                )
             } else {
                 usage
             };
@@ -301,7 +322,7 @@ impl TariffPlan {
                 // Once per call: the first span's rate, on the first piece.
                 connect_fee = ri.rates.connect_fee;
             }
-            let (inc_cost, ts_cost) =
+            let (inc_cost, ts_cost, exact) =
                 span_cost(slot.rate, slot.unit, slot.increment, n, billed, mode)?;
             spans.push(TimeSpan {
                 start: t,
@@ -310,8 +331,8 @@ impl TariffPlan {
                 usage: Duration::from_nanos(billed),
                 matched_subject: slice.subject.clone(),
                 rating_plan: slice.plan.id.clone(),
-                destination_id: slice.destination_id.clone(),
-                matched_prefix: slice.prefix.clone(),
+                destination_id,
+                matched_prefix: prefix,
                 destination_rate: ri.dr_id.clone(),
                 timing: ri.timing.id_arc().clone(),
                 weight: ri.weight,
@@ -325,6 +346,7 @@ impl TariffPlan {
                 cost: Money::new(ts_cost),
                 rounding: ri.rounding,
                 max_cost: ri.max_cost,
+                exact,
             });
             p = p.checked_add(billed).ok_or_else(|| overflow("usage"))?;
         }
@@ -340,6 +362,7 @@ fn segment_end(
     slices: &[RatingSlice<'_>],
     si: usize,
     slice: &RatingSlice<'_>,
+    intervals: &[u32],
     parts: &DateParts,
     ri_idx: u32,
     p: u64,
@@ -354,8 +377,7 @@ fn segment_end(
     }
     end = end.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
     let mut tod = parts.tod_ns;
-    while let Some(edge) = slice
-        .intervals
+    while let Some(edge) = intervals
         .iter()
         .filter_map(|&i| slice.plan.intervals.get(i as usize))
         .filter_map(|ri| ri.timing.next_edge_after(tod))
@@ -366,13 +388,7 @@ fn segment_end(
             break;
         }
         let group_start = offset.saturating_add(at).max(gs);
-        if winner(
-            slice.plan,
-            slice.intervals,
-            &parts.at_tod(edge),
-            group_start,
-        ) != Some(ri_idx)
-        {
+        if winner(slice.plan, intervals, &parts.at_tod(edge), group_start) != Some(ri_idx) {
             return at;
         }
         tod = edge;
@@ -380,7 +396,7 @@ fn segment_end(
     end
 }
 
-/// (cost of one increment, cost of the span).
+/// (cost of one increment, cost of the span, both as exact fractions).
 fn span_cost(
     rate: Money,
     unit: u64,
@@ -388,34 +404,34 @@ fn span_cost(
     n: u64,
     billed: u64,
     mode: RoundingMode,
-) -> Result<(Decimal, Decimal), Error> {
+) -> Result<(Decimal, Decimal, (ExactAmount, ExactAmount)), Error> {
     let rate = rate.amount();
-    let unit = Decimal::from(unit);
-    // Multiply first, divide last: exact whenever the result terminates.
-    let scaled = |len: u64| -> Result<Decimal, Error> {
-        rate.checked_mul(Decimal::from(len))
-            .and_then(|x| x.checked_div(unit))
-            .ok_or_else(|| overflow("cost"))
-    };
+    let exact = |len: u64| ExactAmount::ratio(rate, len, unit).ok_or_else(|| overflow("cost"));
+    let decimal = |x: ExactAmount| x.to_decimal().ok_or_else(|| overflow("cost"));
     match mode {
-        RoundingMode::Exact => Ok((scaled(increment)?, scaled(billed)?)),
+        RoundingMode::Exact => {
+            let (inc, span) = (exact(increment)?, exact(billed)?);
+            Ok((decimal(inc)?, decimal(span)?, (span, inc)))
+        }
         RoundingMode::Cgrates => {
             // CGRateS: span cost rounded to 5 decimals *middle, divided by
             // the number of increments and rounded again; the span costs
             // that increment cost times the number of increments.
-            let span = CGRATES_STEP.apply_cgrates(scaled(billed)?);
+            let span = CGRATES_STEP.apply_cgrates(decimal(exact(billed)?)?);
             let inc = if n == 0 {
                 Decimal::ZERO
             } else {
-                CGRATES_STEP.apply_cgrates(
-                    span.checked_div(Decimal::from(n))
-                        .ok_or_else(|| overflow("cost"))?,
-                )
+                let per = span
+                    .checked_div(Decimal::from(n))
+                    .ok_or_else(|| overflow("cost"))?;
+                CGRATES_STEP.apply_cgrates(per)
             };
             let total = inc
                 .checked_mul(Decimal::from(n))
                 .ok_or_else(|| overflow("cost"))?;
-            Ok((inc, total))
+            let as_exact =
+                |d: Decimal| ExactAmount::from_decimal(d).ok_or_else(|| overflow("cost"));
+            Ok((inc, total, (as_exact(total)?, as_exact(inc)?)))
         }
     }
 }
@@ -427,39 +443,34 @@ fn totals(
     spans: Vec<TimeSpan>,
     mode: RoundingMode,
 ) -> Result<CallCost, Error> {
-    let mut total = connect_fee.amount();
+    let of = || overflow("cost");
+    let as_exact = |m: Money| ExactAmount::from_decimal(m.amount()).ok_or_else(of);
+    let mut total = as_exact(connect_fee)?;
     let mut capped = false;
     // CGRateS adds each running total into MaxCostSoFar (so it reaches
     // MaxCost early when a call has several spans); `cgrates` mode keeps it.
-    let mut cg_so_far = Decimal::ZERO;
+    let mut cg_so_far = ExactAmount::ZERO;
     for ts in &spans {
-        total = total
-            .checked_add(ts.cost.amount())
-            .ok_or_else(|| overflow("cost"))?;
+        total = total.checked_add(ts.exact.0).ok_or_else(of)?;
+        if mode == RoundingMode::Cgrates {
+            cg_so_far = cg_so_far.checked_add(total).ok_or_else(of)?;
+        }
         let Some(MaxCost {
             amount,
             strategy: MaxCostStrategy::Free,
         }) = ts.max_cost
         else {
-            if mode == RoundingMode::Cgrates {
-                cg_so_far = cg_so_far
-                    .checked_add(total)
-                    .ok_or_else(|| overflow("cost"))?;
-            }
             continue;
         };
-        let reached = match mode {
-            RoundingMode::Exact => total >= amount.amount(),
-            RoundingMode::Cgrates => {
-                cg_so_far = cg_so_far
-                    .checked_add(total)
-                    .ok_or_else(|| overflow("cost"))?;
-                cg_so_far >= amount.amount()
-            }
+        let cap = as_exact(amount)?;
+        let so_far = if mode == RoundingMode::Cgrates {
+            cg_so_far
+        } else {
+            total
         };
-        if reached {
-            total = amount.amount();
-            cg_so_far = total;
+        if so_far.partial_cmp(&cap).ok_or_else(of)?.is_ge() {
+            total = cap;
+            cg_so_far = cap;
             capped = true;
         }
     }
@@ -483,15 +494,17 @@ fn totals(
                 })
         }
     };
+    let unrounded = total.to_decimal().ok_or_else(of)?;
     let cost = match (rounding, mode) {
-        (Some(r), RoundingMode::Exact) => r.apply(total),
-        (Some(r), RoundingMode::Cgrates) => r.apply_cgrates(total),
-        (None, _) => total,
+        (Some(r), RoundingMode::Exact) => total.round(r).ok_or_else(of)?,
+        (Some(r), RoundingMode::Cgrates) => r.apply_cgrates(unrounded),
+        (None, _) => unrounded,
     };
     let max_cost_disconnect_at = disconnect_at(connect_fee, &spans);
     Ok(CallCost {
         cost: Money::new(cost),
-        unrounded_cost: Money::new(total),
+        unrounded_cost: Money::new(unrounded),
+        unrounded: total,
         connect_fee,
         usage,
         rated_usage: rated,
@@ -506,7 +519,7 @@ fn totals(
 /// With `*disconnect`, the usage (whole increments) the call may last while
 /// its cost stays at or under MaxCost, if shorter than the rated usage.
 fn disconnect_at(connect_fee: Money, spans: &[TimeSpan]) -> Option<Duration> {
-    let mut so_far = connect_fee.amount();
+    let mut so_far = ExactAmount::from_decimal(connect_fee.amount())?;
     let mut used = Duration::ZERO;
     for ts in spans {
         if let Some(MaxCost {
@@ -514,24 +527,23 @@ fn disconnect_at(connect_fee: Money, spans: &[TimeSpan]) -> Option<Duration> {
             strategy: MaxCostStrategy::Disconnect,
         }) = ts.max_cost
         {
-            let room = amount.amount().checked_sub(so_far)?;
-            if room < Decimal::ZERO {
+            let room = ExactAmount::from_decimal(amount.amount())?.checked_sub(so_far)?;
+            if room < ExactAmount::ZERO {
                 return Some(used);
             }
-            let inc = ts.increment_cost.amount();
-            if inc > Decimal::ZERO {
-                // Increments that still fit; None (too many to count) fits all.
-                let fit = room.checked_div(inc).and_then(|x| x.floor().to_u64());
-                if let Some(k) = fit.filter(|&k| k < ts.increments) {
-                    let fit_len = u32::try_from(k)
-                        .ok()
-                        .and_then(|k| ts.rate_increment.checked_mul(k))
-                        .unwrap_or(ts.usage);
-                    return Some(used.saturating_add(fit_len));
-                }
+            // Increments that still fit; None (free increments) fits all.
+            let fit = room
+                .floor_div(ts.exact.1)
+                .and_then(|k| u64::try_from(k).ok());
+            if let Some(k) = fit.filter(|&k| k < ts.increments) {
+                let fit_len = u32::try_from(k)
+                    .ok()
+                    .and_then(|k| ts.rate_increment.checked_mul(k))
+                    .unwrap_or(ts.usage);
+                return Some(used.saturating_add(fit_len));
             }
         }
-        so_far = so_far.checked_add(ts.cost.amount())?;
+        so_far = so_far.checked_add(ts.exact.0)?;
         used = used.saturating_add(ts.usage);
     }
     None

@@ -433,6 +433,21 @@ fn destination_weights_when_several_share_the_prefix() {
     // Any other day DST_20 has no rate in force: DST_2030 -> 1.2.
     assert_eq!(exact(&p, "x", "2012", "2025-02-03T10:00:00Z", "60s"), "1.2");
     assert_eq!(exact(&p, "x", "3012", "2025-01-01T10:00:00Z", "60s"), "1.2");
+    // Crossing midnight out of New Year's day: the destination is picked
+    // again after midnight: 1 min DST_20 (0.6) + 1 min DST_2030 (1.2) = 1.8.
+    let cc = p
+        .cost(
+            &cd("x", "2012", "2025-01-01T23:59:00Z", "2m"),
+            RoundingMode::Exact,
+        )
+        .unwrap();
+    assert_eq!(cc.cost.to_string(), "1.8");
+    let ids: Vec<&str> = cc
+        .timespans
+        .iter()
+        .map(|s| s.destination_id.as_ref())
+        .collect();
+    assert_eq!(ids, ["DST_20", "DST_2030"]);
 }
 
 fn profiles_plan() -> TariffPlan {

@@ -1,1 +1,257 @@
+//! Loader tests: layouts, references, and errors that point at file, line
+//! and column.
 
+use std::path::Path;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::{SharedTariffPlan, TariffStore};
+
+fn opts() -> LoadOptions {
+    LoadOptions {
+        loaded_at: Utc.with_ymd_and_hms(2024, 1, 1, 9, 30, 0).unwrap(),
+    }
+}
+
+fn load(files: &[(&str, &str)]) -> Result<(TariffPlan, LoadReport), Error> {
+    let v: Vec<(&Path, &str)> = files.iter().map(|(n, t)| (Path::new(*n), *t)).collect();
+    TariffPlan::from_csv(&v, &opts())
+}
+
+const DST: (&str, &str) = ("Destinations.csv", "#Id,Prefix\nDST_1002,1002\nDST_FS,10\n");
+const RT: (&str, &str) = (
+    "Rates.csv",
+    "RT_20CNT,0.4,0.2,60s,60s,0s\nRT_20CNT,,0.1,1m,1s,1m\n",
+);
+const DR: (&str, &str) = (
+    "DestinationRates.csv",
+    "DR_1002,DST_1002,RT_20CNT,*up,4,0,\n",
+);
+const RP: (&str, &str) = ("RatingPlans.csv", "RP_1001,DR_1002,*any,10\n");
+
+/// The error's (file name, line, column).
+fn at(e: &Error) -> (String, usize, usize) {
+    match e {
+        Error::Load {
+            file, line, column, ..
+        } => (file.display().to_string(), *line, *column),
+        other => panic!("not a load error: {other}"),
+    }
+}
+
+#[test]
+fn loads_current_layout_and_counts() {
+    let rpf = (
+        "RatingProfiles.csv",
+        "cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_1001,\n",
+    );
+    let (plan, report) = load(&[DST, RT, DR, RP, rpf, ("Actions.csv", "x")]).unwrap();
+    assert_eq!(report.destinations, 2);
+    assert_eq!(report.prefixes, 2);
+    assert_eq!(report.rating_plans, 1);
+    assert_eq!(report.rating_profiles, 1);
+    assert_eq!(report.loaded_files.len(), 5);
+    assert_eq!(
+        report.unhandled_files,
+        vec![std::path::PathBuf::from("Actions.csv")]
+    );
+    let rates = &plan.plans[0].intervals[0].rates;
+    // Empty ConnectFee on the second row is 0; the group's fee is the first row's.
+    assert_eq!(rates.connect_fee.to_string(), "0.4");
+    assert_eq!(rates.slots[1].gis, 60_000_000_000);
+}
+
+#[test]
+fn loads_old_layout_with_direction_and_skips_inbound_with_a_warning() {
+    let rpf = (
+        "RatingProfiles.csv",
+        "#Direction,Tenant,Category,Subject,ActivationTime,RatingPlanId,RatesFallbackSubject,CdrStatQueueIds\n\
+         *out,cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_1001,,\n\
+         *in,cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_1001,,\n",
+    );
+    let (plan, report) = load(&[DST, RT, DR, RP, rpf]).unwrap();
+    assert!(plan.profile("cgrates.org", "call", "1001").is_some());
+    assert_eq!(report.rating_profiles, 1);
+    assert_eq!(report.warnings.len(), 1);
+    assert!(
+        report.warnings[0].contains("RatingProfiles.csv:3"),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn bad_duration_names_file_line_column() {
+    let rt = (
+        "Rates.csv",
+        "#Id,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\nRT,0,0.1,60s,6o,0\n",
+    );
+    let e = load(&[DST, rt]).unwrap_err();
+    assert_eq!(at(&e), ("Rates.csv".into(), 2, 5));
+    assert!(e.to_string().contains("RateIncrement"), "{e}");
+}
+
+#[test]
+fn bad_numbers_and_enums_name_their_column() {
+    let dr = |row: &str| ("DestinationRates.csv", row.to_owned());
+    let cases = [
+        ("DR,DST_1002,RT_20CNT,*ceil,4,0,", 4),
+        ("DR,DST_1002,RT_20CNT,*up,four,0,", 5),
+        ("DR,DST_1002,RT_20CNT,*up,4,x,", 6),
+        ("DR,DST_1002,RT_20CNT,*up,4,1,*drop", 7),
+        ("DR,DST_NONE,RT_20CNT,*up,4,0,", 2),
+        ("DR,DST_1002,RT_NONE,*up,4,0,", 3),
+        ("DR,DST_1002", 3),
+    ];
+    for (row, col) in cases {
+        let (name, text) = dr(row);
+        let e = load(&[DST, RT, (name, &text)]).unwrap_err();
+        assert_eq!(
+            at(&e),
+            ("DestinationRates.csv".into(), 1, col),
+            "{row}: {e}"
+        );
+    }
+    let rt = ("Rates.csv", "RT,0,zero,60s,1s,0\n");
+    assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 1, 3));
+    let rt = ("Rates.csv", "RT,0,1,60s,1s,0\nRT,0,2,60s,1s,0s\n");
+    assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 2, 6));
+}
+
+#[test]
+fn unknown_references_say_what_was_expected() {
+    let rp = ("RatingPlans.csv", "RP,DR_1002,NOT_A_TIMING,10\n");
+    let e = load(&[DST, RT, DR, rp]).unwrap_err();
+    assert_eq!(at(&e), ("RatingPlans.csv".into(), 1, 3));
+    assert!(
+        e.to_string().contains("a timing ID defined in Timings.csv"),
+        "{e}"
+    );
+    let rp = ("RatingPlans.csv", "RP,DR_NONE,*any,10\n");
+    assert_eq!(
+        at(&load(&[DST, RT, DR, rp]).unwrap_err()),
+        ("RatingPlans.csv".into(), 1, 2)
+    );
+    let rp = ("RatingPlans.csv", "RP,DR_1002,*any,heavy\n");
+    assert_eq!(
+        at(&load(&[DST, RT, DR, rp]).unwrap_err()),
+        ("RatingPlans.csv".into(), 1, 4)
+    );
+    let rpf = (
+        "RatingProfiles.csv",
+        "cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_NONE,\n",
+    );
+    assert_eq!(
+        at(&load(&[DST, RT, DR, RP, rpf]).unwrap_err()),
+        ("RatingProfiles.csv".into(), 1, 5)
+    );
+    let rpf = (
+        "RatingProfiles.csv",
+        "cgrates.org,call,1001,yesterday,RP_1001,\n",
+    );
+    assert_eq!(
+        at(&load(&[DST, RT, DR, RP, rpf]).unwrap_err()),
+        ("RatingProfiles.csv".into(), 1, 4)
+    );
+    // Old layout: the same mistake is one column to the right.
+    let rpf = (
+        "RatingProfiles.csv",
+        "*out,cgrates.org,call,1001,yesterday,RP_1001,,\n",
+    );
+    assert_eq!(
+        at(&load(&[DST, RT, DR, RP, rpf]).unwrap_err()),
+        ("RatingProfiles.csv".into(), 1, 5)
+    );
+}
+
+#[test]
+fn timing_errors_point_at_the_timing_column() {
+    let tm = (
+        "Timings.csv",
+        "#ID,Years,Months,MonthDays,WeekDays,Time\nPEAK,*any,*any,*any,1;2;9,08:00:00\n",
+    );
+    assert_eq!(at(&load(&[tm]).unwrap_err()), ("Timings.csv".into(), 2, 5));
+    let tm = ("Timings.csv", "PEAK,*any,*any,*any,*any,8am\n");
+    assert_eq!(at(&load(&[tm]).unwrap_err()), ("Timings.csv".into(), 1, 6));
+    let tm = (
+        "Timings.csv",
+        "PEAK,*any,*any,*any,*any,08:00:00\nPEAK,*any,*any,*any,*any,09:00:00\n",
+    );
+    assert_eq!(at(&load(&[tm]).unwrap_err()), ("Timings.csv".into(), 2, 1));
+}
+
+#[test]
+fn asap_and_builtin_timings_and_activation_times() {
+    let tm = ("Timings.csv", "NOW,*any,*any,*any,*any,*asap\n");
+    let rp = (
+        "RatingPlans.csv",
+        "RP,DR_1002,NOW,10\nRP2,DR_1002,*daily,10\n",
+    );
+    let rpf = (
+        "RatingProfiles.csv",
+        "cgrates.org,call,a,*asap,RP,\ncgrates.org,call,b,1389657600,RP,\ncgrates.org,call,c,2014-01-14 00:00:00,RP2,\n",
+    );
+    let (plan, _) = load(&[DST, tm, RT, DR, rp, rpf]).unwrap();
+    let a = plan.profile("cgrates.org", "call", "a").unwrap();
+    assert_eq!(a.activations[0].at, opts().loaded_at);
+    let b = plan.profile("cgrates.org", "call", "b").unwrap();
+    assert_eq!(
+        b.activations[0].at,
+        Utc.with_ymd_and_hms(2014, 1, 14, 0, 0, 0).unwrap()
+    );
+    let c = plan.profile("cgrates.org", "call", "c").unwrap();
+    assert_eq!(c.activations[0].at, b.activations[0].at);
+}
+
+#[test]
+fn unclosed_quote_is_reported_at_its_line() {
+    let dst = ("Destinations.csv", "A,1\n\"B,2\n");
+    assert_eq!(
+        at(&load(&[dst]).unwrap_err()),
+        ("Destinations.csv".into(), 2, 1)
+    );
+}
+
+#[test]
+fn a_bad_plan_is_refused_whole_and_the_previous_stays() {
+    let dir = std::env::temp_dir().join(format!("rating-load-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    write("Destinations.csv", DST.1);
+    write("Rates.csv", RT.1);
+    write("DestinationRates.csv", DR.1);
+    write("RatingPlans.csv", RP.1);
+    write(
+        "RatingProfiles.csv",
+        "cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_1001,\n",
+    );
+    write("Attributes.csv", "#x\n");
+    write("README.md", "not a plan");
+    let shared = SharedTariffPlan::default();
+    let report = shared.reload_dir(&dir, &opts()).unwrap();
+    assert_eq!(report.unhandled_files, vec![dir.join("Attributes.csv")]);
+    assert_eq!(shared.current().rating_profile_count(), 1);
+    // Break one file: the reload fails, naming it, and the old plan stays.
+    write(
+        "RatingPlans.csv",
+        "RP_1001,DR_1002,*any,10\nRP_1001,DR_MISSING,*any,10\n",
+    );
+    let e = shared.reload_dir(&dir, &opts()).unwrap_err();
+    assert_eq!(
+        at(&e),
+        (dir.join("RatingPlans.csv").display().to_string(), 2, 2)
+    );
+    assert_eq!(shared.current().rating_profile_count(), 1);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(matches!(
+        TariffPlan::load_dir(&empty, &opts()),
+        Err(Error::EmptyPlan { .. })
+    ));
+    assert!(matches!(
+        TariffPlan::load_dir(&dir.join("missing"), &opts()),
+        Err(Error::Io { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

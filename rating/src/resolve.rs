@@ -125,7 +125,7 @@ fn subject_slices<'p>(
             return Err(Fail::NotFound);
         };
         if let Some((destination_id, prefix, intervals)) =
-            match_destination(tp, plan, cd.destination, seg_from)
+            match_destination(tp, plan, cd.destination, &DateParts::new(seg_from))
         {
             out.push(RatingSlice {
                 from: seg_from,
@@ -158,25 +158,24 @@ fn subject_slices<'p>(
 
 /// The destination of `number` priced by `plan`: the longest matching
 /// prefix that the plan prices; when several destinations share it, the
-/// one whose rates are in force at `at` with the highest weight (then the
-/// highest weight overall, then the first loaded). The plan's `*any`
+/// one whose rates are in force at `parts` with the highest weight (then
+/// the highest weight overall, then the first loaded). The plan's `*any`
 /// destination when no prefix matches.
-fn match_destination<'p>(
+pub(crate) fn match_destination<'p>(
     tp: &TariffPlan,
     plan: &'p RatingPlan,
     number: &str,
-    at: DateTime<Utc>,
+    parts: &DateParts,
 ) -> Option<(Arc<str>, Arc<str>, &'p [u32])> {
     if !number.is_empty() && number != ANY {
         let matches = tp.trie.matches(number.as_bytes());
-        let parts = DateParts::new(at);
         for (len, node) in matches.deepest_first() {
             let mut best: Option<((bool, Decimal), u32, &'p [u32])> = None;
             for &d in tp.trie.dests(node) {
                 let Some(ivs) = plan.by_dest.get(&d) else {
                     continue;
                 };
-                let score = destination_score(plan, ivs, &parts);
+                let score = destination_score(plan, ivs, parts);
                 if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                     best = Some((score, d, ivs.as_slice()));
                 }

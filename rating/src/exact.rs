@@ -1,0 +1,193 @@
+//! Exact fractions for the unrounded cost.
+//!
+//! A span costs `rate x usage / RateUnit`; with a 60 s unit that is often a
+//! repeating decimal (0.2/min for 10 s is 0.0333...). A [`Decimal`] keeps
+//! 28 digits of it, so adding pieces could differ in the 28th digit.
+//! `exact` mode therefore sums spans as fractions and rounds once, exactly.
+
+use std::cmp::Ordering;
+
+use rust_decimal::Decimal;
+
+use crate::money::{Rounding, RoundingMethod};
+
+/// An exact amount `num / den`, always reduced, `den > 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExactAmount {
+    num: i128,
+    den: u128,
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+fn pow10(n: u32) -> Option<u128> {
+    10_u128.checked_pow(n)
+}
+
+impl ExactAmount {
+    /// Zero.
+    pub const ZERO: ExactAmount = ExactAmount { num: 0, den: 1 };
+
+    fn reduced(num: i128, den: u128) -> Option<Self> {
+        if den == 0 {
+            return None;
+        }
+        let g = gcd(num.unsigned_abs(), den);
+        let g = if g == 0 { 1 } else { g };
+        let num = num / i128::try_from(g).ok()?;
+        let den = den / g;
+        Some(if num == 0 {
+            Self::ZERO
+        } else {
+            ExactAmount { num, den }
+        })
+    }
+
+    /// The decimal as a fraction.
+    #[must_use]
+    pub fn from_decimal(d: Decimal) -> Option<Self> {
+        Self::reduced(d.mantissa(), pow10(d.scale())?)
+    }
+
+    /// `rate x len / unit`, exactly.
+    pub(crate) fn ratio(rate: Decimal, len: u64, unit: u64) -> Option<Self> {
+        let num = rate.mantissa().checked_mul(i128::from(len))?;
+        let den = pow10(rate.scale())?.checked_mul(u128::from(unit))?;
+        Self::reduced(num, den)
+    }
+
+    /// The sum, or `None` on overflow.
+    #[must_use]
+    pub fn checked_add(self, o: Self) -> Option<Self> {
+        let g = gcd(self.den, o.den);
+        let lcm = (self.den / g).checked_mul(o.den)?;
+        let a = self.num.checked_mul(i128::try_from(lcm / self.den).ok()?)?;
+        let b = o.num.checked_mul(i128::try_from(lcm / o.den).ok()?)?;
+        Self::reduced(a.checked_add(b)?, lcm)
+    }
+
+    /// The nearest decimal (28 significant digits), for display.
+    #[must_use]
+    pub fn to_decimal(self) -> Option<Decimal> {
+        let n = Decimal::try_from_i128_with_scale(self.num, 0).ok()?;
+        let d = Decimal::try_from_i128_with_scale(i128::try_from(self.den).ok()?, 0).ok()?;
+        n.checked_div(d)
+    }
+
+    /// Rounds exactly to the rule's decimals and direction.
+    pub(crate) fn round(self, rounding: Rounding) -> Option<Decimal> {
+        let scale = rounding.decimals();
+        let scaled = self.num.checked_mul(i128::try_from(pow10(scale)?).ok()?)?;
+        let den = i128::try_from(self.den).ok()?;
+        let q = scaled.div_euclid(den); // floor, den > 0
+        let r = scaled.rem_euclid(den); // 0 <= r < den
+        let q = match rounding.method() {
+            RoundingMethod::Down => q,
+            RoundingMethod::Up if r > 0 => q.checked_add(1)?,
+            RoundingMethod::Up => q,
+            // Half away from zero, as Decimal's MidpointAwayFromZero.
+            RoundingMethod::Middle => {
+                let twice = r.checked_mul(2)?;
+                if twice > den || (twice == den && q >= 0) {
+                    q.checked_add(1)?
+                } else {
+                    q
+                }
+            }
+        };
+        Decimal::try_from_i128_with_scale(q, scale).ok()
+    }
+}
+
+impl ExactAmount {
+    /// How many whole `o` fit in `self` (floor), for `o > 0`.
+    pub(crate) fn floor_div(self, o: Self) -> Option<i128> {
+        if o.num <= 0 {
+            return None;
+        }
+        let a = self.num.checked_mul(i128::try_from(o.den).ok()?)?;
+        let b = o.num.checked_mul(i128::try_from(self.den).ok()?)?;
+        Some(a.div_euclid(b))
+    }
+
+    /// `self - o`, or `None` on overflow.
+    pub(crate) fn checked_sub(self, o: Self) -> Option<Self> {
+        self.checked_add(ExactAmount {
+            num: o.num.checked_neg()?,
+            den: o.den,
+        })
+    }
+}
+
+impl PartialOrd for ExactAmount {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        let a = self.num.checked_mul(i128::try_from(o.den).ok()?)?;
+        let b = o.num.checked_mul(i128::try_from(self.den).ok()?)?;
+        Some(a.cmp(&b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str_exact(s).unwrap()
+    }
+
+    #[test]
+    fn thirds_add_up_exactly() {
+        // 0.2/min for 10 s = 1/30; three of them are 0.1 exactly.
+        let third = ExactAmount::ratio(d("0.2"), 10, 60).unwrap();
+        let sum = third
+            .checked_add(third)
+            .unwrap()
+            .checked_add(third)
+            .unwrap();
+        assert_eq!(sum, ExactAmount::from_decimal(d("0.1")).unwrap());
+        assert_eq!(third.to_decimal().unwrap().round_dp(6), d("0.033333"));
+    }
+
+    #[test]
+    fn rounds_in_each_direction() {
+        let x = ExactAmount::ratio(d("0.1"), 7, 60).unwrap(); // 0.011666...
+        assert_eq!(
+            x.round(Rounding::new(RoundingMethod::Up, 4)),
+            Some(d("0.0117"))
+        );
+        assert_eq!(
+            x.round(Rounding::new(RoundingMethod::Down, 4)),
+            Some(d("0.0116"))
+        );
+        assert_eq!(
+            x.round(Rounding::new(RoundingMethod::Middle, 4)),
+            Some(d("0.0117"))
+        );
+        let half = ExactAmount::from_decimal(d("0.00005")).unwrap();
+        assert_eq!(
+            half.round(Rounding::new(RoundingMethod::Middle, 4)),
+            Some(d("0.0001"))
+        );
+        let exact = ExactAmount::from_decimal(d("0.1234")).unwrap();
+        assert_eq!(
+            exact.round(Rounding::new(RoundingMethod::Up, 4)),
+            Some(d("0.1234"))
+        );
+    }
+
+    #[test]
+    fn compares_across_denominators() {
+        let a = ExactAmount::ratio(d("1"), 1, 3).unwrap();
+        let b = ExactAmount::from_decimal(d("0.3333")).unwrap();
+        assert!(a > b);
+        assert_eq!(
+            ExactAmount::from_decimal(d("0.50")),
+            ExactAmount::from_decimal(d("0.5"))
+        );
+    }
+}
