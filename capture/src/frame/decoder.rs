@@ -709,6 +709,64 @@ mod tests {
         assert_eq!(stats.drops(DropReason::WrongAuthKey), 1);
     }
 
+    /// The seed frames in `tests/data/frames` (also the fuzz corpus): a
+    /// first byte picking the link type, then the frame.
+    #[test]
+    fn fixture_frames() {
+        const LINKS: [LinkType; 8] = [
+            LinkType::Ethernet,
+            LinkType::LinuxSll,
+            LinkType::LinuxSll2,
+            LinkType::RawIp,
+            LinkType::Ipv4,
+            LinkType::Ipv6,
+            LinkType::Null,
+            LinkType::Loop,
+        ];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/frames/");
+        for (file, messages, vlan) in [
+            ("udp_invite_rawip.bin", 1, None),
+            ("udp_invite_ethernet_vlan.bin", 1, Some(42)),
+            ("udp_invite_null.bin", 1, None),
+            ("tcp_two_messages_rawip.bin", 2, None),
+            ("ipv4_first_fragment_rawip.bin", 0, None),
+        ] {
+            let data = std::fs::read(format!("{dir}{file}")).expect("fixture");
+            let (link, frame) = data.split_first().expect("not empty");
+            let (out, stats) = decode(LINKS[usize::from(*link)], frame);
+            assert_eq!(out.len(), messages, "{file}: {stats:?}");
+            assert_eq!(stats.total_drops(), 0, "{file}");
+            assert!(out.iter().all(|p| p.vlan == vlan), "{file}");
+        }
+    }
+
+    /// `cargo test --release -p capture throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a benchmark; run in release"]
+    fn throughput() {
+        let frame = eth_udp(INVITE);
+        let mut d = FrameDecoder::new(DecoderConfig::default());
+        let mut out = Vec::with_capacity(1024);
+        let n = 5_000_000u64;
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            d.handle_frame(
+                LinkType::Ethernet,
+                ts(0),
+                &frame,
+                frame.len(),
+                Source::Live,
+                &mut out,
+            );
+            if i % 1024 == 0 {
+                out.clear();
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!("{:.2} M frames/s", n as f64 / secs / 1e6);
+        assert_eq!(d.stats().sip, n);
+    }
+
     #[test]
     fn timeouts_are_relative_to_capture_time() {
         let cfg = DecoderConfig {

@@ -9,7 +9,7 @@
 //!
 //! Header parsing (Ethernet, VLAN/QinQ, Linux SLL, IPv4/IPv6 and their
 //! extension headers, UDP, TCP) is `etherparse`'s. Written here is only what
-//! it lacks: the Linux SLL2 and BSD loopback headers ([`link`]), a bounded
+//! it lacks: the Linux SLL2 and BSD loopback headers (`link`), a bounded
 //! IP reassembly policy around its `IpDefragBuf` (`defrag`), TCP stream
 //! reassembly (`tcp`) and SIP message framing on streams (`sipframe`).
 
