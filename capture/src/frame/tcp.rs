@@ -493,6 +493,13 @@ impl TcpTable {
             if !seg.syn && seg.payload.is_empty() {
                 return; // ACK or FIN of a connection we know nothing of
             }
+            if !seg.syn && !seg.hep && memmem::find(seg.payload, b"SIP/2.0").is_none() {
+                // Joining a connection in the middle: only a segment with a
+                // start line in it is worth a stream. This keeps the rest of
+                // a full capture (HTTPS, databases...) out of the table.
+                sink.stats.drop(DropReason::NotSip);
+                return;
+            }
             if self.streams.len() >= sink.cfg.max_tcp_streams {
                 sink.stats.drop(DropReason::ReassemblyLimit);
                 return;
@@ -901,6 +908,20 @@ mod tests {
     }
 
     #[test]
+    fn unknown_non_sip_connections_get_no_stream() {
+        let mut r = Run::default();
+        r.seg(0, NONE, &[0x17, 0x03, 0x03, 0, 20], ts(1));
+        assert_eq!(r.d.tcp_streams(), 0);
+        assert_eq!(r.stats().drops(DropReason::NotSip), 1);
+        // The tail of a message: no stream until a start line shows up.
+        let m = msgs(2);
+        r.seg(100, NONE, &m[0][m[0].len() - 10..], ts(1));
+        assert_eq!(r.d.tcp_streams(), 0);
+        r.seg(100 + 10, NONE, &m[1], ts(1));
+        assert_eq!(r.payloads(), vec![m[1].clone()]);
+    }
+
+    #[test]
     fn fin_closes_and_counts_a_cut_message() {
         let m = sip(1, "body");
         let mut r = Run::default();
@@ -1050,7 +1071,7 @@ mod tests {
                 .single_vlan(etherparse::VlanId::try_new(vlan).expect("vlan"))
                 .ipv4(A4, B4, 64)
                 .tcp(40000, 5060, 1, 1000)
-                .write(&mut f, &m[..10])
+                .write(&mut f, &m[..40])
                 .expect("builds");
             d.handle_frame(
                 LinkType::Ethernet,
