@@ -19,7 +19,9 @@
 //! call. Kamailio sends the HEP copy of a message it forwards only after
 //! sending it, sometimes after the copy of the reply, so the order of the
 //! HEP copies is not the wire order; that is why the order is checked against
-//! the HEP packets, not the SIP ones.
+//! the HEP packets, not the SIP ones. sniff must then exit 0 with its counters
+//! on stderr, stopped by `--count` (v3/UDP), SIGTERM (v3/TCP, v1) or SIGINT
+//! (v2).
 //!
 //! Needs root (network namespaces) and the Debian packages `kamailio`,
 //! `sip-tester` (sipp), `tcpdump`, `tshark`, `iproute2`: a missing one fails
@@ -59,24 +61,33 @@ enum HepTransport {
     Tcp,
 }
 
+/// How sniff is told to stop (each way of the contract in one test).
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// `--count` = the messages expected: sniff stops by itself.
+    Count,
+    /// A signal after the calls (`TERM` or `INT`).
+    Signal(&'static str),
+}
+
 #[test]
 fn hep_v3_over_udp() {
-    run("v3udp", 3, HepTransport::Udp);
+    run("v3udp", 3, HepTransport::Udp, Stop::Count);
 }
 
 #[test]
 fn hep_v3_over_tcp() {
-    run("v3tcp", 3, HepTransport::Tcp);
+    run("v3tcp", 3, HepTransport::Tcp, Stop::Signal("TERM"));
 }
 
 #[test]
 fn hep_v2_over_udp() {
-    run("v2udp", 2, HepTransport::Udp);
+    run("v2udp", 2, HepTransport::Udp, Stop::Signal("INT"));
 }
 
 #[test]
 fn hep_v1_over_udp() {
-    run("v1udp", 1, HepTransport::Udp);
+    run("v1udp", 1, HepTransport::Udp, Stop::Signal("TERM"));
 }
 
 /// Kamailio's module directory (siptrace.so and friends).
@@ -105,7 +116,7 @@ fn kamailio_modules() -> PathBuf {
     panic!("siptrace.so not found: install the Debian package `kamailio`");
 }
 
-fn run(tag: &str, hep_version: u8, hep_transport: HepTransport) {
+fn run(tag: &str, hep_version: u8, hep_transport: HepTransport, stop: Stop) {
     let kamailio = require("kamailio", "kamailio");
     let sipp = require("sipp", "sip-tester");
     let tcpdump = require("tcpdump", "tcpdump");
@@ -124,21 +135,18 @@ fn run(tag: &str, hep_version: u8, hep_transport: HepTransport) {
         HepTransport::Udp => format!("udp:127.0.0.1:{HEP_PORT}"),
         HepTransport::Tcp => format!("tcp:127.0.0.1:{HEP_PORT}"),
     };
-    let mut sniff = Proc::spawn(
-        "accurate sniff",
-        ns.command(ACCURATE)
-            .args([
-                "sniff",
-                "--hep",
-                &hep,
-                "--format",
-                "json",
-                "--duration",
-                "120",
-            ])
-            .stdout(dir.log("sniff.out"))
-            .stderr(dir.log("sniff.err")),
-    );
+    let expected = CALLS * PER_CALL;
+    let mut sniff_cmd = ns.command(ACCURATE);
+    sniff_cmd
+        .args(["sniff", "--hep", &hep, "--format", "json"])
+        // a bound in case nothing stops it
+        .args(["--duration", "120"])
+        .stdout(dir.log("sniff.out"))
+        .stderr(dir.log("sniff.err"));
+    if let Stop::Count = stop {
+        sniff_cmd.args(["--count", &expected.to_string()]);
+    }
+    let mut sniff = Proc::spawn("accurate sniff", &mut sniff_cmd);
     wait_until(
         Duration::from_secs(20),
         &format!("`listening on {hep}` from accurate sniff"),
@@ -252,23 +260,35 @@ fn run(tag: &str, hep_version: u8, hep_transport: HepTransport) {
         dir.read("uas.log")
     );
 
-    // Let the last HEP copies arrive (no failure here: the checks below say
-    // what is missing).
-    let expected = CALLS * PER_CALL;
-    for _ in 0..100 {
-        if dir.read("sniff.out").lines().count() >= expected {
-            break;
+    let st = match stop {
+        Stop::Count => sniff
+            .wait_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|| {
+                panic!(
+                    "accurate sniff did not stop by itself after --count {expected}; it printed {} \
+                 lines",
+                    dir.read("sniff.out").lines().count()
+                )
+            }),
+        Stop::Signal(sig) => {
+            // Let the last HEP copies arrive (no failure here: the checks
+            // below say what is missing).
+            for _ in 0..100 {
+                if dir.read("sniff.out").lines().count() >= expected {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sniff
+                .stop(sig, Duration::from_secs(15))
+                .unwrap_or_else(|| panic!("accurate sniff did not exit on SIG{sig}"))
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    let err = dir.read("sniff.err");
+    assert!(st.success(), "accurate sniff exited with {st}:\n{err}");
     kam.stop("TERM", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
     dump.stop("INT", Duration::from_secs(10));
-    let st = sniff
-        .stop("TERM", Duration::from_secs(15))
-        .unwrap_or_else(|| panic!("accurate sniff did not exit on SIGTERM"));
-    let err = dir.read("sniff.err");
-    assert!(st.success(), "accurate sniff exited with {st}:\n{err}");
 
     // ---------------------------------------------------------- checks
     let wire = wire_sip_udp(&pcap);

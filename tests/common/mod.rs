@@ -159,6 +159,20 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Whatever still runs in this private namespace was started by this
+        // test (a Kamailio worker whose parent was killed, say): kill it by
+        // pid, or the namespace outlives its name.
+        if let Ok(out) = Command::new(&self.ip)
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill")
+                    .args(["-s", "KILL", pid])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let _ = Command::new(&self.ip)
             .args(["netns", "del", &self.name])
             .status();

@@ -68,12 +68,20 @@ teardown() {
   local p
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
   PIDS=()
-  if [ -n "$NS" ]; then ip netns del "$NS" 2>/dev/null || true; NS=""; fi
+  if [ -n "$NS" ]; then
+    # anything still running in our private namespace is ours (Kamailio workers...)
+    for p in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+    NS=""
+  fi
 }
 cleanup() { teardown; [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Foreground only: in the background, a function runs in a subshell and $!
+# would be the subshell, not the program. Background jobs use
+# `ip netns exec "$NS" PROGRAM &` (ip execs the program: $! is its pid).
 nsx() { ip netns exec "$NS" "$@"; }
 wait_until() {  # wait_until SECONDS cmd...
   local end=$(( $(date +%s) + $1 )); shift
@@ -105,28 +113,28 @@ record() {
 
   # HEP sink, so the mirrored packets are not answered with ICMP port unreachable
   if [ "$hep" = tcp ]; then
-    nsx socat -u TCP-LISTEN:9060,bind=$IP,reuseaddr,fork OPEN:/dev/null >"$w/sink.log" 2>&1 &
+    ip netns exec "$NS" socat -u TCP-LISTEN:9060,bind=$IP,reuseaddr,fork OPEN:/dev/null >"$w/sink.log" 2>&1 &
     PIDS+=($!); wait_until 5 bound t 9060 || die "$name: socat did not bind tcp 9060"
   else
-    nsx socat -u UDP-RECV:9060,bind=$IP OPEN:/dev/null >"$w/sink.log" 2>&1 &
+    ip netns exec "$NS" socat -u UDP-RECV:9060,bind=$IP OPEN:/dev/null >"$w/sink.log" 2>&1 &
     PIDS+=($!); wait_until 5 bound u 9060 || die "$name: socat did not bind udp 9060"
   fi
 
-  nsx tcpdump -i lo -n -U --immediate-mode -Z root -s 0 -w "$w/raw.pcap" \
+  ip netns exec "$NS" tcpdump -i lo -n -U --immediate-mode -Z root -s 0 -w "$w/raw.pcap" \
     "(udp or tcp) and (port 5060 or port 5061 or port 5062 or port 9060)" >"$w/tcpdump.log" 2>&1 &
   local tcpdump_pid=$!; PIDS+=($tcpdump_pid)
   wait_until 10 grep -q "listening on" "$w/tcpdump.log" || die "$name: tcpdump: $(cat "$w/tcpdump.log")"
 
   local kopt=(-A "CTL_SOCK=\"unix:$w/run/kamailio_ctl\"" -A "HEP_VERSION=$hepv")
   [ "$hep" = tcp ] && kopt+=(-A WITH_HEP_TCP)
-  nsx kamailio -f "$HERE/kamailio.cfg" -L "$KAM_MODDIR" -Y "$w/run" -DD -E "${kopt[@]}" \
+  ip netns exec "$NS" kamailio -f "$HERE/kamailio.cfg" -L "$KAM_MODDIR" -Y "$w/run" -DD -E "${kopt[@]}" \
     >"$w/kamailio.log" 2>&1 &
   local kam_pid=$!; PIDS+=($kam_pid)
   wait_until 15 bound u 5060 || die "$name: kamailio did not start: $(tail -20 "$w/kamailio.log")"
 
   local topt=()
   [ "$sip" = tcp ] && topt=(-t t1)
-  nsx sipp -sf "$HERE/sipp/$uas" -i $IP -p 5062 "${topt[@]}" -m "$calls" -d "$talk" \
+  ip netns exec "$NS" sipp -sf "$HERE/sipp/$uas" -i $IP -p 5062 "${topt[@]}" -m "$calls" -d "$talk" \
     -nostdin -timeout 40 -trace_err -error_file "$w/uas_err.log" >"$w/uas.log" 2>&1 &
   local uas_pid=$!; PIDS+=($uas_pid)
   if [ "$sip" = tcp ]; then wait_until 10 bound t 5062; else wait_until 10 bound u 5062; fi \
