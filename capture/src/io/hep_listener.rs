@@ -328,7 +328,7 @@ async fn run_tcp_conn(
             match framer.next_frame() {
                 Ok(Some(frame)) => {
                     stats.packets += 1;
-                    match hep::decode_sip(&frame, ts, &cfg.hep) {
+                    match hep::decode_sip_bytes(frame, ts, &cfg.hep) {
                         Ok(p) => {
                             stats.sip += 1;
                             batch.push(p);
