@@ -21,8 +21,9 @@ pub(crate) struct SniffArgs {
     /// Capture live on this interface (needs root or CAP_NET_RAW).
     #[arg(long, short = 'i', value_name = "IFACE")]
     interface: Option<String>,
-    /// BPF filter for the live capture, e.g. 'udp port 5060'.
-    #[arg(long, short = 'f', value_name = "BPF", requires = "interface")]
+    /// BPF filter for the live capture or the files, e.g. 'udp port 5060'
+    /// ('not port 9060' leaves out the HEP copies in a capture).
+    #[arg(long, short = 'f', value_name = "BPF")]
     filter: Option<String>,
     /// Listen for HEP: udp:IP:PORT or tcp:IP:PORT; repeat for several.
     #[arg(long = "hep", value_name = "PROTO:IP:PORT")]
@@ -77,7 +78,8 @@ fn sniff_files(
     let mut printed = 0u64;
     let mut out = Vec::with_capacity(1024);
     'files: for path in &args.files {
-        let mut src = PcapSource::open_file(path, cfg.decoder_config())?;
+        let mut src =
+            PcapSource::open_file_filtered(path, args.filter.as_deref(), cfg.decoder_config())?;
         loop {
             out.clear();
             let status = src

@@ -89,12 +89,30 @@ pub struct PcapSource {
 impl PcapSource {
     /// Opens a pcap or pcapng file.
     pub fn open_file(path: &Path, cfg: DecoderConfig) -> Result<Self, CaptureError> {
-        let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
+        Self::open_file_filtered(path, None, cfg)
+    }
+
+    /// Opens a pcap or pcapng file, keeping only the frames a BPF filter
+    /// accepts (libpcap applies it, as `tcpdump -r FILE FILTER` does; e.g.
+    /// `udp port 9060` for the HEP copies only, `not port 9060` for the raw
+    /// SIP only).
+    pub fn open_file_filtered(
+        path: &Path,
+        filter: Option<&str>,
+        cfg: DecoderConfig,
+    ) -> Result<Self, CaptureError> {
+        let mut cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
             CaptureError::Pcap {
                 what: format!("cannot read capture file {}", path.display()),
                 reason: e.to_string(),
             }
         })?;
+        if let Some(f) = filter {
+            cap.filter(f, true).map_err(|e| CaptureError::Pcap {
+                what: format!("bad BPF filter {f:?}"),
+                reason: e.to_string(),
+            })?;
+        }
         Ok(Self::new(Handle::File(cap), cfg, Source::Pcap, false))
     }
 
