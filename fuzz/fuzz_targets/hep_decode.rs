@@ -43,11 +43,8 @@ fuzz_target!(|data: &[u8]| {
     let mut frames = Vec::new();
     for part in [a, b] {
         framer.push(part);
-        loop {
-            match framer.next_frame() {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(frame)) = framer.next_frame() {
+            frames.push(frame);
         }
     }
     let taken: usize = frames.iter().map(|f| f.len()).sum();
