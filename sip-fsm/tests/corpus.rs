@@ -6,6 +6,7 @@
 //! - A differential test against rsip (a full SIP parser).
 //! - Every recorded capture replayed through the dialog machine, with the
 //!   exact events asserted.
+#![allow(clippy::unwrap_used)] // test and bench code: a failure should stop it
 
 mod support;
 

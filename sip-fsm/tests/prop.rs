@@ -105,7 +105,7 @@ fn by_call(events: &[DialogEvent]) -> BTreeMap<String, Vec<String>> {
 /// Feeds packets at their arrival times (ms), in arrival order.
 fn run_arrivals(mut arrivals: Vec<(i64, SipPacket)>) -> Vec<DialogEvent> {
     arrivals.sort_by_key(|(a, _)| *a);
-    let mut m = sip_fsm::DialogMachine::new(cfg()).unwrap();
+    let mut m = sip_fsm::DialogMachine::new(cfg()).expect("config");
     let mut out = Vec::new();
     for (a, p) in &arrivals {
         m.handle(p, t(*a));
@@ -117,7 +117,9 @@ fn run_arrivals(mut arrivals: Vec<(i64, SipPacket)>) -> Vec<DialogEvent> {
 }
 
 /// (kind, start offset ms) per call; per message: (copies, hop?, delay, jitter).
-fn scenario() -> impl Strategy<Value = (Vec<(u8, i64)>, Vec<(u8, bool, i64, i64)>)> {
+type Scenario = (Vec<(u8, i64)>, Vec<(u8, bool, i64, i64)>);
+
+fn scenario() -> impl Strategy<Value = Scenario> {
     (
         prop::collection::vec((0u8..8, 0i64..30_000), 1..5),
         prop::collection::vec((0u8..3, any::<bool>(), 1i64..600, 0i64..200), 64),

@@ -22,8 +22,7 @@
 mod dialog;
 mod stats;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,28 +79,11 @@ impl Default for Config {
     }
 }
 
-/// A packet waiting in the reorder buffer, ordered by (timestamp, arrival).
+/// A packet waiting in the reorder buffer (equal timestamps keep their
+/// arrival order).
 struct Pending {
     ts: Timestamp,
-    seq: u64,
     pkt: SipPacket,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.ts, self.seq) == (other.ts, other.seq)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.ts, self.seq).cmp(&(other.ts, other.seq))
-    }
 }
 
 /// Follows every call seen in a stream of SIP packets and emits
@@ -113,8 +95,9 @@ pub struct DialogMachine {
     mapper: Mapper,
     now: Timestamp,
     released: Timestamp,
-    seq: u64,
-    pending: BinaryHeap<Reverse<Pending>>,
+    /// Sorted by (timestamp, arrival); packets mostly arrive in order, so
+    /// inserting is a push at the back.
+    pending: VecDeque<Pending>,
     dialogs: HashMap<Arc<[u8]>, Dialog>,
     timers: BTreeSet<(Timestamp, Arc<[u8]>)>,
     events: VecDeque<DialogEvent>,
@@ -136,8 +119,7 @@ impl DialogMachine {
             mapper: Mapper::new(&cfg.mapping)?,
             now: Timestamp::from_nanos(i64::MIN),
             released: Timestamp::from_nanos(i64::MIN),
-            seq: 0,
-            pending: BinaryHeap::new(),
+            pending: VecDeque::new(),
             dialogs: HashMap::new(),
             timers: BTreeSet::new(),
             events: VecDeque::new(),
@@ -149,12 +131,16 @@ impl DialogMachine {
     /// (the packet time when replaying). Never fails: bad input is counted.
     pub fn handle(&mut self, pkt: &SipPacket, now: Timestamp) {
         self.stats.packets += 1;
-        self.seq += 1;
-        self.pending.push(Reverse(Pending {
+        let p = Pending {
             ts: pkt.ts,
-            seq: self.seq,
             pkt: pkt.clone(),
-        }));
+        };
+        if self.pending.back().is_none_or(|b| b.ts <= p.ts) {
+            self.pending.push_back(p);
+        } else {
+            let at = self.pending.partition_point(|q| q.ts <= p.ts);
+            self.pending.insert(at, p);
+        }
         self.advance(now);
     }
 
@@ -171,7 +157,7 @@ impl DialogMachine {
 
     /// When [`DialogMachine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let packet = self.pending.peek().map(|Reverse(p)| p.ts);
+        let packet = self.pending.front().map(|p| p.ts);
         let timer = self.timers.first().map(|(t, _)| *t);
         let next = match (packet, timer) {
             (Some(a), Some(b)) => a.min(b),
@@ -203,11 +189,7 @@ impl DialogMachine {
         self.now = self.now.max(now);
         let horizon = self.now.saturating_sub(self.window);
         loop {
-            let packet = self
-                .pending
-                .peek()
-                .map(|Reverse(p)| p.ts)
-                .filter(|t| *t <= horizon);
+            let packet = self.pending.front().map(|p| p.ts).filter(|t| *t <= horizon);
             let timer = self
                 .timers
                 .first()
@@ -220,7 +202,7 @@ impl DialogMachine {
                 (p, _) => p.is_some(),
             };
             if packet_first {
-                if let Some(Reverse(p)) = self.pending.pop() {
+                if let Some(p) = self.pending.pop_front() {
                     self.process(&p);
                 }
             } else if let Some((t, key)) = self.timers.pop_first() {

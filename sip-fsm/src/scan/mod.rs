@@ -288,7 +288,11 @@ pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
         }
         pos = next;
         let whole = input.get(line_start..line_end).unwrap_or_default();
-        let colon = memchr(b':', whole).ok_or(ScanError::BadHeader)?;
+        // Names are short: a plain scan beats memchr's setup here.
+        let colon = whole
+            .iter()
+            .position(|&c| c == b':')
+            .ok_or(ScanError::BadHeader)?;
         let name = trim(whole.get(..colon).unwrap_or_default());
         if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
             return Err(ScanError::BadHeader);
