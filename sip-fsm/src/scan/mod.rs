@@ -297,8 +297,10 @@ pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
         if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
             return Err(ScanError::BadHeader);
         }
-        let value = trim(whole.get(colon + 1..).unwrap_or_default());
+        // Headers billing does not need are skipped before their value is
+        // looked at.
         let Some(kind) = classify(name) else { continue };
+        let value = trim(whole.get(colon + 1..).unwrap_or_default());
         match kind {
             Name::CallId => {
                 if call_id.is_none() {
