@@ -261,6 +261,8 @@ impl TariffPlan {
         let mut p = 0_u64;
         let mut si = 0_usize;
         let mut connect_fee = Money::ZERO;
+        type Picked<'p> = (usize, (i32, u32, u32), (Arc<str>, Arc<str>, &'p [u32]));
+        let mut picked: Option<Picked<'_>> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
             if voice {
@@ -282,20 +284,30 @@ impl TariffPlan {
                 destination: cd.destination.to_owned(),
                 at: t,
             };
-            // Later spans (after midnight, a timing edge or an activation)
-            // pick the destination again: of several sharing the prefix,
-            // the one with rates in force now wins.
-            let (destination_id, prefix, intervals) = match (voice && p > 0)
-                .then(|| match_destination(self, slice.plan, cd.destination, &parts))
-                .flatten()
+            // On a new day or a new activation, pick the destination again:
+            // of several sharing the prefix, the one with rates in force
+            // that day wins (tutorial2's New Year destination).
+            let day = parts.day_key();
+            if picked
+                .as_ref()
+                .is_none_or(|(s, d, _)| *s != si || *d != day)
             {
-                Some(m) => m,
-                None => (
-                    slice.destination_id.clone(),
-                    slice.prefix.clone(),
-                    slice.intervals,
-                ),
+                let m = (voice && p > 0)
+                    .then(|| match_destination(self, slice.plan, cd.destination, &parts))
+                    .flatten()
+                    .unwrap_or_else(|| {
+                        (
+                            slice.destination_id.clone(),
+                            slice.prefix.clone(),
+                            slice.intervals,
+                        )
+                    });
+                picked = Some((si, day, m));
+            }
+            let Some((_, _, (destination_id, prefix, intervals))) = &picked else {
+                return Err(overflow("destination"));
             };
+            let intervals: &[u32] = intervals;
             let ri_idx = winner(slice.plan, intervals, &parts, gs).ok_or_else(no_interval)?;
             let ri = slice
                 .plan
@@ -331,8 +343,8 @@ impl TariffPlan {
                 usage: Duration::from_nanos(billed),
                 matched_subject: slice.subject.clone(),
                 rating_plan: slice.plan.id.clone(),
-                destination_id,
-                matched_prefix: prefix,
+                destination_id: destination_id.clone(),
+                matched_prefix: prefix.clone(),
                 destination_rate: ri.dr_id.clone(),
                 timing: ri.timing.id_arc().clone(),
                 weight: ri.weight,

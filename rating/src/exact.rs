@@ -18,11 +18,26 @@ pub struct ExactAmount {
     den: u128,
 }
 
+/// Binary GCD: shifts and subtractions, no 128-bit division.
 fn gcd(mut a: u128, mut b: u128) -> u128 {
-    while b != 0 {
-        (a, b) = (b, a % b);
+    if a == 0 {
+        return b;
     }
-    a
+    if b == 0 {
+        return a;
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
 }
 
 fn pow10(n: u32) -> Option<u128> {
@@ -178,6 +193,14 @@ mod tests {
             exact.round(Rounding::new(RoundingMethod::Up, 4)),
             Some(d("0.1234"))
         );
+    }
+
+    #[test]
+    fn binary_gcd() {
+        assert_eq!(gcd(0, 5), 5);
+        assert_eq!(gcd(60_000_000_000, 1_000_000_000), 1_000_000_000);
+        assert_eq!(gcd(12, 18), 6);
+        assert_eq!(gcd(17, 5), 1);
     }
 
     #[test]

@@ -153,7 +153,8 @@ impl TariffPlan {
         if let Some((p, r)) = &rpf {
             b.rating_profiles(p, r, &mut report)?;
         }
-        let plan = b.plan;
+        let mut plan = b.plan;
+        plan.trie.freeze();
         report.destinations = plan.destination_count();
         report.prefixes = plan.prefix_count();
         report.rating_plans = plan.rating_plan_count();

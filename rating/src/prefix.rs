@@ -23,27 +23,49 @@ struct Node {
     dests: Vec<u32>,
 }
 
-/// A trie of destination prefixes.
+/// A trie of destination prefixes. Built with [`PrefixTrie::insert`], then
+/// [`PrefixTrie::freeze`]d into flat arrays for lookups: the children of a
+/// node sit side by side (breadth-first), so each step of a lookup scans
+/// one short run of bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct PrefixTrie {
     nodes: Vec<Node>,
     prefixes: usize,
+    frozen: Frozen,
+}
+
+/// The read-only form of the trie.
+#[derive(Debug, Clone, Default)]
+struct Frozen {
+    /// Per node: index of its first child in `child_bytes`/`child_nodes`.
+    child_start: Vec<u32>,
+    /// Per node: number of children.
+    child_count: Vec<u16>,
+    /// Per node: range of its destinations in `dests`.
+    dest_start: Vec<u32>,
+    dest_len: Vec<u32>,
+    child_bytes: Vec<u8>,
+    child_nodes: Vec<u32>,
+    dests: Vec<u32>,
 }
 
 /// The nodes with destinations along a number, shallowest first.
 pub(crate) struct Matches {
-    /// (prefix length, node index)
-    items: [(u16, u32); MAX_MATCH_DEPTH],
+    /// Prefix lengths.
+    depths: [u8; MAX_MATCH_DEPTH],
+    /// Frozen node indexes.
+    nodes: [u32; MAX_MATCH_DEPTH],
     len: usize,
 }
 
 impl Matches {
-    /// Deepest (longest prefix) first.
+    /// (prefix length, node), deepest (longest prefix) first.
     pub fn deepest_first(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
-        self.items[..self.len]
+        self.depths[..self.len]
             .iter()
+            .zip(&self.nodes[..self.len])
             .rev()
-            .map(|&(d, n)| (usize::from(d), n))
+            .map(|(&d, &n)| (usize::from(d), n))
     }
 }
 
@@ -57,6 +79,7 @@ impl Default for PrefixTrie {
                 dests: Vec::new(),
             }],
             prefixes: 0,
+            frozen: Frozen::default(),
         }
     }
 }
@@ -109,24 +132,82 @@ impl PrefixTrie {
         self.prefixes
     }
 
-    /// Every node with destinations along `number`.
+    /// Lays the trie out flat, breadth-first, for fast lookups. Called
+    /// once when loading is done; later inserts need another freeze.
+    pub fn freeze(&mut self) {
+        let mut f = Frozen::default();
+        // Breadth-first order: old index -> new index.
+        let mut order = vec![0_usize];
+        let mut new_index = vec![NONE; self.nodes.len()];
+        new_index[0] = 0;
+        let mut head = 0;
+        while head < order.len() {
+            let old = order[head];
+            head += 1;
+            let mut kids = Vec::new();
+            let mut c = self.nodes[old].first_child;
+            while c != NONE {
+                kids.push(c as usize);
+                c = self.nodes[c as usize].next_sibling;
+            }
+            kids.sort_by_key(|&k| self.nodes[k].byte);
+            for k in kids {
+                new_index[k] = u32::try_from(order.len()).unwrap_or(NONE);
+                order.push(k);
+            }
+        }
+        for &old in &order {
+            let node = &self.nodes[old];
+            f.child_start
+                .push(u32::try_from(f.child_bytes.len()).unwrap_or(NONE));
+            let mut kids = Vec::new();
+            let mut c = node.first_child;
+            while c != NONE {
+                kids.push((self.nodes[c as usize].byte, new_index[c as usize]));
+                c = self.nodes[c as usize].next_sibling;
+            }
+            kids.sort_unstable();
+            f.child_count
+                .push(u16::try_from(kids.len()).unwrap_or(u16::MAX));
+            for (b, n) in kids {
+                f.child_bytes.push(b);
+                f.child_nodes.push(n);
+            }
+            f.dest_start
+                .push(u32::try_from(f.dests.len()).unwrap_or(NONE));
+            f.dest_len
+                .push(u32::try_from(node.dests.len()).unwrap_or(0));
+            f.dests.extend_from_slice(&node.dests);
+        }
+        self.frozen = f;
+    }
+
+    /// Every node with destinations along `number` (on the frozen trie).
     pub fn matches(&self, number: &[u8]) -> Matches {
+        let f = &self.frozen;
         let mut m = Matches {
-            items: [(0, 0); MAX_MATCH_DEPTH],
+            depths: [0; MAX_MATCH_DEPTH],
+            nodes: [0; MAX_MATCH_DEPTH],
             len: 0,
         };
+        if f.child_start.is_empty() {
+            return m;
+        }
         let mut node = 0_usize;
         for (depth, &b) in number.iter().enumerate().take(MAX_MATCH_DEPTH) {
-            match self.child(node, b) {
-                Some(c) => node = c,
-                None => break,
-            }
-            if !self.nodes[node].dests.is_empty() {
-                // depth < 64 and node < u32::MAX by construction.
-                m.items[m.len] = (
-                    u16::try_from(depth + 1).unwrap_or(u16::MAX),
-                    u32::try_from(node).unwrap_or(NONE),
-                );
+            let start = f.child_start[node] as usize;
+            let count = usize::from(f.child_count[node]);
+            let Some(pos) = f.child_bytes[start..start + count]
+                .iter()
+                .position(|&c| c == b)
+            else {
+                break;
+            };
+            node = f.child_nodes[start + pos] as usize;
+            if f.dest_len[node] != 0 {
+                // depth < 64: fits in u8.
+                m.depths[m.len] = u8::try_from(depth + 1).unwrap_or(u8::MAX);
+                m.nodes[m.len] = u32::try_from(node).unwrap_or(NONE);
                 m.len += 1;
             }
         }
@@ -135,7 +216,12 @@ impl PrefixTrie {
 
     /// Destinations at a node returned by [`PrefixTrie::matches`].
     pub fn dests(&self, node: u32) -> &[u32] {
-        self.nodes.get(node as usize).map_or(&[], |n| &n.dests)
+        let f = &self.frozen;
+        let i = node as usize;
+        match (f.dest_start.get(i), f.dest_len.get(i)) {
+            (Some(&s), Some(&l)) => f.dests.get(s as usize..(s + l) as usize).unwrap_or(&[]),
+            _ => &[],
+        }
     }
 }
 
@@ -174,7 +260,8 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefau
 mod tests {
     use super::*;
 
-    fn deepest(t: &PrefixTrie, n: &str) -> Vec<(usize, Vec<u32>)> {
+    fn deepest(t: &mut PrefixTrie, n: &str) -> Vec<(usize, Vec<u32>)> {
+        t.freeze();
         t.matches(n.as_bytes())
             .deepest_first()
             .map(|(d, node)| (d, t.dests(node).to_vec()))
@@ -191,13 +278,13 @@ mod tests {
         t.insert(b"20", 3); // duplicate ignored
         t.insert(b"voicemail", 4);
         assert_eq!(t.len(), 5);
-        assert_eq!(deepest(&t, "1002"), vec![(4, vec![1]), (2, vec![0])]);
-        assert_eq!(deepest(&t, "10029"), vec![(4, vec![1]), (2, vec![0])]);
-        assert_eq!(deepest(&t, "1001"), vec![(2, vec![0])]);
-        assert_eq!(deepest(&t, "2012"), vec![(2, vec![2, 3])]);
-        assert_eq!(deepest(&t, "voicemail"), vec![(9, vec![4])]);
-        assert!(deepest(&t, "3").is_empty());
-        assert!(deepest(&t, "").is_empty());
+        assert_eq!(deepest(&mut t, "1002"), vec![(4, vec![1]), (2, vec![0])]);
+        assert_eq!(deepest(&mut t, "10029"), vec![(4, vec![1]), (2, vec![0])]);
+        assert_eq!(deepest(&mut t, "1001"), vec![(2, vec![0])]);
+        assert_eq!(deepest(&mut t, "2012"), vec![(2, vec![2, 3])]);
+        assert_eq!(deepest(&mut t, "voicemail"), vec![(9, vec![4])]);
+        assert!(deepest(&mut t, "3").is_empty());
+        assert!(deepest(&mut t, "").is_empty());
     }
 
     #[test]
@@ -207,6 +294,7 @@ mod tests {
         for i in 1..=100 {
             t.insert(&long.as_bytes()[..i], 0);
         }
+        t.freeze();
         let m = t.matches(long.as_bytes());
         assert_eq!(m.deepest_first().next().map(|x| x.0), Some(64));
     }

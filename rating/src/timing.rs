@@ -60,6 +60,11 @@ impl DateParts {
         }
     }
 
+    /// (year, month, day): which calendar day this is.
+    pub fn day_key(&self) -> (i32, u32, u32) {
+        (self.year, self.month, self.day)
+    }
+
     /// The same day at another time of day.
     pub fn at_tod(self, tod_ns: u64) -> Self {
         DateParts { tod_ns, ..self }
