@@ -26,6 +26,13 @@ pub(crate) struct Config {
     /// A live tap.
     #[serde(default)]
     pub live: Option<LiveSection>,
+    /// The dialog machine: timers, reorder window, limits (`[dialog]`,
+    /// sip-fsm's own config; its mapping lives in `[mapping]`).
+    #[serde(default)]
+    pub dialog: sip_fsm::Config,
+    /// From SIP headers to CGRateS charging fields (`[mapping]`).
+    #[serde(default)]
+    pub mapping: sip_fsm::MappingConfig,
 }
 
 /// `[capture]`
@@ -182,7 +189,21 @@ impl Config {
             self.hep.udp_sockets >= 1,
             "key hep.udp-sockets: must be at least 1"
         );
+        anyhow::ensure!(
+            self.dialog.mapping == sip_fsm::MappingConfig::default(),
+            "key dialog.mapping: the mapping goes in its own [mapping] section"
+        );
+        // Regexes and CIDR blocks are checked by building the machine.
+        sip_fsm::DialogMachine::new(self.dialog_config()).context("in section mapping")?;
         Ok(())
+    }
+
+    /// The dialog machine settings: `[dialog]` with `[mapping]` in it.
+    pub(crate) fn dialog_config(&self) -> sip_fsm::Config {
+        sip_fsm::Config {
+            mapping: self.mapping.clone(),
+            ..self.dialog.clone()
+        }
     }
 
     /// The frame decoder settings this config asks for.
@@ -261,9 +282,54 @@ mod tests {
     }
 
     #[test]
+    fn dialog_and_mapping_sections() {
+        let c = Config::parse(
+            "[dialog]\nreorder-window-ms = 50\n[mapping]\ntenant = \"acme\"\n\
+             [mapping.account]\nfrom = [\"pai-user\", \"from-user\"]\n",
+        )
+        .unwrap();
+        let d = c.dialog_config();
+        assert_eq!(d.reorder_window_ms, 50);
+        assert_eq!(d.invite_timeout_secs, 300);
+        assert_eq!(d.mapping.tenant, "acme");
+        assert_eq!(d.mapping.account.from.len(), 2);
+        assert_eq!(
+            Config::parse("").unwrap().dialog_config(),
+            sip_fsm::Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_dialog_and_mapping_keys_fail_naming_the_key() {
+        for (text, key) in [
+            ("[dialog]\nreorder-window = 5\n", "reorder-window"),
+            ("[mapping]\ntennant = \"x\"\n", "tennant"),
+            ("[mapping.account]\nsource = []\n", "source"),
+        ] {
+            let e = Config::parse(text).unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{text}: {e:#}");
+        }
+        let e = Config::parse("[dialog.mapping]\ntenant = \"x\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("dialog.mapping"), "{e:#}");
+    }
+
+    #[test]
+    fn bad_mapping_regex_and_cidr_are_refused() {
+        let e = Config::parse(
+            "[mapping.destination]\nnormalize = [{ regex = { pattern = \"(\", replace = \"\" } }]\n",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("mapping"), "{e:#}");
+        let e = Config::parse("[[mapping.rules]]\naddress = \"10.0.0.0/33\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("10.0.0.0/33"), "{e:#}");
+    }
+
+    #[test]
     fn sample_config_parses() {
         let text = include_str!("../accurate.toml");
         let c = Config::parse(text).unwrap();
         assert!(!c.hep.listen.is_empty());
+        // The sample spells out the defaults.
+        assert_eq!(c.dialog_config(), sip_fsm::Config::default());
     }
 }

@@ -7,6 +7,7 @@
 mod config;
 mod exit;
 mod output;
+mod replay;
 mod sniff;
 
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ enum Command {
     /// Show every SIP message AccuRate sees, one line each, from pcap/pcapng
     /// files, a live interface or HEP listeners.
     Sniff(sniff::SniffArgs),
+    /// One CDR per call attempt from pcap/pcapng files (raw SIP, HEP
+    /// copies, or both), in end-time order, with a summary on stderr.
+    Replay(replay::ReplayArgs),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_level.as_deref(), cli.log_format);
     let result = match cli.command {
         Command::Sniff(args) => sniff::run(args, cli.config.as_deref()),
+        Command::Replay(args) => replay::run(args, cli.config.as_deref()),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {
