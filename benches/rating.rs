@@ -1,3 +1,4 @@
+#![allow(missing_docs, clippy::unwrap_used)]
 //! Rating throughput and load time on a generated plan with 100,000
 //! destination prefixes.
 //!

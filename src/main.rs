@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod cost;
 mod exit;
 mod output;
 mod replay;
@@ -48,6 +49,8 @@ enum Command {
     /// One CDR per call attempt from pcap/pcapng files (raw SIP, HEP
     /// copies, or both), in end-time order, with a summary on stderr.
     Replay(replay::ReplayArgs),
+    /// Rate one call against a CGRateS tariff plan folder.
+    Cost(cost::CostArgs),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sniff(args) => sniff::run(args, cli.config.as_deref()),
         Command::Replay(args) => replay::run(args, cli.config.as_deref()),
+        Command::Cost(args) => cost::run(args),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {
