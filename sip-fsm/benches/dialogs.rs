@@ -4,6 +4,9 @@
 //! Traffic: concurrent calls through a proxy, each message seen on both
 //! legs (as with Kamailio siptrace): INVITE, 100, 180, 200, ACK, BYE, 200,
 //! i.e. 14 packets per call, with realistic header sets.
+//!
+//! `DIALOGS_CALLS=N` runs N calls instead of 100,000 (e.g. a short run
+//! under `valgrind --tool=callgrind` to count instructions per packet).
 #![allow(clippy::unwrap_used)] // test and bench code: a failure should stop it
 
 use std::hint::black_box;
@@ -97,7 +100,10 @@ fn traffic(calls: u64, concurrent: u64) -> Vec<SipPacket> {
 }
 
 fn main() {
-    let calls = 100_000;
+    let calls = std::env::var("DIALOGS_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let pkts = traffic(calls, 20_000);
     let bytes: usize = pkts.iter().map(|p| p.payload.len()).sum();
     println!(

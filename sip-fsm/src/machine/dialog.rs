@@ -14,7 +14,7 @@ use capture::Timestamp;
 
 use super::Stats;
 use crate::event::{CallInfo, CallRecord, DialogEvent, EndReason, Party, ReasonInfo, UpdateMethod};
-use crate::scan::{Method, Reason, SipMessage, StartLine};
+use crate::scan::{CSeq, Method, Reason, SessionExpires, StartLine};
 
 /// The configured durations the dialogs use.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +30,19 @@ pub(super) struct Ctx<'a> {
     pub events: &'a mut VecDeque<DialogEvent>,
     pub stats: &'a mut Stats,
     pub timing: &'a Timing,
+}
+
+/// What the dialogs read of a message: the scanned fields, with the From
+/// and To tags taken out once (the URIs are never parsed per packet).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Msg<'a> {
+    pub start: StartLine<'a>,
+    pub cseq: CSeq<'a>,
+    pub via_branch: Option<&'a [u8]>,
+    pub from_tag: Option<&'a [u8]>,
+    pub to_tag: Option<&'a [u8]>,
+    pub reason: Option<Reason<'a>>,
+    pub session_expires: Option<SessionExpires>,
 }
 
 /// A final response kept for later (boxed: most calls never need one).
@@ -119,12 +132,7 @@ pub(super) struct Dialog {
 
 impl Dialog {
     /// A new call from its first INVITE; emits the Attempt event.
-    pub fn start(
-        key: Arc<[u8]>,
-        info: Arc<CallInfo>,
-        msg: &SipMessage<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Self {
+    pub fn start(key: Arc<[u8]>, info: Arc<CallInfo>, msg: &Msg<'_>, ctx: &mut Ctx<'_>) -> Self {
         let branch = hash(msg.via_branch.unwrap_or_default());
         let at = info.setup_time;
         ctx.stats.attempts += 1;
@@ -133,7 +141,7 @@ impl Dialog {
         Dialog {
             key,
             deadline: at.saturating_add(ctx.timing.invite_timeout),
-            caller_tag: hash(msg.from.tag().unwrap_or_default()),
+            caller_tag: hash(msg.from_tag.unwrap_or_default()),
             info,
             invite_cseq: msg.cseq.seq,
             main_branch: branch,
@@ -152,7 +160,7 @@ impl Dialog {
     }
 
     /// Applies one message seen at `ts`.
-    pub fn on_message(&mut self, msg: &SipMessage<'_>, ts: Timestamp, ctx: &mut Ctx<'_>) {
+    pub fn on_message(&mut self, msg: &Msg<'_>, ts: Timestamp, ctx: &mut Ctx<'_>) {
         let branch = hash(msg.via_branch.unwrap_or_default());
         let outcome = match msg.start {
             StartLine::Request { method, .. } => self.on_request(method, msg, ts, branch, ctx),
@@ -173,15 +181,13 @@ impl Dialog {
     fn on_request(
         &mut self,
         method: Method<'_>,
-        msg: &SipMessage<'_>,
+        msg: &Msg<'_>,
         ts: Timestamp,
         branch: u64,
         ctx: &mut Ctx<'_>,
     ) -> Outcome {
         match method {
-            Method::Invite if msg.to.tag().is_none() => {
-                self.on_initial_invite(msg, ts, branch, ctx)
-            }
+            Method::Invite if msg.to_tag.is_none() => self.on_initial_invite(msg, ts, branch, ctx),
             Method::Cancel => {
                 if msg.cseq.seq != self.invite_cseq {
                     return Outcome::Ignored;
@@ -197,7 +203,7 @@ impl Dialog {
 
     fn on_initial_invite(
         &mut self,
-        msg: &SipMessage<'_>,
+        msg: &Msg<'_>,
         ts: Timestamp,
         branch: u64,
         ctx: &mut Ctx<'_>,
@@ -229,7 +235,7 @@ impl Dialog {
         }
     }
 
-    fn on_cancel(&mut self, msg: &SipMessage<'_>, ts: Timestamp) -> Outcome {
+    fn on_cancel(&mut self, msg: &Msg<'_>, ts: Timestamp) -> Outcome {
         match &mut self.state {
             State::Early { cancel, .. } => {
                 if cancel.is_some() {
@@ -247,7 +253,7 @@ impl Dialog {
         }
     }
 
-    fn on_bye(&mut self, msg: &SipMessage<'_>, ts: Timestamp, ctx: &mut Ctx<'_>) -> Outcome {
+    fn on_bye(&mut self, msg: &Msg<'_>, ts: Timestamp, ctx: &mut Ctx<'_>) -> Outcome {
         match &self.state {
             State::Confirmed {
                 answer,
@@ -257,8 +263,8 @@ impl Dialog {
                 to_tag,
                 ..
             } => {
-                let from = hash(msg.from.tag().unwrap_or_default());
-                let to = hash(msg.to.tag().unwrap_or_default());
+                let from = hash(msg.from_tag.unwrap_or_default());
+                let to = hash(msg.to_tag.unwrap_or_default());
                 let by = if from == self.caller_tag && to == *to_tag {
                     Party::Caller
                 } else if from == *to_tag && to == self.caller_tag {
@@ -296,12 +302,12 @@ impl Dialog {
         &mut self,
         code: u16,
         phrase: &[u8],
-        msg: &SipMessage<'_>,
+        msg: &Msg<'_>,
         ts: Timestamp,
         branch: u64,
         ctx: &mut Ctx<'_>,
     ) -> Outcome {
-        let from = hash(msg.from.tag().unwrap_or_default());
+        let from = hash(msg.from_tag.unwrap_or_default());
         match msg.cseq.method {
             Method::Invite if from == self.caller_tag && msg.cseq.seq == self.invite_cseq => {
                 self.on_invite_response(code, phrase, msg, ts, branch, ctx)
@@ -325,7 +331,7 @@ impl Dialog {
         &mut self,
         code: u16,
         phrase: &[u8],
-        msg: &SipMessage<'_>,
+        msg: &Msg<'_>,
         ts: Timestamp,
         branch: u64,
         ctx: &mut Ctx<'_>,
@@ -352,11 +358,11 @@ impl Dialog {
         &mut self,
         code: u16,
         phrase: &[u8],
-        msg: &SipMessage<'_>,
+        msg: &Msg<'_>,
         ts: Timestamp,
         ctx: &mut Ctx<'_>,
     ) -> Outcome {
-        let tag = hash(msg.to.tag().unwrap_or_default());
+        let tag = hash(msg.to_tag.unwrap_or_default());
         let se = msg.session_expires.map(|s| s.delta_secs);
         let ringing = match &mut self.state {
             // A 2xx wins over a pending CANCEL or a branch failure, and
@@ -402,7 +408,7 @@ impl Dialog {
         ctx.events.push_back(DialogEvent::Answer {
             call: self.info.clone(),
             answer_time: ts,
-            to_tag: msg.to.tag().map(lossy),
+            to_tag: msg.to_tag.map(lossy),
             pdd: Some(pdd(self.info.setup_time, ringing, ts)),
             session_expires: se,
         });
@@ -413,7 +419,7 @@ impl Dialog {
         &mut self,
         code: u16,
         phrase: &[u8],
-        msg: &SipMessage<'_>,
+        msg: &Msg<'_>,
         ts: Timestamp,
         branch: u64,
         ctx: &mut Ctx<'_>,
@@ -478,7 +484,7 @@ impl Dialog {
         method: UpdateMethod,
         code: u16,
         from: u64,
-        msg: &SipMessage<'_>,
+        msg: &Msg<'_>,
         ts: Timestamp,
         ctx: &mut Ctx<'_>,
     ) -> Outcome {

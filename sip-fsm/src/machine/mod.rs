@@ -32,8 +32,8 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::event::{CallInfo, DialogEvent};
 use crate::mapping::{MapInput, Mapper, MappingConfig};
-use crate::scan::{Method, SipMessage, StartLine, scan};
-use dialog::{Ctx, Dialog, Timing, lossy};
+use crate::scan::{Method, NameAddr, RawMessage, StartLine, scan_raw, tag_of};
+use dialog::{Ctx, Dialog, Msg, Timing, lossy};
 pub use stats::Stats;
 
 /// Dialog machine settings (embed in the binary's TOML config).
@@ -241,15 +241,24 @@ impl DialogMachine {
             self.stats.late += 1;
         }
         self.released = self.released.max(p.ts);
-        let msg = match scan(&p.pkt.payload) {
+        let raw = match scan_raw(&p.pkt.payload) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.count_malformed(e);
                 return;
             }
         };
+        let msg = Msg {
+            start: raw.start,
+            cseq: raw.cseq,
+            via_branch: raw.via_branch,
+            from_tag: tag_of(raw.from),
+            to_tag: tag_of(raw.to),
+            reason: raw.reason,
+            session_expires: raw.session_expires,
+        };
         let (mut ctx, dialogs) = self.ctx();
-        if let Some(d) = dialogs.get_mut(msg.call_id) {
+        if let Some(d) = dialogs.get_mut(raw.call_id) {
             let before = d.deadline;
             d.on_message(&msg, p.ts, &mut ctx);
             if d.deadline != before {
@@ -264,12 +273,12 @@ impl DialogMachine {
             StartLine::Request {
                 method: Method::Invite,
                 uri,
-            } if msg.to.tag().is_none() => {
+            } if msg.to_tag.is_none() => {
                 if self.dialogs.len() >= self.max_dialogs {
                     self.stats.dialogs_dropped += 1;
                     return;
                 }
-                self.start(&msg, uri.user, &p.pkt);
+                self.start(&raw, &msg, uri.user, &p.pkt);
             }
             StartLine::Request {
                 method: Method::Invite | Method::Ack | Method::Bye | Method::Cancel | Method::Update,
@@ -285,13 +294,22 @@ impl DialogMachine {
         }
     }
 
-    fn start(&mut self, msg: &SipMessage<'_>, ruri_user: Option<&[u8]>, pkt: &SipPacket) {
+    /// A new call. Only here are the name-addr values parsed for their
+    /// users; every other packet reads just the tags.
+    fn start(
+        &mut self,
+        raw: &RawMessage<'_>,
+        msg: &Msg<'_>,
+        ruri_user: Option<&[u8]>,
+        pkt: &SipPacket,
+    ) {
+        let user = |v: &[u8]| NameAddr::parse(v).user().map(lossy);
         let origin_host = pkt.capture_point();
-        let from_user = msg.from.user().map(lossy);
-        let to_user = msg.to.user().map(lossy);
+        let from_user = user(raw.from);
+        let to_user = user(raw.to);
         let ruri_user = ruri_user.map(lossy);
-        let pai_user = msg.pai.and_then(|p| p.user()).map(lossy);
-        let diversion_user = msg.diversion.and_then(|p| p.user()).map(lossy);
+        let pai_user = raw.pai.and_then(user);
+        let diversion_user = raw.diversion.and_then(user);
         let charging = self.mapper.map(&MapInput {
             from_user: from_user.as_deref(),
             pai_user: pai_user.as_deref(),
@@ -303,20 +321,20 @@ impl DialogMachine {
             dst: Some(pkt.dst),
         });
         let info = Arc::new(CallInfo {
-            call_id: lossy(msg.call_id),
+            call_id: lossy(raw.call_id),
             origin_host: origin_host.into_boxed_str(),
             src: pkt.src,
             dst: pkt.dst,
             setup_time: pkt.ts,
             from_user,
-            from_tag: msg.from.tag().map(lossy),
+            from_tag: msg.from_tag.map(lossy),
             to_user,
             ruri_user,
             pai_user,
             diversion_user,
             charging,
         });
-        let key: Arc<[u8]> = Arc::from(msg.call_id);
+        let key: Arc<[u8]> = Arc::from(raw.call_id);
         let (mut ctx, _) = self.ctx();
         let d = Dialog::start(key.clone(), info, msg, &mut ctx);
         self.timers.insert((d.deadline, key.clone()));

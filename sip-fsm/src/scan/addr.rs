@@ -34,33 +34,43 @@ impl<'a> Uri<'a> {
     /// Parses a URI. `None` when there is no `scheme:` prefix.
     pub fn parse(raw: &'a [u8]) -> Option<Self> {
         let raw = trim(raw);
-        let colon = memchr(b':', raw)?;
-        let (scheme_b, rest) = (raw.get(..colon)?, raw.get(colon + 1..)?);
-        if scheme_b.is_empty()
-            || !scheme_b
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
-        {
+        // The scheme runs to the first colon and must be non-empty
+        // `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (lenient on the
+        // first character, as before).
+        let colon = raw
+            .iter()
+            .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))?;
+        if colon == 0 || raw.get(colon) != Some(&b':') {
             return None;
         }
-        let scheme = if scheme_b.eq_ignore_ascii_case(b"sip") {
-            Scheme::Sip
-        } else if scheme_b.eq_ignore_ascii_case(b"sips") {
-            Scheme::Sips
-        } else if scheme_b.eq_ignore_ascii_case(b"tel") {
-            Scheme::Tel
-        } else {
-            Scheme::Other
+        let (scheme_b, rest) = (raw.get(..colon)?, raw.get(colon + 1..)?);
+        let scheme = match scheme_b.len() {
+            3 if scheme_b.eq_ignore_ascii_case(b"sip") => Scheme::Sip,
+            4 if scheme_b.eq_ignore_ascii_case(b"sips") => Scheme::Sips,
+            3 if scheme_b.eq_ignore_ascii_case(b"tel") => Scheme::Tel,
+            _ => Scheme::Other,
         };
         let (user, host) = match scheme {
             Scheme::Sip | Scheme::Sips => {
-                // RFC 3261 19.1.1: userinfo ends at '@'; the password after ':'.
-                let end = rest.iter().position(|&c| c == b'?').unwrap_or(rest.len());
+                // RFC 3261 19.1.1: headers start at '?'; userinfo ends at
+                // '@'; the password after ':'.
+                let mut at = None;
+                let mut end = rest.len();
+                for (i, &c) in rest.iter().enumerate() {
+                    match c {
+                        b'?' => {
+                            end = i;
+                            break;
+                        }
+                        b'@' if at.is_none() => at = Some(i),
+                        _ => {}
+                    }
+                }
                 let body = rest.get(..end).unwrap_or(rest);
-                match memchr(b'@', body) {
+                match at {
                     Some(at) => {
                         let userinfo = body.get(..at).unwrap_or_default();
-                        let user = userinfo.split(|&c| c == b':').next().unwrap_or_default();
+                        let user = until_byte(userinfo, b':');
                         let hostport = body.get(at + 1..).unwrap_or_default();
                         (non_empty(user), host_of(hostport))
                     }
@@ -68,7 +78,7 @@ impl<'a> Uri<'a> {
                 }
             }
             // RFC 3966: the number runs to the first parameter.
-            Scheme::Tel => (non_empty(until(rest, b';')), &rest[..0]),
+            Scheme::Tel => (non_empty(until_byte(rest, b';')), &rest[..0]),
             Scheme::Other => (None, &rest[..0]),
         };
         Some(Uri {
@@ -98,65 +108,11 @@ impl<'a> NameAddr<'a> {
     /// Parses the first name-addr of a header value. Never fails: a value
     /// that cannot be understood gives a `NameAddr` with no URI.
     pub fn parse(value: &'a [u8]) -> Self {
-        let v = trim(value);
-        let mut display = None;
-        let mut rest = v;
-        if v.first() == Some(&b'"') {
-            // quoted-string with backslash escapes (RFC 3261 25.1).
-            let mut i = 1;
-            let mut close = None;
-            while let Some(&c) = v.get(i) {
-                match c {
-                    b'\\' => i += 2,
-                    b'"' => {
-                        close = Some(i);
-                        break;
-                    }
-                    _ => i += 1,
-                }
-            }
-            match close {
-                Some(c) => {
-                    display = non_empty(v.get(1..c).unwrap_or_default());
-                    rest = v.get(c + 1..).unwrap_or_default();
-                }
-                None => {
-                    return NameAddr {
-                        display: None,
-                        uri: None,
-                        params: &v[..0],
-                    };
-                }
-            }
-        }
-        match memchr(b'<', rest) {
-            Some(lt) => {
-                if display.is_none() {
-                    display = non_empty(trim(rest.get(..lt).unwrap_or_default()));
-                }
-                let after = rest.get(lt + 1..).unwrap_or_default();
-                let gt = memchr(b'>', after).unwrap_or(after.len());
-                let uri = Uri::parse(after.get(..gt).unwrap_or_default());
-                let tail = after.get(gt + 1..).unwrap_or_default();
-                NameAddr {
-                    display,
-                    uri,
-                    params: header_params(tail),
-                }
-            }
-            None => {
-                // addr-spec form: parameters after the URI belong to the
-                // header (RFC 3261 20.10), and a comma ends the value.
-                let first = until(rest, b',');
-                let semi = memchr(b';', first).unwrap_or(first.len());
-                let uri = Uri::parse(first.get(..semi).unwrap_or_default());
-                let params = first.get(semi + 1..).unwrap_or_default();
-                NameAddr {
-                    display,
-                    uri,
-                    params: trim(params),
-                }
-            }
+        let p = split_name_addr(value);
+        NameAddr {
+            display: p.display,
+            uri: p.uri.and_then(Uri::parse),
+            params: p.params,
         }
     }
 
@@ -169,6 +125,83 @@ impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a [u8]> {
         param(self.params, b"tag").and_then(non_empty)
     }
+}
+
+/// A name-addr value cut into its parts, the URI not yet parsed.
+struct Parts<'a> {
+    display: Option<&'a [u8]>,
+    /// `None` for an unterminated quoted display name: no URI at all.
+    uri: Option<&'a [u8]>,
+    params: &'a [u8],
+}
+
+/// Cuts the first name-addr of a header value into display name, URI text
+/// and header parameters (RFC 3261 20.10).
+fn split_name_addr(value: &[u8]) -> Parts<'_> {
+    let v = trim(value);
+    let mut display = None;
+    let mut rest = v;
+    if v.first() == Some(&b'"') {
+        // quoted-string with backslash escapes (RFC 3261 25.1).
+        let mut i = 1;
+        let mut close = None;
+        while let Some(&c) = v.get(i) {
+            match c {
+                b'\\' => i += 2,
+                b'"' => {
+                    close = Some(i);
+                    break;
+                }
+                _ => i += 1,
+            }
+        }
+        match close {
+            Some(c) => {
+                display = non_empty(v.get(1..c).unwrap_or_default());
+                rest = v.get(c + 1..).unwrap_or_default();
+            }
+            None => {
+                return Parts {
+                    display: None,
+                    uri: None,
+                    params: &v[..0],
+                };
+            }
+        }
+    }
+    match rest.iter().position(|&c| c == b'<') {
+        Some(lt) => {
+            if display.is_none() {
+                display = non_empty(trim(rest.get(..lt).unwrap_or_default()));
+            }
+            let after = rest.get(lt + 1..).unwrap_or_default();
+            let gt = after.iter().position(|&c| c == b'>').unwrap_or(after.len());
+            let tail = after.get(gt + 1..).unwrap_or_default();
+            Parts {
+                display,
+                uri: Some(after.get(..gt).unwrap_or_default()),
+                params: header_params(tail),
+            }
+        }
+        None => {
+            // addr-spec form: parameters after the URI belong to the
+            // header (RFC 3261 20.10), and a comma ends the value.
+            let first = until_byte(rest, b',');
+            let semi = first.iter().position(|&c| c == b';').unwrap_or(first.len());
+            let params = first.get(semi + 1..).unwrap_or_default();
+            Parts {
+                display,
+                uri: Some(first.get(..semi).unwrap_or_default()),
+                params: trim(params),
+            }
+        }
+    }
+}
+
+/// The `tag` parameter of a From or To value: what
+/// `NameAddr::parse(value).tag()` gives, without parsing the URI.
+pub(crate) fn tag_of(value: &[u8]) -> Option<&[u8]> {
+    param(split_name_addr(value).params, b"tag").and_then(non_empty)
 }
 
 /// The parameters after `>` up to the end of the first list element.
@@ -184,17 +217,22 @@ fn header_params(tail: &[u8]) -> &[u8] {
 /// The value of parameter `name` (case-insensitive) in a `;`-separated
 /// parameter list, without quotes. A flag parameter gives an empty value.
 pub fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    for p in params.split(|&c| c == b';') {
-        let p = trim(p);
-        let (k, v) = match memchr(b'=', p) {
+    let mut rest = params;
+    loop {
+        let semi = rest.iter().position(|&c| c == b';');
+        let p = trim(match semi {
+            Some(i) => rest.get(..i)?,
+            None => rest,
+        });
+        let (k, v) = match p.iter().position(|&c| c == b'=') {
             Some(eq) => (trim(p.get(..eq)?), trim(p.get(eq + 1..)?)),
             None => (p, &p[..0]),
         };
         if k.eq_ignore_ascii_case(name) {
             return Some(unquote(v));
         }
+        rest = rest.get(semi? + 1..)?;
     }
-    None
 }
 
 /// Strips one pair of surrounding double quotes.
@@ -207,23 +245,37 @@ pub fn unquote(v: &[u8]) -> &[u8] {
 
 /// The host of `host[:port][;params]`, IPv6 references kept in brackets.
 fn host_of(hostport: &[u8]) -> &[u8] {
-    let end = hostport
-        .iter()
-        .position(|&c| c == b';' || c == b'?')
-        .unwrap_or(hostport.len());
-    let hp = hostport.get(..end).unwrap_or(hostport);
-    if hp.first() == Some(&b'[') {
+    if hostport.first() == Some(&b'[') {
+        let end = hostport
+            .iter()
+            .position(|&c| c == b';' || c == b'?')
+            .unwrap_or(hostport.len());
+        let hp = hostport.get(..end).unwrap_or(hostport);
         return match memchr(b']', hp) {
             Some(close) => hp.get(..=close).unwrap_or(hp),
             None => hp,
         };
     }
-    until(hp, b':')
+    // The host ends at the port, the parameters or the headers.
+    let end = hostport
+        .iter()
+        .position(|&c| matches!(c, b':' | b';' | b'?'))
+        .unwrap_or(hostport.len());
+    hostport.get(..end).unwrap_or(hostport)
 }
 
 /// Everything before the first `c`.
 pub fn until(s: &[u8], c: u8) -> &[u8] {
     match memchr(c, s) {
+        Some(i) => s.get(..i).unwrap_or(s),
+        None => s,
+    }
+}
+
+/// Everything before the first `c`, by a plain loop: the slices here are
+/// short, where `memchr`'s setup costs more than the search.
+fn until_byte(s: &[u8], c: u8) -> &[u8] {
+    match s.iter().position(|&b| b == c) {
         Some(i) => s.get(..i).unwrap_or(s),
         None => s,
     }
@@ -235,6 +287,7 @@ pub fn non_empty(s: &[u8]) -> Option<&[u8]> {
 }
 
 /// Trims SP, HTAB, CR and LF (folded lines leave CRLF inside a value).
+#[inline]
 pub fn trim(s: &[u8]) -> &[u8] {
     let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
     let start = s.iter().position(|c| !ws(c)).unwrap_or(s.len());

@@ -20,6 +20,7 @@ mod addr;
 
 use memchr::memchr;
 
+pub(crate) use addr::tag_of;
 pub use addr::{NameAddr, Scheme, Uri, param, trim, unquote};
 use addr::{non_empty, until};
 
@@ -216,38 +217,102 @@ enum Name {
 }
 
 /// Matches a header name (RFC 3261 7.3.3 compact forms, case-insensitive).
+/// The length and the first byte pick the one candidate, so an unknown
+/// name costs at most one comparison. `name` is a token (checked before).
 fn classify(name: &[u8]) -> Option<Name> {
-    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
-    Some(match name.len() {
-        1 => match name.first()?.to_ascii_lowercase() {
-            b'i' => Name::CallId,
-            b'f' => Name::From,
-            b't' => Name::To,
-            b'v' => Name::Via,
-            b'm' => Name::Contact,
-            b'l' => Name::ContentLength,
-            b'x' => Name::SessionExpires,
-            _ => return None,
-        },
-        2 if eq(b"to") => Name::To,
-        3 if eq(b"via") => Name::Via,
-        4 if eq(b"cseq") => Name::CSeq,
-        4 if eq(b"from") => Name::From,
-        6 if eq(b"reason") => Name::Reason,
-        7 if eq(b"call-id") => Name::CallId,
-        7 if eq(b"contact") => Name::Contact,
-        9 if eq(b"diversion") => Name::Diversion,
-        12 if eq(b"history-info") => Name::HistoryInfo,
-        12 if eq(b"max-forwards") => Name::MaxForwards,
-        14 if eq(b"content-length") => Name::ContentLength,
-        15 if eq(b"session-expires") => Name::SessionExpires,
-        19 if eq(b"p-asserted-identity") => Name::Pai,
+    let first = name.first()? | 0x20;
+    let is = |lower: &[u8]| eq_lower(name, lower);
+    Some(match (name.len(), first) {
+        (1, b'i') => Name::CallId,
+        (1, b'f') => Name::From,
+        (1, b't') => Name::To,
+        (1, b'v') => Name::Via,
+        (1, b'm') => Name::Contact,
+        (1, b'l') => Name::ContentLength,
+        (1, b'x') => Name::SessionExpires,
+        (2, b't') if is(b"to") => Name::To,
+        (3, b'v') if is(b"via") => Name::Via,
+        (4, b'c') if is(b"cseq") => Name::CSeq,
+        (4, b'f') if is(b"from") => Name::From,
+        (6, b'r') if is(b"reason") => Name::Reason,
+        (7, b'c') if is(b"call-id") => Name::CallId,
+        (7, b'c') if is(b"contact") => Name::Contact,
+        (9, b'd') if is(b"diversion") => Name::Diversion,
+        (12, b'h') if is(b"history-info") => Name::HistoryInfo,
+        (12, b'm') if is(b"max-forwards") => Name::MaxForwards,
+        (14, b'c') if is(b"content-length") => Name::ContentLength,
+        (15, b's') if is(b"session-expires") => Name::SessionExpires,
+        (19, b'p') if is(b"p-asserted-identity") => Name::Pai,
         _ => return None,
     })
 }
 
+/// Whether token `name` equals `lower` (lower-case letters and `-`)
+/// ignoring case. For token characters `c | 0x20` is the lower-case
+/// letter exactly when `c` is that letter in either case, and `-` stays
+/// `-`; no other token character maps onto a letter or `-`.
+fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len() && name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+}
+
 /// Scans one SIP message. Never panics; malformed input gives the reason.
 pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
+    scan_raw(input).map(RawMessage::parse)
+}
+
+/// A scanned message whose name-addr headers (From, To, Contact,
+/// P-Asserted-Identity, Diversion) are still raw values: parsing them never
+/// fails, so [`scan_raw`] rejects exactly what [`scan`] rejects, and the
+/// dialog machine parses only the ones it reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawMessage<'a> {
+    pub start: StartLine<'a>,
+    pub call_id: &'a [u8],
+    pub cseq: CSeq<'a>,
+    pub from: &'a [u8],
+    pub to: &'a [u8],
+    pub via_branch: Option<&'a [u8]>,
+    pub contact: Option<&'a [u8]>,
+    pub pai: Option<&'a [u8]>,
+    pub diversion: Option<&'a [u8]>,
+    pub history_info: Option<&'a [u8]>,
+    pub reason: Option<Reason<'a>>,
+    pub session_expires: Option<SessionExpires>,
+    pub content_length: Option<u32>,
+    pub max_forwards: Option<u32>,
+    pub body: &'a [u8],
+}
+
+impl<'a> RawMessage<'a> {
+    /// The [`SipMessage`]: the name-addr values parsed.
+    pub(crate) fn parse(self) -> SipMessage<'a> {
+        SipMessage {
+            start: self.start,
+            call_id: self.call_id,
+            cseq: self.cseq,
+            from: NameAddr::parse(self.from),
+            to: NameAddr::parse(self.to),
+            via_branch: self.via_branch,
+            contact: self.contact.map(NameAddr::parse),
+            pai: self.pai.map(NameAddr::parse),
+            diversion: self.diversion.map(NameAddr::parse),
+            history_info: self.history_info,
+            reason: self.reason,
+            session_expires: self.session_expires,
+            content_length: self.content_length,
+            max_forwards: self.max_forwards,
+            body: self.body,
+        }
+    }
+}
+
+/// [`scan`] without parsing the name-addr values.
+///
+/// One pass over the header block: `memchr` finds each line end, and one
+/// loop over the start of the line skips the name (checking it is a
+/// token) and finds the colon; values of headers billing does not need
+/// are never looked at.
+pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
     // RFC 3261 7.5: ignore CRLFs before the start line.
     let skip = input
         .iter()
@@ -288,25 +353,13 @@ pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
         }
         pos = next;
         let whole = input.get(line_start..line_end).unwrap_or_default();
-        // Names are short: a plain scan beats memchr's setup here.
-        let colon = whole
-            .iter()
-            .position(|&c| c == b':')
-            .ok_or(ScanError::BadHeader)?;
-        let name = trim(whole.get(..colon).unwrap_or_default());
-        if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
-            return Err(ScanError::BadHeader);
-        }
+        let (name, value_at) = header_name(whole).ok_or(ScanError::BadHeader)?;
         // Headers billing does not need are skipped before their value is
         // looked at.
         let Some(kind) = classify(name) else { continue };
-        let value = trim(whole.get(colon + 1..).unwrap_or_default());
+        let value = trim(whole.get(value_at..).unwrap_or_default());
         match kind {
-            Name::CallId => {
-                if call_id.is_none() {
-                    call_id = Some(value)
-                }
-            }
+            Name::CallId => set_first(&mut call_id, value),
             Name::CSeq => {
                 if cseq.is_none() {
                     cseq = Some(parse_cseq(value)?)
@@ -314,19 +367,11 @@ pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
             }
             Name::From => set_first(&mut from, value),
             Name::To => set_first(&mut to, value),
-            Name::Via => {
-                if via.is_none() {
-                    via = Some(value)
-                }
-            }
+            Name::Via => set_first(&mut via, value),
             Name::Contact => set_first(&mut contact, value),
             Name::Pai => set_first(&mut pai, value),
             Name::Diversion => set_first(&mut diversion, value),
-            Name::HistoryInfo => {
-                if history_info.is_none() {
-                    history_info = Some(value)
-                }
-            }
+            Name::HistoryInfo => set_first(&mut history_info, value),
             Name::Reason => {
                 if reason.is_none() {
                     reason = parse_reason(value)
@@ -354,8 +399,8 @@ pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
         .and_then(non_empty)
         .ok_or(ScanError::MissingCallId)?;
     let cseq = cseq.ok_or(ScanError::MissingCSeq)?;
-    let from = NameAddr::parse(from.ok_or(ScanError::MissingFrom)?);
-    let to = NameAddr::parse(to.ok_or(ScanError::MissingTo)?);
+    let from = from.ok_or(ScanError::MissingFrom)?;
+    let to = to.ok_or(ScanError::MissingTo)?;
     let via_branch = via.and_then(|v| {
         // The top via-parm ends at the first comma (RFC 3261 20.42).
         let top = until(v, b',');
@@ -367,16 +412,16 @@ pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
         Some(n) => rest.get(..n as usize).unwrap_or(rest),
         None => rest,
     };
-    Ok(SipMessage {
+    Ok(RawMessage {
         start,
         call_id,
         cseq,
         from,
         to,
         via_branch,
-        contact: contact.map(NameAddr::parse),
-        pai: pai.map(NameAddr::parse),
-        diversion: diversion.map(NameAddr::parse),
+        contact,
+        pai,
+        diversion,
         history_info,
         reason,
         session_expires,
@@ -386,6 +431,37 @@ pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
     })
 }
 
+/// The name of a header line and where its value starts (after the
+/// colon), or `None` when the line has no colon or the text before the
+/// first colon is not one token between optional whitespace.
+#[inline]
+fn header_name(line: &[u8]) -> Option<(&[u8], usize)> {
+    // Usual case: the name starts the line and the colon follows it.
+    let n = line
+        .iter()
+        .position(|&c| !is_token(c))
+        .unwrap_or(line.len());
+    if n > 0 && line.get(n) == Some(&b':') {
+        return Some((line.get(..n)?, n + 1));
+    }
+    let mut i = 0;
+    while line.get(i).is_some_and(|&c| is_ws(c)) {
+        i += 1;
+    }
+    let name_start = i;
+    while line.get(i).is_some_and(|&c| is_token(c)) {
+        i += 1;
+    }
+    let name_end = i;
+    while line.get(i).is_some_and(|&c| is_ws(c)) {
+        i += 1;
+    }
+    if name_end == name_start || line.get(i) != Some(&b':') {
+        return None;
+    }
+    Some((line.get(name_start..name_end)?, i + 1))
+}
+
 fn set_first<'a>(slot: &mut Option<&'a [u8]>, value: &'a [u8]) {
     if slot.is_none() {
         *slot = Some(value);
@@ -393,6 +469,7 @@ fn set_first<'a>(slot: &mut Option<&'a [u8]>, value: &'a [u8]) {
 }
 
 /// The line starting at `pos` (without CRLF or LF) and where the next starts.
+#[inline]
 fn next_line(input: &[u8], pos: usize) -> (&[u8], usize) {
     let rest = input.get(pos..).unwrap_or_default();
     match memchr(b'\n', rest) {
@@ -528,9 +605,37 @@ fn parse_u32(s: &[u8]) -> Option<u32> {
 }
 
 /// RFC 3261 25.1 `token` characters.
+#[inline]
 fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    TOKEN[usize::from(c)]
 }
 
+/// Whitespace as [`trim`] counts it: SP, HTAB, CR, LF.
+#[inline]
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// [`is_token`] as a table: one load per byte instead of a search.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b: u8 = 0;
+    loop {
+        t[b as usize] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        if b == u8::MAX {
+            break t;
+        }
+        b += 1;
+    }
+};
+
+#[cfg(test)]
+mod diff_tests;
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;
