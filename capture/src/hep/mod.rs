@@ -27,11 +27,17 @@ use bytes::Bytes;
 use crate::{DropReason, SipPacket, Source, Timestamp, Transport};
 
 mod compress;
+#[cfg(test)]
+mod diff_tests;
 mod encode;
 mod error;
 mod framer;
 #[cfg(test)]
+mod perf_tests;
+#[cfg(test)]
 mod real_tests;
+#[cfg(test)]
+mod reference;
 mod v12;
 mod v3;
 
@@ -190,23 +196,12 @@ impl<B> HepPacket<B> {
     /// chunks for family 2, IPv6 chunks for the IPv6 families, else
     /// whichever pair is complete (IPv4 first). Missing ports read as 0.
     pub fn socket_addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
-        let v4 = match (self.src_ipv4, self.dst_ipv4) {
-            (Some(s), Some(d)) => Some((IpAddr::V4(s), IpAddr::V4(d))),
-            _ => None,
-        };
-        let v6 = match (self.src_ipv6, self.dst_ipv6) {
-            (Some(s), Some(d)) => Some((IpAddr::V6(s), IpAddr::V6(d))),
-            _ => None,
-        };
-        let (s, d) = match self.ip_family {
-            Some(AF_INET) => v4,
-            Some(f) if is_af_inet6(f) => v6,
-            _ => v4.or(v6),
-        }?;
-        Some((
-            SocketAddr::new(s, self.src_port.unwrap_or(0)),
-            SocketAddr::new(d, self.dst_port.unwrap_or(0)),
-        ))
+        pick_addrs(
+            self.ip_family,
+            (self.src_ipv4, self.dst_ipv4),
+            (self.src_ipv6, self.dst_ipv6),
+            (self.src_port, self.dst_port),
+        )
     }
 
     /// The SIP transport named by the IP protocol id. Kamailio writes 22
@@ -214,12 +209,45 @@ impl<B> HepPacket<B> {
     /// common case. Missing or unknown ids read as UDP, the usual HEP case,
     /// rather than losing a billable message over a label.
     pub fn transport(&self) -> Transport {
-        match self.ip_proto {
-            Some(6) => Transport::Tcp,
-            Some(132) => Transport::Sctp,
-            Some(IPPROTO_KAMAILIO_TLS_WS) => Transport::Tls,
-            _ => Transport::Udp,
-        }
+        transport_of(self.ip_proto)
+    }
+}
+
+/// [`HepPacket::socket_addrs`] of these fields.
+#[inline]
+fn pick_addrs(
+    family: Option<u8>,
+    (src4, dst4): (Option<Ipv4Addr>, Option<Ipv4Addr>),
+    (src6, dst6): (Option<Ipv6Addr>, Option<Ipv6Addr>),
+    (sport, dport): (Option<u16>, Option<u16>),
+) -> Option<(SocketAddr, SocketAddr)> {
+    let v4 = match (src4, dst4) {
+        (Some(s), Some(d)) => Some((IpAddr::V4(s), IpAddr::V4(d))),
+        _ => None,
+    };
+    let v6 = match (src6, dst6) {
+        (Some(s), Some(d)) => Some((IpAddr::V6(s), IpAddr::V6(d))),
+        _ => None,
+    };
+    let (s, d) = match family {
+        Some(AF_INET) => v4,
+        Some(f) if is_af_inet6(f) => v6,
+        _ => v4.or(v6),
+    }?;
+    Some((
+        SocketAddr::new(s, sport.unwrap_or(0)),
+        SocketAddr::new(d, dport.unwrap_or(0)),
+    ))
+}
+
+/// [`HepPacket::transport`] of this IP protocol id.
+#[inline]
+fn transport_of(ip_proto: Option<u8>) -> Transport {
+    match ip_proto {
+        Some(6) => Transport::Tcp,
+        Some(132) => Transport::Sctp,
+        Some(IPPROTO_KAMAILIO_TLS_WS) => Transport::Tls,
+        _ => Transport::Udp,
     }
 }
 
@@ -276,25 +304,122 @@ pub fn decode_sip(
     fallback_ts: Timestamp,
     cfg: &HepConfig,
 ) -> Result<SipPacket, DropReason> {
-    let raw = parse(buf, fallback_ts).map_err(|e| e.drop_reason())?;
+    let raw = sip_fields(buf, fallback_ts).map_err(|e| e.drop_reason())?;
     to_sip(raw, buf, cfg, |r| Bytes::copy_from_slice(slice(buf, r)))
 }
 
-/// [`decode_sip`] without copying: the payload, correlation id and node name
-/// are slices of `buf`.
+/// [`decode_sip`] without copying: the payload and correlation id are
+/// slices of `buf` (a reference count, no allocation).
 pub fn decode_sip_bytes(
     buf: Bytes,
     fallback_ts: Timestamp,
     cfg: &HepConfig,
 ) -> Result<SipPacket, DropReason> {
-    let raw = parse(&buf, fallback_ts).map_err(|e| e.drop_reason())?;
+    let raw = sip_fields(&buf, fallback_ts).map_err(|e| e.drop_reason())?;
     to_sip(raw, &buf, cfg, |r| buf.slice(r))
+}
+
+/// The chunks [`to_sip`] reads. HEPv3 is walked straight into this (the
+/// chunks only a [`HepPacket`] keeps are checked and skipped); v1/v2 go
+/// through [`HepPacket`].
+#[derive(Default)]
+struct SipFields {
+    version: HepVersion,
+    ts: Timestamp,
+    ts_secs: Option<u32>,
+    ts_micros: Option<u32>,
+    ip_family: Option<u8>,
+    ip_proto: Option<u8>,
+    proto_type: Option<u8>,
+    src_ipv4: Option<Ipv4Addr>,
+    dst_ipv4: Option<Ipv4Addr>,
+    src_ipv6: Option<Ipv6Addr>,
+    dst_ipv6: Option<Ipv6Addr>,
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+    capture_id: Option<u32>,
+    vlan: Option<u16>,
+    auth_key: Option<Range<usize>>,
+    payload: Option<Range<usize>>,
+    compressed_payload: Option<Range<usize>>,
+    correlation_id: Option<Range<usize>>,
+    node_name: Option<Range<usize>>,
+}
+
+impl v3::Sink for SipFields {
+    #[inline]
+    fn chunk(&mut self, ty: u16, data: &[u8], range: Range<usize>) {
+        use v3::{arr, byte, chunk};
+        let p = self;
+        match ty {
+            chunk::IP_FAMILY => p.ip_family = Some(byte(data)),
+            chunk::IP_PROTO => p.ip_proto = Some(byte(data)),
+            chunk::SRC_IPV4 => p.src_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
+            chunk::DST_IPV4 => p.dst_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
+            chunk::SRC_IPV6 => p.src_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
+            chunk::DST_IPV6 => p.dst_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
+            chunk::SRC_PORT => p.src_port = Some(u16::from_be_bytes(arr(data))),
+            chunk::DST_PORT => p.dst_port = Some(u16::from_be_bytes(arr(data))),
+            chunk::TS_SECS => p.ts_secs = Some(u32::from_be_bytes(arr(data))),
+            chunk::TS_MICROS => p.ts_micros = Some(u32::from_be_bytes(arr(data))),
+            chunk::PROTO_TYPE => p.proto_type = Some(byte(data)),
+            chunk::CAPTURE_ID => p.capture_id = Some(u32::from_be_bytes(arr(data))),
+            chunk::AUTH_KEY => p.auth_key = Some(range),
+            chunk::PAYLOAD => p.payload = Some(range),
+            chunk::COMPRESSED => p.compressed_payload = Some(range),
+            chunk::CORRELATION_ID => p.correlation_id = Some(range),
+            chunk::VLAN => p.vlan = Some(u16::from_be_bytes(arr(data))),
+            chunk::NODE_NAME => p.node_name = Some(range),
+            _ => {}
+        }
+    }
+}
+
+impl From<HepPacket<Range<usize>>> for SipFields {
+    fn from(p: HepPacket<Range<usize>>) -> Self {
+        SipFields {
+            version: p.version,
+            ts: p.ts,
+            ts_secs: p.ts_secs,
+            ts_micros: p.ts_micros,
+            ip_family: p.ip_family,
+            ip_proto: p.ip_proto,
+            proto_type: p.proto_type,
+            src_ipv4: p.src_ipv4,
+            dst_ipv4: p.dst_ipv4,
+            src_ipv6: p.src_ipv6,
+            dst_ipv6: p.dst_ipv6,
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            capture_id: p.capture_id,
+            vlan: p.vlan,
+            auth_key: p.auth_key,
+            payload: p.payload,
+            compressed_payload: p.compressed_payload,
+            correlation_id: p.correlation_id,
+            node_name: p.node_name,
+        }
+    }
+}
+
+/// Decodes what [`to_sip`] needs: HEPv3 by the direct walk, the rest
+/// (v1/v2 and every error) through [`parse`].
+#[inline]
+fn sip_fields(buf: &[u8], fallback_ts: Timestamp) -> Result<SipFields, HepError> {
+    if buf.first() == Some(&b'H') {
+        let mut f = SipFields::default();
+        v3::walk(buf, &mut f)?;
+        f.ts = resolve_ts(f.ts_secs, f.ts_micros, fallback_ts);
+        return Ok(f);
+    }
+    parse(buf, fallback_ts).map(SipFields::from)
 }
 
 /// Checks a decoded packet against `cfg` and makes it a [`SipPacket`].
 /// Cheap checks come first so dropped packets cost no copy.
+#[inline]
 fn to_sip(
-    raw: HepPacket<Range<usize>>,
+    raw: SipFields,
     buf: &[u8],
     cfg: &HepConfig,
     mut bytes: impl FnMut(Range<usize>) -> Bytes,
@@ -309,9 +434,16 @@ fn to_sip(
     if raw.version == HepVersion::V3 && raw.proto_type != Some(PROTO_TYPE_SIP) {
         return Err(DropReason::HepNotSip);
     }
-    let (src, dst) = raw.socket_addrs().ok_or(DropReason::BadHep)?;
+    let (src, dst) = pick_addrs(
+        raw.ip_family,
+        (raw.src_ipv4, raw.dst_ipv4),
+        (raw.src_ipv6, raw.dst_ipv6),
+        (raw.src_port, raw.dst_port),
+    )
+    .ok_or(DropReason::BadHep)?;
     let payload = match (&raw.payload, &raw.compressed_payload) {
         (Some(r), _) if r.len() > cfg.max_payload => return Err(DropReason::Oversize),
+        (Some(r), _) if r.is_empty() => return Err(DropReason::HepNotSip),
         (Some(r), _) => bytes(r.clone()),
         (None, Some(r)) => Bytes::from(
             inflate(slice(buf, r.clone()), cfg.max_payload).map_err(|e| e.drop_reason())?,
@@ -325,14 +457,15 @@ fn to_sip(
         ts: raw.ts,
         src,
         dst,
-        transport: raw.transport(),
+        transport: transport_of(raw.ip_proto),
         source: Source::Hep,
         capture_id: raw.capture_id,
+        // The node name is the one owned copy: `SipPacket::node` is a
+        // `String`, and most senders do not set it.
         node: raw
             .node_name
-            .clone()
             .map(|r| String::from_utf8_lossy(slice(buf, r)).into_owned()),
-        correlation_id: raw.correlation_id.clone().map(&mut bytes),
+        correlation_id: raw.correlation_id.map(&mut bytes),
         vlan: raw.vlan,
         payload,
     })

@@ -51,106 +51,155 @@ pub(crate) fn be16(buf: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
 }
 
-/// The data of a fixed-size chunk, or an error naming the size mismatch.
-fn fixed<const N: usize>(ty: u16, data: &[u8]) -> Result<[u8; N], HepError> {
-    <[u8; N]>::try_from(data).map_err(|_| HepError::BadChunkSize {
-        chunk_type: ty,
-        len: data.len(),
-        expected: N,
-    })
+/// Data sizes of the fixed-size generic chunks, indexed by type id (0:
+/// variable size or unknown, not checked).
+const FIXED_SIZE: [u8; 25] = {
+    let mut t = [0u8; 25];
+    t[chunk::IP_FAMILY as usize] = 1;
+    t[chunk::IP_PROTO as usize] = 1;
+    t[chunk::SRC_IPV4 as usize] = 4;
+    t[chunk::DST_IPV4 as usize] = 4;
+    t[chunk::SRC_IPV6 as usize] = 16;
+    t[chunk::DST_IPV6 as usize] = 16;
+    t[chunk::SRC_PORT as usize] = 2;
+    t[chunk::DST_PORT as usize] = 2;
+    t[chunk::TS_SECS as usize] = 4;
+    t[chunk::TS_MICROS as usize] = 4;
+    t[chunk::PROTO_TYPE as usize] = 1;
+    t[chunk::CAPTURE_ID as usize] = 4;
+    t[chunk::KEEP_ALIVE as usize] = 2;
+    t[chunk::VLAN as usize] = 2;
+    t[chunk::SRC_MAC as usize] = 6;
+    t[chunk::DST_MAC as usize] = 6;
+    t[chunk::ETH_TYPE as usize] = 2;
+    t[chunk::TCP_FLAGS as usize] = 1;
+    t[chunk::IP_TOS as usize] = 1;
+    t
+};
+
+/// Where [`walk`] puts the generic chunks it finds. Fixed-size chunks
+/// reach it only with the right size, so it reads them without checks.
+pub(crate) trait Sink {
+    /// One generic chunk (vendor 0): its type, data and where the data is.
+    fn chunk(&mut self, ty: u16, data: &[u8], range: Range<usize>);
 }
 
-/// Decodes a HEPv3 packet; byte fields are offsets into `buf`.
+/// Checks the HEPv3 framing and hands every generic chunk to `sink`.
 ///
 /// The length field must equal the buffer length: one datagram or one
 /// framed TCP packet is exactly one HEP packet.
-pub(crate) fn parse(
-    buf: &[u8],
-    fallback_ts: Timestamp,
-) -> Result<HepPacket<Range<usize>>, HepError> {
+#[inline]
+pub(crate) fn walk(buf: &[u8], sink: &mut impl Sink) -> Result<(), HepError> {
     let have = buf.len();
-    let magic = buf.get(..MAGIC.len()).ok_or(HepError::Truncated {
+    let truncated = HepError::Truncated {
         need: HEADER_LEN,
         have,
-    })?;
+    };
+    let Some(magic) = buf.get(..MAGIC.len()) else {
+        return Err(truncated);
+    };
     if magic != MAGIC {
         return Err(HepError::BadMagic(b'H'));
     }
-    let total = usize::from(be16(buf, 4).ok_or(HepError::Truncated {
-        need: HEADER_LEN,
-        have,
-    })?);
+    let &[_, _, _, _, l0, l1, ..] = buf else {
+        return Err(truncated);
+    };
+    let total = usize::from(u16::from_be_bytes([l0, l1]));
     if total > have {
         return Err(HepError::Truncated { need: total, have });
     }
     if total < HEADER_LEN || total < have {
         return Err(HepError::BadLength { len: total, have });
     }
+    // From here on `total == have`.
+    let mut off = HEADER_LEN;
+    while let Some(rest) = buf.get(off..).filter(|r| !r.is_empty()) {
+        let &[v0, v1, t0, t1, c0, c1, ..] = rest else {
+            return Err(HepError::BadChunkLength {
+                offset: off,
+                len: 0,
+            });
+        };
+        let len = usize::from(u16::from_be_bytes([c0, c1]));
+        // `get` is `None` both for a length below the header and for one
+        // running past the packet end.
+        let Some(data) = rest.get(HEADER_LEN..len) else {
+            return Err(HepError::BadChunkLength { offset: off, len });
+        };
+        if v0 == 0 && v1 == 0 {
+            let ty = u16::from_be_bytes([t0, t1]);
+            let want = FIXED_SIZE.get(usize::from(ty)).copied().unwrap_or(0);
+            if want != 0 && data.len() != usize::from(want) {
+                return Err(HepError::BadChunkSize {
+                    chunk_type: ty,
+                    len: data.len(),
+                    expected: usize::from(want),
+                });
+            }
+            sink.chunk(ty, data, off + HEADER_LEN..off + len);
+        }
+        off += len;
+    }
+    Ok(())
+}
 
+/// Decodes a HEPv3 packet; byte fields are offsets into `buf`.
+pub(crate) fn parse(
+    buf: &[u8],
+    fallback_ts: Timestamp,
+) -> Result<HepPacket<Range<usize>>, HepError> {
     let mut p = HepPacket::<Range<usize>> {
         version: HepVersion::V3,
         ..HepPacket::default()
     };
-    let mut off = HEADER_LEN;
-    while off < total {
-        let bad = |len| HepError::BadChunkLength { offset: off, len };
-        let (vendor, ty, len) = match (be16(buf, off), be16(buf, off + 2), be16(buf, off + 4)) {
-            (Some(v), Some(t), Some(l)) => (v, t, usize::from(l)),
-            _ => return Err(bad(0)),
-        };
-        let end = off + len;
-        if len < HEADER_LEN || end > total {
-            return Err(bad(len));
-        }
-        let range = off + HEADER_LEN..end;
-        let data = buf.get(range.clone()).ok_or(bad(len))?;
-        if vendor == 0 {
-            read_chunk(&mut p, ty, data, range)?;
-        }
-        off = end;
-    }
+    walk(buf, &mut p)?;
     p.ts = resolve_ts(p.ts_secs, p.ts_micros, fallback_ts);
     Ok(p)
 }
 
-/// Stores one generic chunk in `p`.
-fn read_chunk(
-    p: &mut HepPacket<Range<usize>>,
-    ty: u16,
-    data: &[u8],
-    range: Range<usize>,
-) -> Result<(), HepError> {
-    let u8_ = |d: &[u8]| fixed::<1>(ty, d).map(|[b]| b);
-    let u16_ = |d: &[u8]| fixed::<2>(ty, d).map(u16::from_be_bytes);
-    let u32_ = |d: &[u8]| fixed::<4>(ty, d).map(u32::from_be_bytes);
-    match ty {
-        chunk::IP_FAMILY => p.ip_family = Some(u8_(data)?),
-        chunk::IP_PROTO => p.ip_proto = Some(u8_(data)?),
-        chunk::SRC_IPV4 => p.src_ipv4 = Some(Ipv4Addr::from(fixed::<4>(ty, data)?)),
-        chunk::DST_IPV4 => p.dst_ipv4 = Some(Ipv4Addr::from(fixed::<4>(ty, data)?)),
-        chunk::SRC_IPV6 => p.src_ipv6 = Some(Ipv6Addr::from(fixed::<16>(ty, data)?)),
-        chunk::DST_IPV6 => p.dst_ipv6 = Some(Ipv6Addr::from(fixed::<16>(ty, data)?)),
-        chunk::SRC_PORT => p.src_port = Some(u16_(data)?),
-        chunk::DST_PORT => p.dst_port = Some(u16_(data)?),
-        chunk::TS_SECS => p.ts_secs = Some(u32_(data)?),
-        chunk::TS_MICROS => p.ts_micros = Some(u32_(data)?),
-        chunk::PROTO_TYPE => p.proto_type = Some(u8_(data)?),
-        chunk::CAPTURE_ID => p.capture_id = Some(u32_(data)?),
-        chunk::KEEP_ALIVE => p.keep_alive = Some(u16_(data)?),
-        chunk::AUTH_KEY => p.auth_key = Some(range),
-        chunk::PAYLOAD => p.payload = Some(range),
-        chunk::COMPRESSED => p.compressed_payload = Some(range),
-        chunk::CORRELATION_ID => p.correlation_id = Some(range),
-        chunk::VLAN => p.vlan = Some(u16_(data)?),
-        chunk::NODE_NAME => p.node_name = Some(range),
-        chunk::SRC_MAC => p.src_mac = Some(fixed::<6>(ty, data)?),
-        chunk::DST_MAC => p.dst_mac = Some(fixed::<6>(ty, data)?),
-        chunk::ETH_TYPE => p.eth_type = Some(u16_(data)?),
-        chunk::TCP_FLAGS => p.tcp_flags = Some(u8_(data)?),
-        chunk::IP_TOS => p.ip_tos = Some(u8_(data)?),
-        _ => {}
+/// A fixed-size chunk's data as an array ([`walk`] checked the size).
+#[inline]
+pub(crate) fn arr<const N: usize>(data: &[u8]) -> [u8; N] {
+    <[u8; N]>::try_from(data).unwrap_or([0; N])
+}
+
+/// A one-byte chunk's value.
+#[inline]
+pub(crate) fn byte(data: &[u8]) -> u8 {
+    data.first().copied().unwrap_or(0)
+}
+
+impl Sink for HepPacket<Range<usize>> {
+    fn chunk(&mut self, ty: u16, data: &[u8], range: Range<usize>) {
+        let p = self;
+        match ty {
+            chunk::IP_FAMILY => p.ip_family = Some(byte(data)),
+            chunk::IP_PROTO => p.ip_proto = Some(byte(data)),
+            chunk::SRC_IPV4 => p.src_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
+            chunk::DST_IPV4 => p.dst_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
+            chunk::SRC_IPV6 => p.src_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
+            chunk::DST_IPV6 => p.dst_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
+            chunk::SRC_PORT => p.src_port = Some(u16::from_be_bytes(arr(data))),
+            chunk::DST_PORT => p.dst_port = Some(u16::from_be_bytes(arr(data))),
+            chunk::TS_SECS => p.ts_secs = Some(u32::from_be_bytes(arr(data))),
+            chunk::TS_MICROS => p.ts_micros = Some(u32::from_be_bytes(arr(data))),
+            chunk::PROTO_TYPE => p.proto_type = Some(byte(data)),
+            chunk::CAPTURE_ID => p.capture_id = Some(u32::from_be_bytes(arr(data))),
+            chunk::KEEP_ALIVE => p.keep_alive = Some(u16::from_be_bytes(arr(data))),
+            chunk::AUTH_KEY => p.auth_key = Some(range),
+            chunk::PAYLOAD => p.payload = Some(range),
+            chunk::COMPRESSED => p.compressed_payload = Some(range),
+            chunk::CORRELATION_ID => p.correlation_id = Some(range),
+            chunk::VLAN => p.vlan = Some(u16::from_be_bytes(arr(data))),
+            chunk::NODE_NAME => p.node_name = Some(range),
+            chunk::SRC_MAC => p.src_mac = Some(arr(data)),
+            chunk::DST_MAC => p.dst_mac = Some(arr(data)),
+            chunk::ETH_TYPE => p.eth_type = Some(u16::from_be_bytes(arr(data))),
+            chunk::TCP_FLAGS => p.tcp_flags = Some(byte(data)),
+            chunk::IP_TOS => p.ip_tos = Some(byte(data)),
+            _ => {}
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
