@@ -77,6 +77,24 @@ pub(crate) struct ReplayArgs {
     /// terminal and the files are large).
     #[arg(long)]
     no_progress: bool,
+    /// Rate answered calls against this CGRateS tariff plan folder and fill
+    /// `Cost` (-1 and `ExtraFields.RatingError` when a call cannot be rated;
+    /// 0 for unanswered calls).
+    #[arg(long, value_name = "DIR")]
+    tariffplan: Option<PathBuf>,
+    /// With --tariffplan: exact (round once at the end) or cgrates
+    /// (reproduce CGRateS's rounding to the digit).
+    #[arg(long, value_enum, default_value_t = Rounding::Exact)]
+    rounding: Rounding,
+}
+
+/// `--rounding` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Rounding {
+    /// Exact decimals, rounded once with the plan's method and decimals.
+    Exact,
+    /// CGRateS's own rounding (5 decimals per increment).
+    Cgrates,
 }
 
 fn parse_time(s: &str) -> Result<Timestamp, String> {
@@ -94,8 +112,14 @@ pub(crate) fn run(args: ReplayArgs, config: Option<&Path>) -> anyhow::Result<()>
         .map(Duration::from_secs)
         .unwrap_or_else(|| EndTimeOrder::window_for(&dialog));
     let machine = DialogMachine::new(dialog).context("cannot set up the dialog machine")?;
+    let rater = args
+        .tariffplan
+        .as_deref()
+        .map(|dir| Rater::load(dir, args.rounding))
+        .transpose()?;
     let out = CdrWriter::new(BufWriter::new(io::stdout().lock()), args.format);
     let mut replay = Replay::new(machine, window, args.since, CdrOptions::default(), out);
+    replay.rater = rater;
 
     let sizes: Vec<u64> = args
         .files
@@ -157,6 +181,7 @@ struct Replay<W: Write> {
     out: CdrWriter<W>,
     now: Timestamp,
     summary: Summary,
+    rater: Option<Rater>,
 }
 
 impl<W: Write> Replay<W> {
@@ -175,6 +200,7 @@ impl<W: Write> Replay<W> {
             out,
             now: Timestamp::from_nanos(i64::MIN),
             summary: Summary::default(),
+            rater: None,
         }
     }
 
@@ -219,9 +245,62 @@ impl<W: Write> Replay<W> {
             self.summary.before_since += 1;
             return Ok(());
         }
-        let cdr = Cdr::from_record(rec, &self.opts);
+        let mut cdr = Cdr::from_record(rec, &self.opts);
+        if let Some(r) = &self.rater {
+            r.rate(&mut cdr);
+        }
         self.summary.add(&cdr);
         self.out.write(&cdr)
+    }
+}
+
+/// A loaded tariff plan and the rounding to rate with.
+struct Rater {
+    plan: rating::TariffPlan,
+    mode: rating::RoundingMode,
+}
+
+impl Rater {
+    fn load(dir: &Path, rounding: Rounding) -> anyhow::Result<Self> {
+        // `*asap` timings anchor at load time; the epoch rather than the
+        // wall clock keeps a replay the same whenever it runs, and makes
+        // `*asap` rates apply to every past call in a capture.
+        let opts = rating::LoadOptions {
+            loaded_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let (plan, report) = rating::TariffPlan::load_dir(dir, &opts)
+            .with_context(|| format!("loading tariff plan {}", dir.display()))?;
+        for w in &report.warnings {
+            eprintln!("replay: tariff plan warning: {w}");
+        }
+        let mode = match rounding {
+            Rounding::Exact => rating::RoundingMode::Exact,
+            Rounding::Cgrates => rating::RoundingMode::Cgrates,
+        };
+        Ok(Rater { plan, mode })
+    }
+
+    /// Fills `Cost`: the plan's cost of the answered part, 0 for an
+    /// unanswered call (nothing to rate), -1 and the reason when the plan
+    /// cannot rate it (as CGRateS marks a CDR it failed to rate).
+    fn rate(&self, cdr: &mut Cdr) {
+        let Some(answer) = cdr.answer_time else {
+            cdr.cost = Some(rating::Money::ZERO.amount());
+            return;
+        };
+        let Some(start) = chrono::DateTime::from_timestamp(answer.secs(), answer.subsec_nanos())
+        else {
+            cdr.set_rating_error("answer time out of range");
+            return;
+        };
+        let mut cd = rating::CallDescriptor::new(&cdr.subject, &cdr.destination, start, cdr.usage);
+        cd.tenant = &cdr.tenant;
+        cd.category = &cdr.category;
+        cd.account = &cdr.account;
+        match self.plan.cost(&cd, self.mode) {
+            Ok(cc) => cdr.cost = Some(cc.cost.amount().normalize()),
+            Err(e) => cdr.set_rating_error(&e.to_string()),
+        }
     }
 }
 
@@ -383,8 +462,8 @@ impl<W: Write> CdrWriter<W> {
             self.header_done = true;
             writeln!(
                 self.out,
-                "{:<27} {:>12} {:<15} {:<10} {:<14} {:<14} {:<9} CALL-ID",
-                "SETUP (UTC)", "USAGE (s)", "END", "CAUSE", "ACCOUNT", "DESTINATION", "PDD"
+                "{:<27} {:>12} {:<15} {:<10} {:<14} {:<14} {:<9} {:>10} CALL-ID",
+                "SETUP (UTC)", "USAGE (s)", "END", "CAUSE", "ACCOUNT", "DESTINATION", "PDD", "COST"
             )?;
         }
         let ns = c.usage_nanos();
@@ -392,7 +471,7 @@ impl<W: Write> CdrWriter<W> {
         let x = |k: &str| c.extra_fields.get(k).map_or("-", String::as_str);
         writeln!(
             self.out,
-            "{:<27} {:>12} {:<15} {:<10} {:<14} {:<14} {:<9} {}",
+            "{:<27} {:>12} {:<15} {:<10} {:<14} {:<14} {:<9} {:>10} {}",
             rfc3339(c.setup_time),
             usage,
             x(sessions::cdr::extra::END_REASON),
@@ -400,6 +479,7 @@ impl<W: Write> CdrWriter<W> {
             c.account,
             c.destination,
             x(sessions::cdr::extra::PDD),
+            c.cost.map_or_else(|| "-".to_owned(), |d| d.to_string()),
             c.origin_id
         )
     }

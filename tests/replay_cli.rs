@@ -306,3 +306,85 @@ fn bad_config_exits_78_naming_the_key() {
         assert!(err.contains(key), "{name}: {err}");
     }
 }
+
+#[test]
+fn tariffplan_fills_cost_exactly_or_minus_one() {
+    let scratch = Scratch::new("replay-cli-tp");
+    let tp = scratch.file("tp");
+    std::fs::create_dir_all(&tp).unwrap();
+    for (name, text) in [
+        ("Destinations.csv", "#Id,Prefix\nDST_BERLIN,4930\n"),
+        // 0.01 per minute, billed per second.
+        (
+            "Rates.csv",
+            "#Id,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\nRT_1CNT,0,0.01,60s,1s,0s\n",
+        ),
+        (
+            "DestinationRates.csv",
+            "#Id,DestinationId,RatesTag,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy\nDR_BERLIN,DST_BERLIN,RT_1CNT,*up,4,0,\n",
+        ),
+        (
+            "RatingPlans.csv",
+            "#Id,DestinationRatesId,TimingTag,Weight\nRP_1,DR_BERLIN,*any,10\n",
+        ),
+        (
+            "RatingProfiles.csv",
+            "#Tenant,Category,Subject,ActivationTime,RatingPlanId,RatesFallbackSubject\ncgrates.org,call,*any,2014-01-14T00:00:00Z,RP_1,\n",
+        ),
+    ] {
+        std::fs::write(tp.join(name), text).unwrap();
+    }
+    let tp = tp.to_str().unwrap();
+    let two = capture(TWO_CALLS);
+    let busy = capture("busy-486.pcap");
+    let files = [two.to_str().unwrap(), busy.to_str().unwrap()];
+    let (out, _) = ok(&[
+        "replay",
+        "--format",
+        "json",
+        "--tariffplan",
+        tp,
+        files[0],
+        files[1],
+    ]);
+    // 2.0078 s and 2.0039 s: 3 increments of 1 s at 0.01/60 each, 0.0005
+    // rounded up to 4 decimals; the busy call costs nothing. Written as
+    // exact JSON numbers.
+    let costs: Vec<&str> = out
+        .lines()
+        .map(|l| {
+            l.split("\"Cost\":")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(costs, ["0.0005", "0.0005", "0"], "{out}");
+    // A destination the plan does not know: Cost -1 and the reason.
+    let cfg = scratch.file("nodest.toml");
+    std::fs::write(
+        &cfg,
+        "[mapping.destination]\nnormalize = [{ add-prefix = \"99\" }]\n",
+    )
+    .unwrap();
+    let (out, _) = ok(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "json",
+        "--tariffplan",
+        tp,
+        files[0],
+    ]);
+    for c in json_lines(&out) {
+        assert_eq!(c["Cost"], -1, "{c}");
+        assert!(!c["ExtraFields"]["RatingError"].as_str().unwrap().is_empty());
+    }
+    // A folder that is not a tariff plan is an error, not CDRs without cost.
+    let out = run(&["replay", "--tariffplan", "/nonexistent", files[0]]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+}
