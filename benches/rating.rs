@@ -6,93 +6,16 @@
 //! second per core is its inverse (also shown as elements/s).
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rating::{CallDescriptor, LoadOptions, RoundingMode, TariffPlan};
+use rating::{CallDescriptor, RoundingMode};
 
-const DESTINATIONS: usize = 10_000;
-const PREFIXES_PER_DESTINATION: usize = 10;
+#[path = "../rating/tests/support/big_plan.rs"]
+mod big_plan;
 
-/// The prefix `j` of destination `i`: country-like codes of 6 to 8 digits.
-fn prefix(i: usize, j: usize) -> String {
-    format!("{}{:04}{}", 30 + i % 60, i / 60 * 7 % 10_000, j)
-}
-
-/// Writes the plan; returns its folder and some numbers to call.
-fn generate() -> (PathBuf, Vec<String>) {
-    let dir = std::env::temp_dir().join(format!("accurate-rating-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut dst = String::from("#Id,Prefix\n");
-    let mut drs = String::from(
-        "#Id,DestinationId,RatesTag,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy\n",
-    );
-    let mut rpl = String::from("#Id,DestinationRatesId,TimingTag,Weight\n");
-    let mut numbers = Vec::new();
-    for i in 0..DESTINATIONS {
-        for j in 0..PREFIXES_PER_DESTINATION {
-            dst.push_str(&format!("DST_{i},{}\n", prefix(i, j)));
-        }
-        numbers.push(format!(
-            "{}1234567",
-            prefix(i, i % PREFIXES_PER_DESTINATION)
-        ));
-        drs.push_str(&format!(
-            "DR_PEAK_{i},DST_{i},RT_PEAK_{},*up,4,,\n",
-            i % 100
-        ));
-        drs.push_str(&format!("DR_OFF_{i},DST_{i},RT_OFF_{},*up,4,,\n", i % 100));
-        for (dr, timing) in [
-            ("PEAK", "PEAK"),
-            ("OFF", "MORNING"),
-            ("PEAK", "LUNCH_END"),
-            ("OFF", "LUNCH"),
-            ("OFF", "EVENING"),
-            ("OFF", "WEEKEND"),
-        ] {
-            rpl.push_str(&format!("RP_BIG,DR_{dr}_{i},{timing},10\n"));
-        }
-    }
-    let mut rates = String::from("#Id,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n");
-    for r in 0..100 {
-        rates.push_str(&format!(
-            "RT_PEAK_{r},0.05,0.{:02}9,60s,60s,0s\nRT_PEAK_{r},0,0.{:02}9,60s,1s,60s\n",
-            r, r
-        ));
-        rates.push_str(&format!("RT_OFF_{r},0.05,0.0{:02}5,60s,1s,0s\n", r));
-    }
-    let timings = "#ID,Years,Months,MonthDays,WeekDays,Time\n\
-        MORNING,*any,*any,*any,1;2;3;4;5,00:00:00\n\
-        PEAK,*any,*any,*any,1;2;3;4;5,08:00:00\n\
-        LUNCH,*any,*any,*any,1;2;3;4;5,12:00:00\n\
-        LUNCH_END,*any,*any,*any,1;2;3;4;5,14:00:00\n\
-        EVENING,*any,*any,*any,1;2;3;4;5,19:00:00\n\
-        WEEKEND,*any,*any,*any,6;7,00:00:00\n";
-    let profiles = "#Tenant,Category,Subject,ActivationTime,RatingPlanID,FallbackSubject\n\
-        cgrates.org,call,*any,2014-01-01T00:00:00Z,RP_BIG,\n";
-    for (name, text) in [
-        ("Destinations.csv", dst.as_str()),
-        ("Timings.csv", timings),
-        ("Rates.csv", rates.as_str()),
-        ("DestinationRates.csv", drs.as_str()),
-        ("RatingPlans.csv", rpl.as_str()),
-        ("RatingProfiles.csv", profiles),
-    ] {
-        std::fs::write(dir.join(name), text).expect("write plan");
-    }
-    (dir, numbers)
-}
-
-fn load(dir: &Path) -> TariffPlan {
-    let opts = LoadOptions {
-        loaded_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
-    };
-    TariffPlan::load_dir(dir, &opts)
-        .expect("load generated plan")
-        .0
-}
+use big_plan::{DESTINATIONS, PREFIXES_PER_DESTINATION, generate, load};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use crate::Error;
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
-use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RatingPlan, TariffPlan};
+use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, TariffPlan};
 use crate::resolve::{RatingSlice, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
@@ -314,7 +314,9 @@ impl TariffPlan {
                 .intervals
                 .get(ri_idx as usize)
                 .ok_or_else(no_interval)?;
-            let slot = ri.rates.slot_at(gs).ok_or_else(no_interval)?;
+            let slot_idx = ri.rates.slot_index_at(gs).ok_or_else(no_interval)?;
+            let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
+            let inc_cost = ri.inc_costs.get(slot_idx).copied().flatten();
             let seg_end = if voice {
                 segment_end(
                     &slices, si, slice, intervals, &parts, ri_idx, p, gs, usage, offset, t,
@@ -334,8 +336,7 @@ impl TariffPlan {
                 // Once per call: the first span's rate, on the first piece.
                 connect_fee = ri.rates.connect_fee;
             }
-            let (inc_cost, ts_cost, exact) =
-                span_cost(slot.rate, slot.unit, slot.increment, n, billed, mode)?;
+            let (inc_cost, ts_cost, exact) = span_cost(slot, inc_cost, n, billed, mode)?;
             spans.push(TimeSpan {
                 start: t,
                 end: add_ns(t, billed)?,
@@ -410,20 +411,27 @@ fn segment_end(
 
 /// (cost of one increment, cost of the span, both as exact fractions).
 fn span_cost(
-    rate: Money,
-    unit: u64,
-    increment: u64,
+    slot: &RateSlot,
+    inc_cost: Option<(ExactAmount, Decimal)>,
     n: u64,
     billed: u64,
     mode: RoundingMode,
 ) -> Result<(Decimal, Decimal, (ExactAmount, ExactAmount)), Error> {
-    let rate = rate.amount();
+    let (rate, unit) = (slot.rate.amount(), slot.unit);
     let exact = |len: u64| ExactAmount::ratio(rate, len, unit).ok_or_else(|| overflow("cost"));
     let decimal = |x: ExactAmount| x.to_decimal().ok_or_else(|| overflow("cost"));
     match mode {
         RoundingMode::Exact => {
-            let (inc, span) = (exact(increment)?, exact(billed)?);
-            Ok((decimal(inc)?, decimal(span)?, (span, inc)))
+            // One increment's cost was worked out at load.
+            let (inc, inc_dec) = match inc_cost {
+                Some(c) => c,
+                None => {
+                    let inc = exact(slot.increment)?;
+                    (inc, decimal(inc)?)
+                }
+            };
+            let span = exact(billed)?;
+            Ok((inc_dec, decimal(span)?, (span, inc)))
         }
         RoundingMode::Cgrates => {
             // CGRateS: span cost rounded to 5 decimals *middle, divided by

@@ -18,8 +18,13 @@ pub struct ExactAmount {
     den: u128,
 }
 
-/// Binary GCD: shifts and subtractions, no 128-bit division.
+/// Binary GCD: shifts and subtractions, no 128-bit division. Takes the
+/// 64-bit path when both fit (the usual case: rates with a few decimals
+/// over nanosecond units).
 fn gcd(mut a: u128, mut b: u128) -> u128 {
+    if let (Ok(x), Ok(y)) = (u64::try_from(a), u64::try_from(b)) {
+        return u128::from(gcd64(x, y));
+    }
     if a == 0 {
         return b;
     }
@@ -40,8 +45,41 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
     }
 }
 
+/// [`gcd`] on 64 bits.
+fn gcd64(mut a: u64, mut b: u64) -> u64 {
+    if a == 0 {
+        return b;
+    }
+    if b == 0 {
+        return a;
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
+}
+
+/// 10^0 ..= 10^38: every power of ten a `u128` holds.
+const POW10: [u128; 39] = {
+    let mut t = [1_u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 fn pow10(n: u32) -> Option<u128> {
-    10_u128.checked_pow(n)
+    POW10.get(n as usize).copied()
 }
 
 impl ExactAmount {
@@ -52,15 +90,23 @@ impl ExactAmount {
         if den == 0 {
             return None;
         }
+        if num == 0 {
+            return Some(Self::ZERO);
+        }
+        if let (Ok(n), Ok(d)) = (u64::try_from(num.unsigned_abs()), u64::try_from(den)) {
+            // 64-bit divisions instead of 128-bit library calls.
+            let g = gcd64(n, d);
+            let n = i128::from(n / g);
+            return Some(ExactAmount {
+                num: if num < 0 { -n } else { n },
+                den: u128::from(d / g),
+            });
+        }
         let g = gcd(num.unsigned_abs(), den);
         let g = if g == 0 { 1 } else { g };
         let num = num / i128::try_from(g).ok()?;
         let den = den / g;
-        Some(if num == 0 {
-            Self::ZERO
-        } else {
-            ExactAmount { num, den }
-        })
+        Some(ExactAmount { num, den })
     }
 
     /// The decimal as a fraction.
@@ -79,6 +125,16 @@ impl ExactAmount {
     /// The sum, or `None` on overflow.
     #[must_use]
     pub fn checked_add(self, o: Self) -> Option<Self> {
+        // Both are reduced, so adding zero changes nothing.
+        if o.num == 0 {
+            return Some(self);
+        }
+        if self.num == 0 {
+            return Some(o);
+        }
+        if self.den == o.den {
+            return Self::reduced(self.num.checked_add(o.num)?, self.den);
+        }
         let g = gcd(self.den, o.den);
         let lcm = (self.den / g).checked_mul(o.den)?;
         let a = self.num.checked_mul(i128::try_from(lcm / self.den).ok()?)?;
@@ -99,8 +155,11 @@ impl ExactAmount {
         let scale = rounding.decimals();
         let scaled = self.num.checked_mul(i128::try_from(pow10(scale)?).ok()?)?;
         let den = i128::try_from(self.den).ok()?;
-        let q = scaled.div_euclid(den); // floor, den > 0
-        let r = scaled.rem_euclid(den); // 0 <= r < den
+        let (q, r) = match (i64::try_from(scaled), i64::try_from(den)) {
+            // 64-bit division when it fits: same floor and remainder.
+            (Ok(s), Ok(d)) => (i128::from(s.div_euclid(d)), i128::from(s.rem_euclid(d))),
+            _ => (scaled.div_euclid(den), scaled.rem_euclid(den)), // floor, den > 0
+        };
         let q = match rounding.method() {
             RoundingMethod::Down => q,
             RoundingMethod::Up if r > 0 => q.checked_add(1)?,
@@ -212,5 +271,60 @@ mod tests {
             ExactAmount::from_decimal(d("0.50")),
             ExactAmount::from_decimal(d("0.5"))
         );
+    }
+
+    /// The slow paths the fast ones must agree with.
+    fn reduced_slow(num: i128, den: u128) -> ExactAmount {
+        let g = gcd(num.unsigned_abs(), den).max(1);
+        let num = num / i128::try_from(g).unwrap();
+        if num == 0 {
+            return ExactAmount::ZERO;
+        }
+        ExactAmount { num, den: den / g }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_paths_agree_with_128_bit_division(
+            num in proptest::num::i128::ANY,
+            num64 in proptest::num::i64::ANY,
+            twos in 0u32..40,
+            fives in 0u32..30,
+            other in proptest::sample::select(vec![1u128, 1, 1, 3, 7, 9, 11, 60, 3600]),
+            big in proptest::bool::ANY,
+            dec in 0u32..19,
+            method in proptest::sample::select(vec![RoundingMethod::Up, RoundingMethod::Down, RoundingMethod::Middle]),
+        ) {
+            let num = if big { num >> 20 } else { i128::from(num64 >> 8) };
+            let Some(den) = 5_u128.checked_pow(fives).and_then(|f| f.checked_shl(twos)).and_then(|x| x.checked_mul(other)) else {
+                return Ok(());
+            };
+            let x = ExactAmount::reduced(num, den).unwrap();
+            proptest::prop_assert_eq!(x, reduced_slow(num, den));
+            let r = Rounding::new(method, dec);
+            let scaled = x.num.checked_mul(i128::try_from(pow10(dec).unwrap()).unwrap());
+            let slow_round = scaled.map(|s| {
+                let d = i128::try_from(x.den).unwrap();
+                (s.div_euclid(d), s.rem_euclid(d), d)
+            });
+            if let (Some(got), Some((q, rem, d))) = (x.round(r), slow_round) {
+                let want = match method {
+                    RoundingMethod::Down => q,
+                    RoundingMethod::Up => q + i128::from(rem > 0),
+                    RoundingMethod::Middle => q + i128::from(rem * 2 > d || (rem * 2 == d && q >= 0)),
+                };
+                proptest::prop_assert_eq!(got, Decimal::try_from_i128_with_scale(want, dec).unwrap());
+            }
+            let y = ExactAmount::reduced(num64.into(), 60_000_000_000).unwrap();
+            let sum = x.checked_add(y);
+            let slow_sum = (|| {
+                let g = gcd(x.den, y.den);
+                let lcm = (x.den / g).checked_mul(y.den)?;
+                let a = x.num.checked_mul(i128::try_from(lcm / x.den).ok()?)?;
+                let b = y.num.checked_mul(i128::try_from(lcm / y.den).ok()?)?;
+                Some(reduced_slow(a.checked_add(b)?, lcm))
+            })();
+            proptest::prop_assert_eq!(sum, slow_sum);
+        }
     }
 }

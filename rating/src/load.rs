@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use crate::Error;
 use crate::csv::{self, Record};
 use crate::duration::parse_duration;
+use crate::exact::ExactAmount;
 use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
 use crate::plan::{
     Activation, MaxCost, MaxCostStrategy, Profile, RateGroup, RateInterval, RateSlot, RatingPlan,
@@ -174,6 +175,7 @@ enum DestRef {
 struct DrRow {
     dest: DestRef,
     rates: Arc<RateGroup>,
+    inc_costs: Arc<[Option<(ExactAmount, Decimal)>]>,
     rounding: Rounding,
     max_cost: Option<MaxCost>,
 }
@@ -497,6 +499,7 @@ impl Builder {
                 });
             let row = DrRow {
                 dest,
+                inc_costs: rates.inc_costs(),
                 rates,
                 rounding: Rounding::new(method, decimals),
                 max_cost,
@@ -573,6 +576,7 @@ impl Builder {
                     rounding: row.rounding,
                     max_cost: row.max_cost,
                     dr_id: dr_name.clone(),
+                    inc_costs: row.inc_costs.clone(),
                 });
                 match row.dest {
                     DestRef::Any => plan.any.push(idx),

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
+use crate::exact::ExactAmount;
 use crate::money::{Money, Rounding};
 use crate::prefix::{FastMap, PrefixTrie};
 use crate::timing::Timing;
@@ -41,6 +42,22 @@ impl RateGroup {
     /// The slot in force at `offset` into the call.
     pub fn slot_at(&self, offset: u64) -> Option<&RateSlot> {
         self.slots.iter().rev().find(|s| s.gis <= offset)
+    }
+
+    /// The index of the slot in force at `offset` into the call.
+    pub fn slot_index_at(&self, offset: u64) -> Option<usize> {
+        self.slots.iter().rposition(|s| s.gis <= offset)
+    }
+
+    /// Each slot's increment cost, exactly and as a decimal.
+    pub fn inc_costs(&self) -> Arc<[Option<(ExactAmount, Decimal)>]> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let inc = ExactAmount::ratio(s.rate.amount(), s.increment, s.unit)?;
+                Some((inc, inc.to_decimal()?))
+            })
+            .collect()
     }
 
     /// The next GroupIntervalStart after `offset`.
@@ -91,6 +108,10 @@ pub(crate) struct RateInterval {
     pub max_cost: Option<MaxCost>,
     /// The DestinationRates ID.
     pub dr_id: Arc<str>,
+    /// Per slot of `rates`: one increment's exact cost and its decimal,
+    /// worked out once at load (`None` where that overflows; the cost
+    /// then reports it).
+    pub inc_costs: Arc<[Option<(ExactAmount, Decimal)>]>,
 }
 
 /// A RatingPlans ID: its rate intervals, indexed by destination.
