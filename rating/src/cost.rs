@@ -257,7 +257,11 @@ impl TariffPlan {
         let window_end = add_ns(cd.start, if voice { usage.max(1) } else { 1 })?;
         let slices = resolve(self, cd, subject, cd.start, window_end)?;
         let mut spans = Vec::new();
+        // Calendar facts of the call's start; later moments on the same
+        // day only move the time of day (a UTC day is always NS_PER_DAY;
+        // a leap-second start takes the slow path).
         let start_parts = DateParts::new(cd.start);
+        let same_day_ok = cd.start.timestamp_subsec_nanos() < 1_000_000_000;
         let mut p = 0_u64;
         let mut si = 0_usize;
         let mut connect_fee = Money::ZERO;
@@ -273,10 +277,10 @@ impl TariffPlan {
             let Some(slice) = slices.get(si) else {
                 return Err(overflow("rating slices"));
             };
-            let parts = if voice {
-                DateParts::new(t)
-            } else {
-                start_parts
+            let parts = match start_parts.tod_ns.checked_add(p) {
+                _ if !voice => start_parts,
+                Some(tod) if same_day_ok && tod < NS_PER_DAY => start_parts.at_tod(tod),
+                _ => DateParts::new(t),
             };
             let gs = offset.checked_add(p).ok_or_else(|| overflow("offset"))?;
             let no_interval = || Error::NoRateInterval {
@@ -539,6 +543,13 @@ fn totals(
 /// With `*disconnect`, the usage (whole increments) the call may last while
 /// its cost stays at or under MaxCost, if shorter than the rated usage.
 fn disconnect_at(connect_fee: Money, spans: &[TimeSpan]) -> Option<Duration> {
+    let disconnects = |ts: &TimeSpan| {
+        ts.max_cost
+            .is_some_and(|m| m.strategy == MaxCostStrategy::Disconnect)
+    };
+    if !spans.iter().any(disconnects) {
+        return None;
+    }
     let mut so_far = ExactAmount::from_decimal(connect_fee.amount())?;
     let mut used = Duration::ZERO;
     for ts in spans {

@@ -38,9 +38,14 @@ fn probe() {
     let (dir, numbers) = big_plan::generate();
     let plan = big_plan::load(&dir);
     if what == "load" {
+        let t0 = std::time::Instant::now();
         for _ in 0..n {
             black_box(big_plan::load(&dir));
         }
+        println!(
+            "load: {} ms per load",
+            t0.elapsed().as_millis() / n.max(1) as u128
+        );
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
@@ -56,9 +61,13 @@ fn probe() {
         _ => panic!("unknown probe {what}"),
     };
     let mut i = 0_usize;
+    let t0 = std::time::Instant::now();
     for _ in 0..n {
         i = (i + 7919) % numbers.len();
         let cd = CallDescriptor::new("1001", &numbers[i], start, usage);
         black_box(plan.cost(&cd, mode).expect("ratable"));
     }
+    // Wall time too (meaningless under valgrind; run with --nocapture).
+    let per = t0.elapsed().as_nanos() / n.max(1) as u128;
+    println!("{what}: {per} ns per cost over {n} calls");
 }
