@@ -12,8 +12,13 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::SystemTime;
 
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncReadExt;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -210,6 +215,11 @@ pub(crate) async fn shut(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Datagrams fetched per `recvmmsg(2)` call.
+const MMSG: usize = 32;
+/// Room per datagram: the largest UDP payload fits.
+const DGRAM_MAX: usize = 65536;
+
 async fn run_udp(
     sock: UdpSocket,
     cfg: ListenerConfig,
@@ -217,7 +227,8 @@ async fn run_udp(
     mut shutdown: watch::Receiver<bool>,
 ) -> Stats {
     let mut stats = Stats::default();
-    let mut buf = vec![0u8; 65536];
+    let mut bufs: Vec<Vec<u8>> = (0..MMSG).map(|_| vec![0u8; DGRAM_MAX]).collect();
+    let mut lens = Vec::with_capacity(MMSG);
     let mut batch = Vec::with_capacity(cfg.batch);
     loop {
         tokio::select! {
@@ -228,20 +239,29 @@ async fn run_udp(
                     tracing::warn!(error = %e, "HEP UDP socket failed");
                     break;
                 }
-                // Drain what the socket holds, up to one batch, per wake-up.
+                // Drain what the socket holds, up to one batch, per wake-up,
+                // MMSG datagrams per system call.
                 let ts = now();
                 while batch.len() < cfg.batch {
-                    match sock.try_recv_from(&mut buf) {
-                        Ok((n, _peer)) => {
-                            stats.packets += 1;
-                            stats.bytes += n as u64;
-                            match buf.get(..n).map(|b| hep::decode_sip(b, ts, &cfg.hep)) {
-                                Some(Ok(p)) => {
-                                    stats.sip += 1;
-                                    batch.push(p);
+                    let got = sock.try_io(Interest::READABLE, || {
+                        recv_many(sock.as_raw_fd(), &mut bufs, &mut lens)
+                    });
+                    match got {
+                        Ok(n) => {
+                            for (buf, &len) in bufs.iter().zip(&lens) {
+                                stats.packets += 1;
+                                stats.bytes += len as u64;
+                                match buf.get(..len).map(|b| hep::decode_sip(b, ts, &cfg.hep)) {
+                                    Some(Ok(p)) => {
+                                        stats.sip += 1;
+                                        batch.push(p);
+                                    }
+                                    Some(Err(reason)) => stats.drop(reason),
+                                    None => stats.drop(DropReason::Truncated),
                                 }
-                                Some(Err(reason)) => stats.drop(reason),
-                                None => stats.drop(DropReason::Truncated),
+                            }
+                            if n < MMSG {
+                                break;
                             }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -261,6 +281,32 @@ async fn run_udp(
         }
     }
     stats
+}
+
+/// One non-blocking `recvmmsg(2)`: fills `bufs` from the front and
+/// `lens` with each datagram's length. WouldBlock when nothing is queued.
+///
+/// The headers live only for the call: they hold raw pointers into `bufs`,
+/// which must not outlive a borrow (and would make the task `!Send`).
+fn recv_many(fd: RawFd, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> std::io::Result<usize> {
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+        .iter_mut()
+        .map(|b| [IoSliceMut::new(b.as_mut_slice())])
+        .collect();
+    lens.clear();
+    let msgs = recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map_err(std::io::Error::from)?;
+    for m in msgs {
+        lens.push(m.bytes);
+    }
+    Ok(lens.len())
 }
 
 async fn run_tcp(
