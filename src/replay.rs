@@ -19,6 +19,8 @@
 //! output is in end-time order. The input is thus replayed the same way
 //! whenever and however fast it runs.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,36 +132,112 @@ pub(crate) fn run(args: ReplayArgs, config: Option<&Path>) -> anyhow::Result<()>
     let progress = (!args.no_progress && io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES)
         .then(|| progress_bar(total));
 
-    let mut capture = Stats::default();
-    let mut done = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
-    for (path, size) in args.files.iter().zip(&sizes) {
-        let mut src =
-            PcapSource::open_file_filtered(path, args.filter.as_deref(), cfg.decoder_config())?;
-        loop {
-            batch.clear();
-            let status = src
-                .read_batch(BATCH, &mut batch)
-                .with_context(|| format!("reading {}", path.display()))?;
-            for p in &batch {
-                replay.packet(p)?;
-            }
-            if let Some(pb) = &progress {
-                pb.set_position(done + src.bytes_read().min(*size));
-            }
-            if status == ReadStatus::End {
-                break;
-            }
+    // Several files are merged by packet time, as mergecap would, so the
+    // result does not depend on the order they are named in (and captures
+    // taken at several points at once interleave correctly).
+    let mut merge = Merge::open(&args.files, args.filter.as_deref(), &cfg)?;
+    while let Some(p) = merge.next_packet()? {
+        replay.packet(&p)?;
+        if let Some(pb) = &progress
+            && merge.read % 4096 == 0
+        {
+            pb.set_position(merge.bytes_read().min(total));
         }
-        done += size;
-        capture.merge(&src.stats());
     }
+    let capture = merge.stats();
     let summary = replay.finish()?;
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
     summary.print(&capture);
     Ok(())
+}
+
+/// A k-way merge of capture files by packet timestamp.
+struct Merge {
+    files: Vec<MergeFile>,
+    /// The next packet of each file that still has one: (time, file).
+    heads: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// Packets handed out so far.
+    read: u64,
+}
+
+struct MergeFile {
+    path: PathBuf,
+    src: PcapSource,
+    queue: VecDeque<SipPacket>,
+    ended: bool,
+}
+
+impl MergeFile {
+    /// Makes sure the queue holds a packet unless the file is finished.
+    fn fill(&mut self) -> anyhow::Result<()> {
+        let mut batch = Vec::with_capacity(BATCH);
+        while self.queue.is_empty() && !self.ended {
+            batch.clear();
+            let status = self
+                .src
+                .read_batch(BATCH, &mut batch)
+                .with_context(|| format!("reading {}", self.path.display()))?;
+            self.ended = status == ReadStatus::End;
+            self.queue.extend(batch.drain(..));
+        }
+        Ok(())
+    }
+}
+
+impl Merge {
+    fn open(paths: &[PathBuf], filter: Option<&str>, cfg: &Config) -> anyhow::Result<Self> {
+        let mut m = Merge {
+            files: Vec::with_capacity(paths.len()),
+            heads: BinaryHeap::new(),
+            read: 0,
+        };
+        for (i, path) in paths.iter().enumerate() {
+            let src = PcapSource::open_file_filtered(path, filter, cfg.decoder_config())?;
+            let mut f = MergeFile {
+                path: path.clone(),
+                src,
+                queue: VecDeque::new(),
+                ended: false,
+            };
+            f.fill()?;
+            if let Some(p) = f.queue.front() {
+                m.heads.push(Reverse((p.ts, i)));
+            }
+            m.files.push(f);
+        }
+        Ok(m)
+    }
+
+    /// The earliest packet over all files; ties go to the file named first.
+    fn next_packet(&mut self) -> anyhow::Result<Option<SipPacket>> {
+        let Some(Reverse((_, i))) = self.heads.pop() else {
+            return Ok(None);
+        };
+        let Some(f) = self.files.get_mut(i) else {
+            return Ok(None);
+        };
+        let p = f.queue.pop_front();
+        f.fill()?;
+        if let Some(next) = f.queue.front() {
+            self.heads.push(Reverse((next.ts, i)));
+        }
+        self.read += 1;
+        Ok(p)
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.files.iter().map(|f| f.src.bytes_read()).sum()
+    }
+
+    fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for f in &self.files {
+            s.merge(&f.src.stats());
+        }
+        s
+    }
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
