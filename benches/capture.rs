@@ -12,22 +12,13 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use bytes::Bytes;
-use capture::frame::{DecoderConfig, FrameDecoder, LinkType};
+use capture::frame::DecoderConfig;
 use capture::hep::{HepConfig, decode_sip, decode_sip_bytes};
 use capture::io::{PcapSource, ReadStatus};
-use capture::{Source, Timestamp};
+use capture::Timestamp;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-const INVITE: &str = "INVITE sip:442071234567@10.0.0.2:5060 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK776asdhds\r\n\
-Max-Forwards: 70\r\n\
-From: \"1001\" <sip:1001@10.0.0.1:5061>;tag=1928301774\r\n\
-To: <sip:442071234567@10.0.0.2:5060>\r\n\
-Call-ID: a84b4c76e66710@10.0.0.1\r\n\
-CSeq: 314159 INVITE\r\n\
-Contact: <sip:1001@10.0.0.1:5061>\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 0\r\n\r\n";
+use generator::INVITE;
 
 fn hep_decode(c: &mut Criterion) {
     let pkt = generator::hep3(
@@ -72,40 +63,13 @@ fn frame_decode(c: &mut Criterion) {
         g.throughput(Throughput::Elements(fr.len() as u64));
         g.bench_function("frames", |b| {
             b.iter(|| {
-                let mut d = FrameDecoder::new(DecoderConfig::default());
-                let mut out = Vec::with_capacity(fr.len());
-                for f in &fr {
-                    d.handle_frame(
-                        LinkType::Ethernet,
-                        Timestamp::from_nanos(f.ts_ns),
-                        &f.data,
-                        f.data.len(),
-                        Source::Pcap,
-                        &mut out,
-                    );
-                }
+                let out = generator::decode_frames(&fr);
                 assert_eq!(out.len(), fr.len());
                 out
             })
         });
         g.throughput(Throughput::Bytes(bytes));
-        g.bench_function("bytes", |b| {
-            b.iter(|| {
-                let mut d = FrameDecoder::new(DecoderConfig::default());
-                let mut out = Vec::with_capacity(fr.len());
-                for f in &fr {
-                    d.handle_frame(
-                        LinkType::Ethernet,
-                        Timestamp::from_nanos(f.ts_ns),
-                        &f.data,
-                        f.data.len(),
-                        Source::Pcap,
-                        &mut out,
-                    );
-                }
-                out
-            })
-        });
+        g.bench_function("bytes", |b| b.iter(|| generator::decode_frames(&fr)));
         g.finish();
     }
 }

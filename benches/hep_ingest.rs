@@ -19,15 +19,7 @@ use std::time::{Duration, Instant};
 use capture::io::{HepBind, HepListener, HepProto, ListenerConfig};
 use tokio::sync::{mpsc, watch};
 
-const INVITE: &str = "INVITE sip:442071234567@10.0.0.2:5060 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK776asdhds\r\n\
-Max-Forwards: 70\r\n\
-From: \"1001\" <sip:1001@10.0.0.1:5061>;tag=1928301774\r\n\
-To: <sip:442071234567@10.0.0.2:5060>\r\n\
-Call-ID: a84b4c76e66710@10.0.0.1\r\n\
-CSeq: 314159 INVITE\r\n\
-Contact: <sip:1001@10.0.0.1:5061>\r\n\
-Content-Length: 0\r\n\r\n";
+use generator::INVITE;
 
 struct Step {
     rate: u64,

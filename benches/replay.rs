@@ -25,9 +25,9 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use capture::frame::{DecoderConfig, FrameDecoder, LinkType};
+use capture::frame::DecoderConfig;
 use capture::io::{PcapSource, ReadStatus};
-use capture::{SipPacket, Source, Timestamp};
+use capture::{SipPacket, Timestamp};
 use sessions::{Cdr, CdrOptions, EndTimeOrder};
 use sip_fsm::{Config, DialogEvent, DialogMachine};
 
@@ -44,18 +44,7 @@ fn gen_config(calls: usize) -> generator::GenConfig {
 fn decoded(calls: usize) -> Vec<SipPacket> {
     let mut frames = Vec::new();
     generator::generate(&gen_config(calls), |f| frames.push(f));
-    let mut d = FrameDecoder::new(DecoderConfig::default());
-    let mut out = Vec::with_capacity(frames.len());
-    for f in &frames {
-        d.handle_frame(
-            LinkType::Ethernet,
-            Timestamp::from_nanos(f.ts_ns),
-            &f.data,
-            f.data.len(),
-            Source::Pcap,
-            &mut out,
-        );
-    }
+    let out = generator::decode_frames(&frames);
     assert_eq!(out.len(), frames.len());
     out
 }

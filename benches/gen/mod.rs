@@ -265,3 +265,33 @@ fn libc_timeval(ts_ns: i64) -> libc::timeval {
 pub fn caller() -> SocketAddr {
     SocketAddr::V4(CALLER)
 }
+
+/// A typical SIP INVITE (no body), for per-packet benchmarks.
+pub const INVITE: &str = "INVITE sip:442071234567@10.0.0.2:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+From: \"1001\" <sip:1001@10.0.0.1:5061>;tag=1928301774\r\n\
+To: <sip:442071234567@10.0.0.2:5060>\r\n\
+Call-ID: a84b4c76e66710@10.0.0.1\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:1001@10.0.0.1:5061>\r\n\
+Content-Length: 0\r\n\r\n";
+
+/// Decodes generated Ethernet frames into SIP packets with a fresh
+/// `FrameDecoder`, as a pcap replay would.
+pub fn decode_frames(frames: &[Frame]) -> Vec<capture::SipPacket> {
+    use capture::frame::{DecoderConfig, FrameDecoder, LinkType};
+    let mut d = FrameDecoder::new(DecoderConfig::default());
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        d.handle_frame(
+            LinkType::Ethernet,
+            capture::Timestamp::from_nanos(f.ts_ns),
+            &f.data,
+            f.data.len(),
+            capture::Source::Pcap,
+            &mut out,
+        );
+    }
+    out
+}
