@@ -12,10 +12,10 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use bytes::Bytes;
+use capture::Timestamp;
 use capture::frame::DecoderConfig;
 use capture::hep::{HepConfig, decode_sip, decode_sip_bytes};
 use capture::io::{PcapSource, ReadStatus};
-use capture::Timestamp;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use generator::INVITE;
