@@ -1,0 +1,53 @@
+//! The CGRateS tariff-plan loader and the cost engine never panic on any
+//! CSV text, and durations round-trip: parse, format, parse again.
+//!
+//! The input is split on 0xFF into the six handled files, in order
+//! (Destinations, Timings, Rates, DestinationRates, RatingPlans,
+//! RatingProfiles); the last part also names a destination and a duration.
+#![no_main]
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use libfuzzer_sys::fuzz_target;
+use rating::{
+    CallDescriptor, HANDLED_FILES, LoadOptions, RoundingMode, TariffPlan, format_duration,
+    parse_duration,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let parts: Vec<String> = data
+        .split(|&b| b == 0xFF)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+
+    // Durations: whatever parses formats back to the same duration.
+    for p in &parts {
+        if let Ok(d) = parse_duration(p) {
+            let text = format_duration(d);
+            assert_eq!(parse_duration(&text).ok(), Some(d), "{p:?} -> {text:?}");
+        }
+    }
+
+    let files: Vec<(&Path, &str)> = HANDLED_FILES
+        .iter()
+        .zip(&parts)
+        .map(|(name, text)| (Path::new(*name), text.as_str()))
+        .collect();
+    let loaded_at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
+    let Some(loaded_at) = loaded_at else { return };
+    let Ok((plan, _report)) = TariffPlan::from_csv(&files, &LoadOptions { loaded_at }) else {
+        return;
+    };
+    let dest = parts.get(6).map(|s| s.trim()).unwrap_or("1002");
+    let start = Utc.with_ymd_and_hms(2026, 3, 29, 0, 59, 0).single();
+    let Some(start) = start else { return };
+    for usage in [0u64, 1, 61, 3600 * 3] {
+        let cd = CallDescriptor::new("1001", dest, start, Duration::from_secs(usage));
+        for mode in [RoundingMode::Exact, RoundingMode::Cgrates] {
+            // Errors (no profile, unknown destination...) are answers too.
+            let _ = plan.cost(&cd, mode);
+        }
+    }
+});
