@@ -304,7 +304,7 @@ pub fn decode_sip(
     fallback_ts: Timestamp,
     cfg: &HepConfig,
 ) -> Result<SipPacket, DropReason> {
-    let raw = sip_fields(buf, fallback_ts).map_err(|e| e.drop_reason())?;
+    let raw = parse(buf, fallback_ts).map_err(|e| e.drop_reason())?;
     to_sip(raw, buf, cfg, |r| Bytes::copy_from_slice(slice(buf, r)))
 }
 
@@ -315,111 +315,15 @@ pub fn decode_sip_bytes(
     fallback_ts: Timestamp,
     cfg: &HepConfig,
 ) -> Result<SipPacket, DropReason> {
-    let raw = sip_fields(&buf, fallback_ts).map_err(|e| e.drop_reason())?;
+    let raw = parse(&buf, fallback_ts).map_err(|e| e.drop_reason())?;
     to_sip(raw, &buf, cfg, |r| buf.slice(r))
-}
-
-/// The chunks [`to_sip`] reads. HEPv3 is walked straight into this (the
-/// chunks only a [`HepPacket`] keeps are checked and skipped); v1/v2 go
-/// through [`HepPacket`].
-#[derive(Default)]
-struct SipFields {
-    version: HepVersion,
-    ts: Timestamp,
-    ts_secs: Option<u32>,
-    ts_micros: Option<u32>,
-    ip_family: Option<u8>,
-    ip_proto: Option<u8>,
-    proto_type: Option<u8>,
-    src_ipv4: Option<Ipv4Addr>,
-    dst_ipv4: Option<Ipv4Addr>,
-    src_ipv6: Option<Ipv6Addr>,
-    dst_ipv6: Option<Ipv6Addr>,
-    src_port: Option<u16>,
-    dst_port: Option<u16>,
-    capture_id: Option<u32>,
-    vlan: Option<u16>,
-    auth_key: Option<Range<usize>>,
-    payload: Option<Range<usize>>,
-    compressed_payload: Option<Range<usize>>,
-    correlation_id: Option<Range<usize>>,
-    node_name: Option<Range<usize>>,
-}
-
-impl v3::Sink for SipFields {
-    #[inline]
-    fn chunk(&mut self, ty: u16, data: &[u8], range: Range<usize>) {
-        use v3::{arr, byte, chunk};
-        let p = self;
-        match ty {
-            chunk::IP_FAMILY => p.ip_family = Some(byte(data)),
-            chunk::IP_PROTO => p.ip_proto = Some(byte(data)),
-            chunk::SRC_IPV4 => p.src_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
-            chunk::DST_IPV4 => p.dst_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
-            chunk::SRC_IPV6 => p.src_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
-            chunk::DST_IPV6 => p.dst_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
-            chunk::SRC_PORT => p.src_port = Some(u16::from_be_bytes(arr(data))),
-            chunk::DST_PORT => p.dst_port = Some(u16::from_be_bytes(arr(data))),
-            chunk::TS_SECS => p.ts_secs = Some(u32::from_be_bytes(arr(data))),
-            chunk::TS_MICROS => p.ts_micros = Some(u32::from_be_bytes(arr(data))),
-            chunk::PROTO_TYPE => p.proto_type = Some(byte(data)),
-            chunk::CAPTURE_ID => p.capture_id = Some(u32::from_be_bytes(arr(data))),
-            chunk::AUTH_KEY => p.auth_key = Some(range),
-            chunk::PAYLOAD => p.payload = Some(range),
-            chunk::COMPRESSED => p.compressed_payload = Some(range),
-            chunk::CORRELATION_ID => p.correlation_id = Some(range),
-            chunk::VLAN => p.vlan = Some(u16::from_be_bytes(arr(data))),
-            chunk::NODE_NAME => p.node_name = Some(range),
-            _ => {}
-        }
-    }
-}
-
-impl From<HepPacket<Range<usize>>> for SipFields {
-    fn from(p: HepPacket<Range<usize>>) -> Self {
-        SipFields {
-            version: p.version,
-            ts: p.ts,
-            ts_secs: p.ts_secs,
-            ts_micros: p.ts_micros,
-            ip_family: p.ip_family,
-            ip_proto: p.ip_proto,
-            proto_type: p.proto_type,
-            src_ipv4: p.src_ipv4,
-            dst_ipv4: p.dst_ipv4,
-            src_ipv6: p.src_ipv6,
-            dst_ipv6: p.dst_ipv6,
-            src_port: p.src_port,
-            dst_port: p.dst_port,
-            capture_id: p.capture_id,
-            vlan: p.vlan,
-            auth_key: p.auth_key,
-            payload: p.payload,
-            compressed_payload: p.compressed_payload,
-            correlation_id: p.correlation_id,
-            node_name: p.node_name,
-        }
-    }
-}
-
-/// Decodes what [`to_sip`] needs: HEPv3 by the direct walk, the rest
-/// (v1/v2 and every error) through [`parse`].
-#[inline]
-fn sip_fields(buf: &[u8], fallback_ts: Timestamp) -> Result<SipFields, HepError> {
-    if buf.first() == Some(&b'H') {
-        let mut f = SipFields::default();
-        v3::walk(buf, &mut f)?;
-        f.ts = resolve_ts(f.ts_secs, f.ts_micros, fallback_ts);
-        return Ok(f);
-    }
-    parse(buf, fallback_ts).map(SipFields::from)
 }
 
 /// Checks a decoded packet against `cfg` and makes it a [`SipPacket`].
 /// Cheap checks come first so dropped packets cost no copy.
 #[inline]
 fn to_sip(
-    raw: SipFields,
+    raw: HepPacket<Range<usize>>,
     buf: &[u8],
     cfg: &HepConfig,
     mut bytes: impl FnMut(Range<usize>) -> Bytes,
