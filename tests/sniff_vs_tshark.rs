@@ -26,34 +26,7 @@ use common::{
 };
 use serde_json::Value;
 
-macro_rules! captures {
-    ($($test:ident => $file:literal,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                check($file);
-            }
-        )*
-        /// Every capture that has a test.
-        const ALL: &[&str] = &[$($file),*];
-    };
-}
-
-captures! {
-    answered_caller_bye => "answered-caller-bye.pcap",
-    answered_callee_bye => "answered-callee-bye.pcap",
-    busy_486 => "busy-486.pcap",
-    cancel_ringing => "cancel-ringing.pcap",
-    notfound_404 => "notfound-404.pcap",
-    reinvite => "reinvite.pcap",
-    early_media_183 => "early-media-183.pcap",
-    auth_407 => "auth-407.pcap",
-    sip_over_tcp => "sip-tcp.pcap",
-    hep_over_tcp => "hep-tcp.pcap",
-    hep_v2 => "hepv2.pcap",
-    hep_v1 => "hepv1.pcap",
-    answered_pcapng => "answered-pcapng.pcapng",
-}
+common::per_capture!(check);
 
 #[test]
 fn every_capture_has_a_test_and_an_expect_file() {

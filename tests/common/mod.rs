@@ -531,3 +531,39 @@ pub fn parse_sniff(stdout: &str) -> Vec<SniffLine> {
         })
         .collect()
 }
+
+/// One `#[test]` per capture in `captures/`, each calling `$check(file)`,
+/// and `ALL`, the list of them (so a test can check none is missing). The
+/// one list of captures every per-capture suite runs over.
+#[allow(unused_macros)]
+macro_rules! per_capture {
+    ($check:ident) => {
+        $crate::common::per_capture!(@tests $check;
+            answered_caller_bye => "answered-caller-bye.pcap",
+            answered_callee_bye => "answered-callee-bye.pcap",
+            busy_486 => "busy-486.pcap",
+            cancel_ringing => "cancel-ringing.pcap",
+            notfound_404 => "notfound-404.pcap",
+            reinvite => "reinvite.pcap",
+            early_media_183 => "early-media-183.pcap",
+            auth_407 => "auth-407.pcap",
+            sip_over_tcp => "sip-tcp.pcap",
+            hep_over_tcp => "hep-tcp.pcap",
+            hep_v2 => "hepv2.pcap",
+            hep_v1 => "hepv1.pcap",
+            answered_pcapng => "answered-pcapng.pcapng",
+        );
+    };
+    (@tests $check:ident; $($test:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                $check($file);
+            }
+        )*
+        /// Every capture that has a test.
+        const ALL: &[&str] = &[$($file),*];
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_capture;
