@@ -14,7 +14,7 @@ use rating::{CallCost, CallDescriptor, LoadOptions, RoundingMode, TariffPlan};
 
 fn plan(name: &str) -> TariffPlan {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/tariffplans")
+        .join("../tests/data/tariffplans")
         .join(name);
     let opts = LoadOptions {
         loaded_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
@@ -24,25 +24,26 @@ fn plan(name: &str) -> TariffPlan {
         .0
 }
 
-fn tutorial2() -> &'static TariffPlan {
+fn peak_offpeak() -> &'static TariffPlan {
     static P: OnceLock<TariffPlan> = OnceLock::new();
-    P.get_or_init(|| plan("tutorial2"))
+    P.get_or_init(|| plan("peak_offpeak"))
 }
 
-fn testit() -> &'static TariffPlan {
+fn increments() -> &'static TariffPlan {
     static P: OnceLock<TariffPlan> = OnceLock::new();
-    P.get_or_init(|| plan("testit"))
+    P.get_or_init(|| plan("increments"))
 }
 
-/// (plan, subject, destination): peak/off-peak edges with RT_120C/RT_60C,
-/// New Year weights, and RT_40CNT's 30 s / 10 s increments.
+/// (plan, subject, destination): day/cheap edges with R_DAY and
+/// R_CENT_A_SECOND, New Year weights, and R_HALF_MINUTES's 30 s / 10 s
+/// increments (fixtures in `tests/data/tariffplans/`).
 fn cases() -> Vec<(&'static TariffPlan, &'static str, &'static str)> {
     vec![
-        (tutorial2(), "1001", "1003"),
-        (tutorial2(), "1001", "2012"),
-        (tutorial2(), "1001", "1002"),
-        (testit(), "RP_RETAIL", "1001"),
-        (testit(), "1001", "1002"),
+        (peak_offpeak(), "1001", "1003"),
+        (peak_offpeak(), "1001", "2012"),
+        (peak_offpeak(), "1001", "1002"),
+        (increments(), "RETAIL", "1001"),
+        (increments(), "1001", "1002"),
     ]
 }
 
@@ -116,9 +117,9 @@ proptest! {
         let sum = a.unrounded.checked_add(b.unrounded).unwrap();
         prop_assert_eq!(sum, whole.unrounded, "split at {:?}: {} + {}", split, a.to_json(), b.to_json());
         prop_assert_eq!(a.rated_usage + b.rated_usage, whole.rated_usage);
-        // tutorial2's increments cost whole cents, so the rounded costs add
-        // up too.
-        if std::ptr::eq(p, tutorial2()) {
+        // peak_offpeak's increments cost whole cents, so the rounded costs
+        // add up too.
+        if std::ptr::eq(p, peak_offpeak()) {
             prop_assert_eq!(a.cost.amount() + b.cost.amount(), whole.cost.amount());
         }
     }
