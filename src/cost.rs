@@ -3,13 +3,32 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rating::{
-    CallCost, CallDescriptor, LoadOptions, RoundingMode, TariffPlan, Tor, format_duration,
+    CallCost, CallDescriptor, LoadOptions, LoadReport, RoundingMode, TariffPlan, Tor,
+    format_duration,
 };
+
+/// The moment offline pricing takes a tariff plan as loaded: `*asap`
+/// timings and activation times are anchored here (CGRateS anchors them
+/// when it loads the plan). The epoch rather than the wall clock makes a
+/// plan's `*asap` rates apply to every call priced, past or present, and
+/// makes the price of a call the same whenever it is worked out.
+pub(crate) const OFFLINE_LOADED_AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
+
+/// Loads a tariff plan folder for offline pricing. `accurate cost` and
+/// `accurate replay --tariffplan` both load through here, so they price a
+/// call the same way (`*asap` anchored at [`OFFLINE_LOADED_AT`]).
+pub(crate) fn load_tariff_plan(dir: &Path) -> anyhow::Result<(TariffPlan, LoadReport)> {
+    let options = LoadOptions {
+        loaded_at: OFFLINE_LOADED_AT,
+    };
+    TariffPlan::load_dir(dir, &options)
+        .with_context(|| format!("loading tariff plan {}", dir.display()))
+}
 
 /// Rounding mode flag values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -47,14 +66,16 @@ pub(crate) struct CostArgs {
     /// Rating subject (usually the caller's account).
     #[arg(long)]
     subject: String,
-    /// Destination number.
-    #[arg(long)]
+    /// Destination number; left out, `*any` (as CGRateS does), which only
+    /// the plan's `*any` destination rates price.
+    #[arg(long, default_value = "*any")]
     destination: String,
     /// When the call was answered, RFC 3339 (2024-05-13T10:00:00Z).
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
     answer_time: DateTime<Utc>,
-    /// Usage as CGRateS writes it: 90s, 1m30s, 2h; a bare number counts
-    /// units for *sms and *data.
+    /// Usage as CGRateS reads it: 90s, 1m30s, 2h; a bare number counts
+    /// nanoseconds for *voice (120000000000 is 120 s) and units for *sms
+    /// and *data.
     #[arg(long, value_name = "DURATION")]
     usage: String,
     /// Type of record: *voice, *data or *sms.
@@ -78,23 +99,10 @@ fn parse_tor(s: &str) -> Result<Tor, String> {
 
 /// Loads the plan, rates the call, prints the result.
 pub(crate) fn run(args: CostArgs) -> anyhow::Result<()> {
+    // CGRateS's ParseDurationWithNanosecs: a bare integer is nanoseconds
+    // whatever the ToR (for *sms and *data one unit is one nanosecond).
     let usage = rating::parse_duration(&args.usage)?;
-    let trimmed = args.usage.trim();
-    if args.tor == Tor::Voice
-        && !trimmed.is_empty()
-        && trimmed != "0"
-        && trimmed.bytes().all(|b| b.is_ascii_digit())
-    {
-        bail!(
-            "--usage {trimmed}: a bare number counts nanoseconds for *voice; write {trimmed}s for seconds"
-        );
-    }
-    // The binary owns the clock: `*asap` timings anchor at load time.
-    let options = LoadOptions {
-        loaded_at: Utc::now(),
-    };
-    let (plan, report) = TariffPlan::load_dir(&args.tariffplan, &options)
-        .with_context(|| format!("loading tariff plan {}", args.tariffplan.display()))?;
+    let (plan, report) = load_tariff_plan(&args.tariffplan)?;
     if !report.unhandled_files.is_empty() {
         let names: Vec<String> = report
             .unhandled_files

@@ -340,14 +340,9 @@ struct Rater {
 
 impl Rater {
     fn load(dir: &Path, rounding: Rounding) -> anyhow::Result<Self> {
-        // `*asap` timings anchor at load time; the epoch rather than the
-        // wall clock keeps a replay the same whenever it runs, and makes
-        // `*asap` rates apply to every past call in a capture.
-        let opts = rating::LoadOptions {
-            loaded_at: chrono::DateTime::UNIX_EPOCH,
-        };
-        let (plan, report) = rating::TariffPlan::load_dir(dir, &opts)
-            .with_context(|| format!("loading tariff plan {}", dir.display()))?;
+        // Loaded as `accurate cost` loads it, so both price a call alike
+        // (`*asap` anchored at the same moment).
+        let (plan, report) = crate::cost::load_tariff_plan(dir)?;
         for w in &report.warnings {
             eprintln!("replay: tariff plan warning: {w}");
         }

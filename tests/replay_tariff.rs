@@ -81,3 +81,79 @@ fn file_order_does_not_matter() {
     files.swap(0, 5);
     assert_eq!(forward, replay(&files));
 }
+
+fn accurate(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_accurate"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Regression: `accurate cost` anchored `*asap` at the wall clock and
+/// `replay --tariffplan` at the epoch, so a plan with an `*asap` activation
+/// or timing priced the same call differently (or not at all). Both now
+/// load through one function; each call of a capture, priced by replay,
+/// costs the same with `accurate cost` given the CDR's fields.
+#[test]
+fn cost_and_replay_price_a_call_alike() {
+    let plan = root().join("tests/data/tariffplans/asap");
+    let plan = plan.to_str().unwrap();
+    let capture = root().join("captures/answered-caller-bye.pcap");
+    let capture = capture.to_str().unwrap();
+    for rounding in ["exact", "cgrates"] {
+        let cdrs = accurate(&[
+            "replay",
+            "--tariffplan",
+            plan,
+            "--rounding",
+            rounding,
+            "--format",
+            "json",
+            "--no-progress",
+            capture,
+        ]);
+        let cdrs: Vec<serde_json::Value> = cdrs
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(cdrs.len(), 2, "{cdrs:?}");
+        for c in &cdrs {
+            let field = |k: &str| c[k].as_str().unwrap().to_owned();
+            let usage = c["Usage"].as_u64().unwrap().to_string();
+            // The `*asap` activation is in force and the `*asap` timing
+            // (from 00:00 every day) picks R_BERLIN_PER_SECOND: 0.03 to
+            // connect and 0.01 a second; the calls last 2.004-2.008 s.
+            assert_eq!(c["Cost"].to_string(), "0.06", "{rounding}: {c}");
+            let priced = accurate(&[
+                "cost",
+                "--tariffplan",
+                plan,
+                "--rounding",
+                rounding,
+                "--tenant",
+                &field("Tenant"),
+                "--category",
+                &field("Category"),
+                "--subject",
+                &field("Subject"),
+                "--destination",
+                &field("Destination"),
+                "--answer-time",
+                &field("AnswerTime"),
+                "--usage",
+                &usage,
+                "--format",
+                "json",
+            ]);
+            let priced: serde_json::Value = serde_json::from_str(&priced).unwrap();
+            assert_eq!(priced["Cost"], c["Cost"], "{rounding}: {c}");
+            assert_eq!(priced["Usage"], c["Usage"], "{rounding}: {c}");
+        }
+    }
+}
