@@ -83,11 +83,18 @@ fn bye_with_broken_content_length_over_tcp_and_hep_bills_the_same() {
                 assert_eq!(g[k], w[k], "{filter} {id} {k}");
             }
             for k in ["EndReason", "EndTime", "EndedBy"] {
-                assert_eq!(g["ExtraFields"][k], w["ExtraFields"][k], "{filter} {id} {k}");
+                assert_eq!(
+                    g["ExtraFields"][k], w["ExtraFields"][k],
+                    "{filter} {id} {k}"
+                );
             }
             assert_eq!(g["ExtraFields"]["EndReason"], "bye", "{filter} {id}");
         }
-        assert_eq!(counter(&stderr, "drop.bad_content_length"), framed, "{filter}");
+        assert_eq!(
+            counter(&stderr, "drop.bad_content_length"),
+            framed,
+            "{filter}"
+        );
         assert_eq!(
             counter(&stderr, "dialog.malformed_content_length_tolerated"),
             tolerated,

@@ -494,6 +494,36 @@ fn b2bua_to_tag_change_with_the_bye_before_the_callers_2xx() {
     );
 }
 
+/// A proxy's hop-by-hop ACK to a branch's 486 carries that branch's
+/// To-tag; it is not the caller choosing a dialog (RFC 3261 17.1.1.3).
+#[test]
+fn ack_to_a_branch_failure_does_not_move_the_call() {
+    let f = Flow::new("pf");
+    // The 486 before the 2xx, and after it.
+    for late_486 in [false, true] {
+        let fail_at = if late_486 { 1001 } else { 300 };
+        let mut p = vec![
+            pkt(0, &f.invite(1, "up")),
+            pkt(5, &f.invite(1, "down1")),
+            pkt(6, &f.invite(1, "down2")),
+            pkt(fail_at, &f.r(486, 1, Some("X"), "down1")),
+            pkt(1000, &f.r(200, 1, Some("Y"), "down2")),
+            pkt(1002, &f.req("ACK", Dir::Caller, 1, Some("X"), "down1", "")),
+            pkt(1003, &f.r(200, 1, Some("Y"), "up")),
+            pkt(1010, &f.req("ACK", Dir::Caller, 1, Some("Y"), "ack", "")),
+            pkt(5000, &f.req("BYE", Dir::Caller, 2, Some("Y"), "bye", "")),
+        ];
+        p.sort_by_key(|x| x.ts);
+        let (events, stats) = run(cfg(), &p);
+        assert_eq!(
+            summaries(&events)[2],
+            "end pf bye code=200 answer=1000 end=5000 dur=4000 pdd=1000 ring=- by=Caller cause=-",
+            "late 486: {late_486}"
+        );
+        assert_eq!(stats.stray_byes, 0);
+    }
+}
+
 // --- Credentials typed by a person ------------------------------------
 
 #[test]

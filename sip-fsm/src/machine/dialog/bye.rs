@@ -63,6 +63,9 @@ impl Dialog {
                 // Another dialog, while the caller's is not known yet (a
                 // middle box's To-tag on the hop the 2xx came from): keep
                 // it until the caller's 2xx or ACK says which is the call's.
+                // Those follow the first 2xx within 64*T1 (the UAS resends
+                // its 2xx until ACKed, RFC 3261 13.3.1.4), so a record
+                // ended by it is emitted well inside the CDR order window.
                 if !*pinned {
                     match (early(caller_tag), pending_bye.as_deref()) {
                         (Some(b), None) => {
