@@ -454,6 +454,10 @@ fn dialog_counters(s: &sip_fsm::Stats) -> Vec<(String, u64)> {
         ("max_duration", s.max_duration),
         ("dialogs_dropped", s.dialogs_dropped),
         ("malformed", s.malformed_total()),
+        (
+            "malformed_content_length_tolerated",
+            s.malformed_content_length_tolerated,
+        ),
     ]
     .into_iter()
     .map(|(k, n)| (format!("dialog.{k}"), n))

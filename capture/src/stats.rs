@@ -59,7 +59,9 @@ drop_reasons! {
     TcpGap => "tcp_gap",
     /// A SIP message over the configured maximum size.
     Oversize => "oversize",
-    /// A SIP message over TCP with a missing or unusable Content-Length.
+    /// A SIP message over TCP with a missing or unusable Content-Length:
+    /// its headers are still passed on, and what follows them up to the
+    /// next start line (its body, if any) is skipped.
     BadContentLength => "bad_content_length",
     /// A HEP-over-TCP stream with an impossible length field (connection closed).
     BadHepFrame => "bad_hep_frame",

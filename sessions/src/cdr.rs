@@ -25,7 +25,8 @@ pub const TOR_VOICE: &str = "*voice";
 /// `ExtraFields` keys this module fills.
 pub mod extra {
     /// Why the call ended: `bye`, `cancel`, `rejected`, `timeout`,
-    /// `session-expired` or `max-duration` ([`sip_fsm::EndReason::as_str`]).
+    /// `session-expired`, `max-duration` or `dialog-lost`
+    /// ([`sip_fsm::EndReason::as_str`]).
     pub const END_REASON: &str = "EndReason";
     /// When the call ended (RFC 3339); for answered calls also
     /// `AnswerTime + Usage`.

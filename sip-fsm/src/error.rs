@@ -60,14 +60,11 @@ pub enum ScanError {
     /// No To header (mandatory, RFC 3261 section 8.1.1.2).
     #[error("missing To")]
     MissingTo,
-    /// A Content-Length that is not a number (RFC 3261 section 20.14).
-    #[error("bad Content-Length")]
-    BadContentLength,
 }
 
 impl ScanError {
     /// How many reasons there are; the length of [`ScanError::ALL`].
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 11;
 
     /// Every reason, in declaration order (index = [`ScanError::index`]).
     pub const ALL: [ScanError; Self::COUNT] = [
@@ -82,7 +79,6 @@ impl ScanError {
         ScanError::BadCSeq,
         ScanError::MissingFrom,
         ScanError::MissingTo,
-        ScanError::BadContentLength,
     ];
 
     /// A stable snake_case label for metrics.
@@ -99,7 +95,6 @@ impl ScanError {
             ScanError::BadCSeq => "bad_cseq",
             ScanError::MissingFrom => "missing_from",
             ScanError::MissingTo => "missing_to",
-            ScanError::BadContentLength => "bad_content_length",
         }
     }
 

@@ -93,6 +93,11 @@ pub enum EndReason {
     /// No BYE and no session timer: ended at answer + the configured
     /// maximum duration.
     MaxDuration,
+    /// A re-INVITE or UPDATE was answered 481 (Call/Transaction Does Not
+    /// Exist) or 408 (Request Timeout): the peer no longer has the dialog,
+    /// and the request's sender ends it at that response (RFC 3261
+    /// 12.2.1.2).
+    DialogLost,
 }
 
 impl EndReason {
@@ -105,6 +110,7 @@ impl EndReason {
             EndReason::Timeout => "timeout",
             EndReason::SessionExpired => "session-expired",
             EndReason::MaxDuration => "max-duration",
+            EndReason::DialogLost => "dialog-lost",
         }
     }
 }

@@ -188,8 +188,8 @@ fn every_recorded_capture_replays_to_one_call() {
         replay("auth-407"),
         [
             "attempt 1-10032@127.0.0.1 setup=0",
-            "answer 1-10032@127.0.0.1 at=311 tag=10021SIPpTag011 pdd=3 se=None",
-            "end 1-10032@127.0.0.1 bye code=200 answer=311 end=1815 dur=1504 pdd=3 ring=308 by=Caller cause=-",
+            "answer 1-10032@127.0.0.1 at=311 tag=10021SIPpTag011 pdd=1 se=None",
+            "end 1-10032@127.0.0.1 bye code=200 answer=311 end=1815 dur=1504 pdd=1 ring=308 by=Caller cause=-",
         ]
     );
     assert_eq!(

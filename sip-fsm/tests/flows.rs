@@ -373,8 +373,9 @@ fn redirect_then_new_invite_is_one_call_with_the_first_destination() {
         summaries(&events),
         [
             "attempt rd setup=0",
-            "answer rd at=1200 tag=tt pdd=600 se=None",
-            "end rd bye code=200 answer=1200 end=4200 dur=3000 pdd=600 ring=600 by=Caller cause=-",
+            // PDD from the new INVITE (200), the one answered.
+            "answer rd at=1200 tag=tt pdd=400 se=None",
+            "end rd bye code=200 answer=1200 end=4200 dur=3000 pdd=400 ring=600 by=Caller cause=-",
         ]
     );
     assert_eq!(&*events[2].call().charging.destination, "1002");
@@ -401,8 +402,9 @@ fn challenge_then_new_invite_is_one_attempt_from_the_first_invite() {
             summaries(&events),
             [
                 "attempt auth setup=0",
-                "answer auth at=1500 tag=tt pdd=500 se=None",
-                "end auth bye code=200 answer=1500 end=11500 dur=10000 pdd=500 ring=1000 by=Callee cause=-",
+                // PDD from the retried INVITE (80), the one answered.
+                "answer auth at=1500 tag=tt pdd=420 se=None",
+                "end auth bye code=200 answer=1500 end=11500 dur=10000 pdd=420 ring=1000 by=Callee cause=-",
             ],
             "{code}"
         );

@@ -499,14 +499,16 @@ impl SipFramer {
             }
         };
         let Some(body) = content_length(&buf[line..head]) else {
-            // RFC 3261 section 18.3: without Content-Length the end of the
-            // message on a stream is unknown. Drop the headers and look for
-            // the next start line.
+            // RFC 3261 section 18.3: without a usable Content-Length the end
+            // of the message on a stream is unknown, but the end of its
+            // headers is not. Pass the headers on (a BYE must still end its
+            // call; billing reads no body), count the message, and skip
+            // whatever body follows up to the next start line.
             stats.drop(DropReason::BadContentLength);
             self.state = State::Resync {
                 at_line_start: true,
             };
-            return Step::Skip(head);
+            return Step::Message(head);
         };
         let total = head.saturating_add(body);
         if total > max_message {
@@ -651,13 +653,34 @@ mod tests {
     }
 
     #[test]
-    fn missing_content_length_resyncs() {
-        let mut input = b"INVITE sip:a SIP/2.0\r\nVia: x\r\n\r\nv=0\r\n".to_vec();
+    fn missing_content_length_keeps_the_headers_and_resyncs() {
+        let head = b"INVITE sip:a SIP/2.0\r\nVia: x\r\n\r\n";
+        let mut input = head.to_vec();
+        input.extend_from_slice(b"v=0\r\n");
         input.extend_from_slice(MSG);
         let mut stats = Stats::default();
         let got = frame_all(&mut SipFramer::at_boundary(), &input, &mut stats);
-        assert_eq!(got, vec![Bytes::from_static(MSG)]);
+        assert_eq!(got, vec![Bytes::from_static(head), Bytes::from_static(MSG)]);
         assert_eq!(stats.drops(DropReason::BadContentLength), 1);
+    }
+
+    /// Regression: a BYE over TCP with an unparseable Content-Length was
+    /// dropped whole, and its call billed to max-duration.
+    #[test]
+    fn bye_with_unparseable_content_length_is_framed() {
+        let bye = b"BYE sip:a SIP/2.0\r\nCall-ID: c\r\nContent-Length: zero\r\n\r\n";
+        let ok = b"SIP/2.0 200 OK\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n";
+        let input = [&bye[..], &ok[..], MSG].concat();
+        let mut stats = Stats::default();
+        let got = frame_all(&mut SipFramer::at_boundary(), &input, &mut stats);
+        let want = [&bye[..], &ok[..], MSG].map(Bytes::copy_from_slice);
+        assert_eq!(got, want.to_vec());
+        assert_eq!(stats.drops(DropReason::BadContentLength), 1);
+        // The stream ends right after the BYE: it is framed at once, not
+        // held waiting for the next message.
+        let mut stats = Stats::default();
+        let got = frame_all(&mut SipFramer::at_boundary(), bye, &mut stats);
+        assert_eq!(got, vec![Bytes::from_static(bye)]);
     }
 
     #[test]

@@ -859,13 +859,13 @@ mod tests {
     }
 
     #[test]
-    fn missing_content_length_drops_one_message() {
+    fn missing_content_length_keeps_the_headers() {
         let bad = b"INVITE sip:b SIP/2.0\r\nCall-ID: x\r\n\r\n".to_vec();
         let good = sip(2, "ok");
         let mut r = Run::default();
         r.syn();
         r.seg(0, NONE, &[&bad[..], &good].concat(), ts(1));
-        assert_eq!(r.payloads(), vec![good]);
+        assert_eq!(r.payloads(), vec![bad, good]);
         assert_eq!(r.stats().drops(DropReason::BadContentLength), 1);
     }
 

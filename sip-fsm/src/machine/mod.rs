@@ -49,9 +49,13 @@ pub struct Config {
     /// 11 asks for more than 3 minutes). Provisional responses do not
     /// extend it here, so the end time does not depend on copies.
     pub invite_timeout_secs: u64,
-    /// After a 3xx, 401, 407 or 422, how long to wait for the retried
-    /// INVITE before the attempt counts as failed. Default 32 s (64*T1,
-    /// RFC 3261 Timer B).
+    /// After a 3xx, 401, 407 or 422, how long the attempt is remembered
+    /// waiting for the retried INVITE (same Call-ID and From-tag, higher
+    /// CSeq) before it counts as failed with that response. Default 120 s:
+    /// a stack retries at once, but a person typing credentials after a
+    /// 401/407 takes 30-60 s, and the retry's final response is the call's.
+    /// Keep it at most `invite-timeout-secs` so the default CDR order
+    /// window (which covers the longer of the two) stays as it is.
     pub retry_wait_secs: u64,
     /// How long a finished call is kept to recognise late repeats
     /// (retransmitted BYE, 200 copies). Default 32 s (64*T1, Timer J).
@@ -70,7 +74,7 @@ impl Default for Config {
         Config {
             reorder_window_ms: 200,
             invite_timeout_secs: 300,
-            retry_wait_secs: 32,
+            retry_wait_secs: 120,
             linger_secs: 32,
             max_duration_secs: 4 * 3600,
             max_dialogs: 1_000_000,
@@ -248,6 +252,9 @@ impl DialogMachine {
                 return;
             }
         };
+        if raw.bad_content_length {
+            self.stats.malformed_content_length_tolerated += 1;
+        }
         let msg = Msg {
             start: raw.start,
             cseq: raw.cseq,

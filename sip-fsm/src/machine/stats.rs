@@ -12,6 +12,10 @@ pub struct Stats {
     pub packets: u64,
     /// Packets the scanner rejected, by [`ScanError::index`].
     pub malformed: [u64; ScanError::COUNT],
+    /// Messages whose Content-Length is not a number, scanned with the
+    /// body taken as the rest of the packet (a datagram or a HEP payload
+    /// holds one message) instead of being dropped.
+    pub malformed_content_length_tolerated: u64,
     /// Packets processed after a packet with a later timestamp (they came
     /// later than the reorder window allows).
     pub late: u64,

@@ -14,7 +14,9 @@
 //!   value's branch (section 8.1.1.7).
 //! - Only Call-ID, CSeq, From and To are required (the headers that identify
 //!   a dialog and a transaction, section 8.1.1); a bad optional header is
-//!   treated as absent rather than losing the call.
+//!   treated as absent rather than losing the call. A Content-Length that
+//!   is not a number is flagged ([`SipMessage::bad_content_length`]) and
+//!   the body runs to the end of the input.
 
 mod addr;
 
@@ -171,8 +173,14 @@ pub struct SipMessage<'a> {
     pub reason: Option<Reason<'a>>,
     /// Session-Expires (`x`, RFC 4028).
     pub session_expires: Option<SessionExpires>,
-    /// Content-Length (`l`).
+    /// Content-Length (`l`); `None` when absent or not a number.
     pub content_length: Option<u32>,
+    /// The first Content-Length is there but not a number (RFC 3261
+    /// 20.14). The message is kept, its body taken as everything after the
+    /// blank line: a datagram (or HEP payload) holds exactly one message,
+    /// and on a stream the framer has already cut it, so a broken length
+    /// must not cost an in-dialog request (a BYE) its meaning.
+    pub bad_content_length: bool,
     /// Max-Forwards.
     pub max_forwards: Option<u32>,
     /// The body: `Content-Length` bytes after the blank line, or everything
@@ -279,6 +287,7 @@ pub(crate) struct RawMessage<'a> {
     pub reason: Option<Reason<'a>>,
     pub session_expires: Option<SessionExpires>,
     pub content_length: Option<u32>,
+    pub bad_content_length: bool,
     pub max_forwards: Option<u32>,
     pub body: &'a [u8],
 }
@@ -300,6 +309,7 @@ impl<'a> RawMessage<'a> {
             reason: self.reason,
             session_expires: self.session_expires,
             content_length: self.content_length,
+            bad_content_length: self.bad_content_length,
             max_forwards: self.max_forwards,
             body: self.body,
         }
@@ -334,6 +344,7 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
     let mut reason = None;
     let mut session_expires = None;
     let mut content_length = None;
+    let mut bad_content_length = false;
     let mut max_forwards = None;
     let mut body_at = input.len();
 
@@ -383,8 +394,9 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
                 }
             }
             Name::ContentLength => {
-                if content_length.is_none() {
-                    content_length = Some(parse_u32(value).ok_or(ScanError::BadContentLength)?)
+                if content_length.is_none() && !bad_content_length {
+                    content_length = parse_u32(value);
+                    bad_content_length = content_length.is_none();
                 }
             }
             Name::MaxForwards => {
@@ -426,6 +438,7 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
         reason,
         session_expires,
         content_length,
+        bad_content_length,
         max_forwards,
         body,
     })

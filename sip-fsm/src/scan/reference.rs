@@ -82,6 +82,7 @@ pub(super) fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
     let mut reason = None;
     let mut session_expires = None;
     let mut content_length = None;
+    let mut bad_content_length = false;
     let mut max_forwards = None;
     let mut body_at = input.len();
 
@@ -151,8 +152,9 @@ pub(super) fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
                 }
             }
             Name::ContentLength => {
-                if content_length.is_none() {
-                    content_length = Some(parse_u32(value).ok_or(ScanError::BadContentLength)?)
+                if content_length.is_none() && !bad_content_length {
+                    content_length = parse_u32(value);
+                    bad_content_length = content_length.is_none();
                 }
             }
             Name::MaxForwards => {
@@ -194,6 +196,7 @@ pub(super) fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
         reason,
         session_expires,
         content_length,
+        bad_content_length,
         max_forwards,
         body,
     })
