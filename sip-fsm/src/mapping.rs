@@ -95,10 +95,14 @@ pub struct MappingConfig {
     pub tenant: String,
     /// Default category.
     pub category: String,
-    /// Default request type (`*rated`, `*postpaid`, `*prepaid`,
-    /// `*pseudoprepaid`).
+    /// Default request type: one of [`REQUEST_TYPES`] (`*rated`,
+    /// `*postpaid`, `*prepaid`, `*pseudoprepaid`, `*none`); anything else
+    /// is refused when the config is read.
+    #[serde(deserialize_with = "request_type")]
     pub request_type: String,
-    /// Request type per (normalised) account.
+    /// Request type per (normalised) account, each one of
+    /// [`REQUEST_TYPES`].
+    #[serde(deserialize_with = "request_types")]
     pub request_types: BTreeMap<String, String>,
     /// Tenant and category per capture point or address.
     pub rules: Vec<AddressRule>,
@@ -116,6 +120,53 @@ impl Default for MappingConfig {
             request_types: BTreeMap::new(),
             rules: Vec::new(),
         }
+    }
+}
+
+/// The request types CGRateS knows (`utils.MetaPrepaid` and friends).
+pub const REQUEST_TYPES: [&str; 5] = ["*prepaid", "*postpaid", "*pseudoprepaid", "*rated", "*none"];
+
+fn check_request_type(v: &str) -> Result<(), String> {
+    if REQUEST_TYPES.contains(&v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown request type {v:?}, expected one of {}",
+            REQUEST_TYPES.join(", ")
+        ))
+    }
+}
+
+fn request_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    check_request_type(&v).map_err(serde::de::Error::custom)?;
+    Ok(v)
+}
+
+fn request_types<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let m = BTreeMap::<String, String>::deserialize(d)?;
+    for (k, v) in &m {
+        check_request_type(v)
+            .map_err(|e| serde::de::Error::custom(format!("request-types.{k}: {e}")))?;
+    }
+    Ok(m)
+}
+
+impl MappingConfig {
+    /// Checks the request types (what deserializing checks already), for
+    /// configs built in code.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |reason| Error::Config {
+            key: "mapping.request-type",
+            reason,
+        };
+        check_request_type(&self.request_type).map_err(bad)?;
+        for v in self.request_types.values() {
+            check_request_type(v).map_err(bad)?;
+        }
+        Ok(())
     }
 }
 
