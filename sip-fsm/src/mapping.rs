@@ -143,15 +143,20 @@ fn request_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Err
     Ok(v)
 }
 
+/// A request type checked as it is read, so the error points at the value.
+struct Checked(String);
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        request_type(d).map(Checked)
+    }
+}
+
 fn request_types<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
-    let m = BTreeMap::<String, String>::deserialize(d)?;
-    for (k, v) in &m {
-        check_request_type(v)
-            .map_err(|e| serde::de::Error::custom(format!("request-types.{k}: {e}")))?;
-    }
-    Ok(m)
+    let m = BTreeMap::<String, Checked>::deserialize(d)?;
+    Ok(m.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
 
 impl MappingConfig {

@@ -141,3 +141,19 @@ fn tracked_calls_and_remembered_call_ids_stay_within_max_dialogs() {
     // Memory is per tracked call, so bounded too.
     assert!(m.dialog_memory() < 10 * 1024, "{}", m.dialog_memory());
 }
+
+#[test]
+fn configs_built_in_code_are_range_checked_too() {
+    let mut c = cfg();
+    c.max_dialogs = 0;
+    let e = DialogMachine::new(c).err().unwrap();
+    assert!(e.to_string().contains("max-dialogs"), "{e}");
+    let mut c = cfg();
+    c.max_duration_secs = 9_999_999_999;
+    let e = DialogMachine::new(c).err().unwrap();
+    assert!(e.to_string().contains("max-duration-secs"), "{e}");
+    let mut c = cfg();
+    c.mapping.request_type = "*bogus".into();
+    let e = DialogMachine::new(c).err().unwrap();
+    assert!(e.to_string().contains("*bogus"), "{e}");
+}
