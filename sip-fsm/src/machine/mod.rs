@@ -151,7 +151,11 @@ impl DialogMachine {
     /// Takes in one packet seen at `pkt.ts`; `now` is the current time
     /// (the receive time live, the packet time when replaying). Never
     /// fails: bad input is counted. A packet far from the stream clock
-    /// waits for a second one to agree ([`clock`]).
+    /// waits for a second one to agree (the clock rule: when `now` is the
+    /// packet's own time, a packet more than `max-clock-jump-secs` from the
+    /// stream clock is held until a second packet agrees with it, else
+    /// dropped and counted; when `now` is a receive time, a stamp that far
+    /// from it takes `now` instead).
     pub fn handle(&mut self, pkt: &SipPacket, now: Timestamp) {
         self.stats.packets += 1;
         match self
