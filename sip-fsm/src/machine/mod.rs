@@ -37,6 +37,7 @@ mod config;
 mod dialog;
 mod key;
 mod stats;
+mod timers;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub use config::Config;
 use dialog::{Ctx, Dialog, Msg, Timing, hash, lossy};
 use key::{Key, KeyRef, Remembered};
 pub use stats::Stats;
+use timers::Timers;
 
 /// A packet waiting in the reorder buffer (equal timestamps keep their
 /// arrival order).
@@ -77,7 +79,7 @@ pub struct DialogMachine {
     /// inserting is a push at the back.
     pending: VecDeque<Pending>,
     dialogs: HashMap<Key, Slot>,
-    timers: BTreeSet<(Timestamp, Key)>,
+    timers: Timers<Key>,
     /// Unanswered calls by start order, the first to give way.
     unanswered: BTreeSet<(u64, Key)>,
     /// Finished calls lingering, by start order.
@@ -135,7 +137,7 @@ impl DialogMachine {
             guard: Guard::new(Duration::from_secs(cfg.max_clock_jump_secs)),
             pending: VecDeque::new(),
             dialogs: HashMap::new(),
-            timers: BTreeSet::new(),
+            timers: Timers::new(),
             unanswered: BTreeSet::new(),
             lingering: BTreeSet::new(),
             started: 0,
@@ -212,7 +214,7 @@ impl DialogMachine {
     /// When [`DialogMachine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let packet = self.pending.front().map(|p| p.ts);
-        let timer = self.timers.first().map(|(t, _)| *t);
+        let timer = self.timers.next();
         // Held packets are decided by the caller's clock, as if pending.
         let held = self.guard.held_since();
         let next = [packet, timer, held].into_iter().flatten().min()?;
@@ -249,11 +251,7 @@ impl DialogMachine {
         let horizon = now.saturating_sub(self.window);
         loop {
             let packet = self.pending.front().map(|p| p.ts).filter(|t| *t <= horizon);
-            let timer = self
-                .timers
-                .first()
-                .map(|(t, _)| *t)
-                .filter(|t| *t <= horizon);
+            let timer = self.timers.next().filter(|t| *t <= horizon);
             // On a tie the packet goes first: a BYE at the deadline wins.
             let packet_first = match (packet, timer) {
                 (None, None) => break,
@@ -264,7 +262,7 @@ impl DialogMachine {
                 if let Some(p) = self.pending.pop_front() {
                     self.process(&p);
                 }
-            } else if let Some((t, key)) = self.timers.pop_first() {
+            } else if let Some((t, key)) = self.timers.pop_due(horizon) {
                 self.fire(t, key);
             }
         }
@@ -296,7 +294,7 @@ impl DialogMachine {
         s.d.on_timeout(at, &mut ctx);
         let (deadline, seq, after) = (s.d.deadline, s.seq, s.phase());
         self.moved(seq, &key, before, after);
-        self.timers.insert((deadline, key));
+        self.timers.set(key, deadline);
     }
 
     /// Keeps the eviction sets in step with a dialog's phase.
@@ -376,10 +374,7 @@ impl DialogMachine {
             let (before, phase) = (s.d.deadline, s.phase());
             s.d.on_message(&msg, p.ts, &mut ctx);
             let (after, seq, now_phase) = (s.d.deadline, s.seq, s.phase());
-            if after != before {
-                self.timers.remove(&(before, key.clone()));
-                self.timers.insert((after, key.clone()));
-            }
+            self.timers.reset(&key, before, after);
             self.moved(seq, &key, phase, now_phase);
             return;
         }
@@ -414,7 +409,7 @@ impl DialogMachine {
     fn make_room(&mut self, now: Timestamp) -> bool {
         if let Some((_, key)) = self.lingering.pop_first() {
             if let Some(s) = self.dialogs.remove(&key) {
-                self.timers.remove(&(s.d.deadline, key));
+                self.timers.cancel(key, s.d.deadline);
             }
             self.stats.dialogs_evicted_lingering += 1;
             return true;
@@ -424,7 +419,7 @@ impl DialogMachine {
             if let Some(mut s) = dialogs.remove(&key) {
                 let deadline = s.d.deadline;
                 s.d.evict(now, &mut ctx);
-                self.timers.remove(&(deadline, key));
+                self.timers.cancel(key, deadline);
             }
             self.stats.dialogs_evicted_unanswered += 1;
             return true;
@@ -487,7 +482,7 @@ impl DialogMachine {
         let d = Dialog::start(call_id_bytes, info, msg, &mut ctx);
         self.started += 1;
         let seq = self.started;
-        self.timers.insert((d.deadline, key.clone()));
+        self.timers.set(key.clone(), d.deadline);
         self.unanswered.insert((seq, key.clone()));
         self.dialogs.insert(key, Slot { d, seq });
     }
