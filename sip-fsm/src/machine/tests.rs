@@ -38,9 +38,12 @@ fn memory_per_live_dialog_is_under_one_kib() {
     assert_eq!(m.live_dialogs(), 1);
     let per = m.dialog_memory();
     // State, heap strings, the shared call info, plus a generous allowance
-    // for the two map entries (key pointer, hash slot) and the timer entry.
-    let overhead = 2 * std::mem::size_of::<(Arc<[u8]>, usize)>()
-        + std::mem::size_of::<(Timestamp, Arc<[u8]>)>()
+    // for the map entry (key, hash slot), the timer and eviction-order
+    // entries and the remembered Call-ID (map entry and queue entry).
+    let overhead = 2 * std::mem::size_of::<(key::Key, usize)>()
+        + std::mem::size_of::<(Timestamp, key::Key)>()
+        + std::mem::size_of::<(u64, key::Key)>()
+        + 2 * std::mem::size_of::<(u64, [u64; 5])>()
         + 64;
     assert!(per + overhead < 1024, "{per} + {overhead} bytes per dialog");
     assert!(
