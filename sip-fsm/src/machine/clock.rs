@@ -45,8 +45,9 @@ pub(super) struct Guard {
 
 /// What to do with a packet.
 pub(super) enum Verdict {
-    /// Process these (held packets first) with their `now`s.
-    Accept(Vec<(Timestamp, SipPacket)>),
+    /// Process the held packets released (first; usually none, and then
+    /// nothing is allocated), then this one, each with its `now`.
+    Accept(Vec<(Timestamp, SipPacket)>, Timestamp, SipPacket),
     /// Held back; nothing to process yet.
     Held,
 }
@@ -78,21 +79,18 @@ impl Guard {
                 stats.clock_stamp_corrected += 1;
                 pkt.ts = now;
             }
-            let mut v = self.tick(now, clock, stats);
-            v.push((now, pkt));
-            return Verdict::Accept(v);
+            let held = self.tick(now, clock, stats);
+            return Verdict::Accept(held, now, pkt);
         }
         if clock.is_some_and(|c| near(now, c, self.jump)) {
             self.drop_held(clock, now, stats);
-            return Verdict::Accept(vec![(now, pkt)]);
+            return Verdict::Accept(Vec::new(), now, pkt);
         }
         if self.held_since().is_some_and(|h| near(now, h, self.jump)) {
             if clock.is_some() {
                 stats.clock_jumps_confirmed += 1;
             }
-            let mut v = std::mem::take(&mut self.held);
-            v.push((now, pkt));
-            return Verdict::Accept(v);
+            return Verdict::Accept(std::mem::take(&mut self.held), now, pkt);
         }
         self.drop_held(clock, now, stats);
         self.held.push((now, pkt));

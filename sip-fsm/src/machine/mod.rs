@@ -165,11 +165,13 @@ impl DialogMachine {
             .check(pkt.clone(), now, self.now, &mut self.stats)
         {
             Verdict::Held => {}
-            Verdict::Accept(v) => {
-                for (now, pkt) in v {
-                    self.enqueue(pkt);
-                    self.advance(now);
+            Verdict::Accept(held, now, pkt) => {
+                for (at, p) in held {
+                    self.enqueue(p);
+                    self.advance(at);
                 }
+                self.enqueue(pkt);
+                self.advance(now);
             }
         }
     }
@@ -320,11 +322,12 @@ impl DialogMachine {
     /// response to them, and the To tag of the callee's requests and their
     /// responses. A caller that sent no From tag is keyed by the empty tag,
     /// which a callee's request then carries in To as no tag.
-    fn find(&self, call_id: &[u8], msg: &Msg<'_>) -> Option<Key> {
+    /// Returns the caller's tag hash the dialog is keyed by.
+    fn find(&self, call_id: &[u8], msg: &Msg<'_>) -> Option<u64> {
         let get = |tag: u64| {
             self.dialogs
-                .get_key_value(&(call_id, tag) as &dyn KeyRef)
-                .map(|(k, _)| k.clone())
+                .contains_key(&(call_id, tag) as &dyn KeyRef)
+                .then_some(tag)
         };
         let from = hash(msg.from_tag.unwrap_or_default());
         if let Some(k) = get(from) {
@@ -366,16 +369,22 @@ impl DialogMachine {
             reason: raw.reason,
             session_expires: raw.session_expires,
         };
-        if let Some(key) = self.find(raw.call_id, &msg) {
+        if let Some(tag) = self.find(raw.call_id, &msg) {
             let (mut ctx, dialogs) = self.ctx();
-            let Some(s) = dialogs.get_mut(&key) else {
+            let Some(s) = dialogs.get_mut(&(raw.call_id, tag) as &dyn KeyRef) else {
                 return;
             };
             let (before, phase) = (s.d.deadline, s.phase());
             s.d.on_message(&msg, p.ts, &mut ctx);
             let (after, seq, now_phase) = (s.d.deadline, s.seq, s.phase());
-            self.timers.reset(&key, before, after);
-            self.moved(seq, &key, phase, now_phase);
+            if (after, now_phase) != (before, phase) {
+                let key = Key {
+                    call_id: s.d.key.clone(),
+                    tag,
+                };
+                self.timers.reset(&key, before, after);
+                self.moved(seq, &key, phase, now_phase);
+            }
             return;
         }
         match msg.start {
