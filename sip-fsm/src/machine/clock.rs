@@ -45,9 +45,10 @@ pub(super) struct Guard {
 
 /// What to do with a packet.
 pub(super) enum Verdict {
-    /// Process the held packets released (first; usually none, and then
-    /// nothing is allocated), then this one, each with its `now`.
-    Accept(Vec<(Timestamp, SipPacket)>, Timestamp, SipPacket),
+    /// Process the held packets released (first, each with its `now`;
+    /// usually none, and then nothing is allocated), then this one with
+    /// this time (its own, or the receive time that replaced it).
+    Accept(Vec<(Timestamp, SipPacket)>, Timestamp),
     /// Held back; nothing to process yet.
     Held,
 }
@@ -69,31 +70,32 @@ impl Guard {
     /// machine's clock (`None` before the first accepted packet).
     pub fn check(
         &mut self,
-        mut pkt: SipPacket,
+        pkt: &SipPacket,
         now: Timestamp,
         clock: Option<Timestamp>,
         stats: &mut Stats,
     ) -> Verdict {
         if pkt.ts != now {
-            if !near(pkt.ts, now, self.jump) {
+            let mut ts = pkt.ts;
+            if !near(ts, now, self.jump) {
                 stats.clock_stamp_corrected += 1;
-                pkt.ts = now;
+                ts = now;
             }
             let held = self.tick(now, clock, stats);
-            return Verdict::Accept(held, now, pkt);
+            return Verdict::Accept(held, ts);
         }
         if clock.is_some_and(|c| near(now, c, self.jump)) {
             self.drop_held(clock, now, stats);
-            return Verdict::Accept(Vec::new(), now, pkt);
+            return Verdict::Accept(Vec::new(), pkt.ts);
         }
         if self.held_since().is_some_and(|h| near(now, h, self.jump)) {
             if clock.is_some() {
                 stats.clock_jumps_confirmed += 1;
             }
-            return Verdict::Accept(std::mem::take(&mut self.held), now, pkt);
+            return Verdict::Accept(std::mem::take(&mut self.held), pkt.ts);
         }
         self.drop_held(clock, now, stats);
-        self.held.push((now, pkt));
+        self.held.push((now, pkt.clone()));
         Verdict::Held
     }
 

@@ -160,16 +160,15 @@ impl DialogMachine {
     /// from it takes `now` instead).
     pub fn handle(&mut self, pkt: &SipPacket, now: Timestamp) {
         self.stats.packets += 1;
-        match self
-            .guard
-            .check(pkt.clone(), now, self.now, &mut self.stats)
-        {
+        match self.guard.check(pkt, now, self.now, &mut self.stats) {
             Verdict::Held => {}
-            Verdict::Accept(held, now, pkt) => {
+            Verdict::Accept(held, ts) => {
                 for (at, p) in held {
                     self.enqueue(p);
                     self.advance(at);
                 }
+                let mut pkt = pkt.clone();
+                pkt.ts = ts;
                 self.enqueue(pkt);
                 self.advance(now);
             }
