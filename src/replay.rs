@@ -282,10 +282,13 @@ impl<W: Write> Replay<W> {
         }
     }
 
-    /// One packet; its timestamp is the clock.
+    /// One packet; its timestamp is the clock, as far as the machine's
+    /// clock rule accepts it (one wild timestamp never moves it).
     fn packet(&mut self, p: &SipPacket) -> io::Result<()> {
-        self.now = self.now.max(p.ts);
-        self.machine.handle(p, self.now);
+        self.machine.handle(p, p.ts);
+        if let Some(c) = self.machine.clock() {
+            self.now = self.now.max(c);
+        }
         self.drain()?;
         while let Some(rec) = self.order.pop_ready(self.now) {
             self.emit(&rec)?;
@@ -453,6 +456,13 @@ fn dialog_counters(s: &sip_fsm::Stats) -> Vec<(String, u64)> {
         ("session_expired", s.session_expired),
         ("max_duration", s.max_duration),
         ("dialogs_dropped", s.dialogs_dropped),
+        ("dialogs_evicted_lingering", s.dialogs_evicted_lingering),
+        ("dialogs_evicted_unanswered", s.dialogs_evicted_unanswered),
+        ("reused_call_ids", s.reused_call_ids),
+        ("clock_stamp_corrected", s.clock_stamp_corrected),
+        ("clock_jump_future", s.clock_jump_future),
+        ("clock_jump_past", s.clock_jump_past),
+        ("clock_jumps_confirmed", s.clock_jumps_confirmed),
         ("malformed", s.malformed_total()),
         (
             "malformed_content_length_tolerated",

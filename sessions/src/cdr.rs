@@ -86,7 +86,10 @@ pub struct Cdr {
     /// The charging run (`*default`).
     #[serde(rename = "RunID")]
     pub run_id: String,
-    /// The Call-ID.
+    /// The call's OriginID ([`sip_fsm::CallInfo::origin_id`]): the
+    /// Call-ID, with `;from-tag` appended for a later call reusing a
+    /// Call-ID; bytes that are not UTF-8 are `%XX`-escaped
+    /// ([`sip_fsm::escape_id`]).
     #[serde(rename = "OriginID")]
     pub origin_id: String,
     /// Where the call was seen; see [`origin_host`].
@@ -144,7 +147,8 @@ impl Cdr {
     /// The CDR of a finished call attempt.
     pub fn from_record(rec: &CallRecord, opts: &CdrOptions) -> Cdr {
         let call = &rec.call;
-        let origin_id = call.call_id.to_string();
+        let origin_id_bytes = call.origin_id_bytes();
+        let origin_id = sip_fsm::escape_id(&origin_id_bytes);
         let origin_host = opts
             .origin_host
             .clone()
@@ -182,7 +186,9 @@ impl Cdr {
             _ => rec.code.to_string(),
         };
         Cdr {
-            cgrid: cgrid(&origin_id, &origin_host),
+            // Over the real bytes: two Call-IDs that are not UTF-8 never
+            // share a CGRID, and for UTF-8 ones this is `cgrid(OriginID, ..)`.
+            cgrid: cgrid_bytes(&origin_id_bytes, &origin_host),
             run_id: opts.run_id.clone(),
             origin_id,
             origin_host,
@@ -231,8 +237,14 @@ impl Cdr {
 /// without a separator (`utils.Sha1(cdr.OriginID, cdr.OriginHost)`, which
 /// writes each string into one hasher in turn).
 pub fn cgrid(origin_id: &str, origin_host: &str) -> String {
+    cgrid_bytes(origin_id.as_bytes(), origin_host)
+}
+
+/// [`cgrid`] over the OriginID's raw bytes (a Call-ID need not be UTF-8;
+/// the hash is over what was on the wire, not its escaped text).
+pub fn cgrid_bytes(origin_id: &[u8], origin_host: &str) -> String {
     let mut h = Sha1::new();
-    h.update(origin_id.as_bytes());
+    h.update(origin_id);
     h.update(origin_host.as_bytes());
     hex::encode(h.finalize())
 }

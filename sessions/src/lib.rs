@@ -11,5 +11,5 @@
 pub mod cdr;
 pub mod order;
 
-pub use cdr::{Cdr, CdrOptions, cgrid};
+pub use cdr::{Cdr, CdrOptions, cgrid, cgrid_bytes};
 pub use order::EndTimeOrder;

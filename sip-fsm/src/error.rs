@@ -18,6 +18,15 @@ pub enum Error {
     /// An address or CIDR block in the mapping config that does not parse.
     #[error("bad address or CIDR block {0:?}: expected IP or IP/LEN")]
     Cidr(String),
+    /// A config value out of its range (the TOML loader reports these with
+    /// line and column; this is the check for configs built in code).
+    #[error("key {key}: {reason}")]
+    Config {
+        /// The key, as spelt in the config file.
+        key: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 /// Why the scanner rejected a message. Each variant is also a metrics label

@@ -27,11 +27,21 @@ pub struct Charging {
 /// life and shared (`Arc`) by all its events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallInfo {
-    /// The Call-ID (one call per Call-ID).
-    pub call_id: Box<str>,
-    /// Where the first INVITE copy was seen ([`capture::SipPacket::capture_point`]);
-    /// CGRateS' OriginHost.
-    pub origin_host: Box<str>,
+    /// The Call-ID's bytes as they were on the wire (shared with the
+    /// machine's key, so a call holds its Call-ID once; see
+    /// [`CallInfo::call_id`] for the text). A call is its Call-ID plus the
+    /// caller's From tag.
+    pub call_id_bytes: Arc<[u8]>,
+    /// What the machine appends to the Call-ID to make this call's
+    /// OriginID (`;from-tag`, or `;from-tag;N`) when an earlier call used
+    /// the same Call-ID; `None` for a Call-ID's first call. See
+    /// [`CallInfo::origin_id_bytes`].
+    pub origin_suffix: Option<Box<[u8]>>,
+    /// Where the first INVITE copy was seen
+    /// ([`capture::SipPacket::capture_point`]): a HEP agent's capture id or
+    /// node, else the receiving address. Used by the mapping rules; not
+    /// CGRateS' OriginHost, which is the first INVITE's destination IP.
+    pub capture_point: Box<str>,
     /// Source address of the first INVITE copy.
     pub src: SocketAddr,
     /// Destination address of the first INVITE copy.
@@ -54,6 +64,93 @@ pub struct CallInfo {
     pub diversion_user: Option<Box<str>>,
     /// The charging fields from the mapping config.
     pub charging: Charging,
+}
+
+impl CallInfo {
+    /// The Call-ID as text ([`escape_id`]: borrowed and unchanged when it
+    /// is UTF-8).
+    pub fn call_id(&self) -> std::borrow::Cow<'_, str> {
+        match std::str::from_utf8(&self.call_id_bytes) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => std::borrow::Cow::Owned(escape_id(&self.call_id_bytes)),
+        }
+    }
+
+    /// The call's OriginID as raw bytes: the Call-ID, then
+    /// [`CallInfo::origin_suffix`] when an earlier call (remembered by the
+    /// machine) used the same Call-ID. Unique per call in one stream; the
+    /// CGRID hashes these bytes.
+    pub fn origin_id_bytes(&self) -> Vec<u8> {
+        let mut v = self.call_id_bytes.to_vec();
+        if let Some(s) = &self.origin_suffix {
+            v.extend_from_slice(s);
+        }
+        v
+    }
+
+    /// The call's OriginID as text: [`escape_id`] of
+    /// [`CallInfo::origin_id_bytes`] (the bytes themselves when UTF-8).
+    pub fn origin_id(&self) -> String {
+        escape_id(&self.origin_id_bytes())
+    }
+}
+
+/// An identifier's bytes as text, reversibly: UTF-8 input is returned
+/// unchanged; otherwise every byte that is not part of valid UTF-8, and
+/// every `%`, is written `%XX` (uppercase hex), so two different byte
+/// strings never give the same text ([`unescape_id`] undoes it).
+pub fn escape_id(b: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '%' {
+                out.push_str("%25");
+            } else {
+                out.push(c);
+            }
+        }
+        for x in chunk.invalid() {
+            out.push_str(&format!("%{x:02X}"));
+        }
+    }
+    out
+}
+
+/// The bytes [`escape_id`] was given. Text that is not an escape (no `%`,
+/// or not the output of [`escape_id`]) comes back as its own bytes.
+pub fn unescape_id(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    // Valid UTF-8 went out unchanged, so only escaped text decodes.
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let mut escaped = false;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(x)) => {
+                out.push(x);
+                escaped = true;
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    // Escaped text always decodes to invalid UTF-8; anything else was
+    // never escaped.
+    if escaped && std::str::from_utf8(&out).is_err() {
+        out
+    } else {
+        b.to_vec()
+    }
 }
 
 /// Which side of the call did something.
@@ -98,6 +195,10 @@ pub enum EndReason {
     /// and the request's sender ends it at that response (RFC 3261
     /// 12.2.1.2).
     DialogLost,
+    /// Unanswered, and given up when `max-dialogs` calls were tracked and a
+    /// new INVITE came: the attempt is reported (code 408, as if Timer C
+    /// had fired) at the time it was given up.
+    Evicted,
 }
 
 impl EndReason {
@@ -111,6 +212,7 @@ impl EndReason {
             EndReason::SessionExpired => "session-expired",
             EndReason::MaxDuration => "max-duration",
             EndReason::DialogLost => "dialog-lost",
+            EndReason::Evicted => "evicted",
         }
     }
 }

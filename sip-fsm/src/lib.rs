@@ -3,7 +3,8 @@
 //! [`capture::SipPacket`]s and their timestamps in, dialog events out:
 //! - [`scan()`] is a zero-copy scanner for the start line and the headers
 //!   billing needs.
-//! - [`DialogMachine`] follows every call by Call-ID and emits
+//! - [`DialogMachine`] follows every call by Call-ID and the caller's From
+//!   tag and emits
 //!   [`DialogEvent`]s (attempt, answer, update, end, failed) that carry what
 //!   a CDR needs, including the charging fields the [`MappingConfig`]
 //!   derives from the SIP headers.
@@ -21,7 +22,8 @@ pub mod scan;
 pub use error::{Error, ScanError};
 pub use event::{
     CallInfo, CallRecord, Charging, DialogEvent, EndReason, Party, ReasonInfo, UpdateMethod,
+    escape_id, unescape_id,
 };
 pub use machine::{Config, DialogMachine, Stats};
-pub use mapping::{AddressRule, FieldSource, MappingConfig, NormRule};
+pub use mapping::{AddressRule, FieldSource, MappingConfig, NormRule, REQUEST_TYPES};
 pub use scan::{SipMessage, scan};

@@ -95,10 +95,14 @@ pub struct MappingConfig {
     pub tenant: String,
     /// Default category.
     pub category: String,
-    /// Default request type (`*rated`, `*postpaid`, `*prepaid`,
-    /// `*pseudoprepaid`).
+    /// Default request type: one of [`REQUEST_TYPES`] (`*rated`,
+    /// `*postpaid`, `*prepaid`, `*pseudoprepaid`, `*none`); anything else
+    /// is refused when the config is read.
+    #[serde(deserialize_with = "request_type")]
     pub request_type: String,
-    /// Request type per (normalised) account.
+    /// Request type per (normalised) account, each one of
+    /// [`REQUEST_TYPES`].
+    #[serde(deserialize_with = "request_types")]
     pub request_types: BTreeMap<String, String>,
     /// Tenant and category per capture point or address.
     pub rules: Vec<AddressRule>,
@@ -116,6 +120,58 @@ impl Default for MappingConfig {
             request_types: BTreeMap::new(),
             rules: Vec::new(),
         }
+    }
+}
+
+/// The request types CGRateS knows (`utils.MetaPrepaid` and friends).
+pub const REQUEST_TYPES: [&str; 5] = ["*prepaid", "*postpaid", "*pseudoprepaid", "*rated", "*none"];
+
+fn check_request_type(v: &str) -> Result<(), String> {
+    if REQUEST_TYPES.contains(&v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown request type {v:?}, expected one of {}",
+            REQUEST_TYPES.join(", ")
+        ))
+    }
+}
+
+fn request_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    check_request_type(&v).map_err(serde::de::Error::custom)?;
+    Ok(v)
+}
+
+/// A request type checked as it is read, so the error points at the value.
+struct Checked(String);
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        request_type(d).map(Checked)
+    }
+}
+
+fn request_types<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let m = BTreeMap::<String, Checked>::deserialize(d)?;
+    Ok(m.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+impl MappingConfig {
+    /// Checks the request types (what deserializing checks already), for
+    /// configs built in code.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |reason| Error::Config {
+            key: "mapping.request-type",
+            reason,
+        };
+        check_request_type(&self.request_type).map_err(bad)?;
+        for v in self.request_types.values() {
+            check_request_type(v).map_err(bad)?;
+        }
+        Ok(())
     }
 }
 

@@ -46,8 +46,8 @@ fn basic_call_carries_every_cdr_field() {
         panic!("no end")
     };
     let c = &r.call;
-    assert_eq!(&*c.call_id, "c1");
-    assert_eq!(&*c.origin_host, "edge");
+    assert_eq!(&*c.call_id(), "c1");
+    assert_eq!(&*c.capture_point, "edge");
     assert_eq!(c.src.to_string(), "10.0.0.1:5060");
     assert_eq!(c.from_user.as_deref(), Some("1001"));
     assert_eq!(c.from_tag.as_deref(), Some("ft1"));
@@ -132,7 +132,7 @@ fn hop_copies_count_once_with_first_copy_times() {
     p.swap(6, 7);
     let (events, stats) = run(cfg(), &p);
     assert_eq!(summaries(&events), BASIC);
-    assert_eq!(&*events[0].call().origin_host, "edge");
+    assert_eq!(&*events[0].call().capture_point, "edge");
     // INVITE, 180, 200 and BYE copies (100, ACK and the BYE 200 are ignored).
     assert_eq!(stats.hop_copies, 4, "{stats:?}");
 }
@@ -653,13 +653,16 @@ fn reused_call_id_after_the_call_is_not_a_second_call() {
 fn dialog_limit_drops_new_calls() {
     let mut c = cfg();
     c.max_dialogs = 1;
+    // Only answered calls make a new INVITE be dropped (unanswered ones
+    // give way: tests/identity.rs).
     let p = vec![
         pkt(0, &Flow::new("a").invite(1, "x")),
-        pkt(1, &Flow::new("b").invite(1, "y")),
+        pkt(1, &Flow::new("a").r(200, 1, Some("tt"), "x")),
+        pkt(2, &Flow::new("b").invite(1, "y")),
     ];
     let (events, stats) = run(c, &p);
     assert_eq!(summaries(&events)[0], "attempt a setup=0");
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
     assert_eq!(stats.dialogs_dropped, 1);
 }
 

@@ -95,7 +95,7 @@ fn flow(kind: u8, id: usize, t0: i64) -> Vec<(i64, String)> {
 fn by_call(events: &[DialogEvent]) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in events {
-        m.entry(e.call().call_id.to_string())
+        m.entry(e.call().call_id().to_string())
             .or_default()
             .push(summary(e));
     }

@@ -8,8 +8,9 @@ pub(crate) const T0: i64 = 1_795_438_458_516_552_000;
 
 fn info() -> Arc<CallInfo> {
     Arc::new(CallInfo {
-        call_id: "1-13033@127.0.0.1".into(),
-        origin_host: "2001".into(),
+        call_id_bytes: Arc::from(&b"1-13033@127.0.0.1"[..]),
+        origin_suffix: None,
+        capture_point: "2001".into(),
         src: "127.0.0.1:5061".parse().unwrap(),
         dst: "127.0.0.1:5060".parse().unwrap(),
         setup_time: Timestamp::from_nanos(T0),

@@ -16,72 +16,45 @@
 //! past the last deadline (e.g. `Timestamp::from_nanos(i64::MAX)`).
 //!
 //! # Calls
-//! One call per Call-ID (a proxy keeps the Call-ID across hops, so A-leg
-//! and B-leg copies are one call). See [`dialog`] for the transitions.
+//! A call is its Call-ID plus the caller's From tag (see [`key`]): a proxy
+//! keeps both across hops, so A-leg and B-leg copies are one call, and so
+//! does a retried INVITE after a challenge; a new INVITE reusing a Call-ID
+//! with another From tag is a second call. See [`dialog`] for the
+//! transitions.
+//!
+//! # Clock
+//! One packet with a wild timestamp never moves the clock: see [`clock`].
+//!
+//! # Bounds
+//! At most `max-dialogs` calls are tracked. A new INVITE beyond it first
+//! displaces the oldest lingering (finished) call, then the oldest
+//! unanswered one (reported failed, reason `evicted`); answered calls are
+//! never displaced, and when every tracked call is answered the INVITE is
+//! dropped. Each case is counted.
 
+mod clock;
+mod config;
 mod dialog;
+mod key;
 mod stats;
+mod timers;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use capture::{SipPacket, Timestamp};
-use serde::Deserialize;
 
 use crate::error::Error;
 use crate::event::{CallInfo, DialogEvent};
-use crate::mapping::{MapInput, Mapper, MappingConfig};
+use crate::mapping::{MapInput, Mapper};
 use crate::scan::{Method, NameAddr, RawMessage, StartLine, scan_raw, tag_of};
-use dialog::{Ctx, Dialog, Msg, Timing, lossy};
+use clock::{Guard, Verdict};
+pub use config::Config;
+use dialog::{Ctx, Dialog, Msg, Timing, hash, lossy};
+use key::{Key, KeyRef, Remembered};
 pub use stats::Stats;
-
-/// Dialog machine settings (embed in the binary's TOML config).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct Config {
-    /// How long packets wait to be put in timestamp order, milliseconds.
-    /// Packets later than this are still processed, out of order, and
-    /// counted as `late`.
-    pub reorder_window_ms: u64,
-    /// An unanswered INVITE with no final response is reaped this long
-    /// after it was sent, as a proxy's Timer C would (RFC 3261 16.6 step
-    /// 11 asks for more than 3 minutes). Provisional responses do not
-    /// extend it here, so the end time does not depend on copies.
-    pub invite_timeout_secs: u64,
-    /// After a 3xx, 401, 407 or 422, how long the attempt is remembered
-    /// waiting for the retried INVITE (same Call-ID and From-tag, higher
-    /// CSeq) before it counts as failed with that response. Default 120 s:
-    /// a stack retries at once, but a person typing credentials after a
-    /// 401/407 takes 30-60 s, and the retry's final response is the call's.
-    /// Keep it at most `invite-timeout-secs` so the default CDR order
-    /// window (which covers the longer of the two) stays as it is.
-    pub retry_wait_secs: u64,
-    /// How long a finished call is kept to recognise late repeats
-    /// (retransmitted BYE, 200 copies). Default 32 s (64*T1, Timer J).
-    pub linger_secs: u64,
-    /// An answered call with no BYE and no session timer ends this long
-    /// after its answer (marked `max-duration`).
-    pub max_duration_secs: u64,
-    /// Most live calls; INVITEs beyond it are dropped and counted.
-    pub max_dialogs: usize,
-    /// From SIP to charging fields.
-    pub mapping: MappingConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            reorder_window_ms: 200,
-            invite_timeout_secs: 300,
-            retry_wait_secs: 120,
-            linger_secs: 32,
-            max_duration_secs: 4 * 3600,
-            max_dialogs: 1_000_000,
-            mapping: MappingConfig::default(),
-        }
-    }
-}
+use timers::Timers;
 
 /// A packet waiting in the reorder buffer (equal timestamps keep their
 /// arrival order).
@@ -97,20 +70,58 @@ pub struct DialogMachine {
     window: Duration,
     max_dialogs: usize,
     mapper: Mapper,
-    now: Timestamp,
+    /// The stream clock: the latest `now` accepted; `None` before the
+    /// first packet is accepted.
+    now: Option<Timestamp>,
     released: Timestamp,
+    guard: Guard,
     /// Sorted by (timestamp, arrival); packets mostly arrive in order, so
     /// inserting is a push at the back.
     pending: VecDeque<Pending>,
-    dialogs: HashMap<Arc<[u8]>, Dialog>,
-    timers: BTreeSet<(Timestamp, Arc<[u8]>)>,
+    dialogs: HashMap<Key, Slot>,
+    timers: Timers<Key>,
+    /// Unanswered calls by start order, the first to give way.
+    unanswered: BTreeSet<(u64, Key)>,
+    /// Finished calls lingering, by start order.
+    lingering: BTreeSet<(u64, Key)>,
+    /// Calls started so far (the start order).
+    started: u64,
+    remembered: Remembered,
     events: VecDeque<DialogEvent>,
     stats: Stats,
 }
 
+/// A tracked call and its start order.
+struct Slot {
+    d: Dialog,
+    seq: u64,
+}
+
+/// Where a dialog stands, for the eviction order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Unanswered,
+    Answered,
+    Done,
+}
+
+impl Slot {
+    fn phase(&self) -> Phase {
+        if self.d.is_done() {
+            Phase::Done
+        } else if self.d.is_confirmed() {
+            Phase::Answered
+        } else {
+            Phase::Unanswered
+        }
+    }
+}
+
 impl DialogMachine {
-    /// A machine with this config; fails on a bad regex or CIDR block.
+    /// A machine with this config; fails on a value out of range, a bad
+    /// regex or CIDR block.
     pub fn new(cfg: Config) -> Result<Self, Error> {
+        cfg.validate()?;
         Ok(DialogMachine {
             timing: Timing {
                 invite_timeout: Duration::from_secs(cfg.invite_timeout_secs),
@@ -121,37 +132,88 @@ impl DialogMachine {
             window: Duration::from_millis(cfg.reorder_window_ms),
             max_dialogs: cfg.max_dialogs,
             mapper: Mapper::new(&cfg.mapping)?,
-            now: Timestamp::from_nanos(i64::MIN),
+            now: None,
             released: Timestamp::from_nanos(i64::MIN),
+            guard: Guard::new(
+                Duration::from_secs(cfg.max_clock_jump_secs),
+                Duration::from_secs(cfg.max_duration_secs),
+            ),
             pending: VecDeque::new(),
             dialogs: HashMap::new(),
-            timers: BTreeSet::new(),
+            timers: Timers::new(),
+            unanswered: BTreeSet::new(),
+            lingering: BTreeSet::new(),
+            started: 0,
+            remembered: Remembered::new(
+                Duration::from_secs(cfg.call_id_memory_secs),
+                cfg.max_dialogs,
+            ),
             events: VecDeque::new(),
             stats: Stats::default(),
         })
     }
 
     /// Takes in one packet seen at `pkt.ts`; `now` is the current time
-    /// (the packet time when replaying). Never fails: bad input is counted.
+    /// (the receive time live, the packet time when replaying). Never
+    /// fails: bad input is counted. A packet far from the stream clock
+    /// waits for a second one to agree (the clock rule: when `now` is the
+    /// packet's own time, a packet more than `max-clock-jump-secs` from the
+    /// stream clock is held until a second packet agrees with it, else
+    /// dropped and counted; when `now` is a receive time, a stamp that far
+    /// from it takes `now` instead).
     pub fn handle(&mut self, pkt: &SipPacket, now: Timestamp) {
         self.stats.packets += 1;
-        let p = Pending {
-            ts: pkt.ts,
-            pkt: pkt.clone(),
-        };
+        match self.guard.check(pkt, now, self.now, &mut self.stats) {
+            Verdict::Held => {}
+            Verdict::Release(held) => {
+                for (at, p) in held {
+                    self.enqueue(p);
+                    self.advance(at);
+                }
+            }
+            Verdict::Accept(held, ts) => {
+                for (at, p) in held {
+                    self.enqueue(p);
+                    self.advance(at);
+                }
+                let mut pkt = pkt.clone();
+                pkt.ts = ts;
+                self.enqueue(pkt);
+                self.advance(now);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, pkt: SipPacket) {
+        let p = Pending { ts: pkt.ts, pkt };
         if self.pending.back().is_none_or(|b| b.ts <= p.ts) {
             self.pending.push_back(p);
         } else {
             let at = self.pending.partition_point(|q| q.ts <= p.ts);
             self.pending.insert(at, p);
         }
-        self.advance(now);
     }
 
     /// Lets time pass: releases buffered packets and fires deadlines up to
-    /// `now - reorder-window`.
+    /// `now - reorder-window`. `now` is the caller's own clock and is
+    /// trusted (live callers should call this at least every
+    /// `max-clock-jump-secs`, and when [`DialogMachine::poll_timeout`]
+    /// says).
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        let held = self.guard.tick(now, self.now, &mut self.stats);
+        for (at, pkt) in held {
+            self.enqueue(pkt);
+            self.advance(at);
+        }
         self.advance(now);
+    }
+
+    /// The stream clock: the latest time accepted from packets or
+    /// [`DialogMachine::handle_timeout`]; `None` before the first. Unlike
+    /// the packets' own times it never leaps on one packet, so callers
+    /// ordering output by time should use it.
+    pub fn clock(&self) -> Option<Timestamp> {
+        self.now
     }
 
     /// The next event, if any.
@@ -162,11 +224,10 @@ impl DialogMachine {
     /// When [`DialogMachine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let packet = self.pending.front().map(|p| p.ts);
-        let timer = self.timers.first().map(|(t, _)| *t);
-        let next = match (packet, timer) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
+        let timer = self.timers.next();
+        // Held packets are decided by the caller's clock, as if pending.
+        let held = self.guard.held_since();
+        let next = [packet, timer, held].into_iter().flatten().min()?;
         Some(next.saturating_add(self.window))
     }
 
@@ -185,20 +246,22 @@ impl DialogMachine {
     pub fn dialog_memory(&self) -> usize {
         self.dialogs
             .values()
-            .map(|d| std::mem::size_of::<Dialog>() + d.heap_size())
+            .map(|s| std::mem::size_of::<Slot>() + s.d.heap_size())
             .sum()
     }
 
+    /// Call-IDs remembered for OriginIDs (bounded by `max-dialogs`).
+    pub fn remembered_call_ids(&self) -> usize {
+        self.remembered.len()
+    }
+
     fn advance(&mut self, now: Timestamp) {
-        self.now = self.now.max(now);
-        let horizon = self.now.saturating_sub(self.window);
+        let now = self.now.map_or(now, |n| n.max(now));
+        self.now = Some(now);
+        let horizon = now.saturating_sub(self.window);
         loop {
             let packet = self.pending.front().map(|p| p.ts).filter(|t| *t <= horizon);
-            let timer = self
-                .timers
-                .first()
-                .map(|(t, _)| *t)
-                .filter(|t| *t <= horizon);
+            let timer = self.timers.next().filter(|t| *t <= horizon);
             // On a tie the packet goes first: a BYE at the deadline wins.
             let packet_first = match (packet, timer) {
                 (None, None) => break,
@@ -209,13 +272,13 @@ impl DialogMachine {
                 if let Some(p) = self.pending.pop_front() {
                     self.process(&p);
                 }
-            } else if let Some((t, key)) = self.timers.pop_first() {
+            } else if let Some((t, key)) = self.timers.pop_due(horizon) {
                 self.fire(t, key);
             }
         }
     }
 
-    fn ctx(&mut self) -> (Ctx<'_>, &mut HashMap<Arc<[u8]>, Dialog>) {
+    fn ctx(&mut self) -> (Ctx<'_>, &mut HashMap<Key, Slot>) {
         (
             Ctx {
                 events: &mut self.events,
@@ -226,18 +289,71 @@ impl DialogMachine {
         )
     }
 
-    fn fire(&mut self, at: Timestamp, key: Arc<[u8]>) {
+    fn fire(&mut self, at: Timestamp, key: Key) {
         let (mut ctx, dialogs) = self.ctx();
-        let Some(d) = dialogs.get_mut(&key) else {
+        let Some(s) = dialogs.get_mut(&key) else {
             return;
         };
-        if d.is_done() {
+        if s.d.is_done() {
+            let seq = s.seq;
             dialogs.remove(&key);
+            self.lingering.remove(&(seq, key));
             return;
         }
-        d.on_timeout(at, &mut ctx);
-        let deadline = d.deadline;
-        self.timers.insert((deadline, key));
+        let before = s.phase();
+        s.d.on_timeout(at, &mut ctx);
+        let (deadline, seq, after) = (s.d.deadline, s.seq, s.phase());
+        self.moved(seq, &key, before, after);
+        self.timers.set(key, deadline);
+    }
+
+    /// Keeps the eviction sets in step with a dialog's phase.
+    fn moved(&mut self, seq: u64, key: &Key, before: Phase, after: Phase) {
+        if before == after {
+            return;
+        }
+        let entry = (seq, key.clone());
+        match before {
+            Phase::Unanswered => self.unanswered.remove(&entry),
+            Phase::Done => self.lingering.remove(&entry),
+            Phase::Answered => false,
+        };
+        match after {
+            Phase::Unanswered => self.unanswered.insert(entry),
+            Phase::Done => self.lingering.insert(entry),
+            Phase::Answered => false,
+        };
+    }
+
+    /// The dialog a message belongs to: by Call-ID and the caller's tag,
+    /// which is the From tag of the caller's requests and of every
+    /// response to them, and the To tag of the callee's requests and their
+    /// responses. A caller that sent no From tag is keyed by the empty tag,
+    /// which a callee's request then carries in To as no tag.
+    /// Returns the caller's tag hash the dialog is keyed by.
+    fn find(&self, call_id: &[u8], msg: &Msg<'_>) -> Option<u64> {
+        let get = |tag: u64| {
+            self.dialogs
+                .contains_key(&(call_id, tag) as &dyn KeyRef)
+                .then_some(tag)
+        };
+        let from = hash(msg.from_tag.unwrap_or_default());
+        if let Some(k) = get(from) {
+            return Some(k);
+        }
+        // An initial INVITE names only its own caller.
+        let initial = matches!(
+            msg.start,
+            StartLine::Request {
+                method: Method::Invite,
+                ..
+            }
+        ) && msg.to_tag.is_none();
+        if initial {
+            return None;
+        }
+        let to = hash(msg.to_tag.unwrap_or_default());
+        if to != from { get(to) } else { None }
     }
 
     fn process(&mut self, p: &Pending) {
@@ -264,15 +380,21 @@ impl DialogMachine {
             reason: raw.reason,
             session_expires: raw.session_expires,
         };
-        let (mut ctx, dialogs) = self.ctx();
-        if let Some(d) = dialogs.get_mut(raw.call_id) {
-            let before = d.deadline;
-            d.on_message(&msg, p.ts, &mut ctx);
-            if d.deadline != before {
-                let key = d.key.clone();
-                let after = d.deadline;
-                self.timers.remove(&(before, key.clone()));
-                self.timers.insert((after, key));
+        if let Some(tag) = self.find(raw.call_id, &msg) {
+            let (mut ctx, dialogs) = self.ctx();
+            let Some(s) = dialogs.get_mut(&(raw.call_id, tag) as &dyn KeyRef) else {
+                return;
+            };
+            let (before, phase) = (s.d.deadline, s.phase());
+            s.d.on_message(&msg, p.ts, &mut ctx);
+            let (after, seq, now_phase) = (s.d.deadline, s.seq, s.phase());
+            if (after, now_phase) != (before, phase) {
+                let key = Key {
+                    call_id: s.d.key.clone(),
+                    tag,
+                };
+                self.timers.reset(&key, before, after);
+                self.moved(seq, &key, phase, now_phase);
             }
             return;
         }
@@ -281,7 +403,7 @@ impl DialogMachine {
                 method: Method::Invite,
                 uri,
             } if msg.to_tag.is_none() => {
-                if self.dialogs.len() >= self.max_dialogs {
+                if self.dialogs.len() >= self.max_dialogs && !self.make_room(p.ts) {
                     self.stats.dialogs_dropped += 1;
                     return;
                 }
@@ -301,6 +423,30 @@ impl DialogMachine {
         }
     }
 
+    /// Frees one slot for a new call: the oldest lingering call, else the
+    /// oldest unanswered one (reported failed at `now`). False when every
+    /// tracked call is answered.
+    fn make_room(&mut self, now: Timestamp) -> bool {
+        if let Some((_, key)) = self.lingering.pop_first() {
+            if let Some(s) = self.dialogs.remove(&key) {
+                self.timers.cancel(key, s.d.deadline);
+            }
+            self.stats.dialogs_evicted_lingering += 1;
+            return true;
+        }
+        if let Some((_, key)) = self.unanswered.pop_first() {
+            let (mut ctx, dialogs) = self.ctx();
+            if let Some(mut s) = dialogs.remove(&key) {
+                let deadline = s.d.deadline;
+                s.d.evict(now, &mut ctx);
+                self.timers.cancel(key, deadline);
+            }
+            self.stats.dialogs_evicted_unanswered += 1;
+            return true;
+        }
+        false
+    }
+
     /// A new call. Only here are the name-addr values parsed for their
     /// users; every other packet reads just the tags.
     fn start(
@@ -311,7 +457,7 @@ impl DialogMachine {
         pkt: &SipPacket,
     ) {
         let user = |v: &[u8]| NameAddr::parse(v).user().map(lossy);
-        let origin_host = pkt.capture_point();
+        let capture_point = pkt.capture_point();
         let from_user = user(raw.from);
         let to_user = user(raw.to);
         let ruri_user = ruri_user.map(lossy);
@@ -323,13 +469,19 @@ impl DialogMachine {
             ruri_user: ruri_user.as_deref(),
             to_user: to_user.as_deref(),
             diversion_user: diversion_user.as_deref(),
-            capture_point: &origin_host,
+            capture_point: &capture_point,
             src: Some(pkt.src),
             dst: Some(pkt.dst),
         });
+        let origin_suffix = self.remembered.start(raw.call_id, msg.from_tag, pkt.ts);
+        if origin_suffix.is_some() {
+            self.stats.reused_call_ids += 1;
+        }
+        let call_id_bytes: Arc<[u8]> = Arc::from(raw.call_id);
         let info = Arc::new(CallInfo {
-            call_id: lossy(raw.call_id),
-            origin_host: origin_host.into_boxed_str(),
+            call_id_bytes: call_id_bytes.clone(),
+            origin_suffix,
+            capture_point: capture_point.into_boxed_str(),
             src: pkt.src,
             dst: pkt.dst,
             setup_time: pkt.ts,
@@ -341,11 +493,17 @@ impl DialogMachine {
             diversion_user,
             charging,
         });
-        let key: Arc<[u8]> = Arc::from(raw.call_id);
+        let key = Key {
+            call_id: call_id_bytes.clone(),
+            tag: hash(msg.from_tag.unwrap_or_default()),
+        };
         let (mut ctx, _) = self.ctx();
-        let d = Dialog::start(key.clone(), info, msg, &mut ctx);
-        self.timers.insert((d.deadline, key.clone()));
-        self.dialogs.insert(key, d);
+        let d = Dialog::start(call_id_bytes, info, msg, &mut ctx);
+        self.started += 1;
+        let seq = self.started;
+        self.timers.set(key.clone(), d.deadline);
+        self.unanswered.insert((seq, key.clone()));
+        self.dialogs.insert(key, Slot { d, seq });
     }
 }
 

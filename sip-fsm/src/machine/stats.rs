@@ -41,8 +41,13 @@ pub struct Stats {
     pub branch_finals: u64,
     /// New INVITEs on a call after 401/407/3xx/422 (same call continues).
     pub retried_invites: u64,
-    /// Initial INVITEs on a Call-ID whose call already finished.
+    /// Initial INVITEs with the Call-ID and From tag of a call that is
+    /// answered or already finished (not a new call: ignored).
     pub call_id_reuse: u64,
+    /// New calls on a Call-ID an earlier call used (within
+    /// `call-id-memory-secs`): billed on their own, with OriginID
+    /// `Call-ID;from-tag`.
+    pub reused_call_ids: u64,
     /// 2xx to the initial INVITE after the call had already failed.
     pub late_answers: u64,
     /// Unanswered calls reaped with no final response (Timer C).
@@ -51,8 +56,27 @@ pub struct Stats {
     pub session_expired: u64,
     /// Answered calls ended by the maximum duration without a BYE.
     pub max_duration: u64,
-    /// New calls refused because `max-dialogs` were live.
+    /// New calls refused because `max-dialogs` calls were tracked and all
+    /// of them were answered.
     pub dialogs_dropped: u64,
+    /// Finished calls still lingering, forgotten early to make room for a
+    /// new call (`max-dialogs`).
+    pub dialogs_evicted_lingering: u64,
+    /// Unanswered calls given up to make room for a new call
+    /// (`max-dialogs`); each is reported failed with reason `evicted`.
+    pub dialogs_evicted_unanswered: u64,
+    /// Packets whose timestamp was more than `max-clock-jump-secs` from
+    /// the receive time they were handed with: they take the receive time.
+    pub clock_stamp_corrected: u64,
+    /// Packets more than `max-clock-jump-secs` ahead of the stream clock
+    /// that no other packet agreed with: dropped.
+    pub clock_jump_future: u64,
+    /// Packets more than `max-clock-jump-secs` behind the stream clock that
+    /// no other packet agreed with: dropped.
+    pub clock_jump_past: u64,
+    /// Times the stream clock jumped by more than `max-clock-jump-secs`
+    /// because two packets agreed on the new time (a gap in a capture).
+    pub clock_jumps_confirmed: u64,
     /// Attempt events emitted.
     pub attempts: u64,
     /// Answer events emitted.

@@ -38,9 +38,12 @@ fn memory_per_live_dialog_is_under_one_kib() {
     assert_eq!(m.live_dialogs(), 1);
     let per = m.dialog_memory();
     // State, heap strings, the shared call info, plus a generous allowance
-    // for the two map entries (key pointer, hash slot) and the timer entry.
-    let overhead = 2 * std::mem::size_of::<(Arc<[u8]>, usize)>()
-        + std::mem::size_of::<(Timestamp, Arc<[u8]>)>()
+    // for the map entry (key, hash slot), the timer and eviction-order
+    // entries and the remembered Call-ID (map entry and queue entry).
+    let overhead = 2 * std::mem::size_of::<(key::Key, usize)>()
+        + std::mem::size_of::<(Timestamp, key::Key)>()
+        + std::mem::size_of::<(u64, key::Key)>()
+        + 2 * std::mem::size_of::<(u64, [u64; 5])>()
         + 64;
     assert!(per + overhead < 1024, "{per} + {overhead} bytes per dialog");
     assert!(
@@ -82,7 +85,9 @@ fn zero_window_releases_at_once_and_late_packets_are_counted() {
         ..Config::default()
     };
     let mut m = DialogMachine::new(cfg).unwrap();
-    m.handle(&pkt(10, INVITE), Timestamp::from_nanos(10_000_000));
+    // Live style: `now` is a receive time, so the first packet needs no
+    // second one to agree with it (the clock rule, `clock.rs`).
+    m.handle(&pkt(10, INVITE), Timestamp::from_nanos(10_000_001));
     assert!(matches!(m.poll_event(), Some(DialogEvent::Attempt { .. })));
     let earlier = INVITE.replace("Call-ID: N", "Call-ID: other-N");
     m.handle(&pkt(5, &earlier), Timestamp::from_nanos(10_000_000));
@@ -91,13 +96,13 @@ fn zero_window_releases_at_once_and_late_packets_are_counted() {
 }
 
 #[test]
-fn origin_host_without_hep_is_the_receiving_address() {
+fn capture_point_without_hep_is_the_receiving_address() {
     let mut m = DialogMachine::new(Config::default()).unwrap();
     m.handle(&pkt(0, INVITE), Timestamp::from_nanos(1_000_000_000));
     let Some(DialogEvent::Attempt { call }) = m.poll_event() else {
         panic!()
     };
-    assert_eq!(&*call.origin_host, "192.0.2.20:5060");
+    assert_eq!(&*call.capture_point, "192.0.2.20:5060");
     assert_eq!(call.ruri_user.as_deref(), Some("+4930123456789"));
     assert_eq!(&*call.charging.account, "+4940987654");
 }

@@ -183,7 +183,7 @@ fn d(x: Option<std::time::Duration>) -> String {
 pub fn summary(e: &DialogEvent) -> String {
     match e {
         DialogEvent::Attempt { call } => {
-            format!("attempt {} setup={}", call.call_id, ms(call.setup_time))
+            format!("attempt {} setup={}", call.call_id(), ms(call.setup_time))
         }
         DialogEvent::Answer {
             call,
@@ -193,7 +193,7 @@ pub fn summary(e: &DialogEvent) -> String {
             session_expires,
         } => format!(
             "answer {} at={} tag={} pdd={} se={:?}",
-            call.call_id,
+            call.call_id(),
             ms(*answer_time),
             to_tag.as_deref().unwrap_or("-"),
             d(*pdd),
@@ -208,7 +208,7 @@ pub fn summary(e: &DialogEvent) -> String {
         } => {
             format!(
                 "update {} at={} {method:?} by={by:?} se={session_expires:?}",
-                call.call_id,
+                call.call_id(),
                 ms(*at)
             )
         }
@@ -219,7 +219,7 @@ pub fn summary(e: &DialogEvent) -> String {
             } else {
                 "failed"
             },
-            r.call.call_id,
+            r.call.call_id(),
             r.end_reason.as_str(),
             r.code,
             r.answer_time.map_or("-".into(), |a| ms(a).to_string()),

@@ -159,7 +159,7 @@ enum Outcome {
     Ignored,
 }
 
-/// One call, keyed by Call-ID.
+/// One call, keyed by Call-ID and the caller's From tag (`super::key`).
 #[derive(Debug)]
 pub(super) struct Dialog {
     pub key: Arc<[u8]>,
@@ -209,6 +209,31 @@ impl Dialog {
     /// Whether the dialog is finished and only lingering.
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done { .. })
+    }
+
+    /// Whether the call was answered and has not finished.
+    pub fn is_confirmed(&self) -> bool {
+        matches!(self.state, State::Confirmed { .. })
+    }
+
+    /// Gives the unanswered call up to make room (`max-dialogs`): reported
+    /// as failed at `now` with code 408, reason `evicted`. The machine
+    /// removes the dialog right after.
+    pub fn evict(&mut self, now: Timestamp, ctx: &mut Ctx<'_>) {
+        let ringing = match &self.state {
+            State::Early { ringing, .. } | State::Retrying { ringing, .. } => *ringing,
+            State::Confirmed { .. } | State::Done { .. } => return,
+        };
+        self.fail(
+            408,
+            "".into(),
+            now,
+            None,
+            EndReason::Evicted,
+            ringing,
+            now,
+            ctx,
+        );
     }
 
     /// Applies one message seen at `ts`.
@@ -356,8 +381,8 @@ impl Dialog {
         let c = &i.charging;
         let info = std::mem::size_of::<CallInfo>()
             + 16 // Arc counters
-            + i.call_id.len()
-            + i.origin_host.len()
+            + i.origin_suffix.as_ref().map_or(0, |x| x.len())
+            + i.capture_point.len()
             + s(&i.from_user)
             + s(&i.from_tag)
             + s(&i.to_user)
@@ -413,7 +438,7 @@ pub(super) fn lossy(b: &[u8]) -> Box<str> {
 
 /// FNV-1a: tags and branches are compared within one call only, so a
 /// 64-bit hash stands in for the string at a fraction of the memory.
-fn hash(b: &[u8]) -> u64 {
+pub(super) fn hash(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &c| {
         (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
     })
