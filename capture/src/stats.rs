@@ -29,7 +29,9 @@ macro_rules! drop_reasons {
 }
 
 drop_reasons! {
-    /// UDP/TCP payload that is not a SIP message.
+    /// A payload that is not a SIP message: UDP, TCP, SCTP or WebSocket
+    /// data, or a HEP packet carrying something else (RTCP, logs, QoS
+    /// reports, keep-alives: any HEPv3 protocol type but 1).
     NotSip => "not_sip",
     /// A link-layer frame that carries neither IPv4 nor IPv6.
     NotIp => "not_ip",
@@ -43,8 +45,6 @@ drop_reasons! {
     BadHeader => "bad_header",
     /// A malformed HEP packet (bad magic, length or chunk).
     BadHep => "bad_hep",
-    /// A HEP packet whose payload is not SIP (RTCP, logs, keep-alives...).
-    HepNotSip => "hep_not_sip",
     /// A HEP packet whose auth key did not match the configured one.
     WrongAuthKey => "wrong_auth_key",
     /// A HEP compressed payload that did not inflate.

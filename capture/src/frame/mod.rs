@@ -29,6 +29,7 @@ pub mod fuzzing;
 
 pub use decoder::FrameDecoder;
 pub use link::LinkType;
+pub(crate) use sipframe::is_sip_message;
 
 /// Limits and settings of a [`FrameDecoder`].
 #[derive(Clone, Debug)]
