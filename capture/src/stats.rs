@@ -51,8 +51,12 @@ drop_reasons! {
     BadCompression => "bad_compression",
     /// IP fragments or partial TCP data that waited longer than allowed.
     ReassemblyTimeout => "reassembly_timeout",
-    /// Reassembly state refused because a configured memory limit was reached.
+    /// Reassembly state refused because a configured memory limit was reached
+    /// (IP fragment bytes, TCP streams, bytes per TCP stream).
     ReassemblyLimit => "reassembly_limit",
+    /// A TCP stream, IP datagram or HEP-over-TCP connection dropped because
+    /// the global reassembly byte budget (`max-total-bytes`) ran out.
+    ReassemblyBudget => "reassembly_budget",
     /// Overlapping or inconsistent IP fragments.
     BadFragment => "bad_fragment",
     /// TCP stream bytes skipped because a segment was never seen.

@@ -182,6 +182,12 @@ impl FrameDecoder {
         self.tcp.len()
     }
 
+    /// Bytes reassembly holds now (IP fragments and TCP streams), the
+    /// figure the global budget `max_total_bytes` bounds.
+    pub fn held_bytes(&self) -> usize {
+        self.tcp.held() + self.defrag.held()
+    }
+
     /// Number of IP datagrams waiting for fragments now.
     pub fn pending_datagrams(&self) -> usize {
         self.defrag.pending()
@@ -227,12 +233,13 @@ impl FrameDecoder {
 
     fn tcp(&mut self, m: Meta, t: &TcpSlice<'_>, out: &mut Vec<SipPacket>) {
         let (sport, dport) = (t.source_port(), t.destination_port());
+        let key = StreamKey {
+            src: SocketAddr::new(m.src, sport),
+            dst: SocketAddr::new(m.dst, dport),
+            vlan: m.vlan,
+        };
         let seg = Segment {
-            key: StreamKey {
-                src: SocketAddr::new(m.src, sport),
-                dst: SocketAddr::new(m.dst, dport),
-                vlan: m.vlan,
-            },
+            key,
             seq: t.sequence_number(),
             syn: t.syn(),
             fin: t.fin(),
@@ -248,6 +255,10 @@ impl FrameDecoder {
             out,
         };
         self.tcp.segment(seg, &mut sink);
+        // The global budget: the stream that took the total past it goes.
+        if self.tcp.held() + self.defrag.held() > self.cfg.max_total_bytes {
+            self.tcp.evict(&key, &mut self.stats);
+        }
     }
 
     fn fragment(&mut self, sliced: &SlicedPacket<'_>, m: Meta, out: &mut Vec<SipPacket>) {
@@ -255,7 +266,8 @@ impl FrameDecoder {
             self.stats.drop(DropReason::BadHeader);
             return;
         };
-        let Some(whole) = self.defrag.add(frag, m.ts, &mut self.stats) else {
+        let room = self.cfg.max_total_bytes.saturating_sub(self.tcp.held());
+        let Some(whole) = self.defrag.add(frag, m.ts, room, &mut self.stats) else {
             return;
         };
         match whole.ip_number {

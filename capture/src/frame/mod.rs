@@ -61,6 +61,10 @@ pub struct DecoderConfig {
     /// segments that the endpoints never retransmit, so without this a
     /// quiet connection would hold its later messages until it goes idle.
     pub tcp_gap_timeout: Duration,
+    /// One byte budget for everything reassembly holds: IP fragments and
+    /// all TCP streams together (default 256 MiB). A stream or datagram
+    /// that would take the total past it is dropped as `ReassemblyBudget`.
+    pub max_total_bytes: usize,
 }
 
 impl Default for DecoderConfig {
@@ -75,6 +79,7 @@ impl Default for DecoderConfig {
             max_tcp_stream_bytes: 256 * 1024,
             tcp_idle_timeout: Duration::from_secs(300),
             tcp_gap_timeout: Duration::from_secs(5),
+            max_total_bytes: 256 * 1024 * 1024,
         }
     }
 }

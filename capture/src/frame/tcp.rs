@@ -130,6 +130,8 @@ struct Stream {
     last_seen: Timestamp,
     /// This stream's entry in [`TcpTable::timers`].
     timer: (Timestamp, u64),
+    /// What [`Stream::held`] was when last added to [`TcpTable::held`].
+    charged: usize,
 }
 
 /// `usize` from a stream distance known to fit (it is bounded by a slice
@@ -148,8 +150,14 @@ fn ts_at(marks: &mut VecDeque<(u64, Timestamp)>, off: u64, fallback: Timestamp) 
 }
 
 impl Stream {
+    /// Bytes this stream holds: unframed in-order data, out-of-order
+    /// segments, a far segment and what its consumer buffers.
     fn held(&self) -> usize {
-        self.buf.len() + self.ooo_cost + self.far.as_ref().map_or(0, |f| f.1.data.len())
+        let consumer = match &self.consumer {
+            Consumer::Hep { framer, .. } => framer.buffered(),
+            Consumer::Sip(_) | Consumer::Dead => 0,
+        };
+        self.buf.len() + self.ooo_cost + self.far.as_ref().map_or(0, |f| f.1.data.len()) + consumer
     }
 
     /// The stream offset of sequence number `seq`, relative to `next_off`
@@ -355,6 +363,15 @@ impl Stream {
                 }
                 self.buf.extend_from_slice(data);
                 self.frame_sip(sink);
+                // In-order data that never completes a message counts
+                // against the stream's cap like out-of-order data does.
+                if self.held() > sink.cfg.max_tcp_stream_bytes {
+                    sink.stats.drop(DropReason::ReassemblyLimit);
+                    self.buf.clear();
+                    self.marks.clear();
+                    self.buf_off = self.next_off;
+                    self.consumer = Consumer::Sip(SipFramer::resync());
+                }
             }
             Consumer::Hep { .. } => self.feed_hep(data, ts, sink),
         }
@@ -455,6 +472,8 @@ impl Stream {
 #[derive(Debug, Default)]
 pub(crate) struct TcpTable {
     streams: HashMap<StreamKey, Stream>,
+    /// Bytes held over all streams (the sum of their `charged`).
+    held: usize,
     /// One entry per stream, at or before its real deadline.
     timers: BTreeMap<(Timestamp, u64), StreamKey>,
     next_timer: u64,
@@ -464,6 +483,36 @@ impl TcpTable {
     /// Number of streams tracked.
     pub(crate) fn len(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Bytes held over all streams.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Brings [`TcpTable::held`] up to date with one stream's holdings.
+    fn recharge(&mut self, key: &StreamKey) {
+        if let Some(s) = self.streams.get_mut(key) {
+            let now = s.held();
+            self.held = self.held - s.charged + now;
+            s.charged = now;
+        }
+    }
+
+    /// Takes a stream out of the table and its bytes off the total.
+    fn take(&mut self, key: &StreamKey) -> Option<Stream> {
+        let s = self.streams.remove(key)?;
+        self.timers.remove(&s.timer);
+        self.held -= s.charged;
+        Some(s)
+    }
+
+    /// Forgets a stream and everything it holds, counting the loss as
+    /// `ReassemblyBudget` (the global byte budget ran out).
+    pub(crate) fn evict(&mut self, key: &StreamKey, stats: &mut Stats) {
+        if self.take(key).is_some() {
+            stats.drop(DropReason::ReassemblyBudget);
+        }
     }
 
     /// The earliest stream deadline.
@@ -528,12 +577,14 @@ impl TcpTable {
             return;
         }
         let deadline = s.deadline(sink.cfg);
+        let key = seg.key;
         if deadline < s.timer.0 {
             self.timers.remove(&s.timer);
             s.timer = (deadline, self.next_timer);
             self.next_timer += 1;
             self.timers.insert(s.timer, seg.key);
         }
+        self.recharge(&key);
     }
 
     fn create(&mut self, seg: &Segment<'_>, cfg: &DecoderConfig) {
@@ -570,13 +621,13 @@ impl TcpTable {
             consumer,
             last_seen: seg.ts,
             timer,
+            charged: 0,
         };
         self.streams.insert(seg.key, stream);
     }
 
     fn close(&mut self, key: StreamKey, why: Close, sink: &mut Sink<'_>) {
-        if let Some(mut s) = self.streams.remove(&key) {
-            self.timers.remove(&s.timer);
+        if let Some(mut s) = self.take(&key) {
             s.close(why, sink);
         }
     }
@@ -594,20 +645,17 @@ impl TcpTable {
             };
             while s.gap_deadline(sink.cfg).is_some_and(|d| d <= now) && s.skip_gap(sink) {}
             if s.fin_reached() {
-                if let Some(mut s) = self.streams.remove(&key) {
-                    s.close(Close::Fin, sink);
-                }
+                self.close(key, Close::Fin, sink);
                 continue;
             }
             if s.last_seen.saturating_add(sink.cfg.tcp_idle_timeout) <= now {
-                if let Some(mut s) = self.streams.remove(&key) {
-                    s.close(Close::Idle, sink);
-                }
+                self.close(key, Close::Idle, sink);
                 continue;
             }
             s.timer = (s.deadline(sink.cfg), self.next_timer);
             self.next_timer += 1;
             self.timers.insert(s.timer, key);
+            self.recharge(&key);
         }
     }
 
@@ -1083,6 +1131,83 @@ mod tests {
             );
         }
         assert_eq!(d.tcp_streams(), 2);
+    }
+
+    /// Issue 7: in-order data that never completes a message counts
+    /// against `max_tcp_stream_bytes` (it used to grow to
+    /// `max_sip_message`, or without end when resynchronising on
+    /// `INVITE SIP/2.0aaaa...`), and is dropped with a counter.
+    #[test]
+    fn in_order_data_without_a_message_end_is_capped() {
+        let cfg = DecoderConfig {
+            max_tcp_stream_bytes: 4096,
+            ..DecoderConfig::default()
+        };
+        for (syn, head) in [
+            (true, &b"INVITE sip:x SIP/2.0\r\nX-H: "[..]),
+            (false, b"INVITE SIP/2.0"),
+        ] {
+            let mut r = Run::new(cfg.clone());
+            if syn {
+                r.syn();
+            }
+            let mut off = 0usize;
+            let mut send = |r: &mut Run, d: &[u8]| {
+                r.seg(off as u32, NONE, d, ts(1));
+                off += d.len();
+                assert!(r.d.held_bytes() <= 4096, "{}", r.d.held_bytes());
+            };
+            send(&mut r, head);
+            for _ in 0..(1 << 20) / 512 {
+                send(&mut r, &[b'a'; 512]);
+            }
+            assert!(
+                r.stats().drops(DropReason::ReassemblyLimit) >= 1,
+                "{head:?}"
+            );
+            assert_eq!(r.d.tcp_streams(), 1);
+            // The stream goes on: a message after a line end is found.
+            let m = sip(1, "ok");
+            send(&mut r, b"\r\n");
+            send(&mut r, &m);
+            assert_eq!(r.payloads(), vec![m], "{head:?}");
+        }
+    }
+
+    /// Issue 7: one byte budget over every stream and all IP fragments;
+    /// the stream (or datagram) that would pass it is dropped and counted.
+    #[test]
+    fn global_budget_bounds_all_streams_and_fragments() {
+        let cfg = DecoderConfig {
+            max_total_bytes: 10_000,
+            ..DecoderConfig::default()
+        };
+        let mut r = Run::new(cfg);
+        // Streams holding out-of-order data behind a lost first segment.
+        for port in 0..10u16 {
+            r.frame(&tcp_ipv4(41000 + port, 5060, 1, SYN, b""), ts(1));
+            r.frame(
+                &tcp_ipv4(41000 + port, 5060, 100, NONE, &[b'x'; 2000]),
+                ts(1),
+            );
+            assert!(r.d.held_bytes() <= 10_000, "{}", r.d.held_bytes());
+        }
+        let evicted = r.stats().drops(DropReason::ReassemblyBudget);
+        assert!(evicted >= 5, "{evicted}");
+        assert_eq!(r.d.tcp_streams(), 10 - evicted as usize);
+        // No room left for a fragmented datagram either.
+        let before = r.stats().drops(DropReason::ReassemblyBudget);
+        let dg = udp_datagram_v4(&[b'y'; 3000]);
+        for f in ipv4_fragments(9, &dg, 1480) {
+            r.frame(&f, ts(1));
+        }
+        assert!(r.stats().drops(DropReason::ReassemblyBudget) > before);
+        assert!(r.d.held_bytes() <= 10_000);
+        assert_eq!(r.d.pending_datagrams(), 0);
+        // Closing streams gives their bytes back.
+        let mut out = Vec::new();
+        r.d.finish(&mut out);
+        assert_eq!(r.d.held_bytes(), 0);
     }
 
     fn hep_seg(r: &mut Run, seq: u32, f: Flags, data: &[u8]) {
