@@ -7,7 +7,8 @@ use std::fmt;
 
 macro_rules! drop_reasons {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
-        /// Why an input (frame, datagram, HEP packet, stream bytes) was dropped.
+        /// Why an input (frame, datagram, HEP packet, stream bytes, connection)
+        /// was dropped.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum DropReason {
@@ -67,6 +68,23 @@ drop_reasons! {
     BadContentLength => "bad_content_length",
     /// A HEP-over-TCP stream with an impossible length field (connection closed).
     BadHepFrame => "bad_hep_frame",
+    /// A malformed or unsupported GRE or ERSPAN header.
+    BadGre => "bad_gre",
+    /// A malformed VXLAN header (UDP port 4789).
+    BadVxlan => "bad_vxlan",
+    /// Tunnels nested deeper than the decoder follows.
+    EncapTooDeep => "encap_too_deep",
+    /// A malformed SCTP packet or chunk.
+    BadSctp => "bad_sctp",
+    /// A piece of a fragmented SCTP user message (not reassembled).
+    SctpFragment => "sctp_fragment",
+    /// A malformed WebSocket frame on a SIP-over-WebSocket stream (the
+    /// stream is ignored from there on).
+    BadWebsocket => "bad_websocket",
+    /// A HEP TCP connection refused because `tcp-max-connections` were open.
+    HepConnLimit => "hep_conn_limit",
+    /// A HEP TCP connection closed after `tcp-idle-timeout-secs` without data.
+    HepIdleTimeout => "hep_idle_timeout",
 }
 
 impl fmt::Display for DropReason {

@@ -17,12 +17,17 @@ use std::time::Duration;
 
 mod decoder;
 mod defrag;
+mod encap;
+#[cfg(test)]
+mod encap_tests;
 mod hep_glue;
 mod link;
+mod sctp;
 mod sipframe;
 mod tcp;
 #[cfg(test)]
 mod testutil;
+mod websocket;
 
 #[cfg(feature = "__internal-fuzz")]
 pub mod fuzzing;

@@ -17,7 +17,8 @@ use memchr::memmem;
 
 use super::DecoderConfig;
 use super::hep_glue::{self, HepStreamFramer};
-use super::sipframe::SipFramer;
+use super::sipframe::{self, SipFramer};
+use super::websocket::{self, Handshake, WsDecoder, WsEvent};
 use crate::{DropReason, SipPacket, Source, Stats, Timestamp, Transport};
 
 /// Bytes charged per buffered out-of-order segment besides its data.
@@ -92,7 +93,14 @@ enum Consumer {
         framer: HepStreamFramer,
         synced: bool,
     },
-    /// A HEP stream that failed to frame; its bytes are ignored.
+    /// The first bytes look like HTTP: waiting for the head to tell
+    /// whether this is a WebSocket upgrade to SIP (RFC 7118).
+    Http,
+    /// SIP over WebSocket, after the upgrade.
+    Ws(WsDecoder),
+    /// A stream that cannot be followed (a HEP stream that failed to
+    /// frame, plain HTTP, a broken or closed WebSocket); its bytes are
+    /// ignored.
     Dead,
 }
 
@@ -155,7 +163,8 @@ impl Stream {
     fn held(&self) -> usize {
         let consumer = match &self.consumer {
             Consumer::Hep { framer, .. } => framer.buffered(),
-            Consumer::Sip(_) | Consumer::Dead => 0,
+            Consumer::Ws(d) => d.held(),
+            Consumer::Sip(_) | Consumer::Http | Consumer::Dead => 0,
         };
         self.buf.len() + self.ooo_cost + self.far.as_ref().map_or(0, |f| f.1.data.len()) + consumer
     }
@@ -343,6 +352,8 @@ impl Stream {
         }
         match &mut self.consumer {
             Consumer::Sip(f) => *f = SipFramer::resync(),
+            // WebSocket frames cannot be found again after a gap.
+            Consumer::Http | Consumer::Ws(_) => self.consumer = Consumer::Dead,
             Consumer::Hep { framer, synced } => {
                 *framer = HepStreamFramer::new(MAX_HEP_FRAME);
                 *synced = false;
@@ -357,12 +368,25 @@ impl Stream {
         self.next_off += data.len() as u64;
         match &mut self.consumer {
             Consumer::Dead => {}
-            Consumer::Sip(_) => {
+            Consumer::Sip(_) | Consumer::Http | Consumer::Ws(_) => {
                 if self.marks.back().is_none_or(|m| m.1 != ts) && self.marks.len() < MAX_MARKS {
                     self.marks.push_back((at, ts));
                 }
                 self.buf.extend_from_slice(data);
-                self.frame_sip(sink);
+                // A stream whose first bytes after the SYN are HTTP may be
+                // upgraded to SIP over WebSocket.
+                if at == 0
+                    && self.isn.is_some()
+                    && matches!(self.consumer, Consumer::Sip(_))
+                    && websocket::may_be_handshake(&self.buf)
+                {
+                    self.consumer = Consumer::Http;
+                }
+                match self.consumer {
+                    Consumer::Http => self.upgrade(sink),
+                    Consumer::Ws(_) => self.frame_ws(sink),
+                    _ => self.frame_sip(sink),
+                }
                 // In-order data that never completes a message counts
                 // against the stream's cap like out-of-order data does.
                 if self.held() > sink.cfg.max_tcp_stream_bytes {
@@ -370,7 +394,10 @@ impl Stream {
                     self.buf.clear();
                     self.marks.clear();
                     self.buf_off = self.next_off;
-                    self.consumer = Consumer::Sip(SipFramer::resync());
+                    self.consumer = match self.consumer {
+                        Consumer::Sip(_) => Consumer::Sip(SipFramer::resync()),
+                        _ => Consumer::Dead,
+                    };
                 }
             }
             Consumer::Hep { .. } => self.feed_hep(data, ts, sink),
@@ -405,6 +432,75 @@ impl Stream {
             });
         }
         let _ = ts_at(&mut self.marks, self.buf_off, self.last_seen);
+    }
+
+    /// Reads the HTTP head at the stream's start: an upgrade to SIP over
+    /// WebSocket switches to frame decoding, anything else is not SIP.
+    fn upgrade(&mut self, sink: &mut Sink<'_>) {
+        match websocket::handshake(&self.buf) {
+            Handshake::NeedMore => {}
+            Handshake::Sip(n) => {
+                self.buf.advance(n);
+                self.buf_off += n as u64;
+                self.consumer = Consumer::Ws(WsDecoder::default());
+                self.frame_ws(sink);
+            }
+            Handshake::No => {
+                sink.stats.drop(DropReason::NotSip);
+                self.consumer = Consumer::Dead;
+                self.buf.clear();
+                self.marks.clear();
+                self.buf_off = self.next_off;
+            }
+        }
+    }
+
+    /// Takes complete WebSocket messages off the buffer; each is one SIP
+    /// message (RFC 7118 section 5.2).
+    fn frame_ws(&mut self, sink: &mut Sink<'_>) {
+        let Consumer::Ws(d) = &mut self.consumer else {
+            return;
+        };
+        loop {
+            let (start, before) = (self.buf_off, self.buf.len());
+            let ev = d.next(&mut self.buf, sink.cfg.max_sip_message, sink.stats);
+            self.buf_off += (before - self.buf.len()) as u64;
+            match ev {
+                WsEvent::NeedMore => break,
+                WsEvent::Message(m) => {
+                    // The time of the segment that carried the last frame's
+                    // start (most messages are one frame).
+                    let ts = ts_at(&mut self.marks, start, self.last_seen);
+                    if !sipframe::is_sip_message(&m) {
+                        sink.stats.drop(DropReason::NotSip);
+                        continue;
+                    }
+                    sink.stats.sip += 1;
+                    sink.out.push(SipPacket {
+                        ts,
+                        src: self.key.src,
+                        dst: self.key.dst,
+                        transport: Transport::Ws,
+                        source: self.source,
+                        capture_id: None,
+                        node: None,
+                        correlation_id: None,
+                        vlan: self.key.vlan,
+                        payload: m.into(),
+                    });
+                }
+                WsEvent::Closed | WsEvent::Bad => {
+                    if ev == WsEvent::Bad {
+                        sink.stats.drop(DropReason::BadWebsocket);
+                    }
+                    self.consumer = Consumer::Dead;
+                    self.buf.clear();
+                    self.marks.clear();
+                    self.buf_off = self.next_off;
+                    break;
+                }
+            }
+        }
     }
 
     fn feed_hep(&mut self, data: &[u8], ts: Timestamp, sink: &mut Sink<'_>) {
@@ -456,13 +552,17 @@ impl Stream {
         if why != Close::Fin {
             while self.skip_gap(sink) {}
         }
-        if let Consumer::Sip(f) = &self.consumer {
-            if f.holds_partial(&self.buf) {
-                sink.stats.drop(match why {
-                    Close::Fin | Close::Reset => DropReason::Truncated,
-                    Close::Idle | Close::Finish => DropReason::ReassemblyTimeout,
-                });
-            }
+        let partial = match &self.consumer {
+            Consumer::Sip(f) => f.holds_partial(&self.buf),
+            Consumer::Ws(d) => d.holds_partial() || !self.buf.is_empty(),
+            Consumer::Http => !self.buf.is_empty(),
+            Consumer::Hep { .. } | Consumer::Dead => false,
+        };
+        if partial {
+            sink.stats.drop(match why {
+                Close::Fin | Close::Reset => DropReason::Truncated,
+                Close::Idle | Close::Finish => DropReason::ReassemblyTimeout,
+            });
         }
         self.buf.clear();
     }
