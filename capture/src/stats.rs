@@ -102,6 +102,10 @@ pub struct Stats {
     pub bytes: u64,
     /// SIP messages produced.
     pub sip: u64,
+    /// Bytes received and thrown away unread as packets: partial frames of
+    /// HEP-over-TCP connections closed for a bad frame, idleness or the
+    /// byte budget, and frames that did not decode.
+    pub discarded_bytes: u64,
     drops: Vec<u64>,
 }
 
@@ -148,6 +152,7 @@ impl Stats {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.sip += other.sip;
+        self.discarded_bytes += other.discarded_bytes;
         for (r, n) in other.drop_counts() {
             if n > 0 {
                 self.drop_n(r, n);
