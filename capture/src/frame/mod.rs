@@ -11,7 +11,13 @@
 //! extension headers, UDP, TCP) is `etherparse`'s. Written here is only what
 //! it lacks: the Linux SLL2 and BSD loopback headers (`link`), a bounded
 //! IP reassembly policy around its `IpDefragBuf` (`defrag`), TCP stream
-//! reassembly (`tcp`) and SIP message framing on streams (`sipframe`).
+//! reassembly (`tcp`) and SIP message framing on streams (`sipframe`), the
+//! tunnels port mirrors use (`encap`: IP-in-IP, GRE, ERSPAN, VXLAN), SIP
+//! over SCTP (`sctp`) and SIP over WebSocket on TCP streams (`websocket`).
+//!
+//! Memory is bounded per kind (fragment bytes, streams, bytes per stream)
+//! and by one budget over all of it (`max_total_bytes`); hitting a bound is
+//! a counted [`crate::DropReason`].
 
 use std::time::Duration;
 

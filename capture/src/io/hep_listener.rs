@@ -1,6 +1,7 @@
 //! HEP listeners: UDP (draining the socket per wake-up, optionally several
 //! `SO_REUSEPORT` sockets) and TCP (one task per connection, framed on the
-//! HEPv3 length field).
+//! HEPv3 length field; bounded in connections, idle time and bytes held,
+//! with accept backing off when descriptors run out).
 //!
 //! Each is one `select!` loop over its socket and a shutdown signal; the
 //! decoding is [`crate::hep::decode_sip`], the framing
