@@ -7,7 +7,10 @@
 //! complete, a message larger than the SIP limit is skipped (its frames
 //! are not buffered), and a malformed frame ends decoding of the stream.
 //! Compressed messages (permessage-deflate, RSV1) cannot be read without
-//! the connection's history and count as `BadWebsocket`.
+//! the connection's history and count as `BadWebsocket`. Only connections
+//! whose start (SYN, then the handshake) was captured are recognised: one
+//! joined later is framed as plain SIP over TCP, and a gap in a WebSocket
+//! stream ends its decoding (frames cannot be found again).
 
 use bytes::{Buf, BytesMut};
 use memchr::memmem;
