@@ -244,7 +244,8 @@ impl Config {
         }
     }
 
-    /// HEP listener settings.
+    /// HEP listener settings. Each call makes a new byte budget; listeners
+    /// given clones of one value share it.
     pub(crate) fn listener_config(&self) -> capture::io::ListenerConfig {
         capture::io::ListenerConfig {
             hep: self.hep_config(),
