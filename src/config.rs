@@ -76,9 +76,9 @@ pub(crate) struct ReassemblySection {
     /// Seconds out-of-order TCP data waits for a missing segment before the
     /// hole is skipped (counted as `tcp_gap`).
     pub tcp_gap_timeout_secs: u64,
-    /// One byte budget for everything reassembly holds: IP fragments, all
-    /// TCP streams of a capture, and the partial frames of all HEP-over-TCP
-    /// connections of a listener (counted as `reassembly_budget`).
+    /// Byte budget for what reassembly holds: IP fragments and all TCP
+    /// streams of a capture or tap; separately, the partial frames of all
+    /// HEP-over-TCP connections (counted as `reassembly_budget`).
     pub max_total_bytes: usize,
 }
 
