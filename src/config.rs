@@ -76,6 +76,10 @@ pub(crate) struct ReassemblySection {
     /// Seconds out-of-order TCP data waits for a missing segment before the
     /// hole is skipped (counted as `tcp_gap`).
     pub tcp_gap_timeout_secs: u64,
+    /// Byte budget for what reassembly holds: IP fragments and all TCP
+    /// streams of a capture or tap; separately, the partial frames of all
+    /// HEP-over-TCP connections (counted as `reassembly_budget`).
+    pub max_total_bytes: usize,
 }
 
 impl Default for ReassemblySection {
@@ -88,6 +92,7 @@ impl Default for ReassemblySection {
             max_tcp_stream_bytes: d.max_tcp_stream_bytes,
             tcp_idle_timeout_secs: d.tcp_idle_timeout.as_secs(),
             tcp_gap_timeout_secs: d.tcp_gap_timeout.as_secs(),
+            max_total_bytes: d.max_total_bytes,
         }
     }
 }
@@ -105,6 +110,12 @@ pub(crate) struct HepSection {
     pub recv_buffer: usize,
     /// UDP sockets per address (SO_REUSEPORT), one task each.
     pub udp_sockets: usize,
+    /// HEP TCP connections open at once; more are closed at once (counted
+    /// as `hep_conn_limit`).
+    pub tcp_max_connections: usize,
+    /// Seconds a HEP TCP connection may send nothing before it is closed
+    /// (counted as `hep_idle_timeout`).
+    pub tcp_idle_timeout_secs: u64,
 }
 
 impl Default for HepSection {
@@ -115,6 +126,8 @@ impl Default for HepSection {
             auth_key: None,
             recv_buffer: d.recv_buffer,
             udp_sockets: d.udp_sockets,
+            tcp_max_connections: d.tcp_max_connections,
+            tcp_idle_timeout_secs: d.tcp_idle_timeout.as_secs(),
         }
     }
 }
@@ -219,6 +232,7 @@ impl Config {
             max_tcp_stream_bytes: r.max_tcp_stream_bytes,
             tcp_idle_timeout: std::time::Duration::from_secs(r.tcp_idle_timeout_secs),
             tcp_gap_timeout: std::time::Duration::from_secs(r.tcp_gap_timeout_secs),
+            max_total_bytes: r.max_total_bytes,
         }
     }
 
@@ -230,12 +244,16 @@ impl Config {
         }
     }
 
-    /// HEP listener settings.
+    /// HEP listener settings. Each call makes a new byte budget; listeners
+    /// given clones of one value share it.
     pub(crate) fn listener_config(&self) -> capture::io::ListenerConfig {
         capture::io::ListenerConfig {
             hep: self.hep_config(),
             recv_buffer: self.hep.recv_buffer,
             udp_sockets: self.hep.udp_sockets,
+            tcp_max_connections: self.hep.tcp_max_connections,
+            tcp_idle_timeout: std::time::Duration::from_secs(self.hep.tcp_idle_timeout_secs),
+            budget: capture::io::ByteBudget::new(self.capture.reassembly.max_total_bytes),
             ..capture::io::ListenerConfig::default()
         }
     }
@@ -261,6 +279,24 @@ mod tests {
         assert_eq!(c.hep.udp_sockets, 1);
         assert_eq!(c.capture.reassembly.max_tcp_streams, 7);
         assert_eq!(c.capture.reassembly.tcp_idle_timeout_secs, 300);
+    }
+
+    #[test]
+    fn capture_bound_keys_reach_the_decoder_and_listeners() {
+        let c = Config::parse(
+            "[capture.reassembly]\nmax-total-bytes = 1000\n\
+             [hep]\ntcp-max-connections = 3\ntcp-idle-timeout-secs = 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.decoder_config().max_total_bytes, 1000);
+        let l = c.listener_config();
+        assert_eq!(l.tcp_max_connections, 3);
+        assert_eq!(l.tcp_idle_timeout, std::time::Duration::from_secs(7));
+        assert_eq!(l.budget.limit(), 1000);
+        let d = Config::parse("").unwrap();
+        assert_eq!(d.hep.tcp_max_connections, 1024);
+        assert_eq!(d.hep.tcp_idle_timeout_secs, 300);
+        assert_eq!(d.capture.reassembly.max_total_bytes, 256 << 20);
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub(crate) fn print_stats(label: &str, stats: &Stats, extra: &[(&str, u64)]) {
     let _ = writeln!(e, "{label}: bytes: {}", stats.bytes);
     let _ = writeln!(e, "{label}: sip_messages: {}", stats.sip);
     let _ = writeln!(e, "{label}: dropped: {}", stats.total_drops());
+    let _ = writeln!(e, "{label}: discarded_bytes: {}", stats.discarded_bytes);
     for (reason, n) in stats.drop_counts() {
         let _ = writeln!(e, "{label}: drop.{reason}: {n}");
     }

@@ -118,13 +118,15 @@ fn sniff_live(
         let (tx, mut rx) = mpsc::channel::<Vec<SipPacket>>(1024);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut listeners = Vec::new();
+        // One settings value for all listeners: they share its byte budget.
+        let lcfg = cfg.listener_config();
         for b in &args.hep {
-            let l = HepListener::bind(*b, &cfg.listener_config())
+            let l = HepListener::bind(*b, &lcfg)
                 .await
                 .with_context(|| format!("cannot listen on {b}"))?;
             eprintln!("listening on {}", l.bound());
             listeners.push(tokio::spawn(l.run(
-                cfg.listener_config(),
+                lcfg.clone(),
                 tx.clone(),
                 stop_rx.clone(),
             )));

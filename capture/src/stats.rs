@@ -7,7 +7,8 @@ use std::fmt;
 
 macro_rules! drop_reasons {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
-        /// Why an input (frame, datagram, HEP packet, stream bytes) was dropped.
+        /// Why an input (frame, datagram, HEP packet, stream bytes, connection)
+        /// was dropped.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum DropReason {
@@ -29,7 +30,9 @@ macro_rules! drop_reasons {
 }
 
 drop_reasons! {
-    /// UDP/TCP payload that is not a SIP message.
+    /// A payload that is not a SIP message: UDP, TCP, SCTP or WebSocket
+    /// data, or a HEP packet carrying something else (RTCP, logs, QoS
+    /// reports, keep-alives: any HEPv3 protocol type but 1).
     NotSip => "not_sip",
     /// A link-layer frame that carries neither IPv4 nor IPv6.
     NotIp => "not_ip",
@@ -43,16 +46,18 @@ drop_reasons! {
     BadHeader => "bad_header",
     /// A malformed HEP packet (bad magic, length or chunk).
     BadHep => "bad_hep",
-    /// A HEP packet whose payload is not SIP (RTCP, logs, keep-alives...).
-    HepNotSip => "hep_not_sip",
     /// A HEP packet whose auth key did not match the configured one.
     WrongAuthKey => "wrong_auth_key",
     /// A HEP compressed payload that did not inflate.
     BadCompression => "bad_compression",
     /// IP fragments or partial TCP data that waited longer than allowed.
     ReassemblyTimeout => "reassembly_timeout",
-    /// Reassembly state refused because a configured memory limit was reached.
+    /// Reassembly state refused because a configured memory limit was reached
+    /// (IP fragment bytes, TCP streams, bytes per TCP stream).
     ReassemblyLimit => "reassembly_limit",
+    /// A TCP stream, IP datagram or HEP-over-TCP connection dropped because
+    /// the global reassembly byte budget (`max-total-bytes`) ran out.
+    ReassemblyBudget => "reassembly_budget",
     /// Overlapping or inconsistent IP fragments.
     BadFragment => "bad_fragment",
     /// TCP stream bytes skipped because a segment was never seen.
@@ -65,6 +70,23 @@ drop_reasons! {
     BadContentLength => "bad_content_length",
     /// A HEP-over-TCP stream with an impossible length field (connection closed).
     BadHepFrame => "bad_hep_frame",
+    /// A malformed or unsupported GRE or ERSPAN header.
+    BadGre => "bad_gre",
+    /// A malformed VXLAN header (UDP port 4789).
+    BadVxlan => "bad_vxlan",
+    /// Tunnels nested deeper than the decoder follows.
+    EncapTooDeep => "encap_too_deep",
+    /// A malformed SCTP packet or chunk.
+    BadSctp => "bad_sctp",
+    /// A piece of a fragmented SCTP user message (not reassembled).
+    SctpFragment => "sctp_fragment",
+    /// A malformed WebSocket frame on a SIP-over-WebSocket stream (the
+    /// stream is ignored from there on).
+    BadWebsocket => "bad_websocket",
+    /// A HEP TCP connection refused because `tcp-max-connections` were open.
+    HepConnLimit => "hep_conn_limit",
+    /// A HEP TCP connection closed after `tcp-idle-timeout-secs` without data.
+    HepIdleTimeout => "hep_idle_timeout",
 }
 
 impl fmt::Display for DropReason {
@@ -82,6 +104,10 @@ pub struct Stats {
     pub bytes: u64,
     /// SIP messages produced.
     pub sip: u64,
+    /// Bytes received and thrown away unread as packets: partial frames of
+    /// HEP-over-TCP connections closed for a bad frame, idleness or the
+    /// byte budget, and frames that did not decode.
+    pub discarded_bytes: u64,
     drops: Vec<u64>,
 }
 
@@ -128,6 +154,7 @@ impl Stats {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.sip += other.sip;
+        self.discarded_bytes += other.discarded_bytes;
         for (r, n) in other.drop_counts() {
             if n > 0 {
                 self.drop_n(r, n);

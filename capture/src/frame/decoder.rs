@@ -9,6 +9,8 @@ use etherparse::{
 };
 
 use super::defrag::{Defragmenter, Fragment};
+use super::encap::{self, Inner};
+use super::sctp::{self, Chunk};
 use super::tcp::{Segment, Sink, StreamKey, TcpTable};
 use super::{DecoderConfig, LinkType, hep_glue, link, sipframe};
 use crate::{DropReason, SipPacket, Source, Stats, Timestamp, Transport};
@@ -32,6 +34,12 @@ pub struct FrameDecoder {
     ready: Vec<SipPacket>,
 }
 
+/// Tunnels followed inside one another at most (a mirrored frame in
+/// ERSPAN in GRE in IP in VXLAN is 2; more is an attack on the decoder).
+const MAX_ENCAP_DEPTH: u8 = 4;
+/// The IANA VXLAN port (RFC 7348 section 5).
+const VXLAN_PORT: u16 = 4789;
+
 /// The parts of a frame the transport layer needs.
 #[derive(Clone, Copy)]
 struct Meta {
@@ -40,6 +48,20 @@ struct Meta {
     vlan: Option<u16>,
     ts: Timestamp,
     source: Source,
+    /// Tunnels this packet was found inside.
+    depth: u8,
+}
+
+/// What a frame's (or tunnel's) outside tells about the packet inside.
+#[derive(Clone, Copy)]
+struct Outer {
+    ts: Timestamp,
+    source: Source,
+    /// The tunnel's VLAN tag, used when the inner frame has none.
+    vlan: Option<u16>,
+    /// The capture cut the frame short (snap length).
+    cut: bool,
+    depth: u8,
 }
 
 impl FrameDecoder {
@@ -88,14 +110,35 @@ impl FrameDecoder {
                 return;
             }
         };
-        let (src, dst) = match &sliced.net {
+        let outer = Outer {
+            ts,
+            source,
+            vlan: None,
+            cut: orig_len > frame.len(),
+            depth: 0,
+        };
+        self.sliced(&sliced, frame, outer, out);
+    }
+
+    /// Decodes a frame sliced down from its link layer (or from a tunnel
+    /// header: `frame` is then the inner packet).
+    fn sliced(
+        &mut self,
+        sliced: &SlicedPacket<'_>,
+        frame: &[u8],
+        o: Outer,
+        out: &mut Vec<SipPacket>,
+    ) {
+        let (src, dst, ip) = match &sliced.net {
             Some(NetSlice::Ipv4(v)) => (
                 IpAddr::V4(v.header().source_addr()),
                 IpAddr::V4(v.header().destination_addr()),
+                v.payload(),
             ),
             Some(NetSlice::Ipv6(v)) => (
                 IpAddr::V6(v.header().source_addr()),
                 IpAddr::V6(v.header().destination_addr()),
+                v.payload(),
             ),
             Some(NetSlice::Arp(_)) | None => {
                 self.stats.drop(DropReason::NotIp);
@@ -105,17 +148,19 @@ impl FrameDecoder {
         let meta = Meta {
             src,
             dst,
-            vlan: link::outer_vlan(&sliced),
-            ts,
-            source,
+            // The mirrored frame's own tag, else the tunnel's.
+            vlan: link::outer_vlan(sliced).or(o.vlan),
+            ts: o.ts,
+            source: o.source,
+            depth: o.depth,
         };
         if sliced.is_ip_payload_fragmented() {
-            self.fragment(&sliced, meta, out);
+            self.fragment(sliced, meta, out);
             return;
         }
         match &sliced.transport {
             Some(TransportSlice::Udp(u)) => {
-                if orig_len > frame.len() && udp_cut(u, frame) {
+                if o.cut && udp_cut(u, frame) {
                     self.stats.drop(DropReason::Truncated);
                     return;
                 }
@@ -128,7 +173,79 @@ impl FrameDecoder {
                 );
             }
             Some(TransportSlice::Tcp(t)) => self.tcp(meta, t, out),
+            _ => self.ip_payload(meta, ip.ip_number, ip.payload, out),
+        }
+    }
+
+    /// An IP payload that is neither UDP nor TCP: a tunnel, SCTP, or
+    /// something we do not decode.
+    fn ip_payload(&mut self, m: Meta, proto: IpNumber, p: &[u8], out: &mut Vec<SipPacket>) {
+        match proto {
+            IpNumber::IPV4 | IpNumber::IPV6 => self.inner(m, Inner::Ip(p), out),
+            IpNumber::GRE => match encap::gre(p) {
+                Ok(inner) => self.inner(m, inner, out),
+                Err(reason) => self.stats.drop(reason),
+            },
+            IpNumber::SCTP => self.sctp(m, p, out),
             _ => self.stats.drop(DropReason::NotUdpTcp),
+        }
+    }
+
+    /// Decodes the packet inside a tunnel.
+    fn inner(&mut self, m: Meta, inner: Inner<'_>, out: &mut Vec<SipPacket>) {
+        if m.depth >= MAX_ENCAP_DEPTH {
+            self.stats.drop(DropReason::EncapTooDeep);
+            return;
+        }
+        let (sliced, frame) = match inner {
+            Inner::Ip([]) => {
+                self.stats.drop(DropReason::Truncated);
+                return;
+            }
+            Inner::Ip(b) => (SlicedPacket::from_ip(b), b),
+            Inner::Ethernet(b) => (SlicedPacket::from_ethernet(b), b),
+        };
+        let sliced = match sliced {
+            Ok(s) => s,
+            Err(e) => {
+                self.stats.drop(link::slice_error_reason(&e));
+                return;
+            }
+        };
+        let o = Outer {
+            ts: m.ts,
+            source: m.source,
+            vlan: m.vlan,
+            // Whether the capture cut the inner packet is for its own
+            // length fields to tell.
+            cut: false,
+            depth: m.depth + 1,
+        };
+        self.sliced(&sliced, frame, o, out);
+    }
+
+    /// SIP over SCTP: one message per unfragmented DATA chunk.
+    fn sctp(&mut self, m: Meta, p: &[u8], out: &mut Vec<SipPacket>) {
+        let pkt = match sctp::parse(p) {
+            Ok(pkt) => pkt,
+            Err(reason) => {
+                self.stats.drop(reason);
+                return;
+            }
+        };
+        if pkt.bad {
+            self.stats.drop(DropReason::BadSctp);
+        } else if pkt.chunks.is_empty() {
+            // INIT, SACK, HEARTBEAT...: nothing for us.
+            self.stats.drop(DropReason::NotSip);
+        }
+        for chunk in pkt.chunks {
+            match chunk {
+                Chunk::Fragment => self.stats.drop(DropReason::SctpFragment),
+                Chunk::Message(data) => {
+                    self.datagram(m, (pkt.src_port, pkt.dst_port), Transport::Sctp, data, out)
+                }
+            }
         }
     }
 
@@ -182,6 +299,12 @@ impl FrameDecoder {
         self.tcp.len()
     }
 
+    /// Bytes reassembly holds now (IP fragments and TCP streams), the
+    /// figure the global budget `max_total_bytes` bounds.
+    pub fn held_bytes(&self) -> usize {
+        self.tcp.held() + self.defrag.held()
+    }
+
     /// Number of IP datagrams waiting for fragments now.
     pub fn pending_datagrams(&self) -> usize {
         self.defrag.pending()
@@ -192,6 +315,14 @@ impl FrameDecoder {
     }
 
     fn udp(&mut self, m: Meta, sport: u16, dport: u16, payload: &[u8], out: &mut Vec<SipPacket>) {
+        // RFC 7348 section 5: VXLAN is known by its destination port.
+        if dport == VXLAN_PORT {
+            match encap::vxlan(payload) {
+                Ok(eth) => self.inner(m, Inner::Ethernet(eth), out),
+                Err(reason) => self.stats.drop(reason),
+            }
+            return;
+        }
         if self.is_hep_port(sport, dport) {
             match hep_glue::decode_sip(payload, m.ts, &self.cfg.hep) {
                 Ok(p) => {
@@ -202,6 +333,18 @@ impl FrameDecoder {
             }
             return;
         }
+        self.datagram(m, (sport, dport), Transport::Udp, payload, out);
+    }
+
+    /// One SIP message per datagram (UDP, SCTP user message).
+    fn datagram(
+        &mut self,
+        m: Meta,
+        (sport, dport): (u16, u16),
+        transport: Transport,
+        payload: &[u8],
+        out: &mut Vec<SipPacket>,
+    ) {
         if payload.len() > self.cfg.max_sip_message {
             self.stats.drop(DropReason::Oversize);
             return;
@@ -215,7 +358,7 @@ impl FrameDecoder {
             ts: m.ts,
             src: SocketAddr::new(m.src, sport),
             dst: SocketAddr::new(m.dst, dport),
-            transport: Transport::Udp,
+            transport,
             source: m.source,
             capture_id: None,
             node: None,
@@ -227,12 +370,13 @@ impl FrameDecoder {
 
     fn tcp(&mut self, m: Meta, t: &TcpSlice<'_>, out: &mut Vec<SipPacket>) {
         let (sport, dport) = (t.source_port(), t.destination_port());
+        let key = StreamKey {
+            src: SocketAddr::new(m.src, sport),
+            dst: SocketAddr::new(m.dst, dport),
+            vlan: m.vlan,
+        };
         let seg = Segment {
-            key: StreamKey {
-                src: SocketAddr::new(m.src, sport),
-                dst: SocketAddr::new(m.dst, dport),
-                vlan: m.vlan,
-            },
+            key,
             seq: t.sequence_number(),
             syn: t.syn(),
             fin: t.fin(),
@@ -248,6 +392,10 @@ impl FrameDecoder {
             out,
         };
         self.tcp.segment(seg, &mut sink);
+        // The global budget: the stream that took the total past it goes.
+        if self.tcp.held() + self.defrag.held() > self.cfg.max_total_bytes {
+            self.tcp.evict(&key, &mut self.stats);
+        }
     }
 
     fn fragment(&mut self, sliced: &SlicedPacket<'_>, m: Meta, out: &mut Vec<SipPacket>) {
@@ -255,7 +403,8 @@ impl FrameDecoder {
             self.stats.drop(DropReason::BadHeader);
             return;
         };
-        let Some(whole) = self.defrag.add(frag, m.ts, &mut self.stats) else {
+        let room = self.cfg.max_total_bytes.saturating_sub(self.tcp.held());
+        let Some(whole) = self.defrag.add(frag, m.ts, room, &mut self.stats) else {
             return;
         };
         match whole.ip_number {
@@ -267,7 +416,7 @@ impl FrameDecoder {
                 Ok(t) => self.tcp(m, &t, out),
                 Err(_) => self.stats.drop(DropReason::BadHeader),
             },
-            _ => self.stats.drop(DropReason::NotUdpTcp),
+            other => self.ip_payload(m, other, &whole.payload, out),
         }
     }
 }
@@ -476,9 +625,9 @@ mod tests {
             .expect("builds");
         let (_, stats) = decode(LinkType::RawIp, &icmp);
         assert_eq!(stats.drops(DropReason::NotUdpTcp), 1);
-        // An unknown IP protocol (GRE).
+        // An unknown IP protocol (ESP).
         let mut gre = udp_ipv4(b"xxxxxxxx");
-        gre[9] = 47;
+        gre[9] = 50;
         let (_, stats) = decode(LinkType::RawIp, &gre);
         assert_eq!(stats.drops(DropReason::NotUdpTcp), 1);
     }

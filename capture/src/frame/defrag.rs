@@ -80,17 +80,19 @@ impl Defragmenter {
     }
 
     /// Bytes held now, overhead included.
-    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held
     }
 
     /// Adds a fragment seen at `ts`. Returns the datagram's payload once
-    /// complete. Refusals and bad fragments are counted in `stats`.
+    /// complete. Refusals and bad fragments are counted in `stats`. `room`
+    /// is what the global reassembly budget leaves for IP fragments: a
+    /// datagram that would pass it is dropped as `ReassemblyBudget`.
     pub(crate) fn add(
         &mut self,
         frag: Fragment<'_>,
         ts: Timestamp,
+        room: usize,
         stats: &mut Stats,
     ) -> Option<Reassembled> {
         let start = frag.offset.byte_offset();
@@ -135,6 +137,11 @@ impl Defragmenter {
         if p.ranges.len() >= MAX_FRAGMENTS || self.held + grow > self.max_bytes {
             self.discard(&frag.id);
             stats.drop(DropReason::ReassemblyLimit);
+            return None;
+        }
+        if self.held + grow > room {
+            self.discard(&frag.id);
+            stats.drop(DropReason::ReassemblyBudget);
             return None;
         }
         if p.buf.add(frag.offset, frag.more, frag.payload).is_err() {
@@ -240,7 +247,12 @@ mod tests {
             let mut got = None;
             for i in order {
                 let s = i * 8;
-                got = d.add(frag(1, s as u16, i < 2, &data[s..s + 8]), T0, &mut st);
+                got = d.add(
+                    frag(1, s as u16, i < 2, &data[s..s + 8]),
+                    T0,
+                    usize::MAX,
+                    &mut st,
+                );
             }
             assert_eq!(got.expect("complete").payload, data, "{order:?}");
             assert_eq!(d.pending(), 0);
@@ -254,9 +266,15 @@ mod tests {
         let data: Vec<u8> = (0..16).collect();
         let mut d = pool();
         let mut st = Stats::default();
-        assert_eq!(d.add(frag(1, 0, true, &data[..8]), T0, &mut st), None);
-        assert_eq!(d.add(frag(1, 0, true, &data[..8]), T0, &mut st), None);
-        let got = d.add(frag(1, 8, false, &data[8..]), T0, &mut st);
+        assert_eq!(
+            d.add(frag(1, 0, true, &data[..8]), T0, usize::MAX, &mut st),
+            None
+        );
+        assert_eq!(
+            d.add(frag(1, 0, true, &data[..8]), T0, usize::MAX, &mut st),
+            None
+        );
+        let got = d.add(frag(1, 8, false, &data[8..]), T0, usize::MAX, &mut st);
         assert_eq!(got.expect("complete").payload, data);
         assert_eq!(st.total_drops(), 0);
     }
@@ -266,8 +284,14 @@ mod tests {
         let data = [7u8; 24];
         let mut d = pool();
         let mut st = Stats::default();
-        assert_eq!(d.add(frag(1, 0, true, &data[..16]), T0, &mut st), None);
-        assert_eq!(d.add(frag(1, 8, false, &data[..16]), T0, &mut st), None);
+        assert_eq!(
+            d.add(frag(1, 0, true, &data[..16]), T0, usize::MAX, &mut st),
+            None
+        );
+        assert_eq!(
+            d.add(frag(1, 8, false, &data[..16]), T0, usize::MAX, &mut st),
+            None
+        );
         assert_eq!(st.drops(DropReason::BadFragment), 1);
         assert_eq!(d.pending(), 0);
         assert_eq!(d.held(), 0);
@@ -279,13 +303,25 @@ mod tests {
         let mut d = pool();
         let mut st = Stats::default();
         // A middle fragment whose length is not a multiple of 8.
-        assert_eq!(d.add(frag(1, 0, true, &data[..5]), T0, &mut st), None);
+        assert_eq!(
+            d.add(frag(1, 0, true, &data[..5]), T0, usize::MAX, &mut st),
+            None
+        );
         // Two different last fragments.
-        assert_eq!(d.add(frag(2, 8, false, &data[..8]), T0, &mut st), None);
-        assert_eq!(d.add(frag(2, 24, false, &data[..8]), T0, &mut st), None);
+        assert_eq!(
+            d.add(frag(2, 8, false, &data[..8]), T0, usize::MAX, &mut st),
+            None
+        );
+        assert_eq!(
+            d.add(frag(2, 24, false, &data[..8]), T0, usize::MAX, &mut st),
+            None
+        );
         // Past the maximum datagram size.
         let big = vec![0u8; 2000];
-        assert_eq!(d.add(frag(3, 65528, true, &big), T0, &mut st), None);
+        assert_eq!(
+            d.add(frag(3, 65528, true, &big), T0, usize::MAX, &mut st),
+            None
+        );
         assert_eq!(st.drops(DropReason::BadFragment), 3);
         assert_eq!(d.pending(), 0);
         assert_eq!(d.held(), 0);
@@ -296,10 +332,11 @@ mod tests {
         let data = [0u8; 8];
         let mut d = pool();
         let mut st = Stats::default();
-        d.add(frag(1, 0, true, &data), T0, &mut st);
+        d.add(frag(1, 0, true, &data), T0, usize::MAX, &mut st);
         d.add(
             frag(2, 0, true, &data),
             T0.saturating_add(Duration::from_secs(10)),
+            usize::MAX,
             &mut st,
         );
         assert_eq!(
@@ -316,6 +353,7 @@ mod tests {
             d.add(
                 frag(1, 8, false, &data),
                 T0.saturating_add(Duration::from_secs(31)),
+                usize::MAX,
                 &mut st
             ),
             None
@@ -330,12 +368,21 @@ mod tests {
         let mut d = Defragmenter::new(DATAGRAM_OVERHEAD * 2 + 1500, Duration::from_secs(30));
         let mut st = Stats::default();
         let data = vec![1u8; 1000];
-        assert_eq!(d.add(frag(1, 0, true, &data[..1000]), T0, &mut st), None);
-        assert_eq!(d.add(frag(2, 0, true, &data[..1000]), T0, &mut st), None);
+        assert_eq!(
+            d.add(frag(1, 0, true, &data[..1000]), T0, usize::MAX, &mut st),
+            None
+        );
+        assert_eq!(
+            d.add(frag(2, 0, true, &data[..1000]), T0, usize::MAX, &mut st),
+            None
+        );
         assert_eq!(st.drops(DropReason::ReassemblyLimit), 1);
         assert_eq!(d.pending(), 1);
         // A fragment far out needs the whole buffer up to its end.
-        assert_eq!(d.add(frag(3, 60000, false, &data[..8]), T0, &mut st), None);
+        assert_eq!(
+            d.add(frag(3, 60000, false, &data[..8]), T0, usize::MAX, &mut st),
+            None
+        );
         assert_eq!(st.drops(DropReason::ReassemblyLimit), 2);
         assert!(d.held() <= DATAGRAM_OVERHEAD * 2 + 1500);
     }
@@ -346,7 +393,7 @@ mod tests {
         let mut st = Stats::default();
         let data = [0u8; 8];
         for i in 0..=MAX_FRAGMENTS as u16 {
-            d.add(frag(1, i * 16, true, &data), T0, &mut st);
+            d.add(frag(1, i * 16, true, &data), T0, usize::MAX, &mut st);
         }
         assert_eq!(st.drops(DropReason::ReassemblyLimit), 1);
     }

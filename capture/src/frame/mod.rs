@@ -11,24 +11,36 @@
 //! extension headers, UDP, TCP) is `etherparse`'s. Written here is only what
 //! it lacks: the Linux SLL2 and BSD loopback headers (`link`), a bounded
 //! IP reassembly policy around its `IpDefragBuf` (`defrag`), TCP stream
-//! reassembly (`tcp`) and SIP message framing on streams (`sipframe`).
+//! reassembly (`tcp`) and SIP message framing on streams (`sipframe`), the
+//! tunnels port mirrors use (`encap`: IP-in-IP, GRE, ERSPAN, VXLAN), SIP
+//! over SCTP (`sctp`) and SIP over WebSocket on TCP streams (`websocket`).
+//!
+//! Memory is bounded per kind (fragment bytes, streams, bytes per stream)
+//! and by one budget over all of it (`max_total_bytes`); hitting a bound is
+//! a counted [`crate::DropReason`].
 
 use std::time::Duration;
 
 mod decoder;
 mod defrag;
+mod encap;
+#[cfg(test)]
+mod encap_tests;
 mod hep_glue;
 mod link;
+mod sctp;
 mod sipframe;
 mod tcp;
 #[cfg(test)]
 mod testutil;
+mod websocket;
 
 #[cfg(feature = "__internal-fuzz")]
 pub mod fuzzing;
 
 pub use decoder::FrameDecoder;
 pub use link::LinkType;
+pub(crate) use sipframe::is_sip_message;
 
 /// Limits and settings of a [`FrameDecoder`].
 #[derive(Clone, Debug)]
@@ -60,6 +72,10 @@ pub struct DecoderConfig {
     /// segments that the endpoints never retransmit, so without this a
     /// quiet connection would hold its later messages until it goes idle.
     pub tcp_gap_timeout: Duration,
+    /// One byte budget for everything reassembly holds: IP fragments and
+    /// all TCP streams together (default 256 MiB). A stream or datagram
+    /// that would take the total past it is dropped as `ReassemblyBudget`.
+    pub max_total_bytes: usize,
 }
 
 impl Default for DecoderConfig {
@@ -74,6 +90,7 @@ impl Default for DecoderConfig {
             max_tcp_stream_bytes: 256 * 1024,
             tcp_idle_timeout: Duration::from_secs(300),
             tcp_gap_timeout: Duration::from_secs(5),
+            max_total_bytes: 256 * 1024 * 1024,
         }
     }
 }

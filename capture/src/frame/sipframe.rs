@@ -227,6 +227,19 @@ fn known_method(line: &[u8]) -> bool {
     METHODS.iter().any(|m| line.starts_with(m))
 }
 
+/// A check of a line that may continue past the buffer: a line still
+/// incomplete after [`MAX_START_LINE`] bytes is no start line. Keeps a
+/// resynchronising framer from waiting on (and holding) an endless line.
+fn bounded(c: LineCheck, len: usize) -> LineCheck {
+    match c {
+        LineCheck::Incomplete if len > MAX_START_LINE => LineCheck::NotSip,
+        c => c,
+    }
+}
+
+/// Longest entry of [`METHODS`].
+const LONGEST_METHOD: usize = 10;
+
 /// The leftmost request line inside `buf[from..to]` that starts with a
 /// known method, as a [`Scan`].
 fn known_request_within(buf: &[u8], from: usize, to: usize) -> Option<Scan> {
@@ -238,7 +251,7 @@ fn known_request_within(buf: &[u8], from: usize, to: usize) -> Option<Scan> {
             if best.as_ref().is_some_and(|(b, _)| *b <= p) {
                 break;
             }
-            match check_request_line(&buf[p..]) {
+            match bounded(check_request_line(&buf[p..]), buf.len() - p) {
                 LineCheck::NotSip => {}
                 c => {
                     best = Some((p, c));
@@ -259,12 +272,24 @@ fn known_request_within(buf: &[u8], from: usize, to: usize) -> Option<Scan> {
 /// method token; elsewhere (the unknown first line after a gap, or the tail
 /// of a body without a final CRLF) only a status line or a known method is
 /// believed, found anywhere in the line.
+///
+/// Linear in `buf.len()`: the line start is carried forward between
+/// occurrences, a line's own check is made once, and each stretch of a line
+/// is searched for methods once.
 fn find_start_line(buf: &[u8], at_line_start: bool) -> Scan {
     let finder = memmem::Finder::new(VERSION);
     let mut from = 0;
+    // Start of the line holding the previous occurrence, and how far that
+    // line was searched for known methods.
+    let mut ls = 0;
+    let mut searched = 0;
+    let mut whole: Option<(usize, LineCheck)> = None;
     while let Some(rel) = finder.find(&buf[from..]) {
         let i = from + rel;
-        let ls = memrchr(b'\n', &buf[..i]).map_or(0, |p| p + 1);
+        if let Some(p) = memrchr(b'\n', &buf[from.max(ls)..i]) {
+            ls = from.max(ls) + p + 1;
+            searched = ls;
+        }
         let certain = ls > 0 || at_line_start;
         if certain && i == ls {
             match check_start_line(&buf[ls..]) {
@@ -273,30 +298,41 @@ fn find_start_line(buf: &[u8], at_line_start: bool) -> Scan {
                 LineCheck::NotSip => {}
             }
         } else if !certain {
-            match check_status_line(&buf[i..]) {
+            match bounded(check_status_line(&buf[i..]), buf.len() - i) {
                 LineCheck::Sip(_) => return Scan::Found(i),
                 LineCheck::Incomplete => return Scan::Wait(i),
                 LineCheck::NotSip => {}
             }
         }
         if i > ls {
-            let whole = if certain {
-                check_start_line(&buf[ls..])
-            } else {
-                LineCheck::NotSip
+            let line = match whole {
+                Some((at, c)) if at == ls => c,
+                _ => {
+                    let c = if certain {
+                        check_start_line(&buf[ls..])
+                    } else {
+                        LineCheck::NotSip
+                    };
+                    whole = Some((ls, c));
+                    c
+                }
             };
             if certain && known_method(&buf[ls..]) {
-                match whole {
+                match line {
                     LineCheck::Sip(_) => return Scan::Found(ls),
                     LineCheck::Incomplete => return Scan::Wait(ls),
                     LineCheck::NotSip => {}
                 }
             }
-            if let Some(scan) = known_request_within(buf, ls, i) {
+            // Methods straddling the end of the stretch searched before are
+            // found by starting a method's length back.
+            let lo = searched.saturating_sub(LONGEST_METHOD).max(ls);
+            if let Some(scan) = known_request_within(buf, lo, i) {
                 return scan;
             }
+            searched = i;
             // An extension method at a real line start.
-            match whole {
+            match line {
                 LineCheck::Sip(_) => return Scan::Found(ls),
                 LineCheck::Incomplete => return Scan::Wait(ls),
                 LineCheck::NotSip => {}
@@ -315,12 +351,20 @@ fn find_start_line(buf: &[u8], at_line_start: bool) -> Scan {
 /// Framing state at the front of the unframed stream bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// A message (or keep-alive) starts here. `scanned`: how far the search
-    /// for the header end has got.
-    Start { scanned: usize },
+    /// A message (or keep-alive) starts here. `line`: the start line's
+    /// length once it was seen whole, else 0. `scanned`: how far the search
+    /// for the start line's end (then the header end) has got, so no byte
+    /// is searched twice however the stream is cut.
+    Start { line: usize, scanned: usize },
     /// Looking for the next start line; `at_line_start` tells whether the
-    /// first buffered byte begins a line.
-    Resync { at_line_start: bool },
+    /// first buffered byte begins a line. `checked`: the buffer length at
+    /// the last search that found nothing to act on, and how far the bytes
+    /// since were looked at for a line end; the next search waits for one
+    /// (or [`MAX_START_LINE`] more bytes).
+    Resync {
+        at_line_start: bool,
+        checked: Option<(usize, usize)>,
+    },
     /// The headers are complete; the message is `total` bytes long.
     Body { total: usize },
     /// Throwing away the rest of an oversized message.
@@ -341,6 +385,9 @@ pub(crate) struct Framed {
 #[derive(Clone, Debug)]
 pub(crate) struct SipFramer {
     state: State,
+    /// Bytes examined so far (searches and checks), to show framing stays
+    /// linear in the bytes received.
+    work: u64,
 }
 
 impl SipFramer {
@@ -348,7 +395,11 @@ impl SipFramer {
     /// its SYN).
     pub(crate) fn at_boundary() -> Self {
         SipFramer {
-            state: State::Start { scanned: 0 },
+            state: State::Start {
+                line: 0,
+                scanned: 0,
+            },
+            work: 0,
         }
     }
 
@@ -358,8 +409,17 @@ impl SipFramer {
         SipFramer {
             state: State::Resync {
                 at_line_start: false,
+                checked: None,
             },
+            work: 0,
         }
+    }
+
+    /// Bytes examined so far by searches and checks (a test hook: framing
+    /// must stay linear in the bytes received).
+    #[cfg(test)]
+    pub(crate) fn work(&self) -> u64 {
+        self.work
     }
 
     /// Whether bytes are held that were meant to become a message: a
@@ -417,7 +477,10 @@ impl SipFramer {
                 }
                 let n = remaining.min(buf.len());
                 self.state = if n == remaining {
-                    State::Start { scanned: 0 }
+                    State::Start {
+                        line: 0,
+                        scanned: 0,
+                    }
                 } else {
                     State::Skip {
                         remaining: remaining - n,
@@ -425,79 +488,156 @@ impl SipFramer {
                 };
                 Step::Skip(n)
             }
-            State::Resync { at_line_start } => match find_start_line(buf, at_line_start) {
-                Scan::Found(p) => {
-                    self.state = State::Start { scanned: 0 };
-                    Step::Skip(p)
+            State::Resync {
+                at_line_start,
+                checked,
+            } => {
+                // Nothing can be found before a line ends (a start line is
+                // only believed whole); search again only when one did, or
+                // when enough bytes came to make discarding worth it.
+                if let Some((searched, seen)) = checked {
+                    let fresh = buf.get(seen..).unwrap_or_default();
+                    self.work += fresh.len() as u64;
+                    if memchr(b'\n', fresh).is_none() && buf.len() < searched + MAX_START_LINE {
+                        self.state = State::Resync {
+                            at_line_start,
+                            checked: Some((searched, buf.len())),
+                        };
+                        return Step::NeedMore;
+                    }
                 }
-                Scan::Wait(0) | Scan::Discard(0, _) => Step::NeedMore,
-                Scan::Wait(p) => {
-                    self.state = State::Resync {
-                        at_line_start: true,
-                    };
-                    Step::Skip(p)
+                self.work += buf.len() as u64;
+                match find_start_line(buf, at_line_start) {
+                    Scan::Found(p) => {
+                        self.state = State::Start {
+                            line: 0,
+                            scanned: 0,
+                        };
+                        Step::Skip(p)
+                    }
+                    Scan::Wait(0) | Scan::Discard(0, _) => {
+                        self.state = State::Resync {
+                            at_line_start,
+                            checked: Some((buf.len(), buf.len())),
+                        };
+                        Step::NeedMore
+                    }
+                    Scan::Wait(p) => {
+                        self.state = State::Resync {
+                            at_line_start: true,
+                            checked: None,
+                        };
+                        Step::Skip(p)
+                    }
+                    Scan::Discard(p, at_line_start) => {
+                        self.state = State::Resync {
+                            at_line_start,
+                            checked: None,
+                        };
+                        Step::Skip(p)
+                    }
                 }
-                Scan::Discard(p, at_line_start) => {
-                    self.state = State::Resync { at_line_start };
-                    Step::Skip(p)
-                }
-            },
+            }
             State::Body { total } => {
                 if buf.len() < total {
                     return Step::NeedMore;
                 }
-                self.state = State::Start { scanned: 0 };
+                self.state = State::Start {
+                    line: 0,
+                    scanned: 0,
+                };
                 Step::Message(total)
             }
-            State::Start { scanned } => self.step_start(buf, scanned, max_message, stats),
+            State::Start { line, scanned } => {
+                self.step_start(buf, line, scanned, max_message, stats)
+            }
         }
     }
 
     fn step_start(
         &mut self,
         buf: &[u8],
+        line: usize,
         scanned: usize,
         max_message: usize,
         stats: &mut Stats,
     ) -> Step {
-        // CRLF keep-alives between messages (RFC 5626 section 3.5.1).
-        let ws = buf
-            .iter()
-            .take_while(|b| **b == b'\r' || **b == b'\n')
-            .count();
-        if ws > 0 {
-            self.state = State::Start { scanned: 0 };
-            return Step::Skip(ws);
-        }
-        if buf.is_empty() {
-            return Step::NeedMore;
-        }
-        let line = match check_start_line(buf) {
-            LineCheck::Sip(n) => n,
-            LineCheck::Incomplete => return Step::NeedMore,
-            LineCheck::NotSip => {
-                stats.drop(DropReason::NotSip);
-                let line_end = memchr(b'\n', buf);
-                self.state = State::Resync {
-                    at_line_start: line_end.is_some(),
+        let line = if line > 0 {
+            line
+        } else {
+            // CRLF keep-alives between messages (RFC 5626 section 3.5.1).
+            let ws = buf
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
+            if ws > 0 {
+                self.work += ws as u64;
+                self.state = State::Start {
+                    line: 0,
+                    scanned: 0,
                 };
-                return Step::Skip(line_end.map_or(buf.len(), |p| p + 1));
+                return Step::Skip(ws);
+            }
+            if buf.is_empty() {
+                return Step::NeedMore;
+            }
+            // A start line can only be judged whole once its line ends:
+            // until one does (within the longest believable line), only
+            // the new bytes are searched.
+            if scanned > 0 {
+                let fresh = buf.get(scanned..).unwrap_or_default();
+                self.work += fresh.len() as u64;
+                if memchr(b'\n', fresh).is_none() && buf.len() <= MAX_START_LINE {
+                    self.state = State::Start {
+                        line: 0,
+                        scanned: buf.len(),
+                    };
+                    return Step::NeedMore;
+                }
+            }
+            let end = memchr(b'\n', buf).map_or(buf.len(), |p| p + 1);
+            self.work += end as u64;
+            match check_start_line(buf) {
+                LineCheck::Sip(n) => n,
+                LineCheck::Incomplete => {
+                    self.state = State::Start {
+                        line: 0,
+                        scanned: buf.len(),
+                    };
+                    return Step::NeedMore;
+                }
+                LineCheck::NotSip => {
+                    stats.drop(DropReason::NotSip);
+                    let line_end = memchr(b'\n', buf);
+                    self.state = State::Resync {
+                        at_line_start: line_end.is_some(),
+                        checked: None,
+                    };
+                    return Step::Skip(line_end.map_or(buf.len(), |p| p + 1));
+                }
             }
         };
-        let head = match header_end(buf, scanned.max(line.saturating_sub(1))) {
+        let from = scanned.max(line.saturating_sub(1));
+        self.work += buf.len().saturating_sub(from) as u64;
+        let head = match header_end(buf, from) {
             Ok(end) => end,
             Err(resume) => {
                 if buf.len() > max_message {
                     stats.drop(DropReason::Oversize);
                     self.state = State::Resync {
                         at_line_start: false,
+                        checked: None,
                     };
                     return Step::Skip(buf.len());
                 }
-                self.state = State::Start { scanned: resume };
+                self.state = State::Start {
+                    line,
+                    scanned: resume,
+                };
                 return Step::NeedMore;
             }
         };
+        self.work += (head - line) as u64;
         let Some(body) = content_length(&buf[line..head]) else {
             // RFC 3261 section 18.3: without a usable Content-Length the end
             // of the message on a stream is unknown, but the end of its
@@ -507,6 +647,7 @@ impl SipFramer {
             stats.drop(DropReason::BadContentLength);
             self.state = State::Resync {
                 at_line_start: true,
+                checked: None,
             };
             return Step::Message(head);
         };
@@ -520,7 +661,10 @@ impl SipFramer {
             self.state = State::Body { total };
             return Step::NeedMore;
         }
-        self.state = State::Start { scanned: 0 };
+        self.state = State::Start {
+            line: 0,
+            scanned: 0,
+        };
         Step::Message(total)
     }
 }
@@ -792,6 +936,83 @@ mod tests {
         assert_eq!(f.next(&mut buf, 100, &mut stats).message, None);
         assert_eq!(stats.drops(DropReason::Oversize), 1);
         assert!(buf.is_empty());
+    }
+
+    /// Feeds `input` one byte at a time; returns the messages, the largest
+    /// buffer held and the work done.
+    fn trickle(mut f: SipFramer, input: &[u8], max: usize) -> (usize, usize, u64) {
+        let mut stats = Stats::default();
+        let mut buf = BytesMut::new();
+        let (mut msgs, mut held) = (0, 0);
+        for b in input {
+            buf.extend_from_slice(std::slice::from_ref(b));
+            while f.next(&mut buf, max, &mut stats).message.is_some() {
+                msgs += 1;
+            }
+            held = held.max(buf.len());
+        }
+        (msgs, held, f.work())
+    }
+
+    /// Issue 7: framing and resynchronisation are linear in the bytes
+    /// received and hold a bounded amount, however the stream is cut.
+    /// `INVITE SIP/2.0aaaa...` with no space grew the resync buffer without
+    /// end (a known method waiting for its line), and every byte rescanned
+    /// the whole buffer.
+    #[test]
+    fn framing_one_byte_at_a_time_is_linear_and_bounded() {
+        const N: usize = 1 << 20;
+        let with = |head: &[u8], fill: &[u8]| {
+            let mut v = head.to_vec();
+            while v.len() < N {
+                v.extend_from_slice(fill);
+            }
+            v
+        };
+        let cases: Vec<(&str, bool, Vec<u8>)> = vec![
+            ("no-space line", true, with(b"INVITE SIP/2.0", b"a")),
+            (
+                "no-space line, resync",
+                false,
+                with(b"INVITE SIP/2.0", b"a"),
+            ),
+            ("garbage, resync", false, with(b"", b"x")),
+            (
+                "endless headers",
+                true,
+                with(b"INVITE sip:x SIP/2.0\r\n", b"h"),
+            ),
+            ("versions", false, with(b"", b"SIP/2.0 ")),
+            ("methods", false, with(b"", b"INVITE ")),
+            ("method lines", false, with(b"", b"INVITE x SIP/2.0 y\n")),
+            ("short lines", true, with(b"", b"a\n")),
+        ];
+        for (name, boundary, input) in cases {
+            let f = if boundary {
+                SipFramer::at_boundary()
+            } else {
+                SipFramer::resync()
+            };
+            let (msgs, held, work) = trickle(f, &input, 65535);
+            assert_eq!(msgs, 0, "{name}");
+            assert!(held <= 65536 + 2, "{name}: held {held}");
+            let per_byte = work / input.len() as u64;
+            assert!(
+                per_byte <= 8,
+                "{name}: {work} bytes examined for {}",
+                input.len()
+            );
+        }
+        // Real messages trickled in are still all found, as linearly.
+        let mut input = Vec::new();
+        for i in 0..2000 {
+            input.extend_from_slice(
+                format!("MESSAGE sip:a SIP/2.0\r\nl: 3\r\n\r\n{i:03}").as_bytes(),
+            );
+        }
+        let (msgs, _, work) = trickle(SipFramer::at_boundary(), &input, 65535);
+        assert_eq!(msgs, 2000);
+        assert!(work / input.len() as u64 <= 8, "{work}");
     }
 
     #[test]

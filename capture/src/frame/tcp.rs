@@ -17,7 +17,8 @@ use memchr::memmem;
 
 use super::DecoderConfig;
 use super::hep_glue::{self, HepStreamFramer};
-use super::sipframe::SipFramer;
+use super::sipframe::{self, SipFramer};
+use super::websocket::{self, Handshake, WsDecoder, WsEvent};
 use crate::{DropReason, SipPacket, Source, Stats, Timestamp, Transport};
 
 /// Bytes charged per buffered out-of-order segment besides its data.
@@ -92,7 +93,14 @@ enum Consumer {
         framer: HepStreamFramer,
         synced: bool,
     },
-    /// A HEP stream that failed to frame; its bytes are ignored.
+    /// The first bytes look like HTTP: waiting for the head to tell
+    /// whether this is a WebSocket upgrade to SIP (RFC 7118).
+    Http,
+    /// SIP over WebSocket, after the upgrade.
+    Ws(WsDecoder),
+    /// A stream that cannot be followed (a HEP stream that failed to
+    /// frame, plain HTTP, a broken or closed WebSocket); its bytes are
+    /// ignored.
     Dead,
 }
 
@@ -130,6 +138,8 @@ struct Stream {
     last_seen: Timestamp,
     /// This stream's entry in [`TcpTable::timers`].
     timer: (Timestamp, u64),
+    /// What [`Stream::held`] was when last added to [`TcpTable::held`].
+    charged: usize,
 }
 
 /// `usize` from a stream distance known to fit (it is bounded by a slice
@@ -148,8 +158,15 @@ fn ts_at(marks: &mut VecDeque<(u64, Timestamp)>, off: u64, fallback: Timestamp) 
 }
 
 impl Stream {
+    /// Bytes this stream holds: unframed in-order data, out-of-order
+    /// segments, a far segment and what its consumer buffers.
     fn held(&self) -> usize {
-        self.buf.len() + self.ooo_cost + self.far.as_ref().map_or(0, |f| f.1.data.len())
+        let consumer = match &self.consumer {
+            Consumer::Hep { framer, .. } => framer.buffered(),
+            Consumer::Ws(d) => d.held(),
+            Consumer::Sip(_) | Consumer::Http | Consumer::Dead => 0,
+        };
+        self.buf.len() + self.ooo_cost + self.far.as_ref().map_or(0, |f| f.1.data.len()) + consumer
     }
 
     /// The stream offset of sequence number `seq`, relative to `next_off`
@@ -335,6 +352,8 @@ impl Stream {
         }
         match &mut self.consumer {
             Consumer::Sip(f) => *f = SipFramer::resync(),
+            // WebSocket frames cannot be found again after a gap.
+            Consumer::Http | Consumer::Ws(_) => self.consumer = Consumer::Dead,
             Consumer::Hep { framer, synced } => {
                 *framer = HepStreamFramer::new(MAX_HEP_FRAME);
                 *synced = false;
@@ -349,12 +368,37 @@ impl Stream {
         self.next_off += data.len() as u64;
         match &mut self.consumer {
             Consumer::Dead => {}
-            Consumer::Sip(_) => {
+            Consumer::Sip(_) | Consumer::Http | Consumer::Ws(_) => {
                 if self.marks.back().is_none_or(|m| m.1 != ts) && self.marks.len() < MAX_MARKS {
                     self.marks.push_back((at, ts));
                 }
                 self.buf.extend_from_slice(data);
-                self.frame_sip(sink);
+                // A stream whose first bytes after the SYN are HTTP may be
+                // upgraded to SIP over WebSocket.
+                if at == 0
+                    && self.isn.is_some()
+                    && matches!(self.consumer, Consumer::Sip(_))
+                    && websocket::may_be_handshake(&self.buf)
+                {
+                    self.consumer = Consumer::Http;
+                }
+                match self.consumer {
+                    Consumer::Http => self.upgrade(sink),
+                    Consumer::Ws(_) => self.frame_ws(sink),
+                    _ => self.frame_sip(sink),
+                }
+                // In-order data that never completes a message counts
+                // against the stream's cap like out-of-order data does.
+                if self.held() > sink.cfg.max_tcp_stream_bytes {
+                    sink.stats.drop(DropReason::ReassemblyLimit);
+                    self.buf.clear();
+                    self.marks.clear();
+                    self.buf_off = self.next_off;
+                    self.consumer = match self.consumer {
+                        Consumer::Sip(_) => Consumer::Sip(SipFramer::resync()),
+                        _ => Consumer::Dead,
+                    };
+                }
             }
             Consumer::Hep { .. } => self.feed_hep(data, ts, sink),
         }
@@ -388,6 +432,75 @@ impl Stream {
             });
         }
         let _ = ts_at(&mut self.marks, self.buf_off, self.last_seen);
+    }
+
+    /// Reads the HTTP head at the stream's start: an upgrade to SIP over
+    /// WebSocket switches to frame decoding, anything else is not SIP.
+    fn upgrade(&mut self, sink: &mut Sink<'_>) {
+        match websocket::handshake(&self.buf) {
+            Handshake::NeedMore => {}
+            Handshake::Sip(n) => {
+                self.buf.advance(n);
+                self.buf_off += n as u64;
+                self.consumer = Consumer::Ws(WsDecoder::default());
+                self.frame_ws(sink);
+            }
+            Handshake::No => {
+                sink.stats.drop(DropReason::NotSip);
+                self.consumer = Consumer::Dead;
+                self.buf.clear();
+                self.marks.clear();
+                self.buf_off = self.next_off;
+            }
+        }
+    }
+
+    /// Takes complete WebSocket messages off the buffer; each is one SIP
+    /// message (RFC 7118 section 5.2).
+    fn frame_ws(&mut self, sink: &mut Sink<'_>) {
+        let Consumer::Ws(d) = &mut self.consumer else {
+            return;
+        };
+        loop {
+            let (start, before) = (self.buf_off, self.buf.len());
+            let ev = d.next(&mut self.buf, sink.cfg.max_sip_message, sink.stats);
+            self.buf_off += (before - self.buf.len()) as u64;
+            match ev {
+                WsEvent::NeedMore => break,
+                WsEvent::Message(m) => {
+                    // The time of the segment that carried the last frame's
+                    // start (most messages are one frame).
+                    let ts = ts_at(&mut self.marks, start, self.last_seen);
+                    if !sipframe::is_sip_message(&m) {
+                        sink.stats.drop(DropReason::NotSip);
+                        continue;
+                    }
+                    sink.stats.sip += 1;
+                    sink.out.push(SipPacket {
+                        ts,
+                        src: self.key.src,
+                        dst: self.key.dst,
+                        transport: Transport::Ws,
+                        source: self.source,
+                        capture_id: None,
+                        node: None,
+                        correlation_id: None,
+                        vlan: self.key.vlan,
+                        payload: m.into(),
+                    });
+                }
+                WsEvent::Closed | WsEvent::Bad => {
+                    if ev == WsEvent::Bad {
+                        sink.stats.drop(DropReason::BadWebsocket);
+                    }
+                    self.consumer = Consumer::Dead;
+                    self.buf.clear();
+                    self.marks.clear();
+                    self.buf_off = self.next_off;
+                    break;
+                }
+            }
+        }
     }
 
     fn feed_hep(&mut self, data: &[u8], ts: Timestamp, sink: &mut Sink<'_>) {
@@ -439,13 +552,17 @@ impl Stream {
         if why != Close::Fin {
             while self.skip_gap(sink) {}
         }
-        if let Consumer::Sip(f) = &self.consumer {
-            if f.holds_partial(&self.buf) {
-                sink.stats.drop(match why {
-                    Close::Fin | Close::Reset => DropReason::Truncated,
-                    Close::Idle | Close::Finish => DropReason::ReassemblyTimeout,
-                });
-            }
+        let partial = match &self.consumer {
+            Consumer::Sip(f) => f.holds_partial(&self.buf),
+            Consumer::Ws(d) => d.holds_partial() || !self.buf.is_empty(),
+            Consumer::Http => !self.buf.is_empty(),
+            Consumer::Hep { .. } | Consumer::Dead => false,
+        };
+        if partial {
+            sink.stats.drop(match why {
+                Close::Fin | Close::Reset => DropReason::Truncated,
+                Close::Idle | Close::Finish => DropReason::ReassemblyTimeout,
+            });
         }
         self.buf.clear();
     }
@@ -455,6 +572,8 @@ impl Stream {
 #[derive(Debug, Default)]
 pub(crate) struct TcpTable {
     streams: HashMap<StreamKey, Stream>,
+    /// Bytes held over all streams (the sum of their `charged`).
+    held: usize,
     /// One entry per stream, at or before its real deadline.
     timers: BTreeMap<(Timestamp, u64), StreamKey>,
     next_timer: u64,
@@ -464,6 +583,36 @@ impl TcpTable {
     /// Number of streams tracked.
     pub(crate) fn len(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Bytes held over all streams.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Brings [`TcpTable::held`] up to date with one stream's holdings.
+    fn recharge(&mut self, key: &StreamKey) {
+        if let Some(s) = self.streams.get_mut(key) {
+            let now = s.held();
+            self.held = self.held - s.charged + now;
+            s.charged = now;
+        }
+    }
+
+    /// Takes a stream out of the table and its bytes off the total.
+    fn take(&mut self, key: &StreamKey) -> Option<Stream> {
+        let s = self.streams.remove(key)?;
+        self.timers.remove(&s.timer);
+        self.held -= s.charged;
+        Some(s)
+    }
+
+    /// Forgets a stream and everything it holds, counting the loss as
+    /// `ReassemblyBudget` (the global byte budget ran out).
+    pub(crate) fn evict(&mut self, key: &StreamKey, stats: &mut Stats) {
+        if self.take(key).is_some() {
+            stats.drop(DropReason::ReassemblyBudget);
+        }
     }
 
     /// The earliest stream deadline.
@@ -528,12 +677,14 @@ impl TcpTable {
             return;
         }
         let deadline = s.deadline(sink.cfg);
+        let key = seg.key;
         if deadline < s.timer.0 {
             self.timers.remove(&s.timer);
             s.timer = (deadline, self.next_timer);
             self.next_timer += 1;
             self.timers.insert(s.timer, seg.key);
         }
+        self.recharge(&key);
     }
 
     fn create(&mut self, seg: &Segment<'_>, cfg: &DecoderConfig) {
@@ -570,13 +721,13 @@ impl TcpTable {
             consumer,
             last_seen: seg.ts,
             timer,
+            charged: 0,
         };
         self.streams.insert(seg.key, stream);
     }
 
     fn close(&mut self, key: StreamKey, why: Close, sink: &mut Sink<'_>) {
-        if let Some(mut s) = self.streams.remove(&key) {
-            self.timers.remove(&s.timer);
+        if let Some(mut s) = self.take(&key) {
             s.close(why, sink);
         }
     }
@@ -594,20 +745,17 @@ impl TcpTable {
             };
             while s.gap_deadline(sink.cfg).is_some_and(|d| d <= now) && s.skip_gap(sink) {}
             if s.fin_reached() {
-                if let Some(mut s) = self.streams.remove(&key) {
-                    s.close(Close::Fin, sink);
-                }
+                self.close(key, Close::Fin, sink);
                 continue;
             }
             if s.last_seen.saturating_add(sink.cfg.tcp_idle_timeout) <= now {
-                if let Some(mut s) = self.streams.remove(&key) {
-                    s.close(Close::Idle, sink);
-                }
+                self.close(key, Close::Idle, sink);
                 continue;
             }
             s.timer = (s.deadline(sink.cfg), self.next_timer);
             self.next_timer += 1;
             self.timers.insert(s.timer, key);
+            self.recharge(&key);
         }
     }
 
@@ -1083,6 +1231,83 @@ mod tests {
             );
         }
         assert_eq!(d.tcp_streams(), 2);
+    }
+
+    /// Issue 7: in-order data that never completes a message counts
+    /// against `max_tcp_stream_bytes` (it used to grow to
+    /// `max_sip_message`, or without end when resynchronising on
+    /// `INVITE SIP/2.0aaaa...`), and is dropped with a counter.
+    #[test]
+    fn in_order_data_without_a_message_end_is_capped() {
+        let cfg = DecoderConfig {
+            max_tcp_stream_bytes: 4096,
+            ..DecoderConfig::default()
+        };
+        for (syn, head) in [
+            (true, &b"INVITE sip:x SIP/2.0\r\nX-H: "[..]),
+            (false, b"INVITE SIP/2.0"),
+        ] {
+            let mut r = Run::new(cfg.clone());
+            if syn {
+                r.syn();
+            }
+            let mut off = 0usize;
+            let mut send = |r: &mut Run, d: &[u8]| {
+                r.seg(off as u32, NONE, d, ts(1));
+                off += d.len();
+                assert!(r.d.held_bytes() <= 4096, "{}", r.d.held_bytes());
+            };
+            send(&mut r, head);
+            for _ in 0..(1 << 20) / 512 {
+                send(&mut r, &[b'a'; 512]);
+            }
+            assert!(
+                r.stats().drops(DropReason::ReassemblyLimit) >= 1,
+                "{head:?}"
+            );
+            assert_eq!(r.d.tcp_streams(), 1);
+            // The stream goes on: a message after a line end is found.
+            let m = sip(1, "ok");
+            send(&mut r, b"\r\n");
+            send(&mut r, &m);
+            assert_eq!(r.payloads(), vec![m], "{head:?}");
+        }
+    }
+
+    /// Issue 7: one byte budget over every stream and all IP fragments;
+    /// the stream (or datagram) that would pass it is dropped and counted.
+    #[test]
+    fn global_budget_bounds_all_streams_and_fragments() {
+        let cfg = DecoderConfig {
+            max_total_bytes: 10_000,
+            ..DecoderConfig::default()
+        };
+        let mut r = Run::new(cfg);
+        // Streams holding out-of-order data behind a lost first segment.
+        for port in 0..10u16 {
+            r.frame(&tcp_ipv4(41000 + port, 5060, 1, SYN, b""), ts(1));
+            r.frame(
+                &tcp_ipv4(41000 + port, 5060, 100, NONE, &[b'x'; 2000]),
+                ts(1),
+            );
+            assert!(r.d.held_bytes() <= 10_000, "{}", r.d.held_bytes());
+        }
+        let evicted = r.stats().drops(DropReason::ReassemblyBudget);
+        assert!(evicted >= 5, "{evicted}");
+        assert_eq!(r.d.tcp_streams(), 10 - evicted as usize);
+        // No room left for a fragmented datagram either.
+        let before = r.stats().drops(DropReason::ReassemblyBudget);
+        let dg = udp_datagram_v4(&[b'y'; 3000]);
+        for f in ipv4_fragments(9, &dg, 1480) {
+            r.frame(&f, ts(1));
+        }
+        assert!(r.stats().drops(DropReason::ReassemblyBudget) > before);
+        assert!(r.d.held_bytes() <= 10_000);
+        assert_eq!(r.d.pending_datagrams(), 0);
+        // Closing streams gives their bytes back.
+        let mut out = Vec::new();
+        r.d.finish(&mut out);
+        assert_eq!(r.d.held_bytes(), 0);
     }
 
     fn hep_seg(r: &mut Run, seq: u32, f: Flags, data: &[u8]) {

@@ -215,3 +215,151 @@ pub(crate) fn hep3(sip: &[u8], secs: u32) -> Vec<u8> {
     };
     crate::hep::encode_v3(&p)
 }
+
+/// Outer addresses of the tunnels built here.
+pub(crate) const T1: [u8; 4] = [192, 168, 0, 1];
+pub(crate) const T2: [u8; 4] = [192, 168, 0, 2];
+
+/// A raw IPv4 packet 192.168.0.1 -> 192.168.0.2 of protocol `proto`.
+pub(crate) fn ipv4_wrap(proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = Ipv4Header::new(
+        u16::try_from(payload.len()).expect("small"),
+        64,
+        IpNumber(proto),
+        T1,
+        T2,
+    )
+    .expect("valid");
+    h.header_checksum = h.calc_header_checksum();
+    let mut v = h.to_bytes().to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+/// A raw IPv6 packet [2001:db8::1] -> [2001:db8::2] with next header `next`.
+pub(crate) fn ipv6_wrap(next: u8, payload: &[u8]) -> Vec<u8> {
+    let h = Ipv6Header {
+        traffic_class: 0,
+        flow_label: Default::default(),
+        payload_length: u16::try_from(payload.len()).expect("small"),
+        next_header: IpNumber(next),
+        hop_limit: 64,
+        source: A6,
+        destination: B6,
+    };
+    let mut v = h.to_bytes().to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Ethernet II around an IP packet (IPv4 or IPv6 by its version nibble).
+pub(crate) fn eth_wrap(ip: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    let ty: u16 = if ip.first().is_some_and(|b| b >> 4 == 6) {
+        0x86dd
+    } else {
+        0x0800
+    };
+    v.extend_from_slice(&ty.to_be_bytes());
+    v.extend_from_slice(ip);
+    v
+}
+
+/// A GRE header with `flags` (C 0x80, K 0x20, S 0x10) and protocol type
+/// `proto`, then `inner`.
+pub(crate) fn gre(flags: u8, proto: u16, inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![flags, 0];
+    v.extend_from_slice(&proto.to_be_bytes());
+    if flags & 0x80 != 0 {
+        v.extend_from_slice(&[0, 0, 0, 0]); // checksum, reserved
+    }
+    if flags & 0x20 != 0 {
+        v.extend_from_slice(&7u32.to_be_bytes()); // key
+    }
+    if flags & 0x10 != 0 {
+        v.extend_from_slice(&1u32.to_be_bytes()); // sequence number
+    }
+    v.extend_from_slice(inner);
+    v
+}
+
+/// GRE (sequence number set) + ERSPAN type II, session 1, around an
+/// Ethernet frame.
+pub(crate) fn erspan2(eth: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x10, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00];
+    h.extend_from_slice(eth);
+    gre(0x10, 0x88be, &h)
+}
+
+/// GRE + ERSPAN type III (with the platform-specific subheader) around an
+/// Ethernet frame.
+pub(crate) fn erspan3(eth: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x20, 0x00, 0x00, 0x01, 0, 0, 0, 42, 0, 0, 0, 0x01];
+    h.extend_from_slice(&[0; 8]); // platform-specific subheader
+    h.extend_from_slice(eth);
+    gre(0x10, 0x22eb, &h)
+}
+
+/// Outer IPv4 + UDP to port 4789 + VXLAN (VNI 42) around an Ethernet frame.
+pub(crate) fn vxlan(eth: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+    payload.extend_from_slice(eth);
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(T1, T2, 64)
+        .udp(49152, 4789)
+        .write(&mut v, &payload)
+        .expect("builds");
+    v
+}
+
+/// An SCTP DATA chunk with `flags` (B 0x02, E 0x01), PPID 0.
+pub(crate) fn sctp_data(flags: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(16 + payload.len()).expect("small");
+    let mut c = vec![0, flags];
+    c.extend_from_slice(&len.to_be_bytes());
+    c.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    c.extend_from_slice(payload);
+    while c.len() % 4 != 0 {
+        c.push(0);
+    }
+    c
+}
+
+/// CRC32c (Castagnoli), as SCTP's checksum (RFC 9260 appendix A).
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A raw IPv4 SCTP packet 10.0.0.1:5060 -> 10.0.0.2:5060 with `chunks`,
+/// with a correct checksum (the decoder does not check it; Wireshark does).
+pub(crate) fn sctp_ipv4(chunks: &[Vec<u8>]) -> Vec<u8> {
+    let mut p = vec![0x13, 0xc4, 0x13, 0xc4, 0, 0, 0, 1, 0, 0, 0, 0];
+    for c in chunks {
+        p.extend_from_slice(c);
+    }
+    let sum = crc32c(&p);
+    p[8..12].copy_from_slice(&sum.to_le_bytes());
+    let mut h = Ipv4Header::new(
+        u16::try_from(p.len()).expect("small"),
+        64,
+        IpNumber::SCTP,
+        A4,
+        B4,
+    )
+    .expect("valid");
+    h.header_checksum = h.calc_header_checksum();
+    let mut v = h.to_bytes().to_vec();
+    v.extend_from_slice(&p);
+    v
+}

@@ -36,6 +36,20 @@ impl HepStreamFramer {
         }
     }
 
+    /// Gives back a large buffer once it is empty: one big frame should
+    /// not leave a connection holding its capacity while idle.
+    pub fn shrink(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 4096 {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Memory the framer holds for partial frames (its buffer's capacity,
+    /// which a frame header reserves for the whole frame).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Bytes buffered but not yet handed out as frames.
     pub fn buffered(&self) -> usize {
         self.buf.len()

@@ -336,7 +336,7 @@ fn to_sip(
     }
     // v1/v2 carry nothing but SIP; v3 says so in chunk 0x000b.
     if raw.version == HepVersion::V3 && raw.proto_type != Some(PROTO_TYPE_SIP) {
-        return Err(DropReason::HepNotSip);
+        return Err(DropReason::NotSip);
     }
     let (src, dst) = pick_addrs(
         raw.ip_family,
@@ -347,15 +347,17 @@ fn to_sip(
     .ok_or(DropReason::BadHep)?;
     let payload = match (&raw.payload, &raw.compressed_payload) {
         (Some(r), _) if r.len() > cfg.max_payload => return Err(DropReason::Oversize),
-        (Some(r), _) if r.is_empty() => return Err(DropReason::HepNotSip),
+        (Some(r), _) if r.is_empty() => return Err(DropReason::NotSip),
         (Some(r), _) => bytes(r.clone()),
         (None, Some(r)) => Bytes::from(
             inflate(slice(buf, r.clone()), cfg.max_payload).map_err(|e| e.drop_reason())?,
         ),
-        (None, None) => return Err(DropReason::HepNotSip),
+        (None, None) => return Err(DropReason::NotSip),
     };
-    if payload.is_empty() {
-        return Err(DropReason::HepNotSip);
+    // Whatever the protocol type says, only a SIP message is one
+    // (HEPv1/v2 have no type; agents label things wrongly).
+    if !crate::frame::is_sip_message(&payload) {
+        return Err(DropReason::NotSip);
     }
     Ok(SipPacket {
         ts: raw.ts,
@@ -501,18 +503,58 @@ mod tests {
         assert!(sip(&p, &HepConfig::default()).is_ok());
     }
 
+    /// Issue 7: HEP payloads that are not SIP are `not_sip`, the counter
+    /// raw UDP non-SIP gets (there was a separate `hep_not_sip`, and a
+    /// non-SIP payload labelled SIP, or sent as HEPv1/v2, was passed on).
     #[test]
-    fn non_sip_payloads_are_hep_not_sip() {
+    fn non_sip_payloads_are_not_sip() {
+        let cfg = HepConfig::default();
         let mut p = sip_packet();
-        p.proto_type = Some(5);
-        assert_eq!(sip(&p, &HepConfig::default()), Err(DropReason::HepNotSip));
+        // RTCP (type 5) with an RTCP sender report, a JSON QoS report (type
+        // 34 in heplify) and a log line (type 100).
+        for (ty, payload) in [
+            (5, &b"\x80\xc8\x00\x06\x12\x34\x56\x78"[..]),
+            (34, b"{\"CORRELATION_ID\":\"abc\",\"MOS\":4.3}"),
+            (100, b"INVITE sip:bob@example.com SIP/2.0\r\n\r\n"),
+        ] {
+            p.proto_type = Some(ty);
+            p.payload = Some(Bytes::from_static(payload));
+            assert_eq!(sip(&p, &cfg), Err(DropReason::NotSip), "type {ty}");
+        }
         p.proto_type = None;
-        assert_eq!(sip(&p, &HepConfig::default()), Err(DropReason::HepNotSip));
+        assert_eq!(sip(&p, &cfg), Err(DropReason::NotSip));
+        // Labelled SIP but is not.
         let mut p = sip_packet();
+        for payload in [&b"{\"json\":1}"[..], b"\r\n\r\n", b"SIP/2.0 200"] {
+            p.payload = Some(Bytes::from_static(payload));
+            assert_eq!(sip(&p, &cfg), Err(DropReason::NotSip), "{payload:?}");
+        }
         p.payload = None;
-        assert_eq!(sip(&p, &HepConfig::default()), Err(DropReason::HepNotSip));
+        assert_eq!(sip(&p, &cfg), Err(DropReason::NotSip));
         p.payload = Some(Bytes::new());
-        assert_eq!(sip(&p, &HepConfig::default()), Err(DropReason::HepNotSip));
+        assert_eq!(sip(&p, &cfg), Err(DropReason::NotSip));
+        // Compressed, inflating to something that is not SIP.
+        p.compressed_payload = Some(Bytes::from(compress_payload(b"hello").unwrap()));
+        p.payload = None;
+        assert_eq!(sip(&p, &cfg), Err(DropReason::NotSip));
+        // HEPv1 and v2 carry no type: the payload decides.
+        let mut p = sip_packet();
+        for version in [HepVersion::V1, HepVersion::V2] {
+            p.version = version;
+            p.payload = Some(Bytes::from_static(b"\x80\xc8\x00\x06rtcp"));
+            let buf = encode_v1v2(&p).unwrap();
+            assert_eq!(
+                decode_sip(&buf, Timestamp::EPOCH, &cfg),
+                Err(DropReason::NotSip),
+                "{version:?}"
+            );
+            p.payload = Some(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n"));
+            let buf = encode_v1v2(&p).unwrap();
+            assert!(
+                decode_sip(&buf, Timestamp::EPOCH, &cfg).is_ok(),
+                "{version:?}"
+            );
+        }
     }
 
     #[test]

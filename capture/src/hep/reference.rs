@@ -83,7 +83,7 @@ fn to_sip(
     }
     // v1/v2 carry nothing but SIP; v3 says so in chunk 0x000b.
     if raw.version == HepVersion::V3 && raw.proto_type != Some(PROTO_TYPE_SIP) {
-        return Err(DropReason::HepNotSip);
+        return Err(DropReason::NotSip);
     }
     let (src, dst) = raw.socket_addrs().ok_or(DropReason::BadHep)?;
     let payload = match (&raw.payload, &raw.compressed_payload) {
@@ -92,10 +92,12 @@ fn to_sip(
         (None, Some(r)) => Bytes::from(
             inflate(slice(buf, r.clone()), cfg.max_payload).map_err(|e| e.drop_reason())?,
         ),
-        (None, None) => return Err(DropReason::HepNotSip),
+        (None, None) => return Err(DropReason::NotSip),
     };
-    if payload.is_empty() {
-        return Err(DropReason::HepNotSip);
+    // Whatever the protocol type says, only a SIP message is one
+    // (HEPv1/v2 have no type; agents label things wrongly).
+    if !crate::frame::is_sip_message(&payload) {
+        return Err(DropReason::NotSip);
     }
     Ok(SipPacket {
         ts: raw.ts,

@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(p.payload, Some(Bytes::new()));
         assert_eq!(
             decode_sip(&v[..28], Timestamp::EPOCH, &HepConfig::default()),
-            Err(DropReason::HepNotSip)
+            Err(DropReason::NotSip)
         );
     }
 

@@ -1,6 +1,7 @@
 //! HEP listeners: UDP (draining the socket per wake-up, optionally several
 //! `SO_REUSEPORT` sockets) and TCP (one task per connection, framed on the
-//! HEPv3 length field).
+//! HEPv3 length field; bounded in connections, idle time and bytes held,
+//! with accept backing off when descriptors run out).
 //!
 //! Each is one `select!` loop over its socket and a shutdown signal; the
 //! decoding is [`crate::hep::decode_sip`], the framing
@@ -10,7 +11,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, RawFd};
@@ -23,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::limits::{Backoff, ByteBudget, Warn, WarnLimiter, is_exhaustion};
 use crate::hep::{self, HepConfig, HepStreamFramer};
 use crate::{CaptureError, DropReason, SipPacket, Stats, Timestamp};
 
@@ -84,6 +87,16 @@ pub struct ListenerConfig {
     pub max_frame: usize,
     /// Most SIP packets sent in one batch over the channel.
     pub batch: usize,
+    /// TCP connections open at once; more are accepted and closed at once
+    /// (counted as `hep_conn_limit`).
+    pub tcp_max_connections: usize,
+    /// A TCP connection that sends nothing for this long is closed
+    /// (counted as `hep_idle_timeout`).
+    pub tcp_idle_timeout: Duration,
+    /// The bytes all TCP connections of a listener may hold in partial
+    /// frames together; the connection that passes it is closed (counted
+    /// as `reassembly_budget`). Clones share the budget.
+    pub budget: ByteBudget,
 }
 
 impl Default for ListenerConfig {
@@ -94,6 +107,9 @@ impl Default for ListenerConfig {
             udp_sockets: 1,
             max_frame: 65535,
             batch: 256,
+            tcp_max_connections: 1024,
+            tcp_idle_timeout: Duration::from_secs(300),
+            budget: ByteBudget::new(256 * 1024 * 1024),
         }
     }
 }
@@ -309,6 +325,20 @@ fn recv_many(fd: RawFd, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> std::io:
     Ok(lens.len())
 }
 
+/// One warning per kind per this long; the rest are counted.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs a rate-limited warning.
+fn warn(limiter: &Mutex<WarnLimiter>, kind: Warn, what: &str, detail: &dyn fmt::Display) {
+    let allowed = limiter
+        .lock()
+        .map(|mut l| l.allow(kind, Instant::now()))
+        .unwrap_or(None);
+    if let Some(suppressed) = allowed {
+        tracing::warn!(%detail, suppressed, "{what}");
+    }
+}
+
 async fn run_tcp(
     listener: TcpListener,
     cfg: ListenerConfig,
@@ -317,6 +347,8 @@ async fn run_tcp(
 ) -> Stats {
     let mut stats = Stats::default();
     let mut conns = JoinSet::new();
+    let limiter = Arc::new(Mutex::new(WarnLimiter::new(WARN_EVERY)));
+    let mut backoff = Backoff::default();
     loop {
         tokio::select! {
             biased;
@@ -328,10 +360,37 @@ async fn run_tcp(
             }
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
+                    backoff.reset();
+                    if conns.len() >= cfg.tcp_max_connections {
+                        // Accept and close: leaving it in the backlog would
+                        // make the kernel retry it forever.
+                        stats.drop(DropReason::HepConnLimit);
+                        warn(&limiter, Warn::ConnLimit, "HEP TCP connection refused: connection limit", &peer);
+                        drop(stream);
+                        continue;
+                    }
                     tracing::debug!(%peer, "HEP TCP connection");
-                    conns.spawn(run_tcp_conn(stream, peer, cfg.clone(), tx.clone(), shutdown.clone()));
+                    conns.spawn(run_tcp_conn(
+                        stream,
+                        peer,
+                        cfg.clone(),
+                        tx.clone(),
+                        shutdown.clone(),
+                        limiter.clone(),
+                    ));
                 }
-                Err(e) => tracing::warn!(error = %e, "HEP TCP accept failed"),
+                Err(e) if is_exhaustion(&e) => {
+                    // Out of descriptors: accept fails at once until one
+                    // frees, so wait instead of spinning.
+                    let wait = backoff.fail();
+                    warn(&limiter, Warn::Accept, "HEP TCP accept failed; backing off", &e);
+                    tokio::select! {
+                        biased;
+                        _ = shut(&mut shutdown) => break,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(e) => warn(&limiter, Warn::Accept, "HEP TCP accept failed", &e),
             },
         }
     }
@@ -343,26 +402,43 @@ async fn run_tcp(
     stats
 }
 
+/// Why a HEP TCP connection ends.
+enum End {
+    /// The peer closed, or shutdown.
+    Done,
+    /// Nothing received for the idle timeout.
+    Idle,
+    /// The listener's byte budget ran out.
+    Budget,
+    /// An impossible frame header.
+    BadFrame(hep::HepError),
+}
+
 async fn run_tcp_conn(
     mut stream: TcpStream,
     peer: SocketAddr,
     cfg: ListenerConfig,
     tx: mpsc::Sender<Vec<SipPacket>>,
     mut shutdown: watch::Receiver<bool>,
+    limiter: Arc<Mutex<WarnLimiter>>,
 ) -> Stats {
     let mut stats = Stats::default();
     let mut framer = HepStreamFramer::new(cfg.max_frame);
+    // Gives the partial frame's bytes back to the budget however the task
+    // ends (also when it is cancelled).
+    let mut charge = cfg.budget.account();
     let mut buf = vec![0u8; 65536];
-    'conn: loop {
+    let end = 'conn: loop {
         let n = tokio::select! {
             biased;
-            _ = shut(&mut shutdown) => break,
-            r = stream.read(&mut buf) => match r {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
+            _ = shut(&mut shutdown) => break End::Done,
+            r = tokio::time::timeout(cfg.tcp_idle_timeout, stream.read(&mut buf)) => match r {
+                Err(_) => break End::Idle,
+                Ok(Ok(0)) => break End::Done,
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "HEP TCP read failed");
-                    break;
+                    break End::Done;
                 }
             },
         };
@@ -371,32 +447,73 @@ async fn run_tcp_conn(
         let ts = now();
         let mut batch = Vec::new();
         loop {
+            let held = framer.buffered();
             match framer.next_frame() {
                 Ok(Some(frame)) => {
                     stats.packets += 1;
-                    match hep::decode_sip_bytes(frame, ts, &cfg.hep) {
+                    // Copied out, so a packet kept downstream does not pin
+                    // the framer's buffer.
+                    match hep::decode_sip(&frame, ts, &cfg.hep) {
                         Ok(p) => {
                             stats.sip += 1;
                             batch.push(p);
                         }
-                        Err(reason) => stats.drop(reason),
+                        Err(reason) => {
+                            stats.drop(reason);
+                            stats.discarded_bytes += frame.len() as u64;
+                        }
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(%peer, reason = %e, "closing HEP TCP connection: bad frame");
-                    stats.drop(DropReason::BadHepFrame);
+                    // The framer let go of what it held.
+                    stats.discarded_bytes += held as u64;
                     if !batch.is_empty() {
                         let _ = tx.send(batch).await;
                     }
-                    break 'conn;
+                    break 'conn End::BadFrame(e);
                 }
             }
         }
+        framer.shrink();
+        if !charge.set(framer.capacity()) {
+            if !batch.is_empty() {
+                let _ = tx.send(batch).await;
+            }
+            break End::Budget;
+        }
         if !batch.is_empty() && tx.send(batch).await.is_err() {
-            break;
+            break End::Done;
+        }
+    };
+    stats.discarded_bytes += framer.buffered() as u64;
+    match end {
+        End::Done => {}
+        End::Idle => stats.drop(DropReason::HepIdleTimeout),
+        End::Budget => {
+            stats.drop(DropReason::ReassemblyBudget);
+            warn(
+                &limiter,
+                Warn::Budget,
+                "closing HEP TCP connection: reassembly byte budget exhausted",
+                &peer,
+            );
+        }
+        End::BadFrame(e) => {
+            stats.drop(DropReason::BadHepFrame);
+            let detail = format!("{peer}: {e}");
+            warn(
+                &limiter,
+                Warn::BadFrame,
+                "closing HEP TCP connection: bad frame",
+                &detail,
+            );
         }
     }
+    // The framer, its buffer and the read buffer go with the task; the
+    // charge gives the bytes back to the budget.
+    drop(framer);
+    drop(charge);
     stats
 }
 
