@@ -5,20 +5,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use crate::args::{Rounding, parse_time};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use rating::{
     CallCost, CallDescriptor, LoadOptions, RoundingMode, TariffPlan, Tor, format_duration,
 };
-
-/// Rounding mode flag values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Rounding {
-    /// Exact decimals, rounded once with the plan's method and decimals.
-    Exact,
-    /// Reproduce CGRateS to the digit (5-decimal rounding per increment).
-    Cgrates,
-}
 
 /// Output format flag values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -63,12 +55,6 @@ pub(crate) struct CostArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("expected an RFC 3339 time like 2024-05-13T10:00:00Z: {e}"))
 }
 
 fn parse_tor(s: &str) -> Result<Tor, String> {

@@ -4,6 +4,7 @@
 //! turns failures into distinct exit codes.
 #![forbid(unsafe_code)]
 
+mod args;
 mod config;
 mod cost;
 mod exit;
