@@ -146,17 +146,21 @@ fn default_true() -> bool {
 impl Config {
     /// Reads and parses `path`. The error names the file, and toml's message
     /// names the key, line and column.
-    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))
-            .map_err(ConfigError)?;
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
+        // A missing or unreadable file is a missing input (66), not a bad
+        // configuration.
+        let text = std::fs::read_to_string(path).map_err(|source| crate::exit::Failure::Input {
+            what: "config file",
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text)
             .with_context(|| format!("invalid config file {}", path.display()))
-            .map_err(ConfigError)
+            .map_err(|e| ConfigError(e).into())
     }
 
     /// The config at `path`, or the defaults when no file is given.
-    pub(crate) fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+    pub(crate) fn load_or_default(path: Option<&Path>) -> anyhow::Result<Config> {
         match path {
             Some(p) => Self::load(p),
             None => Ok(Config::default()),

@@ -113,7 +113,9 @@ pub(crate) fn run(args: CostArgs) -> anyhow::Result<()> {
         Format::Json => cc.to_json() + "\n",
         Format::Table => table(&cc, args.tor),
     };
-    std::io::stdout().write_all(text.as_bytes())?;
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(crate::exit::Failure::Output)?;
     Ok(())
 }
 

@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use sessions::Cdr;
 use sessions::cdr::rfc3339;
 
+use super::escape_controls;
+
 /// How `replay` prints CDRs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum CdrFormat {
@@ -39,10 +41,7 @@ impl<W: Write> CdrWriter<W> {
 
     pub(crate) fn write(&mut self, c: &Cdr) -> io::Result<()> {
         match self.format {
-            CdrFormat::Json => {
-                serde_json::to_writer(&mut self.out, c)?;
-                self.out.write_all(b"\n")
-            }
+            CdrFormat::Json => super::write_json_line(&mut self.out, c),
             CdrFormat::Csv => self.csv(c),
             CdrFormat::Table => self.table(c),
         }
@@ -94,7 +93,9 @@ impl<W: Write> CdrWriter<W> {
         }
         let ns = c.usage_nanos();
         let usage = format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000);
-        let x = |k: &str| c.extra_fields.get(k).map_or("-", String::as_str);
+        // Every string here may come from the wire (the Call-ID, users,
+        // Reason): escaped so it cannot drive the terminal.
+        let x = |k: &str| escape_controls(c.extra_fields.get(k).map_or("-", String::as_str));
         writeln!(
             self.out,
             "{:<27} {:>12} {:<15} {:<10} {:<14} {:<14} {:<9} {:>10} {}",
@@ -102,11 +103,11 @@ impl<W: Write> CdrWriter<W> {
             usage,
             x(sessions::cdr::extra::END_REASON),
             x(sessions::cdr::extra::SIP_CODE),
-            c.account,
-            c.destination,
+            escape_controls(&c.account),
+            escape_controls(&c.destination),
             x(sessions::cdr::extra::PDD),
             c.cost.map_or_else(|| "-".to_owned(), |d| d.to_string()),
-            c.origin_id
+            escape_controls(&c.origin_id)
         )
     }
 

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use capture::SipPacket;
 use serde::Serialize;
 
-use super::rfc3339_micros;
+use super::{escape_controls, rfc3339_micros};
 
 /// The parts of a SIP message `sniff` shows.
 pub(crate) struct Described<'a> {
@@ -112,8 +112,7 @@ impl<W: Write> PacketPrinter<W> {
                     first_line: d.first_line,
                     call_id: d.call_id,
                 };
-                serde_json::to_writer(&mut self.out, &line)?;
-                self.out.write_all(b"\n")
+                super::write_json_line(&mut self.out, &line)
             }
             PacketFormat::Table => {
                 if !self.header_done {
@@ -133,8 +132,8 @@ impl<W: Write> PacketPrinter<W> {
                     p.transport.as_str(),
                     p.src.to_string(),
                     p.dst.to_string(),
-                    d.call_id.unwrap_or("-"),
-                    d.first_line
+                    escape_controls(d.call_id.unwrap_or("-")),
+                    escape_controls(d.first_line)
                 )
             }
         }

@@ -12,6 +12,8 @@ use capture::io::{PcapSource, ReadStatus};
 use capture::{SipPacket, Stats, Timestamp};
 
 use crate::config::Config;
+use crate::exit::Failure;
+use crate::input::{cut_short, open_capture};
 
 /// Frames read per batch.
 const BATCH: usize = 4096;
@@ -30,6 +32,8 @@ struct MergeFile {
     src: PcapSource,
     queue: VecDeque<SipPacket>,
     ended: bool,
+    /// Set when the file ended at a cut rather than at its end.
+    cut: bool,
 }
 
 impl MergeFile {
@@ -42,7 +46,8 @@ impl MergeFile {
                 .src
                 .read_batch(BATCH, &mut batch)
                 .with_context(|| format!("reading {}", self.path.display()))?;
-            self.ended = status == ReadStatus::End;
+            self.ended = matches!(status, ReadStatus::End | ReadStatus::CutShort);
+            self.cut |= status == ReadStatus::CutShort;
             self.queue.extend(batch.drain(..));
         }
         Ok(())
@@ -63,12 +68,13 @@ impl Merge {
             read: 0,
         };
         for (i, path) in paths.iter().enumerate() {
-            let src = PcapSource::open_file_filtered(path, filter, cfg.decoder_config())?;
+            let src = open_capture(path, filter, cfg.decoder_config())?;
             let mut f = MergeFile {
                 path: path.clone(),
                 src,
                 queue: VecDeque::new(),
                 ended: false,
+                cut: false,
             };
             f.fill()?;
             if let Some(p) = f.queue.front() {
@@ -99,6 +105,15 @@ impl Merge {
     /// Bytes of the files consumed so far (for the progress bar).
     pub(crate) fn bytes_read(&self) -> u64 {
         self.files.iter().map(|f| f.src.bytes_read()).sum()
+    }
+
+    /// The first file that was cut short (its frames up to the cut were
+    /// used; the other files were read to their end).
+    pub(crate) fn cut_short(&self) -> Option<Failure> {
+        self.files
+            .iter()
+            .find(|f| f.cut)
+            .map(|f| cut_short(&f.path, f.src.cut_short()))
     }
 
     /// The capture counters of every file together.

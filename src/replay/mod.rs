@@ -40,6 +40,7 @@ use summary::Summary;
 
 use crate::args::{Rounding, parse_timestamp};
 use crate::config::Config;
+use crate::exit::Failure;
 use crate::output::{CdrFormat, CdrWriter};
 
 /// Below this total file size no progress bar is drawn.
@@ -120,7 +121,7 @@ pub(crate) fn run(args: ReplayArgs, config: Option<&Path>) -> anyhow::Result<()>
     // taken at several points at once interleave correctly).
     let mut merge = Merge::open(&args.files, args.filter.as_deref(), &cfg)?;
     while let Some(p) = merge.next_packet()? {
-        pipeline.packet(&p, &mut write)?;
+        pipeline.packet(&p, &mut write).map_err(Failure::Output)?;
         if let Some(pb) = &progress
             && merge.read % 4096 == 0
         {
@@ -128,15 +129,21 @@ pub(crate) fn run(args: ReplayArgs, config: Option<&Path>) -> anyhow::Result<()>
         }
     }
     let capture = merge.stats();
-    pipeline.finish(&mut write)?;
-    out.flush()?;
+    // A file cut short ends like the others: the calls still open end by
+    // their rule, every held CDR and the summary are printed, then the
+    // cut is reported (exit 65).
+    pipeline.finish(&mut write).map_err(Failure::Output)?;
+    out.flush().map_err(Failure::Output)?;
     summary.before_since = pipeline.before_since();
     summary.dialog = pipeline.dialog_stats().clone();
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
     summary.print(&capture);
-    Ok(())
+    match merge.cut_short() {
+        Some(cut) => Err(cut.into()),
+        None => Ok(()),
+    }
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
