@@ -176,16 +176,33 @@ fn usage_errors_exit_2() {
     }
 }
 
-/// Regression: a huge --duration overflowed the clock and panicked.
+/// Regression: a huge --duration was taken (and could overflow the
+/// clock); it is refused up front.
 #[test]
 fn huge_duration_is_a_usage_error_not_a_panic() {
-    let out = run(&[
-        "sniff",
-        "--hep",
-        "udp:127.0.0.1:0",
-        "--duration",
-        "99999999999999999",
-    ]);
+    let mut child = Command::new(ACCURATE)
+        .args([
+            "sniff",
+            "--hep",
+            "udp:127.0.0.1:0",
+            "--duration",
+            "99999999999999999",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Before the fix it listened (forever): a bound, not a speed test.
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sniff accepted --duration 99999999999999999 and ran");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--duration"), "{stderr}");
