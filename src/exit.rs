@@ -8,7 +8,7 @@
 //! | 2 | bad command line (clap's own code) |
 //! | 65 | bad input data: a capture file that is not one, or cut short; a bad tariff plan |
 //! | 66 | an input file or folder missing or unreadable |
-//! | 69 | a listen address in use or not on this host |
+//! | 69 | a listen address in use or not on this host; a live interface that cannot be captured on |
 //! | 71 | any other failure to listen |
 //! | 74 | the output cannot be written (full disk, I/O error) |
 //! | 77 | not allowed: live capture without CAP_NET_RAW, a privileged port |
@@ -62,6 +62,10 @@ pub(crate) enum Failure {
     /// A listener cannot be bound (69, 77 or 71 by the OS error).
     #[error("cannot listen on {0}")]
     Bind(String, #[source] capture::CaptureError),
+    /// A live capture cannot be opened or read (77 without the right to
+    /// capture, else 69: no such interface, interface down...).
+    #[error("live capture on {0}")]
+    Live(String, #[source] capture::CaptureError),
 }
 
 /// The exit code for an error: the first cause in the chain that has one.
@@ -76,6 +80,8 @@ pub(crate) fn code_for(e: &anyhow::Error) -> u8 {
                 Failure::Output(_) => IO_ERR,
                 Failure::Data(_) => DATA,
                 Failure::Bind(_, c) => bind_code(c),
+                Failure::Live(_, capture::CaptureError::Permission(_)) => PERMISSION,
+                Failure::Live(..) => UNAVAILABLE,
             };
         }
         if let Some(c) = cause.downcast_ref::<capture::CaptureError>() {

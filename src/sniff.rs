@@ -175,7 +175,8 @@ fn sniff_live(args: SniffArgs, cfg: &Config) -> anyhow::Result<()> {
                 lc.snaplen = live.snaplen;
                 lc.promisc = live.promisc;
             }
-            let src = PcapSource::open_live(&lc, cfg.decoder_config())?;
+            let src = PcapSource::open_live(&lc, cfg.decoder_config())
+                .map_err(|e| Failure::Live(iface.clone(), e))?;
             say(&format!("capturing on {iface}"));
             live_task = Some(tokio::spawn(run_live(
                 src,
@@ -235,7 +236,10 @@ fn sniff_live(args: SniffArgs, cfg: &Config) -> anyhow::Result<()> {
                     total.merge(&r.stats);
                     extra.push(("kernel_drops", u64::from(r.kernel_drops)));
                 }
-                Ok(Err(e)) => failed = Some(anyhow::Error::new(e).context("live capture failed")),
+                Ok(Err(e)) => {
+                    let iface = args.interface.clone().unwrap_or_default();
+                    failed = Some(Failure::Live(iface, e).into());
+                }
                 Err(e) => failed = Some(anyhow::Error::new(e).context("live capture task failed")),
             }
         }

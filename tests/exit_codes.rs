@@ -325,3 +325,12 @@ fn nothing_to_sniff_is_a_failure_naming_the_options() {
     assert_exit(&out, 1, "nothing to sniff");
     assert!(Path::new(ACCURATE).exists());
 }
+
+/// Regression: a missing interface exited 65 (bad data).
+#[test]
+fn live_capture_no_such_interface_69_no_permission_77() {
+    let out = run(&["sniff", "--interface", "nosuchif0", "--duration", "5"]);
+    assert_exit(&out, 69, "nosuchif0");
+    let out = run_unprivileged(&["sniff", "--interface", "lo", "--duration", "5"]);
+    assert_exit(&out, 77, "CAP_NET_RAW");
+}
