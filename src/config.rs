@@ -2,6 +2,11 @@
 //!
 //! Keys are kebab-case and unknown keys are errors, so a typo never silently
 //! falls back to a default. Every section is optional.
+//!
+//! Values are range-checked while the file is parsed (`deserialize_with` a
+//! function of [`check`]), so a refused value is reported like a syntax
+//! error: the key, its line and column. To check a new key, add a line to
+//! the `checks!` list in [`check`] and name it on the field.
 
 use std::path::Path;
 
@@ -40,8 +45,10 @@ pub(crate) struct Config {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub(crate) struct CaptureSection {
     /// UDP/TCP ports whose traffic inside a capture is HEP, not SIP.
+    #[serde(deserialize_with = "check::hep_ports")]
     pub hep_ports: Vec<u16>,
     /// Largest SIP message accepted, bytes.
+    #[serde(deserialize_with = "check::max_sip_message")]
     pub max_sip_message: usize,
     /// Reassembly limits.
     #[serde(default)]
@@ -64,17 +71,23 @@ impl Default for CaptureSection {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub(crate) struct ReassemblySection {
     /// Seconds IP fragments wait for the rest of their packet.
+    #[serde(deserialize_with = "check::ip_fragment_timeout_secs")]
     pub ip_fragment_timeout_secs: u64,
     /// Bytes held for IP fragment reassembly, all packets together.
+    #[serde(deserialize_with = "check::max_ip_fragment_bytes")]
     pub max_ip_fragment_bytes: usize,
     /// TCP streams tracked at once.
+    #[serde(deserialize_with = "check::max_tcp_streams")]
     pub max_tcp_streams: usize,
     /// Bytes buffered per TCP stream.
+    #[serde(deserialize_with = "check::max_tcp_stream_bytes")]
     pub max_tcp_stream_bytes: usize,
     /// Seconds an idle TCP stream is kept.
+    #[serde(deserialize_with = "check::tcp_idle_timeout_secs")]
     pub tcp_idle_timeout_secs: u64,
     /// Seconds out-of-order TCP data waits for a missing segment before the
     /// hole is skipped (counted as `tcp_gap`).
+    #[serde(deserialize_with = "check::tcp_gap_timeout_secs")]
     pub tcp_gap_timeout_secs: u64,
     /// Byte budget for what reassembly holds: IP fragments and all TCP
     /// streams of a capture or tap; separately, the partial frames of all
@@ -102,13 +115,17 @@ impl Default for ReassemblySection {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub(crate) struct HepSection {
     /// Listeners, `udp:IP:PORT` or `tcp:IP:PORT`.
+    #[serde(deserialize_with = "check::listen")]
     pub listen: Vec<String>,
     /// Shared secret HEP agents must send (HEPv3 auth key chunk); packets
     /// without it, or with another, are dropped and counted.
+    #[serde(deserialize_with = "check::auth_key")]
     pub auth_key: Option<String>,
     /// SO_RCVBUF for UDP listeners, bytes.
+    #[serde(deserialize_with = "check::recv_buffer")]
     pub recv_buffer: usize,
     /// UDP sockets per address (SO_REUSEPORT), one task each.
+    #[serde(deserialize_with = "check::udp_sockets")]
     pub udp_sockets: usize,
     /// HEP TCP connections open at once; more are closed at once (counted
     /// as `hep_conn_limit`).
@@ -137,11 +154,13 @@ impl Default for HepSection {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub(crate) struct LiveSection {
     /// Interface to capture on.
+    #[serde(deserialize_with = "check::interface")]
     pub interface: String,
     /// BPF filter.
+    #[serde(default, deserialize_with = "check::filter")]
     pub filter: Option<String>,
     /// Bytes captured per frame.
-    #[serde(default = "default_snaplen")]
+    #[serde(default = "default_snaplen", deserialize_with = "check::snaplen")]
     pub snaplen: i32,
     /// Promiscuous mode.
     #[serde(default = "default_true")]
@@ -159,17 +178,21 @@ fn default_true() -> bool {
 impl Config {
     /// Reads and parses `path`. The error names the file, and toml's message
     /// names the key, line and column.
-    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))
-            .map_err(ConfigError)?;
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
+        // A missing or unreadable file is a missing input (66), not a bad
+        // configuration.
+        let text = std::fs::read_to_string(path).map_err(|source| crate::exit::Failure::Input {
+            what: "config file",
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text)
             .with_context(|| format!("invalid config file {}", path.display()))
-            .map_err(ConfigError)
+            .map_err(|e| ConfigError(e).into())
     }
 
     /// The config at `path`, or the defaults when no file is given.
-    pub(crate) fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+    pub(crate) fn load_or_default(path: Option<&Path>) -> anyhow::Result<Config> {
         match path {
             Some(p) => Self::load(p),
             None => Ok(Config::default()),
@@ -183,25 +206,9 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks what serde cannot: listen addresses, BPF syntax, limits.
+    /// Checks what one key alone cannot say (listen addresses, BPF syntax
+    /// and ranges are checked while parsing, see [`check`]).
     fn validate(&self) -> anyhow::Result<()> {
-        for l in &self.hep.listen {
-            l.parse::<capture::io::HepBind>()
-                .with_context(|| "in key hep.listen".to_string())?;
-        }
-        if let Some(live) = &self.live
-            && let Some(f) = &live.filter
-        {
-            capture::io::check_filter(f).context("in key live.filter")?;
-        }
-        anyhow::ensure!(
-            self.capture.max_sip_message >= 512,
-            "key capture.max-sip-message: must be at least 512 bytes"
-        );
-        anyhow::ensure!(
-            self.hep.udp_sockets >= 1,
-            "key hep.udp-sockets: must be at least 1"
-        );
         anyhow::ensure!(
             self.dialog.mapping == sip_fsm::MappingConfig::default(),
             "key dialog.mapping: the mapping goes in its own [mapping] section"
@@ -256,6 +263,112 @@ impl Config {
             budget: capture::io::ByteBudget::new(self.capture.reassembly.max_total_bytes),
             ..capture::io::ListenerConfig::default()
         }
+    }
+}
+
+/// Per-key checks run while parsing (`#[serde(deserialize_with = ...)]`),
+/// so toml reports a refused value with its key, line and column.
+mod check {
+    use std::fmt::Display;
+
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    /// A value of `T` within `min..=max`.
+    fn within<'de, D, T>(d: D, key: &str, min: T, max: T, unit: &str) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + PartialOrd + Display + Copy,
+    {
+        let v = T::deserialize(d)?;
+        if v < min || v > max {
+            return Err(D::Error::custom(format!(
+                "key {key}: {v} is out of range, must be {min} to {max}{unit}"
+            )));
+        }
+        Ok(v)
+    }
+
+    /// One checker per key: `name("section.key"): type = min..=max, "unit";`.
+    macro_rules! checks {
+        ($($name:ident($key:literal): $t:ty = $min:literal ..= $max:expr, $unit:literal;)*) => {$(
+            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                within(d, $key, $min, $max, $unit)
+            }
+        )*};
+    }
+
+    const DAY: u64 = 24 * 3600;
+
+    checks! {
+        // [capture]: SIP over TCP can be long (large SDP, many headers),
+        // but not megabytes; under 512 bytes not even an INVITE fits.
+        max_sip_message("capture.max-sip-message"): usize = 512..=16 << 20, " bytes";
+        // [capture.reassembly]
+        ip_fragment_timeout_secs("capture.reassembly.ip-fragment-timeout-secs"): u64 = 1..=DAY, " seconds";
+        max_ip_fragment_bytes("capture.reassembly.max-ip-fragment-bytes"): usize = 1..=1 << 30, " bytes";
+        max_tcp_streams("capture.reassembly.max-tcp-streams"): usize = 1..=10_000_000, "";
+        max_tcp_stream_bytes("capture.reassembly.max-tcp-stream-bytes"): usize = 1..=1 << 30, " bytes";
+        tcp_idle_timeout_secs("capture.reassembly.tcp-idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
+        tcp_gap_timeout_secs("capture.reassembly.tcp-gap-timeout-secs"): u64 = 1..=DAY, " seconds";
+        // [hep]: SO_RCVBUF is a C int; the kernel caps it at rmem_max.
+        recv_buffer("hep.recv-buffer"): usize = 4096..=1 << 30, " bytes";
+        // One task and socket each; more than this is a typo.
+        udp_sockets("hep.udp-sockets"): usize = 1..=1024, "";
+        // [live]: libpcap's own maximum is 262144.
+        snaplen("live.snaplen"): i32 = 64..=262_144, " bytes";
+    }
+
+    /// `[capture] hep-ports`: real ports (not 0).
+    pub(super) fn hep_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+        let v = Vec::<u16>::deserialize(d)?;
+        if v.contains(&0) {
+            return Err(D::Error::custom(
+                "key capture.hep-ports: port 0 is not a port, must be 1 to 65535",
+            ));
+        }
+        Ok(v)
+    }
+
+    /// `[hep] listen`: each `udp:IP:PORT` or `tcp:IP:PORT`.
+    pub(super) fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        for l in &v {
+            l.parse::<capture::io::HepBind>()
+                .map_err(|e| D::Error::custom(format!("key hep.listen: {e}")))?;
+        }
+        Ok(v)
+    }
+
+    /// `[hep] auth-key`: not empty (an empty key would match no agent's).
+    pub(super) fn auth_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let v = Option::<String>::deserialize(d)?;
+        if v.as_deref() == Some("") {
+            return Err(D::Error::custom(
+                "key hep.auth-key: must not be empty (leave the key out for none)",
+            ));
+        }
+        Ok(v)
+    }
+
+    /// `[live] interface`: not empty.
+    pub(super) fn interface<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let v = String::deserialize(d)?;
+        if v.trim().is_empty() {
+            return Err(D::Error::custom(
+                "key live.interface: must name an interface (`any` for all)",
+            ));
+        }
+        Ok(v)
+    }
+
+    /// `[live] filter`: BPF that compiles.
+    pub(super) fn filter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let v = Option::<String>::deserialize(d)?;
+        if let Some(f) = &v {
+            capture::io::check_filter(f)
+                .map_err(|e| D::Error::custom(format!("key live.filter: {e}")))?;
+        }
+        Ok(v)
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::args::{Rounding, parse_time};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rating::{
@@ -28,15 +29,6 @@ pub(crate) fn load_tariff_plan(dir: &Path) -> anyhow::Result<(TariffPlan, LoadRe
     };
     TariffPlan::load_dir(dir, &options)
         .with_context(|| format!("loading tariff plan {}", dir.display()))
-}
-
-/// Rounding mode flag values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Rounding {
-    /// Exact decimals, rounded once with the plan's method and decimals.
-    Exact,
-    /// Reproduce CGRateS to the digit (5-decimal rounding per increment).
-    Cgrates,
 }
 
 /// Output format flag values.
@@ -86,12 +78,6 @@ pub(crate) struct CostArgs {
     format: Format,
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("expected an RFC 3339 time like 2024-05-13T10:00:00Z: {e}"))
-}
-
 fn parse_tor(s: &str) -> Result<Tor, String> {
     s.parse()
         .map_err(|()| "expected *voice, *data or *sms".to_owned())
@@ -135,7 +121,9 @@ pub(crate) fn run(args: CostArgs) -> anyhow::Result<()> {
         Format::Json => cc.to_json() + "\n",
         Format::Table => table(&cc, args.tor),
     };
-    std::io::stdout().write_all(text.as_bytes())?;
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(crate::exit::Failure::Output)?;
     Ok(())
 }
 

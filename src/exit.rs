@@ -1,4 +1,21 @@
-//! Exit codes, after sysexits(3), so scripts can tell failures apart.
+//! Exit codes, after sysexits(3), so scripts can tell failures apart; and
+//! the one place an error becomes a message and a code.
+//!
+//! | code | when |
+//! |---|---|
+//! | 0 | done (also when stdout is a pipe closed by its reader) |
+//! | 1 | any other failure |
+//! | 2 | bad command line (clap's own code) |
+//! | 65 | bad input data: a capture file that is not one, or cut short; a bad tariff plan |
+//! | 66 | an input file or folder missing or unreadable |
+//! | 69 | a listen address in use or not on this host; a live interface that cannot be captured on |
+//! | 71 | any other failure to listen |
+//! | 74 | the output cannot be written (full disk, I/O error) |
+//! | 77 | not allowed: live capture without CAP_NET_RAW, a privileged port |
+//! | 78 | the configuration is invalid |
+
+use std::io;
+use std::path::PathBuf;
 
 use crate::config::ConfigError;
 
@@ -6,16 +23,66 @@ use crate::config::ConfigError;
 pub(crate) const FAILURE: u8 = 1;
 /// Input data was bad (EX_DATAERR).
 pub(crate) const DATA: u8 = 65;
+/// An input file did not exist or was not readable (EX_NOINPUT).
+pub(crate) const NO_INPUT: u8 = 66;
+/// A service is unavailable, e.g. its address is in use (EX_UNAVAILABLE).
+pub(crate) const UNAVAILABLE: u8 = 69;
+/// An operating system error (EX_OSERR).
+pub(crate) const OS_ERR: u8 = 71;
+/// An error writing the output (EX_IOERR).
+pub(crate) const IO_ERR: u8 = 74;
 /// Not allowed, e.g. capturing without CAP_NET_RAW (EX_NOPERM).
 pub(crate) const PERMISSION: u8 = 77;
 /// The configuration is invalid (EX_CONFIG).
 pub(crate) const CONFIG: u8 = 78;
 
-/// The exit code for an error.
+/// Failures the binary names itself, where the bare cause would not say
+/// which exit code fits (an `io::Error` may come from an input file, the
+/// output or a socket).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// An input file or folder cannot be opened (66).
+    #[error("cannot read {what} {}", path.display())]
+    Input {
+        /// `capture file`, `config file`...
+        what: &'static str,
+        /// As the user named it.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing stdout failed (74; a closed pipe ends quietly with 0).
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
+    /// Input data that is not what it should be (65), e.g. a capture file
+    /// cut short; everything before the damage was used.
+    #[error("{0}")]
+    Data(String),
+    /// A listener cannot be bound (69, 77 or 71 by the OS error).
+    #[error("cannot listen on {0}")]
+    Bind(String, #[source] capture::CaptureError),
+    /// A live capture cannot be opened or read (77 without the right to
+    /// capture, else 69: no such interface, interface down...).
+    #[error("live capture on {0}")]
+    Live(String, #[source] capture::CaptureError),
+}
+
+/// The exit code for an error: the first cause in the chain that has one.
 pub(crate) fn code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<ConfigError>().is_some() {
             return CONFIG;
+        }
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return match f {
+                Failure::Input { .. } => NO_INPUT,
+                Failure::Output(_) => IO_ERR,
+                Failure::Data(_) => DATA,
+                Failure::Bind(_, c) => bind_code(c),
+                Failure::Live(_, capture::CaptureError::Permission(_)) => PERMISSION,
+                Failure::Live(..) => UNAVAILABLE,
+            };
         }
         if let Some(c) = cause.downcast_ref::<capture::CaptureError>() {
             return match c {
@@ -24,14 +91,103 @@ pub(crate) fn code_for(e: &anyhow::Error) -> u8 {
                 _ => FAILURE,
             };
         }
+        if let Some(r) = cause.downcast_ref::<rating::Error>() {
+            return match r {
+                rating::Error::Io { source, .. }
+                    if matches!(
+                        source.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    NO_INPUT
+                }
+                _ => DATA,
+            };
+        }
     }
     FAILURE
+}
+
+fn bind_code(c: &capture::CaptureError) -> u8 {
+    match c {
+        capture::CaptureError::Io(e) => match e.kind() {
+            io::ErrorKind::AddrInUse | io::ErrorKind::AddrNotAvailable => UNAVAILABLE,
+            io::ErrorKind::PermissionDenied => PERMISSION,
+            _ => OS_ERR,
+        },
+        capture::CaptureError::Permission(_) => PERMISSION,
+        _ => OS_ERR,
+    }
 }
 
 /// Whether the error is a write to a closed pipe.
 pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error and its causes on one line, `: `-separated, each said once:
+/// a cause whose text its parent already ends with (as `reading X: No such
+/// file` over `No such file`) is not repeated.
+pub(crate) fn message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || msg.ends_with(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn os_errors_are_said_once() {
+        let io = io::Error::from(io::ErrorKind::NotFound);
+        let text = io.to_string();
+        let e = anyhow::Error::new(rating::Error::Io {
+            path: "/x".into(),
+            source: io,
+        })
+        .context("loading tariff plan /x");
+        let m = message(&e);
+        assert_eq!(m.matches(&text).count(), 1, "{m}");
+        assert!(m.starts_with("loading tariff plan /x: reading /x"), "{m}");
+        assert_eq!(code_for(&e), NO_INPUT);
+    }
+
+    #[test]
+    fn bind_errors_by_kind() {
+        let bind = |k: io::ErrorKind| {
+            let e = anyhow::Error::new(Failure::Bind(
+                "udp:127.0.0.1:1".into(),
+                capture::CaptureError::Io(io::Error::from(k)),
+            ));
+            code_for(&e)
+        };
+        assert_eq!(bind(io::ErrorKind::AddrInUse), UNAVAILABLE);
+        assert_eq!(bind(io::ErrorKind::PermissionDenied), PERMISSION);
+        assert_eq!(bind(io::ErrorKind::InvalidInput), OS_ERR);
+    }
+
+    #[test]
+    fn first_tagged_cause_wins() {
+        let e = anyhow::Error::new(Failure::Output(io::Error::from(io::ErrorKind::StorageFull)))
+            .context("writing CDRs");
+        assert_eq!(code_for(&e), IO_ERR);
+        let e: anyhow::Error = Err::<(), _>(io::Error::other("x"))
+            .context("plain")
+            .unwrap_err();
+        assert_eq!(code_for(&e), FAILURE);
+    }
 }

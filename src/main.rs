@@ -4,13 +4,16 @@
 //! turns failures into distinct exit codes.
 #![forbid(unsafe_code)]
 
+mod args;
 mod config;
 mod cost;
 mod exit;
+mod input;
 mod output;
 mod replay;
 mod sniff;
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,10 +80,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // A closed stdout (`accurate sniff ... | head`) is a normal end.
+        // A closed stdout (`accurate sniff ... | head`) is a normal end, as
+        // for most Unix filters.
         Err(e) if exit::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("accurate: error: {e:#}");
+            // Not eprintln!: it panics when stderr cannot be written.
+            let _ = writeln!(io::stderr(), "accurate: error: {}", exit::message(&e));
             ExitCode::from(exit::code_for(&e))
         }
     }
@@ -103,6 +108,9 @@ fn init_logging(filter: Option<&str>, format: LogFormat) {
 
 fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
     config::Config::load(file)?;
-    println!("{}: ok", file.display());
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}: ok", file.display())
+        .and_then(|()| out.flush())
+        .map_err(exit::Failure::Output)?;
     Ok(())
 }

@@ -265,10 +265,12 @@ fn mapping_config_shapes_the_charging_fields() {
     assert_eq!(c["Destination"], "+4930555003");
 }
 
+/// A missing file is a missing input (66, was 65 before exit codes were
+/// sorted out); a file that is not a capture is bad data (65).
 #[test]
-fn unreadable_capture_exits_65() {
+fn missing_capture_exits_66_and_garbage_65() {
     let out = run(&["replay", "/nonexistent/x.pcap"]);
-    assert_eq!(out.status.code(), Some(65));
+    assert_eq!(out.status.code(), Some(66));
     let scratch = Scratch::new("replay-cli-bad");
     let f = scratch.file("not-a-capture.pcap");
     std::fs::write(&f, "this is not a capture file\n").unwrap();

@@ -58,35 +58,106 @@ pub async fn run_live(
             _ = shut(&mut shutdown) => break,
             r = afd.readable() => {
                 let mut guard = r?;
-                loop {
-                    match src.read_batch(batch, &mut out)? {
-                        ReadStatus::Full if out.len() < batch => continue,
-                        ReadStatus::Full => break,
-                        ReadStatus::Idle => {
-                            guard.clear_ready();
-                            break;
-                        }
-                        ReadStatus::End => return Ok(report(&mut src)),
-                    }
+                match drain(batch, &mut out, |o| src.read_batch(batch, o))? {
+                    Drained::Idle => guard.clear_ready(),
+                    // Still readable: the next turn of the loop comes
+                    // straight back here, after checking for shutdown.
+                    Drained::More => {}
+                    Drained::End => return Ok(report(&mut src)),
                 }
             }
             _ = tick.tick() => src.handle_timeout(now(), &mut out),
         }
-        if !out.is_empty() && tx.send(out).await.is_err() {
-            break;
+        if !out.is_empty() {
+            // A consumer that stops taking batches must not keep the tap
+            // from seeing shutdown.
+            tokio::select! {
+                biased;
+                _ = shut(&mut shutdown) => break,
+                r = tx.send(out) => if r.is_err() { break },
+            }
         }
     }
     let mut out = Vec::new();
     src.finish(&mut out);
     if !out.is_empty() {
-        let _ = tx.send(out).await;
+        let _ = tx.try_send(out);
     }
     Ok(report(&mut src))
+}
+
+/// Reads per wake-up, at most, in `read_batch` calls: under sustained
+/// traffic that never yields a SIP message (or never leaves the fd idle),
+/// the task still returns to its `select!` to see shutdown and the tick.
+const ROUNDS_PER_WAKEUP: usize = 8;
+
+/// How one wake-up's reading ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// Nothing more to read now: wait for readiness again.
+    Idle,
+    /// A batch is full or the round budget is spent; frames may be waiting.
+    More,
+    /// The source ended.
+    End,
+}
+
+/// Reads until `out` holds a batch, the source is idle, or
+/// [`ROUNDS_PER_WAKEUP`] reads were made.
+fn drain(
+    batch: usize,
+    out: &mut Vec<SipPacket>,
+    mut read: impl FnMut(&mut Vec<SipPacket>) -> Result<ReadStatus, CaptureError>,
+) -> Result<Drained, CaptureError> {
+    for _ in 0..ROUNDS_PER_WAKEUP {
+        match read(out)? {
+            ReadStatus::Full if out.len() < batch => {}
+            ReadStatus::Full => return Ok(Drained::More),
+            ReadStatus::Idle => return Ok(Drained::Idle),
+            ReadStatus::End | ReadStatus::CutShort => return Ok(Drained::End),
+        }
+    }
+    Ok(Drained::More)
 }
 
 fn report(src: &mut PcapSource) -> LiveReport {
     LiveReport {
         kernel_drops: src.kernel_drops().unwrap_or(0),
         stats: src.stats(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a tap under sustained traffic that is never SIP (every
+    /// read fills its frame budget, nothing comes out) read forever in one
+    /// wake-up and never looked at shutdown again.
+    #[test]
+    fn sustained_non_sip_traffic_still_yields() {
+        let mut calls = 0u32;
+        let mut out = Vec::new();
+        let r = drain(256, &mut out, |_| {
+            calls += 1;
+            assert!(calls < 10_000, "drain never returned to the select loop");
+            Ok(ReadStatus::Full)
+        });
+        assert_eq!(r.unwrap(), Drained::More);
+        assert!(out.is_empty());
+        assert_eq!(calls as usize, ROUNDS_PER_WAKEUP);
+    }
+
+    #[test]
+    fn idle_and_end_stop_the_wakeup() {
+        let mut out = Vec::new();
+        assert_eq!(
+            drain(4, &mut out, |_| Ok(ReadStatus::Idle)).unwrap(),
+            Drained::Idle
+        );
+        assert_eq!(
+            drain(4, &mut out, |_| Ok(ReadStatus::CutShort)).unwrap(),
+            Drained::End
+        );
     }
 }

@@ -10,4 +10,4 @@ mod pcap_source;
 pub use hep_listener::{HepBind, HepListener, HepProto, ListenerConfig};
 pub use limits::ByteBudget;
 pub use live::{LiveReport, run_live};
-pub use pcap_source::{LiveConfig, PcapSource, ReadStatus, check_filter};
+pub use pcap_source::{CutShort, LiveConfig, PcapSource, ReadStatus, check_filter};

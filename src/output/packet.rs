@@ -1,18 +1,11 @@
-//! Printing SIP packets and counters for `sniff` (and later `replay`).
+//! One line per SIP message, for `sniff`.
 
 use std::io::{self, Write};
 
-use capture::{SipPacket, Stats, Timestamp};
-use chrono::{DateTime, SecondsFormat, Utc};
+use capture::SipPacket;
 use serde::Serialize;
 
-/// RFC 3339, UTC, microseconds: `2026-11-23T12:00:00.123456Z`.
-pub(crate) fn rfc3339_micros(ts: Timestamp) -> String {
-    match DateTime::<Utc>::from_timestamp(ts.secs(), ts.subsec_nanos()) {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-        None => format!("@{}ns", ts.as_nanos()),
-    }
-}
+use super::{escape_controls, rfc3339_micros};
 
 /// The parts of a SIP message `sniff` shows.
 pub(crate) struct Described<'a> {
@@ -119,8 +112,7 @@ impl<W: Write> PacketPrinter<W> {
                     first_line: d.first_line,
                     call_id: d.call_id,
                 };
-                serde_json::to_writer(&mut self.out, &line)?;
-                self.out.write_all(b"\n")
+                super::write_json_line(&mut self.out, &line)
             }
             PacketFormat::Table => {
                 if !self.header_done {
@@ -140,8 +132,8 @@ impl<W: Write> PacketPrinter<W> {
                     p.transport.as_str(),
                     p.src.to_string(),
                     p.dst.to_string(),
-                    d.call_id.unwrap_or("-"),
-                    d.first_line
+                    escape_controls(d.call_id.unwrap_or("-")),
+                    escape_controls(d.first_line)
                 )
             }
         }
@@ -149,33 +141,5 @@ impl<W: Write> PacketPrinter<W> {
 
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
-    }
-}
-
-/// Prints counters to stderr: every drop reason by name, zeros included,
-/// so scripts can rely on the lines being there.
-pub(crate) fn print_stats(label: &str, stats: &Stats, extra: &[(&str, u64)]) {
-    let mut e = io::stderr().lock();
-    let _ = writeln!(e, "{label}: packets: {}", stats.packets);
-    let _ = writeln!(e, "{label}: bytes: {}", stats.bytes);
-    let _ = writeln!(e, "{label}: sip_messages: {}", stats.sip);
-    let _ = writeln!(e, "{label}: dropped: {}", stats.total_drops());
-    let _ = writeln!(e, "{label}: discarded_bytes: {}", stats.discarded_bytes);
-    for (reason, n) in stats.drop_counts() {
-        let _ = writeln!(e, "{label}: drop.{reason}: {n}");
-    }
-    for (k, v) in extra {
-        let _ = writeln!(e, "{label}: {k}: {v}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_microseconds_utc() {
-        let t = Timestamp::from_secs_nanos(1_700_000_000, 123_456_789);
-        assert_eq!(rfc3339_micros(t), "2023-11-14T22:13:20.123456Z");
     }
 }

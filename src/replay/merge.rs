@@ -1,0 +1,127 @@
+//! Several capture files read as one timeline: a k-way merge by packet
+//! time, as mergecap would do, so the result does not depend on the order
+//! the files are named in (and captures taken at several points at once
+//! interleave correctly).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use capture::io::{PcapSource, ReadStatus};
+use capture::{SipPacket, Stats, Timestamp};
+
+use crate::config::Config;
+use crate::exit::Failure;
+use crate::input::{cut_short, open_capture};
+
+/// Frames read per batch.
+const BATCH: usize = 4096;
+
+/// A k-way merge of capture files by packet timestamp.
+pub(crate) struct Merge {
+    files: Vec<MergeFile>,
+    /// The next packet of each file that still has one: (time, file).
+    heads: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// Packets handed out so far.
+    pub(crate) read: u64,
+}
+
+struct MergeFile {
+    path: PathBuf,
+    src: PcapSource,
+    queue: VecDeque<SipPacket>,
+    ended: bool,
+    /// Set when the file ended at a cut rather than at its end.
+    cut: bool,
+}
+
+impl MergeFile {
+    /// Makes sure the queue holds a packet unless the file is finished.
+    fn fill(&mut self) -> anyhow::Result<()> {
+        let mut batch = Vec::with_capacity(BATCH);
+        while self.queue.is_empty() && !self.ended {
+            batch.clear();
+            let status = self
+                .src
+                .read_batch(BATCH, &mut batch)
+                .with_context(|| format!("reading {}", self.path.display()))?;
+            self.ended = matches!(status, ReadStatus::End | ReadStatus::CutShort);
+            self.cut |= status == ReadStatus::CutShort;
+            self.queue.extend(batch.drain(..));
+        }
+        Ok(())
+    }
+}
+
+impl Merge {
+    /// Opens every file (with the BPF filter, if any) and reads the first
+    /// packet of each.
+    pub(crate) fn open(
+        paths: &[PathBuf],
+        filter: Option<&str>,
+        cfg: &Config,
+    ) -> anyhow::Result<Self> {
+        let mut m = Merge {
+            files: Vec::with_capacity(paths.len()),
+            heads: BinaryHeap::new(),
+            read: 0,
+        };
+        for (i, path) in paths.iter().enumerate() {
+            let src = open_capture(path, filter, cfg.decoder_config())?;
+            let mut f = MergeFile {
+                path: path.clone(),
+                src,
+                queue: VecDeque::new(),
+                ended: false,
+                cut: false,
+            };
+            f.fill()?;
+            if let Some(p) = f.queue.front() {
+                m.heads.push(Reverse((p.ts, i)));
+            }
+            m.files.push(f);
+        }
+        Ok(m)
+    }
+
+    /// The earliest packet over all files; ties go to the file named first.
+    pub(crate) fn next_packet(&mut self) -> anyhow::Result<Option<SipPacket>> {
+        let Some(Reverse((_, i))) = self.heads.pop() else {
+            return Ok(None);
+        };
+        let Some(f) = self.files.get_mut(i) else {
+            return Ok(None);
+        };
+        let p = f.queue.pop_front();
+        f.fill()?;
+        if let Some(next) = f.queue.front() {
+            self.heads.push(Reverse((next.ts, i)));
+        }
+        self.read += 1;
+        Ok(p)
+    }
+
+    /// Bytes of the files consumed so far (for the progress bar).
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.files.iter().map(|f| f.src.bytes_read()).sum()
+    }
+
+    /// The first file that was cut short (its frames up to the cut were
+    /// used; the other files were read to their end).
+    pub(crate) fn cut_short(&self) -> Option<Failure> {
+        self.files
+            .iter()
+            .find(|f| f.cut)
+            .map(|f| cut_short(&f.path, f.src.cut_short()))
+    }
+
+    /// The capture counters of every file together.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for f in &self.files {
+            s.merge(&f.src.stats());
+        }
+        s
+    }
+}
