@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -77,7 +77,8 @@ fn parse_tor(s: &str) -> Result<Tor, String> {
 }
 
 /// Loads the plan, rates the call, prints the result.
-pub(crate) fn run(args: CostArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: CostArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = crate::config::Config::load_or_default(config)?;
     let usage = rating::parse_duration(&args.usage)?;
     let trimmed = args.usage.trim();
     if args.tor == Tor::Voice
@@ -93,7 +94,7 @@ pub(crate) fn run(args: CostArgs) -> anyhow::Result<()> {
     let options = LoadOptions {
         loaded_at: Utc::now(),
     };
-    let (plan, report) = TariffPlan::load_dir(&args.tariffplan, &options)
+    let (plan, report) = TariffPlan::load_dir_with(&args.tariffplan, &options, &cfg.load_policy())
         .with_context(|| format!("loading tariff plan {}", args.tariffplan.display()))?;
     if !report.unhandled_files.is_empty() {
         let names: Vec<String> = report

@@ -117,7 +117,7 @@ pub(crate) fn run(args: ReplayArgs, config: Option<&Path>) -> anyhow::Result<()>
     let rater = args
         .tariffplan
         .as_deref()
-        .map(|dir| Rater::load(dir, args.rounding))
+        .map(|dir| Rater::load(dir, args.rounding, &cfg.load_policy()))
         .transpose()?;
     let out = CdrWriter::new(BufWriter::new(io::stdout().lock()), args.format);
     let mut replay = Replay::new(machine, window, args.since, CdrOptions::default(), out);
@@ -339,14 +339,14 @@ struct Rater {
 }
 
 impl Rater {
-    fn load(dir: &Path, rounding: Rounding) -> anyhow::Result<Self> {
+    fn load(dir: &Path, rounding: Rounding, policy: &rating::LoadPolicy) -> anyhow::Result<Self> {
         // `*asap` timings anchor at load time; the epoch rather than the
         // wall clock keeps a replay the same whenever it runs, and makes
         // `*asap` rates apply to every past call in a capture.
         let opts = rating::LoadOptions {
             loaded_at: chrono::DateTime::UNIX_EPOCH,
         };
-        let (plan, report) = rating::TariffPlan::load_dir(dir, &opts)
+        let (plan, report) = rating::TariffPlan::load_dir_with(dir, &opts, policy)
             .with_context(|| format!("loading tariff plan {}", dir.display()))?;
         for w in &report.warnings {
             eprintln!("replay: tariff plan warning: {w}");
