@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+mod call;
 mod cost;
 mod csv;
 mod duration;
@@ -41,7 +42,8 @@ mod prefix;
 mod resolve;
 mod timing;
 
-pub use cost::{CallCost, CallDescriptor, TimeSpan, Tor};
+pub use call::{CallDescriptor, Tor};
+pub use cost::{CallCost, TimeSpan};
 pub use duration::{format_duration, parse_duration};
 pub use error::Error;
 pub use exact::ExactAmount;

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::Error;
-use crate::cost::CallDescriptor;
+use crate::call::CallDescriptor;
 use crate::plan::{RatingPlan, TariffPlan};
 use crate::timing::DateParts;
 
