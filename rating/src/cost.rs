@@ -20,7 +20,7 @@ use crate::call::{CallDescriptor, Tor};
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
 use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, TariffPlan};
-use crate::resolve::{RatingSlice, match_destination, resolve};
+use crate::resolve::{DestinationMatch, RatingSlice, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
 /// One piece of a call at one price.
@@ -182,7 +182,6 @@ impl TariffPlan {
         let mut p = 0_u64;
         let mut si = 0_usize;
         let mut connect_fee = Money::ZERO;
-        type Picked<'p> = (usize, (i32, u32, u32), (Arc<str>, Arc<str>, &'p [u32]));
         let mut picked: Option<Picked<'_>> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
@@ -211,21 +210,28 @@ impl TariffPlan {
             let day = parts.day_key();
             if picked
                 .as_ref()
-                .is_none_or(|(s, d, _)| *s != si || *d != day)
+                .is_none_or(|pk| pk.slice != si || pk.day != day)
             {
-                let m = (voice && p > 0)
+                let destination = (voice && p > 0)
                     .then(|| match_destination(self, slice.plan, cd.destination, &parts))
                     .flatten()
-                    .unwrap_or_else(|| {
-                        (
-                            slice.destination_id.clone(),
-                            slice.prefix.clone(),
-                            slice.intervals,
-                        )
-                    });
-                picked = Some((si, day, m));
+                    .unwrap_or_else(|| slice.destination.clone());
+                picked = Some(Picked {
+                    slice: si,
+                    day,
+                    destination,
+                });
             }
-            let Some((_, _, (destination_id, prefix, intervals))) = &picked else {
+            let Some(Picked {
+                destination:
+                    DestinationMatch {
+                        id: destination_id,
+                        prefix,
+                        intervals,
+                    },
+                ..
+            }) = &picked
+            else {
                 return Err(overflow("destination"));
             };
             let intervals: &[u32] = intervals;
@@ -286,6 +292,16 @@ impl TariffPlan {
         }
         totals(cd.usage, Duration::from_nanos(p), connect_fee, spans, mode)
     }
+}
+
+/// The destination picked for a rating slice on one calendar day.
+struct Picked<'p> {
+    /// Index of the rating slice.
+    slice: usize,
+    /// (year, month, day) it was picked for.
+    day: (i32, u32, u32),
+    /// What was picked.
+    destination: DestinationMatch<'p>,
 }
 
 /// Where the voice span starting at `p` ends: the usage, the next
