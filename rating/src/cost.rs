@@ -20,7 +20,7 @@ use crate::call::{CallDescriptor, Tor};
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
 use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, TariffPlan};
-use crate::resolve::{DestinationMatch, RatingSlice, match_destination, resolve};
+use crate::resolve::{DestinationMatch, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
 /// One piece of a call at one price.
@@ -245,9 +245,20 @@ impl TariffPlan {
             let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
             let inc_cost = ri.inc_costs.get(slot_idx).copied().flatten();
             let seg_end = if voice {
-                segment_end(
-                    &slices, si, slice, intervals, &parts, ri_idx, p, gs, usage, offset, t,
-                )
+                // The usage, or the next activation, whichever comes first.
+                let limit = slices.get(si + 1).map_or(usage, |next| {
+                    usage.min(p.saturating_add(ns_between(t, next.from)))
+                });
+                VoiceSpan {
+                    plan: slice.plan,
+                    intervals,
+                    winner: ri_idx,
+                    parts: &parts,
+                    p,
+                    group_start: gs,
+                    offset,
+                }
+                .end(limit)
             } else {
                 usage
             };
@@ -304,46 +315,54 @@ struct Picked<'p> {
     destination: DestinationMatch<'p>,
 }
 
-/// Where the voice span starting at `p` ends: the usage, the next
-/// activation, midnight, or the next timing edge where another rate
-/// interval takes over.
-#[allow(clippy::too_many_arguments)]
-fn segment_end(
-    slices: &[RatingSlice<'_>],
-    si: usize,
-    slice: &RatingSlice<'_>,
-    intervals: &[u32],
-    parts: &DateParts,
-    ri_idx: u32,
+/// A voice span about to be priced: where it starts and the rate
+/// interval that won there.
+struct VoiceSpan<'a> {
+    /// The rating plan in force.
+    plan: &'a RatingPlan,
+    /// The rate intervals of the picked destination.
+    intervals: &'a [u32],
+    /// The one of them in force at the start.
+    winner: u32,
+    /// Calendar facts of the start.
+    parts: &'a DateParts,
+    /// Usage of this piece before the span, ns.
     p: u64,
-    gs: u64,
-    usage: u64,
+    /// Where the span starts in the whole call (`offset + p`), ns.
+    group_start: u64,
+    /// The descriptor's offset into the whole call, ns.
     offset: u64,
-    t: DateTime<Utc>,
-) -> u64 {
-    let mut end = usage;
-    if let Some(next) = slices.get(si + 1) {
-        end = end.min(p.saturating_add(ns_between(t, next.from)));
-    }
-    end = end.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
-    let mut tod = parts.tod_ns;
-    while let Some(edge) = intervals
-        .iter()
-        .filter_map(|&i| slice.plan.intervals.get(i as usize))
-        .filter_map(|ri| ri.timing.next_edge_after(tod))
-        .min()
-    {
-        let at = p.saturating_add(edge - parts.tod_ns);
-        if at >= end {
-            break;
+}
+
+impl VoiceSpan<'_> {
+    /// Where the span ends: at `limit` (the usage or the next activation,
+    /// as usage of this piece), midnight, or the next timing edge where
+    /// another rate interval takes over.
+    fn end(&self, limit: u64) -> u64 {
+        let (p, parts) = (self.p, self.parts);
+        let end = limit.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
+        let mut tod = parts.tod_ns;
+        while let Some(edge) = self
+            .intervals
+            .iter()
+            .filter_map(|&i| self.plan.intervals.get(i as usize))
+            .filter_map(|ri| ri.timing.next_edge_after(tod))
+            .min()
+        {
+            let at = p.saturating_add(edge - parts.tod_ns);
+            if at >= end {
+                break;
+            }
+            let group_start = self.offset.saturating_add(at).max(self.group_start);
+            if winner(self.plan, self.intervals, &parts.at_tod(edge), group_start)
+                != Some(self.winner)
+            {
+                return at;
+            }
+            tod = edge;
         }
-        let group_start = offset.saturating_add(at).max(gs);
-        if winner(slice.plan, intervals, &parts.at_tod(edge), group_start) != Some(ri_idx) {
-            return at;
-        }
-        tod = edge;
+        end
     }
-    end
 }
 
 /// (cost of one increment, cost of the span, both as exact fractions).
