@@ -47,6 +47,7 @@ pub use cost::{CallCost, TimeSpan};
 pub use duration::{format_duration, parse_duration};
 pub use error::Error;
 pub use exact::ExactAmount;
+pub use json::json_number;
 pub use load::{HANDLED_FILES, LoadOptions, LoadPolicy, LoadReport};
 pub use money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod, RoundingMode};
 pub use plan::{MaxCost, MaxCostStrategy, SharedTariffPlan, TariffPlan, TariffStore};
