@@ -312,8 +312,15 @@ fn huge_numbers_in_numeric_columns_are_errors_or_rate_without_panic() {
     assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 1, 4));
     let rt = ("Rates.csv", "RT,0,1,60s,9999999999999h,0\n");
     assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 1, 5));
-    let rt = ("Rates.csv", "RT,0,1e99999999999,60s,1s,0\n");
-    assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 1, 3));
+    for rate in [
+        "1e99999999999",
+        "1e-99999999999",
+        "79228162514264337593543950336",
+    ] {
+        let text = format!("RT,0,{rate},60s,1s,0\n");
+        let e = load(&[("Rates.csv", &text)]).unwrap_err();
+        assert_eq!(at(&e), ("Rates.csv".into(), 1, 3), "{rate}: {e}");
+    }
     let dr = (
         "DestinationRates.csv",
         "DR,DST_1002,RT_20CNT,*up,4294967296,0,\n",
