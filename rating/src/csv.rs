@@ -77,17 +77,19 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, Error> {
             Err(e) => return Err(parse_err(path, line, 1, "CSV text", &e.to_string())),
         }
         last_start = Some((start, line));
-        let mut fields = csv::StringRecord::from_byte_record(raw.clone()).map_err(|e| {
-            let column = e.utf8_error().field();
-            let found = raw.get(column).map(String::from_utf8_lossy);
-            parse_err(
-                path,
-                line,
-                column + 1,
-                "UTF-8 text",
-                found.as_deref().unwrap_or(""),
-            )
-        })?;
+        let mut fields =
+            csv::StringRecord::from_byte_record(std::mem::take(&mut raw)).map_err(|e| {
+                let column = e.utf8_error().field();
+                let raw = e.into_byte_record();
+                let found = raw.get(column).map(String::from_utf8_lossy);
+                parse_err(
+                    path,
+                    line,
+                    column + 1,
+                    "UTF-8 text",
+                    found.as_deref().unwrap_or(""),
+                )
+            })?;
         fields.trim();
         // Blank lines with spaces, and comments after leading spaces.
         let first = fields.get(0).unwrap_or("");
