@@ -13,19 +13,75 @@ use std::path::Path;
 
 use crate::Error;
 
-/// One data line of a CSV file.
-#[derive(Debug)]
-pub(crate) struct Record {
-    /// 1-based line number where the record starts.
-    pub line: usize,
-    /// The fields, trimmed of surrounding blanks.
-    fields: csv::StringRecord,
+/// The data lines of one CSV file: every trimmed field in one string,
+/// so a 100,000-line file costs a few allocations, not one per line.
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    text: String,
+    /// Byte range of each field in `text`.
+    fields: Vec<(usize, usize)>,
+    /// Per line: its number and its range in `fields`.
+    rows: Vec<(usize, usize, usize)>,
 }
 
-impl Record {
-    /// Field `i` (0-based), or "" when the line is shorter.
-    pub fn field(&self, i: usize) -> &str {
-        self.fields.get(i).unwrap_or("")
+impl Records {
+    /// The lines, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
+        self.rows.iter().map(|&(line, from, to)| Record {
+            line,
+            text: &self.text,
+            fields: self.fields.get(from..to).unwrap_or(&[]),
+        })
+    }
+
+    /// Adds a line from its raw fields, checked as UTF-8 (the error names
+    /// the field) and trimmed; drops it again if it is blank or a comment
+    /// after leading spaces.
+    fn push_line(&mut self, path: &Path, line: usize, raw: &csv::ByteRecord) -> Result<(), Error> {
+        let (text_mark, from) = (self.text.len(), self.fields.len());
+        for (i, f) in raw.iter().enumerate() {
+            let text = std::str::from_utf8(f).map_err(|_| {
+                parse_err(path, line, i + 1, "UTF-8 text", &String::from_utf8_lossy(f))
+            })?;
+            let start = self.text.len();
+            self.text.push_str(text.trim());
+            self.fields.push((start, self.text.len()));
+        }
+        let skip = {
+            let fields = self.fields.get(from..).unwrap_or(&[]);
+            let first = fields
+                .first()
+                .and_then(|&(a, b)| self.text.get(a..b))
+                .unwrap_or("");
+            first.starts_with('#') || (fields.len() == 1 && first.is_empty())
+        };
+        if skip {
+            self.text.truncate(text_mark);
+            self.fields.truncate(from);
+        } else {
+            self.rows.push((line, from, self.fields.len()));
+        }
+        Ok(())
+    }
+}
+
+/// One data line of a CSV file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record<'a> {
+    /// 1-based line number where the record starts.
+    pub line: usize,
+    text: &'a str,
+    fields: &'a [(usize, usize)],
+}
+
+impl<'a> Record<'a> {
+    /// Field `i` (0-based), trimmed of surrounding blanks, or "" when the
+    /// line is shorter.
+    pub fn field(&self, i: usize) -> &'a str {
+        self.fields
+            .get(i)
+            .and_then(|&(a, b)| self.text.get(a..b))
+            .unwrap_or("")
     }
 
     /// How many fields the line has.
@@ -50,7 +106,7 @@ fn parse_err(path: &Path, line: usize, column: usize, expected: &str, found: &st
 /// # Errors
 /// [`Error::Load`] naming `path`, line and column for text that is not
 /// UTF-8 and for a quote that never closes.
-pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, Error> {
+pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Records, Error> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let bytes = lone_cr_to_lf(bytes);
     let mut reader = csv::ReaderBuilder::new()
@@ -59,7 +115,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, Error> {
         .comment(Some(b'#'))
         .from_reader(bytes.as_ref());
     let mut lines = LineCounter::new(&bytes);
-    let mut records = Vec::new();
+    let mut records = Records::default();
     let mut raw = csv::ByteRecord::new();
     let mut last_start = None;
     loop {
@@ -77,26 +133,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, Error> {
             Err(e) => return Err(parse_err(path, line, 1, "CSV text", &e.to_string())),
         }
         last_start = Some((start, line));
-        let mut fields =
-            csv::StringRecord::from_byte_record(std::mem::take(&mut raw)).map_err(|e| {
-                let column = e.utf8_error().field();
-                let raw = e.into_byte_record();
-                let found = raw.get(column).map(String::from_utf8_lossy);
-                parse_err(
-                    path,
-                    line,
-                    column + 1,
-                    "UTF-8 text",
-                    found.as_deref().unwrap_or(""),
-                )
-            })?;
-        fields.trim();
-        // Blank lines with spaces, and comments after leading spaces.
-        let first = fields.get(0).unwrap_or("");
-        if first.starts_with('#') || (fields.len() == 1 && first.is_empty()) {
-            continue;
-        }
-        records.push(Record { line, fields });
+        records.push_line(path, line, &raw)?;
     }
     // The reader ends a quoted field that never closes at the end of the
     // text; only the last record can hold one.
@@ -214,8 +251,28 @@ fn unclosed_quote(record: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Vec<Record>, Error> {
-        super::parse(Path::new("T.csv"), text.as_bytes())
+    /// A record, owned, to index in tests.
+    #[derive(Debug)]
+    struct Owned {
+        line: usize,
+        fields: Vec<String>,
+    }
+
+    impl Owned {
+        fn field(&self, i: usize) -> &str {
+            self.fields.get(i).map_or("", String::as_str)
+        }
+    }
+
+    fn parse(text: &str) -> Result<Vec<Owned>, Error> {
+        let recs = super::parse(Path::new("T.csv"), text.as_bytes())?;
+        Ok(recs
+            .iter()
+            .map(|r| Owned {
+                line: r.line,
+                fields: (0..r.len()).map(|i| r.field(i).to_owned()).collect(),
+            })
+            .collect())
     }
 
     /// The error's (line, column).

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::Error;
-use crate::csv::{self, Record};
+use crate::csv::{self, Record, Records};
 use crate::duration::parse_duration;
 use crate::exact::ExactAmount;
 use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
@@ -163,7 +163,7 @@ impl TariffPlan {
         policy: &LoadPolicy,
     ) -> Result<(TariffPlan, LoadReport), Error> {
         let mut report = LoadReport::default();
-        let mut by_name: [Option<(&Path, Vec<Record>)>; 6] = Default::default();
+        let mut by_name: [Option<(&Path, Records)>; 6] = Default::default();
         for (path, text) in files {
             let path: &Path = path;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -289,7 +289,13 @@ fn load_err(path: &Path, line: usize, column: usize, expected: &str, found: &str
 }
 
 /// Checks the number of fields, pointing at the first missing or extra one.
-fn check_width(path: &Path, r: &Record, min: usize, max: usize, layout: &str) -> Result<(), Error> {
+fn check_width(
+    path: &Path,
+    r: Record<'_>,
+    min: usize,
+    max: usize,
+    layout: &str,
+) -> Result<(), Error> {
     let n = r.len();
     if n < min {
         return Err(load_err(
@@ -313,7 +319,7 @@ fn check_width(path: &Path, r: &Record, min: usize, max: usize, layout: &str) ->
 }
 
 /// A non-empty ID in column `col` (0-based).
-fn id_field<'r>(path: &Path, r: &'r Record, col: usize, what: &str) -> Result<&'r str, Error> {
+fn id_field<'a>(path: &Path, r: Record<'a>, col: usize, what: &str) -> Result<&'a str, Error> {
     let v = r.field(col);
     if v.is_empty() {
         return Err(load_err(path, r.line, col + 1, what, v));
@@ -321,7 +327,7 @@ fn id_field<'r>(path: &Path, r: &'r Record, col: usize, what: &str) -> Result<&'
     Ok(v)
 }
 
-fn duration_ns(path: &Path, r: &Record, col: usize, what: &str) -> Result<u64, Error> {
+fn duration_ns(path: &Path, r: Record<'_>, col: usize, what: &str) -> Result<u64, Error> {
     let v = r.field(col);
     parse_duration(v)
         .ok()
@@ -339,7 +345,7 @@ fn duration_ns(path: &Path, r: &Record, col: usize, what: &str) -> Result<u64, E
 
 fn money(
     path: &Path,
-    r: &Record,
+    r: Record<'_>,
     col: usize,
     what: &str,
     empty_is_zero: bool,
@@ -401,8 +407,8 @@ impl Builder {
     }
 
     /// Destinations.csv: `ID,Prefix`.
-    fn destinations(&mut self, path: &Path, recs: &[Record]) -> Result<(), Error> {
-        for r in recs {
+    fn destinations(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        for r in recs.iter() {
             check_width(path, r, 2, 2, "ID,Prefix")?;
             let id = id_field(path, r, 0, "a destination ID")?;
             let prefix = id_field(path, r, 1, "a prefix")?;
@@ -423,8 +429,8 @@ impl Builder {
     }
 
     /// Timings.csv: `ID,Years,Months,MonthDays,WeekDays,Time`.
-    fn timings(&mut self, path: &Path, recs: &[Record]) -> Result<(), Error> {
-        for r in recs {
+    fn timings(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        for r in recs.iter() {
             check_width(path, r, 6, 6, "ID,Years,Months,MonthDays,WeekDays,Time")?;
             let id = id_field(path, r, 0, "a timing ID")?;
             let cols = [r.field(1), r.field(2), r.field(3), r.field(4), r.field(5)];
@@ -444,9 +450,9 @@ impl Builder {
     }
 
     /// Rates.csv: `ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart`.
-    fn rates(&mut self, path: &Path, recs: &[Record]) -> Result<(), Error> {
+    fn rates(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
         let mut groups: FastMap<Box<str>, RateRows> = FastMap::default();
-        for r in recs {
+        for r in recs.iter() {
             check_width(
                 path,
                 r,
@@ -522,10 +528,10 @@ impl Builder {
 
     /// DestinationRates.csv: `ID,DestinationsID,RatesID,RoundingMethod,
     /// RoundingDecimals,MaxCost,MaxCostStrategy`.
-    fn destination_rates(&mut self, path: &Path, recs: &[Record]) -> Result<(), Error> {
+    fn destination_rates(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
         const LAYOUT: &str =
             "ID,DestinationsID,RatesID,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy";
-        for r in recs {
+        for r in recs.iter() {
             check_width(path, r, 5, 7, LAYOUT)?;
             let id = id_field(path, r, 0, "a destination rate ID")?;
             let dest_id = id_field(path, r, 1, "a destination ID or *any")?;
@@ -608,8 +614,8 @@ impl Builder {
     }
 
     /// RatingPlans.csv: `ID,DestinationRatesID,TimingID,Weight`.
-    fn rating_plans(&mut self, path: &Path, recs: &[Record]) -> Result<(), Error> {
-        for r in recs {
+    fn rating_plans(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        for r in recs.iter() {
             check_width(path, r, 4, 4, "ID,DestinationRatesID,TimingID,Weight")?;
             let id = id_field(path, r, 0, "a rating plan ID")?;
             let dr_id = r.field(1);
@@ -687,10 +693,10 @@ impl Builder {
     fn rating_profiles(
         &mut self,
         path: &Path,
-        recs: &[Record],
+        recs: &Records,
         report: &mut LoadReport,
     ) -> Result<(), Error> {
-        for r in recs {
+        for r in recs.iter() {
             let first = r.field(0);
             let old = first == "*out" || first == "*in";
             let base = usize::from(old);
