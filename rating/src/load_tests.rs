@@ -502,6 +502,22 @@ fn negative_rate_or_connect_fee_is_refused_unless_allowed() {
             allow_negative_rates: true,
         };
         let (plan, _) = TariffPlan::from_csv_with(&files, &opts(), &policy).unwrap();
+        // The same through a folder and a shared plan's reload.
+        let on_disk: Vec<(&str, &[u8])> = [DST, rt, DR, RP, RPF]
+            .iter()
+            .map(|(n, t)| (*n, t.as_bytes()))
+            .collect();
+        let dir = temp_plan_dir(&format!("negative-{col}"), &on_disk);
+        let shared = SharedTariffPlan::default();
+        assert!(shared.reload_dir(&dir, &opts()).is_err());
+        assert_eq!(
+            shared
+                .reload_dir_with(&dir, &opts(), &policy)
+                .unwrap()
+                .rating_profiles,
+            1
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
         let cd = crate::CallDescriptor::new(
             "1001",
             "1002",
