@@ -38,6 +38,18 @@ pub(crate) struct Config {
     /// From SIP headers to CGRateS charging fields (`[mapping]`).
     #[serde(default)]
     pub mapping: sip_fsm::MappingConfig,
+    /// Tariff-plan loading (`[rating]`).
+    #[serde(default)]
+    pub rating: RatingSection,
+}
+
+/// `[rating]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct RatingSection {
+    /// Accept a negative Rate or ConnectFee (a credit) in tariff plans;
+    /// refused by default as a likely typo.
+    pub allow_negative_rates: bool,
 }
 
 /// `[capture]`
@@ -240,6 +252,13 @@ impl Config {
             tcp_idle_timeout: std::time::Duration::from_secs(r.tcp_idle_timeout_secs),
             tcp_gap_timeout: std::time::Duration::from_secs(r.tcp_gap_timeout_secs),
             max_total_bytes: r.max_total_bytes,
+        }
+    }
+
+    /// What the tariff-plan loader accepts (`[rating]`).
+    pub(crate) fn load_policy(&self) -> rating::LoadPolicy {
+        rating::LoadPolicy {
+            allow_negative_rates: self.rating.allow_negative_rates,
         }
     }
 
@@ -480,5 +499,19 @@ mod tests {
         assert!(!c.hep.listen.is_empty());
         // The sample spells out the defaults.
         assert_eq!(c.dialog_config(), sip_fsm::Config::default());
+    }
+
+    #[test]
+    fn rating_allow_negative_rates_key() {
+        assert!(
+            !Config::parse("")
+                .unwrap()
+                .load_policy()
+                .allow_negative_rates
+        );
+        let c = Config::parse("[rating]\nallow-negative-rates = true\n").unwrap();
+        assert!(c.load_policy().allow_negative_rates);
+        let e = Config::parse("[rating]\nallow-negative-rate = true\n").unwrap_err();
+        assert!(format!("{e:#}").contains("allow-negative-rate"), "{e:#}");
     }
 }

@@ -23,11 +23,14 @@ pub(crate) const OFFLINE_LOADED_AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
 /// Loads a tariff plan folder for offline pricing. `accurate cost` and
 /// `accurate replay --tariffplan` both load through here, so they price a
 /// call the same way (`*asap` anchored at [`OFFLINE_LOADED_AT`]).
-pub(crate) fn load_tariff_plan(dir: &Path) -> anyhow::Result<(TariffPlan, LoadReport)> {
+pub(crate) fn load_tariff_plan(
+    dir: &Path,
+    policy: &rating::LoadPolicy,
+) -> anyhow::Result<(TariffPlan, LoadReport)> {
     let options = LoadOptions {
         loaded_at: OFFLINE_LOADED_AT,
     };
-    TariffPlan::load_dir(dir, &options)
+    TariffPlan::load_dir_with(dir, &options, policy)
         .with_context(|| format!("loading tariff plan {}", dir.display()))
 }
 
@@ -84,11 +87,12 @@ fn parse_tor(s: &str) -> Result<Tor, String> {
 }
 
 /// Loads the plan, rates the call, prints the result.
-pub(crate) fn run(args: CostArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: CostArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = crate::config::Config::load_or_default(config)?;
     // CGRateS's ParseDurationWithNanosecs: a bare integer is nanoseconds
     // whatever the ToR (for *sms and *data one unit is one nanosecond).
     let usage = rating::parse_duration(&args.usage)?;
-    let (plan, report) = load_tariff_plan(&args.tariffplan)?;
+    let (plan, report) = load_tariff_plan(&args.tariffplan, &cfg.load_policy())?;
     if !report.unhandled_files.is_empty() {
         let names: Vec<String> = report
             .unhandled_files

@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sniff(args) => sniff::run(args, cli.config.as_deref()),
         Command::Replay(args) => replay::run(args, cli.config.as_deref()),
-        Command::Cost(args) => cost::run(args),
+        Command::Cost(args) => cost::run(args, cli.config.as_deref()),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {

@@ -1,5 +1,6 @@
 //! The CGRateS tariff-plan loader and the cost engine never panic on any
-//! CSV text, and durations round-trip: parse, format, parse again.
+//! CSV bytes (negative prices allowed), and durations round-trip: parse,
+//! format, parse again.
 //!
 //! The input is split on 0xFF into the six handled files, in order
 //! (Destinations, Timings, Rates, DestinationRates, RatingPlans,
@@ -12,13 +13,15 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
 use rating::{
-    CallDescriptor, HANDLED_FILES, LoadOptions, RoundingMode, TariffPlan, format_duration,
-    parse_duration,
+    CallDescriptor, HANDLED_FILES, LoadOptions, LoadPolicy, RoundingMode, TariffPlan,
+    format_duration, parse_duration,
 };
 
 fuzz_target!(|data: &[u8]| {
-    let parts: Vec<String> = data
-        .split(|&b| b == 0xFF)
+    // The files go in as bytes, so text that is not UTF-8 is tried too.
+    let raw: Vec<&[u8]> = data.split(|&b| b == 0xFF).collect();
+    let parts: Vec<String> = raw
+        .iter()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
 
@@ -30,14 +33,20 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let files: Vec<(&Path, &str)> = HANDLED_FILES
+    let files: Vec<(&Path, &[u8])> = HANDLED_FILES
         .iter()
-        .zip(&parts)
-        .map(|(name, text)| (Path::new(*name), text.as_str()))
+        .zip(&raw)
+        .map(|(name, bytes)| (Path::new(*name), *bytes))
         .collect();
     let loaded_at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
     let Some(loaded_at) = loaded_at else { return };
-    let Ok((plan, _report)) = TariffPlan::from_csv(&files, &LoadOptions { loaded_at }) else {
+    // Negative prices allowed: credits must not break the cost engine.
+    let policy = LoadPolicy {
+        allow_negative_rates: true,
+    };
+    let Ok((plan, _report)) =
+        TariffPlan::from_csv_with(&files, &LoadOptions { loaded_at }, &policy)
+    else {
         return;
     };
     let dest = parts.get(6).map(|s| s.trim()).unwrap_or("1002");

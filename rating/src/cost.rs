@@ -16,95 +16,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
 use crate::Error;
+use crate::call::{CallDescriptor, Tor};
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
 use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, TariffPlan};
-use crate::resolve::{RatingSlice, match_destination, resolve};
+use crate::resolve::{DestinationMatch, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
-
-/// Type of record: what the usage measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Tor {
-    /// `*voice`: usage is time.
-    #[default]
-    Voice,
-    /// `*data`: usage counts units (bytes), one nanosecond each.
-    Data,
-    /// `*sms`: usage counts messages, one nanosecond each.
-    Sms,
-}
-
-impl Tor {
-    /// `*voice`, `*data` or `*sms`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tor::Voice => "*voice",
-            Tor::Data => "*data",
-            Tor::Sms => "*sms",
-        }
-    }
-}
-
-impl std::str::FromStr for Tor {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "*voice" => Ok(Tor::Voice),
-            "*data" => Ok(Tor::Data),
-            "*sms" => Ok(Tor::Sms),
-            _ => Err(()),
-        }
-    }
-}
-
-/// What to rate. Borrowed strings: building one costs nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallDescriptor<'a> {
-    /// Tenant (`cgrates.org` by default).
-    pub tenant: &'a str,
-    /// Category (`call` by default).
-    pub category: &'a str,
-    /// Rating subject; when empty, the account is used.
-    pub subject: &'a str,
-    /// Account (not used for pricing, only as the subject's default).
-    pub account: &'a str,
-    /// Destination number.
-    pub destination: &'a str,
-    /// What the usage measures.
-    pub tor: Tor,
-    /// When the call was answered (or this piece starts).
-    pub start: DateTime<Utc>,
-    /// Usage to rate (for `*data`/`*sms`, units as nanoseconds).
-    pub usage: Duration,
-    /// How much of the call was rated before this piece (a prepaid debit
-    /// loop rates a call in pieces). Selects the rate group by
-    /// GroupIntervalStart; the connect fee is charged only when it is zero.
-    pub offset: Duration,
-}
-
-impl<'a> CallDescriptor<'a> {
-    /// A whole `*voice` call of tenant `cgrates.org`, category `call`.
-    #[must_use]
-    pub fn new(
-        subject: &'a str,
-        destination: &'a str,
-        start: DateTime<Utc>,
-        usage: Duration,
-    ) -> Self {
-        CallDescriptor {
-            tenant: "cgrates.org",
-            category: "call",
-            subject,
-            account: subject,
-            destination,
-            tor: Tor::Voice,
-            start,
-            usage,
-            offset: Duration::ZERO,
-        }
-    }
-}
 
 /// One piece of a call at one price.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,7 +182,6 @@ impl TariffPlan {
         let mut p = 0_u64;
         let mut si = 0_usize;
         let mut connect_fee = Money::ZERO;
-        type Picked<'p> = (usize, (i32, u32, u32), (Arc<str>, Arc<str>, &'p [u32]));
         let mut picked: Option<Picked<'_>> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
@@ -294,21 +210,28 @@ impl TariffPlan {
             let day = parts.day_key();
             if picked
                 .as_ref()
-                .is_none_or(|(s, d, _)| *s != si || *d != day)
+                .is_none_or(|pk| pk.slice != si || pk.day != day)
             {
-                let m = (voice && p > 0)
+                let destination = (voice && p > 0)
                     .then(|| match_destination(self, slice.plan, cd.destination, &parts))
                     .flatten()
-                    .unwrap_or_else(|| {
-                        (
-                            slice.destination_id.clone(),
-                            slice.prefix.clone(),
-                            slice.intervals,
-                        )
-                    });
-                picked = Some((si, day, m));
+                    .unwrap_or_else(|| slice.destination.clone());
+                picked = Some(Picked {
+                    slice: si,
+                    day,
+                    destination,
+                });
             }
-            let Some((_, _, (destination_id, prefix, intervals))) = &picked else {
+            let Some(Picked {
+                destination:
+                    DestinationMatch {
+                        id: destination_id,
+                        prefix,
+                        intervals,
+                    },
+                ..
+            }) = &picked
+            else {
                 return Err(overflow("destination"));
             };
             let intervals: &[u32] = intervals;
@@ -322,9 +245,20 @@ impl TariffPlan {
             let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
             let inc_cost = ri.inc_costs.get(slot_idx).copied().flatten();
             let seg_end = if voice {
-                segment_end(
-                    &slices, si, slice, intervals, &parts, ri_idx, p, gs, usage, offset, t,
-                )
+                // The usage, or the next activation, whichever comes first.
+                let limit = slices.get(si + 1).map_or(usage, |next| {
+                    usage.min(p.saturating_add(ns_between(t, next.from)))
+                });
+                VoiceSpan {
+                    plan: slice.plan,
+                    intervals,
+                    winner: ri_idx,
+                    parts: &parts,
+                    p,
+                    group_start: gs,
+                    offset,
+                }
+                .end(limit)
             } else {
                 usage
             };
@@ -371,46 +305,64 @@ impl TariffPlan {
     }
 }
 
-/// Where the voice span starting at `p` ends: the usage, the next
-/// activation, midnight, or the next timing edge where another rate
-/// interval takes over.
-#[allow(clippy::too_many_arguments)]
-fn segment_end(
-    slices: &[RatingSlice<'_>],
-    si: usize,
-    slice: &RatingSlice<'_>,
-    intervals: &[u32],
-    parts: &DateParts,
-    ri_idx: u32,
+/// The destination picked for a rating slice on one calendar day.
+struct Picked<'p> {
+    /// Index of the rating slice.
+    slice: usize,
+    /// (year, month, day) it was picked for.
+    day: (i32, u32, u32),
+    /// What was picked.
+    destination: DestinationMatch<'p>,
+}
+
+/// A voice span about to be priced: where it starts and the rate
+/// interval that won there.
+struct VoiceSpan<'a> {
+    /// The rating plan in force.
+    plan: &'a RatingPlan,
+    /// The rate intervals of the picked destination.
+    intervals: &'a [u32],
+    /// The one of them in force at the start.
+    winner: u32,
+    /// Calendar facts of the start.
+    parts: &'a DateParts,
+    /// Usage of this piece before the span, ns.
     p: u64,
-    gs: u64,
-    usage: u64,
+    /// Where the span starts in the whole call (`offset + p`), ns.
+    group_start: u64,
+    /// The descriptor's offset into the whole call, ns.
     offset: u64,
-    t: DateTime<Utc>,
-) -> u64 {
-    let mut end = usage;
-    if let Some(next) = slices.get(si + 1) {
-        end = end.min(p.saturating_add(ns_between(t, next.from)));
-    }
-    end = end.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
-    let mut tod = parts.tod_ns;
-    while let Some(edge) = intervals
-        .iter()
-        .filter_map(|&i| slice.plan.intervals.get(i as usize))
-        .filter_map(|ri| ri.timing.next_edge_after(tod))
-        .min()
-    {
-        let at = p.saturating_add(edge - parts.tod_ns);
-        if at >= end {
-            break;
+}
+
+impl VoiceSpan<'_> {
+    /// Where the span ends: at `limit` (the usage or the next activation,
+    /// as usage of this piece), midnight, or the next timing edge where
+    /// another rate interval takes over.
+    fn end(&self, limit: u64) -> u64 {
+        let (p, parts) = (self.p, self.parts);
+        let end = limit.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
+        let mut tod = parts.tod_ns;
+        while let Some(edge) = self
+            .intervals
+            .iter()
+            .filter_map(|&i| self.plan.intervals.get(i as usize))
+            .filter_map(|ri| ri.timing.next_edge_after(tod))
+            .min()
+        {
+            let at = p.saturating_add(edge - parts.tod_ns);
+            if at >= end {
+                break;
+            }
+            let group_start = self.offset.saturating_add(at).max(self.group_start);
+            if winner(self.plan, self.intervals, &parts.at_tod(edge), group_start)
+                != Some(self.winner)
+            {
+                return at;
+            }
+            tod = edge;
         }
-        let group_start = offset.saturating_add(at).max(gs);
-        if winner(slice.plan, intervals, &parts.at_tod(edge), group_start) != Some(ri_idx) {
-            return at;
-        }
-        tod = edge;
+        end
     }
-    end
 }
 
 /// (cost of one increment, cost of the span, both as exact fractions).

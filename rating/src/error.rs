@@ -41,6 +41,25 @@ pub enum Error {
         /// The folder.
         dir: PathBuf,
     },
+    /// A `*.csv` in the plan folder is not a readable file: a folder, a
+    /// link to nothing, or one we have no permission to read.
+    #[error("{}: not a readable file: {reason}", path.display())]
+    UnreadableFile {
+        /// The entry.
+        path: PathBuf,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// The files loaded, but define no rating profile: the plan could
+    /// rate no call (RatingProfiles.csv missing, empty, or `*in` only).
+    #[error(
+        "{}: no rating profile loaded (file missing, empty, or only *in rows): the plan cannot rate any call",
+        path.display()
+    )]
+    NoRatingProfiles {
+        /// RatingProfiles.csv (where it is or would be).
+        path: PathBuf,
+    },
     /// A duration or usage string is not in CGRateS's format.
     #[error("invalid duration {input:?}: expected {expected}")]
     Duration {
@@ -123,7 +142,11 @@ impl Error {
             Error::FallbackDepth { .. } => "MAX_RECURSION_DEPTH",
             Error::Overflow { .. } => "OVERFLOW",
             Error::Duration { .. } | Error::InvalidInput { .. } => "INVALID_INPUT",
-            Error::Load { .. } | Error::Io { .. } | Error::EmptyPlan { .. } => "TARIFF_PLAN",
+            Error::Load { .. }
+            | Error::Io { .. }
+            | Error::EmptyPlan { .. }
+            | Error::UnreadableFile { .. }
+            | Error::NoRatingProfiles { .. } => "TARIFF_PLAN",
         }
     }
 }

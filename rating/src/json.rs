@@ -4,8 +4,18 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use rust_decimal::Decimal;
+
 use crate::cost::{CallCost, TimeSpan};
 use crate::money::Money;
+
+/// A decimal as a JSON number token: its exact digits without trailing
+/// zeros (`0.65`, `-1`, `0`), never through a float. The one writer of
+/// amounts in JSON: [`CallCost::to_json`] and the CDR writers use it.
+#[must_use]
+pub fn json_number(d: Decimal) -> String {
+    d.normalize().to_string()
+}
 
 /// Appends `s` as a JSON string.
 pub(crate) fn push_str(out: &mut String, s: &str) {
@@ -36,7 +46,7 @@ fn key(out: &mut String, k: &str) {
 
 fn money(out: &mut String, k: &str, m: Money) {
     key(out, k);
-    out.push_str(&m.to_plain_string());
+    out.push_str(&json_number(m.amount()));
 }
 
 fn ns(out: &mut String, k: &str, d: Duration) {
@@ -114,7 +124,7 @@ fn timespan(out: &mut String, ts: &TimeSpan) {
     string(out, "DestinationRateID", &ts.destination_rate);
     string(out, "TimingID", &ts.timing);
     key(out, "Weight");
-    out.push_str(&ts.weight.normalize().to_string());
+    out.push_str(&json_number(ts.weight));
     string(out, "RateID", &ts.rate_id);
     money(out, "Rate", ts.rate);
     ns(out, "RateUnit", ts.rate_unit);
@@ -142,6 +152,23 @@ fn timespan(out: &mut String, ts: &TimeSpan) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_numbers_keep_exact_digits_without_trailing_zeros() {
+        let n = |s: &str| json_number(s.parse().unwrap());
+        assert_eq!(n("0.6500"), "0.65");
+        assert_eq!(n("-1"), "-1");
+        assert_eq!(n("-0.000"), "0");
+        assert_eq!(n("100"), "100");
+        assert_eq!(
+            n("0.1000000000000000000000000001"),
+            "0.1000000000000000000000000001"
+        );
+        assert_eq!(
+            n("79228162514264337593543950335"),
+            "79228162514264337593543950335"
+        );
+    }
 
     #[test]
     fn strings_are_escaped() {

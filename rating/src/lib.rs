@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+mod call;
 mod cost;
 mod csv;
 mod duration;
@@ -41,11 +42,13 @@ mod prefix;
 mod resolve;
 mod timing;
 
-pub use cost::{CallCost, CallDescriptor, TimeSpan, Tor};
+pub use call::{CallDescriptor, Tor};
+pub use cost::{CallCost, TimeSpan};
 pub use duration::{format_duration, parse_duration};
 pub use error::Error;
 pub use exact::ExactAmount;
-pub use load::{HANDLED_FILES, LoadOptions, LoadReport};
+pub use json::json_number;
+pub use load::{HANDLED_FILES, LoadOptions, LoadPolicy, LoadReport};
 pub use money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod, RoundingMode};
 pub use plan::{MaxCost, MaxCostStrategy, SharedTariffPlan, TariffPlan, TariffStore};
 pub use timing::Timing;

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::Error;
-use crate::csv::{self, Record};
+use crate::csv::{self, Record, Records};
 use crate::duration::parse_duration;
 use crate::exact::ExactAmount;
 use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
@@ -63,34 +63,65 @@ pub struct LoadReport {
     pub rating_profiles: usize,
 }
 
+/// What the loader accepts beyond its defaults (all off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadPolicy {
+    /// Accept a negative Rate or ConnectFee (a credit). Off by default: a
+    /// minus sign in a price is far more often a typo than a credit, and
+    /// it would make calls pay the caller.
+    pub allow_negative_rates: bool,
+}
+
 impl TariffPlan {
+    /// Loads every handled file in `dir` with the default [`LoadPolicy`].
+    ///
+    /// # Errors
+    /// As [`TariffPlan::load_dir_with`].
+    pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<(TariffPlan, LoadReport), Error> {
+        Self::load_dir_with(dir, options, &LoadPolicy::default())
+    }
+
     /// Loads every handled file in `dir`.
     ///
     /// # Errors
-    /// [`Error::Io`] if the folder or a file cannot be read,
-    /// [`Error::EmptyPlan`] if no handled file is there, [`Error::Load`]
-    /// naming file, line and column for any bad value or reference.
-    pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<(TariffPlan, LoadReport), Error> {
-        let io = |path: &Path, source| Error::Io {
-            path: path.to_owned(),
+    /// [`Error::Io`] if the folder cannot be read,
+    /// [`Error::UnreadableFile`] if a `*.csv` in it is not a readable file
+    /// (a folder, a dangling link, no permission), [`Error::EmptyPlan`] if
+    /// no handled file is there, [`Error::NoRatingProfiles`] if the files
+    /// define nothing to rate with, [`Error::Load`] naming file, line and
+    /// column for any bad value or reference.
+    pub fn load_dir_with(
+        dir: &Path,
+        options: &LoadOptions,
+        policy: &LoadPolicy,
+    ) -> Result<(TariffPlan, LoadReport), Error> {
+        let io = |source| Error::Io {
+            path: dir.to_owned(),
             source,
         };
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|e| io(dir, e))?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase());
+            if name.is_some_and(|n| n.ends_with(".csv")) {
+                paths.push(path);
+            }
+        }
+        paths.sort();
         let mut texts = Vec::new();
         let mut unhandled = Vec::new();
-        for name in names {
-            if HANDLED_FILES.contains(&name.as_str()) {
-                let path = dir.join(&name);
-                let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-                texts.push((path, text));
-            } else if name.to_ascii_lowercase().ends_with(".csv") {
-                unhandled.push(dir.join(name));
+        for path in paths {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let handled = HANDLED_FILES.contains(&name);
+            // Every *.csv must be readable, handled or not: a dangling
+            // link or a folder where a file was meant is a broken deploy.
+            let bytes = read_plan_file(&path, handled)?;
+            if handled {
+                texts.push((path, bytes));
+            } else {
+                unhandled.push(path);
             }
         }
         if texts.is_empty() {
@@ -98,43 +129,53 @@ impl TariffPlan {
                 dir: dir.to_owned(),
             });
         }
-        let files: Vec<(&Path, &str)> = texts
+        let files: Vec<(&Path, &[u8])> = texts
             .iter()
-            .map(|(p, t)| (p.as_path(), t.as_str()))
+            .map(|(p, t)| (p.as_path(), t.as_slice()))
             .collect();
-        let (plan, mut report) = TariffPlan::from_csv(&files, options)?;
+        let (plan, mut report) = TariffPlan::from_csv_with(&files, options, policy)?;
         report.unhandled_files = unhandled;
         Ok((plan, report))
     }
 
-    /// Builds a plan from file contents: `(path, text)` pairs whose file
-    /// names are among [`HANDLED_FILES`] (others are reported unhandled).
+    /// Builds a plan from file contents with the default [`LoadPolicy`].
     ///
     /// # Errors
-    /// [`Error::Load`] naming file, line and column.
-    pub fn from_csv(
-        files: &[(&Path, &str)],
+    /// As [`TariffPlan::from_csv_with`].
+    pub fn from_csv<T: AsRef<[u8]>>(
+        files: &[(&Path, T)],
         options: &LoadOptions,
     ) -> Result<(TariffPlan, LoadReport), Error> {
+        Self::from_csv_with(files, options, &LoadPolicy::default())
+    }
+
+    /// Builds a plan from file contents: `(path, text)` pairs (text as
+    /// `&str` or bytes) whose file names are among [`HANDLED_FILES`]
+    /// (others are reported unhandled).
+    ///
+    /// # Errors
+    /// [`Error::Load`] naming file, line and column (text that is not
+    /// UTF-8 included); [`Error::NoRatingProfiles`] if no rating profile
+    /// was loaded, so the plan could rate nothing.
+    pub fn from_csv_with<T: AsRef<[u8]>>(
+        files: &[(&Path, T)],
+        options: &LoadOptions,
+        policy: &LoadPolicy,
+    ) -> Result<(TariffPlan, LoadReport), Error> {
         let mut report = LoadReport::default();
-        let mut by_name: [Option<(&Path, Vec<Record<'_>>)>; 6] = Default::default();
-        for &(path, text) in files {
+        let mut by_name: [Option<(&Path, Records)>; 6] = Default::default();
+        for (path, text) in files {
+            let path: &Path = path;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let Some(slot) = HANDLED_FILES.iter().position(|h| *h == name) else {
                 report.unhandled_files.push(path.to_owned());
                 continue;
             };
-            let records = csv::parse(text).map_err(|e| Error::Load {
-                file: path.to_owned(),
-                line: e.line,
-                column: e.column,
-                expected: "a closing quote".into(),
-                found: "end of file".into(),
-            })?;
+            let records = csv::parse(path, text.as_ref())?;
             report.loaded_files.push(path.to_owned());
             by_name[slot] = Some((path, records));
         }
-        let mut b = Builder::new(options.loaded_at);
+        let mut b = Builder::new(options.loaded_at, *policy);
         let [dst, tim, rat, drs, rpl, rpf] = by_name;
         if let Some((p, r)) = &dst {
             b.destinations(p, r)?;
@@ -155,6 +196,15 @@ impl TariffPlan {
             b.rating_profiles(p, r, &mut report)?;
         }
         let mut plan = b.plan;
+        if plan.rating_profile_count() == 0 {
+            // Name RatingProfiles.csv, where the rows are missing.
+            let path = match (&rpf, files.first()) {
+                (Some((p, _)), _) => p.to_path_buf(),
+                (None, Some((p, _))) => p.with_file_name("RatingProfiles.csv"),
+                (None, None) => PathBuf::from("RatingProfiles.csv"),
+            };
+            return Err(Error::NoRatingProfiles { path });
+        }
         plan.trie.freeze();
         report.destinations = plan.destination_count();
         report.prefixes = plan.prefix_count();
@@ -162,6 +212,39 @@ impl TariffPlan {
         report.rating_profiles = plan.rating_profile_count();
         Ok((plan, report))
     }
+}
+
+/// Reads a `*.csv` of a plan folder (or, when `read` is false, only checks
+/// that it is a regular file that can be opened).
+fn read_plan_file(path: &Path, read: bool) -> Result<Vec<u8>, Error> {
+    use std::io::Read as _;
+    let unreadable = |reason: String| Error::UnreadableFile {
+        path: path.to_owned(),
+        reason,
+    };
+    // metadata() follows links, so a dangling one fails here.
+    let meta = std::fs::metadata(path).map_err(|e| {
+        unreadable(if e.kind() == std::io::ErrorKind::NotFound {
+            "a link to nothing".to_owned()
+        } else {
+            e.to_string()
+        })
+    })?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder, not a file"
+        } else {
+            "not a regular file"
+        };
+        return Err(unreadable(what.to_owned()));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut bytes = Vec::new();
+    if read {
+        file.read_to_end(&mut bytes)
+            .map_err(|e| unreadable(e.to_string()))?;
+    }
+    Ok(bytes)
 }
 
 /// Where a destination rate applies.
@@ -185,6 +268,7 @@ type RateRows = (Arc<str>, Vec<(RateSlot, Money)>);
 
 struct Builder {
     loaded_at: DateTime<Utc>,
+    policy: LoadPolicy,
     plan: TariffPlan,
     dest_index: FastMap<Box<str>, u32>,
     timings: FastMap<Box<str>, Arc<Timing>>,
@@ -207,12 +291,12 @@ fn load_err(path: &Path, line: usize, column: usize, expected: &str, found: &str
 /// Checks the number of fields, pointing at the first missing or extra one.
 fn check_width(
     path: &Path,
-    r: &Record<'_>,
+    r: Record<'_>,
     min: usize,
     max: usize,
     layout: &str,
 ) -> Result<(), Error> {
-    let n = r.fields.len();
+    let n = r.len();
     if n < min {
         return Err(load_err(
             path,
@@ -235,7 +319,7 @@ fn check_width(
 }
 
 /// A non-empty ID in column `col` (0-based).
-fn id_field<'r>(path: &Path, r: &'r Record<'_>, col: usize, what: &str) -> Result<&'r str, Error> {
+fn id_field<'a>(path: &Path, r: Record<'a>, col: usize, what: &str) -> Result<&'a str, Error> {
     let v = r.field(col);
     if v.is_empty() {
         return Err(load_err(path, r.line, col + 1, what, v));
@@ -243,7 +327,7 @@ fn id_field<'r>(path: &Path, r: &'r Record<'_>, col: usize, what: &str) -> Resul
     Ok(v)
 }
 
-fn duration_ns(path: &Path, r: &Record<'_>, col: usize, what: &str) -> Result<u64, Error> {
+fn duration_ns(path: &Path, r: Record<'_>, col: usize, what: &str) -> Result<u64, Error> {
     let v = r.field(col);
     parse_duration(v)
         .ok()
@@ -261,7 +345,7 @@ fn duration_ns(path: &Path, r: &Record<'_>, col: usize, what: &str) -> Result<u6
 
 fn money(
     path: &Path,
-    r: &Record<'_>,
+    r: Record<'_>,
     col: usize,
     what: &str,
     empty_is_zero: bool,
@@ -309,9 +393,10 @@ fn parse_time(s: &str, loaded_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 impl Builder {
-    fn new(loaded_at: DateTime<Utc>) -> Self {
+    fn new(loaded_at: DateTime<Utc>, policy: LoadPolicy) -> Self {
         Builder {
             loaded_at,
+            policy,
             plan: TariffPlan::default(),
             dest_index: FastMap::default(),
             timings: FastMap::default(),
@@ -322,8 +407,8 @@ impl Builder {
     }
 
     /// Destinations.csv: `ID,Prefix`.
-    fn destinations(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
-        for r in recs {
+    fn destinations(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        for r in recs.iter() {
             check_width(path, r, 2, 2, "ID,Prefix")?;
             let id = id_field(path, r, 0, "a destination ID")?;
             let prefix = id_field(path, r, 1, "a prefix")?;
@@ -344,8 +429,8 @@ impl Builder {
     }
 
     /// Timings.csv: `ID,Years,Months,MonthDays,WeekDays,Time`.
-    fn timings(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
-        for r in recs {
+    fn timings(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        for r in recs.iter() {
             check_width(path, r, 6, 6, "ID,Years,Months,MonthDays,WeekDays,Time")?;
             let id = id_field(path, r, 0, "a timing ID")?;
             let cols = [r.field(1), r.field(2), r.field(3), r.field(4), r.field(5)];
@@ -365,9 +450,9 @@ impl Builder {
     }
 
     /// Rates.csv: `ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart`.
-    fn rates(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
+    fn rates(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
         let mut groups: FastMap<Box<str>, RateRows> = FastMap::default();
-        for r in recs {
+        for r in recs.iter() {
             check_width(
                 path,
                 r,
@@ -378,6 +463,21 @@ impl Builder {
             let id = id_field(path, r, 0, "a rate ID")?;
             let connect_fee = money(path, r, 1, "ConnectFee", true)?;
             let rate = money(path, r, 2, "Rate", false)?;
+            if !self.policy.allow_negative_rates {
+                for (col, what, amount) in [(1, "ConnectFee", connect_fee), (2, "Rate", rate)] {
+                    if amount < Money::ZERO {
+                        return Err(load_err(
+                            path,
+                            r.line,
+                            col + 1,
+                            &format!(
+                                "{what}: 0 or more (negative prices need the allow-negative-rates option)"
+                            ),
+                            r.field(col),
+                        ));
+                    }
+                }
+            }
             // CGRateS reads a 0 RateUnit or RateIncrement as one second.
             let unit = match duration_ns(path, r, 3, "RateUnit")? {
                 0 => 1_000_000_000,
@@ -428,10 +528,10 @@ impl Builder {
 
     /// DestinationRates.csv: `ID,DestinationsID,RatesID,RoundingMethod,
     /// RoundingDecimals,MaxCost,MaxCostStrategy`.
-    fn destination_rates(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
+    fn destination_rates(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
         const LAYOUT: &str =
             "ID,DestinationsID,RatesID,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy";
-        for r in recs {
+        for r in recs.iter() {
             check_width(path, r, 5, 7, LAYOUT)?;
             let id = id_field(path, r, 0, "a destination rate ID")?;
             let dest_id = id_field(path, r, 1, "a destination ID or *any")?;
@@ -514,8 +614,8 @@ impl Builder {
     }
 
     /// RatingPlans.csv: `ID,DestinationRatesID,TimingID,Weight`.
-    fn rating_plans(&mut self, path: &Path, recs: &[Record<'_>]) -> Result<(), Error> {
-        for r in recs {
+    fn rating_plans(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        for r in recs.iter() {
             check_width(path, r, 4, 4, "ID,DestinationRatesID,TimingID,Weight")?;
             let id = id_field(path, r, 0, "a rating plan ID")?;
             let dr_id = r.field(1);
@@ -593,10 +693,10 @@ impl Builder {
     fn rating_profiles(
         &mut self,
         path: &Path,
-        recs: &[Record<'_>],
+        recs: &Records,
         report: &mut LoadReport,
     ) -> Result<(), Error> {
-        for r in recs {
+        for r in recs.iter() {
             let first = r.field(0);
             let old = first == "*out" || first == "*in";
             let base = usize::from(old);

@@ -255,3 +255,276 @@ fn a_bad_plan_is_refused_whole_and_the_previous_stays() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+const RPF: (&str, &str) = (
+    "RatingProfiles.csv",
+    "cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_1001,\n",
+);
+
+/// A fresh folder under the system temp dir, named after the test.
+fn temp_plan_dir(test: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rating-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    dir
+}
+
+fn good_plan_files() -> Vec<(&'static str, &'static [u8])> {
+    [DST, RT, DR, RP, RPF]
+        .iter()
+        .map(|(n, t)| (*n, t.as_bytes()))
+        .collect()
+}
+
+#[test]
+fn timing_hour_9999999_is_a_load_error_not_a_panic_or_wrap() {
+    for time in [
+        "9999999:00:00",
+        "5124095576030431:00:00",
+        "00:00:00;9999999:00:00",
+        "18446744073709551615:00:00",
+    ] {
+        let text =
+            format!("#ID,Years,Months,MonthDays,WeekDays,Time\nT,*any,*any,*any,*any,{time}\n");
+        let e = load(&[("Timings.csv", &text)]).unwrap_err();
+        assert_eq!(at(&e), ("Timings.csv".into(), 2, 6), "{time}: {e}");
+    }
+    for (cols, col) in [
+        ("9999999999,*any,*any,*any", 2),
+        ("*any,9999999,*any,*any", 3),
+        ("*any,*any,4294967297,*any", 4),
+        ("*any,*any,32,*any", 4),
+        ("*any,*any,*any,-9999999", 5),
+    ] {
+        let text = format!("T,{cols},00:00:00\n");
+        let e = load(&[("Timings.csv", &text)]).unwrap_err();
+        assert_eq!(at(&e), ("Timings.csv".into(), 1, col), "{cols}: {e}");
+    }
+}
+
+#[test]
+fn huge_numbers_in_numeric_columns_are_errors_or_rate_without_panic() {
+    // Too big for the number types: load errors at the column.
+    let rt = ("Rates.csv", "RT,0,1,18446744073709551616,1s,0\n");
+    assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 1, 4));
+    let rt = ("Rates.csv", "RT,0,1,60s,9999999999999h,0\n");
+    assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 1, 5));
+    for rate in [
+        "1e99999999999",
+        "1e-99999999999",
+        "79228162514264337593543950336",
+    ] {
+        let text = format!("RT,0,{rate},60s,1s,0\n");
+        let e = load(&[("Rates.csv", &text)]).unwrap_err();
+        assert_eq!(at(&e), ("Rates.csv".into(), 1, 3), "{rate}: {e}");
+    }
+    let dr = (
+        "DestinationRates.csv",
+        "DR,DST_1002,RT_20CNT,*up,4294967296,0,\n",
+    );
+    assert_eq!(
+        at(&load(&[DST, RT, dr]).unwrap_err()),
+        ("DestinationRates.csv".into(), 1, 5)
+    );
+    let rp = ("RatingPlans.csv", "RP,DR_1002,*any,1e99999999999\n");
+    assert_eq!(
+        at(&load(&[DST, RT, DR, rp]).unwrap_err()),
+        ("RatingPlans.csv".into(), 1, 4)
+    );
+    // The largest values that fit load, and rating with them answers
+    // (a cost or an error) without panicking.
+    let rt = (
+        "Rates.csv",
+        "RT_20CNT,79228162514264337593543950335,79228162514264337593543950335,18446744073709551615,18446744073709551615,0\n\
+         RT_20CNT,0,0.0000000000000000000000000001,1,1,18446744073709551615\n",
+    );
+    let rp = (
+        "RatingPlans.csv",
+        "RP_1001,DR_1002,*any,79228162514264337593543950335\n",
+    );
+    let (plan, _) = load(&[DST, rt, DR, rp, RPF]).unwrap();
+    let start = Utc.with_ymd_and_hms(2024, 5, 13, 10, 0, 0).unwrap();
+    for secs in [0, 1, 61, u64::from(u32::MAX)] {
+        let cd =
+            crate::CallDescriptor::new("1001", "1002", start, std::time::Duration::from_secs(secs));
+        for mode in [crate::RoundingMode::Exact, crate::RoundingMode::Cgrates] {
+            let _ = plan.cost(&cd, mode);
+        }
+    }
+}
+
+#[test]
+fn cr_only_line_ends_load() {
+    let cr = |t: &str| t.replace('\n', "\r");
+    let files: Vec<(&str, String)> = [DST, RT, DR, RP, RPF]
+        .iter()
+        .map(|(n, t)| (*n, cr(&format!("# header\n\n{t}"))))
+        .collect();
+    let v: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let (_, report) = load(&v).unwrap();
+    assert_eq!(report.destinations, 2);
+    assert_eq!(report.rating_profiles, 1);
+    // Positions count CR-only lines too.
+    let rt = ("Rates.csv", "#h\rRT,0,1,60s,1s,0\rRT,0,1,60s,6o,1m\r");
+    assert_eq!(at(&load(&[rt]).unwrap_err()), ("Rates.csv".into(), 3, 5));
+}
+
+#[test]
+fn invalid_utf8_names_file_line_and_column() {
+    let mut files = good_plan_files();
+    files[0] = (
+        "Destinations.csv",
+        b"#Id,Prefix\nDST_1002,1002\nDST_\xe9,10\n",
+    );
+    let dir = temp_plan_dir("invalid-utf8", &files);
+    let e = TariffPlan::load_dir(&dir, &opts()).unwrap_err();
+    assert_eq!(
+        at(&e),
+        (dir.join("Destinations.csv").display().to_string(), 3, 1),
+        "{e}"
+    );
+    assert!(e.to_string().contains("UTF-8"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn plan_that_loads_no_rating_profile_is_refused() {
+    // No RatingProfiles.csv at all.
+    let e = load(&[DST, RT, DR, RP]).unwrap_err();
+    assert!(
+        matches!(&e, Error::NoRatingProfiles { path } if path.ends_with("RatingProfiles.csv")),
+        "{e}"
+    );
+    // Every handled file present, but holding only comments.
+    let headers: Vec<(&str, &[u8])> = HANDLED_FILES
+        .iter()
+        .map(|n| (*n, &b"#only,a,header\n"[..]))
+        .collect();
+    let dir = temp_plan_dir("no-profiles", &headers);
+    let e = TariffPlan::load_dir(&dir, &opts()).unwrap_err();
+    assert!(
+        matches!(&e, Error::NoRatingProfiles { path } if *path == dir.join("RatingProfiles.csv")),
+        "{e}"
+    );
+    // Only *in profiles: nothing to rate outbound calls with.
+    let rpf = (
+        "RatingProfiles.csv",
+        "*in,cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_1001,,\n",
+    );
+    assert!(matches!(
+        load(&[DST, RT, DR, RP, rpf]),
+        Err(Error::NoRatingProfiles { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn csv_that_is_a_folder_or_a_dangling_link_is_reported() {
+    let dir = temp_plan_dir("csv-folder", &good_plan_files());
+    // A folder where a handled file was meant...
+    std::fs::remove_file(dir.join("Rates.csv")).unwrap();
+    std::fs::create_dir(dir.join("Rates.csv")).unwrap();
+    let e = TariffPlan::load_dir(&dir, &opts()).unwrap_err();
+    assert!(
+        matches!(&e, Error::UnreadableFile { path, .. } if *path == dir.join("Rates.csv")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("folder"), "{e}");
+    std::fs::remove_dir(dir.join("Rates.csv")).unwrap();
+    std::fs::write(dir.join("Rates.csv"), RT.1).unwrap();
+    assert!(TariffPlan::load_dir(&dir, &opts()).is_ok());
+    // ...and a link to nothing, even for a file we do not handle.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.join("gone.txt"), dir.join("Actions.csv")).unwrap();
+        let e = TariffPlan::load_dir(&dir, &opts()).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnreadableFile { path, .. } if *path == dir.join("Actions.csv")),
+            "{e}"
+        );
+        // A link to a real file is read through.
+        std::fs::remove_file(dir.join("Actions.csv")).unwrap();
+        std::fs::rename(dir.join("RatingPlans.csv"), dir.join("rp.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.join("rp.txt"), dir.join("RatingPlans.csv")).unwrap();
+        let (_, report) = TariffPlan::load_dir(&dir, &opts()).unwrap();
+        assert_eq!(report.rating_plans, 1);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn csv_without_read_permission_is_reported() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = temp_plan_dir("csv-no-permission", &good_plan_files());
+    let path = dir.join("Rates.csv");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // root reads anyway: then there is nothing to check.
+    if std::fs::File::open(&path).is_err() {
+        let e = TariffPlan::load_dir(&dir, &opts()).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnreadableFile { path: p, .. } if *p == path),
+            "{e}"
+        );
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn negative_rate_or_connect_fee_is_refused_unless_allowed() {
+    // 90 s: connect fee + first minute at 0.2 + 30 s at the second rate.
+    for (rates, col, cost_90s) in [
+        (
+            "RT_20CNT,-0.4,0.2,60s,60s,0s\nRT_20CNT,0,0.1,60s,1s,60s\n",
+            2,
+            "-0.15",
+        ),
+        (
+            "RT_20CNT,0.4,0.2,60s,60s,0s\nRT_20CNT,0,-0.1,60s,1s,60s\n",
+            3,
+            "0.55",
+        ),
+    ] {
+        let rt = ("Rates.csv", rates);
+        let e = load(&[DST, rt, DR, RP, RPF]).unwrap_err();
+        let line = if col == 2 { 1 } else { 2 };
+        assert_eq!(at(&e), ("Rates.csv".into(), line, col), "{rates}: {e}");
+        assert!(e.to_string().contains("allow-negative-rates"), "{e}");
+        let files: Vec<(&Path, &str)> = [DST, rt, DR, RP, RPF]
+            .iter()
+            .map(|(n, t)| (Path::new(*n), *t))
+            .collect();
+        let policy = LoadPolicy {
+            allow_negative_rates: true,
+        };
+        let (plan, _) = TariffPlan::from_csv_with(&files, &opts(), &policy).unwrap();
+        // The same through a folder and a shared plan's reload.
+        let on_disk: Vec<(&str, &[u8])> = [DST, rt, DR, RP, RPF]
+            .iter()
+            .map(|(n, t)| (*n, t.as_bytes()))
+            .collect();
+        let dir = temp_plan_dir(&format!("negative-{col}"), &on_disk);
+        let shared = SharedTariffPlan::default();
+        assert!(shared.reload_dir(&dir, &opts()).is_err());
+        assert_eq!(
+            shared
+                .reload_dir_with(&dir, &opts(), &policy)
+                .unwrap()
+                .rating_profiles,
+            1
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let cd = crate::CallDescriptor::new(
+            "1001",
+            "1002",
+            Utc.with_ymd_and_hms(2024, 5, 13, 10, 0, 0).unwrap(),
+            std::time::Duration::from_secs(90),
+        );
+        let cost = plan.cost(&cd, crate::RoundingMode::Exact).unwrap().cost;
+        assert_eq!(cost.to_string(), cost_90s);
+    }
+}

@@ -230,7 +230,20 @@ impl SharedTariffPlan {
         dir: &std::path::Path,
         options: &crate::LoadOptions,
     ) -> Result<crate::LoadReport, crate::Error> {
-        let (plan, report) = TariffPlan::load_dir(dir, options)?;
+        self.reload_dir_with(dir, options, &crate::LoadPolicy::default())
+    }
+
+    /// [`SharedTariffPlan::reload_dir`] with a [`crate::LoadPolicy`].
+    ///
+    /// # Errors
+    /// The load error; the previous plan stays in force.
+    pub fn reload_dir_with(
+        &self,
+        dir: &std::path::Path,
+        options: &crate::LoadOptions,
+        policy: &crate::LoadPolicy,
+    ) -> Result<crate::LoadReport, crate::Error> {
+        let (plan, report) = TariffPlan::load_dir_with(dir, options, policy)?;
         self.replace(plan);
         Ok(report)
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::Error;
-use crate::cost::CallDescriptor;
+use crate::call::CallDescriptor;
 use crate::plan::{RatingPlan, TariffPlan};
 use crate::timing::DateParts;
 
@@ -30,8 +30,18 @@ pub(crate) struct RatingSlice<'p> {
     pub from: DateTime<Utc>,
     pub plan: &'p RatingPlan,
     pub subject: &'p Arc<str>,
-    pub destination_id: Arc<str>,
+    /// The destination at `from`.
+    pub destination: DestinationMatch<'p>,
+}
+
+/// The destination a plan prices a number as.
+#[derive(Debug, Clone)]
+pub(crate) struct DestinationMatch<'p> {
+    /// The destination ID (`*any` for the plan's catch-all).
+    pub id: Arc<str>,
+    /// The prefix of the number that matched.
     pub prefix: Arc<str>,
+    /// The plan's rate intervals for that destination.
     pub intervals: &'p [u32],
 }
 
@@ -124,16 +134,14 @@ fn subject_slices<'p>(
         let Some(plan) = tp.plans.get(act.plan as usize) else {
             return Err(Fail::NotFound);
         };
-        if let Some((destination_id, prefix, intervals)) =
+        if let Some(destination) =
             match_destination(tp, plan, cd.destination, &DateParts::new(seg_from))
         {
             out.push(RatingSlice {
                 from: seg_from,
                 plan,
                 subject: &profile.subject,
-                destination_id,
-                prefix,
-                intervals,
+                destination,
             });
             continue;
         }
@@ -166,7 +174,7 @@ pub(crate) fn match_destination<'p>(
     plan: &'p RatingPlan,
     number: &str,
     parts: &DateParts,
-) -> Option<(Arc<str>, Arc<str>, &'p [u32])> {
+) -> Option<DestinationMatch<'p>> {
     if !number.is_empty() && number != ANY {
         let matches = tp.trie.matches(number.as_bytes());
         for (len, node) in matches.deepest_first() {
@@ -190,14 +198,22 @@ pub(crate) fn match_destination<'p>(
                     Some(p) => Arc::from(p),
                     None => Arc::from(String::from_utf8_lossy(&number.as_bytes()[..len]).as_ref()),
                 };
-                return Some((id, prefix, ivs));
+                return Some(DestinationMatch {
+                    id,
+                    prefix,
+                    intervals: ivs,
+                });
             }
         }
     }
     if plan.any.is_empty() {
         None
     } else {
-        Some((Arc::from(ANY), Arc::from(ANY), plan.any.as_slice()))
+        Some(DestinationMatch {
+            id: Arc::from(ANY),
+            prefix: Arc::from(ANY),
+            intervals: plan.any.as_slice(),
+        })
     }
 }
 

@@ -264,7 +264,9 @@ fn parse_hms(s: &str, allow_24: bool) -> Option<u64> {
     let h: u64 = it.next()?.parse().ok()?;
     let m: u64 = it.next()?.parse().ok()?;
     let sec: u64 = it.next().map_or(Some(0), |x| x.parse().ok())?;
-    if it.next().is_some() || m > 59 || sec > 59 {
+    // Hours past 24 are refused before multiplying: a huge hour such as
+    // 9999999 would otherwise overflow (and wrap to a valid-looking time).
+    if it.next().is_some() || h > 24 || m > 59 || sec > 59 {
         return None;
     }
     let ns = ((h * 60 + m) * 60 + sec) * NS_PER_SEC;
@@ -347,7 +349,14 @@ mod tests {
         assert_eq!(e.field, 2);
         let e = Timing::parse("T", ["*any", "*any", "*any", "8", "00:00:00"], load()).unwrap_err();
         assert_eq!(e.field, 3);
-        for bad in ["8am", "25:00:00", "08:60:00", "10:00:00;09:00:00"] {
+        for bad in [
+            "8am",
+            "25:00:00",
+            "08:60:00",
+            "10:00:00;09:00:00",
+            "24:00:01",
+            "00:00:00;24:00:01",
+        ] {
             let e = Timing::parse("T", ["*any", "*any", "*any", "*any", bad], load()).unwrap_err();
             assert_eq!(e.field, 4, "{bad}");
         }

@@ -304,13 +304,14 @@ fn ser_nanos<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Money is never a float: the decimal's own digits go out as a JSON
-/// number token (`serde_json`'s `RawValue`), so `0.1` stays `0.1`.
+/// Money is never a float: the decimal's exact digits go out as a JSON
+/// number token (`serde_json`'s `RawValue`), so `0.1` stays `0.1`; the
+/// digits come from rating's one JSON number writer.
 fn ser_cost<S: Serializer>(c: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
     match c {
         None => s.serialize_none(),
         Some(d) => {
-            let raw = serde_json::value::RawValue::from_string(d.to_string())
+            let raw = serde_json::value::RawValue::from_string(rating::json_number(*d))
                 .map_err(serde::ser::Error::custom)?;
             raw.serialize(s)
         }

@@ -95,7 +95,7 @@ pub(crate) fn run(args: ReplayArgs, config: Option<&Path>) -> anyhow::Result<()>
     let rater = args
         .tariffplan
         .as_deref()
-        .map(|dir| Rater::load(dir, args.rounding))
+        .map(|dir| Rater::load(dir, args.rounding, &cfg.load_policy()))
         .transpose()?;
     let mut out = CdrWriter::new(BufWriter::new(io::stdout().lock()), args.format);
     let mut pipeline = Pipeline::new(machine, window, CdrOptions::default());

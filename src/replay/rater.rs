@@ -14,10 +14,14 @@ pub(crate) struct Rater {
 
 impl Rater {
     /// Loads the plan in `dir`; warnings go to stderr.
-    pub(crate) fn load(dir: &Path, rounding: Rounding) -> anyhow::Result<Self> {
+    pub(crate) fn load(
+        dir: &Path,
+        rounding: Rounding,
+        policy: &rating::LoadPolicy,
+    ) -> anyhow::Result<Self> {
         // Loaded as `accurate cost` loads it, so both price a call alike
         // (`*asap` anchored at the same moment).
-        let (plan, report) = crate::cost::load_tariff_plan(dir)?;
+        let (plan, report) = crate::cost::load_tariff_plan(dir, policy)?;
         for w in &report.warnings {
             eprintln!("replay: tariff plan warning: {w}");
         }
