@@ -6,6 +6,7 @@
 #   - the sibling `shared` folder reached by going up one level,
 #   - the folder the checkout sits in (an absolute path of this machine),
 #   - the build machines' work, root and home folders,
+#   - the steering documents kept outside it (the style guide, the mission),
 # as FILE:LINE: TEXT, and exits 1 if there is any. Cargo.lock files are
 # skipped (they hold registry checksums, no paths).
 #
@@ -33,6 +34,13 @@ case "$parent" in
   / | /tmp | /var/tmp) ;;
   *) patterns+=("$parent$slash") ;;
 esac
+
+# The steering documents the project grew from live outside it: naming one
+# sends a reader somewhere the repository cannot take them (unless the
+# repository has a file of that name itself).
+for doc in STYLE MISSION DESIGN DEVELOPERS; do
+  [ -n "$(git ls-files -- "$doc.md" "*/$doc.md")" ] || patterns+=("$doc.md")
+done
 
 args=()
 for p in "${patterns[@]}"; do args+=(-e "$p"); done

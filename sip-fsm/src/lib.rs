@@ -10,7 +10,7 @@
 //!   derives from the SIP headers.
 //!
 //! Nothing here reads a clock, spawns a task or touches a socket: time is
-//! the packet timestamp and the `now` argument (STYLE.md section 2).
+//! the packet timestamp and the `now` argument (see CONTRIBUTING.md).
 #![forbid(unsafe_code)]
 
 mod error;

@@ -1,5 +1,6 @@
-//! Scripted call flows: every case of MISSION.md section 2, each asserting
-//! the exact events.
+//! Scripted call flows: every dialog case the machine must bill (answered,
+//! rejected, cancelled, forked, retried, refreshed, ...), each asserting the
+//! exact events.
 
 mod support;
 

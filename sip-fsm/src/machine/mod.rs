@@ -1,4 +1,5 @@
-//! The sans-IO dialog machine (STYLE.md section 2, in the quinn style).
+//! The sans-IO dialog machine, in the style of quinn-proto: input methods,
+//! output queues, time passed in.
 //!
 //! `handle(packet, now)` and `handle_timeout(now)` in; `poll_event()` and
 //! `poll_timeout()` out. Time only ever comes from packet timestamps and
