@@ -6,7 +6,6 @@
 //! picks the deepest of those it prices. With 100,000 prefixes a lookup is
 //! a dozen child scans.
 
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Maximum number of prefix matches kept for one number (numbers are
 /// matched on their first 64 bytes).
@@ -231,36 +230,10 @@ impl PrefixTrie {
     }
 }
 
-/// FNV-1a: fast for the short keys (IDs, tenants, u32 indexes) we hash on
-/// every call; the keys come from the operator's own files, so collision
-/// flooding is not a concern.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        // One multiply for integer keys.
-        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-/// A HashMap with the FNV hasher.
-pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Fnv>>;
+/// A HashMap with rustc's Fx hasher: fast for the short keys (IDs,
+/// tenants, u32 indexes) hashed on every call; the keys come from the
+/// operator's own files, so collision flooding is not a concern.
+pub(crate) type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 #[cfg(test)]
 mod tests {

@@ -436,10 +436,11 @@ pub(super) fn lossy(b: &[u8]) -> Box<str> {
     String::from_utf8_lossy(b).into()
 }
 
-/// FNV-1a: tags and branches are compared within one call only, so a
-/// 64-bit hash stands in for the string at a fraction of the memory.
+/// A 64-bit hash (rustc's Fx): tags and branches are compared within one
+/// call only, so it stands in for the string at a fraction of the memory.
 pub(super) fn hash(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &c| {
-        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
-    })
+    use std::hash::Hasher as _;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(b);
+    h.finish()
 }
