@@ -9,6 +9,7 @@
 //! the `checks!` list in [`check`] and name it on the field.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -41,6 +42,10 @@ pub(crate) struct Config {
     /// Tariff-plan loading (`[rating]`).
     #[serde(default)]
     pub rating: RatingSection,
+    /// The one reassembly byte budget (`max-total-bytes`) of everything
+    /// built from this config, made on first use. Not a key.
+    #[serde(skip)]
+    budget: OnceLock<capture::ByteBudget>,
 }
 
 /// `[rating]`
@@ -101,9 +106,11 @@ pub(crate) struct ReassemblySection {
     /// hole is skipped (counted as `tcp_gap`).
     #[serde(deserialize_with = "check::tcp_gap_timeout_secs")]
     pub tcp_gap_timeout_secs: u64,
-    /// Byte budget for what reassembly holds: IP fragments and all TCP
-    /// streams of a capture or tap; separately, the partial frames of all
-    /// HEP-over-TCP connections (counted as `reassembly_budget`).
+    /// One byte budget for everything reassembly holds in the process: IP
+    /// fragments and TCP streams of every capture file and live tap, and
+    /// the partial frames of all HEP-over-TCP connections (counted as
+    /// `reassembly_budget`).
+    #[serde(deserialize_with = "check::max_total_bytes")]
     pub max_total_bytes: usize,
 }
 
@@ -141,9 +148,11 @@ pub(crate) struct HepSection {
     pub udp_sockets: usize,
     /// HEP TCP connections open at once; more are closed at once (counted
     /// as `hep_conn_limit`).
+    #[serde(deserialize_with = "check::tcp_max_connections")]
     pub tcp_max_connections: usize,
     /// Seconds a HEP TCP connection may send nothing before it is closed
     /// (counted as `hep_idle_timeout`).
+    #[serde(deserialize_with = "check::hep_tcp_idle_timeout_secs")]
     pub tcp_idle_timeout_secs: u64,
 }
 
@@ -238,7 +247,17 @@ impl Config {
         }
     }
 
-    /// The frame decoder settings this config asks for.
+    /// The reassembly byte budget (`max-total-bytes`) every frame decoder
+    /// and HEP listener built from this config shares: the same one on
+    /// every call, so one per process (the process loads one config).
+    pub(crate) fn byte_budget(&self) -> capture::ByteBudget {
+        self.budget
+            .get_or_init(|| capture::ByteBudget::new(self.capture.reassembly.max_total_bytes))
+            .clone()
+    }
+
+    /// The frame decoder settings this config asks for, charging the
+    /// config's one byte budget.
     pub(crate) fn decoder_config(&self) -> capture::frame::DecoderConfig {
         let r = &self.capture.reassembly;
         capture::frame::DecoderConfig {
@@ -252,6 +271,7 @@ impl Config {
             tcp_idle_timeout: std::time::Duration::from_secs(r.tcp_idle_timeout_secs),
             tcp_gap_timeout: std::time::Duration::from_secs(r.tcp_gap_timeout_secs),
             max_total_bytes: r.max_total_bytes,
+            budget: Some(self.byte_budget()),
         }
     }
 
@@ -270,8 +290,8 @@ impl Config {
         }
     }
 
-    /// HEP listener settings. Each call makes a new byte budget; listeners
-    /// given clones of one value share it.
+    /// HEP listener settings, charging the config's one byte budget (the
+    /// same the frame decoders charge).
     pub(crate) fn listener_config(&self) -> capture::io::ListenerConfig {
         capture::io::ListenerConfig {
             hep: self.hep_config(),
@@ -279,7 +299,7 @@ impl Config {
             udp_sockets: self.hep.udp_sockets,
             tcp_max_connections: self.hep.tcp_max_connections,
             tcp_idle_timeout: std::time::Duration::from_secs(self.hep.tcp_idle_timeout_secs),
-            budget: capture::io::ByteBudget::new(self.capture.reassembly.max_total_bytes),
+            budget: self.byte_budget(),
             ..capture::io::ListenerConfig::default()
         }
     }
@@ -329,10 +349,16 @@ mod check {
         max_tcp_stream_bytes("capture.reassembly.max-tcp-stream-bytes"): usize = 1..=1 << 30, " bytes";
         tcp_idle_timeout_secs("capture.reassembly.tcp-idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
         tcp_gap_timeout_secs("capture.reassembly.tcp-gap-timeout-secs"): u64 = 1..=DAY, " seconds";
+        // One budget over all reassembly: under 64 KiB not one HEP frame
+        // or largest SIP message fits; over 64 GiB is a typo.
+        max_total_bytes("capture.reassembly.max-total-bytes"): usize = 65_536..=64 << 30, " bytes";
         // [hep]: SO_RCVBUF is a C int; the kernel caps it at rmem_max.
         recv_buffer("hep.recv-buffer"): usize = 4096..=1 << 30, " bytes";
         // One task and socket each; more than this is a typo.
         udp_sockets("hep.udp-sockets"): usize = 1..=1024, "";
+        // A descriptor each.
+        tcp_max_connections("hep.tcp-max-connections"): usize = 1..=1_000_000, "";
+        hep_tcp_idle_timeout_secs("hep.tcp-idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
         // [live]: libpcap's own maximum is 262144.
         snaplen("live.snaplen"): i32 = 64..=262_144, " bytes";
     }
@@ -416,19 +442,33 @@ mod tests {
     #[test]
     fn capture_bound_keys_reach_the_decoder_and_listeners() {
         let c = Config::parse(
-            "[capture.reassembly]\nmax-total-bytes = 1000\n\
+            "[capture.reassembly]\nmax-total-bytes = 100000\n\
              [hep]\ntcp-max-connections = 3\ntcp-idle-timeout-secs = 7\n",
         )
         .unwrap();
-        assert_eq!(c.decoder_config().max_total_bytes, 1000);
+        assert_eq!(c.decoder_config().max_total_bytes, 100_000);
         let l = c.listener_config();
         assert_eq!(l.tcp_max_connections, 3);
         assert_eq!(l.tcp_idle_timeout, std::time::Duration::from_secs(7));
-        assert_eq!(l.budget.limit(), 1000);
+        assert_eq!(l.budget.limit(), 100_000);
         let d = Config::parse("").unwrap();
         assert_eq!(d.hep.tcp_max_connections, 1024);
         assert_eq!(d.hep.tcp_idle_timeout_secs, 300);
         assert_eq!(d.capture.reassembly.max_total_bytes, 256 << 20);
+    }
+
+    /// Issue 7: every decoder (each capture file, the live tap) and every
+    /// HEP listener of a process charge one budget, not one each.
+    #[test]
+    fn decoders_and_listeners_share_one_budget() {
+        let c = Config::parse("[capture.reassembly]\nmax-total-bytes = 100000\n").unwrap();
+        let budget = c.byte_budget();
+        assert_eq!(budget.limit(), 100_000);
+        for d in [c.decoder_config(), c.decoder_config()] {
+            assert!(d.budget.is_some_and(|b| b.same(&budget)));
+        }
+        assert!(c.listener_config().budget.same(&budget));
+        assert!(c.listener_config().budget.same(&c.listener_config().budget));
     }
 
     #[test]

@@ -153,7 +153,8 @@ fn sniff_live(args: SniffArgs, cfg: &Config) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::channel::<Vec<SipPacket>>(1024);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut listeners = Vec::new();
-        // One settings value for all listeners: they share its byte budget.
+        // Every listener and the live tap's decoder charge the config's one
+        // reassembly byte budget (`Config::byte_budget`).
         let lcfg = cfg.listener_config();
         for b in &args.hep {
             let l = HepListener::bind(*b, &lcfg)

@@ -19,7 +19,9 @@ fn check(scratch: &Scratch, name: &str, text: &str) -> Output {
 }
 
 /// Regression: these passed `config check` (and some made `sniff` try to
-/// open 100,000 sockets or panic later).
+/// open 100,000 sockets or panic later; a `max-total-bytes` of 1000 left
+/// no room for one SIP message over TCP or one HEP frame, and 0 connections
+/// or a 0-second idle timeout closed every HEP connection at once).
 #[test]
 fn out_of_range_values_are_refused_with_key_line_and_column() {
     let scratch = Scratch::new("config-ranges");
@@ -43,6 +45,16 @@ fn out_of_range_values_are_refused_with_key_line_and_column() {
             "[hep]\nrecv-buffer = 4294967296\n",
             "hep.recv-buffer",
             "line 2, column 15",
+        ),
+        (
+            "[hep]\ntcp-max-connections = 0\n",
+            "hep.tcp-max-connections",
+            "line 2, column 23",
+        ),
+        (
+            "[hep]\ntcp-idle-timeout-secs = 0\n",
+            "hep.tcp-idle-timeout-secs",
+            "line 2, column 25",
         ),
         (
             "[hep]\nauth-key = \"\"\n",
@@ -95,6 +107,11 @@ fn out_of_range_values_are_refused_with_key_line_and_column() {
             "line 2, column 24",
         ),
         (
+            "[capture.reassembly]\nmax-total-bytes = 1000\n",
+            "capture.reassembly.max-total-bytes",
+            "line 2, column 19",
+        ),
+        (
             "[live]\ninterface = \"lo\"\nsnaplen = 0\n",
             "live.snaplen",
             "line 3, column 11",
@@ -132,7 +149,9 @@ fn values_at_the_limits_pass() {
                 [capture.reassembly]\nmax-tcp-streams = 1\nmax-tcp-stream-bytes = 1\n\
                 max-ip-fragment-bytes = 1\nip-fragment-timeout-secs = 86400\n\
                 tcp-idle-timeout-secs = 604800\ntcp-gap-timeout-secs = 1\n\
+                max-total-bytes = 65536\n\
                 [hep]\nudp-sockets = 1024\nrecv-buffer = 4096\nauth-key = \"k\"\n\
+                tcp-max-connections = 1000000\ntcp-idle-timeout-secs = 604800\n\
                 [live]\ninterface = \"any\"\nsnaplen = 262144\n";
     let out = check(&scratch, "limits.toml", text);
     assert!(

@@ -8,6 +8,7 @@
 //! the tokio listeners and the libpcap sources on top.
 #![forbid(unsafe_code)]
 
+mod budget;
 mod error;
 pub mod frame;
 pub mod hep;
@@ -16,6 +17,7 @@ pub mod io;
 mod packet;
 mod stats;
 
+pub use budget::{ByteBudget, Charge};
 pub use error::CaptureError;
 pub use packet::{SipPacket, Source, Timestamp, Transport};
 pub use stats::{DropReason, Stats};

@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use capture::hep::{HepPacket, encode_v3};
 use capture::io::{ByteBudget, HepBind, HepListener, HepProto, ListenerConfig};
-use capture::{DropReason, SipPacket, Stats};
+use capture::{
+    DecoderConfig, DropReason, FrameDecoder, LinkType, SipPacket, Source, Stats, Timestamp,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -184,4 +186,60 @@ async fn one_budget_for_all_partial_frames_given_back_on_close() {
     let stats = r.stop().await;
     assert_eq!(stats.drops(DropReason::ReassemblyBudget), 1, "{stats:?}");
     assert_eq!(stats.discarded_bytes, 4 * head.len() as u64);
+}
+
+/// A raw IPv4 TCP segment 10.0.0.1:40000 -> 10.0.0.2:5060.
+fn tcp_segment(seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
+    let mut h = etherparse::TcpHeader::new(40000, 5060, seq, 65535);
+    h.syn = syn;
+    h.ack = !syn;
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp_header(h)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+/// Issue 7: the HEP listeners and the frame decoders (live tap, capture
+/// files) are charged to one budget, not one each: with a decoder holding
+/// half of it, a HEP connection's partial frame that would fit a budget of
+/// its own passes the shared one, and that connection goes.
+#[tokio::test]
+async fn hep_connections_and_frame_decoders_share_one_budget() {
+    let budget = ByteBudget::new(100_000);
+    let mut d = FrameDecoder::new(DecoderConfig {
+        budget: Some(budget.clone()),
+        ..DecoderConfig::default()
+    });
+    // A stream holding 50000 bytes behind a lost segment.
+    let mut out = Vec::new();
+    let t = Timestamp::from_nanos(0);
+    for f in [
+        tcp_segment(1, true, b""),
+        tcp_segment(100, false, &[b'x'; 50_000]),
+    ] {
+        d.handle_frame(LinkType::RawIp, t, &f, f.len(), Source::Live, &mut out);
+    }
+    assert!(d.held_bytes() >= 50_000, "{}", d.held_bytes());
+    assert_eq!(budget.used(), d.held_bytes());
+    let r = start(ListenerConfig {
+        budget: budget.clone(),
+        ..ListenerConfig::default()
+    })
+    .await;
+    // A partial frame announcing 60000 bytes.
+    let mut head = b"HEP3".to_vec();
+    head.extend_from_slice(&60000u16.to_be_bytes());
+    head.extend_from_slice(&[0; 94]);
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    c.write_all(&head).await.unwrap();
+    closed(&mut c).await;
+    let stats = r.stop().await;
+    assert_eq!(stats.drops(DropReason::ReassemblyBudget), 1, "{stats:?}");
+    // The decoder, which did not grow, keeps its stream.
+    assert_eq!(d.tcp_streams(), 1);
+    assert_eq!(budget.used(), d.held_bytes());
+    d.finish(&mut out);
+    assert_eq!(budget.used(), 0);
 }

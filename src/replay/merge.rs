@@ -68,6 +68,8 @@ impl Merge {
             read: 0,
         };
         for (i, path) in paths.iter().enumerate() {
+            // The files are read side by side: their decoders charge the
+            // config's one reassembly byte budget, not one each.
             let src = open_capture(path, filter, cfg.decoder_config())?;
             let mut f = MergeFile {
                 path: path.clone(),

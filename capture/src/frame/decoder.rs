@@ -13,7 +13,7 @@ use super::encap::{self, Inner};
 use super::sctp::{self, Chunk};
 use super::tcp::{Segment, Sink, StreamKey, TcpTable};
 use super::{DecoderConfig, LinkType, hep_glue, link, sipframe};
-use crate::{DropReason, SipPacket, Source, Stats, Timestamp, Transport};
+use crate::{ByteBudget, Charge, DropReason, SipPacket, Source, Stats, Timestamp, Transport};
 
 /// Decodes captured frames into [`SipPacket`]s.
 ///
@@ -29,6 +29,11 @@ pub struct FrameDecoder {
     stats: Stats,
     defrag: Defragmenter,
     tcp: TcpTable,
+    /// What `defrag` and `tcp` hold, as charged to the (maybe shared) byte
+    /// budget. Brought up to date only where the holdings can change
+    /// (fragments, TCP segments, timers), and without an atomic operation
+    /// when they did not: UDP frames never touch it.
+    charge: Charge,
     /// Packets released by a timeout, handed out with the next call that
     /// takes an output vector.
     ready: Vec<SipPacket>,
@@ -65,10 +70,16 @@ struct Outer {
 }
 
 impl FrameDecoder {
-    /// A decoder with the given limits.
+    /// A decoder with the given limits, charging what it holds to
+    /// `cfg.budget` (or to a budget of `cfg.max_total_bytes` of its own).
     pub fn new(cfg: DecoderConfig) -> Self {
+        let charge = match &cfg.budget {
+            Some(b) => b.account(),
+            None => ByteBudget::new(cfg.max_total_bytes).account(),
+        };
         FrameDecoder {
             defrag: Defragmenter::new(cfg.max_ip_fragment_bytes, cfg.ip_fragment_timeout),
+            charge,
             cfg,
             stats: Stats::default(),
             tcp: TcpTable::default(),
@@ -262,6 +273,8 @@ impl FrameDecoder {
             out: &mut self.ready,
         };
         self.tcp.expire(now, &mut sink);
+        // Holdings only shrink here.
+        self.recharge();
     }
 
     /// When [`FrameDecoder::handle_timeout`] should next be called, if
@@ -292,6 +305,7 @@ impl FrameDecoder {
             out,
         };
         self.tcp.finish(&mut sink);
+        self.recharge();
     }
 
     /// Number of TCP streams (connection directions) tracked now.
@@ -299,10 +313,23 @@ impl FrameDecoder {
         self.tcp.len()
     }
 
-    /// Bytes reassembly holds now (IP fragments and TCP streams), the
-    /// figure the global budget `max_total_bytes` bounds.
+    /// Bytes reassembly holds now (IP fragments and TCP streams), what
+    /// this decoder charges to its byte budget.
     pub fn held_bytes(&self) -> usize {
         self.tcp.held() + self.defrag.held()
+    }
+
+    /// The byte budget this decoder charges (shared with other holders
+    /// when [`DecoderConfig::budget`] was given).
+    pub fn budget(&self) -> &ByteBudget {
+        self.charge.budget()
+    }
+
+    /// Charges the budget what is held now; false if that growth took the
+    /// budget's total past its limit. No atomic operation when nothing
+    /// changed.
+    fn recharge(&mut self) -> bool {
+        self.charge.set(self.held_bytes())
     }
 
     /// Number of IP datagrams waiting for fragments now.
@@ -392,9 +419,11 @@ impl FrameDecoder {
             out,
         };
         self.tcp.segment(seg, &mut sink);
-        // The global budget: the stream that took the total past it goes.
-        if self.tcp.held() + self.defrag.held() > self.cfg.max_total_bytes {
+        // The byte budget: the stream whose growth took the total (of
+        // every holder sharing the budget) past it goes.
+        if !self.recharge() {
             self.tcp.evict(&key, &mut self.stats);
+            self.recharge();
         }
     }
 
@@ -403,8 +432,17 @@ impl FrameDecoder {
             self.stats.drop(DropReason::BadHeader);
             return;
         };
-        let room = self.cfg.max_total_bytes.saturating_sub(self.tcp.held());
-        let Some(whole) = self.defrag.add(frag, m.ts, room, &mut self.stats) else {
+        // What the budget leaves for IP fragments: its limit less what
+        // everything else holds (other holders and our TCP streams; the
+        // charge is up to date, so our fragments are the rest of it).
+        let budget = self.charge.budget();
+        let others = budget.used().saturating_sub(self.defrag.held());
+        let room = budget.limit().saturating_sub(others);
+        let whole = self.defrag.add(frag, m.ts, room, &mut self.stats);
+        // add() refused what would pass `room` itself (counted as
+        // `ReassemblyBudget`); this only records what it holds now.
+        self.recharge();
+        let Some(whole) = whole else {
             return;
         };
         match whole.ip_number {

@@ -16,8 +16,9 @@
 //! over SCTP (`sctp`) and SIP over WebSocket on TCP streams (`websocket`).
 //!
 //! Memory is bounded per kind (fragment bytes, streams, bytes per stream)
-//! and by one budget over all of it (`max_total_bytes`); hitting a bound is
-//! a counted [`crate::DropReason`].
+//! and by one budget over all of it ([`crate::ByteBudget`], which several
+//! decoders and the HEP listeners can share); hitting a bound is a counted
+//! [`crate::DropReason`].
 
 use std::time::Duration;
 
@@ -72,10 +73,17 @@ pub struct DecoderConfig {
     /// segments that the endpoints never retransmit, so without this a
     /// quiet connection would hold its later messages until it goes idle.
     pub tcp_gap_timeout: Duration,
-    /// One byte budget for everything reassembly holds: IP fragments and
+    /// The byte budget for everything reassembly holds: IP fragments and
     /// all TCP streams together (default 256 MiB). A stream or datagram
     /// that would take the total past it is dropped as `ReassemblyBudget`.
+    /// Used when `budget` is `None`.
     pub max_total_bytes: usize,
+    /// A budget shared with other holders (other decoders, the HEP
+    /// listeners' TCP framers), so that one limit bounds them all; its
+    /// limit replaces `max_total_bytes`. `None` (the default): a budget of
+    /// `max_total_bytes` of the decoder's own. Clones of a config share
+    /// the budget.
+    pub budget: Option<crate::ByteBudget>,
 }
 
 impl Default for DecoderConfig {
@@ -91,6 +99,7 @@ impl Default for DecoderConfig {
             tcp_idle_timeout: Duration::from_secs(300),
             tcp_gap_timeout: Duration::from_secs(5),
             max_total_bytes: 256 * 1024 * 1024,
+            budget: None,
         }
     }
 }

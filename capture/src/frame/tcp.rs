@@ -1310,6 +1310,68 @@ mod tests {
         assert_eq!(r.d.held_bytes(), 0);
     }
 
+    /// A stream on `port` holding 2000 bytes of out-of-order data (the
+    /// segment before it lost).
+    fn hold_2000(r: &mut Run, port: u16) {
+        r.frame(&tcp_ipv4(port, 5060, 1, SYN, b""), ts(1));
+        r.frame(&tcp_ipv4(port, 5060, 100, NONE, &[b'x'; 2000]), ts(1));
+    }
+
+    /// Issue 7: one budget per process, not one per holder. Two frame
+    /// decoders and a HEP framer's account share a budget: once the others
+    /// hold most of it, a decoder's new stream (or datagram) is refused as
+    /// `ReassemblyBudget`, however little that decoder holds itself. (With
+    /// a budget each, every one of them could hold the whole limit.)
+    #[test]
+    fn decoders_and_hep_framers_share_one_budget() {
+        let budget = crate::ByteBudget::new(10_000);
+        let shared = DecoderConfig {
+            budget: Some(budget.clone()),
+            ..DecoderConfig::default()
+        };
+        // A HEP TCP connection holding a 7000-byte partial frame.
+        let mut hep = budget.account();
+        assert!(hep.set(7000));
+        let mut a = Run::new(shared.clone());
+        assert!(a.d.budget().same(&budget));
+        hold_2000(&mut a, 41000);
+        assert_eq!(a.d.tcp_streams(), 1, "{:?}", a.stats());
+        assert_eq!(budget.used(), 7000 + a.d.held_bytes());
+        // A second decoder (another capture file, the live tap): its
+        // first stream passes the shared total and goes.
+        let mut b = Run::new(shared);
+        hold_2000(&mut b, 42000);
+        assert_eq!(b.stats().drops(DropReason::ReassemblyBudget), 1);
+        assert_eq!(b.d.tcp_streams(), 0);
+        assert_eq!(b.d.held_bytes(), 0);
+        // So is a fragmented datagram.
+        let dg = udp_datagram_v4(&[b'y'; 3000]);
+        for f in ipv4_fragments(9, &dg, 1480) {
+            b.frame(&f, ts(1));
+        }
+        assert_eq!(
+            b.stats().drops(DropReason::ReassemblyBudget),
+            1 + 3,
+            "each fragment"
+        );
+        assert_eq!(b.d.pending_datagrams(), 0);
+        assert!(budget.used() <= budget.limit(), "{}", budget.used());
+        // The holder that did not grow keeps what it has.
+        assert_eq!(a.d.tcp_streams(), 1);
+        assert!(hep.set(7000));
+        // Once the HEP connection lets go, there is room again.
+        drop(hep);
+        hold_2000(&mut b, 42001);
+        assert_eq!(b.d.tcp_streams(), 1, "{:?}", b.stats());
+        assert_eq!(budget.used(), a.d.held_bytes() + b.d.held_bytes());
+        // Closing streams, or dropping a decoder, gives the bytes back.
+        let mut out = Vec::new();
+        a.d.finish(&mut out);
+        assert_eq!(budget.used(), b.d.held_bytes());
+        drop(b);
+        assert_eq!(budget.used(), 0);
+    }
+
     fn hep_seg(r: &mut Run, seq: u32, f: Flags, data: &[u8]) {
         r.frame(&tcp_ipv4(40000, 9060, seq, f, data), ts(1));
     }

@@ -25,7 +25,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::limits::{Backoff, ByteBudget, Warn, WarnLimiter, is_exhaustion};
+use super::limits::{Backoff, Warn, WarnLimiter, is_exhaustion};
+use crate::ByteBudget;
 use crate::hep::{self, HepConfig, HepStreamFramer};
 use crate::{CaptureError, DropReason, SipPacket, Stats, Timestamp};
 
@@ -93,9 +94,12 @@ pub struct ListenerConfig {
     /// A TCP connection that sends nothing for this long is closed
     /// (counted as `hep_idle_timeout`).
     pub tcp_idle_timeout: Duration,
-    /// The bytes all TCP connections of a listener may hold in partial
-    /// frames together; the connection that passes it is closed (counted
-    /// as `reassembly_budget`). Clones share the budget.
+    /// The reassembly byte budget the partial frames of all TCP
+    /// connections are charged to; the connection whose growth takes the
+    /// total past it is closed (counted as `reassembly_budget`). Clones
+    /// share the budget: give every listener and every frame decoder
+    /// ([`crate::DecoderConfig::budget`]) the same one to bound everything
+    /// a process holds.
     pub budget: ByteBudget,
 }
 

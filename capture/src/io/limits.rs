@@ -1,77 +1,9 @@
 //! Resource policies of the listeners, as plain values so they can be
-//! tested without sockets or clocks: the shared reassembly byte budget,
-//! the accept back-off when descriptors run out, and rate-limited
-//! warnings.
+//! tested without sockets or clocks: the accept back-off when descriptors
+//! run out, and rate-limited warnings. (The reassembly byte budget they
+//! share with the frame decoders is [`crate::ByteBudget`].)
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// One byte budget shared by every HEP-over-TCP connection of a listener
-/// (their framers' partial frames). Cloning shares it.
-#[derive(Clone, Debug)]
-pub struct ByteBudget {
-    used: Arc<AtomicUsize>,
-    limit: usize,
-}
-
-impl ByteBudget {
-    /// A budget of `limit` bytes, none used.
-    pub fn new(limit: usize) -> Self {
-        ByteBudget {
-            used: Arc::new(AtomicUsize::new(0)),
-            limit,
-        }
-    }
-
-    /// Bytes charged now over every holder.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    /// The limit.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// A holder's account, charged nothing yet; it gives its bytes back
-    /// when dropped.
-    pub(crate) fn account(&self) -> Charge {
-        Charge {
-            budget: self.clone(),
-            charged: 0,
-        }
-    }
-}
-
-/// What one holder (a connection) has charged to a [`ByteBudget`].
-#[derive(Debug)]
-pub(crate) struct Charge {
-    budget: ByteBudget,
-    charged: usize,
-}
-
-impl Charge {
-    /// Sets this holder's bytes to `now`; false if the budget is exceeded
-    /// afterwards (the holder should then let go of its bytes).
-    pub(crate) fn set(&mut self, now: usize) -> bool {
-        let used = if now >= self.charged {
-            let d = now - self.charged;
-            self.budget.used.fetch_add(d, Ordering::Relaxed) + d
-        } else {
-            let d = self.charged - now;
-            self.budget.used.fetch_sub(d, Ordering::Relaxed) - d
-        };
-        self.charged = now;
-        used <= self.budget.limit
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.charged, Ordering::Relaxed);
-    }
-}
 
 /// Exponential back-off for `accept` failing because descriptors (or
 /// kernel memory) ran out: retrying at once would spin at 100% CPU until a
@@ -211,21 +143,5 @@ mod tests {
             Some(1000)
         );
         assert_eq!(w.allow(Warn::Accept, t0 + Duration::from_secs(11)), None);
-    }
-
-    #[test]
-    fn budget_charges_and_gives_back() {
-        let b = ByteBudget::new(100);
-        let mut a = b.account();
-        let mut c = b.account();
-        assert!(a.set(60));
-        assert!(!c.set(50), "110 > 100");
-        assert!(c.set(40));
-        assert_eq!(b.used(), 100);
-        assert!(a.set(10));
-        drop(c);
-        assert_eq!(b.used(), 10);
-        drop(a);
-        assert_eq!(b.used(), 0);
     }
 }

@@ -8,6 +8,8 @@ mod live;
 mod pcap_source;
 
 pub use hep_listener::{HepBind, HepListener, HepProto, ListenerConfig};
-pub use limits::ByteBudget;
+// The budget lives in the sans-IO core (the frame decoders share it); named
+// here too, where the listener settings take it.
+pub use crate::budget::{ByteBudget, Charge};
 pub use live::{LiveReport, run_live};
 pub use pcap_source::{CutShort, LiveConfig, PcapSource, ReadStatus, check_filter};
