@@ -6,7 +6,6 @@
 //! picks the deepest of those it prices. With 100,000 prefixes a lookup is
 //! a dozen child scans.
 
-
 /// Maximum number of prefix matches kept for one number (numbers are
 /// matched on their first 64 bytes).
 pub(crate) const MAX_MATCH_DEPTH: usize = 64;
