@@ -2,7 +2,7 @@
 //! fuzz targets, behind the private `__internal-fuzz` feature. Not a
 //! public API.
 
-/// The raw From and To values [`super::scan_raw`] finds, or `None` where it
+/// The raw From and To values `scan_raw` finds, or `None` where it
 /// rejects the message.
 pub fn raw_from_to(input: &[u8]) -> Option<(&[u8], &[u8])> {
     super::scan_raw(input).ok().map(|raw| (raw.from, raw.to))
