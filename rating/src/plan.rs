@@ -1,6 +1,6 @@
 //! A loaded tariff plan: the data the rating engine reads.
 //!
-//! Built once by the loader (`load.rs`), then immutable: share it behind an
+//! Built once by the loader (`load/`), then immutable: share it behind an
 //! [`Arc`] and rate from as many threads as you like.
 
 use std::sync::{Arc, RwLock};

@@ -20,8 +20,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rating::{CallDescriptor, RoundingMode};
 
-#[path = "support/big_plan.rs"]
-mod big_plan;
+mod support {
+    pub mod big_plan;
+}
+
+use support::big_plan;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

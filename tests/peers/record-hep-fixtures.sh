@@ -15,7 +15,7 @@
 # as kamailio-vN-1.hep (the INVITE Kamailio received from the UAC),
 # kamailio-vN-2.hep (the 100 it answered with) and kamailio-vN-3.hep (the
 # INVITE it relayed to the UAS), and prints the capture time of each: the
-# tests in capture/src/hep/real_tests.rs check the HEP times against them,
+# tests in capture/tests/hep_real.rs check the HEP times against them,
 # so update those times (and tests/data/hep/README.md) after a new
 # recording.
 #

@@ -27,19 +27,14 @@ use bytes::Bytes;
 use crate::{DropReason, SipPacket, Source, Timestamp, Transport};
 
 mod compress;
-#[cfg(test)]
-mod diff_tests;
 mod encode;
 mod error;
 mod framer;
-#[cfg(test)]
-mod perf_tests;
-#[cfg(test)]
-mod real_tests;
-#[cfg(test)]
-mod reference;
 mod v12;
 mod v3;
+
+#[cfg(feature = "__internal-fuzz")]
+pub mod fuzzing;
 
 pub use compress::{compress_payload, inflate};
 pub use encode::{encode_v1v2, encode_v3, try_encode_v3};
@@ -390,7 +385,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    pub(crate) fn sip_packet() -> HepPacket {
+    fn sip_packet() -> HepPacket {
         HepPacket {
             version: HepVersion::V3,
             ts: Timestamp::from_secs_micros(1_700_000_000, 250_000),

@@ -646,9 +646,7 @@ static TOKEN: [bool; 256] = {
     }
 };
 
-#[cfg(test)]
-mod diff_tests;
-#[cfg(test)]
-mod reference;
+#[cfg(feature = "__internal-fuzz")]
+pub mod fuzzing;
 #[cfg(test)]
 mod tests;

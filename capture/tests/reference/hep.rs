@@ -1,24 +1,75 @@
-//! The HEP decoder as it was before the fast path, kept for tests: the
-//! differential tests check that [`super::decode_sip`] and friends return
-//! exactly what this returns.
+//! The HEP decoder as it was before the fast path, kept as a test oracle:
+//! the differential tests (`tests/hep_diff.rs`) check that
+//! [`capture::hep::decode_sip`] and friends return exactly what this
+//! returns. It sees the crate from outside: v1/v2 go to the crate's own
+//! parser through the `__internal-fuzz` feature, the HEPv3 wire constants
+//! are restated here from the HEP3 specification.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use bytes::Bytes;
+use capture::frame::fuzzing::looks_like_sip;
+use capture::hep::fuzzing::parse_v12;
+use capture::hep::{HepConfig, HepError, HepPacket, HepVersion, PROTO_TYPE_SIP, inflate};
+use capture::{DropReason, SipPacket, Source, Timestamp};
 
-use super::v3::{HEADER_LEN, MAGIC, chunk};
-use super::{
-    HepConfig, HepError, HepPacket, HepVersion, PROTO_TYPE_SIP, ct_eq, inflate, resolve_ts,
-};
-use crate::{DropReason, SipPacket, Source, Timestamp};
+/// The HEPv3 magic.
+const MAGIC: &[u8; 4] = b"HEP3";
+/// Bytes of the packet header (magic + length) and of a chunk header.
+const HEADER_LEN: usize = 6;
+
+/// Generic chunk type ids (vendor 0).
+mod chunk {
+    pub const IP_FAMILY: u16 = 0x0001;
+    pub const IP_PROTO: u16 = 0x0002;
+    pub const SRC_IPV4: u16 = 0x0003;
+    pub const DST_IPV4: u16 = 0x0004;
+    pub const SRC_IPV6: u16 = 0x0005;
+    pub const DST_IPV6: u16 = 0x0006;
+    pub const SRC_PORT: u16 = 0x0007;
+    pub const DST_PORT: u16 = 0x0008;
+    pub const TS_SECS: u16 = 0x0009;
+    pub const TS_MICROS: u16 = 0x000a;
+    pub const PROTO_TYPE: u16 = 0x000b;
+    pub const CAPTURE_ID: u16 = 0x000c;
+    pub const KEEP_ALIVE: u16 = 0x000d;
+    pub const AUTH_KEY: u16 = 0x000e;
+    pub const PAYLOAD: u16 = 0x000f;
+    pub const COMPRESSED: u16 = 0x0010;
+    pub const CORRELATION_ID: u16 = 0x0011;
+    pub const VLAN: u16 = 0x0012;
+    pub const NODE_NAME: u16 = 0x0013;
+    pub const SRC_MAC: u16 = 0x0014;
+    pub const DST_MAC: u16 = 0x0015;
+    pub const ETH_TYPE: u16 = 0x0016;
+    pub const TCP_FLAGS: u16 = 0x0017;
+    pub const IP_TOS: u16 = 0x0018;
+}
+
+/// Compares two keys (the decoder's constant-time comparison; timing does
+/// not matter to an oracle, the result does).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The timestamp from seconds and microseconds chunks, else `fallback`.
+fn resolve_ts(secs: Option<u32>, micros: Option<u32>, fallback: Timestamp) -> Timestamp {
+    match secs {
+        Some(s) => Timestamp::from_secs_micros(i64::from(s), micros.unwrap_or(0)),
+        None => fallback,
+    }
+}
 
 /// Decodes one HEP packet of any version into offsets into `buf`.
 fn parse(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket<Range<usize>>, HepError> {
     match buf.first() {
         None => Err(HepError::Truncated { need: 1, have: 0 }),
         Some(b'H') => parse_v3(buf, fallback_ts),
-        Some(1) | Some(2) => super::v12::parse(buf, fallback_ts),
+        Some(1) | Some(2) => parse_v12(buf, fallback_ts),
         Some(&b) => Err(HepError::BadMagic(b)),
     }
 }
@@ -32,12 +83,12 @@ fn slice(buf: &[u8], r: Range<usize>) -> &[u8] {
 ///
 /// `fallback_ts` (normally the receive time) becomes [`HepPacket::ts`] when
 /// the packet carries no timestamp, as in HEPv1.
-pub(super) fn decode(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket, HepError> {
+pub fn decode(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket, HepError> {
     Ok(parse(buf, fallback_ts)?.map_bytes(|r| Bytes::copy_from_slice(slice(buf, r))))
 }
 
 /// [`decode`] without copying: the byte fields are slices of `buf`.
-pub(super) fn decode_bytes(buf: Bytes, fallback_ts: Timestamp) -> Result<HepPacket, HepError> {
+pub fn decode_bytes(buf: Bytes, fallback_ts: Timestamp) -> Result<HepPacket, HepError> {
     Ok(parse(&buf, fallback_ts)?.map_bytes(|r| buf.slice(r)))
 }
 
@@ -47,7 +98,7 @@ pub(super) fn decode_bytes(buf: Bytes, fallback_ts: Timestamp) -> Result<HepPack
 ///
 /// Copies the SIP payload out of `buf` (one allocation for a typical packet);
 /// callers holding [`Bytes`] should use [`decode_sip_bytes`].
-pub(super) fn decode_sip(
+pub fn decode_sip(
     buf: &[u8],
     fallback_ts: Timestamp,
     cfg: &HepConfig,
@@ -58,7 +109,7 @@ pub(super) fn decode_sip(
 
 /// [`decode_sip`] without copying: the payload, correlation id and node name
 /// are slices of `buf`.
-pub(super) fn decode_sip_bytes(
+pub fn decode_sip_bytes(
     buf: Bytes,
     fallback_ts: Timestamp,
     cfg: &HepConfig,
@@ -96,7 +147,7 @@ fn to_sip(
     };
     // Whatever the protocol type says, only a SIP message is one
     // (HEPv1/v2 have no type; agents label things wrongly).
-    if !crate::frame::is_sip_message(&payload) {
+    if !looks_like_sip(&payload) {
         return Err(DropReason::NotSip);
     }
     Ok(SipPacket {

@@ -1,15 +1,24 @@
 //! Differential tests: the chunk walker and the direct SIP path give
-//! exactly what the previous decoder ([`super::reference`]) gave, for
+//! exactly what the previous decoder (`tests/reference/hep.rs`) gave, for
 //! every byte string: valid packets, every truncation and single-byte
 //! change of them, and arbitrary bytes.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+/// The test oracles.
+mod reference {
+    pub mod hep;
+}
+
 use bytes::Bytes;
+use capture::Timestamp;
+use capture::hep::{
+    AF_INET6, HepConfig, HepVersion, compress_payload, decode, decode_bytes, decode_sip,
+    decode_sip_bytes, encode_v1v2, encode_v3,
+};
 use proptest::prelude::*;
 
-use super::perf_tests::invite_hep3;
-use super::*;
-use crate::hep::reference;
+use support::{invite_hep3, sip_packet};
 
 fn configs() -> [HepConfig; 3] {
     [
@@ -28,18 +37,18 @@ fn configs() -> [HepConfig; 3] {
 /// Every decode entry point agrees with the reference on `buf`.
 fn agree(buf: &[u8]) {
     let fallback = Timestamp::from_secs_micros(7, 8);
-    assert_eq!(decode(buf, fallback), reference::decode(buf, fallback));
+    assert_eq!(decode(buf, fallback), reference::hep::decode(buf, fallback));
     let shared = Bytes::copy_from_slice(buf);
     assert_eq!(
         decode_bytes(shared.clone(), fallback),
-        reference::decode_bytes(shared.clone(), fallback)
+        reference::hep::decode_bytes(shared.clone(), fallback)
     );
     for cfg in &configs() {
-        let want = reference::decode_sip(buf, fallback, cfg);
+        let want = reference::hep::decode_sip(buf, fallback, cfg);
         assert_eq!(decode_sip(buf, fallback, cfg), want, "{buf:?}");
         assert_eq!(
             decode_sip_bytes(shared.clone(), fallback, cfg),
-            reference::decode_sip_bytes(shared.clone(), fallback, cfg)
+            reference::hep::decode_sip_bytes(shared.clone(), fallback, cfg)
         );
         assert_eq!(decode_sip_bytes(shared.clone(), fallback, cfg), want);
     }
@@ -48,7 +57,7 @@ fn agree(buf: &[u8]) {
 /// A packet with many kinds of chunk, including the ones only
 /// `HepPacket` keeps, a vendor chunk and an unknown generic one.
 fn rich_packet() -> Vec<u8> {
-    let mut p = tests::sip_packet();
+    let mut p = sip_packet();
     p.keep_alive = Some(30);
     p.auth_key = Some(Bytes::from_static(b"k3y"));
     p.correlation_id = Some(Bytes::from_static(b"corr"));
@@ -69,16 +78,16 @@ fn rich_packet() -> Vec<u8> {
 }
 
 fn samples() -> Vec<Vec<u8>> {
-    let mut ipv6 = tests::sip_packet();
+    let mut ipv6 = sip_packet();
     ipv6.ip_family = Some(AF_INET6);
     ipv6.src_ipv6 = Some("2001:db8::1".parse().unwrap());
     ipv6.dst_ipv6 = Some("2001:db8::2".parse().unwrap());
-    let mut compressed = tests::sip_packet();
+    let mut compressed = sip_packet();
     let body = compressed.payload.take().unwrap();
     compressed.compressed_payload = Some(Bytes::from(compress_payload(&body).unwrap()));
-    let mut v1 = tests::sip_packet();
+    let mut v1 = sip_packet();
     v1.version = HepVersion::V1;
-    let mut v2 = tests::sip_packet();
+    let mut v2 = sip_packet();
     v2.version = HepVersion::V2;
     vec![
         invite_hep3(),

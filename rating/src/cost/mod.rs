@@ -533,5 +533,4 @@ fn disconnect_at(connect_fee: Money, spans: &[TimeSpan]) -> Option<Duration> {
 }
 
 #[cfg(test)]
-#[path = "cost_tests.rs"]
 mod tests;

@@ -778,5 +778,4 @@ impl Builder {
 }
 
 #[cfg(test)]
-#[path = "load_tests.rs"]
 mod tests;

@@ -1,14 +1,19 @@
 //! Differential tests: the single-pass scanner and the lazy name-addr
-//! path give exactly what the previous scanner ([`super::reference`]) gave,
-//! on the corpus, on handmade edge cases and on generated input.
+//! path give exactly what the previous scanner
+//! (`tests/reference/scan.rs`) gave, on the corpus, on handmade edge cases
+//! and on generated input.
 #![allow(clippy::unwrap_used)]
+
+/// The test oracles.
+mod reference {
+    pub mod scan;
+}
 
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-
-use super::reference;
-use super::*;
+use sip_fsm::scan::fuzzing::{raw_from_to, tag_of};
+use sip_fsm::scan::{NameAddr, Uri, scan};
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sip");
@@ -33,11 +38,11 @@ fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
 /// reference on `input`.
 fn agree(input: &[u8]) {
     let new = scan(input);
-    let old = reference::scan(input);
+    let old = reference::scan::scan(input);
     assert_eq!(new, old, "input {:?}", String::from_utf8_lossy(input));
-    if let Ok(raw) = scan_raw(input) {
-        assert_eq!(tag_of(raw.from), NameAddr::parse(raw.from).tag());
-        assert_eq!(tag_of(raw.to), NameAddr::parse(raw.to).tag());
+    if let Some((from, to)) = raw_from_to(input) {
+        assert_eq!(tag_of(from), NameAddr::parse(from).tag());
+        assert_eq!(tag_of(to), NameAddr::parse(to).tag());
     }
 }
 
@@ -129,20 +134,20 @@ fn interesting() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #[test]
     fn uri_parses_as_before(s in interesting()) {
-        prop_assert_eq!(Uri::parse(&s), reference::uri_parse(&s));
+        prop_assert_eq!(Uri::parse(&s), reference::scan::uri_parse(&s));
         let mut sip = b"sip:".to_vec();
         sip.extend_from_slice(&s);
-        prop_assert_eq!(Uri::parse(&sip), reference::uri_parse(&sip));
+        prop_assert_eq!(Uri::parse(&sip), reference::scan::uri_parse(&sip));
     }
 
     #[test]
     fn name_addr_parses_as_before(s in interesting()) {
-        prop_assert_eq!(NameAddr::parse(&s), reference::name_addr_parse(&s));
-        prop_assert_eq!(tag_of(&s), reference::name_addr_parse(&s).tag());
+        prop_assert_eq!(NameAddr::parse(&s), reference::scan::name_addr_parse(&s));
+        prop_assert_eq!(tag_of(&s), reference::scan::name_addr_parse(&s).tag());
         let mut v = b"\"d\" <sip:".to_vec();
         v.extend_from_slice(&s);
-        prop_assert_eq!(NameAddr::parse(&v), reference::name_addr_parse(&v));
-        prop_assert_eq!(tag_of(&v), reference::name_addr_parse(&v).tag());
+        prop_assert_eq!(NameAddr::parse(&v), reference::scan::name_addr_parse(&v));
+        prop_assert_eq!(tag_of(&v), reference::scan::name_addr_parse(&v).tag());
     }
 
     #[test]

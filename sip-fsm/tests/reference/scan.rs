@@ -1,14 +1,15 @@
-//! The scanner as it was before the single-pass rewrite, kept for tests:
-//! the differential tests check that [`super::scan`] returns exactly what
-//! this returns, on the corpus and on generated input.
+//! The scanner as it was before the single-pass rewrite, kept as a test
+//! oracle: the differential tests (`tests/scan_diff.rs`) check that
+//! [`sip_fsm::scan`] returns exactly what this returns, on the corpus and
+//! on generated input.
 #![allow(clippy::unwrap_used)]
 
 use memchr::memchr;
 
-use super::{
+use sip_fsm::ScanError;
+use sip_fsm::scan::{
     CSeq, Method, NameAddr, Reason, Refresher, Scheme, SessionExpires, SipMessage, StartLine, Uri,
 };
-use crate::error::ScanError;
 
 /// Scans one SIP message. Never panics; malformed input gives the reason.
 /// Which billing header a header name is.
@@ -60,7 +61,7 @@ fn classify(name: &[u8]) -> Option<Name> {
     })
 }
 
-pub(super) fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
+pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
     // RFC 3261 7.5: ignore CRLFs before the start line.
     let skip = input
         .iter()
@@ -348,7 +349,7 @@ fn is_token(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
 }
 
-pub(super) fn uri_parse(raw: &[u8]) -> Option<Uri<'_>> {
+pub fn uri_parse(raw: &[u8]) -> Option<Uri<'_>> {
     let raw = trim(raw);
     let colon = memchr(b':', raw)?;
     let (scheme_b, rest) = (raw.get(..colon)?, raw.get(colon + 1..)?);
@@ -395,7 +396,7 @@ pub(super) fn uri_parse(raw: &[u8]) -> Option<Uri<'_>> {
     })
 }
 
-pub(super) fn name_addr_parse(value: &[u8]) -> NameAddr<'_> {
+pub fn name_addr_parse(value: &[u8]) -> NameAddr<'_> {
     let v = trim(value);
     let mut display = None;
     let mut rest = v;

@@ -5,7 +5,12 @@
 //! three datagrams are noted per test; the HEP time is taken just before
 //! sending, so it must be within a few milliseconds before them.
 
-use super::*;
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use capture::hep::{AF_INET, HepConfig, HepVersion, PROTO_TYPE_SIP, decode, decode_sip, encode_v3};
+use capture::{SipPacket, Timestamp, Transport};
 
 macro_rules! fixture {
     ($name:literal) => {
