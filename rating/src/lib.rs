@@ -1,5 +1,10 @@
 //! AccuRate rating core: CGRateS tariff plans and exact decimal costs.
 //!
+//! The account side of a plan (Actions, ActionPlans, ActionTriggers,
+//! AccountActions, SharedGroups) loads with it, typed and cross-checked,
+//! from [`TariffPlan::account_data`]; [`ActionTiming`] says when an
+//! ActionPlan row runs. Nothing executes actions yet.
+//!
 //! Pure logic: no clock, no floats, no I/O except reading a tariff plan
 //! folder. Load a plan once ([`TariffPlan::load_dir`]), share it behind an
 //! [`std::sync::Arc`] (or a [`TariffStore`]), and rate calls with
@@ -28,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+mod actions;
 mod call;
 mod cost;
 mod csv;
@@ -42,6 +48,10 @@ mod prefix;
 mod resolve;
 mod timing;
 
+pub use actions::{
+    AccountActionDef, AccountPlanData, ActionDef, ActionPlanDef, ActionTiming, ActionTriggerDef,
+    ActionType, ExpiryTime, IdList, SharedGroupDef, SharingStrategy, ThresholdType,
+};
 pub use call::{CallDescriptor, Tor};
 pub use cost::{CallCost, TimeSpan};
 pub use duration::{format_duration, parse_duration};

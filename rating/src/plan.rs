@@ -154,6 +154,8 @@ pub struct TariffPlan {
     /// tenant -> category -> subject -> profile.
     pub(crate) profiles: FastMap<Box<str>, FastMap<Box<str>, SubjectMap>>,
     pub(crate) profile_count: usize,
+    /// Actions, ActionPlans, ActionTriggers, AccountActions, SharedGroups.
+    pub(crate) account: crate::actions::AccountPlanData,
 }
 
 impl TariffPlan {

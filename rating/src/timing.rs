@@ -31,6 +31,9 @@ pub struct Timing {
     start_ns: u64,
     /// End time of day (exclusive), if any.
     end_ns: Option<u64>,
+    /// The Time column said `*asap`: as an ActionPlan timing, CGRateS runs
+    /// such a timing once, at load.
+    asap: bool,
 }
 
 /// The calendar facts of a moment that timings look at.
@@ -79,6 +82,15 @@ fn days_in_month(date: NaiveDate) -> u32 {
         NaiveDate::from_ymd_opt(y, m + 1, 1)
     };
     next.and_then(|n| n.pred_opt()).map_or(31, |d| d.day())
+}
+
+/// The first day of the month after `day`'s.
+pub(crate) fn first_of_next_month(day: NaiveDate) -> Option<NaiveDate> {
+    if day.month() == 12 {
+        NaiveDate::from_ymd_opt(day.year().checked_add(1)?, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(day.year(), day.month() + 1, 1)
+    }
 }
 
 /// Which column of a Timings row was wrong, and what it should hold.
@@ -130,6 +142,7 @@ impl Timing {
             week_days: wdays.iter().fold(0, |m, &d| m | (1 << ((d + 6) % 7))),
             start_ns,
             end_ns,
+            asap: matches!(time.trim(), "*asap" | "*now"),
         })
     }
 
@@ -148,6 +161,7 @@ impl Timing {
             week_days: 0,
             start_ns: 0,
             end_ns: None,
+            asap: id == "*asap",
         };
         match id {
             "*any" => {}
@@ -182,6 +196,42 @@ impl Timing {
 
     pub(crate) fn id_arc(&self) -> &Arc<str> {
         &self.id
+    }
+
+    /// Whether its Time was `*asap` (a run-once ActionPlan timing).
+    pub(crate) fn is_asap(&self) -> bool {
+        self.asap
+    }
+
+    /// The first moment at or after `from` at which this timing starts:
+    /// its start time of day on a matching date. `None` when no date
+    /// matches: past the last listed year, or (without years) within 400
+    /// years, a whole cycle of the Gregorian calendar (a 30 February).
+    pub(crate) fn next_start_at_or_after(&self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let last_year = match self.years.iter().max() {
+            Some(&y) => y,
+            None => from.year().checked_add(400)?,
+        };
+        let mut day = from.date_naive();
+        while day.year() <= last_year {
+            let (y, m) = (day.year(), day.month());
+            // Whole years and months that cannot match are skipped at once.
+            if !self.years.is_empty() && !self.years.contains(&y) {
+                day = NaiveDate::from_ymd_opt(y.checked_add(1)?, 1, 1)?;
+                continue;
+            }
+            if self.months != 0 && self.months & (1 << m) == 0 {
+                day = first_of_next_month(day)?;
+                continue;
+            }
+            let at = day.and_hms_opt(0, 0, 0)?.and_utc()
+                + chrono::TimeDelta::nanoseconds(i64::try_from(self.start_ns).ok()?);
+            if self.date_matches(&DateParts::new(at)) && at >= from {
+                return Some(at);
+            }
+            day = day.succ_opt()?;
+        }
+        None
     }
 
     /// Whether the date matches (years, months, month days, week days).

@@ -2,8 +2,10 @@
 //!
 //! We load Destinations, Timings, Rates, DestinationRates, RatingPlans and
 //! RatingProfiles (current layout, and the older one with a Direction
-//! column first). Other CSV files are listed in the [`LoadReport`], never
-//! silently skipped. Any error refuses the whole plan.
+//! column first), and the account side: SharedGroups, Actions,
+//! ActionPlans, ActionTriggers and AccountActions (`crate::actions`).
+//! Other CSV files are listed in the [`LoadReport`], never silently
+//! skipped. Any error refuses the whole plan.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::Error;
+use crate::actions::parse::ACCOUNT_FILES;
 use crate::csv::{self, Record, Records};
 use crate::duration::parse_duration;
 use crate::exact::ExactAmount;
@@ -23,14 +26,20 @@ use crate::plan::{
 use crate::prefix::FastMap;
 use crate::timing::Timing;
 
-/// The files we load, in dependency order.
-pub const HANDLED_FILES: [&str; 6] = [
+/// The files we load, in dependency order: the rating files, then the
+/// account side ([`crate::TariffPlan::account_data`]).
+pub const HANDLED_FILES: [&str; 11] = [
     "Destinations.csv",
     "Timings.csv",
     "Rates.csv",
     "DestinationRates.csv",
     "RatingPlans.csv",
     "RatingProfiles.csv",
+    ACCOUNT_FILES[0],
+    ACCOUNT_FILES[1],
+    ACCOUNT_FILES[2],
+    ACCOUNT_FILES[3],
+    ACCOUNT_FILES[4],
 ];
 
 /// Settings for loading a plan.
@@ -48,8 +57,8 @@ pub struct LoadOptions {
 pub struct LoadReport {
     /// Files loaded.
     pub loaded_files: Vec<PathBuf>,
-    /// CSV files in the folder that this version does not handle (Actions,
-    /// Attributes, ...): reported, not used.
+    /// CSV files in the folder that this version does not handle
+    /// (Attributes, Chargers, ...): reported, not used.
     pub unhandled_files: Vec<PathBuf>,
     /// Rows accepted but not used, with the reason (e.g. `*in` direction).
     pub warnings: Vec<String>,
@@ -163,7 +172,7 @@ impl TariffPlan {
         policy: &LoadPolicy,
     ) -> Result<(TariffPlan, LoadReport), Error> {
         let mut report = LoadReport::default();
-        let mut by_name: [Option<(&Path, Records)>; 6] = Default::default();
+        let mut by_name: [Option<(&Path, Records)>; 11] = Default::default();
         for (path, text) in files {
             let path: &Path = path;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -176,7 +185,7 @@ impl TariffPlan {
             by_name[slot] = Some((path, records));
         }
         let mut b = Builder::new(options.loaded_at, *policy);
-        let [dst, tim, rat, drs, rpl, rpf] = by_name;
+        let [dst, tim, rat, drs, rpl, rpf, sgs, acts, aps, atrs, accts] = by_name;
         if let Some((p, r)) = &dst {
             b.destinations(p, r)?;
         }
@@ -195,7 +204,13 @@ impl TariffPlan {
         if let Some((p, r)) = &rpf {
             b.rating_profiles(p, r, &mut report)?;
         }
+        let account = crate::actions::parse::load(
+            &[sgs, acts, aps, atrs, accts],
+            &b.timings,
+            options.loaded_at,
+        )?;
         let mut plan = b.plan;
+        plan.account = account;
         if plan.rating_profile_count() == 0 {
             // Name RatingProfiles.csv, where the rows are missing.
             let path = match (&rpf, files.first()) {
@@ -278,7 +293,13 @@ struct Builder {
 }
 
 /// An error at `path`, `line`, `column` (1-based).
-fn load_err(path: &Path, line: usize, column: usize, expected: &str, found: &str) -> Error {
+pub(crate) fn load_err(
+    path: &Path,
+    line: usize,
+    column: usize,
+    expected: &str,
+    found: &str,
+) -> Error {
     Error::Load {
         file: path.to_owned(),
         line,
@@ -289,7 +310,7 @@ fn load_err(path: &Path, line: usize, column: usize, expected: &str, found: &str
 }
 
 /// Checks the number of fields, pointing at the first missing or extra one.
-fn check_width(
+pub(crate) fn check_width(
     path: &Path,
     r: Record<'_>,
     min: usize,
@@ -319,7 +340,12 @@ fn check_width(
 }
 
 /// A non-empty ID in column `col` (0-based).
-fn id_field<'a>(path: &Path, r: Record<'a>, col: usize, what: &str) -> Result<&'a str, Error> {
+pub(crate) fn id_field<'a>(
+    path: &Path,
+    r: Record<'a>,
+    col: usize,
+    what: &str,
+) -> Result<&'a str, Error> {
     let v = r.field(col);
     if v.is_empty() {
         return Err(load_err(path, r.line, col + 1, what, v));
@@ -367,7 +393,7 @@ fn money(
 
 /// Parses an ActivationTime: RFC 3339, `YYYY-MM-DD[ T]HH:MM:SS` (UTC),
 /// `YYYY-MM-DD`, Unix seconds, or `*asap` (the load time).
-fn parse_time(s: &str, loaded_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(s: &str, loaded_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if s == "*asap" || s == "*now" {
         return Some(loaded_at);

@@ -46,7 +46,7 @@ fn loads_current_layout_and_counts() {
         "RatingProfiles.csv",
         "cgrates.org,call,1001,2014-01-14T00:00:00Z,RP_1001,\n",
     );
-    let (plan, report) = load(&[DST, RT, DR, RP, rpf, ("Actions.csv", "x")]).unwrap();
+    let (plan, report) = load(&[DST, RT, DR, RP, rpf, ("Attributes.csv", "x")]).unwrap();
     assert_eq!(report.destinations, 2);
     assert_eq!(report.prefixes, 2);
     assert_eq!(report.rating_plans, 1);
@@ -54,7 +54,7 @@ fn loads_current_layout_and_counts() {
     assert_eq!(report.loaded_files.len(), 5);
     assert_eq!(
         report.unhandled_files,
-        vec![std::path::PathBuf::from("Actions.csv")]
+        vec![std::path::PathBuf::from("Attributes.csv")]
     );
     let rates = &plan.plans[0].intervals[0].rates;
     // Empty ConnectFee on the second row is 0; the group's fee is the first row's.
