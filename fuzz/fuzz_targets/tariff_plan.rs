@@ -2,9 +2,11 @@
 //! CSV bytes (negative prices allowed), and durations round-trip: parse,
 //! format, parse again.
 //!
-//! The input is split on 0xFF into the six handled files, in order
+//! The input is split on 0xFF into the six rating files, in order
 //! (Destinations, Timings, Rates, DestinationRates, RatingPlans,
-//! RatingProfiles); the last part also names a destination and a duration.
+//! RatingProfiles), a part naming a destination, then the five
+//! account-side files (SharedGroups, Actions, ActionPlans, ActionTriggers,
+//! AccountActions).
 #![no_main]
 
 use std::path::Path;
@@ -33,9 +35,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let files: Vec<(&Path, &[u8])> = HANDLED_FILES
+    // Part 6 names the destination: the account-side files follow it.
+    let (rating_names, account_names) = HANDLED_FILES.split_at(6);
+    let files: Vec<(&Path, &[u8])> = rating_names
         .iter()
         .zip(&raw)
+        .chain(account_names.iter().zip(raw.iter().skip(7)))
         .map(|(name, bytes)| (Path::new(*name), *bytes))
         .collect();
     let loaded_at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
