@@ -125,7 +125,7 @@ fn current_layout_loads_every_action_and_trigger_type() {
     assert_eq!(welcome[0].balance_blocker, Some(false));
     // 30m of *voice: nanoseconds, as CGRateS keeps voice units.
     assert_eq!(welcome[1].units, Some(Decimal::from(1_800_000_000_000_u64)));
-    assert_eq!(welcome[1].expiry, ExpiryTime::Month);
+    assert_eq!(welcome[1].expiry, ExpiryTime::Month(Duration::ZERO));
     assert_eq!(&*welcome[1].rating_subject, "RS_FREE");
     assert_eq!(welcome[2].units, None);
     assert_eq!(welcome[2].balance_blocker, None);
@@ -145,7 +145,7 @@ fn current_layout_loads_every_action_and_trigger_type() {
     assert_eq!(promo.balance_weight, Some(dec("30")));
     assert_eq!(promo.balance_blocker, Some(true));
     let bundle = &data.actions["ACT_MONTHLY_BUNDLE"];
-    assert_eq!(bundle[0].expiry, ExpiryTime::MonthEnd);
+    assert_eq!(bundle[0].expiry, ExpiryTime::MonthEnd(Duration::ZERO));
     assert_eq!(
         bundle[1].expiry,
         ExpiryTime::After(Duration::from_secs(720 * 3600))
@@ -163,7 +163,7 @@ fn current_layout_loads_every_action_and_trigger_type() {
     assert!(guard[0].recurrent);
     assert_eq!(guard[0].min_sleep, Duration::from_secs(3600));
     assert_eq!(&*guard[0].unique_id, "low_credit");
-    assert_eq!(guard[2].balance_expiry, ExpiryTime::Month);
+    assert_eq!(guard[2].balance_expiry, ExpiryTime::Month(Duration::ZERO));
     let usage = &data.triggers["TRG_USAGE"][0];
     assert_eq!(usage.expiry_time, Some(t("2026-12-31T23:59:59Z")));
     assert_eq!(usage.activation_time, Some(t("2025-01-01T00:00:00Z")));

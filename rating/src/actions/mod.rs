@@ -156,13 +156,15 @@ pub enum ExpiryTime {
     Daily,
     /// `*weekly`: seven days after.
     Weekly,
-    /// `*month` / `*monthly`: one calendar month after.
-    Month,
+    /// `*month` / `*monthly`: one calendar month after (Go's `AddDate`),
+    /// plus the duration of a `*month+1h` form.
+    Month(Duration),
     /// `*monthly_estimated`: one calendar month after, on the last day of
     /// a shorter month (31 January -> 28/29 February).
     MonthEstimated,
-    /// `*month_end`: the end of the month the action runs in.
-    MonthEnd,
+    /// `*month_end`: 23:59:59 on the last day of the month the action runs
+    /// in, plus the duration of a `*month_end+1h` form.
+    MonthEnd(Duration),
     /// `*year` / `*yearly`: one calendar year after.
     Year,
     /// `+720h`: a duration after.
@@ -179,10 +181,17 @@ impl ExpiryTime {
             "" | "*unlimited" => ExpiryTime::Unlimited,
             "*daily" => ExpiryTime::Daily,
             "*weekly" => ExpiryTime::Weekly,
-            "*month" | "*monthly" => ExpiryTime::Month,
             "*monthly_estimated" => ExpiryTime::MonthEstimated,
-            "*month_end" => ExpiryTime::MonthEnd,
             "*year" | "*yearly" => ExpiryTime::Year,
+            // CGRateS's ParseTimeDetectLayout: `*month_end` and `*month`
+            // (`*monthly`) may carry `+duration`.
+            s if s.starts_with("*month_end") => {
+                ExpiryTime::MonthEnd(plus_duration(&s["*month_end".len()..])?)
+            }
+            s if s.starts_with("*monthly") => {
+                ExpiryTime::Month(plus_duration(&s["*monthly".len()..])?)
+            }
+            s if s.starts_with("*month") => ExpiryTime::Month(plus_duration(&s["*month".len()..])?),
             s if s.starts_with('+') => ExpiryTime::After(crate::duration::parse_duration(s).ok()?),
             // `*asap`/`*now` would expire at once: not an expiry.
             s if s.starts_with('*') => return None,
@@ -202,15 +211,27 @@ impl ExpiryTime {
             // *monthly_estimated asks for; Go's AddDate (plain *monthly in
             // CGRateS) overflows into the next month instead.
             ExpiryTime::MonthEstimated => now.checked_add_months(Months::new(1)),
-            ExpiryTime::Month => schedule::add_months_overflowing(now, 1),
-            ExpiryTime::MonthEnd => schedule::month_end(now),
+            ExpiryTime::Month(plus) => add(schedule::add_months_overflowing(now, 1)?, plus),
+            ExpiryTime::MonthEnd(plus) => add(schedule::month_end(now)?, plus),
             ExpiryTime::Year => schedule::add_months_overflowing(now, 12),
-            ExpiryTime::After(d) => chrono::TimeDelta::from_std(d)
-                .ok()
-                .and_then(|d| now.checked_add_signed(d)),
+            ExpiryTime::After(d) => add(now, d),
             ExpiryTime::At(t) => Some(t),
         }
     }
+}
+
+/// `""` (no extra time) or `+duration`, after `*month` or `*month_end`.
+fn plus_duration(rest: &str) -> Option<Duration> {
+    if rest.is_empty() {
+        return Some(Duration::ZERO);
+    }
+    rest.strip_prefix('+')
+        .filter(|d| !d.is_empty())
+        .and_then(|d| crate::duration::parse_duration(d).ok())
+}
+
+fn add(t: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(chrono::TimeDelta::from_std(d).ok()?)
 }
 
 /// A `;`-separated list column (Categories, DestinationIds, ...), empty

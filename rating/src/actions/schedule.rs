@@ -154,8 +154,9 @@ pub(crate) fn add_months_overflowing(t: DateTime<Utc>, months: u32) -> Option<Da
     Some(date.and_time(t.time()).and_utc())
 }
 
-/// The last nanosecond of `t`'s month.
+/// 23:59:59 on the last day of `t`'s month, as CGRateS's
+/// `GetEndOfMonth` (the next month's start less one second).
 pub(crate) fn month_end(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let next = first_of_next_month(t.date_naive())?;
-    Some(next.and_hms_opt(0, 0, 0)?.and_utc() - TimeDelta::nanoseconds(1))
+    Some(next.and_hms_opt(0, 0, 0)?.and_utc() - TimeDelta::seconds(1))
 }

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use super::*;
@@ -413,11 +415,14 @@ fn expiry_times_resolve_against_the_run_time() {
     assert_eq!(e("*month"), Some(t("2025-03-03T10:00:00Z")));
     assert_eq!(e("*monthly"), Some(t("2025-03-03T10:00:00Z")));
     assert_eq!(
-        ExpiryTime::Month.resolve(t("2024-01-31T10:00:00Z")),
+        ExpiryTime::Month(Duration::ZERO).resolve(t("2024-01-31T10:00:00Z")),
         Some(t("2024-03-02T10:00:00Z"))
     );
     assert_eq!(e("*monthly_estimated"), Some(t("2025-02-28T10:00:00Z")));
-    assert_eq!(e("*month_end"), Some(t("2025-01-31T23:59:59.999999999Z")));
+    assert_eq!(e("*month_end"), Some(t("2025-01-31T23:59:59Z")));
+    assert_eq!(e("*month_end+1h2m"), Some(t("2025-02-01T01:01:59Z")));
+    assert_eq!(e("*month+12h"), Some(t("2025-03-03T22:00:00Z")));
+    assert_eq!(e("*monthly+1s"), Some(t("2025-03-03T10:00:01Z")));
     assert_eq!(e("*daily"), Some(t("2025-02-01T10:00:00Z")));
     assert_eq!(e("*weekly"), Some(t("2025-02-07T10:00:00Z")));
     assert_eq!(e("+720h"), Some(t("2025-03-02T10:00:00Z")));
@@ -428,7 +433,16 @@ fn expiry_times_resolve_against_the_run_time() {
         Some(t("2025-03-01T00:00:00Z"))
     );
     assert_eq!(e("*year"), Some(t("2026-01-31T10:00:00Z")));
-    for bad in ["*never", "*asap", "+", "+5x", "tomorrow"] {
+    for bad in [
+        "*never",
+        "*asap",
+        "+",
+        "+5x",
+        "tomorrow",
+        "*month_end+",
+        "*month_end1h",
+        "*months",
+    ] {
         assert!(ExpiryTime::parse(bad).is_none(), "{bad}");
     }
 }
