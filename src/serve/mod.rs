@@ -102,6 +102,10 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         .build()
         .context("cannot start the tokio runtime")?;
     rt.block_on(async move {
+        // Before the listening lines: a supervisor may signal as soon as
+        // it reads them, and the default action would kill the process.
+        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
@@ -121,8 +125,6 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         ));
         let http_task = tokio::spawn(http::run(http, Arc::clone(&state), stop_rx.clone()));
 
-        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
-        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
