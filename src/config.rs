@@ -80,6 +80,11 @@ pub(crate) struct ApiSection {
     /// (counted as `tcp_conn_limit`).
     #[serde(deserialize_with = "check::api_max_connections")]
     pub max_connections: usize,
+    /// Seconds a JSON-RPC TCP connection may send nothing before it is
+    /// closed (counted as `tcp_idle_timeout`); an HTTP client gets as long
+    /// to send its request headers.
+    #[serde(deserialize_with = "check::api_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for ApiSection {
@@ -90,6 +95,7 @@ impl Default for ApiSection {
             auth_token: None,
             node_id: None,
             max_connections: 1024,
+            idle_timeout_secs: 300,
         }
     }
 }
@@ -398,6 +404,7 @@ mod check {
         hep_tcp_idle_timeout_secs("hep.tcp-idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
         // [api]: a descriptor each.
         api_max_connections("api.max-connections"): usize = 1..=1_000_000, "";
+        api_idle_timeout_secs("api.idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
         // [live]: libpcap's own maximum is 262144.
         snaplen("live.snaplen"): i32 = 64..=262_144, " bytes";
     }

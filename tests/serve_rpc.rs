@@ -617,3 +617,15 @@ fn connections_past_the_limit_are_closed_and_counted() {
     let r = srv.http_call("CoreSv1.Status", json!({}));
     assert_eq!(r["result"]["tcp_conn_limit"], 1, "{r}");
 }
+
+#[test]
+fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let config = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\nidle-timeout-secs = 1\n";
+    let srv = Server::start_with(&[], Some(config));
+    let mut quiet = Replies::new(srv.connect());
+    // Half a request, then nothing.
+    quiet.send(br#"{"method":"CoreSv1.Ping","#);
+    assert_eq!(quiet.next(), None, "closed once idle");
+    let r = srv.http_call("CoreSv1.Status", json!({}));
+    assert_eq!(r["result"]["tcp_idle_timeout"], 1, "{r}");
+}

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,7 +15,7 @@ use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENT
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -26,7 +27,12 @@ use super::{Auth, MAX_REQUEST_BYTES, answer, parse_error};
 pub(crate) const PATH: &str = "/jsonrpc";
 
 /// Accepts connections until `stop` turns true; then closes them all.
-pub(super) async fn run(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(
+    listener: TcpListener,
+    state: Arc<State>,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -41,13 +47,15 @@ pub(super) async fn run(listener: TcpListener, state: Arc<State>, mut stop: watc
                             async move { Ok::<_, Infallible>(handle(req, &st).await) }
                         });
                         let _ = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(idle)
                             .serve_connection(TokioIo::new(stream), svc)
                             .await;
                     });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "rpc-http accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
         }

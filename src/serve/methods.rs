@@ -44,13 +44,15 @@ pub(crate) struct Counters {
     pub tcp_conn_limit: AtomicU64,
     /// TCP connections closed on bytes that are not JSON-RPC.
     pub tcp_malformed: AtomicU64,
+    /// TCP connections closed after `[api] idle-timeout-secs` of silence.
+    pub tcp_idle_timeout: AtomicU64,
     /// HTTP requests refused before dispatch (method, path, size, auth).
     pub http_refused: AtomicU64,
 }
 
 impl Counters {
     /// Name and value of each counter.
-    pub(crate) fn all(&self) -> [(&'static str, u64); 6] {
+    pub(crate) fn all(&self) -> [(&'static str, u64); 7] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("rpc_requests", g(&self.requests)),
@@ -58,6 +60,7 @@ impl Counters {
             ("tcp_connections", g(&self.tcp_connections)),
             ("tcp_conn_limit", g(&self.tcp_conn_limit)),
             ("tcp_malformed", g(&self.tcp_malformed)),
+            ("tcp_idle_timeout", g(&self.tcp_idle_timeout)),
             ("http_refused", g(&self.http_refused)),
         ]
     }

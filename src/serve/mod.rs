@@ -96,6 +96,7 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         cfg.api.node_id.clone().unwrap_or_else(host_name),
     ));
     let max_connections = cfg.api.max_connections;
+    let idle = std::time::Duration::from_secs(cfg.api.idle_timeout_secs);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -121,9 +122,10 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
             tcp,
             Arc::clone(&state),
             max_connections,
+            idle,
             stop_rx.clone(),
         ));
-        let http_task = tokio::spawn(http::run(http, Arc::clone(&state), stop_rx.clone()));
+        let http_task = tokio::spawn(http::run(http, Arc::clone(&state), idle, stop_rx.clone()));
 
         tokio::select! {
             _ = int.recv() => {}

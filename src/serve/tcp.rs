@@ -4,10 +4,12 @@
 //! [`jsonrpc::StreamDecoder`], runs each request and writes the replies in
 //! request order. Bytes that are not JSON-RPC (or a request over the size
 //! limit) close that connection only, as Go's codec does; at most
-//! `max-connections` are open at once, more are closed at once (counted).
+//! `max-connections` are open at once, more are closed at once (counted),
+//! and one silent for `idle-timeout-secs` is closed (counted).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +24,7 @@ pub(super) async fn run(
     listener: TcpListener,
     state: Arc<State>,
     max_connections: usize,
+    idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
@@ -41,7 +44,7 @@ pub(super) async fn run(
                     state.counters.tcp_connections.fetch_add(1, Ordering::Relaxed);
                     let st = Arc::clone(&state);
                     conns.spawn(async move {
-                        serve(stream, &st).await;
+                        serve(stream, &st, idle).await;
                         drop(permit);
                     });
                 }
@@ -49,7 +52,7 @@ pub(super) async fn run(
                     // Out of descriptors and the like: wait a little
                     // rather than spin.
                     tracing::warn!(error = %e, "rpc-tcp accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
         }
@@ -59,7 +62,7 @@ pub(super) async fn run(
 
 /// Serves one connection until it closes or sends bytes that are not
 /// JSON-RPC.
-async fn serve(mut stream: TcpStream, state: &Arc<State>) {
+async fn serve(mut stream: TcpStream, state: &Arc<State>, idle: Duration) {
     let _ = stream.set_nodelay(true);
     let mut decoder = jsonrpc::StreamDecoder::new(MAX_REQUEST_BYTES);
     let mut auth = if state.auth_token.is_some() {
@@ -69,9 +72,18 @@ async fn serve(mut stream: TcpStream, state: &Arc<State>) {
     };
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        // A connection that holds a slot (and maybe a partial request)
+        // without sending is closed.
+        let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                state
+                    .counters
+                    .tcp_idle_timeout
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         };
         decoder.feed(buf.get(..n).unwrap_or_default());
         let mut out = Vec::new();
