@@ -620,7 +620,8 @@ fn connections_past_the_limit_are_closed_and_counted() {
 
 #[test]
 fn a_silent_connection_is_closed_after_the_idle_timeout() {
-    let config = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\nidle-timeout-secs = 1\n";
+    let config =
+        "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\nidle-timeout-secs = 1\n";
     let srv = Server::start_with(&[], Some(config));
     let mut quiet = Replies::new(srv.connect());
     // Half a request, then nothing.
