@@ -42,6 +42,9 @@ pub(crate) struct Config {
     /// Tariff-plan loading (`[rating]`).
     #[serde(default)]
     pub rating: RatingSection,
+    /// `accurate serve`'s JSON-RPC API (`[api]`).
+    #[serde(default)]
+    pub api: ApiSection,
     /// The one reassembly byte budget (`max-total-bytes`) of everything
     /// built from this config, made on first use. Not a key.
     #[serde(skip)]
@@ -55,6 +58,46 @@ pub(crate) struct RatingSection {
     /// Accept a negative Rate or ConnectFee (a credit) in tariff plans;
     /// refused by default as a likely typo.
     pub allow_negative_rates: bool,
+}
+
+/// `[api]`: `accurate serve`'s JSON-RPC listeners.
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct ApiSection {
+    /// JSON-RPC over TCP, `IP:PORT` (127.0.0.1:2012 when not set).
+    #[serde(deserialize_with = "check::rpc_tcp")]
+    pub rpc_tcp: Option<String>,
+    /// JSON-RPC over HTTP, `IP:PORT` (127.0.0.1:2080 when not set).
+    #[serde(deserialize_with = "check::rpc_http")]
+    pub rpc_http: Option<String>,
+    /// Token callers must give: `Authorization: Bearer TOKEN` over HTTP, a
+    /// first `AuthSv1.Auth` call over TCP. None: no authentication.
+    #[serde(deserialize_with = "check::api_auth_token")]
+    pub auth_token: Option<String>,
+    /// `node_id` in `CoreSv1.Status` (the host name when not set).
+    pub node_id: Option<String>,
+    /// JSON-RPC TCP connections open at once; more are closed at once
+    /// (counted as `tcp_conn_limit`).
+    #[serde(deserialize_with = "check::api_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a JSON-RPC TCP connection may send nothing before it is
+    /// closed (counted as `tcp_idle_timeout`); an HTTP client gets as long
+    /// to send its request headers.
+    #[serde(deserialize_with = "check::api_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            rpc_tcp: None,
+            rpc_http: None,
+            auth_token: None,
+            node_id: None,
+            max_connections: 1024,
+            idle_timeout_secs: 300,
+        }
+    }
 }
 
 /// `[capture]`
@@ -359,6 +402,9 @@ mod check {
         // A descriptor each.
         tcp_max_connections("hep.tcp-max-connections"): usize = 1..=1_000_000, "";
         hep_tcp_idle_timeout_secs("hep.tcp-idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
+        // [api]: a descriptor each.
+        api_max_connections("api.max-connections"): usize = 1..=1_000_000, "";
+        api_idle_timeout_secs("api.idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
         // [live]: libpcap's own maximum is 262144.
         snaplen("live.snaplen"): i32 = 64..=262_144, " bytes";
     }
@@ -390,6 +436,45 @@ mod check {
         if v.as_deref() == Some("") {
             return Err(D::Error::custom(
                 "key hep.auth-key: must not be empty (leave the key out for none)",
+            ));
+        }
+        Ok(v)
+    }
+
+    /// An `IP:PORT` listen address of `[api]`.
+    fn rpc_addr<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<String>, D::Error> {
+        let v = Option::<String>::deserialize(d)?;
+        if let Some(a) = &v {
+            a.parse::<std::net::SocketAddr>().map_err(|_| {
+                D::Error::custom(format!(
+                    "key {key}: {a:?} is not IP:PORT (127.0.0.1:2012, [::1]:2012; port 0 picks a free one)"
+                ))
+            })?;
+        }
+        Ok(v)
+    }
+
+    /// `[api] rpc-tcp`.
+    pub(super) fn rpc_tcp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        rpc_addr(d, "api.rpc-tcp")
+    }
+
+    /// `[api] rpc-http`.
+    pub(super) fn rpc_http<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        rpc_addr(d, "api.rpc-http")
+    }
+
+    /// `[api] auth-token`: not empty, no whitespace (it travels in an
+    /// HTTP header).
+    pub(super) fn api_auth_token<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<String>, D::Error> {
+        let v = Option::<String>::deserialize(d)?;
+        if let Some(t) = &v
+            && (t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(D::Error::custom(
+                "key api.auth-token: must be printable ASCII without spaces, not empty (leave the key out for none)",
             ));
         }
         Ok(v)
@@ -539,6 +624,37 @@ mod tests {
         assert!(!c.hep.listen.is_empty());
         // The sample spells out the defaults.
         assert_eq!(c.dialog_config(), sip_fsm::Config::default());
+    }
+
+    #[test]
+    fn api_section_keys_and_checks() {
+        let c = Config::parse("").unwrap();
+        assert!(c.api.rpc_tcp.is_none() && c.api.auth_token.is_none());
+        assert_eq!(c.api.max_connections, 1024);
+        let c = Config::parse(
+            "[api]\nrpc-tcp = \"0.0.0.0:0\"\nrpc-http = \"[::1]:2080\"\nauth-token = \"s3cret\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.api.rpc_tcp.as_deref(), Some("0.0.0.0:0"));
+        assert_eq!(c.api.auth_token.as_deref(), Some("s3cret"));
+        for (text, key, line) in [
+            ("[api]\nrpc-tcp = \"localhost\"\n", "api.rpc-tcp", "line 2"),
+            (
+                "[api]\n\nrpc-http = \"1.2.3.4:99999\"\n",
+                "api.rpc-http",
+                "line 3",
+            ),
+            ("[api]\nauth-token = \"a b\"\n", "api.auth-token", "line 2"),
+            (
+                "[api]\nmax-connections = 0\n",
+                "api.max-connections",
+                "line 2",
+            ),
+            ("[api]\nrpc-tls = \"x\"\n", "rpc-tls", "line 2"),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key) && e.contains(line), "{text}: {e}");
+        }
     }
 
     #[test]

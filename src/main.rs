@@ -6,11 +6,13 @@
 
 mod args;
 mod config;
+mod console;
 mod cost;
 mod exit;
 mod input;
 mod output;
 mod replay;
+mod serve;
 mod sniff;
 
 use std::io::{self, Write};
@@ -54,6 +56,12 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Rate one call against a CGRateS tariff plan folder.
     Cost(cost::CostArgs),
+    /// Run the server: CGRateS's JSON-RPC API over TCP and HTTP, until
+    /// SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Call a method of a running `accurate serve` and print the reply as
+    /// JSON (the cgr-console role).
+    Console(console::ConsoleArgs),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -76,6 +84,8 @@ fn main() -> ExitCode {
         Command::Sniff(args) => sniff::run(args, cli.config.as_deref()),
         Command::Replay(args) => replay::run(args, cli.config.as_deref()),
         Command::Cost(args) => cost::run(args, cli.config.as_deref()),
+        Command::Serve(args) => serve::run(args, cli.config.as_deref()),
+        Command::Console(args) => console::run(args),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {

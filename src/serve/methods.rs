@@ -1,0 +1,434 @@
+//! The JSON-RPC methods `accurate serve` answers, by name, with CGRateS's
+//! argument and reply shapes and error spellings.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use jsonrpc::{RpcError, code};
+use rating::{CallDescriptor, RoundingMode, SharedTariffPlan, TariffStore, Tor};
+use serde_json::{Map, Value};
+
+/// What every connection shares: the plan in force and the counters.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The tariff plan in force, swapped whole by a load.
+    pub plan: SharedTariffPlan,
+    /// `--rounding`.
+    pub mode: RoundingMode,
+    /// `[rating]` of the config.
+    pub policy: rating::LoadPolicy,
+    /// `[api] auth-token`.
+    pub auth_token: Option<String>,
+    /// `[api] node-id` (the host name by default).
+    pub node_id: String,
+    /// When the server started.
+    pub started: DateTime<Utc>,
+    started_at: Instant,
+    /// Counters, printed on shutdown.
+    pub counters: Counters,
+}
+
+/// Named counters of the server.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Requests answered (with a result or an error).
+    pub requests: AtomicU64,
+    /// Of those, answered with an error.
+    pub errors: AtomicU64,
+    /// TCP connections accepted.
+    pub tcp_connections: AtomicU64,
+    /// TCP connections refused at `[api] max-connections`.
+    pub tcp_conn_limit: AtomicU64,
+    /// TCP connections closed on bytes that are not JSON-RPC.
+    pub tcp_malformed: AtomicU64,
+    /// TCP connections closed after `[api] idle-timeout-secs` of silence.
+    pub tcp_idle_timeout: AtomicU64,
+    /// HTTP requests refused before dispatch (method, path, size, auth).
+    pub http_refused: AtomicU64,
+}
+
+impl Counters {
+    /// Name and value of each counter.
+    pub(crate) fn all(&self) -> [(&'static str, u64); 7] {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("rpc_requests", g(&self.requests)),
+            ("rpc_errors", g(&self.errors)),
+            ("tcp_connections", g(&self.tcp_connections)),
+            ("tcp_conn_limit", g(&self.tcp_conn_limit)),
+            ("tcp_malformed", g(&self.tcp_malformed)),
+            ("tcp_idle_timeout", g(&self.tcp_idle_timeout)),
+            ("http_refused", g(&self.http_refused)),
+        ]
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        plan: SharedTariffPlan,
+        mode: RoundingMode,
+        policy: rating::LoadPolicy,
+        auth_token: Option<String>,
+        node_id: String,
+    ) -> Self {
+        State {
+            plan,
+            mode,
+            policy,
+            auth_token,
+            node_id,
+            started: Utc::now(),
+            started_at: Instant::now(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Whether `token` is the configured one (compared in constant time).
+    pub(crate) fn token_ok(&self, token: &str) -> bool {
+        match &self.auth_token {
+            None => true,
+            Some(t) => {
+                let (a, b) = (t.as_bytes(), token.as_bytes());
+                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+            }
+        }
+    }
+}
+
+/// The method that authenticates a TCP connection: `{"Token": "..."}`.
+pub(crate) const AUTH_METHOD: &str = "AuthSv1.Auth";
+/// CGRateS's spelling of a refused caller.
+pub(crate) const UNAUTHORIZED: &str = "UNAUTHORIZED";
+
+/// Runs one method: the result as JSON text, or the error to answer.
+pub(crate) async fn dispatch(
+    state: &Arc<State>,
+    method: &str,
+    params: Value,
+) -> Result<String, RpcError> {
+    let r = match method {
+        "CoreSv1.Ping" => Ok("\"Pong\"".to_owned()),
+        "CoreSv1.Status" => Ok(status(state)),
+        "APIerSv1.LoadTariffPlanFromFolder" => load_folder(state, params).await,
+        "APIerSv1.GetCost" => get_cost(state, &params),
+        // Already checked by the transport; a second call is harmless.
+        AUTH_METHOD => Ok("\"OK\"".to_owned()),
+        _ => Err(unknown(method)),
+    };
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    if r.is_err() {
+        state.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    r
+}
+
+/// Go's `net/rpc` answer to an unknown service or method.
+fn unknown(method: &str) -> RpcError {
+    const SERVICES: [&str; 3] = ["CoreSv1", "APIerSv1", "AuthSv1"];
+    let service = method.rsplit_once('.').map_or(method, |(s, _)| s);
+    let what = if SERVICES.contains(&service) {
+        "method"
+    } else {
+        "service"
+    };
+    RpcError::new(
+        code::METHOD_NOT_FOUND,
+        format!("rpc: can't find {what} {method}"),
+    )
+}
+
+fn mandatory_missing(fields: &[&str]) -> RpcError {
+    RpcError::new(
+        code::INVALID_PARAMS,
+        format!("MANDATORY_IE_MISSING: [{}]", fields.join(" ")),
+    )
+}
+
+/// The argument as an object, as Go would decode it into `type_name`
+/// (null and an empty array's nothing decode to the zero value).
+fn object(params: &Value, type_name: &str) -> Result<Map<String, Value>, RpcError> {
+    match params {
+        Value::Object(m) => Ok(m.clone()),
+        Value::Null => Ok(Map::new()),
+        other => Err(RpcError::new(
+            code::INVALID_PARAMS,
+            format!(
+                "json: cannot unmarshal {} into Go value of type {type_name}",
+                jsonrpc::kind(other)
+            ),
+        )),
+    }
+}
+
+/// A string field (absent or null: empty).
+fn str_field<'a>(m: &'a Map<String, Value>, key: &str, ty: &str) -> Result<&'a str, RpcError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(""),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(RpcError::new(
+            code::INVALID_PARAMS,
+            format!(
+                "json: cannot unmarshal {} into Go struct field {ty}.{key} of type string",
+                jsonrpc::kind(other)
+            ),
+        )),
+    }
+}
+
+fn status(state: &State) -> String {
+    let uptime = state.started_at.elapsed();
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count);
+    let mut m = Map::new();
+    m.insert("node_id".into(), state.node_id.clone().into());
+    m.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    m.insert(
+        "running_since".into(),
+        state
+            .started
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            .into(),
+    );
+    m.insert(
+        "uptime".into(),
+        rating::format_duration(Duration::from_secs(uptime.as_secs())).into(),
+    );
+    m.insert("uptime_seconds".into(), uptime.as_secs().into());
+    // CGRateS reports goroutines and Go heap; the nearest here are the
+    // process's threads and resident memory.
+    m.insert("goroutines".into(), threads.into());
+    if let Some(rss) = resident_bytes() {
+        m.insert("memory_used".into(), format!("{:.2}MiB", mib(rss)).into());
+    }
+    let plan = state.plan.current();
+    m.insert("rating_profiles".into(), plan.rating_profile_count().into());
+    m.insert("destinations".into(), plan.destination_count().into());
+    for (k, v) in state.counters.all() {
+        m.insert(k.into(), v.into());
+    }
+    Value::Object(m).to_string()
+}
+
+/// Resident set size from /proc (Linux), in bytes.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mib(bytes: u64) -> f64 {
+    // Display only: a memory figure, not money.
+    bytes as f64 / 1_048_576.0
+}
+
+/// `APIerSv1.LoadTariffPlanFromFolder`: `{"FolderPath", "DryRun"}` ->
+/// `"OK"`. The folder is loaded off the runtime's threads and put in force
+/// whole; a plan that fails to load leaves the previous one in force.
+async fn load_folder(state: &Arc<State>, params: Value) -> Result<String, RpcError> {
+    let m = object(&params, "utils.AttrLoadTpFromFolder")?;
+    let folder = str_field(&m, "FolderPath", "AttrLoadTpFromFolder")?;
+    if folder.is_empty() {
+        return Err(mandatory_missing(&["FolderPath"]));
+    }
+    let dry_run = m.get("DryRun").and_then(Value::as_bool).unwrap_or(false);
+    let dir = PathBuf::from(folder);
+    match std::fs::metadata(&dir) {
+        Ok(md) if md.is_dir() => {}
+        Ok(_) => return Err(RpcError::server("INVALID_PATH")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(RpcError::server("INVALID_PATH"));
+        }
+        Err(e) => return Err(RpcError::server(format!("SERVER_ERROR: {e}"))),
+    }
+    let st = Arc::clone(state);
+    let loaded = tokio::task::spawn_blocking(move || {
+        crate::cost::load_tariff_plan(&dir, &st.policy).map(|(plan, _)| {
+            if !dry_run {
+                st.plan.replace(plan);
+            }
+        })
+    })
+    .await;
+    match loaded {
+        Ok(Ok(())) => Ok("\"OK\"".to_owned()),
+        Ok(Err(e)) => Err(RpcError::server(format!(
+            "SERVER_ERROR: {}",
+            crate::exit::message(&e)
+        ))),
+        Err(e) => Err(RpcError::server(format!("SERVER_ERROR: {e}"))),
+    }
+}
+
+/// `APIerSv1.GetCost`: Tenant, Category, Subject, AnswerTime,
+/// Destination, Usage (and ToR, Opts/APIOpts accepted) -> an EventCost.
+fn get_cost(state: &State, params: &Value) -> Result<String, RpcError> {
+    const TY: &str = "AttrGetCost";
+    let m = object(params, "v1.AttrGetCost")?;
+    let subject = str_field(&m, "Subject", TY)?;
+    if subject.is_empty() {
+        return Err(mandatory_missing(&["Subject"]));
+    }
+    let tenant = non_empty(str_field(&m, "Tenant", TY)?, "cgrates.org");
+    let category = non_empty(str_field(&m, "Category", TY)?, "call");
+    let destination = non_empty(str_field(&m, "Destination", TY)?, "*any");
+    for opts in ["Opts", "APIOpts"] {
+        if let Some(v) = m.get(opts)
+            && !v.is_object()
+            && !v.is_null()
+        {
+            return Err(RpcError::new(
+                code::INVALID_PARAMS,
+                format!(
+                    "json: cannot unmarshal {} into Go struct field {TY}.{opts} of type map[string]interface {{}}",
+                    jsonrpc::kind(v)
+                ),
+            ));
+        }
+    }
+    let tor = match str_field(&m, "ToR", TY)? {
+        "" => Tor::Voice,
+        t => t
+            .parse()
+            .map_err(|()| RpcError::server(format!("SERVER_ERROR: unsupported ToR {t}")))?,
+    };
+    let usage = parse_usage(m.get("Usage"))?;
+    let answer = parse_answer_time(str_field(&m, "AnswerTime", TY)?, Utc::now())
+        .map_err(|e| RpcError::new(code::INVALID_PARAMS, e))?;
+    let plan = state.plan.current();
+    let mut cd = CallDescriptor::new(subject, destination, answer, usage);
+    cd.tenant = tenant;
+    cd.category = category;
+    cd.tor = tor;
+    // CGRateS wraps the rating error: SERVER_ERROR: RATING_PLAN_NOT_FOUND.
+    let cc = plan
+        .cost(&cd, state.mode)
+        .map_err(|e| RpcError::server(format!("SERVER_ERROR: {}", e.reason())))?;
+    Ok(super::eventcost::event_cost(&cc, answer))
+}
+
+fn non_empty<'a>(s: &'a str, default: &'a str) -> &'a str {
+    if s.is_empty() { default } else { s }
+}
+
+/// CGRateS's usage forms: integer nanoseconds, a Go duration (`"1m30s"`)
+/// or a digit string (nanoseconds).
+fn parse_usage(v: Option<&Value>) -> Result<Duration, RpcError> {
+    let bad = |what: String| RpcError::new(code::INVALID_PARAMS, what);
+    match v {
+        None | Some(Value::Null) => Ok(Duration::ZERO),
+        Some(Value::String(s)) => rating::parse_duration(s).map_err(|e| bad(e.to_string())),
+        Some(Value::Number(n)) => n.as_u64().map(Duration::from_nanos).ok_or_else(|| {
+            bad(format!(
+                "invalid Usage {n}: expected whole nanoseconds, not negative"
+            ))
+        }),
+        Some(other) => Err(bad(format!(
+            "json: cannot unmarshal {} into Go struct field AttrGetCost.Usage of type string",
+            jsonrpc::kind(other)
+        ))),
+    }
+}
+
+/// An answer time as CGRateS's `ParseTimeDetectLayout` reads it (UTC as
+/// the default time zone): empty (the zero time), `*now`, `+DURATION`
+/// from now, unix seconds, RFC 3339, or `2006-01-02 15:04:05` /
+/// `2006-01-02T15:04:05` without a zone.
+fn parse_answer_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        // Go's zero time.
+        return Utc
+            .with_ymd_and_hms(1, 1, 1, 0, 0, 0)
+            .single()
+            .ok_or_else(|| "no zero time".to_owned());
+    }
+    if s == "*now" {
+        return Ok(now);
+    }
+    if let Some(rest) = s.strip_prefix('+') {
+        let d = rating::parse_duration(rest).map_err(|e| e.to_string())?;
+        let d = chrono::TimeDelta::from_std(d).map_err(|e| e.to_string())?;
+        return now
+            .checked_add_signed(d)
+            .ok_or_else(|| format!("AnswerTime {s:?} out of range"));
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = s
+            .parse()
+            .map_err(|_| format!("AnswerTime {s:?} out of range"))?;
+        return DateTime::from_timestamp(secs, 0)
+            .ok_or_else(|| format!("AnswerTime {s:?} out of range"));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for layout in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, layout) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(format!("Unsupported time format: {s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn usage_forms() {
+        let u = |v: Value| parse_usage(Some(&v));
+        assert_eq!(u(json!("1m30s")).unwrap(), Duration::from_secs(90));
+        assert_eq!(u(json!("120000000000")).unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            u(json!(90_000_000_000u64)).unwrap(),
+            Duration::from_secs(90)
+        );
+        assert!(u(json!(-1)).is_err());
+        assert!(u(json!(1.5)).is_err());
+        assert!(u(json!("soon")).is_err());
+        assert!(u(json!([])).is_err());
+    }
+
+    #[test]
+    fn answer_time_forms() {
+        let now = Utc.with_ymd_and_hms(2024, 5, 13, 10, 0, 0).unwrap();
+        let p = |s: &str| parse_answer_time(s, now).unwrap();
+        assert_eq!(p("*now"), now);
+        assert_eq!(p("2024-05-13T12:00:00+02:00"), now);
+        assert_eq!(p("1715594400"), now);
+        assert_eq!(p("2024-05-13 10:00:00"), now);
+        assert_eq!(p("+1h").timestamp(), now.timestamp() + 3600);
+        assert_eq!(p("").to_rfc3339(), "0001-01-01T00:00:00+00:00");
+        assert!(parse_answer_time("yesterday", now).is_err());
+    }
+
+    #[test]
+    fn unknown_service_and_method_as_go_says() {
+        assert_eq!(
+            unknown("Foo.Bar").message,
+            "rpc: can't find service Foo.Bar"
+        );
+        assert_eq!(
+            unknown("CoreSv1.Nope").message,
+            "rpc: can't find method CoreSv1.Nope"
+        );
+    }
+
+    #[test]
+    fn token_compare() {
+        let s = State::new(
+            SharedTariffPlan::default(),
+            RoundingMode::Exact,
+            rating::LoadPolicy::default(),
+            Some("secret".into()),
+            "n".into(),
+        );
+        assert!(s.token_ok("secret"));
+        assert!(!s.token_ok("secreT"));
+        assert!(!s.token_ok("secret2"));
+    }
+}

@@ -1,0 +1,231 @@
+//! `accurate serve`: the long-running server with CGRateS's JSON-RPC API.
+//!
+//! Two transports share one [`methods::State`]: JSON-RPC over TCP (Go's
+//! `net/rpc/jsonrpc` stream, what CGRateS's own clients and `cgr-console`
+//! speak; [`tcp`]) and `POST /jsonrpc` over HTTP ([`http`]). Each listener
+//! is one `select!` loop over its socket and the shutdown signal, like
+//! `sniff`'s; requests are decoded by the sans-IO `jsonrpc` codec and run
+//! by [`methods::dispatch`].
+//!
+//! Authentication (`[api] auth-token`): HTTP callers send
+//! `Authorization: Bearer TOKEN`; a TCP connection's first call must be
+//! `AuthSv1.Auth` with `{"Token": TOKEN}`. Without a token configured
+//! neither is asked for.
+
+mod eventcost;
+mod http;
+mod methods;
+mod tcp;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use jsonrpc::{Invalid, Request, RpcError, Version};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::args::Rounding;
+use crate::config::Config;
+use crate::exit::Failure;
+use methods::{AUTH_METHOD, State, UNAUTHORIZED};
+
+/// Default JSON-RPC over TCP address (CGRateS's `rpc_json`).
+pub(crate) const DEFAULT_RPC_TCP: &str = "127.0.0.1:2012";
+/// Default JSON-RPC over HTTP address (CGRateS's `http`).
+pub(crate) const DEFAULT_RPC_HTTP: &str = "127.0.0.1:2080";
+/// The largest request accepted (TCP: one JSON value; HTTP: the body).
+const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// Arguments of `accurate serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Folder for the server's data. Created if missing; nothing is stored
+    /// in it yet (storage of accounts and CDRs comes later).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Tariff plan folder (CGRateS CSVs) to load at start.
+    #[arg(long, value_name = "DIR")]
+    tariffplan: Option<PathBuf>,
+    /// exact: round once at the end; cgrates: reproduce CGRateS's rounding.
+    #[arg(long, value_enum, default_value_t = Rounding::Exact)]
+    rounding: Rounding,
+    /// JSON-RPC over TCP, IP:PORT (port 0 picks a free one) [default:
+    /// `[api] rpc-tcp`, else 127.0.0.1:2012].
+    #[arg(long, value_name = "ADDR")]
+    rpc_tcp: Option<SocketAddr>,
+    /// JSON-RPC over HTTP (`POST /jsonrpc`), IP:PORT [default: `[api]
+    /// rpc-http`, else 127.0.0.1:2080].
+    #[arg(long, value_name = "ADDR")]
+    rpc_http: Option<SocketAddr>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load_or_default(config)?;
+    if let Some(dir) = &args.data_dir {
+        std::fs::create_dir_all(dir).map_err(|source| Failure::Input {
+            what: "data folder",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let plan = rating::SharedTariffPlan::default();
+    if let Some(dir) = &args.tariffplan {
+        let (p, report) = crate::cost::load_tariff_plan(dir, &cfg.load_policy())?;
+        for w in &report.warnings {
+            say(&format!("warning: {w}"));
+        }
+        plan.replace(p);
+    }
+    let tcp_addr = match args.rpc_tcp {
+        Some(a) => a,
+        None => parse_addr(cfg.api.rpc_tcp.as_deref().unwrap_or(DEFAULT_RPC_TCP))?,
+    };
+    let http_addr = match args.rpc_http {
+        Some(a) => a,
+        None => parse_addr(cfg.api.rpc_http.as_deref().unwrap_or(DEFAULT_RPC_HTTP))?,
+    };
+    let state = Arc::new(State::new(
+        plan,
+        args.rounding.into(),
+        cfg.load_policy(),
+        cfg.api.auth_token.clone(),
+        cfg.api.node_id.clone().unwrap_or_else(host_name),
+    ));
+    let max_connections = cfg.api.max_connections;
+    let idle = std::time::Duration::from_secs(cfg.api.idle_timeout_secs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async move {
+        // Before the listening lines: a supervisor may signal as soon as
+        // it reads them, and the default action would kill the process.
+        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tcp = tokio::net::TcpListener::bind(tcp_addr)
+            .await
+            .map_err(|e| bind_failure("rpc-tcp", tcp_addr, e))?;
+        let http = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .map_err(|e| bind_failure("rpc-http", http_addr, e))?;
+        let tcp_bound = tcp.local_addr().context("rpc-tcp address")?;
+        let http_bound = http.local_addr().context("rpc-http address")?;
+        say(&format!("listening on rpc-tcp:{tcp_bound}"));
+        say(&format!("listening on rpc-http:{http_bound}"));
+        let tcp_task = tokio::spawn(tcp::run(
+            tcp,
+            Arc::clone(&state),
+            max_connections,
+            idle,
+            stop_rx.clone(),
+        ));
+        let http_task = tokio::spawn(http::run(http, Arc::clone(&state), idle, stop_rx.clone()));
+
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        let _ = stop_tx.send(true);
+        let _ = tcp_task.await;
+        let _ = http_task.await;
+        let mut e = std::io::stderr().lock();
+        for (k, v) in state.counters.all() {
+            let _ = writeln!(e, "serve: {k}: {v}");
+        }
+        Ok(())
+    })
+}
+
+fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse()
+        .with_context(|| format!("invalid listen address {s:?}: expected IP:PORT"))
+}
+
+fn bind_failure(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    Failure::Bind(format!("{what}:{addr}"), capture::CaptureError::Io(e)).into()
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "accurate".to_owned())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).context("cannot install a signal handler")
+}
+
+/// A line on stderr; never panics (unlike `eprintln!`).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Whether a caller is authenticated (HTTP: by its header; TCP: by a
+/// first `AuthSv1.Auth` call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Done,
+    Needed,
+}
+
+/// Answers one decoded JSON value: the reply bytes, or `None` for a 2.0
+/// notification. An `AuthSv1.Auth` call with the right token sets `auth`.
+async fn answer(state: &Arc<State>, value: Value, auth: &mut Auth) -> Option<Vec<u8>> {
+    let req: Request = match jsonrpc::parse_request(value) {
+        Ok(r) => r,
+        Err(Invalid { id, version, error }) => {
+            count_error(state);
+            return Some(jsonrpc::encode_error(version, &id, &error));
+        }
+    };
+    let outcome = if req.method == AUTH_METHOD {
+        let token = req
+            .params
+            .get("Token")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if state.token_ok(token) {
+            *auth = Auth::Done;
+            methods::dispatch(state, AUTH_METHOD, Value::Null).await
+        } else {
+            count_error(state);
+            Err(RpcError::server(UNAUTHORIZED))
+        }
+    } else if *auth == Auth::Needed {
+        count_error(state);
+        Err(RpcError::server(UNAUTHORIZED))
+    } else {
+        methods::dispatch(state, &req.method, req.params).await
+    };
+    if req.notification {
+        return None;
+    }
+    Some(match outcome {
+        Ok(result) => jsonrpc::encode_result(req.version, &req.id, &result),
+        Err(e) => jsonrpc::encode_error(req.version, &req.id, &e),
+    })
+}
+
+/// Counts a request refused before dispatch.
+fn count_error(state: &State) {
+    use std::sync::atomic::Ordering;
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    state.counters.errors.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The reply to a body that is not JSON at all (HTTP only; TCP closes).
+fn parse_error(msg: &str) -> Vec<u8> {
+    jsonrpc::encode_error(
+        Version::V1,
+        &Value::Null,
+        &RpcError::new(jsonrpc::code::PARSE_ERROR, msg),
+    )
+}
