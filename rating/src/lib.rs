@@ -1,4 +1,6 @@
-//! AccuRate rating core: CGRateS tariff plans and exact decimal costs.
+//! AccuRate rating core: CGRateS tariff plans, exact decimal costs, and
+//! accounts with balances ([`Account`], [`debit`], [`max_usage`],
+//! [`AccountStore`]).
 //!
 //! Pure logic: no clock, no floats, no I/O except reading a tariff plan
 //! folder. Load a plan once ([`TariffPlan::load_dir`]), share it behind an
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+mod account;
 mod call;
 mod cost;
 mod csv;
@@ -42,6 +45,11 @@ mod prefix;
 mod resolve;
 mod timing;
 
+pub use account::{
+    Account, AccountStore, AccountStoreExt, Balance, BalanceCharge, BalanceType, ChargeKind,
+    DEFAULT_BALANCE_ID, DebitOutcome, FilterSet, MemoryAccounts, debit, max_usage,
+    parse_filter_set, refund,
+};
 pub use call::{CallDescriptor, Tor};
 pub use cost::{CallCost, TimeSpan};
 pub use duration::{format_duration, parse_duration};
