@@ -154,6 +154,8 @@ pub struct TariffPlan {
     /// tenant -> category -> subject -> profile.
     pub(crate) profiles: FastMap<Box<str>, FastMap<Box<str>, SubjectMap>>,
     pub(crate) profile_count: usize,
+    /// Timings.csv by ID (balances name them in their TimingIDs).
+    pub(crate) timings: FastMap<Box<str>, Arc<Timing>>,
 }
 
 impl TariffPlan {

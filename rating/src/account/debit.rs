@@ -353,8 +353,14 @@ pub fn debit(
     let dests: Vec<(usize, Arc<str>)> = plan.destination_ids_for(cd.destination);
     let at = cd.start;
     let unit_type = BalanceType::for_tor(cd.tor);
-    let money = useful_balances(account.balances_of(BalanceType::Monetary), cd, &dests, at);
-    let units = useful_balances(account.balances_of(unit_type), cd, &dests, at);
+    let money = useful_balances(
+        account.balances_of(BalanceType::Monetary),
+        cd,
+        plan,
+        &dests,
+        at,
+    );
+    let units = useful_balances(account.balances_of(unit_type), cd, plan, &dests, at);
     let mut w = Walk {
         acct: account.clone(),
         plan,

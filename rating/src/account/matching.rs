@@ -1,4 +1,5 @@
-//! Which balances a call may use: type, time, category, destination.
+//! Which balances a call may use: type, time (expiry, timings), category,
+//! destination.
 //!
 //! The destination rule follows CGRateS's `getAlldBalancesForPrefix`: the
 //! number's prefixes are tried longest first; at the first prefix whose
@@ -14,8 +15,20 @@ use chrono::{DateTime, Utc};
 use super::Balance;
 use crate::call::CallDescriptor;
 use crate::plan::TariffPlan;
+use crate::timing::DateParts;
 
 impl TariffPlan {
+    /// Whether the timing `id` (from Timings.csv, or `*any`) covers `at`;
+    /// `None` for an unknown ID.
+    #[must_use]
+    pub fn timing_active(&self, id: &str, at: DateTime<Utc>) -> Option<bool> {
+        if id == "*any" {
+            return Some(true);
+        }
+        let t = self.timings.get(id)?;
+        Some(t.is_active(&DateParts::new(at)))
+    }
+
     /// The destination IDs whose prefixes match `number`, longest prefix
     /// first, with the length of the prefix matched.
     #[must_use]
@@ -68,6 +81,16 @@ pub(crate) fn destination_precision(b: &Balance, dests: &[(usize, Arc<str>)]) ->
     None
 }
 
+/// Whether one of the balance's timings covers `at` (no timings: always,
+/// as CGRateS's `Balance.IsActiveAt`); an ID the plan does not know never
+/// does.
+pub(crate) fn timings_active(b: &Balance, plan: &TariffPlan, at: DateTime<Utc>) -> bool {
+    b.timing_ids.is_empty()
+        || b.timing_ids
+            .iter()
+            .any(|id| plan.timing_active(id, at) == Some(true))
+}
+
 /// Whether `b` pays for `category` (no categories: all).
 pub(crate) fn category_matches(b: &Balance, category: &str) -> bool {
     if b.categories.is_empty() {
@@ -86,13 +109,16 @@ pub(crate) fn category_matches(b: &Balance, category: &str) -> bool {
 pub(crate) fn useful_balances(
     list: &[Balance],
     cd: &CallDescriptor<'_>,
+    plan: &TariffPlan,
     dests: &[(usize, Arc<str>)],
     at: DateTime<Utc>,
 ) -> Vec<Useful> {
     let mut out: Vec<Useful> = list
         .iter()
         .enumerate()
-        .filter(|(_, b)| b.usable_at(at) && category_matches(b, cd.category))
+        .filter(|(_, b)| {
+            b.usable_at(at) && category_matches(b, cd.category) && timings_active(b, plan, at)
+        })
         .filter_map(|(index, b)| {
             destination_precision(b, dests).map(|precision| Useful { index, precision })
         })

@@ -126,8 +126,9 @@ pub struct Balance {
     pub categories: FilterSet,
     /// Shared groups the balance belongs to (kept, not yet used by debits).
     pub shared_groups: BTreeSet<String>,
-    /// Timing IDs limiting when the balance can be used (kept, not yet
-    /// evaluated).
+    /// Timing IDs (from the tariff plan's Timings.csv, or `*any`): the
+    /// balance is used only when one covers the call's start; empty:
+    /// always.
     pub timing_ids: BTreeSet<String>,
     /// A disabled balance is never used.
     pub disabled: bool,
@@ -241,17 +242,16 @@ impl Account {
             .find(|b| b.uuid == uuid)
     }
 
-    /// The default monetary balance (`*default`, else the first monetary
-    /// one), created as `*default` when there is none, as CGRateS's
-    /// `GetDefaultMoneyBalance`.
+    /// The uuid of the default monetary balance (ID `*default`), created
+    /// empty when missing, as CGRateS's `GetDefaultMoneyBalance`.
     pub(crate) fn default_money_uuid(&mut self) -> String {
-        let list = self.balances.entry(BalanceType::Monetary).or_default();
-        if let Some(b) = list
+        let found = self
+            .balances_of(BalanceType::Monetary)
             .iter()
             .find(|b| b.id == DEFAULT_BALANCE_ID)
-            .or_else(|| list.first())
-        {
-            return b.uuid.clone();
+            .map(|b| b.uuid.clone());
+        if let Some(uuid) = found {
+            return uuid;
         }
         self.add_balance(
             BalanceType::Monetary,

@@ -16,6 +16,10 @@ use crate::{CallDescriptor, Error, LoadOptions, RoundingMode, TariffPlan};
 fn plan() -> TariffPlan {
     let files = [
         (
+            "Timings.csv",
+            "#Tag,Years,Months,MonthDays,WeekDays,Time\nTM_WEEKEND,*any,*any,*any,6;7,00:00:00\n",
+        ),
+        (
             "Destinations.csv",
             "#Id,Prefix\nDST_1002,1002\nDST_1003,1003\nDST_UK,44\nDST_MOBILE,447\n",
         ),
@@ -251,6 +255,35 @@ fn expired_disabled_and_other_category_balances_are_ignored() {
     }
 }
 
+// A weekend-only balance: not on Monday 2024-05-13, used on Saturday
+// 2024-05-18; a timing the plan does not know never matches.
+#[test]
+fn balance_timings_limit_when_it_is_used() {
+    let p = plan();
+    let mut weekend = voice("weekend", 600, "*zero1s");
+    weekend.timing_ids.insert("TM_WEEKEND".into());
+    let mut unknown = voice("unknown", 600, "*zero1s");
+    unknown.timing_ids.insert("TM_NOPE".into());
+    let mut a = account(vec![
+        (BalanceType::Monetary, money("main", "10", 10)),
+        (BalanceType::Voice, weekend),
+        (BalanceType::Voice, unknown),
+    ]);
+    debit(&mut a, &call("1002", 60), &p, RoundingMode::Exact, now()).unwrap();
+    assert_eq!(value(&a, BalanceType::Monetary, "main"), d("9.4"));
+    let mut sat = call("1002", 60);
+    sat.start = Utc.with_ymd_and_hms(2024, 5, 18, 10, 0, 0).unwrap();
+    debit(&mut a, &sat, &p, RoundingMode::Exact, now()).unwrap();
+    assert_eq!(
+        value(&a, BalanceType::Voice, "weekend"),
+        Decimal::from(540 * NS)
+    );
+    assert_eq!(
+        value(&a, BalanceType::Voice, "unknown"),
+        Decimal::from(600 * NS)
+    );
+}
+
 // Higher weight first: the 20-weight balance pays until it cannot pay the
 // next increment, then the 10-weight one.
 #[test]
@@ -260,9 +293,9 @@ fn monetary_balances_pay_by_weight() {
         (BalanceType::Monetary, money("low", "10", 10)),
         (BalanceType::Monetary, money("high", "0.5", 20)),
     ]);
-    // 0.4 fee + 0.2 first minute + 0.05 = 0.65: fee from high (0.1 left),
-    // the 0.2 minute from low, then 30 increments of 0.1/60: high pays 60
-    // of them? no: 0.1 / (0.1/60) = 60 >= 30, so high pays all 0.05.
+    // 0.4 fee + 0.2 first minute + 0.05 = 0.65: the fee from high (0.1
+    // left), the 0.2 minute from low (high cannot pay it), then the 30
+    // increments of 0.1/60 from high again (0.05).
     let out = debit(&mut a, &call("1002", 90), &p, RoundingMode::Exact, now()).unwrap();
     assert_eq!(value(&a, BalanceType::Monetary, "high"), d("0.05"));
     assert_eq!(value(&a, BalanceType::Monetary, "low"), d("9.8"));
@@ -291,9 +324,8 @@ fn blocker_stops_the_walk() {
         (BalanceType::Voice, blocker),
     ]);
     debit(&mut b, &call("1002", 90), &p, RoundingMode::Exact, now()).unwrap();
-    // 0.4 fee; from 30 s: 30 s of the 0.2 first minute (60 s increment)...
-    // the money piece starts at 30 s in the first-minute group: one 60 s
-    // increment (0.2) to 90 s.
+    // 0.4 fee; the money piece starts at 30 s, in the first-minute group:
+    // one 60 s increment (0.2) takes it to 90 s.
     assert_eq!(value(&b, BalanceType::Monetary, "main"), d("9.4"));
     // A monetary blocker that cannot pay the connect fee stops the search.
     let mut m = money("small", "0.1", 20);
@@ -323,15 +355,33 @@ fn insufficient_credit_is_an_error_and_changes_nothing() {
     assert_eq!(a, before);
 }
 
+// The 0.2 nobody can pay goes on the `*default` balance, created for it
+// as CGRateS does (main pays the fee and the last 30 s: 0.05 left).
 #[test]
 fn allow_negative_takes_the_default_balance_below_zero() {
     let p = plan();
     let mut a = account(vec![(BalanceType::Monetary, money("main", "0.5", 10))]);
     a.allow_negative = true;
     let out = debit(&mut a, &call("1002", 90), &p, RoundingMode::Exact, now()).unwrap();
-    assert_eq!(value(&a, BalanceType::Monetary, "main"), d("-0.15"));
+    assert_eq!(value(&a, BalanceType::Monetary, "main"), d("0.05"));
+    assert_eq!(
+        value(&a, BalanceType::Monetary, DEFAULT_BALANCE_ID),
+        d("-0.2")
+    );
     assert_eq!(out.negative, d("0.2"));
     assert_eq!(out.cost, d("0.65"));
+    // An existing *default balance is the one that goes negative.
+    let mut b = account(vec![
+        (BalanceType::Monetary, money("main", "0", 20)),
+        (BalanceType::Monetary, money(DEFAULT_BALANCE_ID, "0.1", 0)),
+    ]);
+    b.allow_negative = true;
+    debit(&mut b, &call("1002", 60), &p, RoundingMode::Exact, now()).unwrap();
+    assert_eq!(
+        value(&b, BalanceType::Monetary, DEFAULT_BALANCE_ID),
+        d("-0.5")
+    );
+    assert_eq!(b.balances_of(BalanceType::Monetary).len(), 2);
 }
 
 // A unit balance with a real rating subject: its units pay the usage and

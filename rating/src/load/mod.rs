@@ -196,6 +196,7 @@ impl TariffPlan {
             b.rating_profiles(p, r, &mut report)?;
         }
         let mut plan = b.plan;
+        plan.timings = b.timings;
         if plan.rating_profile_count() == 0 {
             // Name RatingProfiles.csv, where the rows are missing.
             let path = match (&rpf, files.first()) {
