@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::matching::{Useful, useful_balances};
+use super::shared::{SharedGroups, Slot, walk_order};
 use super::{Account, BalanceType};
 use crate::Error;
 use crate::call::CallDescriptor;
@@ -48,6 +48,9 @@ pub enum ChargeKind {
 /// What a debit took from one balance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BalanceCharge {
+    /// `tenant:account` of the balance (another member's, for a shared
+    /// balance).
+    pub account: String,
     /// The balance's type.
     pub balance_type: BalanceType,
     /// The balance's uuid.
@@ -166,35 +169,40 @@ impl Incs {
     }
 }
 
-/// A debit in progress, on a copy of the account.
+/// A debit in progress, on copies of the accounts (the debited one first,
+/// then the other members of its shared groups).
 struct Walk<'a> {
-    acct: Account,
+    accts: Vec<Account>,
     plan: &'a TariffPlan,
     mode: RoundingMode,
     /// The monetary balances the call may use, in debit order.
-    money: Vec<Useful>,
+    money: Vec<Slot>,
     charges: Vec<BalanceCharge>,
 }
 
 impl Walk<'_> {
+    fn balance(&self, t: BalanceType, at: Slot) -> Option<&super::Balance> {
+        self.accts.get(at.acct)?.balances_of(t).get(at.index)
+    }
+
     fn charge(
         &mut self,
         t: BalanceType,
-        index: usize,
+        at: Slot,
         kind: ChargeKind,
         amount: Decimal,
         usage: Duration,
     ) {
-        let Some(b) = self
-            .acct
-            .balances
-            .get_mut(&t)
-            .and_then(|l| l.get_mut(index))
-        else {
+        let Some(acct) = self.accts.get_mut(at.acct) else {
+            return;
+        };
+        let key = acct.key();
+        let Some(b) = acct.balances.get_mut(&t).and_then(|l| l.get_mut(at.index)) else {
             return;
         };
         b.value -= amount;
         self.charges.push(BalanceCharge {
+            account: key,
             balance_type: t,
             balance_uuid: b.uuid.clone(),
             balance_id: b.id.clone(),
@@ -204,10 +212,8 @@ impl Walk<'_> {
         });
     }
 
-    fn money_value(&self, index: usize) -> Option<(Decimal, bool)> {
-        self.acct
-            .balances_of(BalanceType::Monetary)
-            .get(index)
+    fn money_value(&self, at: Slot) -> Option<(Decimal, bool)> {
+        self.balance(BalanceType::Monetary, at)
             .map(|b| (b.value, b.blocker))
     }
 
@@ -216,17 +222,17 @@ impl Walk<'_> {
     fn pay_whole(&mut self, amount: Decimal, kind: ChargeKind) -> Decimal {
         if amount <= Decimal::ZERO {
             if amount < Decimal::ZERO {
-                let idx = self.default_index();
+                let idx = self.default_slot();
                 self.charge(BalanceType::Monetary, idx, kind, amount, Duration::ZERO);
             }
             return Decimal::ZERO;
         }
         for u in self.money.clone() {
-            let Some((v, blocker)) = self.money_value(u.index) else {
+            let Some((v, blocker)) = self.money_value(u) else {
                 continue;
             };
             if v >= amount {
-                self.charge(BalanceType::Monetary, u.index, kind, amount, Duration::ZERO);
+                self.charge(BalanceType::Monetary, u, kind, amount, Duration::ZERO);
                 return Decimal::ZERO;
             }
             if blocker {
@@ -236,14 +242,19 @@ impl Walk<'_> {
         amount
     }
 
-    /// Index of the default monetary balance (created if missing).
-    fn default_index(&mut self) -> usize {
-        let uuid = self.acct.default_money_uuid();
-        self.acct
+    /// The debited account's default monetary balance (created if
+    /// missing).
+    fn default_slot(&mut self) -> Slot {
+        let Some(acct) = self.accts.first_mut() else {
+            return Slot { acct: 0, index: 0 };
+        };
+        let uuid = acct.default_money_uuid();
+        let index = acct
             .balances_of(BalanceType::Monetary)
             .iter()
             .position(|b| b.uuid == uuid)
-            .unwrap_or(0)
+            .unwrap_or(0);
+        Slot { acct: 0, index }
     }
 
     /// Pays a priced piece of the call increment by increment: each run of
@@ -253,7 +264,7 @@ impl Walk<'_> {
     /// the last balance used. Returns the unpaid money.
     fn pay_increments(&mut self, items: &[Incs], due: Decimal, kind: ChargeKind) -> Decimal {
         let (mut paid, mut unpaid) = (Decimal::ZERO, Decimal::ZERO);
-        let mut last: Option<usize> = None;
+        let mut last: Option<Slot> = None;
         for it in items {
             if it.cost_dec <= Decimal::ZERO {
                 // Free (or crediting) increments: only the rounding below.
@@ -263,7 +274,7 @@ impl Walk<'_> {
             while n > 0 {
                 let mut took = false;
                 for u in self.money.clone() {
-                    let Some((v, blocker)) = self.money_value(u.index) else {
+                    let Some((v, blocker)) = self.money_value(u) else {
                         continue;
                     };
                     let k = it.fit_in(v, n);
@@ -273,10 +284,10 @@ impl Walk<'_> {
                             .ok()
                             .and_then(|k| it.len.checked_mul(k))
                             .unwrap_or(Duration::MAX);
-                        self.charge(BalanceType::Monetary, u.index, kind, amt, len);
+                        self.charge(BalanceType::Monetary, u, kind, amt, len);
                         paid += amt;
                         n -= k;
-                        last = Some(u.index);
+                        last = Some(u);
                         took = true;
                         break;
                     }
@@ -294,7 +305,7 @@ impl Walk<'_> {
         if !diff.is_zero() {
             let idx = match last {
                 Some(i) => i,
-                None => self.default_index(),
+                None => self.default_slot(),
             };
             self.charge(
                 BalanceType::Monetary,
@@ -337,6 +348,8 @@ fn priced(cc: &crate::CallCost) -> (Vec<Incs>, Decimal) {
 /// [`Error::AccountDisabled`]; [`Error::InsufficientCredit`] when the
 /// balances cannot pay and the account may not go negative; the rating
 /// errors of [`TariffPlan::cost`].
+/// Every balance is the account's own: shared groups are not expanded
+/// (see [`debit_shared`]).
 pub fn debit(
     account: &mut Account,
     cd: &CallDescriptor<'_>,
@@ -344,25 +357,58 @@ pub fn debit(
     mode: RoundingMode,
     now: DateTime<Utc>,
 ) -> Result<DebitOutcome, Error> {
+    debit_with(std::slice::from_mut(account), None, cd, plan, mode, now)
+}
+
+/// [`debit`] with shared groups: `accounts[0]` is the debited account, the
+/// others the members of its shared groups (from [`super::shared_members`]).
+/// A balance in a shared group stands for the matching balances of that
+/// group in every member account, ordered by the group's strategy; a group
+/// `groups` does not know makes the balance unusable, as in CGRateS.
+/// Money nobody can pay goes on `accounts[0]`'s `*default` balance.
+///
+/// # Errors
+/// As [`debit`]; [`Error::InvalidInput`] for an empty `accounts`.
+pub fn debit_shared(
+    accounts: &mut [Account],
+    groups: &dyn SharedGroups,
+    cd: &CallDescriptor<'_>,
+    plan: &TariffPlan,
+    mode: RoundingMode,
+    now: DateTime<Utc>,
+) -> Result<DebitOutcome, Error> {
+    debit_with(accounts, Some(groups), cd, plan, mode, now)
+}
+
+fn debit_with(
+    accounts: &mut [Account],
+    groups: Option<&dyn SharedGroups>,
+    cd: &CallDescriptor<'_>,
+    plan: &TariffPlan,
+    mode: RoundingMode,
+    now: DateTime<Utc>,
+) -> Result<DebitOutcome, Error> {
+    let Some(account) = accounts.first() else {
+        return Err(Error::InvalidInput {
+            what: "accounts",
+            value: "none".into(),
+        });
+    };
     if account.disabled {
         return Err(Error::AccountDisabled {
             account: account.key(),
         });
     }
+    let (key, allow_negative) = (account.key(), account.allow_negative);
     let full = plan.cost(cd, mode)?;
     let dests: Vec<(usize, Arc<str>)> = plan.destination_ids_for(cd.destination);
     let at = cd.start;
     let unit_type = BalanceType::for_tor(cd.tor);
-    let money = useful_balances(
-        account.balances_of(BalanceType::Monetary),
-        cd,
-        plan,
-        &dests,
-        at,
-    );
-    let units = useful_balances(account.balances_of(unit_type), cd, plan, &dests, at);
+    let order = |t| walk_order(accounts, t, cd, plan, &dests, at, groups);
+    let money = order(BalanceType::Monetary);
+    let units = order(unit_type);
     let mut w = Walk {
-        acct: account.clone(),
+        accts: accounts.to_vec(),
         plan,
         mode,
         money,
@@ -379,7 +425,7 @@ pub fn debit(
             break;
         }
         let left = usage - done;
-        let Some(b) = w.acct.balances_of(unit_type).get(u.index).cloned() else {
+        let Some(b) = w.balance(unit_type, *u).cloned() else {
             continue;
         };
         match b.free_increment(cd.tor) {
@@ -391,7 +437,7 @@ pub fn debit(
                     let covered = take.min(left);
                     w.charge(
                         unit_type,
-                        u.index,
+                        *u,
                         ChargeKind::FreeUnits,
                         Decimal::from(take),
                         Duration::from_nanos(covered),
@@ -412,7 +458,7 @@ pub fn debit(
                     };
                     // A subject the plan cannot rate makes the balance unusable.
                     if let Ok(cc) = w.plan.cost(&piece, w.mode) {
-                        let saved = (w.acct.clone(), w.charges.len());
+                        let saved = (w.accts.clone(), w.charges.len());
                         let (items, due) = priced(&cc);
                         if w.pay_increments(&items, due, ChargeKind::UnitsPrice)
                             .is_zero()
@@ -420,14 +466,14 @@ pub fn debit(
                             let taken = ns(cc.rated_usage)?.min(have);
                             w.charge(
                                 unit_type,
-                                u.index,
+                                *u,
                                 ChargeKind::PricedUnits,
                                 Decimal::from(taken),
                                 Duration::from_nanos(covered),
                             );
                             done += covered;
                         } else {
-                            w.acct = saved.0;
+                            w.accts = saved.0;
                             w.charges.truncate(saved.1);
                         }
                     }
@@ -462,13 +508,13 @@ pub fn debit(
 
     let mut negative = Decimal::ZERO;
     if unpaid > Decimal::ZERO {
-        if !account.allow_negative {
+        if !allow_negative {
             return Err(Error::InsufficientCredit {
-                account: account.key(),
+                account: key,
                 missing: unpaid,
             });
         }
-        let idx = w.default_index();
+        let idx = w.default_slot();
         w.charge(
             BalanceType::Monetary,
             idx,
@@ -484,11 +530,17 @@ pub fn debit(
         .filter(|c| c.balance_type == BalanceType::Monetary)
         .map(|c| c.amount)
         .sum();
-    let mut acct = w.acct;
-    acct.update_time = Some(now);
-    *account = acct;
+    // Stamp only the accounts the debit changed.
+    for (a, new) in accounts.iter_mut().zip(w.accts) {
+        if a.balances != new.balances || a.key() == key {
+            *a = Account {
+                update_time: Some(now),
+                ..new
+            };
+        }
+    }
     Ok(DebitOutcome {
-        account: account.key(),
+        account: key,
         charges: w.charges,
         cost,
         connect_fee,
@@ -500,20 +552,36 @@ pub fn debit(
 
 /// Gives back what `outcome` took (a reservation not used): every charge,
 /// connect fee included, to the balance with its uuid. Returns the charges
-/// whose balance no longer exists (nothing is given for them).
+/// given to nobody: their balance no longer exists, or it belongs to
+/// another account (a shared balance: use [`refund_shared`]).
 pub fn refund(
     account: &mut Account,
     outcome: &DebitOutcome,
     now: DateTime<Utc>,
 ) -> Vec<BalanceCharge> {
+    refund_shared(std::slice::from_mut(account), outcome, now)
+}
+
+/// [`refund`] over the accounts a shared debit touched.
+pub fn refund_shared(
+    accounts: &mut [Account],
+    outcome: &DebitOutcome,
+    now: DateTime<Utc>,
+) -> Vec<BalanceCharge> {
     let mut lost = Vec::new();
     for c in &outcome.charges {
-        match account.balance_mut(c.balance_type, &c.balance_uuid) {
+        let b = accounts
+            .iter_mut()
+            .find(|a| a.key() == c.account)
+            .and_then(|a| {
+                a.update_time = Some(now);
+                a.balance_mut(c.balance_type, &c.balance_uuid)
+            });
+        match b {
             Some(b) => b.value += c.amount,
             None => lost.push(c.clone()),
         }
     }
-    account.update_time = Some(now);
     lost
 }
 

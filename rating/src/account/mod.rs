@@ -9,6 +9,7 @@
 
 mod debit;
 mod matching;
+mod shared;
 mod store;
 mod wire;
 
@@ -20,7 +21,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-pub use debit::{BalanceCharge, ChargeKind, DebitOutcome, debit, max_usage, refund};
+pub use debit::{
+    BalanceCharge, ChargeKind, DebitOutcome, debit, debit_shared, max_usage, refund, refund_shared,
+};
+pub use shared::{SharedGroup, SharedGroups, SharingStrategy, shared_members};
 pub use store::{AccountStore, AccountStoreExt, MemoryAccounts};
 
 use crate::call::Tor;
@@ -124,7 +128,8 @@ pub struct Balance {
     pub rating_subject: String,
     /// Categories the balance pays for; empty: all.
     pub categories: FilterSet,
-    /// Shared groups the balance belongs to (kept, not yet used by debits).
+    /// Shared groups the balance belongs to ([`debit_shared`] draws from
+    /// the group's balances in every member account).
     pub shared_groups: BTreeSet<String>,
     /// Timing IDs (from the tariff plan's Timings.csv, or `*any`): the
     /// balance is used only when one covers the call's start; empty:

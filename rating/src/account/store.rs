@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use super::{Account, DebitOutcome, debit};
+use super::{Account, DebitOutcome, SharedGroups, debit, debit_shared, shared_members};
 use crate::Error;
 use crate::call::CallDescriptor;
 use crate::money::RoundingMode;
@@ -56,6 +56,20 @@ pub trait AccountStore: Send + Sync {
         id: &str,
         f: &mut dyn FnMut(&mut Account) -> Result<(), Error>,
     ) -> Result<(), Error>;
+
+    /// Runs `f` on several accounts (`(tenant, id)`, in this order)
+    /// atomically: the shared-group debit. Implementations must take their
+    /// locks in one fixed order (e.g. sorted keys) so that two such updates
+    /// cannot deadlock. All the accounts must exist; when `f` fails none
+    /// changes.
+    ///
+    /// # Errors
+    /// [`Error::AccountNotFound`], `f`'s error, or a backend error.
+    fn update_many(
+        &self,
+        keys: &[(String, String)],
+        f: &mut dyn FnMut(&mut [Account]) -> Result<(), Error>,
+    ) -> Result<(), Error>;
 }
 
 /// Typed helpers over any [`AccountStore`].
@@ -94,6 +108,46 @@ pub trait AccountStoreExt: AccountStore {
         now: DateTime<Utc>,
     ) -> Result<DebitOutcome, Error> {
         self.update_with(tenant, id, |a| debit(a, cd, plan, mode, now))
+    }
+
+    /// Debits a call drawing on the account's shared groups: locks the
+    /// account and the groups' member accounts together (members that no
+    /// longer exist are left out), then [`debit_shared`]. The members are
+    /// found before locking; the debit draws only on the accounts locked,
+    /// so a member that joins meanwhile is simply not used this time.
+    ///
+    /// # Errors
+    /// As [`debit_shared`] and [`AccountStore::update_many`].
+    #[allow(clippy::too_many_arguments)]
+    fn debit_call_shared(
+        &self,
+        tenant: &str,
+        id: &str,
+        cd: &CallDescriptor<'_>,
+        plan: &TariffPlan,
+        groups: &dyn SharedGroups,
+        mode: RoundingMode,
+        now: DateTime<Utc>,
+    ) -> Result<DebitOutcome, Error> {
+        let me = self
+            .get(tenant, id)?
+            .ok_or_else(|| Error::AccountNotFound {
+                account: format!("{tenant}:{id}"),
+            })?;
+        let mut keys = vec![(tenant.to_owned(), id.to_owned())];
+        for m in shared_members(&me, cd, plan, groups) {
+            if let Some((t, a)) = m.split_once(':') {
+                if self.get(t, a)?.is_some() {
+                    keys.push((t.to_owned(), a.to_owned()));
+                }
+            }
+        }
+        let mut out = None;
+        self.update_many(&keys, &mut |accts| {
+            out = Some(debit_shared(accts, groups, cd, plan, mode, now)?);
+            Ok(())
+        })?;
+        out.ok_or(Error::Store("update did not run".into()))
     }
 }
 
@@ -179,6 +233,45 @@ impl AccountStore for MemoryAccounts {
         let mut copy = guard.clone();
         f(&mut copy)?;
         *guard = copy;
+        Ok(())
+    }
+
+    fn update_many(
+        &self,
+        keys: &[(String, String)],
+        f: &mut dyn FnMut(&mut [Account]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut sorted: Vec<&(String, String)> = keys.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        let mut slots = Vec::with_capacity(sorted.len());
+        for (t, a) in &sorted {
+            let slot = self.slot(t, a).ok_or_else(|| Error::AccountNotFound {
+                account: format!("{t}:{a}"),
+            })?;
+            slots.push(slot);
+        }
+        // Lock in sorted key order: two update_many never wait on each
+        // other in a cycle.
+        let mut guards: Vec<_> = slots
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner))
+            .collect();
+        let pos = |k: &(String, String)| sorted.iter().position(|s| *s == k);
+        let mut copies = Vec::with_capacity(keys.len());
+        for k in keys {
+            let g = pos(k)
+                .and_then(|i| guards.get(i))
+                .ok_or_else(|| Error::Store("lost key".into()))?;
+            copies.push((**g).clone());
+        }
+        f(&mut copies)?;
+        // A key given twice: its last copy wins.
+        for (k, c) in keys.iter().zip(copies) {
+            if let Some(g) = pos(k).and_then(|i| guards.get_mut(i)) {
+                **g = c;
+            }
+        }
         Ok(())
     }
 }
