@@ -705,3 +705,33 @@ fn concurrent_shared_debits_never_overspend_the_group() {
         .sum();
     assert_eq!(left, Decimal::ZERO);
 }
+
+#[test]
+fn to_json_writes_exact_numbers_in_the_same_shape() {
+    let mut b = voice("free", 60, "*zero1s");
+    b.destination_ids = parse_filter_set("DST_UK;!DST_MOBILE");
+    b.factor.insert("call".into(), d("1.5"));
+    let mut a = account(vec![
+        (
+            BalanceType::Monetary,
+            money("main", "0.1234567890123456789", 10),
+        ),
+        (BalanceType::Voice, b),
+    ]);
+    a.action_triggers.push("AT_LOW\"1".into());
+    let text = a.to_json();
+    assert!(text.contains(r#""Value":0.1234567890123456789,"#), "{text}");
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut via_serde = serde_json::to_value(&a).unwrap();
+    // The serde form differs only in writing decimals as strings.
+    for (t, i) in [("*monetary", 0), ("*voice", 0)] {
+        let bal = &mut via_serde["BalanceMap"][t][i];
+        for k in ["Value", "Weight"] {
+            let digits = bal[k].as_str().unwrap().to_owned();
+            bal[k] = serde_json::from_str(&digits).unwrap();
+        }
+    }
+    via_serde["BalanceMap"]["*voice"][0]["Factor"]["call"] = serde_json::json!(1.5);
+    assert_eq!(j, via_serde);
+    assert_eq!(j["ActionTriggers"][0]["ID"], "AT_LOW\"1");
+}

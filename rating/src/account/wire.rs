@@ -7,7 +7,9 @@
 //! `0001-01-01T00:00:00Z`. Decimals are written as strings holding the
 //! exact digits (serde cannot write an arbitrary-precision JSON number
 //! without `serde_json`'s `arbitrary_precision`) and read from strings or
-//! numbers.
+//! numbers (through a float, as serde_json parses them: exact to about 15
+//! digits). [`Account::to_json`] writes the same shape with every decimal as
+//! a JSON number holding its exact digits, for API replies.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +18,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Account, Balance, BalanceType};
+use crate::json::{json_number, push_str};
 
 /// Go's zero `time.Time`, which CGRateS writes for "never".
 const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -217,5 +220,128 @@ impl<'de> Deserialize<'de> for Account {
                 .map(|a| a.id)
                 .collect(),
         })
+    }
+}
+
+/// `,"key":` (no comma after `{` or `[`).
+fn key(out: &mut String, k: &str) {
+    if !out.ends_with('{') && !out.ends_with('[') {
+        out.push(',');
+    }
+    push_str(out, k);
+    out.push(':');
+}
+
+fn time_json(out: &mut String, t: Option<DateTime<Utc>>) {
+    match t {
+        Some(t) => push_str(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        None => push_str(out, GO_ZERO_TIME),
+    }
+}
+
+fn bool_map<'a>(out: &mut String, k: &str, m: impl Iterator<Item = (&'a String, bool)>) {
+    key(out, k);
+    out.push('{');
+    for (id, v) in m {
+        key(out, id);
+        out.push_str(if v { "true" } else { "false" });
+    }
+    out.push('}');
+}
+
+fn balance_json(out: &mut String, b: &Balance) {
+    out.push('{');
+    key(out, "Uuid");
+    push_str(out, &b.uuid);
+    key(out, "ID");
+    push_str(out, &b.id);
+    key(out, "Value");
+    out.push_str(&json_number(b.value));
+    key(out, "ExpirationDate");
+    time_json(out, b.expiration);
+    key(out, "Weight");
+    out.push_str(&json_number(b.weight));
+    bool_map(
+        out,
+        "DestinationIDs",
+        b.destination_ids.iter().map(|(k, v)| (k, *v)),
+    );
+    key(out, "RatingSubject");
+    push_str(out, &b.rating_subject);
+    bool_map(out, "Categories", b.categories.iter().map(|(k, v)| (k, *v)));
+    bool_map(
+        out,
+        "SharedGroups",
+        b.shared_groups.iter().map(|k| (k, true)),
+    );
+    key(out, "Timings");
+    out.push_str("null");
+    bool_map(out, "TimingIDs", b.timing_ids.iter().map(|k| (k, true)));
+    key(out, "Disabled");
+    out.push_str(if b.disabled { "true" } else { "false" });
+    key(out, "Factor");
+    if b.factor.is_empty() {
+        out.push_str("null");
+    } else {
+        out.push('{');
+        for (k, v) in &b.factor {
+            key(out, k);
+            out.push_str(&json_number(*v));
+        }
+        out.push('}');
+    }
+    key(out, "Blocker");
+    out.push_str(if b.blocker { "true" } else { "false" });
+    out.push('}');
+}
+
+impl Account {
+    /// The account as CGRateS's `engine.Account` JSON, every decimal a JSON
+    /// number with its exact digits (`"Value":10.125`), `*voice` values in
+    /// nanoseconds. The same fields as the serde form.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(256 + 384 * self.balances.len());
+        out.push('{');
+        key(&mut out, "ID");
+        push_str(&mut out, &self.key());
+        key(&mut out, "BalanceMap");
+        out.push('{');
+        for (t, list) in &self.balances {
+            key(&mut out, t.as_str());
+            out.push('[');
+            for (i, b) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                balance_json(&mut out, b);
+            }
+            out.push(']');
+        }
+        out.push('}');
+        key(&mut out, "ActionTriggers");
+        if self.action_triggers.is_empty() {
+            out.push_str("null");
+        } else {
+            out.push('[');
+            for (i, id) in self.action_triggers.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('{');
+                key(&mut out, "ID");
+                push_str(&mut out, id);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        key(&mut out, "AllowNegative");
+        out.push_str(if self.allow_negative { "true" } else { "false" });
+        key(&mut out, "Disabled");
+        out.push_str(if self.disabled { "true" } else { "false" });
+        key(&mut out, "UpdateTime");
+        time_json(&mut out, self.update_time);
+        out.push('}');
+        out
     }
 }
