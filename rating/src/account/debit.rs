@@ -91,8 +91,7 @@ impl DebitOutcome {
         self.charges
             .iter()
             .filter(|c| c.balance_uuid == uuid)
-            .map(|c| c.amount)
-            .sum()
+            .fold(Decimal::ZERO, |s, c| s.saturating_add(c.amount))
     }
 }
 
@@ -200,7 +199,8 @@ impl Walk<'_> {
         let Some(b) = acct.balances.get_mut(&t).and_then(|l| l.get_mut(at.index)) else {
             return;
         };
-        b.value -= amount;
+        // Saturating: absurd stored values must not panic.
+        b.value = b.value.saturating_sub(amount);
         self.charges.push(BalanceCharge {
             account: key,
             balance_type: t,
@@ -285,7 +285,7 @@ impl Walk<'_> {
                             .and_then(|k| it.len.checked_mul(k))
                             .unwrap_or(Duration::MAX);
                         self.charge(BalanceType::Monetary, u, kind, amt, len);
-                        paid += amt;
+                        paid = paid.saturating_add(amt);
                         n -= k;
                         last = Some(u);
                         took = true;
@@ -296,12 +296,12 @@ impl Walk<'_> {
                     }
                 }
                 if !took {
-                    unpaid += it.cost_of(n, self.mode);
+                    unpaid = unpaid.saturating_add(it.cost_of(n, self.mode));
                     break;
                 }
             }
         }
-        let diff = due - paid - unpaid;
+        let diff = due.saturating_sub(paid).saturating_sub(unpaid);
         if !diff.is_zero() {
             let idx = match last {
                 Some(i) => i,
@@ -334,7 +334,10 @@ fn priced(cc: &crate::CallCost) -> (Vec<Incs>, Decimal) {
             inc: u64::try_from(ts.rate_increment.as_nanos()).unwrap_or(u64::MAX),
         })
         .collect();
-    (items, cc.cost.amount() - cc.connect_fee.amount())
+    (
+        items,
+        cc.cost.amount().saturating_sub(cc.connect_fee.amount()),
+    )
 }
 
 /// Debits a call from `account`.
@@ -499,11 +502,12 @@ fn debit_with(
             plan.cost(&rest, mode)?
         };
         let (items, due) = priced(&cc);
-        unpaid += if blocked {
+        let more = if blocked {
             due
         } else {
             w.pay_increments(&items, due, ChargeKind::Usage)
         };
+        unpaid = unpaid.saturating_add(more);
     }
 
     let mut negative = Decimal::ZERO;
@@ -528,8 +532,7 @@ fn debit_with(
         .charges
         .iter()
         .filter(|c| c.balance_type == BalanceType::Monetary)
-        .map(|c| c.amount)
-        .sum();
+        .fold(Decimal::ZERO, |s, c| s.saturating_add(c.amount));
     // Stamp only the accounts the debit changed.
     for (a, new) in accounts.iter_mut().zip(w.accts) {
         if a.balances != new.balances || a.key() == key {
@@ -578,7 +581,7 @@ pub fn refund_shared(
                 a.balance_mut(c.balance_type, &c.balance_uuid)
             });
         match b {
-            Some(b) => b.value += c.amount,
+            Some(b) => b.value = b.value.saturating_add(c.amount),
             None => lost.push(c.clone()),
         }
     }

@@ -225,8 +225,7 @@ impl Account {
         self.balances_of(t)
             .iter()
             .filter(|b| b.usable_at(at))
-            .map(|b| b.value)
-            .sum()
+            .fold(Decimal::ZERO, |s, b| s.saturating_add(b.value))
     }
 
     /// Adds a balance (its uuid is made up from the account key, type and

@@ -735,3 +735,34 @@ fn to_json_writes_exact_numbers_in_the_same_shape() {
     assert_eq!(j, via_serde);
     assert_eq!(j["ActionTriggers"][0]["ID"], "AT_LOW\"1");
 }
+
+// Stored values come from outside: the most negative balance an
+// AllowNegative account can hold must not make a debit or refund panic.
+#[test]
+fn absurd_balance_values_do_not_panic() {
+    let p = plan();
+    let mut a = account(vec![(
+        BalanceType::Monetary,
+        Balance {
+            id: DEFAULT_BALANCE_ID.into(),
+            value: Decimal::MIN,
+            ..Balance::default()
+        },
+    )]);
+    a.allow_negative = true;
+    let out = debit(&mut a, &call("1002", 90), &p, RoundingMode::Exact, now()).unwrap();
+    assert_eq!(
+        value(&a, BalanceType::Monetary, DEFAULT_BALANCE_ID),
+        Decimal::MIN
+    );
+    let mut rich = account(vec![(BalanceType::Monetary, money("main", "1", 10))]);
+    rich.balances.get_mut(&BalanceType::Monetary).unwrap()[0].value = Decimal::MAX;
+    let uuid = rich.balances_of(BalanceType::Monetary)[0].uuid.clone();
+    let mut out2 = out.clone();
+    for c in &mut out2.charges {
+        c.balance_uuid.clone_from(&uuid);
+        c.account = rich.key();
+    }
+    assert!(refund(&mut rich, &out2, now()).is_empty());
+    assert_eq!(value(&rich, BalanceType::Monetary, "main"), Decimal::MAX);
+}
