@@ -49,7 +49,7 @@ pub use account::{
     Account, AccountStore, AccountStoreExt, Balance, BalanceCharge, BalanceType, ChargeKind,
     DEFAULT_BALANCE_ID, DebitOutcome, FilterSet, MemoryAccounts, SharedGroup, SharedGroups,
     SharingStrategy, debit, debit_shared, max_usage, parse_filter_set, refund, refund_shared,
-    shared_members,
+    settle, shared_members,
 };
 pub use call::{CallDescriptor, Tor};
 pub use cost::{CallCost, TimeSpan};

@@ -588,6 +588,29 @@ pub fn refund_shared(
     lost
 }
 
+/// Settles a reservation: gives back what `reserved` took and debits the
+/// call as it really was (`used`: same call, the real usage), in one step,
+/// so the account ends as if only `used` had been debited. On error the
+/// account keeps the reservation. This is how a prepaid session ends (the
+/// connect fee is given back and charged again, so it is paid once).
+///
+/// # Errors
+/// As [`debit`].
+pub fn settle(
+    account: &mut Account,
+    reserved: &DebitOutcome,
+    used: &CallDescriptor<'_>,
+    plan: &TariffPlan,
+    mode: RoundingMode,
+    now: DateTime<Utc>,
+) -> Result<DebitOutcome, Error> {
+    let mut copy = account.clone();
+    refund(&mut copy, reserved, now);
+    let out = debit(&mut copy, used, plan, mode, now)?;
+    *account = copy;
+    Ok(out)
+}
+
 /// The longest usage, at most `cd.usage`, the account can pay for
 /// (CGRateS's GetMaxSessionTime): free units plus money at the tariff, in
 /// whole increments, cut where a `*disconnect` MaxCost would be passed.

@@ -23,6 +23,7 @@ use rust_decimal::Decimal;
 
 pub use debit::{
     BalanceCharge, ChargeKind, DebitOutcome, debit, debit_shared, max_usage, refund, refund_shared,
+    settle,
 };
 pub use shared::{SharedGroup, SharedGroups, SharingStrategy, shared_members};
 pub use store::{AccountStore, AccountStoreExt, MemoryAccounts};

@@ -428,6 +428,42 @@ fn refund_gives_back_a_reservation() {
     assert_eq!(a.balances, before.balances);
 }
 
+// Reserve 300 s, the call lasts 90 s: the account ends as if 90 s had
+// been debited (0.4 + 0.2 + 0.05 from 10, 60 s of units first).
+#[test]
+fn settle_leaves_only_the_real_usage_debited() {
+    let p = plan();
+    let mk = || {
+        account(vec![
+            (BalanceType::Monetary, money("main", "10", 10)),
+            (BalanceType::Voice, voice("free", 60, "*zero1s")),
+        ])
+    };
+    let mut a = mk();
+    let reserved = debit(&mut a, &call("1002", 300), &p, RoundingMode::Exact, now()).unwrap();
+    let out = settle(
+        &mut a,
+        &reserved,
+        &call("1002", 90),
+        &p,
+        RoundingMode::Exact,
+        now(),
+    )
+    .unwrap();
+    let mut direct = mk();
+    debit(
+        &mut direct,
+        &call("1002", 90),
+        &p,
+        RoundingMode::Exact,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(a.balances, direct.balances);
+    assert_eq!(value(&a, BalanceType::Monetary, "main"), d("9.55"));
+    assert_eq!(out.cost, d("0.45"));
+}
+
 // 1.0 of money: 0.4 fee + 0.2 first minute leaves 0.4, which pays 240 s
 // at 0.1/min by the second: 300 s.
 #[test]
