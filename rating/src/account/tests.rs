@@ -802,3 +802,88 @@ fn absurd_balance_values_do_not_panic() {
     assert!(refund(&mut rich, &out2, now()).is_empty());
     assert_eq!(value(&rich, BalanceType::Monetary, "main"), Decimal::MAX);
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_account() -> impl Strategy<Value = (Account, bool)> {
+        (
+            proptest::collection::vec((0_i64..500, 0_i64..30, any::<bool>()), 1..4),
+            0_u64..200,
+            any::<bool>(),
+        )
+            .prop_map(|(moneys, free_secs, blocker)| {
+                let mut a = Account::new("cgrates.org", "1001");
+                for (i, (cents, w, blk)) in moneys.into_iter().enumerate() {
+                    a.add_balance(
+                        BalanceType::Monetary,
+                        Balance {
+                            id: format!("m{i}"),
+                            value: Decimal::new(cents, 2),
+                            weight: Decimal::from(w),
+                            blocker: blk && blocker,
+                            ..Balance::default()
+                        },
+                    );
+                }
+                a.add_balance(BalanceType::Voice, voice("free", free_secs, "*zero1s"));
+                (a, blocker)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        // What a debit takes is what its outcome says; a refund gives it
+        // all back; a failed debit changes nothing.
+        #[test]
+        fn debit_conserves_value_and_refund_undoes_it(
+            (acct, _) in arb_account(),
+            secs in 0_u64..900,
+            cgr in any::<bool>(),
+        ) {
+            let p = plan();
+            let mode = if cgr { RoundingMode::Cgrates } else { RoundingMode::Exact };
+            let mut a = acct.clone();
+            match debit(&mut a, &call("1002", secs), &p, mode, now()) {
+                Ok(out) => {
+                    let before = acct.total(BalanceType::Monetary, start());
+                    let after = a.total(BalanceType::Monetary, start());
+                    prop_assert_eq!(before - after, out.cost);
+                    let lost = refund(&mut a, &out, now());
+                    prop_assert!(lost.is_empty());
+                    prop_assert_eq!(&a.balances, &acct.balances);
+                }
+                Err(Error::InsufficientCredit { .. }) => prop_assert_eq!(&a, &acct),
+                Err(e) => prop_assert!(false, "{}", e),
+            }
+        }
+
+        // max_usage is the boundary of what debit accepts: the usage it
+        // gives can be debited, one nanosecond more cannot (unless it is
+        // the usage asked for).
+        #[test]
+        fn max_usage_is_the_debit_boundary(
+            (acct, _) in arb_account(),
+            secs in 1_u64..900,
+            cgr in any::<bool>(),
+        ) {
+            let p = plan();
+            let mode = if cgr { RoundingMode::Cgrates } else { RoundingMode::Exact };
+            let asked = call("1002", secs);
+            let m = max_usage(&acct, &asked, &p, mode, now()).unwrap();
+            prop_assert!(m <= asked.usage);
+            let at = |u: Duration| {
+                let mut a = acct.clone();
+                let c = CallDescriptor { usage: u, ..asked };
+                debit(&mut a, &c, &p, mode, now()).is_ok()
+            };
+            prop_assert!(at(m));
+            if m < asked.usage {
+                prop_assert!(!at(m + Duration::from_nanos(1)));
+            }
+        }
+    }
+}
