@@ -128,6 +128,30 @@ pub enum Error {
         /// What overflowed.
         what: &'static str,
     },
+    /// The account's balances cannot pay the call and it may not go
+    /// negative; nothing was debited.
+    #[error("INSUFFICIENT_CREDIT: account {account} lacks {missing}")]
+    InsufficientCredit {
+        /// `tenant:account`.
+        account: String,
+        /// The money (or, for unit-only charges, the value) still unpaid.
+        missing: rust_decimal::Decimal,
+    },
+    /// No such account.
+    #[error("ACCOUNT_NOT_FOUND: {account}")]
+    AccountNotFound {
+        /// `tenant:account`.
+        account: String,
+    },
+    /// The account is disabled: it cannot be debited.
+    #[error("ACCOUNT_DISABLED: {account}")]
+    AccountDisabled {
+        /// `tenant:account`.
+        account: String,
+    },
+    /// An account store failed (a backend error, as text).
+    #[error("account store: {0}")]
+    Store(String),
 }
 
 impl Error {
@@ -141,6 +165,10 @@ impl Error {
             Error::NoRateInterval { .. } => "NO_RATE_INTERVAL",
             Error::FallbackDepth { .. } => "MAX_RECURSION_DEPTH",
             Error::Overflow { .. } => "OVERFLOW",
+            Error::InsufficientCredit { .. } => "INSUFFICIENT_CREDIT",
+            Error::AccountNotFound { .. } => "ACCOUNT_NOT_FOUND",
+            Error::AccountDisabled { .. } => "ACCOUNT_DISABLED",
+            Error::Store(_) => "STORE",
             Error::Duration { .. } | Error::InvalidInput { .. } => "INVALID_INPUT",
             Error::Load { .. }
             | Error::Io { .. }

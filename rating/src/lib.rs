@@ -1,4 +1,6 @@
-//! AccuRate rating core: CGRateS tariff plans and exact decimal costs.
+//! AccuRate rating core: CGRateS tariff plans, exact decimal costs, and
+//! accounts with balances ([`Account`], [`debit`], [`max_usage`],
+//! [`AccountStore`]).
 //!
 //! The account side of a plan (Actions, ActionPlans, ActionTriggers,
 //! AccountActions, SharedGroups) loads with it, typed and cross-checked,
@@ -33,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+mod account;
 mod actions;
 mod call;
 mod cost;
@@ -48,6 +51,11 @@ mod prefix;
 mod resolve;
 mod timing;
 
+pub use account::{
+    Account, AccountStore, AccountStoreExt, Balance, BalanceCharge, BalanceType, ChargeKind,
+    DEFAULT_BALANCE_ID, DebitOutcome, FilterSet, MemoryAccounts, SharedGroup, SharedGroups, debit,
+    debit_shared, max_usage, parse_filter_set, refund, refund_shared, settle, shared_members,
+};
 pub use actions::{
     AccountActionDef, AccountPlanData, ActionDef, ActionPlanDef, ActionTiming, ActionTriggerDef,
     ActionType, ExpiryTime, IdList, SharedGroupDef, SharingStrategy, ThresholdType,

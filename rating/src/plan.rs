@@ -156,6 +156,8 @@ pub struct TariffPlan {
     pub(crate) profile_count: usize,
     /// Actions, ActionPlans, ActionTriggers, AccountActions, SharedGroups.
     pub(crate) account: crate::actions::AccountPlanData,
+    /// Timings.csv by ID (balances name them in their TimingIDs).
+    pub(crate) timings: FastMap<Box<str>, Arc<Timing>>,
 }
 
 impl TariffPlan {

@@ -411,36 +411,47 @@ pub struct AccountActionDef {
     pub disabled: bool,
 }
 
-/// How a shared group's members share its balances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a shared group's members share its balances (the order a debit
+/// takes them in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SharingStrategy {
-    /// `*lowest`: debit the member balance with the lowest value first.
+    /// `*lowest`: the smallest value first.
     Lowest,
-    /// `*highest`.
+    /// `*highest` (CGRateS's default, also for an empty column): the
+    /// largest value first.
+    #[default]
     Highest,
-    /// `*mine`: the account's own balance first.
-    Mine,
-    /// `*mine_lowest`.
+    /// `*mine_lowest`: the debited account's balance first, then the
+    /// smallest.
     MineLowest,
-    /// `*mine_highest`.
+    /// `*mine_highest`: the debited account's balance first, then the
+    /// largest.
     MineHighest,
-    /// `*random`.
+    /// `*random`: CGRateS shuffles the members; rating draws no random
+    /// numbers, so debits take them in member order (`tenant:account`).
     Random,
+    /// `*mine_random`: the debited account's balance first, then the
+    /// others in member order (see [`SharingStrategy::Random`]).
+    MineRandom,
 }
 
 impl SharingStrategy {
     const NAMES: [(&'static str, SharingStrategy); 6] = [
         ("*lowest", SharingStrategy::Lowest),
         ("*highest", SharingStrategy::Highest),
-        ("*mine", SharingStrategy::Mine),
         ("*mine_lowest", SharingStrategy::MineLowest),
         ("*mine_highest", SharingStrategy::MineHighest),
         ("*random", SharingStrategy::Random),
+        ("*mine_random", SharingStrategy::MineRandom),
     ];
 
-    /// Parses a Strategy column.
+    /// Parses a Strategy column (empty: `*highest`).
     #[must_use]
     pub fn parse(s: &str) -> Option<SharingStrategy> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Some(SharingStrategy::Highest);
+        }
         Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, t)| *t)
     }
 
@@ -451,6 +462,17 @@ impl SharingStrategy {
             .iter()
             .find(|(_, t)| *t == self)
             .map_or("", |(n, _)| n)
+    }
+
+    /// Whether the debited account's own balance goes first.
+    #[must_use]
+    pub fn mine_first(self) -> bool {
+        matches!(
+            self,
+            SharingStrategy::MineLowest
+                | SharingStrategy::MineHighest
+                | SharingStrategy::MineRandom
+        )
     }
 }
 

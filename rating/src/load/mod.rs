@@ -211,6 +211,7 @@ impl TariffPlan {
         )?;
         let mut plan = b.plan;
         plan.account = account;
+        plan.timings = b.timings;
         if plan.rating_profile_count() == 0 {
             // Name RatingProfiles.csv, where the rows are missing.
             let path = match (&rpf, files.first()) {
