@@ -152,6 +152,11 @@ fn sniff_live(args: SniffArgs, cfg: &Config) -> anyhow::Result<()> {
     rt.block_on(async move {
         let (tx, mut rx) = mpsc::channel::<Vec<SipPacket>>(1024);
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Handlers first: a supervisor may send SIGTERM as soon as it reads
+        // a `listening on` line, and the default action would kill us
+        // without the counters.
+        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut listeners = Vec::new();
         // Every listener and the live tap's decoder charge the config's one
         // reassembly byte budget (`Config::byte_budget`).
@@ -190,8 +195,6 @@ fn sniff_live(args: SniffArgs, cfg: &Config) -> anyhow::Result<()> {
         }
         drop(tx);
 
-        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
-        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
         let deadline = args
             .duration
             .and_then(|s| tokio::time::Instant::now().checked_add(Duration::from_secs(s)));

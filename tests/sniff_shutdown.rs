@@ -104,3 +104,35 @@ fn sigterm_stops_sniff_with_stdout_blocked_and_the_channel_full() {
     assert_eq!(stderr.matches("error").count(), 1, "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A supervisor may send SIGTERM as soon as it reads the first `listening
+/// on` line: the handlers are in place by then, so sniff stops cleanly
+/// (exit 0, counters printed) instead of dying by the signal.
+#[test]
+fn sigterm_right_after_the_first_listening_line_exits_0() {
+    use std::io::{BufRead, BufReader};
+    let mut args = vec!["sniff".to_owned()];
+    for _ in 0..16 {
+        args.extend(["--hep".to_owned(), "tcp:127.0.0.1:0".to_owned()]);
+    }
+    let mut child = Command::new(ACCURATE)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
+        line.clear();
+    }
+    assert!(line.contains("listening on"), "no listening line");
+    // At once, not through a `kill` process: the window is short.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}: {rest}");
+    assert!(rest.contains("sniff: packets:"), "{rest}");
+}
