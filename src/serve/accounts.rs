@@ -10,9 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jsonrpc::{RpcError, code};
 use rating::{
-    TariffStore,
     Account, AccountPlanData, AccountStoreExt, ActionDef, ActionType, CallDescriptor, Effect,
-    ExpiryTime, Tor,
+    ExpiryTime, TariffStore, Tor,
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -180,7 +179,9 @@ fn perform(tenant: &str, id: &str, e: Effect) {
                     }
                 });
             } else {
-                super::say(&format!("action *http_post {url}: not performed (no runtime)"));
+                super::say(&format!(
+                    "action *http_post {url}: not performed (no runtime)"
+                ));
             }
         }
     }
@@ -382,9 +383,7 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
     let (neg, dis) = (flag("AllowNegative"), flag("Disabled"));
     let store = &state.accounts;
     if store.get(&t, &a).map_err(|e| rpc_error(&e))?.is_none() {
-        store
-            .set(Account::new(&t, &a))
-            .map_err(|e| rpc_error(&e))?;
+        store.set(Account::new(&t, &a)).map_err(|e| rpc_error(&e))?;
     }
     change(state, &t, &a, now, 0, |acc| {
         if let Some(x) = neg {
@@ -448,7 +447,10 @@ fn balance_action(
         Some(v) => Some(decimal(v, "Value")?),
     };
     let empty = Map::new();
-    let b = m.get("Balance").and_then(Value::as_object).unwrap_or(&empty);
+    let b = m
+        .get("Balance")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let list = |k: &str| -> rating::IdList {
         s(k).split(';')
@@ -504,7 +506,12 @@ fn api_action(
     if action == ActionType::Topup && m.get("Overwrite").and_then(Value::as_bool) == Some(true) {
         def.action = ActionType::TopupReset;
     }
-    if state.accounts.get(&t, &a).map_err(|e| rpc_error(&e))?.is_none() {
+    if state
+        .accounts
+        .get(&t, &a)
+        .map_err(|e| rpc_error(&e))?
+        .is_none()
+    {
         if !create {
             return Err(RpcError::server("ACCOUNT_NOT_FOUND"));
         }
@@ -661,7 +668,10 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
 /// `APIerSv1.GetMaxUsage`: a UsageRecord -> the usage in nanoseconds.
 pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, RpcError> {
     let ur = usage_record(params)?;
-    let usage = ur.usage.filter(|u| !u.is_zero()).unwrap_or(DEFAULT_MAX_USAGE);
+    let usage = ur
+        .usage
+        .filter(|u| !u.is_zero())
+        .unwrap_or(DEFAULT_MAX_USAGE);
     let plan = state.plan.current();
     let acc = state
         .accounts
@@ -670,5 +680,7 @@ pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, Rpc
         .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
     let max = rating::max_usage(&acc, &ur.call(usage), &plan, state.mode, Utc::now())
         .map_err(|e| rpc_error(&e))?;
-    Ok(u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).to_string())
+    Ok(u64::try_from(max.as_nanos())
+        .unwrap_or(u64::MAX)
+        .to_string())
 }

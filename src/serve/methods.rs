@@ -196,7 +196,11 @@ pub(super) fn object(params: &Value, type_name: &str) -> Result<Map<String, Valu
 }
 
 /// A string field (absent or null: empty).
-pub(super) fn str_field<'a>(m: &'a Map<String, Value>, key: &str, ty: &str) -> Result<&'a str, RpcError> {
+pub(super) fn str_field<'a>(
+    m: &'a Map<String, Value>,
+    key: &str,
+    ty: &str,
+) -> Result<&'a str, RpcError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(""),
         Some(Value::String(s)) => Ok(s),

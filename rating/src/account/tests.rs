@@ -630,7 +630,11 @@ fn family() -> (Account, Account) {
 fn groups(strategy: &str) -> std::collections::BTreeMap<String, SharedGroup> {
     let g = SharedGroup {
         id: "SG_FAMILY".into(),
-        strategies: [("*any".to_owned(), crate::SharingStrategy::parse(strategy).unwrap())].into(),
+        strategies: [(
+            "*any".to_owned(),
+            crate::SharingStrategy::parse(strategy).unwrap(),
+        )]
+        .into(),
         members: ["cgrates.org:1001".to_owned(), "cgrates.org:1002".to_owned()].into(),
     };
     [("SG_FAMILY".to_owned(), g)].into()

@@ -336,8 +336,7 @@ fn trigger_watches(b: &Balance, t: &ActionTriggerDef) -> bool {
     (t.balance_id.is_empty() || b.id == *t.balance_id)
         && (t.balance_destination_ids.is_empty()
             || b.destination_ids == filter_set(&t.balance_destination_ids))
-        && (t.balance_categories.is_empty()
-            || b.categories == filter_set(&t.balance_categories))
+        && (t.balance_categories.is_empty() || b.categories == filter_set(&t.balance_categories))
 }
 
 /// Evaluates the account's attached triggers (`acc.action_triggers`, sets
