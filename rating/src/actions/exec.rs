@@ -448,7 +448,7 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule of every AccountActions row with an ActionPlan, from
     /// `now`: `*asap` rows are due at `now` (they run at load), the others
-    /// at their first run at or after `now`.
+    /// at their first run after `now`.
     #[must_use]
     pub fn from_plan(data: &AccountPlanData, now: DateTime<Utc>) -> Schedule {
         let mut s = Schedule::default();
@@ -474,10 +474,12 @@ impl Schedule {
             return false;
         };
         for r in rows {
+            // A recurring row's first run is after the load: loading a
+            // plan does not charge this month's fee a second time.
             let at = if r.timing.is_once() {
                 Some(now)
             } else {
-                r.timing.first_run(now)
+                r.timing.next_run(now)
             };
             let Some(at) = at else { continue };
             self.entries.push(Entry {
@@ -562,3 +564,7 @@ pub fn initial_account(aa: &super::AccountActionDef) -> Account {
         .collect();
     a
 }
+
+#[cfg(test)]
+#[path = "exec_tests.rs"]
+mod tests;
