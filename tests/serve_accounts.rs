@@ -463,3 +463,51 @@ fn accurate_load_loads_a_plan_into_a_running_server() {
     assert!(stdout.contains("2 accounts"), "{stdout}");
     assert_eq!(value(&c.account("1001"), "*monetary", "credit"), json!(10));
 }
+
+/// The `accounts` plan uses every action and trigger type: loading it
+/// through the API creates its five accounts and runs the `*asap` rows.
+#[test]
+fn load_folder_with_every_action_type_creates_the_accounts() {
+    let s = Server::start(&[]);
+    let mut c = Client::Tcp(Replies::new(s.connect()), 0);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tariffplans/accounts");
+    let r = c.call(
+        "APIerSv1.LoadTariffPlanFromFolder",
+        json!({"FolderPath": dir.to_str().unwrap()}),
+    );
+    assert_eq!(r, json!("OK"));
+    let all = c.call("APIerSv2.GetAccounts", json!({"Tenant": "acme.test"}));
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ID"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "acme.test:ann",
+            "acme.test:ben",
+            "acme.test:cat",
+            "acme.test:dan",
+            "acme.test:eve"
+        ]
+    );
+    let ann = c.account("ann");
+    assert_eq!(value(&ann, "*monetary", "credit"), json!(12.5), "{ann}");
+    assert_eq!(
+        value(&ann, "*voice", "mobile_minutes"),
+        json!(1_800_000_000_000u64)
+    );
+    let cat = c.account("cat");
+    assert_eq!(cat["Disabled"], json!(true));
+    let ben = c.account("ben");
+    assert_eq!(ben["AllowNegative"], json!(true));
+    let tr = c.call("APIerSv1.GetActionTriggers", json!({}));
+    assert_eq!(tr.as_array().map(Vec::len), Some(7), "{tr}");
+    let limited = c.call(
+        "APIerSv2.GetAccounts",
+        json!({"Tenant": "acme.test", "Offset": 1, "Limit": 2}),
+    );
+    assert_eq!(limited.as_array().map(Vec::len), Some(2));
+}
