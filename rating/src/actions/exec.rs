@@ -201,7 +201,7 @@ pub fn apply_actions(
     now: DateTime<Utc>,
 ) -> Result<ActionsOutcome, Error> {
     let mut sorted: Vec<&ActionDef> = actions.iter().collect();
-    sorted.sort_by(|a, b| b.weight.cmp(&a.weight));
+    sorted.sort_by_key(|a| std::cmp::Reverse(a.weight));
     let mut work = acc.clone();
     let mut out = ActionsOutcome::default();
     for a in &sorted {
@@ -364,7 +364,7 @@ pub fn check_triggers(
             }
         }
     }
-    rows.sort_by(|a, b| b.1.weight.cmp(&a.1.weight));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.weight));
     let mut fire = Vec::new();
     for (key, t) in rows {
         if t.expiry_time.is_some_and(|e| e <= now) || t.activation_time.is_some_and(|a| a > now) {
