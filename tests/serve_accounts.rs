@@ -511,3 +511,43 @@ fn load_folder_with_every_action_type_creates_the_accounts() {
     );
     assert_eq!(limited.as_array().map(Vec::len), Some(2));
 }
+
+/// The scheduler task runs a timed ActionPlan row when it comes due: a
+/// Timings.csv row a few seconds ahead, for an account of a copy of the
+/// plan.
+#[test]
+fn the_scheduler_runs_a_timed_action_plan() {
+    let dir = std::env::temp_dir().join(format!("accurate-sched-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(plan_dir()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let at = chrono::Utc::now() + chrono::TimeDelta::seconds(3);
+    std::fs::write(
+        dir.join("Timings.csv"),
+        format!("TM_SOON,*any,*any,*any,*any,{}\n", at.format("%H:%M:%S")),
+    )
+    .unwrap();
+    let mut plans = std::fs::read_to_string(dir.join("ActionPlans.csv")).unwrap();
+    plans.push_str("AP_SOON,ACT_LOW,TM_SOON,10\n");
+    std::fs::write(dir.join("ActionPlans.csv"), plans).unwrap();
+    let mut accts = std::fs::read_to_string(dir.join("AccountActions.csv")).unwrap();
+    accts.push_str("acme.test,3001,AP_SOON,,,\n");
+    std::fs::write(dir.join("AccountActions.csv"), accts).unwrap();
+
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Http(&s);
+    assert!(balance(&c.account("3001"), "*monetary", "bonus").is_none());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let acc = c.account("3001");
+        if let Some(b) = balance(&acc, "*monetary", "bonus") {
+            assert_eq!(b["Value"], json!(1));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plan did not run: {acc}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
