@@ -302,6 +302,14 @@ fn scenario(c: &mut Client<'_>) {
     let acc = c.account("1001");
     assert_eq!(value(&acc, "*monetary", "credit"), json!(1.5), "{acc}");
     assert_eq!(value(&acc, "*monetary", "bonus"), json!(1), "{acc}");
+    // GetAccount shows the trigger rows with this account's state.
+    let low = &acc["ActionTriggers"][0];
+    assert_eq!(low["ID"], json!("TRG_STD"), "{acc}");
+    assert_eq!(low["UniqueID"], json!("low_credit"));
+    assert_eq!(low["ThresholdValue"], json!(2));
+    assert_eq!(low["Executed"], json!(true));
+    assert_ne!(low["LastExecutionTime"], json!("0001-01-01T00:00:00Z"));
+    assert_eq!(acc["ActionTriggers"][1]["Executed"], json!(false));
     // Fired once: another debit does not top up again.
     assert_eq!(
         c.call("APIerSv1.DebitUsage", usage("1001", "1002", json!("10s"))),

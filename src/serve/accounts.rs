@@ -289,7 +289,7 @@ pub(crate) fn get_account(state: &State, params: &Value) -> Result<String, RpcEr
     let m = object(params, "utils.AttrGetAccount")?;
     let (t, a) = tenant_account(&m, "AttrGetAccount")?;
     match state.accounts.get(&t, &a).map_err(|e| rpc_error(&e))? {
-        Some(acc) => Ok(acc.to_json()),
+        Some(acc) => Ok(super::actionapi::account_json(state, &acc)),
         None => Err(not_found()),
     }
 }
@@ -331,7 +331,7 @@ pub(crate) fn get_accounts(state: &State, params: &Value) -> Result<String, RpcE
         } else {
             usize::try_from(limit).unwrap_or(usize::MAX)
         })
-        .map(Account::to_json)
+        .map(|a| super::actionapi::account_json(state, a))
         .collect::<Vec<_>>();
     Ok(format!("[{}]", items.join(",")))
 }

@@ -91,7 +91,9 @@ pub(crate) fn get_action_plan(state: &State, params: &Value) -> Result<String, R
     Ok(format!("[{}]", plans.join(",")))
 }
 
-fn trigger_json(t: &ActionTriggerDef) -> String {
+/// A trigger row as CGRateS's `engine.ActionTrigger`, with an account's
+/// state of it (`Executed`, `LastExecutionTime`).
+pub(crate) fn trigger_json(t: &ActionTriggerDef, run: rating::TriggerRun) -> String {
     let expiry = match t.balance_expiry {
         ExpiryTime::At(at) => time(Some(at)),
         _ => "null".to_owned(),
@@ -120,7 +122,7 @@ fn trigger_json(t: &ActionTriggerDef) -> String {
         opt_bool(t.balance_blocker),
     );
     format!(
-        "{{\"ID\":{},\"UniqueID\":{},\"ThresholdType\":{},\"ThresholdValue\":{},\"Recurrent\":{},\"MinSleep\":{},\"ExpirationDate\":{},\"ActivationDate\":{},\"Balance\":{balance},\"Weight\":{},\"ActionsID\":{},\"MinQueuedItems\":{},\"Executed\":false,\"LastExecutionTime\":{}}}",
+        "{{\"ID\":{},\"UniqueID\":{},\"ThresholdType\":{},\"ThresholdValue\":{},\"Recurrent\":{},\"MinSleep\":{},\"ExpirationDate\":{},\"ActivationDate\":{},\"Balance\":{balance},\"Weight\":{},\"ActionsID\":{},\"MinQueuedItems\":{},\"Executed\":{},\"LastExecutionTime\":{}}}",
         q(&t.id),
         q(&t.unique_id),
         q(t.threshold_type.as_str()),
@@ -132,7 +134,8 @@ fn trigger_json(t: &ActionTriggerDef) -> String {
         json_number(t.weight),
         q(&t.actions_id),
         t.stats_min_queued_items.unwrap_or(0),
-        time(None),
+        run.executed,
+        time(run.last_run),
     )
 }
 
@@ -155,11 +158,43 @@ pub(crate) fn get_action_triggers(state: &State, params: &Value) -> Result<Strin
     let mut out = Vec::new();
     for (id, rows) in &data.triggers {
         if groups.is_empty() || groups.iter().any(|g| g == &**id) {
-            out.extend(rows.iter().map(trigger_json));
+            out.extend(
+                rows.iter()
+                    .map(|t| trigger_json(t, rating::TriggerRun::default())),
+            );
         }
     }
     if out.is_empty() {
         return Err(RpcError::server("NOT_FOUND"));
     }
     Ok(format!("[{}]", out.join(",")))
+}
+
+/// The account as CGRateS's JSON, its `ActionTriggers` the full trigger
+/// rows of its sets with the account's state of each.
+pub(crate) fn account_json(state: &State, acc: &rating::Account) -> String {
+    let json = acc.to_json();
+    let plan = state.plan.current();
+    let defs = &plan.account_data().triggers;
+    let mut rows = Vec::new();
+    for set in &acc.action_triggers {
+        for (i, d) in defs.get(set.as_str()).into_iter().flatten().enumerate() {
+            let run = acc
+                .trigger_runs
+                .get(&rating::trigger_key(d, i))
+                .copied()
+                .unwrap_or_default();
+            rows.push(trigger_json(d, run));
+        }
+    }
+    // The keys are written unescaped and string values escape their
+    // quotes, so these two markers occur once each.
+    const FROM: &str = ",\"ActionTriggers\":";
+    const TO: &str = ",\"AllowNegative\":";
+    match (json.find(FROM), json.rfind(TO)) {
+        (Some(a), Some(b)) if a < b && !rows.is_empty() => {
+            format!("{}{FROM}[{}]{}", &json[..a], rows.join(","), &json[b..])
+        }
+        _ => json,
+    }
 }
