@@ -434,6 +434,10 @@ fn scenario(c: &mut Client<'_>) {
         c.call("APIerSv1.GetActionPlan", json!({"ID": "AP_NONE"})),
         json!("ERR:NOT_FOUND")
     );
+    assert_eq!(
+        c.call("APIerSv1.DebitUsage", json!({"Tenant": "acme.test"})),
+        json!("ERR:MANDATORY_IE_MISSING: [Account Destination Usage]")
+    );
 }
 
 #[test]

@@ -590,7 +590,8 @@ struct UsageRecord {
     usage: Option<Duration>,
 }
 
-fn usage_record(params: &Value) -> Result<UsageRecord, RpcError> {
+/// `need_usage`: DebitUsage requires a Usage, GetMaxUsage does not.
+fn usage_record(params: &Value, need_usage: bool) -> Result<UsageRecord, RpcError> {
     const TY: &str = "UsageRecord";
     let m = object(params, "engine.UsageRecord")?;
     let account = str_field(&m, "Account", TY)?;
@@ -601,6 +602,9 @@ fn usage_record(params: &Value) -> Result<UsageRecord, RpcError> {
     }
     if destination.is_empty() {
         missing.push("Destination");
+    }
+    if need_usage && matches!(m.get("Usage"), None | Some(Value::Null)) {
+        missing.push("Usage");
     }
     if !missing.is_empty() {
         return Err(mandatory_missing(&missing));
@@ -651,7 +655,7 @@ impl UsageRecord {
 
 /// `APIerSv1.DebitUsage`: a UsageRecord -> `"OK"`.
 pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcError> {
-    let ur = usage_record(params)?;
+    let ur = usage_record(params, true)?;
     let usage = ur.usage.unwrap_or_default();
     let plan = state.plan.current();
     let cd = ur.call(usage);
@@ -667,7 +671,7 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
 
 /// `APIerSv1.GetMaxUsage`: a UsageRecord -> the usage in nanoseconds.
 pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, RpcError> {
-    let ur = usage_record(params)?;
+    let ur = usage_record(params, false)?;
     let usage = ur
         .usage
         .filter(|u| !u.is_zero())
