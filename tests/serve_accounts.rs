@@ -529,12 +529,7 @@ fn load_folder_with_every_action_type_creates_the_accounts() {
 /// plan.
 #[test]
 fn the_scheduler_runs_a_timed_action_plan() {
-    let dir = std::env::temp_dir().join(format!("accurate-sched-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(plan_dir()).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
+    let dir = plan_copy("sched");
     let at = chrono::Utc::now() + chrono::TimeDelta::seconds(3);
     std::fs::write(
         dir.join("Timings.csv"),
@@ -561,5 +556,59 @@ fn the_scheduler_runs_a_timed_action_plan() {
         assert!(Instant::now() < deadline, "the plan did not run: {acc}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A copy of the serve_accounts plan in a fresh temporary folder.
+fn plan_copy(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("accurate-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(plan_dir()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+/// `*http_post` posts the account's JSON to the URL in ExtraParameters.
+#[test]
+fn http_post_action_posts_the_account() {
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = hook.accept().unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Until the body's last byte (the account JSON ends with `}`).
+        while !got.ends_with(b"}") {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        tx.send(String::from_utf8_lossy(&got).into_owned()).unwrap();
+    });
+    let dir = plan_copy("post");
+    let mut actions = std::fs::read_to_string(dir.join("Actions.csv")).unwrap();
+    actions.push_str(&format!("ACT_POST,*http_post,{url},,,,,,,,,,,,,,10\n"));
+    std::fs::write(dir.join("Actions.csv"), actions).unwrap();
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Http(&s);
+    let r = c.call(
+        "APIerSv1.ExecuteAction",
+        json!({"Tenant": "acme.test", "Account": "1001", "ActionsId": "ACT_POST"}),
+    );
+    assert_eq!(r, json!("OK"));
+    let req = rx.recv_timeout(WAIT).expect("no POST arrived");
+    assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
+    let body = req.split_once("\r\n\r\n").unwrap().1;
+    let acc: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(acc["ID"], json!("acme.test:1001"));
+    assert_eq!(value(&acc, "*monetary", "credit"), json!(10));
     let _ = std::fs::remove_dir_all(&dir);
 }
