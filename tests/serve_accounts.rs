@@ -612,3 +612,42 @@ fn http_post_action_posts_the_account() {
     assert_eq!(value(&acc, "*monetary", "credit"), json!(10));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// DebitUsage draws on shared groups: a balance in SG_FAMILY stands for
+/// the group's balances in every member account (`*lowest` first).
+#[test]
+fn debit_usage_draws_on_a_shared_group() {
+    let dir = plan_copy("shared");
+    std::fs::write(
+        dir.join("SharedGroups.csv"),
+        "#ID,Account,Strategy,RatingSubject\nSG_FAMILY,*any,*lowest,\n",
+    )
+    .unwrap();
+    let mut actions = std::fs::read_to_string(dir.join("Actions.csv")).unwrap();
+    actions
+        .push_str("ACT_FAMILY,*topup,,,family,*monetary,,*any,,SG_FAMILY,*unlimited,,5,30,,,10\n");
+    std::fs::write(dir.join("Actions.csv"), actions).unwrap();
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Tcp(Replies::new(s.connect()), 0);
+    for a in ["1001", "1002"] {
+        let r = c.call(
+            "APIerSv1.ExecuteAction",
+            json!({"Tenant": "acme.test", "Account": a, "ActionsId": "ACT_FAMILY"}),
+        );
+        assert_eq!(r, json!("OK"));
+    }
+    // 12 minutes cost 7.20: 1001's family 5 and 2.20 of 1002's; the
+    // credit (weight 10) is not touched.
+    assert_eq!(
+        c.call("APIerSv1.DebitUsage", usage("1001", "1002", json!("12m"))),
+        json!("OK")
+    );
+    let a1 = c.account("1001");
+    let a2 = c.account("1002");
+    assert_eq!(value(&a1, "*monetary", "credit"), json!(10), "{a1}");
+    let fam = |a: &Value| value(a, "*monetary", "family").to_string();
+    let mut left = [fam(&a1), fam(&a2)];
+    left.sort();
+    assert_eq!(left, ["0", "2.8"], "{a1} {a2}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,6 +3,7 @@
 //! GetMaxUsage, ...) over an `Arc<dyn rating::AccountStore>`, the actions
 //! and triggers they run, and the ActionPlan scheduler task.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +89,7 @@ fn change<T>(
 ) -> Result<T, rating::Error> {
     let plan = state.plan.current();
     let data = plan.account_data();
-    let (out, fired) = state.accounts.update_with(tenant, id, |a| {
+    let (out, fired, groups) = state.accounts.update_with(tenant, id, |a| {
         let v = f(a)?;
         // CGRateS runs no triggers on a disabled account.
         let fired = if a.disabled {
@@ -96,8 +97,15 @@ fn change<T>(
         } else {
             rating::check_triggers(a, &data.triggers, now)
         };
-        Ok((v, fired))
+        let groups: BTreeSet<String> = a
+            .balances
+            .values()
+            .flatten()
+            .flat_map(|b| b.shared_groups.iter().cloned())
+            .collect();
+        Ok((v, fired, groups))
     })?;
+    set_membership(state, &format!("{tenant}:{id}"), &groups);
     for actions_id in fired {
         if depth >= MAX_TRIGGER_DEPTH {
             super::say(&format!(
@@ -151,8 +159,55 @@ fn run_defs(
     if outcome.remove_account {
         state.accounts.remove(tenant, id)?;
         lock(&state.schedule).remove_account(tenant, id);
+        set_membership(state, &format!("{tenant}:{id}"), &BTreeSet::new());
     }
     Ok(())
+}
+
+/// Records which shared groups an account holds balances in.
+fn set_membership(state: &State, key: &str, groups: &BTreeSet<String>) {
+    let mut m = lock(&state.members);
+    for (g, members) in m.iter_mut() {
+        if !groups.contains(g) {
+            members.remove(key);
+        }
+    }
+    for g in groups {
+        m.entry(g.clone()).or_default().insert(key.to_owned());
+    }
+    m.retain(|_, members| !members.is_empty());
+}
+
+/// The plan's SharedGroups.csv rows with the members the server tracks.
+struct PlanGroups<'a> {
+    data: &'a AccountPlanData,
+    members: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl rating::SharedGroups for PlanGroups<'_> {
+    fn shared_group(&self, id: &str) -> Option<rating::SharedGroup> {
+        let rows = self.data.shared_groups.get(id)?;
+        let members = self.members.get(id).cloned().unwrap_or_default();
+        let mut strategies = BTreeMap::new();
+        for r in rows {
+            if &*r.account == "*any" || r.account.contains(':') {
+                strategies.insert(r.account.to_string(), r.strategy);
+            } else {
+                // An account ID without its tenant: each member with it.
+                for m in members
+                    .iter()
+                    .filter(|m| m.split_once(':').is_some_and(|(_, a)| a == &*r.account))
+                {
+                    strategies.insert(m.clone(), r.strategy);
+                }
+            }
+        }
+        Some(rating::SharedGroup {
+            id: id.to_owned(),
+            strategies,
+            members,
+        })
+    }
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -422,6 +477,7 @@ pub(crate) fn remove_account(state: &State, params: &Value) -> Result<String, Rp
         return Err(not_found());
     }
     lock(&state.schedule).remove_account(&t, &a);
+    set_membership(state, &format!("{t}:{a}"), &BTreeSet::new());
     Ok("\"OK\"".to_owned())
 }
 
@@ -660,12 +716,48 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
     let plan = state.plan.current();
     let cd = ur.call(usage);
     let now = Utc::now();
-    change(state, &ur.tenant, &ur.account, now, 0, |a| {
-        let out = rating::debit(a, &cd, &plan, state.mode, now)?;
-        rating::record_debit(a, &out);
-        Ok(())
-    })
-    .map_err(|e| rpc_error(&e))?;
+    let me = state
+        .accounts
+        .get(&ur.tenant, &ur.account)
+        .map_err(|e| rpc_error(&e))?
+        .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
+    let shared = me
+        .balances
+        .values()
+        .flatten()
+        .any(|b| !b.shared_groups.is_empty());
+    if shared {
+        // Locks the account with the groups' members; the counters and
+        // triggers of the debited account follow in a second step.
+        let groups = PlanGroups {
+            data: plan.account_data(),
+            members: lock(&state.members).clone(),
+        };
+        let out = state
+            .accounts
+            .debit_call_shared(
+                &ur.tenant,
+                &ur.account,
+                &cd,
+                &plan,
+                &groups,
+                state.mode,
+                now,
+            )
+            .map_err(|e| rpc_error(&e))?;
+        change(state, &ur.tenant, &ur.account, now, 0, |a| {
+            rating::record_debit(a, &out);
+            Ok(())
+        })
+        .map_err(|e| rpc_error(&e))?;
+    } else {
+        change(state, &ur.tenant, &ur.account, now, 0, |a| {
+            let out = rating::debit(a, &cd, &plan, state.mode, now)?;
+            rating::record_debit(a, &out);
+            Ok(())
+        })
+        .map_err(|e| rpc_error(&e))?;
+    }
     Ok("\"OK\"".to_owned())
 }
 

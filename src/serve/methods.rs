@@ -36,6 +36,10 @@ pub(crate) struct State {
     pub schedule: std::sync::Mutex<rating::Schedule>,
     /// Wakes the scheduler task when the schedule changes.
     pub wake: tokio::sync::Notify,
+    /// Shared group ID -> the accounts (`tenant:account`) holding a balance
+    /// in it (CGRateS's `MemberIds`), kept up to date by every change.
+    pub members:
+        std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for State {
@@ -103,6 +107,7 @@ impl State {
             accounts: Arc::new(rating::MemoryAccounts::default()),
             schedule: std::sync::Mutex::new(rating::Schedule::default()),
             wake: tokio::sync::Notify::new(),
+            members: std::sync::Mutex::default(),
         }
     }
 
