@@ -326,9 +326,13 @@ pub(crate) fn run_due(state: &State, now: DateTime<Utc>) {
 pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     loop {
         let next = lock(&state.schedule).next_wakeup();
-        let sleep = next.map_or(Duration::from_secs(3600), |t| {
-            (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)
-        });
+        // At most an hour: the wall clock may jump (the runs are wall-clock
+        // moments, the timer is monotonic).
+        let sleep = next
+            .map_or(Duration::from_secs(3600), |t| {
+                (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+            })
+            .min(Duration::from_secs(3600));
         tokio::select! {
             _ = stop.changed() => return,
             () = state.wake.notified() => continue,
