@@ -170,3 +170,68 @@ fn call_http(url: &str, token: Option<&str>, req: &Request) -> anyhow::Result<js
             .context("no reply from the server")?
     })
 }
+
+/// Arguments of `accurate load`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoadArgs {
+    /// The tariff plan folder (CGRateS CSVs, with accounts and actions).
+    dir: std::path::PathBuf,
+    /// The running server: http://IP:PORT/jsonrpc or tcp://IP:PORT.
+    /// (Loading into a stopped server's `--data-dir` needs persistent
+    /// storage, which is not there yet.)
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:2080/jsonrpc",
+        value_name = "URL"
+    )]
+    server: String,
+    /// The server's `[api] auth-token` (default: ACCURATE_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+}
+
+/// Checks the folder here, has the server load it
+/// (`APIerSv1.LoadTariffPlanFromFolder`), and prints what it holds.
+pub(crate) fn run_load(args: LoadArgs, config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cfg = crate::config::Config::load_or_default(config)?;
+    let dir = std::fs::canonicalize(&args.dir)
+        .with_context(|| format!("cannot read {}", args.dir.display()))?;
+    let (plan, _) = crate::cost::load_tariff_plan(&dir, &cfg.load_policy())?;
+    let data = plan.account_data();
+    let req = Request {
+        method: "APIerSv1.LoadTariffPlanFromFolder".into(),
+        params: serde_json::json!({ "FolderPath": dir.to_string_lossy() }),
+        id: Value::from(1),
+        version: Version::V1,
+        notification: false,
+    };
+    let token = args.token.or_else(|| std::env::var("ACCURATE_TOKEN").ok());
+    let reply = if let Some(addr) = args.server.strip_prefix("tcp://") {
+        call_tcp(addr, token.as_deref(), &req)?
+    } else if args.server.starts_with("http://") {
+        call_http(&args.server, token.as_deref(), &req)?
+    } else {
+        bail!(
+            "unsupported server URL {:?}: use http://IP:PORT/jsonrpc or tcp://IP:PORT",
+            args.server
+        );
+    };
+    if let Err(e) = reply.outcome {
+        bail!("the server refused the plan: {}", e.message);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "loaded {}: {} destinations, {} rating profiles, {} accounts, {} action plans, {} actions, {} action trigger sets",
+        dir.display(),
+        plan.destination_count(),
+        plan.rating_profile_count(),
+        data.account_actions.len(),
+        data.action_plans.len(),
+        data.actions.len(),
+        data.triggers.len()
+    )
+    .and_then(|()| out.flush())
+    .map_err(crate::exit::Failure::Output)?;
+    Ok(())
+}

@@ -62,6 +62,9 @@ enum Command {
     /// Call a method of a running `accurate serve` and print the reply as
     /// JSON (the cgr-console role).
     Console(console::ConsoleArgs),
+    /// Load a tariff plan folder (rating data, accounts, action plans,
+    /// triggers) into a running `accurate serve` and print what it holds.
+    Load(console::LoadArgs),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Cost(args) => cost::run(args, cli.config.as_deref()),
         Command::Serve(args) => serve::run(args, cli.config.as_deref()),
         Command::Console(args) => console::run(args),
+        Command::Load(args) => console::run_load(args, cli.config.as_deref()),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {

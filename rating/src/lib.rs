@@ -58,7 +58,9 @@ pub use account::{
 };
 pub use actions::{
     AccountActionDef, AccountPlanData, ActionDef, ActionPlanDef, ActionTiming, ActionTriggerDef,
-    ActionType, ExpiryTime, IdList, SharedGroupDef, SharingStrategy, ThresholdType,
+    ActionType, ActionsOutcome, DueRun, Effect, ExpiryTime, IdList, Schedule, SharedGroupDef,
+    SharingStrategy, ThresholdType, TriggerRun, apply_actions, check_triggers, initial_account,
+    record_debit, trigger_key,
 };
 pub use call::{CallDescriptor, Tor};
 pub use cost::{CallCost, TimeSpan};

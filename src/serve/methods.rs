@@ -11,8 +11,9 @@ use jsonrpc::{RpcError, code};
 use rating::{CallDescriptor, RoundingMode, SharedTariffPlan, TariffStore, Tor};
 use serde_json::{Map, Value};
 
+use super::{accounts, actionapi};
+
 /// What every connection shares: the plan in force and the counters.
-#[derive(Debug)]
 pub(crate) struct State {
     /// The tariff plan in force, swapped whole by a load.
     pub plan: SharedTariffPlan,
@@ -29,6 +30,26 @@ pub(crate) struct State {
     started_at: Instant,
     /// Counters, printed on shutdown.
     pub counters: Counters,
+    /// The accounts (a storage backend; in memory for now).
+    pub accounts: Arc<dyn rating::AccountStore>,
+    /// The ActionPlan runs to come.
+    pub schedule: std::sync::Mutex<rating::Schedule>,
+    /// Wakes the scheduler task when the schedule changes.
+    pub wake: tokio::sync::Notify,
+    /// Shared group ID -> the accounts (`tenant:account`) holding a balance
+    /// in it (CGRateS's `MemberIds`), kept up to date by every change.
+    pub members:
+        std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("mode", &self.mode)
+            .field("node_id", &self.node_id)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Named counters of the server.
@@ -83,6 +104,10 @@ impl State {
             started: Utc::now(),
             started_at: Instant::now(),
             counters: Counters::default(),
+            accounts: Arc::new(rating::MemoryAccounts::default()),
+            schedule: std::sync::Mutex::new(rating::Schedule::default()),
+            wake: tokio::sync::Notify::new(),
+            members: std::sync::Mutex::default(),
         }
     }
 
@@ -114,6 +139,18 @@ pub(crate) async fn dispatch(
         "CoreSv1.Status" => Ok(status(state)),
         "APIerSv1.LoadTariffPlanFromFolder" => load_folder(state, params).await,
         "APIerSv1.GetCost" => get_cost(state, &params),
+        "APIerSv1.GetAccount" | "APIerSv2.GetAccount" => accounts::get_account(state, &params),
+        "APIerSv2.GetAccounts" => accounts::get_accounts(state, &params),
+        "APIerSv1.SetAccount" | "APIerSv2.SetAccount" => accounts::set_account(state, &params),
+        "APIerSv1.RemoveAccount" => accounts::remove_account(state, &params),
+        "APIerSv1.AddBalance" => accounts::add_balance(state, &params),
+        "APIerSv1.SetBalance" => accounts::set_balance(state, &params),
+        "APIerSv1.RemoveBalances" => accounts::remove_balances(state, &params),
+        "APIerSv1.DebitUsage" => accounts::debit_usage(state, &params),
+        "APIerSv1.GetMaxUsage" => accounts::get_max_usage(state, &params),
+        "APIerSv1.ExecuteAction" => accounts::execute_action(state, &params),
+        "APIerSv1.GetActionPlan" => actionapi::get_action_plan(state, &params),
+        "APIerSv1.GetActionTriggers" => actionapi::get_action_triggers(state, &params),
         // Already checked by the transport; a second call is harmless.
         AUTH_METHOD => Ok("\"OK\"".to_owned()),
         _ => Err(unknown(method)),
@@ -127,7 +164,7 @@ pub(crate) async fn dispatch(
 
 /// Go's `net/rpc` answer to an unknown service or method.
 fn unknown(method: &str) -> RpcError {
-    const SERVICES: [&str; 3] = ["CoreSv1", "APIerSv1", "AuthSv1"];
+    const SERVICES: [&str; 4] = ["CoreSv1", "APIerSv1", "APIerSv2", "AuthSv1"];
     let service = method.rsplit_once('.').map_or(method, |(s, _)| s);
     let what = if SERVICES.contains(&service) {
         "method"
@@ -140,7 +177,7 @@ fn unknown(method: &str) -> RpcError {
     )
 }
 
-fn mandatory_missing(fields: &[&str]) -> RpcError {
+pub(super) fn mandatory_missing(fields: &[&str]) -> RpcError {
     RpcError::new(
         code::INVALID_PARAMS,
         format!("MANDATORY_IE_MISSING: [{}]", fields.join(" ")),
@@ -149,7 +186,7 @@ fn mandatory_missing(fields: &[&str]) -> RpcError {
 
 /// The argument as an object, as Go would decode it into `type_name`
 /// (null and an empty array's nothing decode to the zero value).
-fn object(params: &Value, type_name: &str) -> Result<Map<String, Value>, RpcError> {
+pub(super) fn object(params: &Value, type_name: &str) -> Result<Map<String, Value>, RpcError> {
     match params {
         Value::Object(m) => Ok(m.clone()),
         Value::Null => Ok(Map::new()),
@@ -164,7 +201,11 @@ fn object(params: &Value, type_name: &str) -> Result<Map<String, Value>, RpcErro
 }
 
 /// A string field (absent or null: empty).
-fn str_field<'a>(m: &'a Map<String, Value>, key: &str, ty: &str) -> Result<&'a str, RpcError> {
+pub(super) fn str_field<'a>(
+    m: &'a Map<String, Value>,
+    key: &str,
+    ty: &str,
+) -> Result<&'a str, RpcError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(""),
         Some(Value::String(s)) => Ok(s),
@@ -245,10 +286,13 @@ async fn load_folder(state: &Arc<State>, params: Value) -> Result<String, RpcErr
     }
     let st = Arc::clone(state);
     let loaded = tokio::task::spawn_blocking(move || {
-        crate::cost::load_tariff_plan(&dir, &st.policy).map(|(plan, _)| {
+        crate::cost::load_tariff_plan(&dir, &st.policy).and_then(|(plan, _)| {
             if !dry_run {
                 st.plan.replace(plan);
+                accounts::load_accounts(&st, Utc::now())
+                    .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
             }
+            anyhow::Ok(())
         })
     })
     .await;
@@ -315,7 +359,7 @@ fn non_empty<'a>(s: &'a str, default: &'a str) -> &'a str {
 
 /// CGRateS's usage forms: integer nanoseconds, a Go duration (`"1m30s"`)
 /// or a digit string (nanoseconds).
-fn parse_usage(v: Option<&Value>) -> Result<Duration, RpcError> {
+pub(super) fn parse_usage(v: Option<&Value>) -> Result<Duration, RpcError> {
     let bad = |what: String| RpcError::new(code::INVALID_PARAMS, what);
     match v {
         None | Some(Value::Null) => Ok(Duration::ZERO),
@@ -336,7 +380,7 @@ fn parse_usage(v: Option<&Value>) -> Result<Duration, RpcError> {
 /// the default time zone): empty (the zero time), `*now`, `+DURATION`
 /// from now, unix seconds, RFC 3339, or `2006-01-02 15:04:05` /
 /// `2006-01-02T15:04:05` without a zone.
-fn parse_answer_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_answer_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let s = s.trim();
     if s.is_empty() {
         // Go's zero time.

@@ -12,6 +12,8 @@
 //! `AuthSv1.Auth` with `{"Token": TOKEN}`. Without a token configured
 //! neither is asked for.
 
+mod accounts;
+mod actionapi;
 mod eventcost;
 mod http;
 mod methods;
@@ -46,7 +48,8 @@ pub(crate) struct ServeArgs {
     /// in it yet (storage of accounts and CDRs comes later).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Tariff plan folder (CGRateS CSVs) to load at start.
+    /// Tariff plan folder (CGRateS CSVs) to load at start: rating data and
+    /// accounts (AccountActions, with their ActionPlans and triggers).
     #[arg(long, value_name = "DIR")]
     tariffplan: Option<PathBuf>,
     /// exact: round once at the end; cgrates: reproduce CGRateS's rounding.
@@ -108,6 +111,14 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        // In the runtime: `*http_post` actions run at load post from it.
+        if args.tariffplan.is_some() {
+            let n = accounts::load_accounts(&state, chrono::Utc::now())
+                .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
+            if n > 0 {
+                say(&format!("loaded {n} accounts"));
+            }
+        }
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
             .map_err(|e| bind_failure("rpc-tcp", tcp_addr, e))?;
@@ -126,6 +137,7 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
             stop_rx.clone(),
         ));
         let http_task = tokio::spawn(http::run(http, Arc::clone(&state), idle, stop_rx.clone()));
+        let sched_task = tokio::spawn(accounts::scheduler(Arc::clone(&state), stop_rx.clone()));
 
         tokio::select! {
             _ = int.recv() => {}
@@ -134,6 +146,7 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         let _ = stop_tx.send(true);
         let _ = tcp_task.await;
         let _ = http_task.await;
+        let _ = sched_task.await;
         let mut e = std::io::stderr().lock();
         for (k, v) in state.counters.all() {
             let _ = writeln!(e, "serve: {k}: {v}");

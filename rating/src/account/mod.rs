@@ -188,9 +188,15 @@ pub struct Account {
     pub disabled: bool,
     /// When the account last changed (set by debits and refunds).
     pub update_time: Option<DateTime<Utc>>,
-    /// Action trigger IDs attached (kept for the JSON shape; triggers are
-    /// not run here).
+    /// ActionTriggers set IDs attached (evaluated by
+    /// [`crate::actions::check_triggers`]).
     pub action_triggers: Vec<String>,
+    /// State of the attached trigger rows, by
+    /// [`crate::actions::trigger_key`].
+    pub trigger_runs: BTreeMap<String, crate::actions::TriggerRun>,
+    /// Event counters by balance type (`*monetary`: money debited,
+    /// `*voice`: units debited), for the `*_event_counter` triggers.
+    pub counters: BTreeMap<String, Decimal>,
 }
 
 /// The ID of the balance a debit takes negative when money runs out, as

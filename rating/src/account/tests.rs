@@ -616,6 +616,31 @@ fn json_has_cgrates_account_shape_and_round_trips() {
     assert!(from_cgr.allow_negative);
 }
 
+#[test]
+fn trigger_state_and_counters_survive_storage_json() {
+    let mut a = account(vec![(BalanceType::Monetary, money("main", "1", 10))]);
+    a.action_triggers = vec!["TRG".into()];
+    a.trigger_runs.insert(
+        "TRG#0".into(),
+        crate::TriggerRun {
+            executed: true,
+            last_run: Some(now()),
+        },
+    );
+    a.counters.insert("*monetary".into(), d("4.9"));
+    let j = serde_json::to_value(&a).unwrap();
+    let back: Account = serde_json::from_value(j).unwrap();
+    assert_eq!(back, a);
+    // Absent from an account without them (CGRateS's shape).
+    a.trigger_runs.clear();
+    a.counters.clear();
+    let text = serde_json::to_string(&a).unwrap();
+    assert!(
+        !text.contains("TriggerRuns") && !text.contains("Counters"),
+        "{text}"
+    );
+}
+
 fn family() -> (Account, Account) {
     let mut mine = money("fam", "2", 10);
     mine.shared_groups.insert("SG_FAMILY".into());

@@ -147,6 +147,21 @@ struct AccountWire {
     disabled: bool,
     #[serde(serialize_with = "ser_time", deserialize_with = "de_time", default)]
     update_time: Option<DateTime<Utc>>,
+    /// AccuRate's trigger state (not in CGRateS's shape): key -> last run
+    /// (`executed` false: re-armed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    trigger_runs: BTreeMap<String, TriggerRunWire>,
+    /// AccuRate's event counters by balance type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    counters: BTreeMap<String, Decimal>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TriggerRunWire {
+    executed: bool,
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time", default)]
+    last_execution_time: Option<DateTime<Utc>>,
 }
 
 impl Serialize for Balance {
@@ -185,6 +200,20 @@ impl Serialize for Account {
             allow_negative: self.allow_negative,
             disabled: self.disabled,
             update_time: self.update_time,
+            trigger_runs: self
+                .trigger_runs
+                .iter()
+                .map(|(k, r)| {
+                    (
+                        k.clone(),
+                        TriggerRunWire {
+                            executed: r.executed,
+                            last_execution_time: r.last_run,
+                        },
+                    )
+                })
+                .collect(),
+            counters: self.counters.clone(),
         }
         .serialize(s)
     }
@@ -219,6 +248,20 @@ impl<'de> Deserialize<'de> for Account {
                 .into_iter()
                 .map(|a| a.id)
                 .collect(),
+            trigger_runs: w
+                .trigger_runs
+                .into_iter()
+                .map(|(k, r)| {
+                    (
+                        k,
+                        crate::actions::TriggerRun {
+                            executed: r.executed,
+                            last_run: r.last_execution_time,
+                        },
+                    )
+                })
+                .collect(),
+            counters: w.counters,
         })
     }
 }

@@ -3,8 +3,7 @@
 //! out, loaded into typed definitions, plus the schedule of ActionPlan
 //! timings ([`ActionTiming::next_run`]).
 //!
-//! Nothing here executes an action: these are the definitions an account
-//! engine reads. Amounts are exact decimals, times are passed in (the crate
+//! `exec` runs them: actions on an account, triggers, the schedule. Amounts are exact decimals, times are passed in (the crate
 //! has no clock).
 
 use std::collections::BTreeMap;
@@ -16,9 +15,14 @@ use rust_decimal::Decimal;
 
 use crate::plan::TariffPlan;
 
+mod exec;
 pub(crate) mod parse;
 mod schedule;
 
+pub use exec::{
+    ActionsOutcome, DueRun, Effect, Schedule, TriggerRun, apply_actions, check_triggers,
+    initial_account, record_debit, trigger_key,
+};
 pub use schedule::ActionTiming;
 
 /// What an Actions row does (its `Action` column).
@@ -518,8 +522,8 @@ impl AccountPlanData {
 
 impl TariffPlan {
     /// The account-side definitions (Actions, ActionPlans, ActionTriggers,
-    /// AccountActions, SharedGroups) loaded with the plan. Loaded and
-    /// checked only: nothing executes them yet.
+    /// AccountActions, SharedGroups) loaded with the plan
+    /// ([`apply_actions`], [`check_triggers`] and [`Schedule`] run them).
     #[must_use]
     pub fn account_data(&self) -> &AccountPlanData {
         &self.account

@@ -1,0 +1,570 @@
+//! Running actions on an account, evaluating its action triggers, and the
+//! scheduler core of ActionPlans, CGRateS-compatible and sans-IO.
+//!
+//! [`apply_actions`] changes an [`Account`] as CGRateS's `engine/action.go`
+//! does for the sixteen action types; actions with an outside effect
+//! (`*log`, `*cdrlog`, `*http_post`) return an [`Effect`] the caller
+//! performs. [`check_triggers`] says which trigger actions fire after a
+//! balance change; [`Schedule`] gives the ActionPlan runs due by a moment.
+//! The time is always passed in.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rust_decimal::Decimal;
+
+use super::{
+    AccountPlanData, ActionDef, ActionTiming, ActionTriggerDef, ActionType, ExpiryTime, IdList,
+    ThresholdType,
+};
+use crate::Error;
+use crate::account::{Account, Balance, BalanceType, ChargeKind, DebitOutcome, FilterSet};
+
+/// An outside effect of an action, for the caller to perform (rating does
+/// no I/O).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `*log`: the account as CGRateS's JSON, to log.
+    Log {
+        /// The account after the actions before this one.
+        account_json: String,
+    },
+    /// `*cdrlog`: one CDR-like record per balance-changing action of the
+    /// same list.
+    Cdrlog {
+        /// The ExtraParameters template, as written.
+        template: String,
+        /// `(action, balance type, balance ID, units)` of each change.
+        entries: Vec<(ActionType, String, String, Decimal)>,
+    },
+    /// `*http_post`: post the account JSON to the URL.
+    HttpPost {
+        /// ExtraParameters.
+        url: String,
+        /// The account as CGRateS's JSON.
+        body: String,
+    },
+}
+
+/// What [`apply_actions`] did besides changing the account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionsOutcome {
+    /// Effects to perform, in action order.
+    pub effects: Vec<Effect>,
+    /// `*remove_account` ran: the caller removes the account.
+    pub remove_account: bool,
+}
+
+/// The state of one attached trigger (CGRateS's `Executed` and
+/// `LastExecutionTime`), kept on the account by [`trigger_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TriggerRun {
+    /// Fired and not re-armed since (`*reset_triggers` re-arms).
+    pub executed: bool,
+    /// When it last fired.
+    pub last_run: Option<DateTime<Utc>>,
+}
+
+/// The key of a trigger row in [`Account::trigger_runs`]: `SET#UniqueID`,
+/// or `SET#index` (its row number within the set) without a UniqueID.
+#[must_use]
+pub fn trigger_key(def: &ActionTriggerDef, index: usize) -> String {
+    if def.unique_id.is_empty() {
+        format!("{}#{index}", def.id)
+    } else {
+        format!("{}#{}", def.id, def.unique_id)
+    }
+}
+
+/// `*any` and empty entries dropped, `!ID` an exclusion.
+fn filter_set(ids: &IdList) -> FilterSet {
+    crate::account::parse_filter_set(&ids.join(";"))
+}
+
+fn id_set(ids: &IdList) -> std::collections::BTreeSet<String> {
+    ids.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && *s != "*any")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The balance type an action or trigger names; `None` when empty.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a type we do not keep.
+fn balance_type(s: &str) -> Result<Option<BalanceType>, Error> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.trim()
+        .parse()
+        .map(Some)
+        .map_err(|()| Error::InvalidInput {
+            what: "balance type",
+            value: s.to_owned(),
+        })
+}
+
+/// Whether balance `b` is the one action `a` names: by ID when the action
+/// gives one, else by every filter the action sets (CGRateS's
+/// `Balance.MatchFilter` on the fields that are set).
+fn matches(b: &Balance, a: &ActionDef) -> bool {
+    if !a.balance_id.is_empty() {
+        return b.id == *a.balance_id;
+    }
+    let dst = filter_set(&a.destination_ids);
+    let cat = filter_set(&a.categories);
+    let sg = id_set(&a.shared_groups);
+    let tm = id_set(&a.timing_ids);
+    (dst.is_empty() || b.destination_ids == dst)
+        && (cat.is_empty() || b.categories == cat)
+        && (sg.is_empty() || b.shared_groups == sg)
+        && (tm.is_empty() || b.timing_ids == tm)
+        && (a.rating_subject.is_empty() || b.rating_subject == *a.rating_subject)
+        && a.balance_weight.is_none_or(|w| b.weight == w)
+}
+
+/// Sets the properties the action gives on a balance (value aside).
+fn set_properties(b: &mut Balance, a: &ActionDef, now: DateTime<Utc>, creating: bool) {
+    if creating && !a.balance_id.is_empty() {
+        b.id = a.balance_id.to_string();
+    }
+    if let Some(w) = a.balance_weight {
+        b.weight = w;
+    }
+    // An unlimited expiry on an existing balance keeps its expiry (the
+    // column is often left empty on a top-up).
+    if creating || a.expiry != ExpiryTime::Unlimited {
+        b.expiration = a.expiry.resolve(now);
+    }
+    let dst = filter_set(&a.destination_ids);
+    if creating || !dst.is_empty() {
+        b.destination_ids = dst;
+    }
+    let cat = filter_set(&a.categories);
+    if creating || !cat.is_empty() {
+        b.categories = cat;
+    }
+    if creating || !a.rating_subject.is_empty() {
+        b.rating_subject = a.rating_subject.to_string();
+    }
+    let sg = id_set(&a.shared_groups);
+    if creating || !sg.is_empty() {
+        b.shared_groups = sg;
+    }
+    let tm = id_set(&a.timing_ids);
+    if creating || !tm.is_empty() {
+        b.timing_ids = tm;
+    }
+    if let Some(x) = a.balance_blocker {
+        b.blocker = x;
+    }
+    if let Some(x) = a.balance_disabled {
+        b.disabled = x;
+    }
+}
+
+/// The balance action `a` names, created (empty, with the action's
+/// properties) when none matches; its index in the type's list.
+fn find_or_create(acc: &mut Account, t: BalanceType, a: &ActionDef, now: DateTime<Utc>) -> usize {
+    if let Some(i) = acc.balances_of(t).iter().position(|b| matches(b, a)) {
+        let b = &mut acc.balances.entry(t).or_default()[i];
+        set_properties(b, a, now, false);
+        return i;
+    }
+    let mut b = Balance::default();
+    set_properties(&mut b, a, now, true);
+    acc.add_balance(t, b);
+    let list = acc.balances.entry(t).or_default();
+    let i = list.len() - 1;
+    // add_balance numbers uuids by position: after a removal that number
+    // may be taken; stamp the creation time to keep uuids unique.
+    let uuid = list[i].uuid.clone();
+    if list[..i].iter().any(|b| b.uuid == uuid) {
+        list[i].uuid = format!("{uuid}:{}", now.timestamp_nanos_opt().unwrap_or_default());
+    }
+    i
+}
+
+/// Runs `actions` (sorted by Weight, highest first, as CGRateS's
+/// `Actions.Sort`) on `acc` at `now`. Works on a copy: on error the
+/// account is unchanged.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for an action without the balance type or
+/// value it needs, or an action type AccuRate does not execute.
+pub fn apply_actions(
+    acc: &mut Account,
+    actions: &[ActionDef],
+    now: DateTime<Utc>,
+) -> Result<ActionsOutcome, Error> {
+    let mut sorted: Vec<&ActionDef> = actions.iter().collect();
+    sorted.sort_by_key(|a| std::cmp::Reverse(a.weight));
+    let mut work = acc.clone();
+    let mut out = ActionsOutcome::default();
+    for a in &sorted {
+        apply_one(&mut work, a, &sorted, now, &mut out)?;
+    }
+    work.update_time = Some(now);
+    *acc = work;
+    Ok(out)
+}
+
+fn need_type(a: &ActionDef) -> Result<BalanceType, Error> {
+    balance_type(&a.balance_type)?.ok_or_else(|| Error::InvalidInput {
+        what: "balance type of the action",
+        value: format!("{} {}: empty", a.id, a.action.as_str()),
+    })
+}
+
+fn apply_one(
+    acc: &mut Account,
+    a: &ActionDef,
+    all: &[&ActionDef],
+    now: DateTime<Utc>,
+    out: &mut ActionsOutcome,
+) -> Result<(), Error> {
+    let units = a.units.unwrap_or_default();
+    match a.action {
+        ActionType::Topup | ActionType::Debit | ActionType::TopupReset | ActionType::DebitReset => {
+            let t = need_type(a)?;
+            let i = find_or_create(acc, t, a, now);
+            let b = &mut acc.balances.entry(t).or_default()[i];
+            b.value = match a.action {
+                ActionType::Topup => b.value.saturating_add(units),
+                ActionType::Debit => b.value.saturating_sub(units),
+                ActionType::TopupReset => units,
+                // CGRateS: reset to zero, then debit.
+                _ => -units,
+            };
+        }
+        ActionType::SetBalance => {
+            let t = need_type(a)?;
+            let i = find_or_create(acc, t, a, now);
+            acc.balances.entry(t).or_default()[i].value = units;
+        }
+        ActionType::ResetAccount => {
+            for b in acc.balances.values_mut().flatten() {
+                b.value = Decimal::ZERO;
+            }
+            acc.counters.clear();
+            acc.trigger_runs.clear();
+        }
+        ActionType::EnableAccount => acc.disabled = false,
+        ActionType::DisableAccount => acc.disabled = true,
+        ActionType::AllowNegative => acc.allow_negative = true,
+        ActionType::DenyNegative => acc.allow_negative = false,
+        ActionType::ResetTriggers => {
+            // CGRateS re-arms the triggers matching the action's balance;
+            // the trigger rows are not at hand here, so all are re-armed.
+            for r in acc.trigger_runs.values_mut() {
+                r.executed = false;
+            }
+        }
+        ActionType::Log => out.effects.push(Effect::Log {
+            account_json: acc.to_json(),
+        }),
+        ActionType::Cdrlog => {
+            let entries = all
+                .iter()
+                .filter(|x| {
+                    matches!(
+                        x.action,
+                        ActionType::Topup
+                            | ActionType::TopupReset
+                            | ActionType::Debit
+                            | ActionType::DebitReset
+                            | ActionType::SetBalance
+                    )
+                })
+                .map(|x| {
+                    (
+                        x.action,
+                        x.balance_type.to_string(),
+                        x.balance_id.to_string(),
+                        x.units.unwrap_or_default(),
+                    )
+                })
+                .collect();
+            out.effects.push(Effect::Cdrlog {
+                template: a.extra_parameters.to_string(),
+                entries,
+            });
+        }
+        ActionType::HttpPost => out.effects.push(Effect::HttpPost {
+            url: a.extra_parameters.to_string(),
+            body: acc.to_json(),
+        }),
+        ActionType::RemoveAccount => out.remove_account = true,
+        ActionType::RemoveBalance => {
+            let t = need_type(a)?;
+            if let Some(list) = acc.balances.get_mut(&t) {
+                list.retain(|b| !matches(b, a));
+            }
+        }
+        ActionType::Other(name) => {
+            return Err(Error::InvalidInput {
+                what: "action (not executed by AccuRate)",
+                value: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Adds a debit to the account's event counters (CGRateS's
+/// `UnitCounters`): money taken under `*monetary`, units under their type.
+pub fn record_debit(acc: &mut Account, outcome: &DebitOutcome) {
+    let key = acc.key();
+    for c in outcome.charges.iter().filter(|c| c.account == key) {
+        if c.kind == ChargeKind::Rounding && c.amount.is_zero() {
+            continue;
+        }
+        let e = acc
+            .counters
+            .entry(c.balance_type.as_str().to_owned())
+            .or_default();
+        *e = e.saturating_add(c.amount);
+    }
+}
+
+/// Whether a balance is one a trigger watches (its BalanceTag, and the
+/// destination and category filters it sets).
+fn trigger_watches(b: &Balance, t: &ActionTriggerDef) -> bool {
+    (t.balance_id.is_empty() || b.id == *t.balance_id)
+        && (t.balance_destination_ids.is_empty()
+            || b.destination_ids == filter_set(&t.balance_destination_ids))
+        && (t.balance_categories.is_empty() || b.categories == filter_set(&t.balance_categories))
+}
+
+/// Evaluates the account's attached triggers (`acc.action_triggers`, sets
+/// of `defs`) at `now`, as CGRateS's `Account.ExecuteActionTriggers`, in
+/// Weight order (highest first): a trigger outside its activation/expiry
+/// window is skipped; a fired one is skipped until re-armed, unless
+/// recurrent; a recurrent one does not fire again within MinSleep of its
+/// last run. Marks what fires and returns the ActionsIDs to run.
+///
+/// `*min_balance` fires when a watched balance is at or below the value,
+/// `*max_balance` at or above, `*balance_expired` when one has expired;
+/// `*min_event_counter` / `*max_event_counter` (and the `_balance_counter`
+/// forms) compare the counter of the trigger's balance type
+/// ([`record_debit`]).
+pub fn check_triggers(
+    acc: &mut Account,
+    defs: &BTreeMap<Arc<str>, Vec<ActionTriggerDef>>,
+    now: DateTime<Utc>,
+) -> Vec<Arc<str>> {
+    let mut rows: Vec<(String, &ActionTriggerDef)> = Vec::new();
+    for set in &acc.action_triggers {
+        if let Some(list) = defs.get(set.as_str()) {
+            for (i, d) in list.iter().enumerate() {
+                rows.push((trigger_key(d, i), d));
+            }
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.weight));
+    let mut fire = Vec::new();
+    for (key, t) in rows {
+        if t.expiry_time.is_some_and(|e| e <= now) || t.activation_time.is_some_and(|a| a > now) {
+            continue;
+        }
+        let run = acc.trigger_runs.get(&key).copied().unwrap_or_default();
+        if run.executed && !t.recurrent {
+            continue;
+        }
+        if t.recurrent
+            && let Some(last) = run.last_run
+            && TimeDelta::from_std(t.min_sleep)
+                .ok()
+                .and_then(|d| last.checked_add_signed(d))
+                .is_none_or(|ok_at| now < ok_at)
+        {
+            continue;
+        }
+        let Ok(Some(bt)) = balance_type(&t.balance_type) else {
+            continue;
+        };
+        let watched = || acc.balances_of(bt).iter().filter(|b| trigger_watches(b, t));
+        let v = t.threshold_value;
+        let hit = match t.threshold_type {
+            ThresholdType::MinBalance => watched().any(|b| b.usable_at(now) && b.value <= v),
+            ThresholdType::MaxBalance => watched().any(|b| b.usable_at(now) && b.value >= v),
+            ThresholdType::BalanceExpired => {
+                watched().any(|b| b.expiration.is_some_and(|e| e <= now))
+            }
+            ThresholdType::MinEventCounter | ThresholdType::MinBalanceCounter => {
+                acc.counters.get(bt.as_str()).copied().unwrap_or_default() <= v
+            }
+            ThresholdType::MaxEventCounter | ThresholdType::MaxBalanceCounter => {
+                acc.counters.get(bt.as_str()).copied().unwrap_or_default() >= v
+            }
+        };
+        if hit {
+            acc.trigger_runs.insert(
+                key,
+                TriggerRun {
+                    executed: true,
+                    last_run: Some(now),
+                },
+            );
+            fire.push(t.actions_id.clone());
+        }
+    }
+    fire
+}
+
+/// An ActionPlan run for one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRun {
+    /// Tenant of the account.
+    pub tenant: Arc<str>,
+    /// Account ID.
+    pub account: Arc<str>,
+    /// The ActionPlan.
+    pub plan_id: Arc<str>,
+    /// The ActionsID to run.
+    pub actions_id: Arc<str>,
+    /// When it was due.
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    run: DueRun,
+    timing: ActionTiming,
+    weight: Decimal,
+}
+
+/// The scheduler core: each (account, ActionPlan row) with its next run.
+/// The server's timer asks [`Schedule::due`] for what is due and sleeps
+/// until [`Schedule::next_wakeup`].
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    entries: Vec<Entry>,
+}
+
+impl Schedule {
+    /// The schedule of every AccountActions row with an ActionPlan, from
+    /// `now`: `*asap` rows are due at `now` (they run at load), the others
+    /// at their first run after `now`.
+    #[must_use]
+    pub fn from_plan(data: &AccountPlanData, now: DateTime<Utc>) -> Schedule {
+        let mut s = Schedule::default();
+        for aa in data.account_actions.values() {
+            for plan in aa.action_plan_id.split(';').filter(|p| !p.is_empty()) {
+                s.add(data, &aa.tenant, &aa.account, plan, now);
+            }
+        }
+        s
+    }
+
+    /// Schedules ActionPlan `plan_id` for one account (APIerSv1.SetAccount);
+    /// whether the plan exists.
+    pub fn add(
+        &mut self,
+        data: &AccountPlanData,
+        tenant: &str,
+        account: &str,
+        plan_id: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(rows) = data.action_plans.get(plan_id) else {
+            return false;
+        };
+        for r in rows {
+            // A recurring row's first run is after the load: loading a
+            // plan does not charge this month's fee a second time.
+            let at = if r.timing.is_once() {
+                Some(now)
+            } else {
+                r.timing.next_run(now)
+            };
+            let Some(at) = at else { continue };
+            self.entries.push(Entry {
+                run: DueRun {
+                    tenant: Arc::from(tenant),
+                    account: Arc::from(account),
+                    plan_id: r.id.clone(),
+                    actions_id: r.actions_id.clone(),
+                    at,
+                },
+                timing: r.timing.clone(),
+                weight: r.weight,
+            });
+        }
+        true
+    }
+
+    /// Drops the entries of one account (removed).
+    pub fn remove_account(&mut self, tenant: &str, account: &str) {
+        self.entries
+            .retain(|e| !(&*e.run.tenant == tenant && &*e.run.account == account));
+    }
+
+    /// The runs due at or before `now`, by time then plan row weight
+    /// (highest first); each recurring entry moves to its next run, a
+    /// one-time entry is dropped. A run missed more than once (the server
+    /// was stopped) runs once.
+    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<DueRun> {
+        let mut out: Vec<(DueRun, Decimal)> = Vec::new();
+        self.entries.retain_mut(|e| {
+            if e.run.at > now {
+                return true;
+            }
+            out.push((e.run.clone(), e.weight));
+            if e.timing.is_once() {
+                return false;
+            }
+            match e.timing.next_run(now) {
+                Some(next) => {
+                    e.run.at = next;
+                    true
+                }
+                None => false,
+            }
+        });
+        out.sort_by(|a, b| a.0.at.cmp(&b.0.at).then(b.1.cmp(&a.1)));
+        out.into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// The earliest next run, if any.
+    #[must_use]
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        self.entries.iter().map(|e| e.run.at).min()
+    }
+
+    /// The accounts scheduled under an ActionPlan (`tenant:account`).
+    #[must_use]
+    pub fn accounts_of(&self, plan_id: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| &*e.run.plan_id == plan_id)
+            .map(|e| format!("{}:{}", e.run.tenant, e.run.account))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// The account an AccountActions row creates: flags and trigger sets.
+#[must_use]
+pub fn initial_account(aa: &super::AccountActionDef) -> Account {
+    let mut a = Account::new(&aa.tenant, &aa.account);
+    a.allow_negative = aa.allow_negative;
+    a.disabled = aa.disabled;
+    a.action_triggers = aa
+        .action_triggers_id
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    a
+}
+
+#[cfg(test)]
+#[path = "exec_tests.rs"]
+mod tests;
