@@ -218,7 +218,14 @@ impl EmbeddedAccounts {
     /// As [`EmbeddedAccounts::open`].
     pub fn open_with(dir: impl AsRef<Path>, opts: EmbeddedOptions) -> Result<Self, Error> {
         let dir = dir.as_ref().to_owned();
+        let created = !dir.exists();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
+        if created {
+            // The new directory's entry must survive a crash too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                journal::sync_dir(parent)?;
+            }
+        }
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
             .create(true)
