@@ -310,6 +310,70 @@ fn reopen_keeps_everything(f: &mut impl Fixture) {
     assert_eq!(money(f.store(), "1002"), d("3.8"));
 }
 
+fn crossed_transfers_neither_deadlock_nor_lose_money(f: &mut impl Fixture) {
+    let s = f.store();
+    s.set(caller("100")).unwrap();
+    let mut b = caller("100");
+    b.id = "1001".into();
+    s.set(b).unwrap();
+    let ab = vec![
+        (TENANT.to_owned(), "1002".to_owned()),
+        (TENANT.to_owned(), "1001".to_owned()),
+    ];
+    let ba: Vec<_> = ab.iter().rev().cloned().collect();
+    // Half the threads move money 1002 -> 1001, half the other way, with
+    // the keys in opposite orders: the stores lock in sorted order.
+    std::thread::scope(|sc| {
+        for i in 0..4 {
+            let keys = if i % 2 == 0 { &ab } else { &ba };
+            sc.spawn(move || {
+                for _ in 0..25 {
+                    s.update_many(keys, &mut |accts| {
+                        accts[0].balances.get_mut(&BalanceType::Monetary).unwrap()[0].value -=
+                            d("1");
+                        accts[1].balances.get_mut(&BalanceType::Monetary).unwrap()[0].value +=
+                            d("1");
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(money(s, "1002"), d("100"));
+    assert_eq!(money(s, "1001"), d("100"));
+}
+
+fn remove_during_updates_does_not_resurrect(f: &mut impl Fixture) {
+    // An update that found the account just before it was removed must
+    // not write it back (in memory or, after a reopen, from the journal).
+    // The window is small: many rounds of debits hammering an account
+    // while it is removed (the sleep only lets the debits get going).
+    for _ in 0..12 {
+        f.store().set(caller("1000000")).unwrap();
+        let s = f.store();
+        std::thread::scope(|sc| {
+            for _ in 0..3 {
+                sc.spawn(move || {
+                    loop {
+                        match debit(s) {
+                            Ok(()) => {}
+                            Err(Error::AccountNotFound { .. }) => break,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(3));
+            assert!(s.remove(TENANT, "1002").unwrap());
+        });
+        assert_eq!(s.get(TENANT, "1002").unwrap(), None);
+    }
+    f.reopen();
+    assert_eq!(f.store().get(TENANT, "1002").unwrap(), None);
+    assert_eq!(f.store().list(TENANT).unwrap(), vec![]);
+}
+
 macro_rules! suite {
     ($module:ident, $fixture:ident) => {
         mod $module {
@@ -341,6 +405,18 @@ macro_rules! suite {
             }
 
             #[test]
+            fn crossed_transfers_neither_deadlock_nor_lose_money() {
+                super::crossed_transfers_neither_deadlock_nor_lose_money(&mut $fixture::new(
+                    "crossed",
+                ));
+            }
+
+            #[test]
+            fn remove_during_updates_does_not_resurrect() {
+                super::remove_during_updates_does_not_resurrect(&mut $fixture::new("resurrect"));
+            }
+
+            #[test]
             fn reopen_keeps_everything() {
                 super::reopen_keeps_everything(&mut $fixture::new("reopen"));
             }
@@ -365,7 +441,13 @@ fn child_process() {
         // Debits one at a time, printing each acknowledged one, until the
         // parent kills it.
         "crash" => {
-            let store = EmbeddedAccounts::open(&arg).unwrap();
+            let opts = match std::env::var("ACCURATE_STORAGE_COMPACT") {
+                Ok(n) => EmbeddedOptions {
+                    compact_after_bytes: n.parse().unwrap(),
+                },
+                Err(_) => EmbeddedOptions::default(),
+            };
+            let store = EmbeddedAccounts::open_with(&arg, opts).unwrap();
             let mut out = std::io::stdout().lock();
             for i in 0.. {
                 match debit(&store) {
@@ -404,31 +486,47 @@ fn child_process() {
 }
 
 fn child(mode: &str, arg: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, mode)
-        .env("ACCURATE_STORAGE_ARG", arg)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap()
+    child_with(mode, arg, None)
+}
+
+fn child_with(mode: &str, arg: &str, compact: Option<u64>) -> std::process::Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, mode)
+    .env("ACCURATE_STORAGE_ARG", arg)
+    .stdout(Stdio::piped());
+    if let Some(n) = compact {
+        c.env("ACCURATE_STORAGE_COMPACT", n.to_string());
+    }
+    c.spawn().unwrap()
 }
 
 // ---- embedded only ----
 
 #[test]
 fn kill_9_during_debits_loses_no_acknowledged_debit() {
+    kill_9_during_debits(None);
+}
+
+#[test]
+fn kill_9_during_debits_and_compactions_loses_no_acknowledged_debit() {
+    // A compaction every few debits: the kill lands in or between them.
+    kill_9_during_debits(Some(3000));
+}
+
+fn kill_9_during_debits(compact: Option<u64>) {
     let f = Embedded::new("crash");
     let initial = d("10000");
     f.store().set(caller("10000")).unwrap();
     let dir = f.dir.clone();
     let mut f = f;
     f.store = None; // the child takes the directory's lock
-    let mut c = child("crash", dir.to_str().unwrap());
+    let mut c = child_with("crash", dir.to_str().unwrap(), compact);
     let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
     let mut acked = 0u32;
     while acked < 200 {
@@ -448,6 +546,9 @@ fn kill_9_during_debits_loses_no_acknowledged_debit() {
             .count(),
     )
     .unwrap();
+    if compact.is_some() {
+        assert!(f.dir.join("snapshot").exists(), "no compaction ran");
+    }
     f.reopen();
     let left = money(f.store(), "1002");
     let expected = initial - d(CALL_COST) * Decimal::from(acked);
