@@ -20,7 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rating::{Account, AccountStore};
-use redis::{Connection, Value};
+use redis::{Commands, Connection, Value};
 
 use crate::{Error, MetaStore};
 
@@ -196,7 +196,10 @@ impl RedisAccounts {
     pub fn clear(&self) -> Result<usize, Error> {
         let pattern = format!("{}*", self.prefix);
         Ok(self.with(|con| {
-            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(con)?;
+            // SCAN, not KEYS: it does not block a shared Redis.
+            let keys = con
+                .scan_match::<_, String>(&pattern)?
+                .collect::<Result<Vec<String>, _>>()?;
             if !keys.is_empty() {
                 redis::cmd("DEL").arg(&keys).exec(con)?;
             }
