@@ -74,7 +74,10 @@ pub trait AccountStore: Send + Sync {
 
 /// Typed helpers over any [`AccountStore`].
 pub trait AccountStoreExt: AccountStore {
-    /// [`AccountStore::update`] returning `f`'s value.
+    /// [`AccountStore::update`] returning `f`'s value. `f` is `FnMut`: a
+    /// store with optimistic transactions (Redis) runs it again on the
+    /// fresh state when a concurrent writer won; the value of the run that
+    /// was committed is returned.
     ///
     /// # Errors
     /// As [`AccountStore::update`].
@@ -82,12 +85,10 @@ pub trait AccountStoreExt: AccountStore {
         &self,
         tenant: &str,
         id: &str,
-        f: impl FnOnce(&mut Account) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Account) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut f = Some(f);
         let mut out = None;
         self.update(tenant, id, &mut |a| {
-            let f = f.take().ok_or(Error::Store("update ran twice".into()))?;
             out = Some(f(a)?);
             Ok(())
         })?;

@@ -1,0 +1,384 @@
+//! [`RedisAccounts`]: accounts shared by several AccuRate processes.
+//!
+//! Keys (under a configurable prefix): `{prefix}acct:{tenant}:{id}` holds
+//! the account's JSON (the CGRateS shape of `rating`'s serde impls, exact
+//! decimals as strings), `{prefix}idx:{tenant}` the set of the tenant's
+//! account IDs (for `list`), `{prefix}meta:{name}` the [`MetaStore`]
+//! values.
+//!
+//! Every read-modify-write is an optimistic transaction: `WATCH` the
+//! account keys, `GET` them, run the update in this process, then
+//! `MULTI`/`SET`/`EXEC`. Redis aborts the `EXEC` when a watched key changed
+//! meanwhile, and the update is run again on the new state: an account is
+//! never written from a stale read, whichever process wrote it. Chosen over
+//! a lock key (`SET NX PX` + compare-and-delete) because nothing can be left
+//! locked by a process that dies, and no lease can expire under a slow
+//! writer. The price is that the update closure may run more than once
+//! under contention (the trait's `FnMut` allows it).
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rating::{Account, AccountStore};
+use redis::{Commands, Connection, Value};
+
+use crate::{Error, MetaStore};
+
+/// Attempts of one transaction before giving up with
+/// [`Error::Contention`]: each conflict means another writer succeeded,
+/// so this bounds only pathological starvation.
+const MAX_ATTEMPTS: u32 = 10_000;
+
+/// Accounts in Redis (see the module documentation).
+pub struct RedisAccounts {
+    client: redis::Client,
+    url: String,
+    prefix: String,
+    /// Idle connections; a call takes one (or opens one) and gives it back
+    /// unless a command on it failed.
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for RedisAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAccounts")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Failure {
+    /// The update (or a missing account) refused: the connection is clean.
+    Refused(rating::Error),
+    /// Redis failed: the connection is dropped.
+    Backend(Error),
+}
+
+impl From<redis::RedisError> for Failure {
+    fn from(e: redis::RedisError) -> Self {
+        Failure::Backend(Error::Redis(e))
+    }
+}
+
+impl From<Failure> for rating::Error {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Refused(e) => e,
+            Failure::Backend(e) => e.into(),
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Refused(e) => Error::Failed(e.to_string()),
+            Failure::Backend(e) => e,
+        }
+    }
+}
+
+fn parse(key: &str, json: &str) -> Result<Account, Failure> {
+    serde_json::from_str(json).map_err(|source| {
+        Failure::Backend(Error::Json {
+            key: key.to_owned(),
+            source,
+        })
+    })
+}
+
+fn to_json(a: &Account) -> Result<String, Failure> {
+    serde_json::to_string(a).map_err(|source| {
+        Failure::Backend(Error::Json {
+            key: a.key(),
+            source,
+        })
+    })
+}
+
+fn not_found(tenant: &str, id: &str) -> Failure {
+    Failure::Refused(rating::Error::AccountNotFound {
+        account: format!("{tenant}:{id}"),
+    })
+}
+
+/// A pause before retrying a lost transaction, growing with the attempts
+/// and spread so that the losers do not collide again in step.
+fn backoff(attempt: u32) {
+    if attempt < 4 {
+        std::thread::yield_now();
+        return;
+    }
+    use std::hash::{BuildHasher, RandomState};
+    let spread = RandomState::new().hash_one(attempt) % 1000;
+    let cap = 50u64 << attempt.min(6);
+    std::thread::sleep(Duration::from_micros(spread % cap));
+}
+
+fn unwatch(con: &mut Connection) -> Result<(), Failure> {
+    redis::cmd("UNWATCH").exec(con).map_err(Into::into)
+}
+
+impl RedisAccounts {
+    /// Connects to `url` (`redis://127.0.0.1:6379/0`); every key is put
+    /// under `prefix` (e.g. `accurate:`).
+    ///
+    /// # Errors
+    /// [`Error::RedisConnect`] when Redis cannot be reached.
+    pub fn open(url: &str, prefix: &str) -> Result<Self, Error> {
+        let connect = |source| Error::RedisConnect {
+            url: url.to_owned(),
+            source,
+        };
+        let client = redis::Client::open(url).map_err(connect)?;
+        let mut con = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .map_err(connect)?;
+        redis::cmd("PING").exec(&mut con).map_err(connect)?;
+        Ok(RedisAccounts {
+            client,
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            pool: Mutex::new(vec![con]),
+        })
+    }
+
+    /// The key prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn acct_key(&self, tenant: &str, id: &str) -> String {
+        format!("{}acct:{tenant}:{id}", self.prefix)
+    }
+
+    fn idx_key(&self, tenant: &str) -> String {
+        format!("{}idx:{tenant}", self.prefix)
+    }
+
+    fn meta_key(&self, name: &str) -> String {
+        format!("{}meta:{name}", self.prefix)
+    }
+
+    /// Runs `f` on a pooled connection.
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut con = match pooled {
+            Some(c) => c,
+            None => self.client.get_connection().map_err(|source| {
+                Failure::Backend(Error::RedisConnect {
+                    url: self.url.clone(),
+                    source,
+                })
+            })?,
+        };
+        let r = f(&mut con);
+        if !matches!(r, Err(Failure::Backend(_))) {
+            self.pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(con);
+        }
+        r
+    }
+
+    /// Deletes every key under the prefix (tests, and `accurate` tools
+    /// that reset a store); how many.
+    ///
+    /// # Errors
+    /// A Redis error.
+    pub fn clear(&self) -> Result<usize, Error> {
+        let pattern = format!("{}*", self.prefix);
+        Ok(self.with(|con| {
+            // SCAN, not KEYS: it does not block a shared Redis.
+            let keys = con
+                .scan_match::<_, String>(&pattern)?
+                .collect::<Result<Vec<String>, _>>()?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(&keys).exec(con)?;
+            }
+            Ok(keys.len())
+        })?)
+    }
+
+    /// The optimistic transaction over `keys` (sorted, distinct, all
+    /// existing): `f` gets their accounts and returns the new states to
+    /// write (or refuses).
+    fn transact(
+        &self,
+        keys: &[(&str, &str)],
+        f: &mut dyn FnMut(Vec<Account>) -> Result<Vec<Account>, rating::Error>,
+    ) -> Result<(), Failure> {
+        let rkeys: Vec<String> = keys.iter().map(|(t, a)| self.acct_key(t, a)).collect();
+        self.with(|con| {
+            for attempt in 0..MAX_ATTEMPTS {
+                redis::cmd("WATCH").arg(&rkeys).exec(con)?;
+                let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&rkeys).query(con)?;
+                let mut accts = Vec::with_capacity(raw.len());
+                for ((k, r), (t, a)) in rkeys.iter().zip(raw).zip(keys) {
+                    match r {
+                        Some(json) => accts.push(parse(k, &json)?),
+                        None => {
+                            unwatch(con)?;
+                            return Err(not_found(t, a));
+                        }
+                    }
+                }
+                let before = accts.clone();
+                let new = match f(accts) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        unwatch(con)?;
+                        return Err(Failure::Refused(e));
+                    }
+                };
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for ((k, n), b) in rkeys.iter().zip(&new).zip(&before) {
+                    if n != b {
+                        pipe.set(k, to_json(n)?).ignore();
+                    }
+                }
+                // EXEC answers nil when a watched key changed.
+                let r: Value = pipe.query(con)?;
+                if !matches!(r, Value::Nil) {
+                    return Ok(());
+                }
+                backoff(attempt);
+            }
+            Err(Failure::Backend(Error::Contention {
+                key: rkeys.first().cloned().unwrap_or_default(),
+                attempts: MAX_ATTEMPTS,
+            }))
+        })
+    }
+}
+
+impl AccountStore for RedisAccounts {
+    fn get(&self, tenant: &str, id: &str) -> Result<Option<Account>, rating::Error> {
+        let key = self.acct_key(tenant, id);
+        Ok(self.with(|con| {
+            let raw: Option<String> = redis::cmd("GET").arg(&key).query(con)?;
+            raw.map(|j| parse(&key, &j)).transpose()
+        })?)
+    }
+
+    fn set(&self, account: Account) -> Result<(), rating::Error> {
+        let key = self.acct_key(&account.tenant, &account.id);
+        let idx = self.idx_key(&account.tenant);
+        let json = to_json(&account)?;
+        Ok(self.with(|con| {
+            redis::pipe()
+                .atomic()
+                .set(&key, &json)
+                .ignore()
+                .sadd(&idx, &account.id)
+                .ignore()
+                .exec(con)?;
+            Ok(())
+        })?)
+    }
+
+    fn remove(&self, tenant: &str, id: &str) -> Result<bool, rating::Error> {
+        let key = self.acct_key(tenant, id);
+        let idx = self.idx_key(tenant);
+        Ok(self.with(|con| {
+            let (n,): (u32,) = redis::pipe()
+                .atomic()
+                .del(&key)
+                .srem(&idx, id)
+                .ignore()
+                .query(con)?;
+            Ok(n > 0)
+        })?)
+    }
+
+    fn list(&self, tenant: &str) -> Result<Vec<Account>, rating::Error> {
+        let idx = self.idx_key(tenant);
+        Ok(self.with(|con| {
+            let mut ids: Vec<String> = redis::cmd("SMEMBERS").arg(&idx).query(con)?;
+            ids.sort();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys: Vec<String> = ids.iter().map(|i| self.acct_key(tenant, i)).collect();
+            let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(con)?;
+            // An ID whose account is gone was removed meanwhile.
+            keys.iter()
+                .zip(raw)
+                .filter_map(|(k, r)| r.map(|j| parse(k, &j)))
+                .collect()
+        })?)
+    }
+
+    fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        f: &mut dyn FnMut(&mut Account) -> Result<(), rating::Error>,
+    ) -> Result<(), rating::Error> {
+        Ok(self.transact(&[(tenant, id)], &mut |mut accts| {
+            for a in &mut accts {
+                f(a)?;
+            }
+            Ok(accts)
+        })?)
+    }
+
+    fn update_many(
+        &self,
+        keys: &[(String, String)],
+        f: &mut dyn FnMut(&mut [Account]) -> Result<(), rating::Error>,
+    ) -> Result<(), rating::Error> {
+        let mut sorted: Vec<(&str, &str)> =
+            keys.iter().map(|(t, a)| (t.as_str(), a.as_str())).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let pos = |t: &str, a: &str| sorted.iter().position(|s| *s == (t, a));
+        Ok(self.transact(&sorted, &mut |accts| {
+            let mut copies = Vec::with_capacity(keys.len());
+            for (t, a) in keys {
+                let i = pos(t, a).ok_or_else(|| rating::Error::Store("lost key".into()))?;
+                copies.push(accts[i].clone());
+            }
+            f(&mut copies)?;
+            // A key given twice: its last copy wins.
+            let mut out = accts;
+            for ((t, a), c) in keys.iter().zip(copies) {
+                if let Some(i) = pos(t, a) {
+                    out[i] = c;
+                }
+            }
+            Ok(out)
+        })?)
+    }
+}
+
+impl MetaStore for RedisAccounts {
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        let key = self.meta_key(name);
+        Ok(self.with(|con| {
+            redis::cmd("SET").arg(&key).arg(value).exec(con)?;
+            Ok(())
+        })?)
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        let key = self.meta_key(name);
+        Ok(self.with(|con| Ok(redis::cmd("GET").arg(&key).query(con)?))?)
+    }
+
+    fn remove_meta(&self, name: &str) -> Result<bool, Error> {
+        let key = self.meta_key(name);
+        Ok(self.with(|con| {
+            let n: u32 = redis::cmd("DEL").arg(&key).query(con)?;
+            Ok(n > 0)
+        })?)
+    }
+}

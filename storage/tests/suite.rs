@@ -1,0 +1,671 @@
+//! One test suite for every account store backend: the same tests run on
+//! [`EmbeddedAccounts`] (a fresh data directory each) and [`RedisAccounts`]
+//! (the real Redis on 127.0.0.1:6379, or `ACCURATE_TEST_REDIS`, under a
+//! fresh key prefix each, deleted at the end). Then the backend-specific
+//! tests: `kill -9` during debits and a torn journal (embedded), two
+//! processes debiting one account (Redis). Child processes are this test
+//! binary run again with `ACCURATE_STORAGE_CHILD` set (see
+//! [`child_process`]).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rating::{
+    Account, AccountStore, AccountStoreExt, Balance, BalanceType, CallDescriptor, Error,
+    LoadOptions, RoundingMode, TariffPlan,
+};
+use rust_decimal::Decimal;
+use storage::{EmbeddedAccounts, EmbeddedOptions, MetaStore, RedisAccounts};
+
+const TENANT: &str = "cgrates.org";
+const CHILD_ENV: &str = "ACCURATE_STORAGE_CHILD";
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+fn redis_url() -> String {
+    std::env::var("ACCURATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+fn open_redis(prefix: &str) -> RedisAccounts {
+    RedisAccounts::open(&redis_url(), prefix).unwrap_or_else(|e| {
+        panic!("the Redis tests need a running redis-server (set ACCURATE_TEST_REDIS to another URL): {e}")
+    })
+}
+
+/// The office tariff plan of `tests/data`: subject 1002 calling 1001 pays
+/// RPL_LEGACY's R_STANDARD: 0.4 connect fee + 0.2 for the first minute.
+fn plan() -> &'static TariffPlan {
+    static PLAN: OnceLock<TariffPlan> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tariffplans/office");
+        let opts = LoadOptions {
+            loaded_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        };
+        TariffPlan::load_dir(&dir, &opts).unwrap().0
+    })
+}
+
+/// What one [`debit`] costs.
+const CALL_COST: &str = "0.6";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 13, 10, 5, 0).unwrap()
+}
+
+/// Debits a one-minute call of account 1002 to 1001.
+fn debit(store: &dyn AccountStore) -> Result<(), Error> {
+    let start = Utc.with_ymd_and_hms(2024, 5, 13, 10, 0, 0).unwrap();
+    let cd = CallDescriptor::new("1002", "1001", start, Duration::from_secs(60));
+    store
+        .debit_call(TENANT, "1002", &cd, plan(), RoundingMode::Exact, now())
+        .map(|_| ())
+}
+
+fn caller(money: &str) -> Account {
+    let mut a = Account::new(TENANT, "1002");
+    a.add_balance(
+        BalanceType::Monetary,
+        Balance {
+            id: "main".into(),
+            value: d(money),
+            weight: Decimal::from(10),
+            ..Balance::default()
+        },
+    );
+    a
+}
+
+fn money(store: &dyn AccountStore, id: &str) -> Decimal {
+    store
+        .get(TENANT, id)
+        .unwrap()
+        .unwrap()
+        .balances_of(BalanceType::Monetary)
+        .iter()
+        .map(|b| b.value)
+        .sum()
+}
+
+/// A store under test, which can be closed and opened again.
+trait Fixture {
+    type Store: AccountStore + MetaStore;
+    fn store(&self) -> &Self::Store;
+    /// Embedded: drop and open the directory again; Redis: a second
+    /// store on the same prefix.
+    fn reopen(&mut self);
+}
+
+struct Embedded {
+    dir: PathBuf,
+    store: Option<EmbeddedAccounts>,
+}
+
+impl Embedded {
+    fn new(name: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+        let store = Some(EmbeddedAccounts::open(&dir).unwrap());
+        Embedded { dir, store }
+    }
+}
+
+impl Fixture for Embedded {
+    type Store = EmbeddedAccounts;
+    fn store(&self) -> &EmbeddedAccounts {
+        self.store.as_ref().unwrap()
+    }
+    fn reopen(&mut self) {
+        self.store = None;
+        self.store = Some(EmbeddedAccounts::open(&self.dir).unwrap());
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        self.store = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Redis {
+    prefix: String,
+    store: RedisAccounts,
+}
+
+impl Redis {
+    fn new(name: &str) -> Self {
+        let prefix = format!("accurate-test:{}:", unique(name));
+        Redis {
+            store: open_redis(&prefix),
+            prefix,
+        }
+    }
+}
+
+impl Fixture for Redis {
+    type Store = RedisAccounts;
+    fn store(&self) -> &RedisAccounts {
+        &self.store
+    }
+    fn reopen(&mut self) {
+        self.store = open_redis(&self.prefix);
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.store.clear();
+    }
+}
+
+// ---- the shared tests ----
+
+fn set_get_list_remove(f: &mut impl Fixture) {
+    let s = f.store();
+    assert_eq!(s.get(TENANT, "1002").unwrap(), None);
+    s.set(caller("5")).unwrap();
+    s.set(Account::new(TENANT, "1001")).unwrap();
+    s.set(Account::new("other.org", "1003")).unwrap();
+    assert_eq!(s.get(TENANT, "1002").unwrap(), Some(caller("5")));
+    let ids: Vec<String> = s.list(TENANT).unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, ["1001", "1002"]);
+    // set replaces.
+    s.set(caller("7.125")).unwrap();
+    assert_eq!(money(s, "1002"), d("7.125"));
+    assert!(s.remove(TENANT, "1001").unwrap());
+    assert!(!s.remove(TENANT, "1001").unwrap());
+    assert_eq!(s.get(TENANT, "1001").unwrap(), None);
+    let ids: Vec<String> = s.list(TENANT).unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, ["1002"]);
+    assert_eq!(s.list("nobody").unwrap(), vec![]);
+}
+
+fn update_applies_or_leaves_untouched(f: &mut impl Fixture) {
+    let s = f.store();
+    s.set(caller("5")).unwrap();
+    let err = s.update_with(TENANT, "nobody", |_| Ok(())).unwrap_err();
+    assert_eq!(err.reason(), "ACCOUNT_NOT_FOUND");
+    let r: Result<(), Error> = s.update_with(TENANT, "1002", |a| {
+        a.disabled = true;
+        Err(Error::Store("refused".into()))
+    });
+    assert!(r.is_err());
+    assert!(!s.get(TENANT, "1002").unwrap().unwrap().disabled);
+    let v = s
+        .update_with(TENANT, "1002", |a| {
+            a.allow_negative = true;
+            Ok(42)
+        })
+        .unwrap();
+    assert_eq!(v, 42);
+    assert!(s.get(TENANT, "1002").unwrap().unwrap().allow_negative);
+}
+
+fn update_many_is_all_or_nothing(f: &mut impl Fixture) {
+    let s = f.store();
+    s.set(caller("5")).unwrap();
+    let mut b = caller("1");
+    b.id = "1001".into();
+    s.set(b).unwrap();
+    let keys = vec![
+        (TENANT.to_owned(), "1002".to_owned()),
+        (TENANT.to_owned(), "1001".to_owned()),
+    ];
+    s.update_many(&keys, &mut |accts| {
+        accts[0].balances.get_mut(&BalanceType::Monetary).unwrap()[0].value -= d("2");
+        accts[1].balances.get_mut(&BalanceType::Monetary).unwrap()[0].value += d("2");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(money(s, "1002"), d("3"));
+    assert_eq!(money(s, "1001"), d("3"));
+    let r = s.update_many(&keys, &mut |accts| {
+        accts[0].disabled = true;
+        Err(Error::Store("refused".into()))
+    });
+    assert!(r.is_err());
+    assert!(!s.get(TENANT, "1002").unwrap().unwrap().disabled);
+    let missing = vec![
+        (TENANT.to_owned(), "1002".to_owned()),
+        (TENANT.to_owned(), "nobody".to_owned()),
+    ];
+    let err = s.update_many(&missing, &mut |_| Ok(())).unwrap_err();
+    assert_eq!(err.reason(), "ACCOUNT_NOT_FOUND");
+}
+
+fn debit_call_charges_the_plan(f: &mut impl Fixture) {
+    let s = f.store();
+    s.set(caller("1")).unwrap();
+    debit(s).unwrap();
+    assert_eq!(money(s, "1002"), d("1") - d(CALL_COST));
+    let err = debit(s).unwrap_err();
+    assert_eq!(err.reason(), "INSUFFICIENT_CREDIT");
+    assert_eq!(money(s, "1002"), d("0.4"));
+    assert_eq!(
+        s.get(TENANT, "1002").unwrap().unwrap().update_time,
+        Some(now())
+    );
+}
+
+fn parallel_debits_are_exact(f: &mut impl Fixture) {
+    let s = f.store();
+    // 100 calls' worth; 8 threads try 160.
+    s.set(caller("60")).unwrap();
+    let ok: usize = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut ok = 0;
+                    for _ in 0..20 {
+                        match debit(s) {
+                            Ok(()) => ok += 1,
+                            Err(Error::InsufficientCredit { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(ok, 100);
+    assert_eq!(money(s, "1002"), Decimal::ZERO);
+}
+
+fn reopen_keeps_everything(f: &mut impl Fixture) {
+    f.store().set(caller("5")).unwrap();
+    f.store().set(Account::new(TENANT, "gone")).unwrap();
+    debit(f.store()).unwrap();
+    assert!(f.store().remove(TENANT, "gone").unwrap());
+    f.store().put_meta("tariff_plan", b"/plans/office").unwrap();
+    f.store().put_meta("scratch", b"x").unwrap();
+    assert!(f.store().remove_meta("scratch").unwrap());
+    let before = f.store().get(TENANT, "1002").unwrap();
+    f.reopen();
+    assert_eq!(f.store().get(TENANT, "1002").unwrap(), before);
+    assert_eq!(f.store().get(TENANT, "gone").unwrap(), None);
+    assert_eq!(
+        f.store().get_meta("tariff_plan").unwrap().as_deref(),
+        Some(&b"/plans/office"[..])
+    );
+    assert_eq!(f.store().get_meta("scratch").unwrap(), None);
+    debit(f.store()).unwrap();
+    assert_eq!(money(f.store(), "1002"), d("3.8"));
+}
+
+fn crossed_transfers_neither_deadlock_nor_lose_money(f: &mut impl Fixture) {
+    let s = f.store();
+    s.set(caller("100")).unwrap();
+    let mut b = caller("100");
+    b.id = "1001".into();
+    s.set(b).unwrap();
+    let ab = vec![
+        (TENANT.to_owned(), "1002".to_owned()),
+        (TENANT.to_owned(), "1001".to_owned()),
+    ];
+    let ba: Vec<_> = ab.iter().rev().cloned().collect();
+    // Half the threads move money 1002 -> 1001, half the other way, with
+    // the keys in opposite orders: the stores lock in sorted order.
+    std::thread::scope(|sc| {
+        for i in 0..4 {
+            let keys = if i % 2 == 0 { &ab } else { &ba };
+            sc.spawn(move || {
+                for _ in 0..25 {
+                    s.update_many(keys, &mut |accts| {
+                        accts[0].balances.get_mut(&BalanceType::Monetary).unwrap()[0].value -=
+                            d("1");
+                        accts[1].balances.get_mut(&BalanceType::Monetary).unwrap()[0].value +=
+                            d("1");
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(money(s, "1002"), d("100"));
+    assert_eq!(money(s, "1001"), d("100"));
+}
+
+fn remove_during_updates_does_not_resurrect(f: &mut impl Fixture) {
+    // An update that found the account just before it was removed must
+    // not write it back (in memory or, after a reopen, from the journal).
+    // The window is small: many rounds of debits hammering an account
+    // while it is removed (the sleep only lets the debits get going).
+    for _ in 0..12 {
+        f.store().set(caller("1000000")).unwrap();
+        let s = f.store();
+        std::thread::scope(|sc| {
+            for _ in 0..3 {
+                sc.spawn(move || {
+                    loop {
+                        match debit(s) {
+                            Ok(()) => {}
+                            Err(Error::AccountNotFound { .. }) => break,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(3));
+            assert!(s.remove(TENANT, "1002").unwrap());
+        });
+        assert_eq!(s.get(TENANT, "1002").unwrap(), None);
+    }
+    f.reopen();
+    assert_eq!(f.store().get(TENANT, "1002").unwrap(), None);
+    assert_eq!(f.store().list(TENANT).unwrap(), vec![]);
+}
+
+macro_rules! suite {
+    ($module:ident, $fixture:ident) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn set_get_list_remove() {
+                super::set_get_list_remove(&mut $fixture::new("basic"));
+            }
+
+            #[test]
+            fn update_applies_or_leaves_untouched() {
+                super::update_applies_or_leaves_untouched(&mut $fixture::new("update"));
+            }
+
+            #[test]
+            fn update_many_is_all_or_nothing() {
+                super::update_many_is_all_or_nothing(&mut $fixture::new("many"));
+            }
+
+            #[test]
+            fn debit_call_charges_the_plan() {
+                super::debit_call_charges_the_plan(&mut $fixture::new("debit"));
+            }
+
+            #[test]
+            fn parallel_debits_are_exact() {
+                super::parallel_debits_are_exact(&mut $fixture::new("parallel"));
+            }
+
+            #[test]
+            fn crossed_transfers_neither_deadlock_nor_lose_money() {
+                super::crossed_transfers_neither_deadlock_nor_lose_money(&mut $fixture::new(
+                    "crossed",
+                ));
+            }
+
+            #[test]
+            fn remove_during_updates_does_not_resurrect() {
+                super::remove_during_updates_does_not_resurrect(&mut $fixture::new("resurrect"));
+            }
+
+            #[test]
+            fn reopen_keeps_everything() {
+                super::reopen_keeps_everything(&mut $fixture::new("reopen"));
+            }
+        }
+    };
+}
+
+suite!(embedded, Embedded);
+suite!(redis, Redis);
+
+// ---- child processes ----
+
+/// Not a test of its own: with `ACCURATE_STORAGE_CHILD` set, the body of a
+/// child process that another test started (`crash` or `redis`).
+#[test]
+fn child_process() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let arg = std::env::var("ACCURATE_STORAGE_ARG").unwrap();
+    match mode.as_str() {
+        // Debits one at a time, printing each acknowledged one, until the
+        // parent kills it.
+        "crash" => {
+            let opts = match std::env::var("ACCURATE_STORAGE_COMPACT") {
+                Ok(n) => EmbeddedOptions {
+                    compact_after_bytes: n.parse().unwrap(),
+                },
+                Err(_) => EmbeddedOptions::default(),
+            };
+            let store = EmbeddedAccounts::open_with(&arg, opts).unwrap();
+            let mut out = std::io::stdout().lock();
+            for i in 0.. {
+                match debit(&store) {
+                    Ok(()) => {
+                        use std::io::Write;
+                        writeln!(out, "ACK {i}").unwrap();
+                        out.flush().unwrap();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        // 8 threads x 20 debits; prints how many succeeded.
+        "redis" => {
+            let store = open_redis(&arg);
+            let ok: usize = std::thread::scope(|sc| {
+                let hs: Vec<_> = (0..8)
+                    .map(|_| {
+                        sc.spawn(|| {
+                            (0..20)
+                                .filter(|_| match debit(&store) {
+                                    Ok(()) => true,
+                                    Err(Error::InsufficientCredit { .. }) => false,
+                                    Err(e) => panic!("{e}"),
+                                })
+                                .count()
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            println!("OK {ok}");
+        }
+        m => panic!("unknown child mode {m}"),
+    }
+}
+
+fn child(mode: &str, arg: &str) -> std::process::Child {
+    child_with(mode, arg, None)
+}
+
+fn child_with(mode: &str, arg: &str, compact: Option<u64>) -> std::process::Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, mode)
+    .env("ACCURATE_STORAGE_ARG", arg)
+    .stdout(Stdio::piped());
+    if let Some(n) = compact {
+        c.env("ACCURATE_STORAGE_COMPACT", n.to_string());
+    }
+    c.spawn().unwrap()
+}
+
+// ---- embedded only ----
+
+#[test]
+fn kill_9_during_debits_loses_no_acknowledged_debit() {
+    kill_9_during_debits(None);
+}
+
+#[test]
+fn kill_9_during_debits_and_compactions_loses_no_acknowledged_debit() {
+    // A compaction every few debits: the kill lands in or between them.
+    kill_9_during_debits(Some(3000));
+}
+
+fn kill_9_during_debits(compact: Option<u64>) {
+    let f = Embedded::new("crash");
+    let initial = d("10000");
+    f.store().set(caller("10000")).unwrap();
+    let dir = f.dir.clone();
+    let mut f = f;
+    f.store = None; // the child takes the directory's lock
+    let mut c = child_with("crash", dir.to_str().unwrap(), compact);
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    let mut acked = 0u32;
+    while acked < 200 {
+        let l = lines.next().expect("child ended early").unwrap();
+        // libtest prints `test child_process ... ` before the first line.
+        if l.contains("ACK ") {
+            acked += 1;
+        }
+    }
+    c.kill().unwrap(); // SIGKILL
+    c.wait().unwrap();
+    // Lines written before the kill but not read yet were acknowledged too.
+    acked += u32::try_from(
+        lines
+            .map_while(Result::ok)
+            .filter(|l| l.contains("ACK "))
+            .count(),
+    )
+    .unwrap();
+    if compact.is_some() {
+        assert!(f.dir.join("snapshot").exists(), "no compaction ran");
+    }
+    f.reopen();
+    let left = money(f.store(), "1002");
+    let expected = initial - d(CALL_COST) * Decimal::from(acked);
+    // Every acknowledged debit is there, once; at most the one in flight
+    // when the child died is there too.
+    assert!(
+        left <= expected,
+        "{left} > {expected}: an acknowledged debit was lost"
+    );
+    assert!(
+        left >= expected - d(CALL_COST),
+        "{left} < {expected} - one call: a debit was applied twice"
+    );
+}
+
+#[test]
+fn torn_journal_tail_is_cut_off_on_open() {
+    let mut f = Embedded::new("torn");
+    f.store().set(caller("5")).unwrap();
+    for _ in 0..3 {
+        debit(f.store()).unwrap();
+    }
+    f.store = None;
+    // A crash in the middle of the last record's write.
+    let journal = f.dir.join("journal");
+    let len = std::fs::metadata(&journal).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .unwrap();
+    file.set_len(len - 10).unwrap();
+    drop(file);
+    f.reopen();
+    let r = f.store().recovery().clone();
+    assert!(r.torn_bytes > 0, "{r:?}");
+    assert_eq!(r.journal_records, 3, "{r:?}");
+    assert_eq!(money(f.store(), "1002"), d("3.8"));
+    // New records go after the cut, where the next open finds them.
+    debit(f.store()).unwrap();
+    f.reopen();
+    assert_eq!(f.store().recovery().torn_bytes, 0);
+    assert_eq!(money(f.store(), "1002"), d("3.2"));
+}
+
+#[test]
+fn garbage_after_the_journal_is_ignored() {
+    let mut f = Embedded::new("garbage");
+    f.store().set(caller("5")).unwrap();
+    f.store = None;
+    let journal = f.dir.join("journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    // A length that claims more than the file holds, then zeroes.
+    bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0]);
+    std::fs::write(&journal, bytes).unwrap();
+    f.reopen();
+    assert_eq!(money(f.store(), "1002"), d("5"));
+}
+
+#[test]
+fn a_second_process_cannot_open_the_data_dir() {
+    let f = Embedded::new("lock");
+    let err = EmbeddedAccounts::open(&f.dir).unwrap_err();
+    assert!(matches!(err, storage::Error::Locked { .. }), "{err}");
+}
+
+#[test]
+fn compaction_keeps_state_and_bounds_the_journal() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("compact"));
+    let opts = EmbeddedOptions {
+        compact_after_bytes: 4096,
+    };
+    {
+        let s = EmbeddedAccounts::open_with(&dir, opts).unwrap();
+        s.set(caller("100")).unwrap();
+        s.put_meta("plan", b"office").unwrap();
+        for _ in 0..100 {
+            debit(&s).unwrap();
+        }
+    }
+    let journal = std::fs::metadata(dir.join("journal")).unwrap().len();
+    assert!(journal <= 4096 + 2048, "journal has {journal} bytes");
+    assert!(dir.join("snapshot").exists());
+    let s = EmbeddedAccounts::open_with(&dir, opts).unwrap();
+    assert!(s.recovery().snapshot_records > 0);
+    assert_eq!(money(&s, "1002"), d("40"));
+    assert_eq!(s.get_meta("plan").unwrap().as_deref(), Some(&b"office"[..]));
+    s.compact().unwrap();
+    drop(s);
+    assert_eq!(std::fs::metadata(dir.join("journal")).unwrap().len(), 0);
+    let s = EmbeddedAccounts::open_with(&dir, opts).unwrap();
+    assert_eq!(money(&s, "1002"), d("40"));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- Redis only ----
+
+#[test]
+fn two_processes_sharing_redis_debit_exactly() {
+    let f = Redis::new("two-procs");
+    // 50 calls' worth; the two children try 320.
+    let initial = d("30");
+    f.store().set(caller("30")).unwrap();
+    let children: Vec<_> = (0..2).map(|_| child("redis", &f.prefix)).collect();
+    let mut ok = 0u32;
+    for mut c in children {
+        let out = BufReader::new(c.stdout.take().unwrap());
+        for l in out.lines() {
+            let l = l.unwrap();
+            if let Some((_, n)) = l.split_once("OK ") {
+                ok += n.trim().parse::<u32>().unwrap();
+            }
+        }
+        assert!(c.wait().unwrap().success());
+    }
+    let left = money(f.store(), "1002");
+    assert_eq!(left, initial - d(CALL_COST) * Decimal::from(ok));
+    assert_eq!(ok, 50);
+    assert!(left >= Decimal::ZERO);
+}
