@@ -85,7 +85,7 @@ fn change<T>(
     id: &str,
     now: DateTime<Utc>,
     depth: usize,
-    f: impl FnOnce(&mut Account) -> Result<T, rating::Error>,
+    mut f: impl FnMut(&mut Account) -> Result<T, rating::Error>,
 ) -> Result<T, rating::Error> {
     let plan = state.plan.current();
     let data = plan.account_data();
