@@ -66,3 +66,17 @@ proptest! {
         }
     }
 }
+
+/// Found by the fuzz target: a number too large for u64 is parsed as a
+/// float, and without correctly rounded parsing (serde_json's
+/// `float_roundtrip`) encoding and decoding it again gave another value.
+#[test]
+fn a_huge_number_round_trips() {
+    let text =
+        br#"{"method":"APIerSv1.GetCost","params":[{"Usage":12200000000120000000000}],"id":null}"#;
+    let (values, _) = decode(text, text.len());
+    let req = jsonrpc::parse_request(values[0].clone()).unwrap();
+    let again = jsonrpc::encode_request(&req);
+    let (values2, _) = decode(&again, again.len());
+    assert_eq!(jsonrpc::parse_request(values2[0].clone()).unwrap(), req);
+}
