@@ -24,6 +24,9 @@ struct Server {
     http: String,
     stderr: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// The temporary `--data-dir` given when the test names none, removed
+    /// on drop (no test writes `./accurate-data` or fights over its lock).
+    data: Option<PathBuf>,
 }
 
 impl Server {
@@ -47,6 +50,10 @@ impl Server {
         if config.is_none() {
             cmd.args(["--rpc-tcp", "127.0.0.1:0", "--rpc-http", "127.0.0.1:0"]);
         }
+        let data = (!extra.contains(&"--data-dir")).then(temp_data_dir);
+        if let Some(d) = &data {
+            cmd.arg("--data-dir").arg(d);
+        }
         let mut child = cmd
             .args(extra)
             .stdout(Stdio::null())
@@ -68,6 +75,7 @@ impl Server {
             http: String::new(),
             stderr: rx,
             seen: Vec::new(),
+            data,
         };
         let deadline = Instant::now() + WAIT;
         while s.tcp.is_empty() || s.http.is_empty() {
@@ -155,7 +163,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.data {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
+}
+
+/// A fresh folder name for a server's `--data-dir`.
+fn temp_data_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "accurate-serve-data-{}-{}-{}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// Reads JSON values off a TCP connection.

@@ -26,7 +26,7 @@ const MAX_TRIGGER_DEPTH: usize = 4;
 /// `max_call_duration`).
 const DEFAULT_MAX_USAGE: Duration = Duration::from_secs(3 * 3600);
 /// The tenant when the caller gives none (CGRateS's `default_tenant`).
-const DEFAULT_TENANT: &str = "cgrates.org";
+pub(crate) const DEFAULT_TENANT: &str = "cgrates.org";
 
 /// A rating error as CGRateS spells it in an API reply.
 pub(crate) fn rpc_error(e: &rating::Error) -> RpcError {
@@ -338,7 +338,9 @@ pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>
             () = state.wake.notified() => continue,
             () = tokio::time::sleep(sleep) => {}
         }
-        run_due(&state, Utc::now());
+        // Store calls block: off the async workers.
+        let st = Arc::clone(&state);
+        let _ = tokio::task::spawn_blocking(move || run_due(&st, Utc::now())).await;
     }
 }
 
