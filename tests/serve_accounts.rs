@@ -478,6 +478,55 @@ fn accounts_scenario_over_http() {
     scenario(&mut c);
 }
 
+/// Deletes a Redis key prefix's keys when dropped.
+struct RedisKeys(String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["-u", &redis_url(), "EVAL"])
+            .arg("for _,k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
+            .args(["0", &format!("{}*", self.0)])
+            .output();
+    }
+}
+
+/// The real Redis on 127.0.0.1:6379, or `ACCURATE_TEST_REDIS`.
+fn redis_url() -> String {
+    std::env::var("ACCURATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// The same scenario with the accounts in Redis (`[storage] redis`),
+/// under a key prefix of its own, over TCP and then HTTP.
+#[test]
+fn accounts_scenario_on_redis() {
+    for http in [false, true] {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let keys = RedisKeys(format!("accurate-test-{}-{nanos}:", std::process::id()));
+        let config = format!(
+            "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n[storage]\nredis = \"{}\"\nredis-prefix = \"{}\"\n",
+            redis_url(),
+            keys.0
+        );
+        let dir = plan_dir();
+        let s = Server::start_with(&["--tariffplan", dir.to_str().unwrap()], Some(&config));
+        assert!(
+            s.seen.iter().any(|l| l.starts_with("store: redis")),
+            "{:?}",
+            s.seen
+        );
+        let mut c = if http {
+            Client::Http(&s)
+        } else {
+            Client::Tcp(Replies::new(s.connect()), 0)
+        };
+        scenario(&mut c);
+    }
+}
+
 #[test]
 fn accurate_load_loads_a_plan_into_a_running_server() {
     let s = Server::start(&[]);
