@@ -474,3 +474,32 @@ fn two_servers_sharing_redis_debit_one_account_exactly() {
         assert!(left >= Decimal::ZERO);
     }
 }
+
+/// `accurate load DIR --data-dir D` loads into a stopped server's store:
+/// the next `accurate serve` on D has the plan and the accounts, with the
+/// `*asap` actions run once. While a server holds D, the load is refused.
+#[test]
+fn load_into_a_stopped_servers_data_dir() {
+    let data = TempDir::new("offline");
+    let plan = plan_dir();
+    let load = || {
+        Command::new(ACCURATE)
+            .args(["load", plan.to_str().unwrap(), "--data-dir", data.arg()])
+            .output()
+            .unwrap()
+    };
+    let out = load();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 accounts"), "{stdout}");
+    let s = Server::start(None, &["--data-dir", data.arg()]);
+    assert_eq!(money(&s.account("1001")), Decimal::from(10));
+    let cost = s.call("APIerSv1.GetCost", get_cost());
+    assert!(cost["Cost"].is_number(), "{cost}");
+    let out = load();
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+}

@@ -161,6 +161,33 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
     })
 }
 
+/// `accurate load DIR --data-dir D`: loads a plan folder into a stopped
+/// server's store as the server would (plan saved, accounts created or
+/// updated, `*asap` actions run); the next `accurate serve` without
+/// `--tariffplan` restores it.
+///
+/// # Errors
+/// The store cannot be opened (locked by a running server...), a bad
+/// plan, a store error.
+pub(crate) fn load_offline(dir: &Path, data_dir: &Path, cfg: &Config) -> anyhow::Result<()> {
+    let store = store::Store::open(&cfg.storage, data_dir)?;
+    let state = State::new(
+        rating::SharedTariffPlan::default(),
+        rating::RoundingMode::Exact,
+        cfg.load_policy(),
+        None,
+        host_name(),
+        store,
+    );
+    let report = store::load_plan_dir(&state, dir)?;
+    for w in &report.warnings {
+        say(&format!("warning: {w}"));
+    }
+    accounts::load_accounts(&state, chrono::Utc::now())
+        .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
+    Ok(())
+}
+
 fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
     s.parse()
         .with_context(|| format!("invalid listen address {s:?}: expected IP:PORT"))
