@@ -260,6 +260,11 @@ fn a_restart_restores_accounts_balances_plan_and_schedule_without_rerunning_asap
     assert_eq!(money(&before_1001), Decimal::from(5));
     let cost = s.call("APIerSv1.GetCost", get_cost());
     assert!(cost["Cost"].is_number(), "{cost}");
+    // An account with the plan attached by the API, not by AccountActions.
+    let set = json!({"Tenant": "acme.test", "Account": "2001", "ActionPlanIDs": ["AP_NEW"]});
+    assert_eq!(s.call("APIerSv2.SetAccount", set), json!("OK"));
+    let before_2001 = s.account("2001");
+    assert_eq!(money(&before_2001), Decimal::from(10));
     assert_eq!(s.stop("-TERM"), Some(0));
 
     let s = Server::start(None, &["--data-dir", data.arg()]);
@@ -274,8 +279,9 @@ fn a_restart_restores_accounts_balances_plan_and_schedule_without_rerunning_asap
     // (it would make 15.00), the triggers' state is kept.
     assert_eq!(s.account("1001"), before_1001);
     assert_eq!(s.account("1002"), before_1002);
+    assert_eq!(s.account("2001"), before_2001);
     let all = s.call("APIerSv2.GetAccounts", json!({"Tenant": "acme.test"}));
-    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
     // The plan is back: same price, and the accounts still rate.
     assert_eq!(s.call("APIerSv1.GetCost", get_cost()), cost);
     assert_eq!(
@@ -285,6 +291,7 @@ fn a_restart_restores_accounts_balances_plan_and_schedule_without_rerunning_asap
     // The schedule is back (the monthly row still has its accounts).
     let ap = s.call("APIerSv1.GetActionPlan", json!({"ID": "AP_NEW"}));
     assert_eq!(ap[0]["AccountIDs"]["acme.test:1001"], json!(true), "{ap}");
+    assert_eq!(ap[0]["AccountIDs"]["acme.test:2001"], json!(true), "{ap}");
     assert_eq!(
         s.call("APIerSv1.DebitUsage", usage("1001", "1002", "100s")),
         json!("OK")

@@ -160,6 +160,7 @@ fn run_defs(
         state.accounts.remove(tenant, id)?;
         lock(&state.schedule).remove_account(tenant, id);
         set_membership(state, &format!("{tenant}:{id}"), &BTreeSet::new());
+        super::store::detach_account(state, tenant, id)?;
     }
     Ok(())
 }
@@ -469,6 +470,9 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
         for p in &plans {
             s.add(data, &t, &a, p, now);
         }
+        // Saved before the `*asap` rows run: a crash in between loses
+        // them rather than running them twice after the restart.
+        super::store::attach_plans(state, &t, &a, &plans).map_err(|e| rpc_error(&e.into()))?;
     }
     run_due(state, now);
     state.wake.notify_one();
@@ -484,6 +488,7 @@ pub(crate) fn remove_account(state: &State, params: &Value) -> Result<String, Rp
     }
     lock(&state.schedule).remove_account(&t, &a);
     set_membership(state, &format!("{t}:{a}"), &BTreeSet::new());
+    super::store::detach_account(state, &t, &a).map_err(|e| rpc_error(&e.into()))?;
     Ok("\"OK\"".to_owned())
 }
 

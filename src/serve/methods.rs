@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub meta: Arc<dyn storage::MetaStore + Send + Sync>,
     /// The ActionPlan runs to come.
     pub schedule: std::sync::Mutex<rating::Schedule>,
+    /// Serializes this process's changes of the attached-plans blob.
+    pub attached: std::sync::Mutex<()>,
     /// Wakes the scheduler task when the schedule changes.
     pub wake: tokio::sync::Notify,
     /// Shared group ID -> the accounts (`tenant:account`) holding a balance
@@ -110,6 +112,7 @@ impl State {
             accounts: store.accounts,
             meta: store.meta,
             schedule: std::sync::Mutex::new(rating::Schedule::default()),
+            attached: std::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             members: std::sync::Mutex::default(),
         }

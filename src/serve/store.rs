@@ -24,6 +24,9 @@ use crate::exit::Failure;
 
 /// The meta blob holding the loaded plan: a JSON map file name -> text.
 pub(crate) const PLAN_BLOB: &str = "serve.tariffplan";
+/// The meta blob of ActionPlans attached by `SetAccount` (not in the
+/// plan's AccountActions): a JSON list of `[tenant, account, plan]`.
+pub(crate) const ATTACHED_BLOB: &str = "serve.attached-plans";
 
 /// The opened store: accounts and the named blobs, one backend.
 #[derive(Clone)]
@@ -173,8 +176,65 @@ pub(crate) fn saved_plan(
     Ok(Some(plan))
 }
 
-/// After a restart: the schedule from the restored plan's AccountActions,
-/// without the one-time (`*asap`) runs, which ran when the plan was
+type Attached = Vec<(String, String, String)>;
+
+fn attached(meta: &dyn MetaStore) -> Result<Attached, storage::Error> {
+    Ok(meta
+        .get_meta(ATTACHED_BLOB)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
+fn save_attached(meta: &dyn MetaStore, list: &Attached) -> Result<(), storage::Error> {
+    // Serializing a Vec of string tuples cannot fail.
+    let blob = serde_json::to_vec(list).unwrap_or_default();
+    meta.put_meta(ATTACHED_BLOB, &blob)
+}
+
+/// Records ActionPlans attached to an account by `SetAccount`, so a
+/// restart schedules them again.
+///
+/// # Errors
+/// A store error.
+pub(crate) fn attach_plans(
+    state: &State,
+    tenant: &str,
+    account: &str,
+    plans: &[String],
+) -> Result<(), storage::Error> {
+    // One read-modify-write at a time in this process.
+    let _g = lock(&state.attached);
+    let mut list = attached(state.meta.as_ref())?;
+    for p in plans {
+        let row = (tenant.to_owned(), account.to_owned(), p.clone());
+        if !list.contains(&row) {
+            list.push(row);
+        }
+    }
+    save_attached(state.meta.as_ref(), &list)
+}
+
+/// Forgets the ActionPlans attached to a removed account.
+///
+/// # Errors
+/// A store error.
+pub(crate) fn detach_account(
+    state: &State,
+    tenant: &str,
+    account: &str,
+) -> Result<(), storage::Error> {
+    let _g = lock(&state.attached);
+    let mut list = attached(state.meta.as_ref())?;
+    let before = list.len();
+    list.retain(|(t, a, _)| !(t == tenant && a == account));
+    if list.len() == before {
+        return Ok(());
+    }
+    save_attached(state.meta.as_ref(), &list)
+}
+
+/// After a restart: the schedule from the restored plan's AccountActions
+/// and the ActionPlans `SetAccount` attached, without the one-time (`*asap`) runs, which ran when the plan was
 /// loaded; and the shared-group membership from the stored balances.
 /// Returns the number of accounts seen.
 ///
@@ -184,6 +244,9 @@ pub(crate) fn restore(state: &State, now: DateTime<Utc>) -> Result<usize, rating
     let plan = state.plan.current();
     let data = plan.account_data();
     let mut schedule = rating::Schedule::from_plan(data, now);
+    for (t, a, p) in attached(state.meta.as_ref())? {
+        schedule.add(data, &t, &a, &p, now);
+    }
     // Due at `now` are exactly the one-time rows (recurring ones start
     // after `now`): they ran at load.
     drop(schedule.due(now));
