@@ -510,3 +510,48 @@ fn load_into_a_stopped_servers_data_dir() {
     let out = load();
     assert_eq!(out.status.code(), Some(69), "{out:?}");
 }
+
+/// The shared-group membership is rebuilt from the stored balances: after
+/// a restart a debit of 1001 still draws on 1002's balance in the group.
+#[test]
+fn a_restart_rebuilds_shared_group_membership() {
+    let plan = TempDir::new("sgplan");
+    std::fs::create_dir_all(&plan.0).unwrap();
+    for e in std::fs::read_dir(plan_dir()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), plan.0.join(e.file_name())).unwrap();
+    }
+    std::fs::write(
+        plan.0.join("SharedGroups.csv"),
+        "#ID,Account,Strategy,RatingSubject\nSG_FAMILY,*any,*lowest,\n",
+    )
+    .unwrap();
+    let mut actions = std::fs::read_to_string(plan.0.join("Actions.csv")).unwrap();
+    actions
+        .push_str("ACT_FAMILY,*topup,,,family,*monetary,,*any,,SG_FAMILY,*unlimited,,5,30,,,10\n");
+    std::fs::write(plan.0.join("Actions.csv"), actions).unwrap();
+    let data = TempDir::new("sg");
+    let mut s = Server::start(
+        None,
+        &["--data-dir", data.arg(), "--tariffplan", plan.arg()],
+    );
+    for a in ["1001", "1002"] {
+        let r = s.call(
+            "APIerSv1.ExecuteAction",
+            json!({"Tenant": "acme.test", "Account": a, "ActionsId": "ACT_FAMILY"}),
+        );
+        assert_eq!(r, json!("OK"));
+    }
+    assert_eq!(s.stop("-TERM"), Some(0));
+
+    let s = Server::start(None, &["--data-dir", data.arg()]);
+    // 12 minutes cost 7.20: 1001's family 5 and 2.20 of 1002's (without
+    // the membership, 1001's own credit would pay the 2.20).
+    assert_eq!(
+        s.call("APIerSv1.DebitUsage", usage("1001", "1002", "12m")),
+        json!("OK")
+    );
+    let (a1, a2) = (s.account("1001"), s.account("1002"));
+    assert_eq!(money(&a1), Decimal::from(10), "{a1}");
+    assert_eq!(money(&a2), Decimal::from_str("12.8").unwrap(), "{a2}");
+}
