@@ -555,3 +555,32 @@ fn a_restart_rebuilds_shared_group_membership() {
     assert_eq!(money(&a1), Decimal::from(10), "{a1}");
     assert_eq!(money(&a2), Decimal::from_str("12.8").unwrap(), "{a2}");
 }
+
+/// Redis that cannot be reached at start: a clear error, exit 69.
+#[test]
+fn unreachable_redis_exits_69() {
+    let config = std::env::temp_dir().join(format!("{}.toml", unique("noredis")));
+    // Port 1: nothing listens there.
+    std::fs::write(&config, "[storage]\nredis = \"redis://127.0.0.1:1/0\"\n").unwrap();
+    let data = TempDir::new("noredis");
+    let out = Command::new(ACCURATE)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "serve",
+            "--rpc-tcp",
+            "127.0.0.1:0",
+            "--rpc-http",
+            "127.0.0.1:0",
+        ])
+        .args(["--data-dir", data.arg()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&config);
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach Redis at redis://127.0.0.1:1/0"),
+        "{err}"
+    );
+}
