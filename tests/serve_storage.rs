@@ -512,9 +512,15 @@ fn load_into_a_stopped_servers_data_dir() {
 }
 
 /// The shared-group membership is rebuilt from the stored balances: after
-/// a restart a debit of 1001 still draws on 1002's balance in the group.
+/// a restart (with or without `--tariffplan`) a debit of 1001 still draws
+/// on 3001's balance in the group.
 #[test]
 fn a_restart_rebuilds_shared_group_membership() {
+    restart_with_shared_groups(false);
+    restart_with_shared_groups(true);
+}
+
+fn restart_with_shared_groups(reload: bool) {
     let plan = TempDir::new("sgplan");
     std::fs::create_dir_all(&plan.0).unwrap();
     for e in std::fs::read_dir(plan_dir()).unwrap() {
@@ -535,25 +541,40 @@ fn a_restart_rebuilds_shared_group_membership() {
         None,
         &["--data-dir", data.arg(), "--tariffplan", plan.arg()],
     );
-    for a in ["1001", "1002"] {
-        let r = s.call(
-            "APIerSv1.ExecuteAction",
-            json!({"Tenant": "acme.test", "Account": a, "ActionsId": "ACT_FAMILY"}),
-        );
-        assert_eq!(r, json!("OK"));
-    }
+    let r = s.call(
+        "APIerSv1.ExecuteAction",
+        json!({"Tenant": "acme.test", "Account": "1001", "ActionsId": "ACT_FAMILY"}),
+    );
+    assert_eq!(r, json!("OK"));
+    // 3001 is not in AccountActions: a reload does not touch it.
+    let add = json!({"Tenant": "acme.test", "Account": "3001", "BalanceType": "*monetary", "Value": 5,
+                     "Balance": {"ID": "family", "Weight": 30, "SharedGroups": "SG_FAMILY"}});
+    assert_eq!(s.call("APIerSv1.AddBalance", add), json!("OK"));
     assert_eq!(s.stop("-TERM"), Some(0));
 
-    let s = Server::start(None, &["--data-dir", data.arg()]);
-    // 12 minutes cost 7.20: 1001's family 5 and 2.20 of 1002's (without
+    let s = if reload {
+        Server::start(
+            None,
+            &["--data-dir", data.arg(), "--tariffplan", plan.arg()],
+        )
+    } else {
+        Server::start(None, &["--data-dir", data.arg()])
+    };
+    // A reload runs the *asap welcome (10.00 of credit) again.
+    let welcome = if reload {
+        Decimal::from(10)
+    } else {
+        Decimal::ZERO
+    };
+    // 12 minutes cost 7.20: 1001's family 5 and 2.20 of 3001's (without
     // the membership, 1001's own credit would pay the 2.20).
     assert_eq!(
         s.call("APIerSv1.DebitUsage", usage("1001", "1002", "12m")),
         json!("OK")
     );
-    let (a1, a2) = (s.account("1001"), s.account("1002"));
-    assert_eq!(money(&a1), Decimal::from(10), "{a1}");
-    assert_eq!(money(&a2), Decimal::from_str("12.8").unwrap(), "{a2}");
+    let (a1, a3) = (s.account("1001"), s.account("3001"));
+    assert_eq!(money(&a1), Decimal::from(10) + welcome, "{a1}");
+    assert_eq!(money(&a3), Decimal::from_str("2.8").unwrap(), "{a3}");
 }
 
 /// Redis that cannot be reached at start: a clear error, exit 69.

@@ -251,6 +251,19 @@ pub(crate) fn restore(state: &State, now: DateTime<Utc>) -> Result<usize, rating
     // after `now`): they ran at load.
     drop(schedule.due(now));
     *lock(&state.schedule) = schedule;
+    let n = rebuild_members(state)?;
+    state.wake.notify_one();
+    Ok(n)
+}
+
+/// The shared-group membership from the stored balances (of the plan's
+/// tenants and the default one); the number of accounts seen.
+///
+/// # Errors
+/// A store error.
+pub(crate) fn rebuild_members(state: &State) -> Result<usize, rating::Error> {
+    let plan = state.plan.current();
+    let data = plan.account_data();
     let mut tenants: BTreeSet<String> = data
         .account_actions
         .values()
@@ -273,6 +286,5 @@ pub(crate) fn restore(state: &State, now: DateTime<Utc>) -> Result<usize, rating
         }
     }
     *lock(&state.members) = members;
-    state.wake.notify_one();
     Ok(n)
 }
