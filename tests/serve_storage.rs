@@ -605,3 +605,79 @@ fn unreachable_redis_exits_69() {
         "{err}"
     );
 }
+
+/// Two servers sharing Redis schedule the same recurring ActionPlan run:
+/// one of them runs it, the other says so and skips it; the top-up is
+/// applied once.
+#[test]
+fn two_servers_sharing_redis_run_a_scheduled_action_once() {
+    let r = RedisPrefix::new("sched");
+    let plan = TempDir::new("schedplan");
+    std::fs::create_dir_all(&plan.0).unwrap();
+    for e in std::fs::read_dir(plan_dir()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), plan.0.join(e.file_name())).unwrap();
+    }
+    // Daily at a moment a few seconds away (both servers must be up).
+    let at = chrono::Utc::now() + chrono::TimeDelta::seconds(8);
+    std::fs::write(
+        plan.0.join("Timings.csv"),
+        format!("TM_SOON,*any,*any,*any,*any,{}\n", at.format("%H:%M:%S")),
+    )
+    .unwrap();
+    let mut plans = std::fs::read_to_string(plan.0.join("ActionPlans.csv")).unwrap();
+    plans.push_str("AP_SOON,ACT_LOW,TM_SOON,10\n");
+    std::fs::write(plan.0.join("ActionPlans.csv"), plans).unwrap();
+    let mut accts = std::fs::read_to_string(plan.0.join("AccountActions.csv")).unwrap();
+    accts.push_str("acme.test,3001,AP_SOON,,,\n");
+    std::fs::write(plan.0.join("AccountActions.csv"), accts).unwrap();
+    let (d1, d2) = (TempDir::new("s1"), TempDir::new("s2"));
+    let a = Server::start(
+        Some(&r.config),
+        &["--data-dir", d1.arg(), "--tariffplan", plan.arg()],
+    );
+    let b = Server::start(Some(&r.config), &["--data-dir", d2.arg()]);
+    assert!(
+        b.lines
+            .iter()
+            .any(|l| l.contains("restored the saved tariff plan")),
+        "{:?}",
+        b.lines
+    );
+    // Wait for the server that lost the claim to say so.
+    let deadline = Instant::now() + WAIT;
+    let skipped = loop {
+        let line = a
+            .stderr
+            .try_recv()
+            .ok()
+            .or_else(|| b.stderr.try_recv().ok());
+        match line {
+            Some(l) if l.contains("run by another server") => break l,
+            Some(_) => {}
+            None => {
+                assert!(Instant::now() < deadline, "no server skipped the run");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert!(skipped.contains("AP_SOON"), "{skipped}");
+    // The winner may still be applying it: wait for the top-up.
+    loop {
+        let acc = a.account("3001");
+        let bonus: Vec<Value> = acc["BalanceMap"]["*monetary"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["ID"] == json!("bonus"))
+            .cloned()
+            .collect();
+        if let [one] = bonus.as_slice() {
+            assert_eq!(one["Value"], json!(1), "{acc}");
+            break;
+        }
+        assert!(bonus.is_empty(), "{acc}");
+        assert!(Instant::now() < deadline, "the plan did not run: {acc}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -305,6 +305,9 @@ pub(crate) fn run_due(state: &State, now: DateTime<Utc>) {
     }
     let plan = state.plan.current();
     for d in due {
+        if !super::store::claim_run(state, plan.account_data(), &d) {
+            continue;
+        }
         if let Err(e) = run_actions(
             state,
             plan.account_data(),

@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub meta: Arc<dyn storage::MetaStore + Send + Sync>,
     /// The ActionPlan runs to come.
     pub schedule: std::sync::Mutex<rating::Schedule>,
+    /// Redis when the accounts are shared with other servers.
+    pub shared: Option<Arc<storage::RedisAccounts>>,
     /// Serializes this process's changes of the attached-plans blob.
     pub attached: std::sync::Mutex<()>,
     /// Wakes the scheduler task when the schedule changes.
@@ -111,6 +113,7 @@ impl State {
             counters: Counters::default(),
             accounts: store.accounts,
             meta: store.meta,
+            shared: store.shared,
             schedule: std::sync::Mutex::new(rating::Schedule::default()),
             attached: std::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),

@@ -35,6 +35,9 @@ pub(crate) struct Store {
     pub accounts: Arc<dyn rating::AccountStore>,
     /// The server's other state.
     pub meta: Arc<dyn MetaStore + Send + Sync>,
+    /// The Redis store when the accounts are shared with other
+    /// processes (scheduled runs are claimed there).
+    pub shared: Option<Arc<storage::RedisAccounts>>,
     /// What it is, for the start line.
     pub describe: String,
 }
@@ -59,7 +62,8 @@ impl Store {
             let r = Arc::new(r);
             return Ok(Store {
                 accounts: r.clone(),
-                meta: r,
+                meta: r.clone(),
+                shared: Some(r),
                 describe: format!("redis {url} prefix {}", cfg.redis_prefix),
             });
         }
@@ -69,6 +73,7 @@ impl Store {
         Ok(Store {
             accounts: e.clone(),
             meta: e,
+            shared: None,
             describe: format!("embedded {}", data_dir.display()),
         })
     }
@@ -79,6 +84,7 @@ impl Store {
         Store {
             accounts: Arc::new(rating::MemoryAccounts::default()),
             meta: Arc::new(MemoryMeta::default()),
+            shared: None,
             describe: "memory".to_owned(),
         }
     }
@@ -174,6 +180,53 @@ pub(crate) fn saved_plan(
     let (plan, _) = rating::TariffPlan::from_csv_with(&pairs, &options, policy)
         .context("loading the saved tariff plan")?;
     Ok(Some(plan))
+}
+
+/// How long a claim of a scheduled run is kept (longer than any two
+/// servers' clocks and wake-ups differ).
+const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(2 * 24 * 3600);
+
+/// Whether this server runs a due ActionPlan run. With accounts shared in
+/// Redis every server schedules the same recurring runs, at the same
+/// moments: the first to claim a run (`SET NX`) runs it, the others skip
+/// it. One-time (`*asap`) rows belong to the load that ran them.
+pub(crate) fn claim_run(state: &State, data: &rating::AccountPlanData, d: &rating::DueRun) -> bool {
+    let Some(redis) = &state.shared else {
+        return true;
+    };
+    let recurring = data.action_plans.get(&*d.plan_id).is_some_and(|rows| {
+        rows.iter()
+            .any(|r| r.actions_id == d.actions_id && !r.timing.is_once())
+    });
+    if !recurring {
+        return true;
+    }
+    let name = format!(
+        "run:{}:{}:{}:{}:{}",
+        d.tenant,
+        d.account,
+        d.plan_id,
+        d.actions_id,
+        d.at.timestamp()
+    );
+    match redis.claim_meta(&name, state.node_id.as_bytes(), CLAIM_TTL) {
+        Ok(true) => true,
+        Ok(false) => {
+            super::say(&format!(
+                "serve: action plan {} ({}) on {}:{} at {}: run by another server",
+                d.plan_id, d.actions_id, d.tenant, d.account, d.at
+            ));
+            false
+        }
+        Err(e) => {
+            // Not run rather than maybe run twice.
+            super::say(&format!(
+                "serve: action plan {} ({}) on {}:{}: not run, cannot claim it: {e}",
+                d.plan_id, d.actions_id, d.tenant, d.account
+            ));
+            false
+        }
+    }
 }
 
 type Attached = Vec<(String, String, String)>;
