@@ -45,6 +45,9 @@ pub(crate) struct Config {
     /// `accurate serve`'s JSON-RPC API (`[api]`).
     #[serde(default)]
     pub api: ApiSection,
+    /// Where `accurate serve` keeps accounts and its state (`[storage]`).
+    #[serde(default)]
+    pub storage: StorageSection,
     /// The one reassembly byte budget (`max-total-bytes`) of everything
     /// built from this config, made on first use. Not a key.
     #[serde(skip)]
@@ -96,6 +99,37 @@ impl Default for ApiSection {
             node_id: None,
             max_connections: 1024,
             idle_timeout_secs: 300,
+        }
+    }
+}
+
+/// `[storage]`: where `accurate serve` keeps accounts, balances and its
+/// state (the loaded tariff plan, action plans).
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct StorageSection {
+    /// The embedded store's folder (created on first start); `--data-dir`
+    /// overrides it.
+    #[serde(deserialize_with = "check::storage_data_dir")]
+    pub data_dir: std::path::PathBuf,
+    /// `redis://HOST:PORT/DB`: accounts and state live in Redis, shared by
+    /// every AccuRate process using the same URL and prefix.
+    #[serde(deserialize_with = "check::storage_redis")]
+    pub redis: Option<String>,
+    /// Prefix of every Redis key.
+    #[serde(deserialize_with = "check::storage_redis_prefix")]
+    pub redis_prefix: String,
+}
+
+/// `[storage] data-dir` when not set.
+pub(crate) const DEFAULT_DATA_DIR: &str = "./accurate-data";
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            data_dir: DEFAULT_DATA_DIR.into(),
+            redis: None,
+            redis_prefix: "accurate:".to_owned(),
         }
     }
 }
@@ -454,6 +488,53 @@ mod check {
         Ok(v)
     }
 
+    /// `[storage] data-dir`: not empty.
+    pub(super) fn storage_data_dir<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::path::PathBuf, D::Error> {
+        let v = String::deserialize(d)?;
+        if v.is_empty() {
+            return Err(D::Error::custom(
+                "key storage.data-dir: must not be empty (leave the key out for ./accurate-data)",
+            ));
+        }
+        Ok(v.into())
+    }
+
+    /// `[storage] redis`: a `redis://` or `rediss://` URL with a host.
+    pub(super) fn storage_redis<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<String>, D::Error> {
+        let v = Option::<String>::deserialize(d)?;
+        if let Some(u) = &v {
+            let rest = u
+                .strip_prefix("redis://")
+                .or_else(|| u.strip_prefix("rediss://"))
+                .or_else(|| u.strip_prefix("redis+unix://"))
+                .or_else(|| u.strip_prefix("unix://"));
+            if rest.is_none_or(str::is_empty) {
+                return Err(D::Error::custom(format!(
+                    "key storage.redis: {u:?} is not a Redis URL (redis://127.0.0.1:6379/0)"
+                )));
+            }
+        }
+        Ok(v)
+    }
+
+    /// `[storage] redis-prefix`: printable ASCII without spaces, not empty
+    /// (an empty prefix would mix AccuRate's keys with everything else).
+    pub(super) fn storage_redis_prefix<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<String, D::Error> {
+        let v = String::deserialize(d)?;
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(D::Error::custom(
+                "key storage.redis-prefix: must be printable ASCII without spaces, not empty",
+            ));
+        }
+        Ok(v)
+    }
+
     /// `[api] rpc-tcp`.
     pub(super) fn rpc_tcp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         rpc_addr(d, "api.rpc-tcp")
@@ -651,6 +732,37 @@ mod tests {
                 "line 2",
             ),
             ("[api]\nrpc-tls = \"x\"\n", "rpc-tls", "line 2"),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key) && e.contains(line), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn storage_section_keys_and_checks() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.storage.data_dir, std::path::Path::new(DEFAULT_DATA_DIR));
+        assert!(c.storage.redis.is_none());
+        assert_eq!(c.storage.redis_prefix, "accurate:");
+        let c = Config::parse(
+            "[storage]\ndata-dir = \"/var/lib/accurate\"\nredis = \"redis://127.0.0.1:6379/0\"\nredis-prefix = \"x:\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.storage.redis.as_deref(), Some("redis://127.0.0.1:6379/0"));
+        assert_eq!(c.storage.redis_prefix, "x:");
+        for (text, key, line) in [
+            ("[storage]\ndata-dir = \"\"\n", "storage.data-dir", "line 2"),
+            (
+                "[storage]\n\nredis = \"127.0.0.1:6379\"\n",
+                "storage.redis",
+                "line 3",
+            ),
+            (
+                "[storage]\nredis-prefix = \"a b\"\n",
+                "storage.redis-prefix",
+                "line 2",
+            ),
+            ("[storage]\nredis-url = \"x\"\n", "redis-url", "line 2"),
         ] {
             let e = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(e.contains(key) && e.contains(line), "{text}: {e}");

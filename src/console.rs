@@ -176,15 +176,16 @@ fn call_http(url: &str, token: Option<&str>, req: &Request) -> anyhow::Result<js
 pub(crate) struct LoadArgs {
     /// The tariff plan folder (CGRateS CSVs, with accounts and actions).
     dir: std::path::PathBuf,
-    /// The running server: http://IP:PORT/jsonrpc or tcp://IP:PORT.
-    /// (Loading into a stopped server's `--data-dir` needs persistent
-    /// storage, which is not there yet.)
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:2080/jsonrpc",
-        value_name = "URL"
-    )]
-    server: String,
+    /// The running server: http://IP:PORT/jsonrpc or tcp://IP:PORT
+    /// [default: http://127.0.0.1:2080/jsonrpc].
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    server: Option<String>,
+    /// Load into a stopped server's store instead: its data directory
+    /// (or, with `[storage] redis` in the config, its Redis). `*asap`
+    /// actions run now, as at a server's load; `*http_post` actions are
+    /// not posted.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// The server's `[api] auth-token` (default: ACCURATE_TOKEN).
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
@@ -198,26 +199,10 @@ pub(crate) fn run_load(args: LoadArgs, config: Option<&std::path::Path>) -> anyh
         .with_context(|| format!("cannot read {}", args.dir.display()))?;
     let (plan, _) = crate::cost::load_tariff_plan(&dir, &cfg.load_policy())?;
     let data = plan.account_data();
-    let req = Request {
-        method: "APIerSv1.LoadTariffPlanFromFolder".into(),
-        params: serde_json::json!({ "FolderPath": dir.to_string_lossy() }),
-        id: Value::from(1),
-        version: Version::V1,
-        notification: false,
-    };
-    let token = args.token.or_else(|| std::env::var("ACCURATE_TOKEN").ok());
-    let reply = if let Some(addr) = args.server.strip_prefix("tcp://") {
-        call_tcp(addr, token.as_deref(), &req)?
-    } else if args.server.starts_with("http://") {
-        call_http(&args.server, token.as_deref(), &req)?
+    if let Some(data_dir) = &args.data_dir {
+        crate::serve::load_offline(&dir, data_dir, &cfg)?;
     } else {
-        bail!(
-            "unsupported server URL {:?}: use http://IP:PORT/jsonrpc or tcp://IP:PORT",
-            args.server
-        );
-    };
-    if let Err(e) = reply.outcome {
-        bail!("the server refused the plan: {}", e.message);
+        load_online(&dir, args.server.as_deref(), args.token)?;
     }
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -233,5 +218,33 @@ pub(crate) fn run_load(args: LoadArgs, config: Option<&std::path::Path>) -> anyh
     )
     .and_then(|()| out.flush())
     .map_err(crate::exit::Failure::Output)?;
+    Ok(())
+}
+
+/// Has the running server load the folder.
+fn load_online(
+    dir: &std::path::Path,
+    server: Option<&str>,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    let server = server.unwrap_or("http://127.0.0.1:2080/jsonrpc");
+    let req = Request {
+        method: "APIerSv1.LoadTariffPlanFromFolder".into(),
+        params: serde_json::json!({ "FolderPath": dir.to_string_lossy() }),
+        id: Value::from(1),
+        version: Version::V1,
+        notification: false,
+    };
+    let token = token.or_else(|| std::env::var("ACCURATE_TOKEN").ok());
+    let reply = if let Some(addr) = server.strip_prefix("tcp://") {
+        call_tcp(addr, token.as_deref(), &req)?
+    } else if server.starts_with("http://") {
+        call_http(server, token.as_deref(), &req)?
+    } else {
+        bail!("unsupported server URL {server:?}: use http://IP:PORT/jsonrpc or tcp://IP:PORT");
+    };
+    if let Err(e) = reply.outcome {
+        bail!("the server refused the plan: {}", e.message);
+    }
     Ok(())
 }

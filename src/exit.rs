@@ -6,11 +6,11 @@
 //! | 0 | done (also when stdout is a pipe closed by its reader) |
 //! | 1 | any other failure |
 //! | 2 | bad command line (clap's own code) |
-//! | 65 | bad input data: a capture file that is not one, or cut short; a bad tariff plan |
+//! | 65 | bad input data: a capture file that is not one, or cut short; a bad tariff plan; a damaged data directory |
 //! | 66 | an input file or folder missing or unreadable |
-//! | 69 | a listen address in use or not on this host; a live interface that cannot be captured on |
+//! | 69 | a listen address in use or not on this host; a live interface that cannot be captured on; the data directory locked by another process; Redis unreachable |
 //! | 71 | any other failure to listen |
-//! | 74 | the output cannot be written (full disk, I/O error) |
+//! | 74 | the output cannot be written (full disk, I/O error); the data directory cannot be read or written |
 //! | 77 | not allowed: live capture without CAP_NET_RAW, a privileged port |
 //! | 78 | the configuration is invalid |
 
@@ -66,6 +66,11 @@ pub(crate) enum Failure {
     /// capture, else 69: no such interface, interface down...).
     #[error("live capture on {0}")]
     Live(String, #[source] capture::CaptureError),
+    /// The account store cannot be opened: 69 when the data directory is
+    /// locked by another process or Redis is unreachable, 65 when it is
+    /// damaged, 74 when its files cannot be read or written.
+    #[error("cannot open the store")]
+    Storage(#[source] Box<storage::Error>),
 }
 
 /// The exit code for an error: the first cause in the chain that has one.
@@ -82,6 +87,14 @@ pub(crate) fn code_for(e: &anyhow::Error) -> u8 {
                 Failure::Bind(_, c) => bind_code(c),
                 Failure::Live(_, capture::CaptureError::Permission(_)) => PERMISSION,
                 Failure::Live(..) => UNAVAILABLE,
+                Failure::Storage(e) => match **e {
+                    storage::Error::Locked { .. } | storage::Error::RedisConnect { .. } => {
+                        UNAVAILABLE
+                    }
+                    storage::Error::Corrupt { .. } | storage::Error::Json { .. } => DATA,
+                    storage::Error::Io { .. } => IO_ERR,
+                    _ => FAILURE,
+                },
             };
         }
         if let Some(c) = cause.downcast_ref::<capture::CaptureError>() {
@@ -178,6 +191,22 @@ mod tests {
         assert_eq!(bind(io::ErrorKind::AddrInUse), UNAVAILABLE);
         assert_eq!(bind(io::ErrorKind::PermissionDenied), PERMISSION);
         assert_eq!(bind(io::ErrorKind::InvalidInput), OS_ERR);
+    }
+
+    #[test]
+    fn store_errors_by_kind() {
+        let code = |e: storage::Error| code_for(&Failure::Storage(Box::new(e)).into());
+        assert_eq!(
+            code(storage::Error::Locked { dir: "/d".into() }),
+            UNAVAILABLE
+        );
+        let corrupt = storage::Error::Corrupt {
+            path: "/d/j".into(),
+            offset: 0,
+            reason: "x".into(),
+        };
+        assert_eq!(code(corrupt), DATA);
+        assert_eq!(code(storage::Error::Failed("x".into())), FAILURE);
     }
 
     #[test]

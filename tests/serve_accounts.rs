@@ -24,6 +24,9 @@ struct Server {
     http: String,
     stderr: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// The temporary `--data-dir` given when the test names none, removed
+    /// on drop (no test writes `./accurate-data` or fights over its lock).
+    data: Option<PathBuf>,
 }
 
 impl Server {
@@ -47,6 +50,10 @@ impl Server {
         if config.is_none() {
             cmd.args(["--rpc-tcp", "127.0.0.1:0", "--rpc-http", "127.0.0.1:0"]);
         }
+        let data = (!extra.contains(&"--data-dir")).then(temp_data_dir);
+        if let Some(d) = &data {
+            cmd.arg("--data-dir").arg(d);
+        }
         let mut child = cmd
             .args(extra)
             .stdout(Stdio::null())
@@ -68,6 +75,7 @@ impl Server {
             http: String::new(),
             stderr: rx,
             seen: Vec::new(),
+            data,
         };
         let deadline = Instant::now() + WAIT;
         while s.tcp.is_empty() || s.http.is_empty() {
@@ -155,7 +163,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.data {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
+}
+
+/// A fresh folder name for a server's `--data-dir`.
+fn temp_data_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "accurate-serve-data-{}-{}-{}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// Reads JSON values off a TCP connection.
@@ -454,6 +476,55 @@ fn accounts_scenario_over_http() {
     let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
     let mut c = Client::Http(&s);
     scenario(&mut c);
+}
+
+/// Deletes a Redis key prefix's keys when dropped.
+struct RedisKeys(String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["-u", &redis_url(), "EVAL"])
+            .arg("for _,k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
+            .args(["0", &format!("{}*", self.0)])
+            .output();
+    }
+}
+
+/// The real Redis on 127.0.0.1:6379, or `ACCURATE_TEST_REDIS`.
+fn redis_url() -> String {
+    std::env::var("ACCURATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// The same scenario with the accounts in Redis (`[storage] redis`),
+/// under a key prefix of its own, over TCP and then HTTP.
+#[test]
+fn accounts_scenario_on_redis() {
+    for http in [false, true] {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let keys = RedisKeys(format!("accurate-test-{}-{nanos}:", std::process::id()));
+        let config = format!(
+            "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n[storage]\nredis = \"{}\"\nredis-prefix = \"{}\"\n",
+            redis_url(),
+            keys.0
+        );
+        let dir = plan_dir();
+        let s = Server::start_with(&["--tariffplan", dir.to_str().unwrap()], Some(&config));
+        assert!(
+            s.seen.iter().any(|l| l.starts_with("store: redis")),
+            "{:?}",
+            s.seen
+        );
+        let mut c = if http {
+            Client::Http(&s)
+        } else {
+            Client::Tcp(Replies::new(s.connect()), 0)
+        };
+        scenario(&mut c);
+    }
 }
 
 #[test]

@@ -28,6 +28,9 @@ struct Server {
     http: String,
     stderr: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// The temporary `--data-dir` given when the test names none, removed
+    /// on drop (no test writes `./accurate-data` or fights over its lock).
+    data: Option<PathBuf>,
 }
 
 impl Server {
@@ -51,6 +54,10 @@ impl Server {
         if config.is_none() {
             cmd.args(["--rpc-tcp", "127.0.0.1:0", "--rpc-http", "127.0.0.1:0"]);
         }
+        let data = (!extra.contains(&"--data-dir")).then(temp_data_dir);
+        if let Some(d) = &data {
+            cmd.arg("--data-dir").arg(d);
+        }
         let mut child = cmd
             .args(extra)
             .stdout(Stdio::null())
@@ -72,6 +79,7 @@ impl Server {
             http: String::new(),
             stderr: rx,
             seen: Vec::new(),
+            data,
         };
         let deadline = Instant::now() + WAIT;
         while s.tcp.is_empty() || s.http.is_empty() {
@@ -159,7 +167,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.data {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
+}
+
+/// A fresh folder name for a server's `--data-dir`.
+fn temp_data_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "accurate-serve-data-{}-{}-{}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// Reads JSON values off a TCP connection.
@@ -566,10 +588,14 @@ fn sigterm_and_sigint_stop_cleanly() {
 fn an_address_in_use_exits_69() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
+    let data = temp_data_dir();
     let out = Command::new(ACCURATE)
         .args(["serve", "--rpc-tcp", &addr, "--rpc-http", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data)
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
     assert_eq!(out.status.code(), Some(69), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("rpc-tcp:{addr}")), "{err}");
@@ -582,6 +608,7 @@ fn data_dir_is_created() {
     let mut srv = Server::start(&["--data-dir", dir.to_str().unwrap()]);
     assert!(dir.is_dir());
     assert_eq!(srv.signal("-TERM").0.code(), Some(0));
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap().parent().unwrap());
 }
 
 /// Regression: the signal handlers were installed after the `listening

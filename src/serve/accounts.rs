@@ -26,7 +26,7 @@ const MAX_TRIGGER_DEPTH: usize = 4;
 /// `max_call_duration`).
 const DEFAULT_MAX_USAGE: Duration = Duration::from_secs(3 * 3600);
 /// The tenant when the caller gives none (CGRateS's `default_tenant`).
-const DEFAULT_TENANT: &str = "cgrates.org";
+pub(crate) const DEFAULT_TENANT: &str = "cgrates.org";
 
 /// A rating error as CGRateS spells it in an API reply.
 pub(crate) fn rpc_error(e: &rating::Error) -> RpcError {
@@ -160,6 +160,7 @@ fn run_defs(
         state.accounts.remove(tenant, id)?;
         lock(&state.schedule).remove_account(tenant, id);
         set_membership(state, &format!("{tenant}:{id}"), &BTreeSet::new());
+        super::store::detach_account(state, tenant, id)?;
     }
     Ok(())
 }
@@ -304,6 +305,9 @@ pub(crate) fn run_due(state: &State, now: DateTime<Utc>) {
     }
     let plan = state.plan.current();
     for d in due {
+        if !super::store::claim_run(state, plan.account_data(), &d) {
+            continue;
+        }
         if let Err(e) = run_actions(
             state,
             plan.account_data(),
@@ -338,7 +342,9 @@ pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>
             () = state.wake.notified() => continue,
             () = tokio::time::sleep(sleep) => {}
         }
-        run_due(&state, Utc::now());
+        // Store calls block: off the async workers.
+        let st = Arc::clone(&state);
+        let _ = tokio::task::spawn_blocking(move || run_due(&st, Utc::now())).await;
     }
 }
 
@@ -467,6 +473,9 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
         for p in &plans {
             s.add(data, &t, &a, p, now);
         }
+        // Saved before the `*asap` rows run: a crash in between loses
+        // them rather than running them twice after the restart.
+        super::store::attach_plans(state, &t, &a, &plans).map_err(|e| rpc_error(&e.into()))?;
     }
     run_due(state, now);
     state.wake.notify_one();
@@ -482,6 +491,7 @@ pub(crate) fn remove_account(state: &State, params: &Value) -> Result<String, Rp
     }
     lock(&state.schedule).remove_account(&t, &a);
     set_membership(state, &format!("{t}:{a}"), &BTreeSet::new());
+    super::store::detach_account(state, &t, &a).map_err(|e| rpc_error(&e.into()))?;
     Ok("\"OK\"".to_owned())
 }
 

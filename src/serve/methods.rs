@@ -30,10 +30,16 @@ pub(crate) struct State {
     started_at: Instant,
     /// Counters, printed on shutdown.
     pub counters: Counters,
-    /// The accounts (a storage backend; in memory for now).
+    /// The accounts (`[storage]`: embedded or Redis).
     pub accounts: Arc<dyn rating::AccountStore>,
+    /// The server's other state in the same store (the loaded plan).
+    pub meta: Arc<dyn storage::MetaStore + Send + Sync>,
     /// The ActionPlan runs to come.
     pub schedule: std::sync::Mutex<rating::Schedule>,
+    /// Redis when the accounts are shared with other servers.
+    pub shared: Option<Arc<storage::RedisAccounts>>,
+    /// Serializes this process's changes of the attached-plans blob.
+    pub attached: std::sync::Mutex<()>,
     /// Wakes the scheduler task when the schedule changes.
     pub wake: tokio::sync::Notify,
     /// Shared group ID -> the accounts (`tenant:account`) holding a balance
@@ -94,6 +100,7 @@ impl State {
         policy: rating::LoadPolicy,
         auth_token: Option<String>,
         node_id: String,
+        store: super::store::Store,
     ) -> Self {
         State {
             plan,
@@ -104,8 +111,11 @@ impl State {
             started: Utc::now(),
             started_at: Instant::now(),
             counters: Counters::default(),
-            accounts: Arc::new(rating::MemoryAccounts::default()),
+            accounts: store.accounts,
+            meta: store.meta,
+            shared: store.shared,
             schedule: std::sync::Mutex::new(rating::Schedule::default()),
+            attached: std::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             members: std::sync::Mutex::default(),
         }
@@ -139,20 +149,17 @@ pub(crate) async fn dispatch(
         "CoreSv1.Status" => Ok(status(state)),
         "APIerSv1.LoadTariffPlanFromFolder" => load_folder(state, params).await,
         "APIerSv1.GetCost" => get_cost(state, &params),
-        "APIerSv1.GetAccount" | "APIerSv2.GetAccount" => accounts::get_account(state, &params),
-        "APIerSv2.GetAccounts" => accounts::get_accounts(state, &params),
-        "APIerSv1.SetAccount" | "APIerSv2.SetAccount" => accounts::set_account(state, &params),
-        "APIerSv1.RemoveAccount" => accounts::remove_account(state, &params),
-        "APIerSv1.AddBalance" => accounts::add_balance(state, &params),
-        "APIerSv1.SetBalance" => accounts::set_balance(state, &params),
-        "APIerSv1.RemoveBalances" => accounts::remove_balances(state, &params),
-        "APIerSv1.DebitUsage" => accounts::debit_usage(state, &params),
-        "APIerSv1.GetMaxUsage" => accounts::get_max_usage(state, &params),
-        "APIerSv1.ExecuteAction" => accounts::execute_action(state, &params),
-        "APIerSv1.GetActionPlan" => actionapi::get_action_plan(state, &params),
-        "APIerSv1.GetActionTriggers" => actionapi::get_action_triggers(state, &params),
         // Already checked by the transport; a second call is harmless.
         AUTH_METHOD => Ok("\"OK\"".to_owned()),
+        m if STORE_METHODS.contains(&m) => {
+            // Store calls block (an fsync, a Redis round trip): off the
+            // async workers, so one slow write stalls no other connection.
+            let st = Arc::clone(state);
+            let m = method.to_owned();
+            tokio::task::spawn_blocking(move || store_method(&st, &m, &params))
+                .await
+                .unwrap_or_else(|e| Err(RpcError::server(format!("SERVER_ERROR: {e}"))))
+        }
         _ => Err(unknown(method)),
     };
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -160,6 +167,43 @@ pub(crate) async fn dispatch(
         state.counters.errors.fetch_add(1, Ordering::Relaxed);
     }
     r
+}
+
+/// The methods that read or write the account store.
+const STORE_METHODS: &[&str] = &[
+    "APIerSv1.GetAccount",
+    "APIerSv2.GetAccount",
+    "APIerSv2.GetAccounts",
+    "APIerSv1.SetAccount",
+    "APIerSv2.SetAccount",
+    "APIerSv1.RemoveAccount",
+    "APIerSv1.AddBalance",
+    "APIerSv1.SetBalance",
+    "APIerSv1.RemoveBalances",
+    "APIerSv1.DebitUsage",
+    "APIerSv1.GetMaxUsage",
+    "APIerSv1.ExecuteAction",
+    "APIerSv1.GetActionPlan",
+    "APIerSv1.GetActionTriggers",
+];
+
+/// Runs one of [`STORE_METHODS`] (blocking).
+fn store_method(state: &State, method: &str, params: &Value) -> Result<String, RpcError> {
+    match method {
+        "APIerSv1.GetAccount" | "APIerSv2.GetAccount" => accounts::get_account(state, params),
+        "APIerSv2.GetAccounts" => accounts::get_accounts(state, params),
+        "APIerSv1.SetAccount" | "APIerSv2.SetAccount" => accounts::set_account(state, params),
+        "APIerSv1.RemoveAccount" => accounts::remove_account(state, params),
+        "APIerSv1.AddBalance" => accounts::add_balance(state, params),
+        "APIerSv1.SetBalance" => accounts::set_balance(state, params),
+        "APIerSv1.RemoveBalances" => accounts::remove_balances(state, params),
+        "APIerSv1.DebitUsage" => accounts::debit_usage(state, params),
+        "APIerSv1.GetMaxUsage" => accounts::get_max_usage(state, params),
+        "APIerSv1.ExecuteAction" => accounts::execute_action(state, params),
+        "APIerSv1.GetActionPlan" => actionapi::get_action_plan(state, params),
+        "APIerSv1.GetActionTriggers" => actionapi::get_action_triggers(state, params),
+        _ => Err(unknown(method)),
+    }
 }
 
 /// Go's `net/rpc` answer to an unknown service or method.
@@ -286,14 +330,14 @@ async fn load_folder(state: &Arc<State>, params: Value) -> Result<String, RpcErr
     }
     let st = Arc::clone(state);
     let loaded = tokio::task::spawn_blocking(move || {
-        crate::cost::load_tariff_plan(&dir, &st.policy).and_then(|(plan, _)| {
-            if !dry_run {
-                st.plan.replace(plan);
-                accounts::load_accounts(&st, Utc::now())
-                    .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
-            }
-            anyhow::Ok(())
-        })
+        if dry_run {
+            crate::cost::load_tariff_plan(&dir, &st.policy)?;
+        } else {
+            super::store::load_plan_dir(&st, &dir)?;
+            accounts::load_accounts(&st, Utc::now())
+                .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
+        }
+        anyhow::Ok(())
     })
     .await;
     match loaded {
@@ -470,6 +514,7 @@ mod tests {
             rating::LoadPolicy::default(),
             Some("secret".into()),
             "n".into(),
+            super::super::store::Store::memory(),
         );
         assert!(s.token_ok("secret"));
         assert!(!s.token_ok("secreT"));

@@ -17,6 +17,7 @@ mod actionapi;
 mod eventcost;
 mod http;
 mod methods;
+mod store;
 mod tcp;
 
 use std::io::Write as _;
@@ -44,12 +45,14 @@ const MAX_REQUEST_BYTES: usize = 4 << 20;
 /// Arguments of `accurate serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Folder for the server's data. Created if missing; nothing is stored
-    /// in it yet (storage of accounts and CDRs comes later).
+    /// Folder of the embedded store (accounts, balances, the loaded plan),
+    /// created on first start [default: `[storage] data-dir`, else
+    /// ./accurate-data]. Unused when `[storage] redis` is set.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Tariff plan folder (CGRateS CSVs) to load at start: rating data and
     /// accounts (AccountActions, with their ActionPlans and triggers).
+    /// Without it the plan last loaded is restored from the store.
     #[arg(long, value_name = "DIR")]
     tariffplan: Option<PathBuf>,
     /// exact: round once at the end; cgrates: reproduce CGRateS's rounding.
@@ -68,21 +71,12 @@ pub(crate) struct ServeArgs {
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(config)?;
-    if let Some(dir) = &args.data_dir {
-        std::fs::create_dir_all(dir).map_err(|source| Failure::Input {
-            what: "data folder",
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    let plan = rating::SharedTariffPlan::default();
-    if let Some(dir) = &args.tariffplan {
-        let (p, report) = crate::cost::load_tariff_plan(dir, &cfg.load_policy())?;
-        for w in &report.warnings {
-            say(&format!("warning: {w}"));
-        }
-        plan.replace(p);
-    }
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| cfg.storage.data_dir.clone());
+    let store = store::Store::open(&cfg.storage, &data_dir)?;
+    say(&format!("store: {}", store.describe));
     let tcp_addr = match args.rpc_tcp {
         Some(a) => a,
         None => parse_addr(cfg.api.rpc_tcp.as_deref().unwrap_or(DEFAULT_RPC_TCP))?,
@@ -92,11 +86,12 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         None => parse_addr(cfg.api.rpc_http.as_deref().unwrap_or(DEFAULT_RPC_HTTP))?,
     };
     let state = Arc::new(State::new(
-        plan,
+        rating::SharedTariffPlan::default(),
         args.rounding.into(),
         cfg.load_policy(),
         cfg.api.auth_token.clone(),
         cfg.api.node_id.clone().unwrap_or_else(host_name),
+        store,
     ));
     let max_connections = cfg.api.max_connections;
     let idle = std::time::Duration::from_secs(cfg.api.idle_timeout_secs);
@@ -112,12 +107,26 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
         let (stop_tx, stop_rx) = watch::channel(false);
         // In the runtime: `*http_post` actions run at load post from it.
-        if args.tariffplan.is_some() {
+        if let Some(dir) = &args.tariffplan {
+            let report = store::load_plan_dir(&state, dir)?;
+            for w in &report.warnings {
+                say(&format!("warning: {w}"));
+            }
             let n = accounts::load_accounts(&state, chrono::Utc::now())
                 .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
+            // Stored accounts may hold shared-group balances already.
+            store::rebuild_members(&state)
+                .map_err(|e| anyhow::anyhow!("restoring accounts: {e}"))?;
             if n > 0 {
                 say(&format!("loaded {n} accounts"));
             }
+        } else if let Some(plan) = store::saved_plan(state.meta.as_ref(), &state.policy)? {
+            state.plan.replace(plan);
+            let n = store::restore(&state, chrono::Utc::now())
+                .map_err(|e| anyhow::anyhow!("restoring accounts: {e}"))?;
+            say(&format!(
+                "restored the saved tariff plan and {n} accounts from the store"
+            ));
         }
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
@@ -153,6 +162,33 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         }
         Ok(())
     })
+}
+
+/// `accurate load DIR --data-dir D`: loads a plan folder into a stopped
+/// server's store as the server would (plan saved, accounts created or
+/// updated, `*asap` actions run); the next `accurate serve` without
+/// `--tariffplan` restores it.
+///
+/// # Errors
+/// The store cannot be opened (locked by a running server...), a bad
+/// plan, a store error.
+pub(crate) fn load_offline(dir: &Path, data_dir: &Path, cfg: &Config) -> anyhow::Result<()> {
+    let store = store::Store::open(&cfg.storage, data_dir)?;
+    let state = State::new(
+        rating::SharedTariffPlan::default(),
+        rating::RoundingMode::Exact,
+        cfg.load_policy(),
+        None,
+        host_name(),
+        store,
+    );
+    let report = store::load_plan_dir(&state, dir)?;
+    for w in &report.warnings {
+        say(&format!("warning: {w}"));
+    }
+    accounts::load_accounts(&state, chrono::Utc::now())
+        .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
+    Ok(())
 }
 
 fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {

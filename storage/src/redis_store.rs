@@ -162,6 +162,28 @@ impl RedisAccounts {
         format!("{}meta:{name}", self.prefix)
     }
 
+    /// Sets the named value unless it exists (`SET NX`), expiring after
+    /// `ttl`; whether this call set it. Of several processes claiming one
+    /// name, exactly one gets `true`: the servers sharing Redis use it so
+    /// that one of them, not each, runs a scheduled ActionPlan run.
+    ///
+    /// # Errors
+    /// A Redis error.
+    pub fn claim_meta(&self, name: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
+        let key = self.meta_key(name);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        Ok(self.with(|con| {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query(con)?;
+            Ok(set.is_some())
+        })?)
+    }
+
     /// Runs `f` on a pooled connection.
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, Failure>) -> Result<T, Failure> {
         let pooled = self
