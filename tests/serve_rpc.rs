@@ -321,6 +321,9 @@ fn load_folder_then_get_cost_matches_accurate_cost() {
     let expected = cli_cost("90s");
     // 0.4 connect fee + 0.2 first minute + 30 s at 0.1/min.
     assert_eq!(expected, json!(0.65));
+    // The older service name that CGRateS v0.10 still registers.
+    let r = tcp.call("ApierV1.GetCost", get_cost_args(json!("90s")), 5);
+    assert_eq!(r["result"]["Cost"], expected, "{r}");
     for (i, usage) in [
         json!("90s"),
         json!("1m30s"),

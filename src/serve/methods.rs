@@ -139,11 +139,25 @@ pub(crate) const AUTH_METHOD: &str = "AuthSv1.Auth";
 pub(crate) const UNAUTHORIZED: &str = "UNAUTHORIZED";
 
 /// Runs one method: the result as JSON text, or the error to answer.
+/// CGRateS v0.10 still registers its APIer services under their older
+/// names (`ApierV1`, `ApierV2`), and many existing clients call those:
+/// they are the same methods.
+fn canonical_method(method: &str) -> std::borrow::Cow<'_, str> {
+    for (old, new) in [("ApierV1.", "APIerSv1."), ("ApierV2.", "APIerSv2.")] {
+        if let Some(rest) = method.strip_prefix(old) {
+            return std::borrow::Cow::Owned(format!("{new}{rest}"));
+        }
+    }
+    std::borrow::Cow::Borrowed(method)
+}
+
 pub(crate) async fn dispatch(
     state: &Arc<State>,
     method: &str,
     params: Value,
 ) -> Result<String, RpcError> {
+    let canonical = canonical_method(method);
+    let method = canonical.as_ref();
     let r = match method {
         "CoreSv1.Ping" => Ok("\"Pong\"".to_owned()),
         "CoreSv1.Status" => Ok(status(state)),
