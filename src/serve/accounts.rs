@@ -522,12 +522,7 @@ fn balance_action(
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let list = |k: &str| -> rating::IdList {
-        s(k).split(';')
-            .filter(|x| !x.is_empty())
-            .map(Arc::from)
-            .collect()
-    };
+    let list = |k: &str| id_list(b.get(k));
     let expiry = ExpiryTime::parse(&s("ExpiryTime")).ok_or_else(|| {
         RpcError::new(
             code::INVALID_PARAMS,
@@ -793,4 +788,40 @@ pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, Rpc
     Ok(u64::try_from(max.as_nanos())
         .unwrap_or(u64::MAX)
         .to_string())
+}
+
+/// A list field of a balance argument: CGRateS's `;`-separated string
+/// (`"DST_1;!DST_2"`) or a JSON array of strings, as clients send both.
+fn id_list(v: Option<&Value>) -> rating::IdList {
+    match v {
+        Some(Value::String(t)) => t
+            .split(';')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(Arc::from)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(Arc::from)
+            .collect(),
+        _ => rating::IdList::default(),
+    }
+}
+
+#[cfg(test)]
+mod id_list_tests {
+    use super::*;
+
+    #[test]
+    fn list_fields_take_strings_and_arrays() {
+        let want: Vec<&str> = vec!["DST_1", "!DST_2"];
+        let got =
+            |v: Value| -> Vec<String> { id_list(Some(&v)).iter().map(|x| x.to_string()).collect() };
+        assert_eq!(got(serde_json::json!("DST_1;!DST_2")), want);
+        assert_eq!(got(serde_json::json!(["DST_1", "!DST_2"])), want);
+        assert!(got(serde_json::json!(null)).is_empty());
+    }
 }
