@@ -105,83 +105,37 @@ impl Range {
     }
 }
 
-const REORDER_WINDOW_MS: Range = Range {
-    key: "reorder-window-ms",
-    min: 0,
-    max: 60_000,
-    unit: " ms",
-};
-const INVITE_TIMEOUT_SECS: Range = Range {
-    key: "invite-timeout-secs",
-    min: 1,
-    max: 86_400,
-    unit: " s",
-};
-const RETRY_WAIT_SECS: Range = Range {
-    key: "retry-wait-secs",
-    min: 0,
-    max: 3_600,
-    unit: " s",
-};
-const LINGER_SECS: Range = Range {
-    key: "linger-secs",
-    min: 0,
-    max: 3_600,
-    unit: " s",
-};
-const MAX_DURATION_SECS: Range = Range {
-    key: "max-duration-secs",
-    min: 1,
-    max: 31_622_400,
-    unit: " s",
-};
-const MAX_DIALOGS: Range = Range {
-    key: "max-dialogs",
-    min: 1,
-    max: 100_000_000,
-    unit: "",
-};
-const MAX_CLOCK_JUMP_SECS: Range = Range {
-    key: "max-clock-jump-secs",
-    min: 1,
-    max: 86_400,
-    unit: " s",
-};
-const CALL_ID_MEMORY_SECS: Range = Range {
-    key: "call-id-memory-secs",
-    min: 0,
-    max: 604_800,
-    unit: " s",
-};
-
 fn ranged<'de, D: Deserializer<'de>>(d: D, r: &Range) -> Result<u64, D::Error> {
     r.check(u64::deserialize(d)?)
         .map_err(serde::de::Error::custom)
 }
 
-fn reorder_window_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, &REORDER_WINDOW_MS)
+/// One line per ranged key: the range and the `deserialize_with`
+/// function named on the field.
+macro_rules! ranges {
+    ($($konst:ident $func:ident($key:literal): $min:expr, $max:expr, $unit:literal;)*) => {
+        $(
+            const $konst: Range = Range { key: $key, min: $min, max: $max, unit: $unit };
+            fn $func<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+                ranged(d, &$konst)
+            }
+        )*
+    };
 }
-fn invite_timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, &INVITE_TIMEOUT_SECS)
+
+ranges! {
+    REORDER_WINDOW_MS reorder_window_ms("reorder-window-ms"): 0, 60_000, " ms";
+    INVITE_TIMEOUT_SECS invite_timeout_secs("invite-timeout-secs"): 1, 86_400, " s";
+    RETRY_WAIT_SECS retry_wait_secs("retry-wait-secs"): 0, 3_600, " s";
+    LINGER_SECS linger_secs("linger-secs"): 0, 3_600, " s";
+    MAX_DURATION_SECS max_duration_secs("max-duration-secs"): 1, 31_622_400, " s";
+    MAX_DIALOGS max_dialogs_u64("max-dialogs"): 1, 100_000_000, "";
+    MAX_CLOCK_JUMP_SECS max_clock_jump_secs("max-clock-jump-secs"): 1, 86_400, " s";
+    CALL_ID_MEMORY_SECS call_id_memory_secs("call-id-memory-secs"): 0, 604_800, " s";
 }
-fn retry_wait_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, &RETRY_WAIT_SECS)
-}
-fn linger_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, &LINGER_SECS)
-}
-fn max_duration_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, &MAX_DURATION_SECS)
-}
-fn max_clock_jump_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, &MAX_CLOCK_JUMP_SECS)
-}
-fn call_id_memory_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, &CALL_ID_MEMORY_SECS)
-}
+
 fn max_dialogs<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let v = ranged(d, &MAX_DIALOGS)?;
+    let v = max_dialogs_u64(d)?;
     usize::try_from(v).map_err(serde::de::Error::custom)
 }
 
