@@ -20,7 +20,7 @@ mod stats;
 pub use budget::{ByteBudget, Charge};
 pub use error::CaptureError;
 pub use packet::{SipPacket, Source, Timestamp, Transport};
-pub use stats::{DropReason, Stats};
+pub use stats::{DropReason, SharedStats, Stats, StatsPublisher};
 
 // The HEP codec types most callers name.
 pub use hep::{HepConfig, HepError, HepPacket};

@@ -149,6 +149,25 @@ impl Stats {
         DropReason::ALL.iter().map(|r| (*r, self.drops(*r)))
     }
 
+    /// What these counters gained since `earlier` (an older copy of the
+    /// same counters); a counter that went down gives 0.
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        let mut d = Stats {
+            packets: self.packets.saturating_sub(earlier.packets),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            sip: self.sip.saturating_sub(earlier.sip),
+            discarded_bytes: self.discarded_bytes.saturating_sub(earlier.discarded_bytes),
+            drops: Vec::new(),
+        };
+        for (r, n) in self.drop_counts() {
+            let n = n.saturating_sub(earlier.drops(r));
+            if n > 0 {
+                d.drop_n(r, n);
+            }
+        }
+        d
+    }
+
     /// Adds another set of counters to this one.
     pub fn merge(&mut self, other: &Stats) {
         self.packets += other.packets;
@@ -159,6 +178,53 @@ impl Stats {
             if n > 0 {
                 self.drop_n(r, n);
             }
+        }
+    }
+}
+
+/// Counters several tasks add to while they run, so a server can read
+/// the running totals (each task still returns its own [`Stats`] at the
+/// end). Clones share the counters. A task publishes what it gained since
+/// its last publication with [`StatsPublisher`].
+#[derive(Clone, Debug, Default)]
+pub struct SharedStats(std::sync::Arc<std::sync::Mutex<Stats>>);
+
+impl SharedStats {
+    /// Adds counters.
+    pub fn add(&self, s: &Stats) {
+        if let Ok(mut t) = self.0.lock() {
+            t.merge(s);
+        }
+    }
+
+    /// The totals so far.
+    pub fn snapshot(&self) -> Stats {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+/// One task's link to a [`SharedStats`]: remembers what was published.
+#[derive(Debug, Default)]
+pub struct StatsPublisher {
+    to: Option<SharedStats>,
+    last: Stats,
+}
+
+impl StatsPublisher {
+    /// Publishes to `to` (nothing when `None`).
+    pub fn new(to: Option<SharedStats>) -> Self {
+        StatsPublisher {
+            to,
+            last: Stats::default(),
+        }
+    }
+
+    /// Adds what `now` (this task's running counters) gained since the
+    /// last call.
+    pub fn publish(&mut self, now: &Stats) {
+        if let Some(to) = &self.to {
+            to.add(&now.since(&self.last));
+            self.last.clone_from(now);
         }
     }
 }
@@ -184,6 +250,26 @@ mod tests {
         assert_eq!(b.drops(DropReason::NotSip), 0);
         assert_eq!(b.total_drops(), 4);
         assert_eq!(b.packets, 3);
+    }
+
+    #[test]
+    fn publisher_adds_only_what_is_new() {
+        let shared = SharedStats::default();
+        let mut p = StatsPublisher::new(Some(shared.clone()));
+        let mut s = Stats::default();
+        s.packets = 2;
+        s.drop(DropReason::BadHep);
+        p.publish(&s);
+        p.publish(&s);
+        s.packets = 5;
+        s.drop(DropReason::BadHep);
+        s.drop(DropReason::NotSip);
+        p.publish(&s);
+        let t = shared.snapshot();
+        assert_eq!(t.packets, 5);
+        assert_eq!(t.drops(DropReason::BadHep), 2);
+        assert_eq!(t.drops(DropReason::NotSip), 1);
+        assert_eq!(t, s);
     }
 
     #[test]

@@ -21,7 +21,7 @@
 mod merge;
 mod pipeline;
 mod rater;
-mod summary;
+pub(crate) mod summary;
 
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};

@@ -63,7 +63,7 @@ impl Summary {
 }
 
 /// The dialog machine's counters by name, `dialog.` first.
-fn dialog_counters(s: &sip_fsm::Stats) -> Vec<(String, u64)> {
+pub(crate) fn dialog_counters(s: &sip_fsm::Stats) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = [
         ("packets", s.packets),
         ("attempts", s.attempts),

@@ -1,7 +1,8 @@
 //! JSON-RPC over HTTP: `POST /jsonrpc` with one request as the body,
-//! answered `200` with the reply (`204` for a 2.0 notification). Other
-//! paths are `404`, other methods `405`; a body over the limit `413`; a
-//! missing or wrong bearer token, when one is configured, `401`.
+//! answered `200` with the reply (`204` for a 2.0 notification), and
+//! `GET /metrics` (Prometheus text, [`super::metrics`]). Other paths are
+//! `404`, other methods `405`; a body over the limit `413`; a missing or
+//! wrong bearer token, when one is configured, `401` (on both paths).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use super::{Auth, MAX_REQUEST_BYTES, answer, parse_error};
 
 /// The path requests are posted to (CGRateS's `http_jsonrpc`).
 pub(crate) const PATH: &str = "/jsonrpc";
+/// The Prometheus scrape path.
+pub(crate) const METRICS_PATH: &str = "/metrics";
 
 /// Accepts connections until `stop` turns true; then closes them all.
 pub(super) async fn run(
@@ -95,9 +98,46 @@ fn bearer_ok(req: &Request<Incoming>, state: &State) -> bool {
         .is_some_and(|t| state.token_ok(t.trim()))
 }
 
+/// `GET /metrics`.
+fn metrics(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = refused(
+            state,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: GET only",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    if !bearer_ok(req, state) {
+        return unauthorized(state);
+    }
+    let mut r = response(StatusCode::OK, super::metrics::render(state).into_bytes());
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(super::metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+fn unauthorized(state: &State) -> Response<Full<Bytes>> {
+    let mut r = refused(state, StatusCode::UNAUTHORIZED, super::UNAUTHORIZED);
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
 async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
+    if req.uri().path() == METRICS_PATH {
+        return metrics(&req, state);
+    }
     if req.uri().path() != PATH {
-        return refused(state, StatusCode::NOT_FOUND, "not found: POST /jsonrpc");
+        return refused(
+            state,
+            StatusCode::NOT_FOUND,
+            "not found: POST /jsonrpc or GET /metrics",
+        );
     }
     if req.method() != Method::POST {
         let mut r = refused(
@@ -110,10 +150,7 @@ async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Byt
         return r;
     }
     if !bearer_ok(&req, state) {
-        let mut r = refused(state, StatusCode::UNAUTHORIZED, super::UNAUTHORIZED);
-        r.headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+        return unauthorized(state);
     }
     let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
         .collect()

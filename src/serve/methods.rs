@@ -46,6 +46,51 @@ pub(crate) struct State {
     /// in it (CGRateS's `MemberIds`), kept up to date by every change.
     pub members:
         std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
+    /// Capture and dialog counters (`accurate serve --hep/--interface`).
+    pub capture: Arc<super::capture::Metrics>,
+    /// `APIerSv1.DebitUsage` calls and their latency.
+    pub debits: std::sync::Mutex<Debits>,
+}
+
+/// `APIerSv1.DebitUsage` calls: how many, how many failed, and their
+/// latency (microseconds) as a histogram.
+#[derive(Debug)]
+pub(crate) struct Debits {
+    /// Calls answered.
+    pub count: u64,
+    /// Of those, answered with an error.
+    pub errors: u64,
+    /// Sum of the latencies, microseconds.
+    pub sum_us: u64,
+    /// Latencies, microseconds (1 us to 1 hour, 3 significant digits;
+    /// `None` only if the histogram could not be made).
+    pub latency_us: Option<hdrhistogram::Histogram<u64>>,
+}
+
+impl Default for Debits {
+    fn default() -> Self {
+        Debits {
+            count: 0,
+            errors: 0,
+            sum_us: 0,
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).ok(),
+        }
+    }
+}
+
+impl Debits {
+    /// Records one call.
+    fn record(&mut self, took: Duration, ok: bool) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.count += 1;
+        if !ok {
+            self.errors += 1;
+        }
+        self.sum_us = self.sum_us.saturating_add(us);
+        if let Some(h) = &mut self.latency_us {
+            h.saturating_record(us.max(1));
+        }
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -75,9 +120,29 @@ pub(crate) struct Counters {
     pub tcp_idle_timeout: AtomicU64,
     /// HTTP requests refused before dispatch (method, path, size, auth).
     pub http_refused: AtomicU64,
+    /// Requests and errors by method (canonical name; `unknown` for
+    /// methods the server does not have, `invalid` for requests refused
+    /// before dispatch: not JSON-RPC, not authenticated).
+    pub by_method: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
 }
 
 impl Counters {
+    /// Counts one request of `method` (and its error).
+    pub(crate) fn count(&self, method: &str, error: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut m) = self.by_method.lock() {
+            let e = match m.get_mut(method) {
+                Some(e) => e,
+                None => m.entry(method.to_owned()).or_default(),
+            };
+            e.0 += 1;
+            e.1 += u64::from(error);
+        }
+    }
+
     /// Name and value of each counter.
     pub(crate) fn all(&self) -> [(&'static str, u64); 7] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -118,6 +183,8 @@ impl State {
             attached: std::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             members: std::sync::Mutex::default(),
+            capture: Arc::default(),
+            debits: std::sync::Mutex::default(),
         }
     }
 
@@ -158,6 +225,10 @@ pub(crate) async fn dispatch(
 ) -> Result<String, RpcError> {
     let canonical = canonical_method(method);
     let method = canonical.as_ref();
+    let started = Instant::now();
+    // Unknown names are counted under one label, so callers cannot grow
+    // the per-method map without bound.
+    let mut known = true;
     let r = match method {
         "CoreSv1.Ping" => Ok("\"Pong\"".to_owned()),
         "CoreSv1.Status" => Ok(status(state)),
@@ -174,12 +245,19 @@ pub(crate) async fn dispatch(
                 .await
                 .unwrap_or_else(|e| Err(RpcError::server(format!("SERVER_ERROR: {e}"))))
         }
-        _ => Err(unknown(method)),
+        _ => {
+            known = false;
+            Err(unknown(method))
+        }
     };
-    state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    if r.is_err() {
-        state.counters.errors.fetch_add(1, Ordering::Relaxed);
+    if method == "APIerSv1.DebitUsage"
+        && let Ok(mut d) = state.debits.lock()
+    {
+        d.record(started.elapsed(), r.is_ok());
     }
+    state
+        .counters
+        .count(if known { method } else { "unknown" }, r.is_err());
     r
 }
 

@@ -7,16 +7,24 @@
 //! `sniff`'s; requests are decoded by the sans-IO `jsonrpc` codec and run
 //! by [`methods::dispatch`].
 //!
+//! With capture options (`--hep`, `--interface`, or `[hep] listen` /
+//! `[live]` in the config) the server also follows calls live
+//! ([`capture`]): the dialog events go to a consumer task (for now
+//! [`capture::count_cdrs`]). `GET /metrics` on the HTTP listener gives
+//! the counters in the Prometheus text format ([`metrics`]).
+//!
 //! Authentication (`[api] auth-token`): HTTP callers send
-//! `Authorization: Bearer TOKEN`; a TCP connection's first call must be
-//! `AuthSv1.Auth` with `{"Token": TOKEN}`. Without a token configured
-//! neither is asked for.
+//! `Authorization: Bearer TOKEN` (for `POST /jsonrpc` and `GET /metrics`
+//! alike); a TCP connection's first call must be `AuthSv1.Auth` with
+//! `{"Token": TOKEN}`. Without a token configured neither is asked for.
 
 mod accounts;
 mod actionapi;
+mod capture;
 mod eventcost;
 mod http;
 mod methods;
+mod metrics;
 mod store;
 mod tcp;
 
@@ -66,6 +74,9 @@ pub(crate) struct ServeArgs {
     /// rpc-http`, else 127.0.0.1:2080].
     #[arg(long, value_name = "ADDR")]
     rpc_http: Option<SocketAddr>,
+    /// Capture: HEP listeners and the live tap, as `sniff` takes them.
+    #[command(flatten)]
+    capture: capture::CaptureArgs,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -93,6 +104,7 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         cfg.api.node_id.clone().unwrap_or_else(host_name),
         store,
     ));
+    let capture_args = args.capture.or_config(&cfg)?;
     let max_connections = cfg.api.max_connections;
     let idle = std::time::Duration::from_secs(cfg.api.idle_timeout_secs);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -128,6 +140,17 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
                 "restored the saved tariff plan and {n} accounts from the store"
             ));
         }
+        // Capture first: its `listening on udp:...` lines come before the
+        // RPC ones, so a supervisor reading up to those has seen them all.
+        let mut captured = None;
+        if capture_args.any() {
+            let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(capture::EVENT_QUEUE);
+            let metrics = Arc::clone(&state.capture);
+            let c = capture::start(&capture_args, &cfg, Arc::clone(&metrics), ev_tx, &stop_rx).await?;
+            // The session manager replaces this consumer (it takes `ev_rx`).
+            let consumer = tokio::spawn(capture::count_cdrs(ev_rx, metrics));
+            captured = Some((c, consumer));
+        }
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
             .map_err(|e| bind_failure("rpc-tcp", tcp_addr, e))?;
@@ -156,6 +179,13 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         let _ = tcp_task.await;
         let _ = http_task.await;
         let _ = sched_task.await;
+        if let Some((c, consumer)) = captured {
+            let (stats, extra) = c.join().await;
+            // The dialog task has ended (its sender is gone): the consumer
+            // takes what is queued and ends.
+            let _ = consumer.await;
+            crate::output::print_stats("serve", &stats, &extra);
+        }
         let mut e = std::io::stderr().lock();
         for (k, v) in state.counters.all() {
             let _ = writeln!(e, "serve: {k}: {v}");
@@ -197,7 +227,7 @@ fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
 }
 
 fn bind_failure(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
-    Failure::Bind(format!("{what}:{addr}"), capture::CaptureError::Io(e)).into()
+    Failure::Bind(format!("{what}:{addr}"), ::capture::CaptureError::Io(e)).into()
 }
 
 fn host_name() -> String {
@@ -263,11 +293,9 @@ async fn answer(state: &Arc<State>, value: Value, auth: &mut Auth) -> Option<Vec
     })
 }
 
-/// Counts a request refused before dispatch.
+/// Counts a request refused before dispatch (under method `invalid`).
 fn count_error(state: &State) {
-    use std::sync::atomic::Ordering;
-    state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    state.counters.errors.fetch_add(1, Ordering::Relaxed);
+    state.counters.count("invalid", true);
 }
 
 /// The reply to a body that is not JSON at all (HTTP only; TCP closes).

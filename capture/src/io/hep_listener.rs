@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use super::limits::{Backoff, Warn, WarnLimiter, is_exhaustion};
 use crate::ByteBudget;
 use crate::hep::{self, HepConfig, HepStreamFramer};
-use crate::{CaptureError, DropReason, SipPacket, Stats, Timestamp};
+use crate::{CaptureError, DropReason, SharedStats, SipPacket, Stats, StatsPublisher, Timestamp};
 
 /// Transport of a HEP listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +101,10 @@ pub struct ListenerConfig {
     /// ([`crate::DecoderConfig::budget`]) the same one to bound everything
     /// a process holds.
     pub budget: ByteBudget,
+    /// Running totals for a server to read while the listener runs
+    /// (every socket task and TCP connection adds to it as it goes); the
+    /// counters [`HepListener::run`] returns are the same either way.
+    pub shared_stats: Option<SharedStats>,
 }
 
 impl Default for ListenerConfig {
@@ -114,6 +118,7 @@ impl Default for ListenerConfig {
             tcp_max_connections: 1024,
             tcp_idle_timeout: Duration::from_secs(300),
             budget: ByteBudget::new(256 * 1024 * 1024),
+            shared_stats: None,
         }
     }
 }
@@ -247,6 +252,7 @@ async fn run_udp(
     mut shutdown: watch::Receiver<bool>,
 ) -> Stats {
     let mut stats = Stats::default();
+    let mut publisher = StatsPublisher::new(cfg.shared_stats.clone());
     let mut bufs: Vec<Vec<u8>> = (0..MMSG).map(|_| vec![0u8; DGRAM_MAX]).collect();
     let mut lens = Vec::with_capacity(MMSG);
     let mut batch = Vec::with_capacity(cfg.batch);
@@ -291,6 +297,7 @@ async fn run_udp(
                         }
                     }
                 }
+                publisher.publish(&stats);
                 if !batch.is_empty() {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(cfg.batch));
                     if tx.send(full).await.is_err() {
@@ -369,6 +376,11 @@ async fn run_tcp(
                         // Accept and close: leaving it in the backlog would
                         // make the kernel retry it forever.
                         stats.drop(DropReason::HepConnLimit);
+                        if let Some(shared) = &cfg.shared_stats {
+                            let mut one = Stats::default();
+                            one.drop(DropReason::HepConnLimit);
+                            shared.add(&one);
+                        }
                         warn(&limiter, Warn::ConnLimit, "HEP TCP connection refused: connection limit", &peer);
                         drop(stream);
                         continue;
@@ -427,6 +439,7 @@ async fn run_tcp_conn(
     limiter: Arc<Mutex<WarnLimiter>>,
 ) -> Stats {
     let mut stats = Stats::default();
+    let mut publisher = StatsPublisher::new(cfg.shared_stats.clone());
     let mut framer = HepStreamFramer::new(cfg.max_frame);
     // Gives the partial frame's bytes back to the budget however the task
     // ends (also when it is cancelled).
@@ -479,6 +492,7 @@ async fn run_tcp_conn(
                 }
             }
         }
+        publisher.publish(&stats);
         framer.shrink();
         if !charge.set(framer.capacity()) {
             if !batch.is_empty() {
@@ -518,6 +532,7 @@ async fn run_tcp_conn(
     // charge gives the bytes back to the budget.
     drop(framer);
     drop(charge);
+    publisher.publish(&stats);
     stats
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::hep_listener::{now, shut};
 use super::pcap_source::{PcapSource, ReadStatus};
-use crate::{CaptureError, SipPacket, Stats};
+use crate::{CaptureError, SharedStats, SipPacket, Stats, StatsPublisher};
 
 /// Borrowed view of the capture fd, for readiness only; the fd stays owned
 /// (and open) by the `PcapSource` that lives as long as this does.
@@ -34,10 +34,35 @@ pub struct LiveReport {
 
 /// Reads a live source until `shutdown`, sending SIP packets in batches.
 pub async fn run_live(
+    src: PcapSource,
+    batch: usize,
+    tx: mpsc::Sender<Vec<SipPacket>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<LiveReport, CaptureError> {
+    run_live_shared(src, batch, tx, shutdown, None).await
+}
+
+/// [`run_live`], adding the decoder's counters to `shared` once a second
+/// and at the end, for a server to read while it runs.
+pub async fn run_live_shared(
     mut src: PcapSource,
     batch: usize,
     tx: mpsc::Sender<Vec<SipPacket>>,
     mut shutdown: watch::Receiver<bool>,
+    shared: Option<SharedStats>,
+) -> Result<LiveReport, CaptureError> {
+    let mut publisher = StatsPublisher::new(shared);
+    let r = live_loop(&mut src, batch, &tx, &mut shutdown, &mut publisher).await;
+    publisher.publish(&src.stats());
+    r
+}
+
+async fn live_loop(
+    src: &mut PcapSource,
+    batch: usize,
+    tx: &mpsc::Sender<Vec<SipPacket>>,
+    shutdown: &mut watch::Receiver<bool>,
+    publisher: &mut StatsPublisher,
 ) -> Result<LiveReport, CaptureError> {
     let fd = src.live_fd().ok_or_else(|| CaptureError::Pcap {
         what: "run_live".into(),
@@ -45,8 +70,8 @@ pub async fn run_live(
     })?;
     // `with_interest` is deprecated in favour of an `unsafe` constructor
     // (the crate forbids unsafe). Its soundness condition holds here: `afd`
-    // is declared after `src`, so it is dropped (deregistered) before `src`
-    // closes the fd, on every return path.
+    // lives in this function and `src` (borrowed) outlives it, so `afd` is
+    // dropped (deregistered) before `src` closes the fd, on every path.
     #[allow(deprecated)]
     let afd = AsyncFd::with_interest(Fd(fd), Interest::READABLE)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -55,7 +80,7 @@ pub async fn run_live(
         let mut out = Vec::new();
         tokio::select! {
             biased;
-            _ = shut(&mut shutdown) => break,
+            _ = shut(shutdown) => break,
             r = afd.readable() => {
                 let mut guard = r?;
                 match drain(batch, &mut out, |o| src.read_batch(batch, o))? {
@@ -63,17 +88,20 @@ pub async fn run_live(
                     // Still readable: the next turn of the loop comes
                     // straight back here, after checking for shutdown.
                     Drained::More => {}
-                    Drained::End => return Ok(report(&mut src)),
+                    Drained::End => return Ok(report(src)),
                 }
             }
-            _ = tick.tick() => src.handle_timeout(now(), &mut out),
+            _ = tick.tick() => {
+                src.handle_timeout(now(), &mut out);
+                publisher.publish(&src.stats());
+            }
         }
         if !out.is_empty() {
             // A consumer that stops taking batches must not keep the tap
             // from seeing shutdown.
             tokio::select! {
                 biased;
-                _ = shut(&mut shutdown) => break,
+                _ = shut(shutdown) => break,
                 r = tx.send(out) => if r.is_err() { break },
             }
         }
@@ -83,7 +111,7 @@ pub async fn run_live(
     if !out.is_empty() {
         let _ = tx.try_send(out);
     }
-    Ok(report(&mut src))
+    Ok(report(src))
 }
 
 /// Reads per wake-up, at most, in `read_batch` calls: under sustained

@@ -11,5 +11,5 @@ pub use hep_listener::{HepBind, HepListener, HepProto, ListenerConfig};
 // The budget lives in the sans-IO core (the frame decoders share it); named
 // here too, where the listener settings take it.
 pub use crate::budget::{ByteBudget, Charge};
-pub use live::{LiveReport, run_live};
+pub use live::{LiveReport, run_live, run_live_shared};
 pub use pcap_source::{CutShort, LiveConfig, PcapSource, ReadStatus, check_filter};

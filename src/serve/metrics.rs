@@ -1,0 +1,240 @@
+//! `GET /metrics`: the server's counters in the Prometheus text format
+//! (version 0.0.4), written by hand. Every metric is named `accurate_...`;
+//! only things that exist are shown (the capture and dialog metrics only
+//! when `serve` captures). Behind the bearer token when `[api]
+//! auth-token` is set, like `POST /jsonrpc`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::capture::EVENT_KINDS;
+use super::methods::State;
+
+/// The `Content-Type` of the reply.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Writes metrics into a string; `write!` to a `String` cannot fail.
+struct Out(String);
+
+impl Out {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn value(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape(val));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {v}");
+    }
+
+    /// One metric with one unlabelled sample.
+    fn single(&mut self, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
+        self.head(name, kind, help);
+        self.value(name, &[], v);
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Microseconds as seconds, exactly (no float).
+fn seconds(us: u64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// The whole page.
+pub(crate) fn render(state: &State) -> String {
+    let mut o = Out(String::with_capacity(8192));
+    rpc(&mut o, state);
+    debits(&mut o, state);
+    capture(&mut o, state);
+    o.0
+}
+
+fn rpc(o: &mut Out, state: &State) {
+    let c = &state.counters;
+    let by_method = c.by_method.lock().map(|m| m.clone()).unwrap_or_default();
+    o.head(
+        "accurate_rpc_requests_total",
+        "counter",
+        "JSON-RPC requests answered, by method (unknown: no such method; invalid: refused before dispatch).",
+    );
+    for (m, (n, _)) in &by_method {
+        o.value("accurate_rpc_requests_total", &[("method", m)], n);
+    }
+    o.head(
+        "accurate_rpc_errors_total",
+        "counter",
+        "JSON-RPC requests answered with an error, by method.",
+    );
+    for (m, (_, e)) in &by_method {
+        o.value("accurate_rpc_errors_total", &[("method", m)], e);
+    }
+    o.single(
+        "accurate_rpc_tcp_connections_total",
+        "counter",
+        "JSON-RPC TCP connections accepted.",
+        get(&c.tcp_connections),
+    );
+    o.head(
+        "accurate_rpc_tcp_closed_total",
+        "counter",
+        "JSON-RPC TCP connections refused or closed by the server, by reason.",
+    );
+    for (reason, v) in [
+        ("connection_limit", &c.tcp_conn_limit),
+        ("malformed", &c.tcp_malformed),
+        ("idle_timeout", &c.tcp_idle_timeout),
+    ] {
+        o.value("accurate_rpc_tcp_closed_total", &[("reason", reason)], get(v));
+    }
+    o.single(
+        "accurate_rpc_http_refused_total",
+        "counter",
+        "HTTP requests refused before dispatch (path, method, size, auth).",
+        get(&c.http_refused),
+    );
+}
+
+fn debits(o: &mut Out, state: &State) {
+    let Ok(d) = state.debits.lock() else {
+        return;
+    };
+    o.single(
+        "accurate_debits_total",
+        "counter",
+        "APIerSv1.DebitUsage calls answered.",
+        d.count,
+    );
+    o.single(
+        "accurate_debit_errors_total",
+        "counter",
+        "APIerSv1.DebitUsage calls answered with an error.",
+        d.errors,
+    );
+    let name = "accurate_debit_latency_seconds";
+    o.head(
+        name,
+        "summary",
+        "APIerSv1.DebitUsage latency, from dispatch to the answer.",
+    );
+    if let Some(h) = &d.latency_us {
+        for (q, label) in [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")] {
+            let v = if h.is_empty() {
+                "NaN".to_owned()
+            } else {
+                seconds(h.value_at_quantile(q))
+            };
+            o.value(name, &[("quantile", label)], v);
+        }
+    }
+    o.value(&format!("{name}_sum"), &[], seconds(d.sum_us));
+    o.value(&format!("{name}_count"), &[], d.count);
+}
+
+fn capture(o: &mut Out, state: &State) {
+    let m = &state.capture;
+    if !m.enabled.load(Ordering::Relaxed) {
+        return;
+    }
+    let s = m.stats.snapshot();
+    o.single(
+        "accurate_capture_packets_total",
+        "counter",
+        "Frames, datagrams or HEP packets read by the capture sources.",
+        s.packets,
+    );
+    o.single(
+        "accurate_capture_bytes_total",
+        "counter",
+        "Bytes read by the capture sources.",
+        s.bytes,
+    );
+    o.single(
+        "accurate_capture_sip_messages_total",
+        "counter",
+        "SIP messages the capture sources produced.",
+        s.sip,
+    );
+    o.head(
+        "accurate_capture_drops_total",
+        "counter",
+        "Capture inputs dropped, by reason.",
+    );
+    for (r, n) in s.drop_counts() {
+        o.value("accurate_capture_drops_total", &[("reason", r.as_str())], n);
+    }
+    o.single(
+        "accurate_live_dialogs",
+        "gauge",
+        "Calls the dialog machine tracks now (finished ones still lingering included).",
+        get(&m.live_dialogs),
+    );
+    o.head(
+        "accurate_dialog_events_total",
+        "counter",
+        "Dialog events sent to the session side, by kind.",
+    );
+    for (kind, c) in EVENT_KINDS.iter().zip(&m.events) {
+        o.value("accurate_dialog_events_total", &[("kind", kind)], get(c));
+    }
+    o.single(
+        "accurate_dialog_event_waits_total",
+        "counter",
+        "Times the dialog task waited for room in the full event channel.",
+        get(&m.event_waits),
+    );
+    o.single(
+        "accurate_cdrs_total",
+        "counter",
+        "CDRs made from ended and failed calls.",
+        get(&m.cdrs),
+    );
+    let dialog = m.dialog.lock().map(|d| d.clone()).unwrap_or_default();
+    o.head(
+        "accurate_dialog_counter_total",
+        "counter",
+        "The dialog machine's named counters (as in replay's summary).",
+    );
+    for (name, v) in crate::replay::summary::dialog_counters(&dialog) {
+        let name = name.strip_prefix("dialog.").unwrap_or(&name);
+        o.value("accurate_dialog_counter_total", &[("name", name)], v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_and_seconds_exact() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(seconds(1_234_567), "1.234567");
+        assert_eq!(seconds(42), "0.000042");
+    }
+}
