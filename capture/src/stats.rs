@@ -256,8 +256,10 @@ mod tests {
     fn publisher_adds_only_what_is_new() {
         let shared = SharedStats::default();
         let mut p = StatsPublisher::new(Some(shared.clone()));
-        let mut s = Stats::default();
-        s.packets = 2;
+        let mut s = Stats {
+            packets: 2,
+            ..Stats::default()
+        };
         s.drop(DropReason::BadHep);
         p.publish(&s);
         p.publish(&s);

@@ -111,7 +111,11 @@ fn rpc(o: &mut Out, state: &State) {
         ("malformed", &c.tcp_malformed),
         ("idle_timeout", &c.tcp_idle_timeout),
     ] {
-        o.value("accurate_rpc_tcp_closed_total", &[("reason", reason)], get(v));
+        o.value(
+            "accurate_rpc_tcp_closed_total",
+            &[("reason", reason)],
+            get(v),
+        );
     }
     o.single(
         "accurate_rpc_http_refused_total",
@@ -180,6 +184,12 @@ fn capture(o: &mut Out, state: &State) {
         "counter",
         "SIP messages the capture sources produced.",
         s.sip,
+    );
+    o.single(
+        "accurate_capture_discarded_bytes_total",
+        "counter",
+        "Bytes received and thrown away unread (partial HEP-over-TCP frames of closed connections, frames that did not decode).",
+        s.discarded_bytes,
     );
     o.head(
         "accurate_capture_drops_total",

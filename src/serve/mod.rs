@@ -146,7 +146,8 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         if capture_args.any() {
             let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(capture::EVENT_QUEUE);
             let metrics = Arc::clone(&state.capture);
-            let c = capture::start(&capture_args, &cfg, Arc::clone(&metrics), ev_tx, &stop_rx).await?;
+            let c =
+                capture::start(&capture_args, &cfg, Arc::clone(&metrics), ev_tx, &stop_rx).await?;
             // The session manager replaces this consumer (it takes `ev_rx`).
             let consumer = tokio::spawn(capture::count_cdrs(ev_rx, metrics));
             captured = Some((c, consumer));
