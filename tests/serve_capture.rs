@@ -371,3 +371,25 @@ fn live_tap_on_loopback_follows_a_call() {
     wait_metric(&s, "accurate_capture_sip_messages_total", call.len() as u64);
     wait_metric(&s, "accurate_capture_drops_total{reason=\"not_sip\"}", 1);
 }
+
+#[test]
+fn filter_without_a_live_tap_is_refused() {
+    let dir = serve_common::temp_data_dir();
+    let out = std::process::Command::new(serve_common::ACCURATE)
+        .args([
+            "serve",
+            "--rpc-tcp",
+            "127.0.0.1:0",
+            "--rpc-http",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--filter", "udp port 5060"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--filter is for the live tap"), "{err}");
+}

@@ -53,8 +53,9 @@ pub(crate) struct CaptureArgs {
     /// follow its calls [default: `[live] interface`].
     #[arg(long, short = 'i', value_name = "IFACE")]
     interface: Option<String>,
-    /// BPF filter for the live capture, e.g. 'udp port 5060'.
-    #[arg(long, short = 'f', value_name = "BPF", requires = "interface")]
+    /// BPF filter for the live capture, e.g. 'udp port 5060' [default:
+    /// `[live] filter`].
+    #[arg(long, short = 'f', value_name = "BPF")]
     filter: Option<String>,
     /// Listen for HEP and follow its calls: udp:IP:PORT or tcp:IP:PORT;
     /// repeat for several [default: `[hep] listen`].
@@ -64,7 +65,10 @@ pub(crate) struct CaptureArgs {
 
 impl CaptureArgs {
     /// Fills in the config's sources when the command line names none
-    /// (as `sniff` does).
+    /// (as `sniff` does; a `--filter` alone replaces `[live] filter`).
+    ///
+    /// # Errors
+    /// A bad `[hep] listen` entry, or `--filter` without a live tap.
     pub(crate) fn or_config(mut self, cfg: &Config) -> anyhow::Result<Self> {
         if self.interface.is_none() && self.hep.is_empty() {
             for l in &cfg.hep.listen {
@@ -72,9 +76,15 @@ impl CaptureArgs {
             }
             if let Some(live) = &cfg.live {
                 self.interface = Some(live.interface.clone());
-                self.filter.clone_from(&live.filter);
+                if self.filter.is_none() {
+                    self.filter.clone_from(&live.filter);
+                }
             }
         }
+        anyhow::ensure!(
+            self.filter.is_none() || self.interface.is_some(),
+            "--filter is for the live tap: give --interface too (or [live] in the config)"
+        );
         Ok(self)
     }
 
@@ -350,6 +360,95 @@ pub(crate) async fn count_cdrs(mut events: mpsc::Receiver<DialogEvent>, metrics:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::capture::{Source, Transport};
+
+    fn sip(ts: Timestamp, msg: &str) -> SipPacket {
+        SipPacket {
+            ts,
+            src: "10.0.0.1:5060".parse().unwrap(),
+            dst: "10.0.0.2:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            source: Source::Hep,
+            capture_id: None,
+            node: None,
+            correlation_id: None,
+            vlan: None,
+            payload: bytes::Bytes::from(msg.to_owned()),
+        }
+    }
+
+    const HEADERS: &str = "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1\r\n\
+                           From: <sip:1001@10.0.0.1>;tag=a\r\n";
+
+    fn busy_call(ts: Timestamp, n: u32) -> Vec<SipPacket> {
+        let invite = format!(
+            "INVITE sip:1002@10.0.0.2 SIP/2.0\r\n{HEADERS}To: <sip:1002@10.0.0.2>\r\n\
+             Call-ID: busy-{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let busy = format!(
+            "SIP/2.0 486 Busy Here\r\n{HEADERS}To: <sip:1002@10.0.0.2>;tag=b\r\n\
+             Call-ID: busy-{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        vec![
+            sip(ts, &invite),
+            sip(ts.saturating_add(Duration::from_millis(1)), &busy),
+        ]
+    }
+
+    /// A full event channel makes the dialog task wait (counted), and the
+    /// events still come out whole and in order; the Failed events need
+    /// no packet after the 486 (the reorder window passes by the clock).
+    #[tokio::test]
+    async fn full_event_channel_waits_and_keeps_order() {
+        let machine = DialogMachine::new(sip_fsm::Config::default()).unwrap();
+        let (ptx, prx) = mpsc::channel(8);
+        let (etx, mut erx) = mpsc::channel(1);
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(dialog_task(
+            machine,
+            prx,
+            etx,
+            Arc::clone(&metrics),
+            stop_rx,
+            wall_clock,
+        ));
+        let now = wall_clock();
+        let mut batch = busy_call(now, 1);
+        batch.extend(busy_call(now, 2));
+        ptx.send(batch).await.unwrap();
+        // Nobody reads yet: the task fills the channel and waits.
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while metrics.event_waits.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < end, "never waited");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let ev = tokio::time::timeout(Duration::from_secs(10), erx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            got.push((event_kind(&ev), ev.call().call_id().into_owned()));
+        }
+        assert_eq!(
+            got,
+            [
+                (0, "busy-1".to_owned()),
+                (0, "busy-2".to_owned()),
+                (4, "busy-1".to_owned()),
+                (4, "busy-2".to_owned()),
+            ]
+        );
+        assert_eq!(metrics.events[0].load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.events[4].load(Ordering::Relaxed), 2);
+        // Every source gone: the task ends.
+        drop(ptx);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 
     #[test]
     fn sleeps_until_the_deadline_at_most_a_second() {

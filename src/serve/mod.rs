@@ -80,8 +80,9 @@ pub(crate) struct ServeArgs {
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(config)?;
+    let capture_args = std::mem::take(&mut args.capture).or_config(&cfg)?;
     let data_dir = args
         .data_dir
         .clone()
@@ -104,7 +105,6 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
         cfg.api.node_id.clone().unwrap_or_else(host_name),
         store,
     ));
-    let capture_args = args.capture.or_config(&cfg)?;
     let max_connections = cfg.api.max_connections;
     let idle = std::time::Duration::from_secs(cfg.api.idle_timeout_secs);
     let rt = tokio::runtime::Builder::new_multi_thread()
