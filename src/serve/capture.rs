@@ -122,7 +122,8 @@ pub(crate) struct Metrics {
     pub events: [AtomicU64; 5],
     /// Times the dialog task found the event channel full and waited.
     pub event_waits: AtomicU64,
-    /// CDRs made from End/Failed events.
+    /// CDRs made from End/Failed events (by [`count_cdrs`] now; whatever
+    /// consumer replaces it should keep counting here).
     pub cdrs: AtomicU64,
     /// The dialog machine's counters as of its last step.
     pub dialog: Mutex<sip_fsm::Stats>,

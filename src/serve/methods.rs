@@ -79,8 +79,9 @@ impl Default for Debits {
 }
 
 impl Debits {
-    /// Records one call.
-    fn record(&mut self, took: Duration, ok: bool) {
+    /// Records one debit (`APIerSv1.DebitUsage` here; the session
+    /// manager's debits should be recorded here too).
+    pub(crate) fn record(&mut self, took: Duration, ok: bool) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.count += 1;
         if !ok {
