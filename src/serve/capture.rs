@@ -287,7 +287,10 @@ pub(crate) async fn dialog_task(
                         machine.handle(p, now);
                     }
                 }
-                None => break,
+                None => {
+                    tracing::warn!("every capture source has ended: calls are no longer followed");
+                    break;
+                }
             },
             () = tokio::time::sleep(wait) => machine.handle_timeout(clock()),
         }
