@@ -697,3 +697,50 @@ fn config_reads_kebab_case_durations_and_refuses_unknown_keys() {
     assert_eq!(c.max_call_duration, secs(3 * 3600));
     assert!(serde_json::from_value::<SessionConfig>(json!({"debit-intervall": "10s"})).is_err());
 }
+
+// Shared groups: kid's `fam` balance is empty but shares SG_FAM with mum's
+// 1.00. Kid's prepaid call is authorized for 20 minutes, reserves them from
+// mum, and the settle of 90 s (0.10) gives mum back 0.90.
+#[test]
+fn prepaid_draws_on_a_shared_group() {
+    let mut fx = Fx::new();
+    for (id, value) in [("kid", "0"), ("mum", "1")] {
+        let mut a = Account::new(TENANT, id);
+        a.add_balance(
+            BalanceType::Monetary,
+            Balance {
+                id: "fam".into(),
+                value: d(value),
+                shared_groups: ["SG_FAM".to_owned()].into(),
+                ..Balance::default()
+            },
+        );
+        fx.store.set(a).unwrap();
+    }
+    fx.groups.insert(
+        "SG_FAM".into(),
+        SharedGroup {
+            id: "SG_FAM".into(),
+            strategies: BTreeMap::new(),
+            members: ["acme.test:kid".to_owned(), "acme.test:mum".to_owned()].into(),
+        },
+    );
+    let mut m = SessionManager::new(SessionConfig::default());
+    let e = ev("s1", "kid", "*prepaid", json!({}));
+    assert_eq!(
+        m.handle_authorize(&e, t(0), &fx.ch()).unwrap().max_usage,
+        Some(secs(1200))
+    );
+    m.handle_initiate(&e, t(0), &fx.ch()).unwrap();
+    assert_eq!(fx.money("mum"), d("0"));
+    let r = m
+        .handle_terminate(
+            &ev("s1", "kid", "*prepaid", json!({"Usage": "90s"})),
+            t(90),
+            &fx.ch(),
+        )
+        .unwrap();
+    assert_eq!(r.cost, Some(d("0.1")));
+    assert_eq!(fx.money("mum"), d("0.9"));
+    assert_eq!(fx.money("kid"), d("0"));
+}

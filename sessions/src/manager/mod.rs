@@ -172,19 +172,20 @@ impl SessionManager {
     /// it was; a deadline already past fires at the next
     /// [`SessionManager::handle_timeout`]. Nothing is charged twice: a
     /// reservation the snapshot missed is found in the account and not
-    /// taken again. Sessions already active are kept. Returns how many
-    /// were restored.
+    /// taken again. The TTL of an active session counts again from `now`
+    /// (the downtime was ours, not its owner's silence). Sessions already
+    /// active are kept. Returns how many were restored.
     pub fn restore(
         &mut self,
         snapshots: impl IntoIterator<Item = SessionSnapshot>,
         now: DateTime<Utc>,
     ) -> usize {
-        let _ = now;
         let mut n = 0;
-        for s in snapshots {
+        for mut s in snapshots {
             if self.sessions.contains_key(&s.key) {
                 continue;
             }
+            s.last_update = s.last_update.max(now);
             let key = s.key.clone();
             self.sessions.insert(key.clone(), s);
             self.rearm(&key);
