@@ -744,3 +744,36 @@ fn prepaid_draws_on_a_shared_group() {
     assert_eq!(fx.money("mum"), d("0.9"));
     assert_eq!(fx.money("kid"), d("0"));
 }
+
+// A passive prepaid call of an account that does not exist: it cannot be
+// refused (it goes on), so it is flagged at once; its CDR is still written,
+// with the rating error (Cost -1), when it ends.
+#[test]
+fn passive_call_of_an_unknown_account_still_gets_its_cdr() {
+    let fx = Fx::new();
+    let mut m = SessionManager::new(SessionConfig::default());
+    let c = call("u1@host", "ghost", "*prepaid");
+    let answer = DialogEvent::Answer {
+        call: Arc::clone(&c),
+        answer_time: ts(t(0)),
+        to_tag: None,
+        pdd: None,
+        session_expires: None,
+    };
+    m.handle_dialog(&answer, t(0), &fx.ch()).unwrap();
+    let acts = drain(&mut m);
+    assert_eq!(
+        disconnects(&acts),
+        [(Owner::Passive, "DEBIT_ERROR".to_owned())]
+    );
+    let e = m
+        .handle_dialog(&DialogEvent::End(record(&c, true, 30)), t(30), &fx.ch())
+        .unwrap_err();
+    assert!(e.to_string().starts_with("ACCOUNT_NOT_FOUND"), "{e}");
+    let acts = drain(&mut m);
+    let cdr = cdrs(&acts)[0];
+    assert_eq!(cdr.cost, Some(Decimal::NEGATIVE_ONE));
+    assert!(cdr.extra_fields["RatingError"].starts_with("ACCOUNT_NOT_FOUND"));
+    assert_eq!(m.counters().debit_errors, 2);
+    assert_eq!(m.active_count(), 0);
+}

@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 
 use super::charge::Piece;
 use super::{
-    Charging, Owner, REASON_INSUFFICIENT_CREDIT, Reply, RequestType, SessionEvent, SessionKey,
-    SessionManager, SessionSnapshot,
+    Charging, Owner, REASON_DEBIT_ERROR, REASON_INSUFFICIENT_CREDIT, Reply, RequestType,
+    SessionEvent, SessionKey, SessionManager, SessionSnapshot,
 };
 use crate::Error;
 
@@ -132,6 +132,7 @@ impl SessionManager {
             disconnect: None,
         };
         let mut no_credit = false;
+        let mut failed = false;
         match rt {
             RequestType::Prepaid => {
                 let first = if interval.is_zero() {
@@ -143,9 +144,9 @@ impl SessionManager {
                     Ok(got) if got.is_zero() => no_credit = true,
                     Ok(got) if got < first || interval.is_zero() => s.max_usage = got,
                     Ok(_) => {}
-                    Err(e) if passive => {
+                    Err(_) if passive => {
                         self.counters.debit_errors += 1;
-                        let _ = e;
+                        failed = true;
                     }
                     Err(e) => {
                         self.counters.debit_errors += 1;
@@ -178,6 +179,8 @@ impl SessionManager {
         if no_credit {
             // A passive call nobody can stop: flagged, billed in full.
             self.request_disconnect(&key, REASON_INSUFFICIENT_CREDIT);
+        } else if failed {
+            self.request_disconnect(&key, REASON_DEBIT_ERROR);
         } else {
             self.save(&key);
             self.rearm(&key);
