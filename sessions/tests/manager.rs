@@ -777,3 +777,46 @@ fn passive_call_of_an_unknown_account_still_gets_its_cdr() {
     assert_eq!(m.counters().debit_errors, 2);
     assert_eq!(m.active_count(), 0);
 }
+
+// No debit loop, max-call-duration 3 min, 2 minutes asked for, 1.00: 0.10
+// reserved. No update comes by 120 s: more is reserved, the 1 minute left
+// under the cap (0.05), no disconnect. At 180 s nothing more may be
+// granted: disconnected for its duration, not for money.
+#[test]
+fn granted_usage_is_extended_while_money_lasts_up_to_max_call_duration() {
+    let fx = Fx::new();
+    fx.account("ann", "1", 0);
+    let cfg = SessionConfig {
+        max_call_duration: secs(180),
+        ..SessionConfig::default()
+    };
+    let mut m = SessionManager::new(cfg);
+    let r = m
+        .handle_initiate(
+            &ev("c14", "ann", "*prepaid", json!({"Usage": "2m"})),
+            t(0),
+            &fx.ch(),
+        )
+        .unwrap();
+    assert_eq!(r.max_usage, Some(secs(120)));
+    assert_eq!(fx.money("ann"), d("0.9"));
+    m.handle_timeout(t(120), &fx.ch());
+    assert_eq!(fx.money("ann"), d("0.85"));
+    assert!(disconnects(&drain(&mut m)).is_empty());
+    assert_eq!(m.poll_timeout(), Some(t(180)));
+    m.handle_timeout(t(180), &fx.ch());
+    assert_eq!(
+        disconnects(&drain(&mut m)),
+        [(Owner::Api, "MAX_CALL_DURATION".to_owned())]
+    );
+    let r = m
+        .handle_terminate(
+            &ev("c14", "ann", "*prepaid", json!({"Usage": "181s"})),
+            t(181),
+            &fx.ch(),
+        )
+        .unwrap();
+    // 181 s: 4 started minutes.
+    assert_eq!(r.cost, Some(d("0.2")));
+    assert_eq!(fx.money("ann"), d("0.8"));
+}

@@ -246,26 +246,27 @@ impl SessionManager {
         }
     }
 
-    /// A prepaid session's reserved usage ran out at `at`: reserve the next
-    /// debit interval, or ask for the disconnect.
+    /// A prepaid session's reserved usage ran out at `at` with no update
+    /// extending it: reserve the next piece (the debit interval, or with
+    /// no loop the usage granted at initiate) or, when the balance cannot
+    /// pay any of it, ask for the disconnect at this very moment.
     pub(super) fn reserve_end(&mut self, key: &SessionKey, at: DateTime<Utc>, ch: &Charging<'_>) {
         let Some(mut s) = self.sessions.remove(key) else {
             return;
         };
-        let mut reason = None;
-        if s.debit_interval.is_zero() {
-            reason = Some(self.exhausted_reason(&s));
+        let chunk = if s.debit_interval.is_zero() {
+            self.wanted(&s.event)
         } else {
-            let interval = s.debit_interval;
-            match self.reserve_more(&mut s, interval, at, ch) {
-                Ok(got) if got.is_zero() => reason = Some(self.exhausted_reason(&s)),
-                Ok(_) => {}
-                Err(_) => {
-                    self.counters.debit_errors += 1;
-                    reason = Some(REASON_DEBIT_ERROR);
-                }
+            s.debit_interval
+        };
+        let reason = match self.reserve_more(&mut s, chunk, at, ch) {
+            Ok(got) if got.is_zero() => Some(self.exhausted_reason(&s)),
+            Ok(_) => None,
+            Err(_) => {
+                self.counters.debit_errors += 1;
+                Some(REASON_DEBIT_ERROR)
             }
-        }
+        };
         self.sessions.insert(key.clone(), s);
         match reason {
             Some(r) => self.request_disconnect(key, r),
@@ -277,10 +278,10 @@ impl SessionManager {
     }
 
     fn exhausted_reason(&self, s: &SessionSnapshot) -> &'static str {
-        if s.credit_short {
-            REASON_INSUFFICIENT_CREDIT
-        } else if s.reserved >= self.config.max_call_duration {
+        if s.reserved >= self.config.max_call_duration {
             REASON_MAX_CALL_DURATION
+        } else if s.credit_short {
+            REASON_INSUFFICIENT_CREDIT
         } else {
             REASON_MAX_USAGE
         }

@@ -46,8 +46,9 @@ pub const EXTRA_TTL_EXPIRED: &str = "SessionTTLExpired";
 pub const REASON_INSUFFICIENT_CREDIT: &str = "INSUFFICIENT_CREDIT";
 /// Disconnect reason: the call reached `max-call-duration`.
 pub const REASON_MAX_CALL_DURATION: &str = "MAX_CALL_DURATION";
-/// Disconnect reason: the usage granted ran out without an update asking
-/// for more.
+/// Disconnect reason: the usage granted ran out and no more could be
+/// granted, for another reason than money or the duration cap (another
+/// copy of the call settled it).
 pub const REASON_MAX_USAGE: &str = "MAX_USAGE_REACHED";
 /// Disconnect reason: a reservation failed (store or rating error).
 pub const REASON_DEBIT_ERROR: &str = "DEBIT_ERROR";

@@ -317,7 +317,7 @@ impl SessionManager {
 
     /// The usage asked for: the event's Usage, at most (and by default)
     /// `max-call-duration`.
-    fn wanted(&self, ev: &SessionEvent) -> Duration {
+    pub(super) fn wanted(&self, ev: &SessionEvent) -> Duration {
         let cap = self.config.max_call_duration;
         ev.usage.unwrap_or(cap).min(cap)
     }
