@@ -686,6 +686,11 @@ fn duplicate_initiate_and_unknown_sessions() {
     assert_eq!(disconnects(&acts), [(Owner::Api, "ADMIN".to_owned())]);
     assert_eq!(m.active_sessions().len(), 1);
     assert_eq!(m.poll_timeout(), None);
+    let j = m.active_sessions()[0].to_active_json();
+    assert_eq!(j["OriginID"], "c13");
+    assert_eq!(j["CGRID"], sessions::cgrid("c13", "10.1.1.1"));
+    assert_eq!(j["AnswerTime"], "2025-02-03T10:00:00Z");
+    assert_eq!(j["Owner"], "*api");
 }
 
 #[test]

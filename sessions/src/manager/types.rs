@@ -92,6 +92,40 @@ impl SessionSnapshot {
     pub fn owner(&self) -> &Owner {
         &self.event.owner
     }
+
+    /// The session as CGRateS's `ActiveSession` (a `GetActiveSessions`
+    /// item): event fields, times RFC 3339, `Usage` (known so far) and
+    /// `DebitInterval` in nanoseconds, plus AccuRate's `Owner`.
+    pub fn to_active_json(&self) -> serde_json::Value {
+        let e = &self.event;
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let time = |t: Option<DateTime<Utc>>| {
+            t.map_or(serde_json::Value::Null, |t| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    .into()
+            })
+        };
+        serde_json::json!({
+            "CGRID": self.key.cgrid,
+            "RunID": self.key.run_id,
+            "ToR": e.tor,
+            "OriginID": e.origin_id,
+            "OriginHost": e.origin_host,
+            "Source": e.source,
+            "RequestType": e.request_type,
+            "Tenant": e.tenant,
+            "Category": e.category,
+            "Account": e.account,
+            "Subject": e.subject,
+            "Destination": e.destination,
+            "SetupTime": time(e.setup_time),
+            "AnswerTime": time(Some(self.answer_time)),
+            "Usage": ns(self.total_usage),
+            "ExtraFields": e.extra_fields,
+            "DebitInterval": ns(self.debit_interval),
+            "Owner": e.owner.to_string(),
+        })
+    }
 }
 
 pub(crate) fn plus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
