@@ -6,10 +6,20 @@
 //! - [`cdr`]: CGRateS-shaped call detail records from the dialog machine's
 //!   [`sip_fsm::CallRecord`]s.
 //! - [`order`]: releases finished calls in end-time order.
+//! - [`manager`]: the session manager (authorize, initiate, update,
+//!   terminate, CDRs, prepaid debit loops, disconnects, TTL, snapshots).
 #![forbid(unsafe_code)]
 
 pub mod cdr;
+mod error;
+pub mod manager;
 pub mod order;
+
+pub use error::Error;
+pub use manager::{
+    Action, Charging, Counters, Disconnect, Owner, Reply, RequestType, SessionConfig, SessionEvent,
+    SessionKey, SessionManager, SessionSnapshot,
+};
 
 pub use cdr::{Cdr, CdrOptions, cgrid, cgrid_bytes};
 pub use order::EndTimeOrder;

@@ -9,6 +9,7 @@
 
 mod debit;
 mod matching;
+mod session_ops;
 mod shared;
 mod store;
 mod wire;
@@ -22,8 +23,12 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 pub use debit::{
-    BalanceCharge, ChargeKind, DebitOutcome, debit, debit_shared, max_usage, refund, refund_shared,
-    settle,
+    BalanceCharge, ChargeKind, DebitOutcome, debit, debit_shared, max_usage, max_usage_shared,
+    refund, refund_shared, settle,
+};
+pub use session_ops::{
+    DEFAULT_KEEP_MARKS, FinalCharge, Reservation, SessionCharges, SessionCtx, Settlement,
+    debit_forced, reserve_session, session_id, session_max_usage, settle_session,
 };
 pub use shared::{SharedGroup, SharedGroups, shared_members};
 pub use store::{AccountStore, AccountStoreExt, MemoryAccounts};
@@ -197,6 +202,11 @@ pub struct Account {
     /// Event counters by balance type (`*monetary`: money debited,
     /// `*voice`: units debited), for the `*_event_counter` triggers.
     pub counters: BTreeMap<String, Decimal>,
+    /// What the account remembers of the sessions charging it, by
+    /// [`session_id`]: open reservations and "charged" marks, so that no
+    /// session is debited twice (see [`reserve_session`],
+    /// [`settle_session`]). Stored, not part of CGRateS's reply shape.
+    pub sessions: BTreeMap<String, SessionCharges>,
 }
 
 /// The ID of the balance a debit takes negative when money runs out, as

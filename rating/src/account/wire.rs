@@ -17,7 +17,7 @@ use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Account, Balance, BalanceType};
+use super::{Account, Balance, BalanceType, SessionCharges};
 use crate::json::{json_number, push_str};
 
 /// Go's zero `time.Time`, which CGRateS writes for "never".
@@ -154,6 +154,9 @@ struct AccountWire {
     /// AccuRate's event counters by balance type.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     counters: BTreeMap<String, Decimal>,
+    /// AccuRate's session records (reservations, charged marks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sessions: BTreeMap<String, SessionCharges>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -214,6 +217,7 @@ impl Serialize for Account {
                 })
                 .collect(),
             counters: self.counters.clone(),
+            sessions: self.sessions.clone(),
         }
         .serialize(s)
     }
@@ -262,6 +266,7 @@ impl<'de> Deserialize<'de> for Account {
                 })
                 .collect(),
             counters: w.counters,
+            sessions: w.sessions,
         })
     }
 }
