@@ -6,10 +6,16 @@
 //! - [`cdr`]: CGRateS-shaped call detail records from the dialog machine's
 //!   [`sip_fsm::CallRecord`]s.
 //! - [`order`]: releases finished calls in end-time order.
+//! - [`cdrstore`]: the [`CdrStore`] trait stored CDRs are written and
+//!   queried through, and CGRateS's CDR filter.
 #![forbid(unsafe_code)]
 
 pub mod cdr;
+pub mod cdrstore;
+mod error;
 pub mod order;
 
 pub use cdr::{Cdr, CdrOptions, cgrid, cgrid_bytes};
+pub use cdrstore::{BoxFuture, CdrFilter, CdrStore, CostUpdate, ListField};
+pub use error::Error;
 pub use order::EndTimeOrder;
