@@ -12,7 +12,7 @@ use std::time::Duration;
 use capture::Timestamp;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use sha1::{Digest, Sha1};
 use sip_fsm::{CallInfo, CallRecord, EndReason, Party, ReasonInfo};
 
@@ -77,7 +77,13 @@ impl Default for CdrOptions {
 /// Times serialise as RFC 3339 UTC with fractional seconds (microseconds,
 /// or nanoseconds when the capture has them), `Usage` as integer
 /// nanoseconds, `Cost` as an exact JSON number (or `null`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// Deserialises from the same JSON (and reads `Usage` also as a Go
+/// duration, `Cost` also as a decimal string); `end_time` comes back from
+/// `ExtraFields.EndTime`, else the answer time plus usage, else the setup
+/// time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "wire::CdrWire")]
 pub struct Cdr {
     /// `sha1(OriginID + OriginHost)` in hex, as CGRateS computes it
     /// (`utils.Sha1`); see [`cgrid`].
@@ -128,6 +134,10 @@ pub struct Cdr {
     /// Billable duration, nanoseconds; 0 when not answered.
     #[serde(rename = "Usage", serialize_with = "ser_nanos")]
     pub usage: Duration,
+    /// Who set `Cost` (CGRateS's `CostSource`: `*sessions`, `*cdrs`...);
+    /// empty, and then not serialised, when nobody did.
+    #[serde(rename = "CostSource", skip_serializing_if = "String::is_empty")]
+    pub cost_source: String,
     /// The call's cost; `None` when not rated, -1 when rating failed.
     #[serde(rename = "Cost", serialize_with = "ser_cost")]
     pub cost: Option<Decimal>,
@@ -207,6 +217,7 @@ impl Cdr {
             } else {
                 Duration::ZERO
             },
+            cost_source: String::new(),
             cost: None,
             disconnect_cause,
             extra_fields,
@@ -317,6 +328,8 @@ fn ser_cost<S: Serializer>(c: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error>
         }
     }
 }
+
+mod wire;
 
 #[cfg(test)]
 pub(crate) mod tests;

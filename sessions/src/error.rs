@@ -30,4 +30,16 @@ pub enum Error {
     /// A [`crate::Disconnect`] implementation could not reach the owner.
     #[error("disconnect failed: {0}")]
     Disconnect(String),
+    /// The CDR store failed (connection lost, disk full, a constraint): the
+    /// backend's own message.
+    #[error("CDR store: {0}")]
+    CdrStore(String),
+    /// A CDR filter argument cannot be used (a bad time, usage or cost).
+    #[error("invalid CDR filter: {field}: {reason}")]
+    CdrFilter {
+        /// The filter field, with CGRateS's name (`SetupTimeStart`).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -8,18 +8,22 @@
 //! - [`order`]: releases finished calls in end-time order.
 //! - [`manager`]: the session manager (authorize, initiate, update,
 //!   terminate, CDRs, prepaid debit loops, disconnects, TTL, snapshots).
+//! - [`cdrstore`]: the [`CdrStore`] trait stored CDRs are written and
+//!   queried through, and CGRateS's CDR filter.
 #![forbid(unsafe_code)]
 
 pub mod cdr;
+pub mod cdrstore;
 mod error;
 pub mod manager;
 pub mod order;
 
-pub use error::Error;
 pub use manager::{
     Action, Charging, Counters, Disconnect, Owner, Reply, RequestType, SessionConfig, SessionEvent,
     SessionKey, SessionManager, SessionSnapshot,
 };
 
 pub use cdr::{Cdr, CdrOptions, cgrid, cgrid_bytes};
+pub use cdrstore::{BoxFuture, CdrFilter, CdrStore, CostUpdate, ListField};
+pub use error::Error;
 pub use order::EndTimeOrder;

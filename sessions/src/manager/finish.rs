@@ -180,6 +180,10 @@ impl SessionManager {
                     self.counters.duplicates += 1;
                 }
                 cdr.cost = cost;
+                if cost.is_some() {
+                    // As CGRateS marks a CDR its session charged.
+                    cdr.cost_source = "*sessions".to_owned();
+                }
                 Ok(Reply {
                     max_usage: None,
                     cost,
@@ -240,6 +244,7 @@ impl SessionManager {
                 Duration::ZERO
             },
             cost: None,
+            cost_source: String::new(),
             disconnect_cause,
             extra_fields,
             end_time: ts(end),
