@@ -268,3 +268,48 @@ fn ended_calls_have_no_snapshot_and_restore_refuses_duplicates_and_foreign_diges
     assert_eq!(m.snapshot_call(&call), None);
     assert!(m.snapshots().is_empty());
 }
+
+/// A packet whose text has `@CALLID@` and `@TAG@` replaced by raw bytes.
+fn raw_pkt(at: i64, text: &str, call_id: &[u8], tag: &[u8]) -> SipPacket {
+    let mut p = pkt(at, text);
+    let mut b = text.as_bytes().to_vec();
+    for (ph, with) in [(&b"@CALLID@"[..], call_id), (&b"@TAG@"[..], tag)] {
+        while let Some(i) = b.windows(ph.len()).position(|w| w == ph) {
+            b.splice(i..i + ph.len(), with.iter().copied());
+        }
+    }
+    p.payload = b.into();
+    p
+}
+
+#[test]
+fn a_call_id_and_from_tag_that_are_not_utf8_survive_the_restart() {
+    let call_id = b"odd-\xff\xfe-%41@host";
+    let tag = b"t\xe9g";
+    let mut f = Flow::new("@CALLID@");
+    f.from_tag = "@TAG@".into();
+    let pkts = vec![
+        raw_pkt(0, &f.invite(1, "b1"), call_id, tag),
+        raw_pkt(2_000, &f.r(200, 1, Some("tt"), "b1"), call_id, tag),
+        raw_pkt(
+            2_010,
+            &f.req("ACK", Dir::Caller, 1, Some("tt"), "b2", ""),
+            call_id,
+            tag,
+        ),
+        raw_pkt(
+            9_000,
+            &f.req("BYE", Dir::Callee, 1, Some("tt"), "b3", ""),
+            call_id,
+            tag,
+        ),
+    ];
+    let (all, _) = run(cfg(), &pkts);
+    let expected = records(&all);
+    assert_eq!(expected.len(), 1);
+    assert_eq!(&*expected[0].call.call_id_bytes, call_id);
+    let (got, snaps) = across_restart(cfg(), &pkts, 5_000);
+    assert_eq!(phases(&snaps), ["answered"]);
+    assert_eq!(snaps[0].call.to_info(), *expected[0].call);
+    assert_eq!(got, expected);
+}
