@@ -42,4 +42,7 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A store (sessions, CDRs) failed; the backend's message.
+    #[error("store: {0}")]
+    Store(String),
 }

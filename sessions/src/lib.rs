@@ -10,6 +10,8 @@
 //!   terminate, CDRs, prepaid debit loops, disconnects, TTL, snapshots).
 //! - [`cdrstore`]: the [`CdrStore`] trait stored CDRs are written and
 //!   queried through, and CGRateS's CDR filter.
+//! - [`sessionstore`]: the durable store of live sessions
+//!   ([`SessionStore`]), so that a restart resumes them.
 #![forbid(unsafe_code)]
 
 pub mod cdr;
@@ -17,6 +19,7 @@ pub mod cdrstore;
 mod error;
 pub mod manager;
 pub mod order;
+pub mod sessionstore;
 
 pub use manager::{
     Action, Charging, Counters, Disconnect, Owner, Reply, RequestType, SessionConfig, SessionEvent,
@@ -27,3 +30,4 @@ pub use cdr::{Cdr, CdrOptions, cgrid, cgrid_bytes};
 pub use cdrstore::{BoxFuture, CdrFilter, CdrStore, CostUpdate, ListField};
 pub use error::Error;
 pub use order::EndTimeOrder;
+pub use sessionstore::{MemorySessions, SessionStore};

@@ -27,6 +27,15 @@ pub enum Error {
         /// What is wrong with its value.
         reason: String,
     },
+    /// A [`DialogSnapshot`](crate::DialogSnapshot) that this machine
+    /// cannot take.
+    #[error("cannot restore call {call_id}: {reason}")]
+    Restore {
+        /// The call's Call-ID.
+        call_id: String,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 /// Why the scanner rejected a message. Each variant is also a metrics label

@@ -8,6 +8,8 @@
 //!   [`DialogEvent`]s (attempt, answer, update, end, failed) that carry what
 //!   a CDR needs, including the charging fields the [`MappingConfig`]
 //!   derives from the SIP headers.
+//! - [`DialogSnapshot`] carries a live call across a restart
+//!   ([`DialogMachine::snapshot_call`], [`DialogMachine::restore`]).
 //!
 //! Nothing here reads a clock, spawns a task or touches a socket: time is
 //! the packet timestamp and the `now` argument (see CONTRIBUTING.md).
@@ -18,6 +20,7 @@ mod event;
 mod machine;
 mod mapping;
 pub mod scan;
+mod snapshot;
 
 pub use error::{Error, ScanError};
 pub use event::{
@@ -27,3 +30,4 @@ pub use event::{
 pub use machine::{Config, DialogMachine, Stats};
 pub use mapping::{AddressRule, FieldSource, MappingConfig, NormRule, REQUEST_TYPES};
 pub use scan::{SipMessage, scan};
+pub use snapshot::{CallSnapshot, DialogSnapshot, SnapshotState};

@@ -1,6 +1,7 @@
-//! Property: random interleavings (within the reorder window) and
+//! Properties: random interleavings (within the reorder window) and
 //! duplications (retransmissions, hop copies) of valid flows never change
-//! the events.
+//! the events; a restart at any time, the live calls carried over as
+//! snapshots, never changes the records.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 
 use capture::SipPacket;
 use proptest::prelude::*;
-use sip_fsm::DialogEvent;
+use sip_fsm::{CallRecord, DialogEvent};
 use support::*;
 
 /// One valid call flow of a given kind, starting at `t0` ms: (ms, message).
@@ -116,6 +117,40 @@ fn run_arrivals(mut arrivals: Vec<(i64, SipPacket)>) -> Vec<DialogEvent> {
     out
 }
 
+/// Feeds the packets seen before `split` ms to one machine, lets it
+/// release them, snapshots its live calls and restores them into a second
+/// machine, which sees the rest; the records of both.
+fn run_with_restart(arrivals: &[(i64, SipPacket)], split: i64) -> Vec<CallRecord> {
+    let window = cfg().reorder_window_ms as i64;
+    let mut m = sip_fsm::DialogMachine::new(cfg()).expect("config");
+    let mut out = Vec::new();
+    for (a, p) in arrivals.iter().filter(|(a, _)| *a < split) {
+        m.handle(p, t(*a));
+        out.extend(std::iter::from_fn(|| m.poll_event()));
+    }
+    m.handle_timeout(t(split + window));
+    out.extend(std::iter::from_fn(|| m.poll_event()));
+    let snaps = m.snapshots();
+    let mut m = sip_fsm::DialogMachine::new(cfg()).expect("config");
+    for s in &snaps {
+        m.restore(s).expect("restore");
+    }
+    for (a, p) in arrivals.iter().filter(|(a, _)| *a >= split) {
+        m.handle(p, t(*a));
+        out.extend(std::iter::from_fn(|| m.poll_event()));
+    }
+    m.handle_timeout(capture::Timestamp::from_nanos(i64::MAX));
+    out.extend(std::iter::from_fn(|| m.poll_event()));
+    records(&out)
+}
+
+/// The records, in a fixed order.
+fn records(events: &[DialogEvent]) -> Vec<CallRecord> {
+    let mut r: Vec<CallRecord> = events.iter().filter_map(|e| e.record().cloned()).collect();
+    r.sort_by_key(|r| r.call.call_id().into_owned());
+    r
+}
+
 /// (kind, start offset ms) per call; per message: (copies, hop?, delay, jitter).
 type Scenario = (Vec<(u8, i64)>, Vec<(u8, bool, i64, i64)>);
 
@@ -158,5 +193,21 @@ proptest! {
         }
         let events = run_arrivals(noisy);
         prop_assert_eq!(by_call(&events), baseline);
+    }
+
+    #[test]
+    fn a_restart_at_any_time_never_changes_the_records(
+        calls in prop::collection::vec((0u8..8, 0i64..30_000), 1..5),
+        split in 0i64..200_000,
+    ) {
+        let mut msgs = Vec::new();
+        for (id, (kind, t0)) in calls.iter().enumerate() {
+            msgs.extend(flow(*kind, id, *t0));
+        }
+        let mut arrivals: Vec<(i64, SipPacket)> =
+            msgs.iter().map(|(at, s)| (*at, pkt(*at, s))).collect();
+        arrivals.sort_by_key(|(a, _)| *a);
+        let baseline = records(&run_arrivals(arrivals.clone()));
+        prop_assert_eq!(run_with_restart(&arrivals, split), baseline);
     }
 }

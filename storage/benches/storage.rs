@@ -1,7 +1,9 @@
 //! Acknowledged debits per second of each account store backend, with 1
 //! and 8 threads: 8 threads on 8 accounts (group commit shares fsyncs on
 //! the embedded store) and 8 threads on one account (the contended case:
-//! Redis transactions retry). A plain harness: `cargo bench -p storage`.
+//! Redis transactions retry). Then session writes per second (a 512-byte
+//! put, later its remove: what the session manager does per call), with 1
+//! and 8 threads. A plain harness: `cargo bench -p storage`.
 //! The Redis rows need redis-server on 127.0.0.1:6379 (or
 //! `ACCURATE_BENCH_REDIS`); they are skipped, saying so, without it.
 
@@ -14,6 +16,7 @@ use rating::{
     Account, AccountStore, Balance, BalanceType, Error, LoadOptions, RoundingMode, TariffPlan,
 };
 use rust_decimal::Decimal;
+use sessions::SessionStore;
 use storage::{EmbeddedAccounts, RedisAccounts};
 
 const TENANT: &str = "cgrates.org";
@@ -84,6 +87,39 @@ fn cases(name: &str, store: &dyn AccountStore, plan: &TariffPlan, n: usize) {
     );
 }
 
+/// `threads` threads each put `per_thread` sessions of 512 bytes and
+/// remove each one two puts later (so a few are live at a time, as calls
+/// are); acknowledged writes (puts and removes) per second.
+fn run_sessions(store: &dyn SessionStore, threads: usize, per_thread: usize) -> f64 {
+    let value = vec![b'x'; 512];
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let value = &value;
+            s.spawn(move || {
+                let key = |i: usize| format!("bench-{t}-{i}");
+                for i in 0..per_thread {
+                    if let Err(e) = store.put(&key(i), value) {
+                        panic!("{e}");
+                    }
+                    if i >= 2 {
+                        if let Err(e) = store.remove(&key(i - 2)) {
+                            panic!("{e}");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (threads * (2 * per_thread - 2)) as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn session_cases(name: &str, store: &dyn SessionStore, n: usize) {
+    let r1 = run_sessions(store, 1, n);
+    let r8 = run_sessions(store, 8, n / 4);
+    println!("{name:<9} session writes, 1 thread: {r1:>9.0}/s   8 threads: {r8:>9.0}/s");
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tariffplans/office");
     let opts = LoadOptions {
@@ -95,7 +131,10 @@ fn main() {
     };
     let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{}", std::process::id()));
     match EmbeddedAccounts::open(&data) {
-        Ok(s) => cases("embedded", &s, &plan, 2000),
+        Ok(s) => {
+            cases("embedded", &s, &plan, 2000);
+            session_cases("embedded", &s, 2000);
+        }
         Err(e) => panic!("{e}"),
     }
     let _ = std::fs::remove_dir_all(&data);
@@ -105,6 +144,7 @@ fn main() {
     match RedisAccounts::open(&url, &prefix) {
         Ok(s) => {
             cases("redis", &s, &plan, 2000);
+            session_cases("redis", &s, 2000);
             let _ = s.clear();
         }
         Err(e) => println!("redis     skipped: {e}"),

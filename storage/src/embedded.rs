@@ -9,7 +9,8 @@
 //! A record's payload is a kind byte and its body: `P` + a JSON array of
 //! accounts (their new state; one record per `update_many`, so a shared
 //! debit is replayed whole or not at all), `D` + JSON `[tenant, id]`, `M` +
-//! name length (`u32` LE) + name + value, `m` + name (meta removed).
+//! name length (`u32` LE) + name + value, `m` + name (meta removed), `S`
+//! and `s` the same for live sessions ([`sessions::SessionStore`]).
 //! Replaying the journal over the snapshot it was compacted into gives the
 //! same state (each record is a whole new state), so a crash between the
 //! snapshot's rename and the journal's truncation loses nothing.
@@ -84,6 +85,8 @@ pub struct EmbeddedAccounts {
     opts: EmbeddedOptions,
     accounts: RwLock<HashMap<Key, SlotRef>>,
     meta: RwLock<BTreeMap<String, Vec<u8>>>,
+    /// Live sessions ([`sessions::SessionStore`]).
+    sessions: RwLock<BTreeMap<String, Vec<u8>>>,
     /// Writers hold it shared; compaction holds it exclusively, so that the
     /// snapshot and the journal it replaces agree.
     checkpoint: RwLock<()>,
@@ -125,6 +128,8 @@ enum Op {
     Del(String, String),
     Meta(String, Vec<u8>),
     MetaDel(String),
+    Session(String, Vec<u8>),
+    SessionDel(String),
 }
 
 impl Op {
@@ -132,12 +137,10 @@ impl Op {
         Ok(match self {
             Op::Put(accts) => [b"P".as_slice(), &to_json(accts)?].concat(),
             Op::Del(t, a) => [b"D".as_slice(), &to_json(&[t, a])?].concat(),
-            Op::Meta(name, value) => {
-                let n = u32::try_from(name.len())
-                    .map_err(|_| Error::Failed("meta name too long".into()))?;
-                [b"M".as_slice(), &n.to_le_bytes(), name.as_bytes(), value].concat()
-            }
+            Op::Meta(name, value) => named(b'M', name, value)?,
             Op::MetaDel(name) => [b"m".as_slice(), name.as_bytes()].concat(),
+            Op::Session(key, value) => named(b'S', key, value)?,
+            Op::SessionDel(key) => [b"s".as_slice(), key.as_bytes()].concat(),
         })
     }
 
@@ -151,19 +154,31 @@ impl Op {
             b'D' => serde_json::from_slice::<(String, String)>(body)
                 .map(|(t, a)| Op::Del(t, a))
                 .map_err(|e| e.to_string()),
-            b'M' => {
+            b'M' | b'S' => {
                 let n: [u8; 4] = body
                     .get(..4)
                     .and_then(|b| b.try_into().ok())
-                    .ok_or("short meta record")?;
+                    .ok_or("short named record")?;
                 let n = u32::from_le_bytes(n) as usize;
-                let nm = body.get(4..4 + n).ok_or("short meta name")?;
-                Ok(Op::Meta(name(nm)?, body[4 + n..].to_vec()))
+                let nm = name(body.get(4..4 + n).ok_or("short record name")?)?;
+                let value = body[4 + n..].to_vec();
+                Ok(if kind == b'M' {
+                    Op::Meta(nm, value)
+                } else {
+                    Op::Session(nm, value)
+                })
             }
             b'm' => Ok(Op::MetaDel(name(body)?)),
+            b's' => Ok(Op::SessionDel(name(body)?)),
             k => Err(format!("unknown record kind {k:#04x}")),
         }
     }
+}
+
+/// `kind`, name length (`u32` LE), name, value.
+fn named(kind: u8, name: &str, value: &[u8]) -> Result<Vec<u8>, Error> {
+    let n = u32::try_from(name.len()).map_err(|_| Error::Failed("name too long".into()))?;
+    Ok([&[kind][..], &n.to_le_bytes(), name.as_bytes(), value].concat())
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
@@ -177,6 +192,7 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
 struct State {
     accounts: HashMap<Key, Account>,
     meta: BTreeMap<String, Vec<u8>>,
+    sessions: BTreeMap<String, Vec<u8>>,
 }
 
 impl State {
@@ -195,6 +211,12 @@ impl State {
             }
             Op::MetaDel(n) => {
                 self.meta.remove(&n);
+            }
+            Op::Session(k, v) => {
+                self.sessions.insert(k, v);
+            }
+            Op::SessionDel(k) => {
+                self.sessions.remove(&k);
             }
         }
     }
@@ -297,6 +319,7 @@ impl EmbeddedAccounts {
             opts,
             accounts: RwLock::new(accounts),
             meta: RwLock::new(state.meta),
+            sessions: RwLock::new(state.sessions),
             checkpoint: RwLock::new(()),
             compacting: AtomicBool::new(false),
             journal,
@@ -356,6 +379,14 @@ impl EmbeddedAccounts {
             .iter()
         {
             journal::frame(&Op::Meta(n.clone(), v.clone()).encode()?, &mut buf)?;
+        }
+        for (k, v) in self
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            journal::frame(&Op::Session(k.clone(), v.clone()).encode()?, &mut buf)?;
         }
         let tmp = self.dir.join(SNAPSHOT_TMP);
         let snap = self.dir.join(SNAPSHOT);
@@ -674,6 +705,68 @@ impl MetaStore for EmbeddedAccounts {
         };
         self.journal.wait(lsn)?;
         Ok(true)
+    }
+}
+
+impl sessions::SessionStore for EmbeddedAccounts {
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), sessions::Error> {
+        let lsn = {
+            let _w = self
+                .checkpoint
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .sessions
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let lsn = self.log(&Op::Session(key.to_owned(), value.to_vec()))?;
+            map.insert(key.to_owned(), value.to_vec());
+            lsn
+        };
+        // The map's lock is released before the fsync: puts of other
+        // sessions share it (group commit).
+        self.journal.wait(lsn)?;
+        self.maybe_compact();
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<bool, sessions::Error> {
+        let lsn = {
+            let _w = self
+                .checkpoint
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .sessions
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !map.contains_key(key) {
+                drop(map);
+                // The absence may rest on a remove not yet durable.
+                self.journal.wait(self.journal.written())?;
+                return Ok(false);
+            }
+            let lsn = self.log(&Op::SessionDel(key.to_owned()))?;
+            map.remove(key);
+            lsn
+        };
+        self.journal.wait(lsn)?;
+        self.maybe_compact();
+        Ok(true)
+    }
+
+    fn list(&self) -> Result<Vec<(String, Vec<u8>)>, sessions::Error> {
+        let all: Vec<(String, Vec<u8>)> = self
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Not tracked per key: wait for everything written so far, so that
+        // nothing unacknowledged is shown.
+        self.journal.wait(self.journal.written())?;
+        Ok(all)
     }
 }
 

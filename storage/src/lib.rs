@@ -5,9 +5,12 @@
 //!   and every change is appended to a checksummed journal in a data
 //!   directory and `fsync`ed before it is acknowledged; a snapshot bounds
 //!   the journal. Opaque named blobs ([`MetaStore`]) keep the server's
-//!   other state (the loaded tariff plan, action plans) across restarts.
+//!   other state (the loaded tariff plan, action plans) across restarts,
+//!   and the live sessions ([`sessions::SessionStore`]) are journaled the
+//!   same way.
 //! - [`RedisAccounts`]: accounts shared by several AccuRate processes,
-//!   every read-modify-write a `WATCH`/`MULTI`/`EXEC` transaction.
+//!   every read-modify-write a `WATCH`/`MULTI`/`EXEC` transaction; live
+//!   sessions in one hash.
 //!
 //! Nothing depends on this crate but the `accurate` binary.
 #![forbid(unsafe_code)]
@@ -81,6 +84,12 @@ pub enum Error {
         /// The cause.
         source: serde_json::Error,
     },
+}
+
+impl From<Error> for sessions::Error {
+    fn from(e: Error) -> Self {
+        sessions::Error::Store(e.to_string())
+    }
 }
 
 impl From<Error> for rating::Error {

@@ -4,7 +4,10 @@
 //! the account's JSON (the CGRateS shape of `rating`'s serde impls, exact
 //! decimals as strings), `{prefix}idx:{tenant}` the set of the tenant's
 //! account IDs (for `list`), `{prefix}meta:{name}` the [`MetaStore`]
-//! values.
+//! values, and the hash `{prefix}sessions` the live sessions
+//! ([`sessions::SessionStore`]: field = session key, value = its bytes). How durable
+//! a write is depends on the server's persistence (`appendonly yes` with
+//! `appendfsync always` for nothing lost on a crash of Redis itself).
 //!
 //! Every read-modify-write is an optimistic transaction: `WATCH` the
 //! account keys, `GET` them, run the update in this process, then
@@ -156,6 +159,10 @@ impl RedisAccounts {
 
     fn idx_key(&self, tenant: &str) -> String {
         format!("{}idx:{tenant}", self.prefix)
+    }
+
+    fn sessions_key(&self) -> String {
+        format!("{}sessions", self.prefix)
     }
 
     fn meta_key(&self, name: &str) -> String {
@@ -402,5 +409,43 @@ impl MetaStore for RedisAccounts {
             let n: u32 = redis::cmd("DEL").arg(&key).query(con)?;
             Ok(n > 0)
         })?)
+    }
+}
+
+impl sessions::SessionStore for RedisAccounts {
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), sessions::Error> {
+        let h = self.sessions_key();
+        Ok(self
+            .with(|con| {
+                redis::cmd("HSET").arg(&h).arg(key).arg(value).exec(con)?;
+                Ok(())
+            })
+            .map_err(Error::from)?)
+    }
+
+    fn remove(&self, key: &str) -> Result<bool, sessions::Error> {
+        let h = self.sessions_key();
+        Ok(self
+            .with(|con| {
+                let n: u32 = redis::cmd("HDEL").arg(&h).arg(key).query(con)?;
+                Ok(n > 0)
+            })
+            .map_err(Error::from)?)
+    }
+
+    fn list(&self) -> Result<Vec<(String, Vec<u8>)>, sessions::Error> {
+        let h = self.sessions_key();
+        let mut all = self
+            .with(|con| {
+                // HSCAN, not HGETALL: many sessions do not block a shared
+                // Redis in one reply.
+                let it = con.hscan::<_, (String, Vec<u8>)>(&h)?;
+                Ok(it.collect::<Result<Vec<_>, _>>()?)
+            })
+            .map_err(Error::from)?;
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // HSCAN may return a field twice (the hash rehashed meanwhile).
+        all.dedup_by(|a, b| a.0 == b.0);
+        Ok(all)
     }
 }

@@ -2,8 +2,9 @@
 //! [`EmbeddedAccounts`] (a fresh data directory each) and [`RedisAccounts`]
 //! (the real Redis on 127.0.0.1:6379, or `ACCURATE_TEST_REDIS`, under a
 //! fresh key prefix each, deleted at the end). Then the backend-specific
-//! tests: `kill -9` during debits and a torn journal (embedded), two
-//! processes debiting one account (Redis). Child processes are this test
+//! tests: `kill -9` during debits or session writes and a torn journal
+//! (embedded), two processes debiting one account (Redis). The live
+//! sessions' store ([`SessionStore`]) is tested the same way. Child processes are this test
 //! binary run again with `ACCURATE_STORAGE_CHILD` set (see
 //! [`child_process`]).
 
@@ -22,6 +23,7 @@ use rating::{
     LoadOptions, RoundingMode, TariffPlan,
 };
 use rust_decimal::Decimal;
+use sessions::SessionStore;
 use storage::{EmbeddedAccounts, EmbeddedOptions, MetaStore, RedisAccounts};
 
 const TENANT: &str = "cgrates.org";
@@ -107,6 +109,9 @@ fn money(store: &dyn AccountStore, id: &str) -> Decimal {
 trait Fixture {
     type Store: AccountStore + MetaStore;
     fn store(&self) -> &Self::Store;
+    /// The same store as a [`SessionStore`] (a separate view: its
+    /// `remove` and `list` would be ambiguous with the accounts' ones).
+    fn sessions(&self) -> &dyn SessionStore;
     /// Embedded: drop and open the directory again; Redis: a second
     /// store on the same prefix.
     fn reopen(&mut self);
@@ -128,6 +133,9 @@ impl Embedded {
 impl Fixture for Embedded {
     type Store = EmbeddedAccounts;
     fn store(&self) -> &EmbeddedAccounts {
+        self.store.as_ref().unwrap()
+    }
+    fn sessions(&self) -> &dyn SessionStore {
         self.store.as_ref().unwrap()
     }
     fn reopen(&mut self) {
@@ -161,6 +169,9 @@ impl Redis {
 impl Fixture for Redis {
     type Store = RedisAccounts;
     fn store(&self) -> &RedisAccounts {
+        &self.store
+    }
+    fn sessions(&self) -> &dyn SessionStore {
         &self.store
     }
     fn reopen(&mut self) {
@@ -374,6 +385,92 @@ fn remove_during_updates_does_not_resurrect(f: &mut impl Fixture) {
     assert_eq!(f.store().list(TENANT).unwrap(), vec![]);
 }
 
+type Sessions = Vec<(String, Vec<u8>)>;
+
+fn sessions(pairs: &[(&str, &[u8])]) -> Sessions {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+        .collect()
+}
+
+fn sessions_put_remove_list(f: &mut impl Fixture) {
+    let s = f.sessions();
+    assert_eq!(s.list().unwrap(), vec![]);
+    s.put("call-b", b"{\"usage\":1}").unwrap();
+    // Values are bytes, not text; an empty one is a value too.
+    s.put("call-a", &[0, 255, 1]).unwrap();
+    s.put("empty", b"").unwrap();
+    // put replaces.
+    s.put("call-b", b"v2").unwrap();
+    assert_eq!(
+        s.list().unwrap(),
+        sessions(&[("call-a", &[0, 255, 1]), ("call-b", b"v2"), ("empty", b"")])
+    );
+    assert!(s.remove("call-a").unwrap());
+    assert!(!s.remove("call-a").unwrap());
+    assert!(!s.remove("never").unwrap());
+    // Sessions are apart from accounts and meta values.
+    f.store().put_meta("call-b", b"meta").unwrap();
+    f.store().set(Account::new(TENANT, "call-b")).unwrap();
+    assert_eq!(
+        f.sessions().list().unwrap(),
+        sessions(&[("call-b", b"v2"), ("empty", b"")])
+    );
+    assert_eq!(
+        f.store().get_meta("call-b").unwrap().as_deref(),
+        Some(&b"meta"[..])
+    );
+}
+
+fn sessions_survive_reopen(f: &mut impl Fixture) {
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..100u8 {
+        let key = format!("session-{i:03}");
+        let value = vec![i; usize::from(i)];
+        f.sessions().put(&key, &value).unwrap();
+        expected.insert(key, value);
+    }
+    for i in (1..100u8).step_by(2) {
+        let key = format!("session-{i:03}");
+        assert!(f.sessions().remove(&key).unwrap());
+        expected.remove(&key);
+    }
+    f.sessions().put("session-000", b"again").unwrap();
+    expected.insert("session-000".into(), b"again".to_vec());
+    f.store().set(caller("5")).unwrap();
+    f.reopen();
+    let want: Sessions = expected.into_iter().collect();
+    assert_eq!(f.sessions().list().unwrap(), want);
+    assert_eq!(money(f.store(), "1002"), d("5"));
+    for (k, _) in &want {
+        assert!(f.sessions().remove(k).unwrap());
+    }
+    f.reopen();
+    assert_eq!(f.sessions().list().unwrap(), vec![]);
+}
+
+fn parallel_session_writes_all_land(f: &mut impl Fixture) {
+    let s = f.sessions();
+    std::thread::scope(|sc| {
+        for t in 0..8 {
+            sc.spawn(move || {
+                for i in 0..25 {
+                    let key = format!("t{t}-{i:02}");
+                    s.put(&key, key.as_bytes()).unwrap();
+                    if i % 5 == 0 {
+                        assert!(s.remove(&key).unwrap());
+                    }
+                }
+            });
+        }
+    });
+    f.reopen();
+    let got = f.sessions().list().unwrap();
+    assert_eq!(got.len(), 8 * 20);
+    assert!(got.iter().all(|(k, v)| k.as_bytes() == v.as_slice()));
+}
+
 macro_rules! suite {
     ($module:ident, $fixture:ident) => {
         mod $module {
@@ -420,6 +517,21 @@ macro_rules! suite {
             fn reopen_keeps_everything() {
                 super::reopen_keeps_everything(&mut $fixture::new("reopen"));
             }
+
+            #[test]
+            fn sessions_put_remove_list() {
+                super::sessions_put_remove_list(&mut $fixture::new("sessions"));
+            }
+
+            #[test]
+            fn sessions_survive_reopen() {
+                super::sessions_survive_reopen(&mut $fixture::new("sessions-reopen"));
+            }
+
+            #[test]
+            fn parallel_session_writes_all_land() {
+                super::parallel_session_writes_all_land(&mut $fixture::new("sessions-parallel"));
+            }
         }
     };
 }
@@ -457,6 +569,30 @@ fn child_process() {
                         out.flush().unwrap();
                     }
                     Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        // Puts session i, then removes session i-2, printing each
+        // acknowledged write, until the parent kills it.
+        "sessions" => {
+            let opts = match std::env::var("ACCURATE_STORAGE_COMPACT") {
+                Ok(n) => EmbeddedOptions {
+                    compact_after_bytes: n.parse().unwrap(),
+                },
+                Err(_) => EmbeddedOptions::default(),
+            };
+            let store = EmbeddedAccounts::open_with(&arg, opts).unwrap();
+            let s: &dyn SessionStore = &store;
+            let mut out = std::io::stdout().lock();
+            for i in 0u64.. {
+                use std::io::Write;
+                s.put(&session_key(i), &session_value(i)).unwrap();
+                writeln!(out, "PUT {i}").unwrap();
+                out.flush().unwrap();
+                if i >= 2 {
+                    assert!(s.remove(&session_key(i - 2)).unwrap());
+                    writeln!(out, "DEL {}", i - 2).unwrap();
+                    out.flush().unwrap();
                 }
             }
         }
@@ -562,6 +698,112 @@ fn kill_9_during_debits(compact: Option<u64>) {
         left >= expected - d(CALL_COST),
         "{left} < {expected} - one call: a debit was applied twice"
     );
+}
+
+fn session_key(i: u64) -> String {
+    format!("call-{i:08}")
+}
+
+/// A few hundred bytes, as a session snapshot is.
+fn session_value(i: u64) -> Vec<u8> {
+    format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(300)).into_bytes()
+}
+
+#[test]
+fn kill_9_during_session_writes_loses_no_acknowledged_write() {
+    kill_9_during_session_writes(None);
+}
+
+#[test]
+fn kill_9_during_session_writes_and_compactions_loses_no_acknowledged_write() {
+    kill_9_during_session_writes(Some(8000));
+}
+
+fn kill_9_during_session_writes(compact: Option<u64>) {
+    let mut f = Embedded::new("sessions-crash");
+    let dir = f.dir.clone();
+    f.store = None; // the child takes the directory's lock
+    let mut c = child_with("sessions", dir.to_str().unwrap(), compact);
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    let mut acked = Vec::new();
+    while acked.len() < 400 {
+        let l = lines.next().expect("child ended early").unwrap();
+        if l.contains("PUT ") || l.contains("DEL ") {
+            acked.push(l);
+        }
+    }
+    c.kill().unwrap(); // SIGKILL
+    c.wait().unwrap();
+    // Lines written before the kill but not read yet were acknowledged too.
+    acked.extend(
+        lines
+            .map_while(Result::ok)
+            .filter(|l| l.contains("PUT ") || l.contains("DEL ")),
+    );
+    if compact.is_some() {
+        assert!(f.dir.join("snapshot").exists(), "no compaction ran");
+    }
+    let n = |l: &str| -> u64 { l.rsplit(' ').next().unwrap().parse().unwrap() };
+    let mut want = std::collections::BTreeMap::new();
+    for l in &acked {
+        let i = n(l);
+        if l.contains("PUT ") {
+            want.insert(session_key(i), session_value(i));
+        } else {
+            want.remove(&session_key(i));
+        }
+    }
+    // The write in flight when the child died may have landed.
+    let last = acked.last().unwrap();
+    let (in_flight_key, in_flight_value) = if last.contains("PUT ") {
+        let i = n(last);
+        (session_key(i - 2), None) // its remove
+    } else {
+        let i = n(last) + 3;
+        (session_key(i), Some(session_value(i))) // the next put
+    };
+    f.reopen();
+    let mut got: std::collections::BTreeMap<String, Vec<u8>> =
+        f.sessions().list().unwrap().into_iter().collect();
+    let landed = match &in_flight_value {
+        // A remove in flight: the session may be gone.
+        None => !got.contains_key(&in_flight_key),
+        Some(_) => got.remove(&in_flight_key).is_some(),
+    };
+    if landed && in_flight_value.is_none() {
+        want.remove(&in_flight_key);
+    }
+    assert_eq!(got, want, "in flight: {in_flight_key} (landed: {landed})");
+    assert!(got.len() <= 3, "{} live sessions", got.len());
+}
+
+#[test]
+fn sessions_survive_compaction() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("sessions-compact"));
+    let opts = EmbeddedOptions {
+        compact_after_bytes: 4096,
+    };
+    let mut want = std::collections::BTreeMap::new();
+    {
+        let s = EmbeddedAccounts::open_with(&dir, opts).unwrap();
+        let ss: &dyn SessionStore = &s;
+        for i in 0..100 {
+            ss.put(&session_key(i), &session_value(i)).unwrap();
+            want.insert(session_key(i), session_value(i));
+            if i % 3 == 0 {
+                assert!(ss.remove(&session_key(i)).unwrap());
+                want.remove(&session_key(i));
+            }
+        }
+    }
+    assert!(dir.join("snapshot").exists());
+    let s = EmbeddedAccounts::open_with(&dir, opts).unwrap();
+    assert!(s.recovery().snapshot_records > 0);
+    let got: std::collections::BTreeMap<String, Vec<u8>> =
+        SessionStore::list(&s).unwrap().into_iter().collect();
+    assert_eq!(got, want);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -50,6 +50,7 @@ use crate::error::Error;
 use crate::event::{CallInfo, DialogEvent};
 use crate::mapping::{MapInput, Mapper};
 use crate::scan::{Method, NameAddr, RawMessage, StartLine, scan_raw, tag_of};
+use crate::snapshot::DialogSnapshot;
 use clock::{Guard, Verdict};
 pub use config::Config;
 use dialog::{Ctx, Dialog, Msg, Timing, hash, lossy};
@@ -254,6 +255,74 @@ impl DialogMachine {
     /// Call-IDs remembered for OriginIDs (bounded by `max-dialogs`).
     pub fn remembered_call_ids(&self) -> usize {
         self.remembered.len()
+    }
+
+    /// The live call `call` (as an event carried it) as a snapshot to
+    /// keep across a restart; `None` once it has ended or is no longer
+    /// tracked. Take it after polling the call's `Answer` (and `Update`)
+    /// events: then the call is restored answered.
+    pub fn snapshot_call(&self, call: &Arc<CallInfo>) -> Option<DialogSnapshot> {
+        let tag = hash(call.from_tag.as_deref().unwrap_or_default().as_bytes());
+        let same = |s: &&Slot| Arc::ptr_eq(s.d.info(), call);
+        let slot = self
+            .dialogs
+            .get(&(&*call.call_id_bytes, tag) as &dyn KeyRef)
+            .filter(same)
+            // A From tag that is not UTF-8: the text's digest differs.
+            .or_else(|| self.dialogs.values().find(same))?;
+        slot.d.snapshot()
+    }
+
+    /// Every live (not ended) call as a snapshot, in the order they
+    /// started.
+    pub fn snapshots(&self) -> Vec<DialogSnapshot> {
+        let mut live: Vec<&Slot> = self.dialogs.values().collect();
+        live.sort_by_key(|s| s.seq);
+        live.iter().filter_map(|s| s.d.snapshot()).collect()
+    }
+
+    /// Tracks a call again from its snapshot (taken by another machine
+    /// before a restart), before any of its later packets are handled:
+    /// its BYE, CANCEL or final response then ends it, and its deadline
+    /// (INVITE timeout, session expiry, `max-duration`) fires at the time
+    /// it is due, at the next [`DialogMachine::handle_timeout`] if that
+    /// time has passed. Emits no event; returns the call's info, which its
+    /// later events carry.
+    ///
+    /// # Errors
+    /// [`Error::Restore`] when a call with the same Call-ID and From tag is
+    /// tracked already, or the snapshot's digests were computed by another
+    /// build ([`DialogSnapshot::digest_check`]).
+    pub fn restore(&mut self, snap: &DialogSnapshot) -> Result<Arc<CallInfo>, Error> {
+        let refuse = |reason| Error::Restore {
+            call_id: snap.call.call_id.clone(),
+            reason,
+        };
+        if snap.digest_check != dialog::digest_check() {
+            return Err(refuse("the snapshot's tag digests come from another build"));
+        }
+        let d = Dialog::restore(snap, &self.timing);
+        let key = Key {
+            call_id: d.key.clone(),
+            tag: snap.caller_tag,
+        };
+        if self.dialogs.contains_key(&key) {
+            return Err(refuse("a call with this Call-ID and From tag is tracked"));
+        }
+        let info = d.info().clone();
+        // A later call reusing the Call-ID still gets its own OriginID.
+        let from_tag = info.from_tag.as_deref().map(str::as_bytes);
+        let _ = self
+            .remembered
+            .start(&info.call_id_bytes, from_tag, info.setup_time);
+        self.started += 1;
+        let seq = self.started;
+        self.timers.set(key.clone(), d.deadline);
+        if !d.is_confirmed() {
+            self.unanswered.insert((seq, key.clone()));
+        }
+        self.dialogs.insert(key, Slot { d, seq });
+        Ok(info)
     }
 
     fn advance(&mut self, now: Timestamp) {

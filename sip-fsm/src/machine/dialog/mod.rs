@@ -22,6 +22,7 @@
 
 mod bye;
 mod invite;
+mod persist;
 mod refresh;
 
 use std::collections::VecDeque;
@@ -33,6 +34,7 @@ use capture::Timestamp;
 use super::Stats;
 use crate::event::{CallInfo, CallRecord, DialogEvent, EndReason, Party, ReasonInfo};
 use crate::scan::{CSeq, Method, Reason, SessionExpires, StartLine};
+pub(super) use persist::digest_check;
 
 /// The configured durations the dialogs use.
 #[derive(Clone, Copy, Debug)]
