@@ -500,6 +500,13 @@ fn debit_usage_draws_on_a_shared_group() {
         );
         assert_eq!(r, json!("OK"));
     }
+    // GetMaxUsage counts the group as the debit does: 1001's family 5,
+    // 1002's family 5 and 1001's credit 10 pay 2000 s at 0.01/s (1500 s
+    // without 1002's family).
+    assert_eq!(
+        c.call("APIerSv1.GetMaxUsage", usage("1001", "1002", json!("1h"))),
+        json!(2_000_000_000_000u64)
+    );
     // 12 minutes cost 7.20: 1001's family 5 and 2.20 of 1002's; the
     // credit (weight 10) is not touched.
     assert_eq!(

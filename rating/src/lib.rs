@@ -54,13 +54,13 @@ mod timing;
 pub use account::{
     Account, AccountStore, AccountStoreExt, Balance, BalanceCharge, BalanceType, ChargeKind,
     DEFAULT_BALANCE_ID, DebitOutcome, FilterSet, MemoryAccounts, SharedGroup, SharedGroups, debit,
-    debit_shared, max_usage, parse_filter_set, refund, refund_shared, settle, shared_members,
+    debit_shared, max_usage, max_usage_shared, parse_filter_set, refund, refund_shared, settle, shared_members,
 };
 pub use actions::{
     AccountActionDef, AccountPlanData, ActionDef, ActionPlanDef, ActionTiming, ActionTriggerDef,
     ActionType, ActionsOutcome, DueRun, Effect, ExpiryTime, IdList, Schedule, SharedGroupDef,
-    SharingStrategy, ThresholdType, TriggerRun, apply_actions, check_triggers, initial_account,
-    record_debit, trigger_key,
+    SharingStrategy, ThresholdType, TriggerRun, apply_actions, apply_actions_with, check_triggers,
+    counter_key, initial_account, next_balance_expiry, record_debit, trigger_key,
 };
 pub use call::{CallDescriptor, Tor};
 pub use cost::{CallCost, TimeSpan};

@@ -730,12 +730,7 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
         .get(&ur.tenant, &ur.account)
         .map_err(|e| rpc_error(&e))?
         .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
-    let shared = me
-        .balances
-        .values()
-        .flatten()
-        .any(|b| !b.shared_groups.is_empty());
-    if shared {
+    if has_shared(&me) {
         // Locks the account with the groups' members; the counters and
         // triggers of the debited account follow in a second step.
         let groups = PlanGroups {
@@ -770,6 +765,14 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
     Ok("\"OK\"".to_owned())
 }
 
+/// Whether the account holds a balance in a shared group.
+fn has_shared(acc: &Account) -> bool {
+    acc.balances
+        .values()
+        .flatten()
+        .any(|b| !b.shared_groups.is_empty())
+}
+
 /// `APIerSv1.GetMaxUsage`: a UsageRecord -> the usage in nanoseconds.
 pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, RpcError> {
     let ur = usage_record(params, false)?;
@@ -783,8 +786,26 @@ pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, Rpc
         .get(&ur.tenant, &ur.account)
         .map_err(|e| rpc_error(&e))?
         .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
-    let max = rating::max_usage(&acc, &ur.call(usage), &plan, state.mode, Utc::now())
-        .map_err(|e| rpc_error(&e))?;
+    let cd = ur.call(usage);
+    let max = if has_shared(&acc) {
+        // Counted as DebitUsage would debit: the groups' members too.
+        let groups = PlanGroups {
+            data: plan.account_data(),
+            members: lock(&state.members).clone(),
+        };
+        state.accounts.max_usage_call_shared(
+            &ur.tenant,
+            &ur.account,
+            &cd,
+            &plan,
+            &groups,
+            state.mode,
+            Utc::now(),
+        )
+    } else {
+        rating::max_usage(&acc, &cd, &plan, state.mode, Utc::now())
+    }
+    .map_err(|e| rpc_error(&e))?;
     Ok(u64::try_from(max.as_nanos())
         .unwrap_or(u64::MAX)
         .to_string())

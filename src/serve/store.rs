@@ -309,24 +309,16 @@ pub(crate) fn restore(state: &State, now: DateTime<Utc>) -> Result<usize, rating
     Ok(n)
 }
 
-/// The shared-group membership from the stored balances (of the plan's
-/// tenants and the default one); the number of accounts seen.
+/// The shared-group membership from the stored balances (every tenant's
+/// accounts); the number of accounts seen.
 ///
 /// # Errors
 /// A store error.
 pub(crate) fn rebuild_members(state: &State) -> Result<usize, rating::Error> {
-    let plan = state.plan.current();
-    let data = plan.account_data();
-    let mut tenants: BTreeSet<String> = data
-        .account_actions
-        .values()
-        .map(|aa| aa.tenant.to_string())
-        .collect();
-    tenants.insert(super::accounts::DEFAULT_TENANT.to_owned());
     let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut n = 0;
-    for t in &tenants {
-        for a in state.accounts.list(t)? {
+    for t in state.accounts.tenants()? {
+        for a in state.accounts.list(&t)? {
             n += 1;
             for b in a.balances.values().flatten() {
                 for g in &b.shared_groups {

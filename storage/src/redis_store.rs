@@ -3,8 +3,9 @@
 //! Keys (under a configurable prefix): `{prefix}acct:{tenant}:{id}` holds
 //! the account's JSON (the CGRateS shape of `rating`'s serde impls, exact
 //! decimals as strings), `{prefix}idx:{tenant}` the set of the tenant's
-//! account IDs (for `list`), `{prefix}meta:{name}` the [`MetaStore`]
-//! values.
+//! account IDs (for `list`), `{prefix}tenants` the set of tenants that
+//! ever held an account (for `tenants`, which leaves out those whose ID
+//! set is empty now), `{prefix}meta:{name}` the [`MetaStore`] values.
 //!
 //! Every read-modify-write is an optimistic transaction: `WATCH` the
 //! account keys, `GET` them, run the update in this process, then
@@ -158,6 +159,10 @@ impl RedisAccounts {
         format!("{}idx:{tenant}", self.prefix)
     }
 
+    fn tenants_key(&self) -> String {
+        format!("{}tenants", self.prefix)
+    }
+
     fn meta_key(&self, name: &str) -> String {
         format!("{}meta:{name}", self.prefix)
     }
@@ -302,6 +307,8 @@ impl AccountStore for RedisAccounts {
                 .ignore()
                 .sadd(&idx, &account.id)
                 .ignore()
+                .sadd(self.tenants_key(), &account.tenant)
+                .ignore()
                 .exec(con)?;
             Ok(())
         })?)
@@ -336,6 +343,31 @@ impl AccountStore for RedisAccounts {
                 .zip(raw)
                 .filter_map(|(k, r)| r.map(|j| parse(k, &j)))
                 .collect()
+        })?)
+    }
+
+    fn tenants(&self) -> Result<Vec<String>, rating::Error> {
+        Ok(self.with(|con| {
+            let mut all: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(self.tenants_key())
+                .query(con)?;
+            all.sort();
+            if all.is_empty() {
+                return Ok(all);
+            }
+            // A tenant whose accounts were all removed stays in the set
+            // (removing it would race with a concurrent `set`): skip it.
+            let mut pipe = redis::pipe();
+            for t in &all {
+                pipe.scard(self.idx_key(t));
+            }
+            let counts: Vec<u64> = pipe.query(con)?;
+            Ok(all
+                .into_iter()
+                .zip(counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(t, _)| t)
+                .collect())
         })?)
     }
 

@@ -626,6 +626,41 @@ pub fn max_usage(
     mode: RoundingMode,
     now: DateTime<Utc>,
 ) -> Result<Duration, Error> {
+    max_usage_with(std::slice::from_ref(account), None, cd, plan, mode, now)
+}
+
+/// [`max_usage`] counting the shared groups as [`debit_shared`] does:
+/// `accounts` is the asking account first, then the members of its
+/// groups (see [`super::shared_members`]); the longest usage whose shared
+/// debit would succeed.
+///
+/// # Errors
+/// As [`max_usage`]; [`Error::InvalidInput`] for an empty `accounts`.
+pub fn max_usage_shared(
+    accounts: &[Account],
+    groups: &dyn SharedGroups,
+    cd: &CallDescriptor<'_>,
+    plan: &TariffPlan,
+    mode: RoundingMode,
+    now: DateTime<Utc>,
+) -> Result<Duration, Error> {
+    max_usage_with(accounts, Some(groups), cd, plan, mode, now)
+}
+
+fn max_usage_with(
+    accounts: &[Account],
+    groups: Option<&dyn SharedGroups>,
+    cd: &CallDescriptor<'_>,
+    plan: &TariffPlan,
+    mode: RoundingMode,
+    now: DateTime<Utc>,
+) -> Result<Duration, Error> {
+    let Some(account) = accounts.first() else {
+        return Err(Error::InvalidInput {
+            what: "accounts",
+            value: "none".into(),
+        });
+    };
     if account.disabled {
         return Err(Error::AccountDisabled {
             account: account.key(),
@@ -640,12 +675,12 @@ pub fn max_usage(
         .unwrap_or(cd.usage)
         .min(cd.usage);
     let fits_in = |u: u64| -> Result<bool, Error> {
-        let mut a = account.clone();
+        let mut accts = accounts.to_vec();
         let piece = CallDescriptor {
             usage: Duration::from_nanos(u),
             ..*cd
         };
-        match debit(&mut a, &piece, plan, mode, now) {
+        match debit_with(&mut accts, groups, &piece, plan, mode, now) {
             Ok(_) => Ok(true),
             Err(Error::InsufficientCredit { .. }) => Ok(false),
             Err(e) => Err(e),

@@ -11,15 +11,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::{
     AccountPlanData, ActionDef, ActionTiming, ActionTriggerDef, ActionType, ExpiryTime, IdList,
-    ThresholdType,
 };
 use crate::Error;
-use crate::account::{Account, Balance, BalanceType, ChargeKind, DebitOutcome, FilterSet};
+use crate::account::{Account, Balance, BalanceType, FilterSet};
 
 /// An outside effect of an action, for the caller to perform (rating does
 /// no I/O).
@@ -56,33 +55,12 @@ pub struct ActionsOutcome {
     pub remove_account: bool,
 }
 
-/// The state of one attached trigger (CGRateS's `Executed` and
-/// `LastExecutionTime`), kept on the account by [`trigger_key`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TriggerRun {
-    /// Fired and not re-armed since (`*reset_triggers` re-arms).
-    pub executed: bool,
-    /// When it last fired.
-    pub last_run: Option<DateTime<Utc>>,
-}
-
-/// The key of a trigger row in [`Account::trigger_runs`]: `SET#UniqueID`,
-/// or `SET#index` (its row number within the set) without a UniqueID.
-#[must_use]
-pub fn trigger_key(def: &ActionTriggerDef, index: usize) -> String {
-    if def.unique_id.is_empty() {
-        format!("{}#{index}", def.id)
-    } else {
-        format!("{}#{}", def.id, def.unique_id)
-    }
-}
-
 /// `*any` and empty entries dropped, `!ID` an exclusion.
-fn filter_set(ids: &IdList) -> FilterSet {
+pub(super) fn filter_set(ids: &IdList) -> FilterSet {
     crate::account::parse_filter_set(&ids.join(";"))
 }
 
-fn id_set(ids: &IdList) -> std::collections::BTreeSet<String> {
+pub(super) fn id_set(ids: &IdList) -> std::collections::BTreeSet<String> {
     ids.iter()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty() && *s != "*any")
@@ -94,7 +72,7 @@ fn id_set(ids: &IdList) -> std::collections::BTreeSet<String> {
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a type we do not keep.
-fn balance_type(s: &str) -> Result<Option<BalanceType>, Error> {
+pub(super) fn balance_type(s: &str) -> Result<Option<BalanceType>, Error> {
     if s.trim().is_empty() {
         return Ok(None);
     }
@@ -200,12 +178,29 @@ pub fn apply_actions(
     actions: &[ActionDef],
     now: DateTime<Utc>,
 ) -> Result<ActionsOutcome, Error> {
+    apply_actions_with(acc, actions, &BTreeMap::new(), now)
+}
+
+/// [`apply_actions`] with the plan's trigger sets (ActionTriggers.csv), so
+/// that `*reset_triggers` re-arms only the rows its balance filter
+/// matches and `*reset_counters` zeroes only the counters whose filter it
+/// equals, as CGRateS; [`apply_actions`] has no trigger rows at hand and
+/// re-arms every row.
+///
+/// # Errors
+/// As [`apply_actions`].
+pub fn apply_actions_with(
+    acc: &mut Account,
+    actions: &[ActionDef],
+    triggers: &BTreeMap<Arc<str>, Vec<ActionTriggerDef>>,
+    now: DateTime<Utc>,
+) -> Result<ActionsOutcome, Error> {
     let mut sorted: Vec<&ActionDef> = actions.iter().collect();
     sorted.sort_by_key(|a| std::cmp::Reverse(a.weight));
     let mut work = acc.clone();
     let mut out = ActionsOutcome::default();
     for a in &sorted {
-        apply_one(&mut work, a, &sorted, now, &mut out)?;
+        apply_one(&mut work, a, &sorted, triggers, now, &mut out)?;
     }
     work.update_time = Some(now);
     *acc = work;
@@ -223,6 +218,7 @@ fn apply_one(
     acc: &mut Account,
     a: &ActionDef,
     all: &[&ActionDef],
+    triggers: &BTreeMap<Arc<str>, Vec<ActionTriggerDef>>,
     now: DateTime<Utc>,
     out: &mut ActionsOutcome,
 ) -> Result<(), Error> {
@@ -256,13 +252,8 @@ fn apply_one(
         ActionType::DisableAccount => acc.disabled = true,
         ActionType::AllowNegative => acc.allow_negative = true,
         ActionType::DenyNegative => acc.allow_negative = false,
-        ActionType::ResetTriggers => {
-            // CGRateS re-arms the triggers matching the action's balance;
-            // the trigger rows are not at hand here, so all are re-armed.
-            for r in acc.trigger_runs.values_mut() {
-                r.executed = false;
-            }
-        }
+        ActionType::ResetTriggers => super::triggers::reset_triggers(acc, a, triggers),
+        ActionType::ResetCounters => super::triggers::reset_counters(acc, a, triggers),
         ActionType::Log => out.effects.push(Effect::Log {
             account_json: acc.to_json(),
         }),
@@ -312,107 +303,6 @@ fn apply_one(
         }
     }
     Ok(())
-}
-
-/// Adds a debit to the account's event counters (CGRateS's
-/// `UnitCounters`): money taken under `*monetary`, units under their type.
-pub fn record_debit(acc: &mut Account, outcome: &DebitOutcome) {
-    let key = acc.key();
-    for c in outcome.charges.iter().filter(|c| c.account == key) {
-        if c.kind == ChargeKind::Rounding && c.amount.is_zero() {
-            continue;
-        }
-        let e = acc
-            .counters
-            .entry(c.balance_type.as_str().to_owned())
-            .or_default();
-        *e = e.saturating_add(c.amount);
-    }
-}
-
-/// Whether a balance is one a trigger watches (its BalanceTag, and the
-/// destination and category filters it sets).
-fn trigger_watches(b: &Balance, t: &ActionTriggerDef) -> bool {
-    (t.balance_id.is_empty() || b.id == *t.balance_id)
-        && (t.balance_destination_ids.is_empty()
-            || b.destination_ids == filter_set(&t.balance_destination_ids))
-        && (t.balance_categories.is_empty() || b.categories == filter_set(&t.balance_categories))
-}
-
-/// Evaluates the account's attached triggers (`acc.action_triggers`, sets
-/// of `defs`) at `now`, as CGRateS's `Account.ExecuteActionTriggers`, in
-/// Weight order (highest first): a trigger outside its activation/expiry
-/// window is skipped; a fired one is skipped until re-armed, unless
-/// recurrent; a recurrent one does not fire again within MinSleep of its
-/// last run. Marks what fires and returns the ActionsIDs to run.
-///
-/// `*min_balance` fires when a watched balance is at or below the value,
-/// `*max_balance` at or above, `*balance_expired` when one has expired;
-/// `*min_event_counter` / `*max_event_counter` (and the `_balance_counter`
-/// forms) compare the counter of the trigger's balance type
-/// ([`record_debit`]).
-pub fn check_triggers(
-    acc: &mut Account,
-    defs: &BTreeMap<Arc<str>, Vec<ActionTriggerDef>>,
-    now: DateTime<Utc>,
-) -> Vec<Arc<str>> {
-    let mut rows: Vec<(String, &ActionTriggerDef)> = Vec::new();
-    for set in &acc.action_triggers {
-        if let Some(list) = defs.get(set.as_str()) {
-            for (i, d) in list.iter().enumerate() {
-                rows.push((trigger_key(d, i), d));
-            }
-        }
-    }
-    rows.sort_by_key(|r| std::cmp::Reverse(r.1.weight));
-    let mut fire = Vec::new();
-    for (key, t) in rows {
-        if t.expiry_time.is_some_and(|e| e <= now) || t.activation_time.is_some_and(|a| a > now) {
-            continue;
-        }
-        let run = acc.trigger_runs.get(&key).copied().unwrap_or_default();
-        if run.executed && !t.recurrent {
-            continue;
-        }
-        if t.recurrent
-            && let Some(last) = run.last_run
-            && TimeDelta::from_std(t.min_sleep)
-                .ok()
-                .and_then(|d| last.checked_add_signed(d))
-                .is_none_or(|ok_at| now < ok_at)
-        {
-            continue;
-        }
-        let Ok(Some(bt)) = balance_type(&t.balance_type) else {
-            continue;
-        };
-        let watched = || acc.balances_of(bt).iter().filter(|b| trigger_watches(b, t));
-        let v = t.threshold_value;
-        let hit = match t.threshold_type {
-            ThresholdType::MinBalance => watched().any(|b| b.usable_at(now) && b.value <= v),
-            ThresholdType::MaxBalance => watched().any(|b| b.usable_at(now) && b.value >= v),
-            ThresholdType::BalanceExpired => {
-                watched().any(|b| b.expiration.is_some_and(|e| e <= now))
-            }
-            ThresholdType::MinEventCounter | ThresholdType::MinBalanceCounter => {
-                acc.counters.get(bt.as_str()).copied().unwrap_or_default() <= v
-            }
-            ThresholdType::MaxEventCounter | ThresholdType::MaxBalanceCounter => {
-                acc.counters.get(bt.as_str()).copied().unwrap_or_default() >= v
-            }
-        };
-        if hit {
-            acc.trigger_runs.insert(
-                key,
-                TriggerRun {
-                    executed: true,
-                    last_run: Some(now),
-                },
-            );
-            fire.push(t.actions_id.clone());
-        }
-    }
-    fire
 }
 
 /// An ActionPlan run for one account.
