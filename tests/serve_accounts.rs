@@ -522,3 +522,39 @@ fn debit_usage_draws_on_a_shared_group() {
     assert_eq!(left, ["0", "2.8"], "{a1} {a2}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A `*balance_expired` trigger fires when the balance expires, with no
+/// change of the account to notice it: the scheduler task wakes at the
+/// expiry (here the trigger's ACT_CLEAN removes the expired balance).
+#[test]
+fn balance_expired_trigger_fires_at_the_expiry_time() {
+    let dir = plan_dir();
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Http(&s);
+    let r = c.call(
+        "APIerSv1.SetAccount",
+        json!({"Tenant": "acme.test", "Account": "4001", "ActionTriggerIDs": ["TRG_EXP"]}),
+    );
+    assert_eq!(r, json!("OK"));
+    let r = c.call(
+        "APIerSv1.AddBalance",
+        json!({"Tenant": "acme.test", "Account": "4001", "BalanceType": "*voice",
+               "Value": 60_000_000_000u64, "Balance": {"ID": "old_minutes", "ExpiryTime": "+2s"}}),
+    );
+    assert_eq!(r, json!("OK"));
+    assert!(balance(&c.account("4001"), "*voice", "old_minutes").is_some());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // GetAccount only reads: it cannot be what fires the trigger.
+        let acc = c.account("4001");
+        if balance(&acc, "*voice", "old_minutes").is_none() {
+            assert_eq!(acc["ActionTriggers"][0]["Executed"], json!(true), "{acc}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the trigger did not fire: {acc}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -89,7 +89,7 @@ fn change<T>(
 ) -> Result<T, rating::Error> {
     let plan = state.plan.current();
     let data = plan.account_data();
-    let (out, fired, groups) = state.accounts.update_with(tenant, id, |a| {
+    let (out, fired, groups, expiry) = state.accounts.update_with(tenant, id, |a| {
         let v = f(a)?;
         // CGRateS runs no triggers on a disabled account.
         let fired = if a.disabled {
@@ -103,9 +103,11 @@ fn change<T>(
             .flatten()
             .flat_map(|b| b.shared_groups.iter().cloned())
             .collect();
-        Ok((v, fired, groups))
+        let expiry = rating::next_balance_expiry(a, &data.triggers, now);
+        Ok((v, fired, groups, expiry))
     })?;
     set_membership(state, &format!("{tenant}:{id}"), &groups);
+    super::expiry::track(state, tenant, id, expiry);
     for actions_id in fired {
         if depth >= MAX_TRIGGER_DEPTH {
             super::say(&format!(
@@ -120,6 +122,20 @@ fn change<T>(
         }
     }
     Ok(out)
+}
+
+/// Checks an account's triggers at `now` without changing it otherwise
+/// (a watched balance expired) and runs what fires.
+///
+/// # Errors
+/// [`rating::Error::AccountNotFound`], a store error.
+pub(crate) fn check_account(
+    state: &State,
+    tenant: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), rating::Error> {
+    change(state, tenant, id, now, 0, |_| Ok(()))
 }
 
 /// Runs an ActionsID on an account; performs the effects.
@@ -150,8 +166,10 @@ fn run_defs(
     now: DateTime<Utc>,
     depth: usize,
 ) -> Result<(), rating::Error> {
+    let plan = state.plan.current();
+    let triggers = &plan.account_data().triggers;
     let outcome = change(state, tenant, id, now, depth, |a| {
-        rating::apply_actions(a, acts, now)
+        rating::apply_actions_with(a, acts, triggers, now)
     })?;
     for e in outcome.effects {
         perform(tenant, id, e);
@@ -160,6 +178,7 @@ fn run_defs(
         state.accounts.remove(tenant, id)?;
         lock(&state.schedule).remove_account(tenant, id);
         set_membership(state, &format!("{tenant}:{id}"), &BTreeSet::new());
+        lock(&state.expiries).set(tenant, id, None);
         super::store::detach_account(state, tenant, id)?;
     }
     Ok(())
@@ -291,8 +310,13 @@ pub(crate) fn load_accounts(state: &State, now: DateTime<Utc>) -> Result<usize, 
             state.accounts.set(fresh)?;
         }
     }
-    *lock(&state.schedule) = rating::Schedule::from_plan(data, now);
+    // The ActionPlans are anchored at this load (CGRateS's behaviour),
+    // saved so a restart keeps their days and times.
+    super::store::save_loaded_at(state, now)?;
+    *lock(&state.schedule) = rating::Schedule::from_plan(data, now, now);
     run_due(state, now);
+    // Stored accounts may hold shared-group balances and expiring ones.
+    super::store::rebuild_index(state)?;
     state.wake.notify_one();
     Ok(data.account_actions.len())
 }
@@ -329,7 +353,13 @@ pub(crate) fn run_due(state: &State, now: DateTime<Utc>) {
 /// schedule), runs what is due, stops with the server.
 pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     loop {
-        let next = lock(&state.schedule).next_wakeup();
+        let next = [
+            lock(&state.schedule).next_wakeup(),
+            lock(&state.expiries).next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         // At most an hour: the wall clock may jump (the runs are wall-clock
         // moments, the timer is monotonic).
         let sleep = next
@@ -344,7 +374,12 @@ pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>
         }
         // Store calls block: off the async workers.
         let st = Arc::clone(&state);
-        let _ = tokio::task::spawn_blocking(move || run_due(&st, Utc::now())).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = Utc::now();
+            run_due(&st, now);
+            super::expiry::run_expired(&st, now);
+        })
+        .await;
     }
 }
 
@@ -471,11 +506,11 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
     if !plans.is_empty() {
         let mut s = lock(&state.schedule);
         for p in &plans {
-            s.add(data, &t, &a, p, now);
+            s.add(data, &t, &a, p, now, now);
         }
         // Saved before the `*asap` rows run: a crash in between loses
         // them rather than running them twice after the restart.
-        super::store::attach_plans(state, &t, &a, &plans).map_err(|e| rpc_error(&e.into()))?;
+        super::store::attach_plans(state, &t, &a, &plans, now).map_err(|e| rpc_error(&e.into()))?;
     }
     run_due(state, now);
     state.wake.notify_one();
@@ -491,6 +526,7 @@ pub(crate) fn remove_account(state: &State, params: &Value) -> Result<String, Rp
     }
     lock(&state.schedule).remove_account(&t, &a);
     set_membership(state, &format!("{t}:{a}"), &BTreeSet::new());
+    lock(&state.expiries).set(&t, &a, None);
     super::store::detach_account(state, &t, &a).map_err(|e| rpc_error(&e.into()))?;
     Ok("\"OK\"".to_owned())
 }
@@ -750,14 +786,14 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
             )
             .map_err(|e| rpc_error(&e))?;
         change(state, &ur.tenant, &ur.account, now, 0, |a| {
-            rating::record_debit(a, &out);
+            rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
             Ok(())
         })
         .map_err(|e| rpc_error(&e))?;
     } else {
         change(state, &ur.tenant, &ur.account, now, 0, |a| {
             let out = rating::debit(a, &cd, &plan, state.mode, now)?;
-            rating::record_debit(a, &out);
+            rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
             Ok(())
         })
         .map_err(|e| rpc_error(&e))?;

@@ -46,6 +46,8 @@ pub(crate) struct State {
     /// in it (CGRateS's `MemberIds`), kept up to date by every change.
     pub members:
         std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
+    /// When each account's `*balance_expired` triggers are next due.
+    pub expiries: std::sync::Mutex<super::expiry::Expiries>,
 }
 
 impl std::fmt::Debug for State {
@@ -118,6 +120,7 @@ impl State {
             attached: std::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             members: std::sync::Mutex::default(),
+            expiries: std::sync::Mutex::default(),
         }
     }
 

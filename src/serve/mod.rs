@@ -15,6 +15,7 @@
 mod accounts;
 mod actionapi;
 mod eventcost;
+mod expiry;
 mod http;
 mod methods;
 mod store;
@@ -114,9 +115,6 @@ pub(crate) fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> 
             }
             let n = accounts::load_accounts(&state, chrono::Utc::now())
                 .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
-            // Stored accounts may hold shared-group balances already.
-            store::rebuild_members(&state)
-                .map_err(|e| anyhow::anyhow!("restoring accounts: {e}"))?;
             if n > 0 {
                 say(&format!("loaded {n} accounts"));
             }

@@ -336,21 +336,29 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The schedule of every AccountActions row with an ActionPlan, from
-    /// `now`: `*asap` rows are due at `now` (they run at load), the others
-    /// at their first run after `now`.
+    /// The schedule of every AccountActions row with an ActionPlan, with
+    /// the timings anchored at `anchor` (the moment the plan was loaded,
+    /// [`ActionTiming::anchored_at`]), from `now`: `*asap` rows are due at
+    /// `now` (they run at load), the others at their first run after
+    /// `now` (a run missed before `now` is not caught up, as CGRateS's
+    /// scheduler, which queues only future runs).
     #[must_use]
-    pub fn from_plan(data: &AccountPlanData, now: DateTime<Utc>) -> Schedule {
+    pub fn from_plan(
+        data: &AccountPlanData,
+        anchor: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Schedule {
         let mut s = Schedule::default();
         for aa in data.account_actions.values() {
             for plan in aa.action_plan_id.split(';').filter(|p| !p.is_empty()) {
-                s.add(data, &aa.tenant, &aa.account, plan, now);
+                s.add(data, &aa.tenant, &aa.account, plan, anchor, now);
             }
         }
         s
     }
 
-    /// Schedules ActionPlan `plan_id` for one account (APIerSv1.SetAccount);
+    /// Schedules ActionPlan `plan_id` for one account (APIerSv1.SetAccount)
+    /// with its timings anchored at `anchor` (the moment it was attached);
     /// whether the plan exists.
     pub fn add(
         &mut self,
@@ -358,18 +366,32 @@ impl Schedule {
         tenant: &str,
         account: &str,
         plan_id: &str,
+        anchor: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> bool {
         let Some(rows) = data.action_plans.get(plan_id) else {
             return false;
         };
         for r in rows {
+            let timing = r.timing.anchored_at(anchor);
+            // Attached again: the recurring row keeps its first anchor
+            // (scheduling it twice would run it twice).
+            let scheduled = self.entries.iter().any(|e| {
+                &*e.run.tenant == tenant
+                    && &*e.run.account == account
+                    && e.run.plan_id == r.id
+                    && e.run.actions_id == r.actions_id
+                    && e.timing.id() == r.timing.id()
+            });
+            if scheduled && !timing.is_once() {
+                continue;
+            }
             // A recurring row's first run is after the load: loading a
             // plan does not charge this month's fee a second time.
-            let at = if r.timing.is_once() {
+            let at = if timing.is_once() {
                 Some(now)
             } else {
-                r.timing.next_run(now)
+                timing.next_run(now)
             };
             let Some(at) = at else { continue };
             self.entries.push(Entry {
@@ -380,7 +402,7 @@ impl Schedule {
                     actions_id: r.actions_id.clone(),
                     at,
                 },
-                timing: r.timing.clone(),
+                timing,
                 weight: r.weight,
             });
         }

@@ -88,6 +88,10 @@ AP,DEBIT,*daily,5
 ";
 
 fn plan() -> TariffPlan {
+    plan_loaded_at(t(NOW))
+}
+
+fn plan_loaded_at(loaded_at: DateTime<Utc>) -> TariffPlan {
     let mut files: Vec<(&Path, &str)> = RATING.iter().map(|(n, t)| (Path::new(*n), *t)).collect();
     files.push((Path::new("Actions.csv"), ACTIONS));
     files.push((Path::new("ActionTriggers.csv"), TRIGGERS));
@@ -100,7 +104,7 @@ fn plan() -> TariffPlan {
         Path::new("Timings.csv"),
         "TM_X,*any,*any,*any,*any,00:00:00\n",
     ));
-    let opts = LoadOptions { loaded_at: t(NOW) };
+    let opts = LoadOptions { loaded_at };
     TariffPlan::from_csv(&files, &opts).unwrap().0
 }
 
@@ -363,7 +367,7 @@ fn schedule_runs_asap_once_and_recurring_rows_on_their_timing() {
     let p = plan();
     let data = p.account_data();
     let now = t(NOW);
-    let mut s = Schedule::from_plan(data, now);
+    let mut s = Schedule::from_plan(data, now, now);
     let due = s.due(now);
     // Only 1001 has a plan; *asap is due at once.
     assert_eq!(due.len(), 1);
@@ -387,8 +391,8 @@ fn schedule_runs_asap_once_and_recurring_rows_on_their_timing() {
     assert_eq!(s.accounts_of("AP"), ["t.test:1001"]);
     s.remove_account("t.test", "1001");
     assert_eq!(s.next_wakeup(), None);
-    assert!(!s.add(data, "t.test", "1002", "AP_NONE", now));
-    assert!(s.add(data, "t.test", "1002", "AP", now));
+    assert!(!s.add(data, "t.test", "1002", "AP_NONE", now, now));
+    assert!(s.add(data, "t.test", "1002", "AP", now, now));
     let due = s.due(now);
     assert_eq!(due.len(), 1, "{due:?}");
 }
@@ -507,4 +511,66 @@ fn next_balance_expiry_is_the_watched_balance_expiry_while_armed() {
         next_balance_expiry(&a, &data.triggers, DateTime::<Utc>::MIN_UTC),
         None
     );
+}
+
+fn next_of(s: &Schedule, id: &str) -> Option<DateTime<Utc>> {
+    let mut copy = s.clone();
+    // Runs due up to a year ahead, in order: the first of `id`.
+    copy.due(t("2026-12-31T00:00:00Z"))
+        .into_iter()
+        .find(|r| &*r.actions_id == id)
+        .map(|r| r.at)
+}
+
+/// A plan loaded for rating is anchored at the epoch (replay
+/// determinism); the schedule re-anchors its ActionPlan timings at the
+/// load (or attach) moment, as CGRateS: `*monthly` on the load day at the
+/// load time, not on the 1st at 00:00.
+#[test]
+fn schedule_anchors_builtin_timings_at_the_load_moment() {
+    let p = plan_loaded_at(DateTime::UNIX_EPOCH);
+    let data = p.account_data();
+    let now = t(NOW);
+    let s = Schedule::from_plan(data, now, now);
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-02-15T10:20:30Z")));
+    assert_eq!(next_of(&s, "DEBIT"), Some(t("2025-01-16T10:20:30Z")));
+    let mut s = Schedule::default();
+    let attached = t("2025-01-20T08:00:00Z");
+    assert!(s.add(data, "t.test", "1002", "AP", attached, attached));
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-02-20T08:00:00Z")));
+    // Attached again later: one run a month, still on the 20th.
+    let again = t("2025-01-25T08:00:00Z");
+    assert!(s.add(data, "t.test", "1002", "AP", again, again));
+    let runs = s.clone().due(t("2025-02-28T00:00:00Z"));
+    let resets: Vec<_> = runs.iter().filter(|r| &*r.actions_id == "RESET").collect();
+    assert_eq!(resets.len(), 1, "{runs:?}");
+    assert_eq!(resets[0].at, t("2025-02-20T08:00:00Z"));
+}
+
+/// After a restart the schedule is rebuilt with the saved anchor: a run
+/// that happened just before is not run again, a run missed while
+/// stopped is not caught up (CGRateS's scheduler queues only future runs)
+/// and the next one is not skipped.
+#[test]
+fn a_rebuilt_schedule_neither_reruns_nor_skips_nor_catches_up() {
+    let p = plan_loaded_at(DateTime::UNIX_EPOCH);
+    let data = p.account_data();
+    let loaded = t(NOW);
+    let restart = |at: &str| {
+        let mut s = Schedule::from_plan(data, loaded, t(at));
+        // The restore drops the one-time rows: they ran at load.
+        drop(s.due(t(at)));
+        s
+    };
+    // Just after the February run: the next is March's.
+    let s = restart("2025-02-15T10:20:31Z");
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-03-15T10:20:30Z")));
+    // Stopped over the February run: not caught up, March's is next.
+    let s = restart("2025-02-16T00:00:00Z");
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-03-15T10:20:30Z")));
+    assert_eq!(next_of(&s, "DEBIT"), Some(t("2025-02-16T10:20:30Z")));
+    // Just before it: February's run still comes.
+    let s = restart("2025-02-15T10:20:29Z");
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-02-15T10:20:30Z")));
+    assert!(next_of(&s, "TOPUP").is_none());
 }
