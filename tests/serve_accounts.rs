@@ -551,10 +551,7 @@ fn balance_expired_trigger_fires_at_the_expiry_time() {
             assert_eq!(acc["ActionTriggers"][0]["Executed"], json!(true), "{acc}");
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the trigger did not fire: {acc}"
-        );
+        assert!(Instant::now() < deadline, "the trigger did not fire: {acc}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }

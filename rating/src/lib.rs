@@ -54,7 +54,8 @@ mod timing;
 pub use account::{
     Account, AccountStore, AccountStoreExt, Balance, BalanceCharge, BalanceType, ChargeKind,
     DEFAULT_BALANCE_ID, DebitOutcome, FilterSet, MemoryAccounts, SharedGroup, SharedGroups, debit,
-    debit_shared, max_usage, max_usage_shared, parse_filter_set, refund, refund_shared, settle, shared_members,
+    debit_shared, max_usage, max_usage_shared, parse_filter_set, refund, refund_shared, settle,
+    shared_members,
 };
 pub use actions::{
     AccountActionDef, AccountPlanData, ActionDef, ActionPlanDef, ActionTiming, ActionTriggerDef,

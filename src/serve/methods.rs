@@ -11,7 +11,7 @@ use jsonrpc::{RpcError, code};
 use rating::{CallDescriptor, RoundingMode, SharedTariffPlan, TariffStore, Tor};
 use serde_json::{Map, Value};
 
-use super::{accounts, actionapi};
+use super::{accounts, actionapi, balances};
 
 /// What every connection shares: the plan in force and the counters.
 pub(crate) struct State {
@@ -211,9 +211,9 @@ fn store_method(state: &State, method: &str, params: &Value) -> Result<String, R
         "APIerSv2.GetAccounts" => accounts::get_accounts(state, params),
         "APIerSv1.SetAccount" | "APIerSv2.SetAccount" => accounts::set_account(state, params),
         "APIerSv1.RemoveAccount" => accounts::remove_account(state, params),
-        "APIerSv1.AddBalance" => accounts::add_balance(state, params),
-        "APIerSv1.SetBalance" => accounts::set_balance(state, params),
-        "APIerSv1.RemoveBalances" => accounts::remove_balances(state, params),
+        "APIerSv1.AddBalance" => balances::add_balance(state, params),
+        "APIerSv1.SetBalance" => balances::set_balance(state, params),
+        "APIerSv1.RemoveBalances" => balances::remove_balances(state, params),
         "APIerSv1.DebitUsage" => accounts::debit_usage(state, params),
         "APIerSv1.GetMaxUsage" => accounts::get_max_usage(state, params),
         "APIerSv1.ExecuteAction" => accounts::execute_action(state, params),

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod actionapi;
+mod balances;
 mod eventcost;
 mod expiry;
 mod http;

@@ -482,7 +482,11 @@ mod tests {
         restore(&s, t("2025-02-16T00:00:00Z")).unwrap();
         let mut sched = lock(&s.schedule).clone();
         let runs = sched.due(t("2025-03-31T00:00:00Z"));
-        let for_2: Vec<_> = runs.iter().filter(|r| &*r.account == "2").map(|r| r.at).collect();
+        let for_2: Vec<_> = runs
+            .iter()
+            .filter(|r| &*r.account == "2")
+            .map(|r| r.at)
+            .collect();
         assert_eq!(for_2, [t("2025-02-20T08:00:00Z")]);
     }
 }

@@ -348,9 +348,7 @@ impl AccountStore for RedisAccounts {
 
     fn tenants(&self) -> Result<Vec<String>, rating::Error> {
         Ok(self.with(|con| {
-            let mut all: Vec<String> = redis::cmd("SMEMBERS")
-                .arg(self.tenants_key())
-                .query(con)?;
+            let mut all: Vec<String> = redis::cmd("SMEMBERS").arg(self.tenants_key()).query(con)?;
             all.sort();
             if all.is_empty() {
                 return Ok(all);

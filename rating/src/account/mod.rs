@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 pub use debit::{
-    BalanceCharge, ChargeKind, DebitOutcome, debit, debit_shared, max_usage, max_usage_shared, refund,
-    refund_shared, settle,
+    BalanceCharge, ChargeKind, DebitOutcome, debit, debit_shared, max_usage, max_usage_shared,
+    refund, refund_shared, settle,
 };
 pub use shared::{SharedGroup, SharedGroups, shared_members};
 pub use store::{AccountStore, AccountStoreExt, MemoryAccounts};

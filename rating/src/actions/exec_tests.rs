@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::actions::triggers::*;
 use crate::account::{Account, BalanceType};
+use crate::actions::triggers::*;
 use crate::{LoadOptions, TariffPlan};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -469,7 +469,12 @@ fn event_counters_are_kept_per_balance_filter() {
     }
     let ka = counter_key(&defs["T_DST"][0]).unwrap();
     let kb = counter_key(&defs["T_DST"][1]).unwrap();
-    assert_eq!(a.counters.get(&ka), Some(&d("0.2")), "{:?} {ka}", a.counters);
+    assert_eq!(
+        a.counters.get(&ka),
+        Some(&d("0.2")),
+        "{:?} {ka}",
+        a.counters
+    );
     assert_eq!(a.counters[&kb], Decimal::ZERO);
     // Only DST_A's *max_event_counter (>= 0.15) fires.
     assert_eq!(check_triggers(&mut a, defs, now), vec![Arc::from("OFF")]);

@@ -23,10 +23,10 @@ mod triggers;
 pub use exec::{
     ActionsOutcome, DueRun, Effect, Schedule, apply_actions, apply_actions_with, initial_account,
 };
+pub use schedule::ActionTiming;
 pub use triggers::{
     TriggerRun, check_triggers, counter_key, next_balance_expiry, record_debit, trigger_key,
 };
-pub use schedule::ActionTiming;
 
 /// What an Actions row does (its `Action` column).
 ///

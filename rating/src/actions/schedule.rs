@@ -101,9 +101,7 @@ impl ActionTiming {
     #[must_use]
     pub fn anchored_at(&self, at: DateTime<Utc>) -> ActionTiming {
         match self.anchor {
-            Anchor::Builtin => {
-                ActionTiming::builtin(&self.id, at).unwrap_or_else(|| self.clone())
-            }
+            Anchor::Builtin => ActionTiming::builtin(&self.id, at).unwrap_or_else(|| self.clone()),
             Anchor::TimingAsap => ActionTiming {
                 kind: Kind::Once(at),
                 ..self.clone()

@@ -109,7 +109,8 @@ pub fn counter_key(t: &ActionTriggerDef) -> Option<String> {
             .into_iter()
             .collect::<Vec<_>>()
             .join(","),
-        t.balance_weight.map_or(String::new(), |w| w.normalize().to_string()),
+        t.balance_weight
+            .map_or(String::new(), |w| w.normalize().to_string()),
         opt(t.balance_blocker),
         opt(t.balance_disabled),
     ))
@@ -143,7 +144,11 @@ pub fn record_debit(
         // The counter exists (at zero) even when this call is not counted.
         let mut sum = Decimal::ZERO;
         let call_ok = !event || call_matches(t, cd, plan);
-        for c in outcome.charges.iter().filter(|c| call_ok && c.account == me) {
+        for c in outcome
+            .charges
+            .iter()
+            .filter(|c| call_ok && c.account == me)
+        {
             if c.balance_type != bt || (c.kind == ChargeKind::Rounding && c.amount.is_zero()) {
                 continue;
             }
@@ -363,8 +368,10 @@ fn filter_matches(t: &ActionTriggerDef, a: &ActionDef) -> bool {
     }
     let opt_eq = |x: Option<Decimal>, y: Option<Decimal>| x.is_none() || x == y;
     opt_eq(a.balance_weight, t.balance_weight)
-        && a.balance_blocker.is_none_or(|x| t.balance_blocker == Some(x))
-        && a.balance_disabled.is_none_or(|x| t.balance_disabled == Some(x))
+        && a.balance_blocker
+            .is_none_or(|x| t.balance_blocker == Some(x))
+        && a.balance_disabled
+            .is_none_or(|x| t.balance_disabled == Some(x))
         && includes(
             &filter_set(&t.balance_destination_ids),
             &filter_set(&a.destination_ids),
@@ -374,10 +381,7 @@ fn filter_matches(t: &ActionTriggerDef, a: &ActionDef) -> bool {
             &filter_set(&a.categories),
         )
         && includes_ids(&id_set(&t.balance_timing_ids), &id_set(&a.timing_ids))
-        && includes_ids(
-            &id_set(&t.balance_shared_groups),
-            &id_set(&a.shared_groups),
-        )
+        && includes_ids(&id_set(&t.balance_shared_groups), &id_set(&a.shared_groups))
         && (a.rating_subject.is_empty() || a.rating_subject == t.balance_rating_subject)
 }
 
@@ -387,11 +391,7 @@ fn filter_matches(t: &ActionTriggerDef, a: &ActionDef) -> bool {
 pub(crate) fn reset_triggers(acc: &mut Account, a: &ActionDef, defs: &TriggerSets) {
     let rows: BTreeMap<String, &ActionTriggerDef> = defs
         .values()
-        .flat_map(|list| {
-            list.iter()
-                .enumerate()
-                .map(|(i, d)| (trigger_key(d, i), d))
-        })
+        .flat_map(|list| list.iter().enumerate().map(|(i, d)| (trigger_key(d, i), d)))
         .collect();
     for (key, r) in &mut acc.trigger_runs {
         if rows.get(key).is_none_or(|t| trigger_matches_action(t, a)) {
