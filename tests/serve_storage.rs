@@ -463,7 +463,7 @@ fn two_servers_sharing_redis_debit_one_account_exactly() {
                 if r == json!("OK") {
                     ok.fetch_add(1, Ordering::SeqCst);
                 } else {
-                    assert_eq!(r, json!("ERR:INSUFFICIENT_CREDIT"));
+                    assert_eq!(r, json!("ERR:SERVER_ERROR: INSUFFICIENT_CREDIT"));
                     refused.fetch_add(1, Ordering::SeqCst);
                 }
             }

@@ -369,9 +369,16 @@ pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>
 /// `APIerSv1.GetAccount` / `APIerSv2.GetAccount`: `{Tenant, Account}` ->
 /// the account JSON.
 pub(crate) fn get_account(state: &State, params: &Value) -> Result<String, RpcError> {
+    const TY: &str = "AttrGetAccount";
     let m = object(params, "utils.AttrGetAccount")?;
-    let (t, a) = tenant_account(&m, "AttrGetAccount")?;
-    match state.accounts.get(&t, &a).map_err(|e| rpc_error(&e))? {
+    // CGRateS does not ask for the Account here: without one the account
+    // `tenant:` is not found.
+    let a = str_field(&m, "Account", TY)?;
+    let t = match str_field(&m, "Tenant", TY)? {
+        "" => DEFAULT_TENANT,
+        t => t,
+    };
+    match state.accounts.get(t, a).map_err(|e| rpc_error(&e))? {
         Some(acc) => Ok(super::actionapi::account_json(state, &acc)),
         None => Err(not_found()),
     }
@@ -446,15 +453,17 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
     let plan = state.plan.current();
     let data = plan.account_data();
     let plans = ids_field(&m, "ActionPlanIDs", "ActionPlanID").unwrap_or_default();
+    // CGRateS wraps the lookup's NOT_FOUND as a server error here.
+    let unknown = || RpcError::server("SERVER_ERROR: NOT_FOUND");
     for p in &plans {
         if !data.action_plans.contains_key(p.as_str()) {
-            return Err(not_found());
+            return Err(unknown());
         }
     }
     let triggers = ids_field(&m, "ActionTriggerIDs", "ActionTriggersID");
     if let Some(ts) = &triggers {
         if ts.iter().any(|x| !data.triggers.contains_key(x.as_str())) {
-            return Err(not_found());
+            return Err(unknown());
         }
     }
     let opts = m.get("ExtraOptions").and_then(Value::as_object);
@@ -500,13 +509,13 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
     Ok("\"OK\"".to_owned())
 }
 
-/// `APIerSv1.RemoveAccount`: `{Tenant, Account}` -> `"OK"`.
+/// `APIerSv1.RemoveAccount`: `{Tenant, Account}` -> `"OK"`, also for an
+/// account that does not exist (CGRateS on its default Redis or internal
+/// data DB deletes nothing and answers OK).
 pub(crate) fn remove_account(state: &State, params: &Value) -> Result<String, RpcError> {
     let m = object(params, "utils.AttrRemoveAccount")?;
     let (t, a) = tenant_account(&m, "AttrRemoveAccount")?;
-    if !state.accounts.remove(&t, &a).map_err(|e| rpc_error(&e))? {
-        return Err(not_found());
-    }
+    state.accounts.remove(&t, &a).map_err(|e| rpc_error(&e))?;
     lock(&state.schedule).remove_account(&t, &a);
     set_membership(state, &format!("{t}:{a}"), &BTreeSet::new());
     lock(&state.expiries).set(&t, &a, None);
@@ -520,13 +529,16 @@ pub(crate) fn execute_action(state: &State, params: &Value) -> Result<String, Rp
     let m = object(params, "v1.AttrExecuteAction")?;
     let actions_id = str_field(&m, "ActionsId", TY)?;
     let (t, a) = tenant_account(&m, TY)?;
-    if actions_id.is_empty() {
-        return Err(mandatory_missing(&["ActionsId"]));
-    }
     let plan = state.plan.current();
     let data = plan.account_data();
+    // An empty or unknown ActionsId is not found (CGRateS looks it up).
     if !data.actions.contains_key(actions_id) {
         return Err(not_found());
+    }
+    // As CGRateS's ActionTiming.Execute: a missing account is created.
+    let store = &state.accounts;
+    if store.get(&t, &a).map_err(|e| rpc_error(&e))?.is_none() {
+        store.set(Account::new(&t, &a)).map_err(|e| rpc_error(&e))?;
     }
     run_actions(state, data, &t, &a, actions_id, Utc::now(), 0).map_err(|e| rpc_error(&e))?;
     Ok("\"OK\"".to_owned())
@@ -544,20 +556,27 @@ struct UsageRecord {
     usage: Option<Duration>,
 }
 
-/// `need_usage`: DebitUsage requires a Usage, GetMaxUsage does not.
-fn usage_record(params: &Value, need_usage: bool) -> Result<UsageRecord, RpcError> {
+/// `debit`: DebitUsage requires Account, Destination and Usage (CGRateS's
+/// list); GetMaxUsage requires a Destination only (CGRateS asks for
+/// nothing: an empty Account is simply not found).
+fn usage_record(params: &Value, debit: bool) -> Result<UsageRecord, RpcError> {
     const TY: &str = "UsageRecord";
     let m = object(params, "engine.UsageRecord")?;
     let account = str_field(&m, "Account", TY)?;
     let destination = str_field(&m, "Destination", TY)?;
     let mut missing = Vec::new();
-    if account.is_empty() {
+    if debit && account.is_empty() {
         missing.push("Account");
     }
     if destination.is_empty() {
         missing.push("Destination");
     }
-    if need_usage && matches!(m.get("Usage"), None | Some(Value::Null)) {
+    let no_usage = match m.get("Usage") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(u)) => u.is_empty(),
+        _ => false,
+    };
+    if debit && no_usage {
         missing.push("Usage");
     }
     if !missing.is_empty() {
@@ -614,11 +633,27 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
     let plan = state.plan.current();
     let cd = ur.call(usage);
     let now = Utc::now();
+    // CGRateS's DebitUsage wraps every debit error: SERVER_ERROR: NOT_FOUND,
+    // SERVER_ERROR: ACCOUNT_DISABLED, ...
+    let wrap = |e: &rating::Error| {
+        let inner = match e {
+            rating::Error::AccountNotFound { .. } => "NOT_FOUND".to_owned(),
+            e => rpc_error(e).message,
+        };
+        if inner.starts_with("SERVER_ERROR") {
+            RpcError::server(inner)
+        } else {
+            RpcError::server(format!("SERVER_ERROR: {inner}"))
+        }
+    };
     let me = state
         .accounts
         .get(&ur.tenant, &ur.account)
-        .map_err(|e| rpc_error(&e))?
-        .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
+        .map_err(|e| wrap(&e))?
+        .ok_or_else(|| RpcError::server("SERVER_ERROR: NOT_FOUND"))?;
+    if me.disabled {
+        return Err(RpcError::server("SERVER_ERROR: ACCOUNT_DISABLED"));
+    }
     if has_shared(&me) {
         // Locks the account with the groups' members; the counters and
         // triggers of the debited account follow in a second step.
@@ -637,19 +672,19 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
                 state.mode,
                 now,
             )
-            .map_err(|e| rpc_error(&e))?;
+            .map_err(|e| wrap(&e))?;
         change(state, &ur.tenant, &ur.account, now, 0, |a| {
             rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
             Ok(())
         })
-        .map_err(|e| rpc_error(&e))?;
+        .map_err(|e| wrap(&e))?;
     } else {
         change(state, &ur.tenant, &ur.account, now, 0, |a| {
             let out = rating::debit(a, &cd, &plan, state.mode, now)?;
             rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
             Ok(())
         })
-        .map_err(|e| rpc_error(&e))?;
+        .map_err(|e| wrap(&e))?;
     }
     Ok("\"OK\"".to_owned())
 }
@@ -670,11 +705,12 @@ pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, Rpc
         .filter(|u| !u.is_zero())
         .unwrap_or(DEFAULT_MAX_USAGE);
     let plan = state.plan.current();
+    // CGRateS answers the data DB's NOT_FOUND as it is here.
     let acc = state
         .accounts
         .get(&ur.tenant, &ur.account)
         .map_err(|e| rpc_error(&e))?
-        .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
+        .ok_or_else(not_found)?;
     let cd = ur.call(usage);
     let max = if has_shared(&acc) {
         // Counted as DebitUsage would debit: the groups' members too.
@@ -694,7 +730,10 @@ pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, Rpc
     } else {
         rating::max_usage(&acc, &cd, &plan, state.mode, Utc::now())
     }
-    .map_err(|e| rpc_error(&e))?;
+    .map_err(|e| match e {
+        rating::Error::AccountNotFound { .. } => not_found(),
+        e => rpc_error(&e),
+    })?;
     Ok(u64::try_from(max.as_nanos())
         .unwrap_or(u64::MAX)
         .to_string())

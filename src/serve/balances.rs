@@ -93,28 +93,70 @@ fn balance_action(
 
 /// Runs one API-built action on an account, created if missing when
 /// `create`.
-fn api_action(
-    state: &State,
-    params: &Value,
-    go_type: &str,
-    ty: &str,
-    action: ActionType,
-    create: bool,
-) -> Result<String, RpcError> {
+fn api_action(state: &State, params: &Value, method: Method) -> Result<String, RpcError> {
+    let (go_type, ty, action) = match method {
+        Method::Add => ("v1.AttrAddBalance", "AttrAddBalance", ActionType::Topup),
+        Method::Set => (
+            "utils.AttrSetBalance",
+            "AttrSetBalance",
+            ActionType::SetBalance,
+        ),
+        Method::Remove => (
+            "utils.AttrSetBalance",
+            "AttrSetBalance",
+            ActionType::RemoveBalance,
+        ),
+    };
     let m = object(params, go_type)?;
+    // CGRateS's MissingStructFields: a zero Value is missing too.
+    let mut missing = Vec::new();
+    if str_field(&m, "Account", ty)?.is_empty() {
+        missing.push("Account");
+    }
+    if str_field(&m, "BalanceType", ty)?.is_empty() {
+        missing.push("BalanceType");
+    }
+    if method == Method::Add
+        && m.get("Value")
+            .map_or(Ok(Decimal::ZERO), |v| match v {
+                Value::Null => Ok(Decimal::ZERO),
+                v => decimal(v, "Value"),
+            })?
+            .is_zero()
+    {
+        missing.push("Value");
+    }
+    if !missing.is_empty() {
+        return Err(mandatory_missing(&missing));
+    }
     let (t, a) = tenant_account(&m, ty)?;
     let mut def = balance_action(&m, action, ty)?;
     if action == ActionType::Topup && m.get("Overwrite").and_then(Value::as_bool) == Some(true) {
         def.action = ActionType::TopupReset;
     }
-    if state
-        .accounts
-        .get(&t, &a)
-        .map_err(|e| rpc_error(&e))?
-        .is_none()
-    {
-        if !create {
-            return Err(RpcError::server("ACCOUNT_NOT_FOUND"));
+    let existing = state.accounts.get(&t, &a).map_err(|e| rpc_error(&e))?;
+    let uuid = m
+        .get("Balance")
+        .and_then(|b| b.get("Uuid"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if method == Method::Set && def.balance_id.is_empty() {
+        // The balance by its Uuid, else CGRateS's error.
+        let id = existing.as_ref().and_then(|acc| {
+            acc.balances
+                .values()
+                .flatten()
+                .find(|b| !uuid.is_empty() && b.uuid == uuid)
+                .map(|b| b.id.clone())
+        });
+        match id {
+            Some(id) if !id.is_empty() => def.balance_id = Arc::from(id.as_str()),
+            _ => return Err(mandatory_missing(&["BalanceID", "or", "BalanceUUID"])),
+        }
+    }
+    if existing.is_none() {
+        if method == Method::Remove {
+            return Err(RpcError::server("NOT_FOUND"));
         }
         state
             .accounts
@@ -125,40 +167,33 @@ fn api_action(
     Ok("\"OK\"".to_owned())
 }
 
+/// Which balance method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// AddBalance: mandatory Account, BalanceType and a non-zero Value;
+    /// creates the account.
+    Add,
+    /// SetBalance: mandatory Account, BalanceType and Balance.ID (or the
+    /// Uuid of an existing balance); creates the account.
+    Set,
+    /// RemoveBalances: mandatory Account and BalanceType; `NOT_FOUND` for
+    /// an unknown account.
+    Remove,
+}
+
 /// `APIerSv1.AddBalance`: a `*topup` (`*topup_reset` with Overwrite).
 pub(crate) fn add_balance(state: &State, params: &Value) -> Result<String, RpcError> {
-    api_action(
-        state,
-        params,
-        "v1.AttrAddBalance",
-        "AttrAddBalance",
-        ActionType::Topup,
-        true,
-    )
+    api_action(state, params, Method::Add)
 }
 
 /// `APIerSv1.SetBalance`: a `*set_balance`.
 pub(crate) fn set_balance(state: &State, params: &Value) -> Result<String, RpcError> {
-    api_action(
-        state,
-        params,
-        "utils.AttrSetBalance",
-        "AttrSetBalance",
-        ActionType::SetBalance,
-        true,
-    )
+    api_action(state, params, Method::Set)
 }
 
 /// `APIerSv1.RemoveBalances`: a `*remove_balance`.
 pub(crate) fn remove_balances(state: &State, params: &Value) -> Result<String, RpcError> {
-    api_action(
-        state,
-        params,
-        "utils.AttrSetBalance",
-        "AttrSetBalance",
-        ActionType::RemoveBalance,
-        false,
-    )
+    api_action(state, params, Method::Remove)
 }
 
 /// A list field of a balance argument: CGRateS's `;`-separated string
