@@ -1,12 +1,11 @@
-//! Running actions on an account, evaluating its action triggers, and the
-//! scheduler core of ActionPlans, CGRateS-compatible and sans-IO.
+//! Running actions on an account and the scheduler core of ActionPlans,
+//! CGRateS-compatible and sans-IO.
 //!
 //! [`apply_actions`] changes an [`Account`] as CGRateS's `engine/action.go`
-//! does for the sixteen action types; actions with an outside effect
+//! does for the seventeen action types; actions with an outside effect
 //! (`*log`, `*cdrlog`, `*http_post`) return an [`Effect`] the caller
-//! performs. [`check_triggers`] says which trigger actions fire after a
-//! balance change; [`Schedule`] gives the ActionPlan runs due by a moment.
-//! The time is always passed in.
+//! performs. [`Schedule`] gives the ActionPlan runs due by a moment (the
+//! triggers are in `triggers.rs`). The time is always passed in.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
