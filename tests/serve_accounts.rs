@@ -705,3 +705,22 @@ fn errors_are_spelled_as_cgrates_spells_them() {
     assert_eq!(r, json!("OK"));
     assert_eq!(value(&c.account("fresh"), "*monetary", "bonus"), json!(7));
 }
+
+/// ExecuteAction creates a missing account, and keeps it only when the
+/// actions succeed (CGRateS saves the new account after a successful run).
+#[test]
+fn execute_action_keeps_a_new_account_only_when_the_actions_succeed() {
+    let dir = plan_copy("exec");
+    let mut actions = std::fs::read_to_string(dir.join("Actions.csv")).unwrap();
+    actions.push_str("ACT_BAD,*cgr_rpc,,,,,,,,,,,,,,,10\n");
+    std::fs::write(dir.join("Actions.csv"), actions).unwrap();
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Http(&s);
+    let r = c.call(
+        "APIerSv1.ExecuteAction",
+        json!({"Tenant": "acme.test", "Account": "ghost", "ActionsId": "ACT_BAD"}),
+    );
+    assert!(r.as_str().is_some_and(|e| e.starts_with("ERR:")), "{r}");
+    assert_eq!(c.account("ghost"), json!("ERR:NOT_FOUND"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

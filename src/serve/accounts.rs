@@ -535,12 +535,20 @@ pub(crate) fn execute_action(state: &State, params: &Value) -> Result<String, Rp
     if !data.actions.contains_key(actions_id) {
         return Err(not_found());
     }
-    // As CGRateS's ActionTiming.Execute: a missing account is created.
+    // As CGRateS's ActionTiming.Execute: a missing account is created,
+    // and kept only when the actions succeed.
     let store = &state.accounts;
-    if store.get(&t, &a).map_err(|e| rpc_error(&e))?.is_none() {
+    let created = store.get(&t, &a).map_err(|e| rpc_error(&e))?.is_none();
+    if created {
         store.set(Account::new(&t, &a)).map_err(|e| rpc_error(&e))?;
     }
-    run_actions(state, data, &t, &a, actions_id, Utc::now(), 0).map_err(|e| rpc_error(&e))?;
+    if let Err(e) = run_actions(state, data, &t, &a, actions_id, Utc::now(), 0) {
+        if created {
+            // Best effort: the error reported is the actions'.
+            let _ = store.remove(&t, &a);
+        }
+        return Err(rpc_error(&e));
+    }
     Ok("\"OK\"".to_owned())
 }
 
