@@ -142,7 +142,7 @@ fn scenario(c: &mut Client<'_>) {
     assert_eq!(total(&acc), ["1.4", "1"], "{acc}");
     // 10 minutes cost 6.00: more than 2.40.
     let r = c.call("APIerSv1.DebitUsage", usage("1001", "1002", json!("10m")));
-    assert_eq!(r, json!("ERR:INSUFFICIENT_CREDIT"));
+    assert_eq!(r, json!("ERR:SERVER_ERROR: INSUFFICIENT_CREDIT"));
     assert_eq!(total(&c.account("1001")), ["1.4", "1"]);
 
     // AddBalance to 201.4: the *max_balance trigger allows negative.
@@ -220,7 +220,7 @@ fn scenario(c: &mut Client<'_>) {
     assert_eq!(value(&acc, "*monetary", "credit"), json!(10), "{acc}");
     assert_eq!(acc["Disabled"], json!(true));
     let r = c.call("APIerSv1.DebitUsage", usage("2001", "1002", json!("1s")));
-    assert_eq!(r, json!("ERR:ACCOUNT_DISABLED"));
+    assert_eq!(r, json!("ERR:SERVER_ERROR: ACCOUNT_DISABLED"));
     let ap = c.call("APIerSv1.GetActionPlan", json!({"ID": "AP_NEW"}));
     assert_eq!(ap[0]["AccountIDs"]["acme.test:2001"], json!(true), "{ap}");
     assert_eq!(
@@ -231,23 +231,11 @@ fn scenario(c: &mut Client<'_>) {
         json!("OK")
     );
 
-    // Errors as CGRateS spells them.
+    // Errors as CGRateS spells them (more in `errors_are_spelled_as_cgrates_spells_them`).
     assert_eq!(c.account("2001"), json!("ERR:NOT_FOUND"));
     assert_eq!(
         c.call("APIerSv1.DebitUsage", usage("nobody", "1002", json!("1s"))),
-        json!("ERR:ACCOUNT_NOT_FOUND")
-    );
-    assert_eq!(
-        c.call("APIerSv1.GetMaxUsage", usage("nobody", "1002", json!("1s"))),
-        json!("ERR:ACCOUNT_NOT_FOUND")
-    );
-    assert_eq!(
-        c.call("APIerSv2.GetAccount", json!({"Tenant": "acme.test"})),
-        json!("ERR:MANDATORY_IE_MISSING: [Account]")
-    );
-    assert_eq!(
-        c.call("APIerSv1.GetActionPlan", json!({"ID": "AP_NONE"})),
-        json!("ERR:NOT_FOUND")
+        json!("ERR:SERVER_ERROR: NOT_FOUND")
     );
     assert_eq!(
         c.call("APIerSv1.DebitUsage", json!({"Tenant": "acme.test"})),
@@ -500,6 +488,13 @@ fn debit_usage_draws_on_a_shared_group() {
         );
         assert_eq!(r, json!("OK"));
     }
+    // GetMaxUsage counts the group as the debit does: 1001's family 5,
+    // 1002's family 5 and 1001's credit 10 pay 2000 s at 0.01/s (1500 s
+    // without 1002's family).
+    assert_eq!(
+        c.call("APIerSv1.GetMaxUsage", usage("1001", "1002", json!("1h"))),
+        json!(2_000_000_000_000u64)
+    );
     // 12 minutes cost 7.20: 1001's family 5 and 2.20 of 1002's; the
     // credit (weight 10) is not touched.
     assert_eq!(
@@ -513,5 +508,219 @@ fn debit_usage_draws_on_a_shared_group() {
     let mut left = [fam(&a1), fam(&a2)];
     left.sort();
     assert_eq!(left, ["0", "2.8"], "{a1} {a2}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `*balance_expired` trigger fires when the balance expires, with no
+/// change of the account to notice it: the scheduler task wakes at the
+/// expiry (here the trigger's ACT_CLEAN removes the expired balance).
+#[test]
+fn balance_expired_trigger_fires_at_the_expiry_time() {
+    let dir = plan_dir();
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Http(&s);
+    let r = c.call(
+        "APIerSv1.SetAccount",
+        json!({"Tenant": "acme.test", "Account": "4001", "ActionTriggerIDs": ["TRG_EXP"]}),
+    );
+    assert_eq!(r, json!("OK"));
+    let r = c.call(
+        "APIerSv1.AddBalance",
+        json!({"Tenant": "acme.test", "Account": "4001", "BalanceType": "*voice",
+               "Value": 60_000_000_000u64, "Balance": {"ID": "old_minutes", "ExpiryTime": "+2s"}}),
+    );
+    assert_eq!(r, json!("OK"));
+    assert!(balance(&c.account("4001"), "*voice", "old_minutes").is_some());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // GetAccount only reads: it cannot be what fires the trigger.
+        let acc = c.account("4001");
+        if balance(&acc, "*voice", "old_minutes").is_none() {
+            assert_eq!(acc["ActionTriggers"][0]["Executed"], json!(true), "{acc}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the trigger did not fire: {acc}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every error the account methods answer, spelled as CGRateS v0.10
+/// spells it (`utils/errors.go`, `apier/v1`): mandatory fields in
+/// CGRateS's order, the data DB's `NOT_FOUND` (raw, or wrapped in
+/// `SERVER_ERROR:` where the CGRateS method wraps it), `ACCOUNT_DISABLED`.
+#[test]
+fn errors_are_spelled_as_cgrates_spells_them() {
+    let dir = plan_dir();
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Http(&s);
+    let r = c.call(
+        "APIerSv1.SetAccount",
+        json!({"Tenant": "acme.test", "Account": "off", "ExtraOptions": {"Disabled": true}}),
+    );
+    assert_eq!(r, json!("OK"));
+    let acme = |more: Value| {
+        let mut m = json!({"Tenant": "acme.test"});
+        for (k, v) in more.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        m
+    };
+    let table: Vec<(&str, Value, &str)> = vec![
+        // GetAccount asks for nothing: no Account is `tenant:`, not found.
+        (
+            "APIerSv2.GetAccount",
+            acme(json!({"Account": "nobody"})),
+            "NOT_FOUND",
+        ),
+        ("APIerSv1.GetAccount", acme(json!({})), "NOT_FOUND"),
+        // SetAccount: the Account, then the plans and trigger sets looked
+        // up (their NOT_FOUND wrapped as a server error).
+        (
+            "APIerSv1.SetAccount",
+            acme(json!({})),
+            "MANDATORY_IE_MISSING: [Account]",
+        ),
+        (
+            "APIerSv2.SetAccount",
+            acme(json!({"Account": "x", "ActionPlanIDs": ["AP_NONE"]})),
+            "SERVER_ERROR: NOT_FOUND",
+        ),
+        (
+            "APIerSv2.SetAccount",
+            acme(json!({"Account": "x", "ActionTriggerIDs": ["TRG_NONE"]})),
+            "SERVER_ERROR: NOT_FOUND",
+        ),
+        (
+            "APIerSv1.RemoveAccount",
+            acme(json!({})),
+            "MANDATORY_IE_MISSING: [Account]",
+        ),
+        // AddBalance: a zero Value is a missing one.
+        (
+            "APIerSv1.AddBalance",
+            acme(json!({})),
+            "MANDATORY_IE_MISSING: [Account BalanceType Value]",
+        ),
+        (
+            "APIerSv1.AddBalance",
+            acme(json!({"Account": "1001", "BalanceType": "*monetary", "Value": 0})),
+            "MANDATORY_IE_MISSING: [Value]",
+        ),
+        (
+            "APIerSv1.SetBalance",
+            acme(json!({"Value": 1})),
+            "MANDATORY_IE_MISSING: [Account BalanceType]",
+        ),
+        (
+            "APIerSv1.SetBalance",
+            acme(json!({"Account": "1001", "BalanceType": "*monetary", "Value": 1})),
+            "MANDATORY_IE_MISSING: [BalanceID or BalanceUUID]",
+        ),
+        (
+            "APIerSv1.RemoveBalances",
+            acme(json!({"Account": "1001"})),
+            "MANDATORY_IE_MISSING: [BalanceType]",
+        ),
+        (
+            "APIerSv1.RemoveBalances",
+            acme(
+                json!({"Account": "nobody", "BalanceType": "*monetary", "Balance": {"ID": "credit"}}),
+            ),
+            "NOT_FOUND",
+        ),
+        // ExecuteAction looks the actions up; an unknown account is
+        // created (below), not an error.
+        (
+            "APIerSv1.ExecuteAction",
+            acme(json!({"Account": "1001"})),
+            "NOT_FOUND",
+        ),
+        (
+            "APIerSv1.ExecuteAction",
+            acme(json!({"Account": "1001", "ActionsId": "ACT_NONE"})),
+            "NOT_FOUND",
+        ),
+        // DebitUsage wraps every debit error; GetMaxUsage does not.
+        (
+            "APIerSv1.DebitUsage",
+            acme(json!({"Account": "1001"})),
+            "MANDATORY_IE_MISSING: [Destination Usage]",
+        ),
+        (
+            "APIerSv1.DebitUsage",
+            usage("nobody", "1002", json!("1s")),
+            "SERVER_ERROR: NOT_FOUND",
+        ),
+        (
+            "APIerSv1.DebitUsage",
+            usage("off", "1002", json!("1s")),
+            "SERVER_ERROR: ACCOUNT_DISABLED",
+        ),
+        (
+            "APIerSv1.DebitUsage",
+            usage("1001", "1002", json!("100h")),
+            "SERVER_ERROR: INSUFFICIENT_CREDIT",
+        ),
+        (
+            "APIerSv1.GetMaxUsage",
+            usage("nobody", "1002", json!("1s")),
+            "NOT_FOUND",
+        ),
+        (
+            "APIerSv1.GetMaxUsage",
+            acme(json!({"Destination": "1002"})),
+            "NOT_FOUND",
+        ),
+        (
+            "APIerSv1.GetMaxUsage",
+            usage("off", "1002", json!("1s")),
+            "ACCOUNT_DISABLED",
+        ),
+        (
+            "APIerSv1.GetActionPlan",
+            json!({"ID": "AP_NONE"}),
+            "NOT_FOUND",
+        ),
+    ];
+    for (method, params, want) in table {
+        let got = c.call(method, params.clone());
+        assert_eq!(got, json!(format!("ERR:{want}")), "{method} {params}");
+    }
+    // What CGRateS answers OK: removing an account that is not there,
+    // ExecuteAction on a new account (created).
+    let r = c.call("APIerSv1.RemoveAccount", acme(json!({"Account": "nobody"})));
+    assert_eq!(r, json!("OK"));
+    let r = c.call(
+        "APIerSv1.ExecuteAction",
+        acme(json!({"Account": "fresh", "ActionsId": "ACT_LOW"})),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(value(&c.account("fresh"), "*monetary", "bonus"), json!(1));
+    // SetBalance by the Uuid of an existing balance.
+    let uuid = balance(&c.account("fresh"), "*monetary", "bonus").unwrap()["Uuid"].clone();
+    let r = c.call(
+        "APIerSv1.SetBalance",
+        acme(json!({"Account": "fresh", "BalanceType": "*monetary", "Value": 7, "Balance": {"Uuid": uuid}})),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(value(&c.account("fresh"), "*monetary", "bonus"), json!(7));
+}
+
+/// ExecuteAction creates a missing account, and keeps it only when the
+/// actions succeed (CGRateS saves the new account after a successful run).
+#[test]
+fn execute_action_keeps_a_new_account_only_when_the_actions_succeed() {
+    let dir = plan_copy("exec");
+    let mut actions = std::fs::read_to_string(dir.join("Actions.csv")).unwrap();
+    actions.push_str("ACT_BAD,*cgr_rpc,,,,,,,,,,,,,,,10\n");
+    std::fs::write(dir.join("Actions.csv"), actions).unwrap();
+    let s = Server::start(&["--tariffplan", dir.to_str().unwrap()]);
+    let mut c = Client::Http(&s);
+    let r = c.call(
+        "APIerSv1.ExecuteAction",
+        json!({"Tenant": "acme.test", "Account": "ghost", "ActionsId": "ACT_BAD"}),
+    );
+    assert!(r.as_str().is_some_and(|e| e.starts_with("ERR:")), "{r}");
+    assert_eq!(c.account("ghost"), json!("ERR:NOT_FOUND"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -62,8 +62,8 @@ pub use account::{
 pub use actions::{
     AccountActionDef, AccountPlanData, ActionDef, ActionPlanDef, ActionTiming, ActionTriggerDef,
     ActionType, ActionsOutcome, DueRun, Effect, ExpiryTime, IdList, Schedule, SharedGroupDef,
-    SharingStrategy, ThresholdType, TriggerRun, apply_actions, check_triggers, initial_account,
-    record_debit, trigger_key,
+    SharingStrategy, ThresholdType, TriggerRun, apply_actions, apply_actions_with, check_triggers,
+    counter_key, initial_account, next_balance_expiry, record_debit, trigger_key,
 };
 pub use call::{CallDescriptor, Tor};
 pub use cost::{CallCost, TimeSpan};

@@ -4,17 +4,14 @@
 //! and triggers they run, and the ActionPlan scheduler task.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jsonrpc::{RpcError, code};
 use rating::{
-    Account, AccountPlanData, AccountStoreExt, ActionDef, ActionType, CallDescriptor, Effect,
-    ExpiryTime, TariffStore, Tor,
+    Account, AccountPlanData, AccountStoreExt, ActionDef, CallDescriptor, Effect, TariffStore, Tor,
 };
-use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
@@ -47,7 +44,10 @@ fn not_found() -> RpcError {
 }
 
 /// Tenant (default `cgrates.org`) and the mandatory Account.
-fn tenant_account(m: &Map<String, Value>, ty: &str) -> Result<(String, String), RpcError> {
+pub(crate) fn tenant_account(
+    m: &Map<String, Value>,
+    ty: &str,
+) -> Result<(String, String), RpcError> {
     let account = str_field(m, "Account", ty)?;
     if account.is_empty() {
         return Err(mandatory_missing(&["Account"]));
@@ -61,23 +61,6 @@ fn tenant_account(m: &Map<String, Value>, ty: &str) -> Result<(String, String), 
     Ok((tenant.to_owned(), account.to_owned()))
 }
 
-/// A JSON number or string as an exact decimal.
-fn decimal(v: &Value, what: &str) -> Result<Decimal, RpcError> {
-    let s = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => {
-            return Err(RpcError::new(
-                code::INVALID_PARAMS,
-                format!("{what}: expected a number"),
-            ));
-        }
-    };
-    Decimal::from_str(&s)
-        .or_else(|_| Decimal::from_scientific(&s))
-        .map_err(|_| RpcError::new(code::INVALID_PARAMS, format!("{what}: invalid number {s}")))
-}
-
 /// Changes one account, evaluates its triggers and runs what fires.
 fn change<T>(
     state: &State,
@@ -89,7 +72,7 @@ fn change<T>(
 ) -> Result<T, rating::Error> {
     let plan = state.plan.current();
     let data = plan.account_data();
-    let (out, fired, groups) = state.accounts.update_with(tenant, id, |a| {
+    let (out, fired, groups, expiry) = state.accounts.update_with(tenant, id, |a| {
         let v = f(a)?;
         // CGRateS runs no triggers on a disabled account.
         let fired = if a.disabled {
@@ -103,9 +86,11 @@ fn change<T>(
             .flatten()
             .flat_map(|b| b.shared_groups.iter().cloned())
             .collect();
-        Ok((v, fired, groups))
+        let expiry = rating::next_balance_expiry(a, &data.triggers, now);
+        Ok((v, fired, groups, expiry))
     })?;
     set_membership(state, &format!("{tenant}:{id}"), &groups);
+    super::expiry::track(state, tenant, id, expiry);
     for actions_id in fired {
         if depth >= MAX_TRIGGER_DEPTH {
             super::say(&format!(
@@ -120,6 +105,20 @@ fn change<T>(
         }
     }
     Ok(out)
+}
+
+/// Checks an account's triggers at `now` without changing it otherwise
+/// (a watched balance expired) and runs what fires.
+///
+/// # Errors
+/// [`rating::Error::AccountNotFound`], a store error.
+pub(crate) fn check_account(
+    state: &State,
+    tenant: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), rating::Error> {
+    change(state, tenant, id, now, 0, |_| Ok(()))
 }
 
 /// Runs an ActionsID on an account; performs the effects.
@@ -142,7 +141,7 @@ pub(crate) fn run_actions(
     run_defs(state, tenant, id, acts, now, depth)
 }
 
-fn run_defs(
+pub(crate) fn run_defs(
     state: &State,
     tenant: &str,
     id: &str,
@@ -150,8 +149,10 @@ fn run_defs(
     now: DateTime<Utc>,
     depth: usize,
 ) -> Result<(), rating::Error> {
+    let plan = state.plan.current();
+    let triggers = &plan.account_data().triggers;
     let outcome = change(state, tenant, id, now, depth, |a| {
-        rating::apply_actions(a, acts, now)
+        rating::apply_actions_with(a, acts, triggers, now)
     })?;
     for e in outcome.effects {
         perform(tenant, id, e);
@@ -160,6 +161,7 @@ fn run_defs(
         state.accounts.remove(tenant, id)?;
         lock(&state.schedule).remove_account(tenant, id);
         set_membership(state, &format!("{tenant}:{id}"), &BTreeSet::new());
+        lock(&state.expiries).set(tenant, id, None);
         super::store::detach_account(state, tenant, id)?;
     }
     Ok(())
@@ -291,8 +293,13 @@ pub(crate) fn load_accounts(state: &State, now: DateTime<Utc>) -> Result<usize, 
             state.accounts.set(fresh)?;
         }
     }
-    *lock(&state.schedule) = rating::Schedule::from_plan(data, now);
+    // The ActionPlans are anchored at this load (CGRateS's behaviour),
+    // saved so a restart keeps their days and times.
+    super::store::save_loaded_at(state, now)?;
+    *lock(&state.schedule) = rating::Schedule::from_plan(data, now, now);
     run_due(state, now);
+    // Stored accounts may hold shared-group balances and expiring ones.
+    super::store::rebuild_index(state)?;
     state.wake.notify_one();
     Ok(data.account_actions.len())
 }
@@ -329,7 +336,13 @@ pub(crate) fn run_due(state: &State, now: DateTime<Utc>) {
 /// schedule), runs what is due, stops with the server.
 pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     loop {
-        let next = lock(&state.schedule).next_wakeup();
+        let next = [
+            lock(&state.schedule).next_wakeup(),
+            lock(&state.expiries).next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         // At most an hour: the wall clock may jump (the runs are wall-clock
         // moments, the timer is monotonic).
         let sleep = next
@@ -344,16 +357,28 @@ pub(crate) async fn scheduler(state: Arc<State>, mut stop: watch::Receiver<bool>
         }
         // Store calls block: off the async workers.
         let st = Arc::clone(&state);
-        let _ = tokio::task::spawn_blocking(move || run_due(&st, Utc::now())).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = Utc::now();
+            run_due(&st, now);
+            super::expiry::run_expired(&st, now);
+        })
+        .await;
     }
 }
 
 /// `APIerSv1.GetAccount` / `APIerSv2.GetAccount`: `{Tenant, Account}` ->
 /// the account JSON.
 pub(crate) fn get_account(state: &State, params: &Value) -> Result<String, RpcError> {
+    const TY: &str = "AttrGetAccount";
     let m = object(params, "utils.AttrGetAccount")?;
-    let (t, a) = tenant_account(&m, "AttrGetAccount")?;
-    match state.accounts.get(&t, &a).map_err(|e| rpc_error(&e))? {
+    // CGRateS does not ask for the Account here: without one the account
+    // `tenant:` is not found.
+    let a = str_field(&m, "Account", TY)?;
+    let t = match str_field(&m, "Tenant", TY)? {
+        "" => DEFAULT_TENANT,
+        t => t,
+    };
+    match state.accounts.get(t, a).map_err(|e| rpc_error(&e))? {
         Some(acc) => Ok(super::actionapi::account_json(state, &acc)),
         None => Err(not_found()),
     }
@@ -428,15 +453,17 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
     let plan = state.plan.current();
     let data = plan.account_data();
     let plans = ids_field(&m, "ActionPlanIDs", "ActionPlanID").unwrap_or_default();
+    // CGRateS wraps the lookup's NOT_FOUND as a server error here.
+    let unknown = || RpcError::server("SERVER_ERROR: NOT_FOUND");
     for p in &plans {
         if !data.action_plans.contains_key(p.as_str()) {
-            return Err(not_found());
+            return Err(unknown());
         }
     }
     let triggers = ids_field(&m, "ActionTriggerIDs", "ActionTriggersID");
     if let Some(ts) = &triggers {
         if ts.iter().any(|x| !data.triggers.contains_key(x.as_str())) {
-            return Err(not_found());
+            return Err(unknown());
         }
     }
     let opts = m.get("ExtraOptions").and_then(Value::as_object);
@@ -471,158 +498,29 @@ pub(crate) fn set_account(state: &State, params: &Value) -> Result<String, RpcEr
     if !plans.is_empty() {
         let mut s = lock(&state.schedule);
         for p in &plans {
-            s.add(data, &t, &a, p, now);
+            s.add(data, &t, &a, p, now, now);
         }
         // Saved before the `*asap` rows run: a crash in between loses
         // them rather than running them twice after the restart.
-        super::store::attach_plans(state, &t, &a, &plans).map_err(|e| rpc_error(&e.into()))?;
+        super::store::attach_plans(state, &t, &a, &plans, now).map_err(|e| rpc_error(&e.into()))?;
     }
     run_due(state, now);
     state.wake.notify_one();
     Ok("\"OK\"".to_owned())
 }
 
-/// `APIerSv1.RemoveAccount`: `{Tenant, Account}` -> `"OK"`.
+/// `APIerSv1.RemoveAccount`: `{Tenant, Account}` -> `"OK"`, also for an
+/// account that does not exist (CGRateS on its default Redis or internal
+/// data DB deletes nothing and answers OK).
 pub(crate) fn remove_account(state: &State, params: &Value) -> Result<String, RpcError> {
     let m = object(params, "utils.AttrRemoveAccount")?;
     let (t, a) = tenant_account(&m, "AttrRemoveAccount")?;
-    if !state.accounts.remove(&t, &a).map_err(|e| rpc_error(&e))? {
-        return Err(not_found());
-    }
+    state.accounts.remove(&t, &a).map_err(|e| rpc_error(&e))?;
     lock(&state.schedule).remove_account(&t, &a);
     set_membership(state, &format!("{t}:{a}"), &BTreeSet::new());
+    lock(&state.expiries).set(&t, &a, None);
     super::store::detach_account(state, &t, &a).map_err(|e| rpc_error(&e.into()))?;
     Ok("\"OK\"".to_owned())
-}
-
-/// An action built from an API balance argument (`BalanceType`, `Value`,
-/// `Balance: {ID, Weight, DestinationIDs, ExpiryTime, RatingSubject,
-/// Categories, SharedGroups, TimingIDs, Blocker, Disabled}`).
-fn balance_action(
-    m: &Map<String, Value>,
-    action: ActionType,
-    ty: &str,
-) -> Result<ActionDef, RpcError> {
-    let bt = str_field(m, "BalanceType", ty)?;
-    if bt.is_empty() {
-        return Err(mandatory_missing(&["BalanceType"]));
-    }
-    if bt.parse::<rating::BalanceType>().is_err() {
-        return Err(RpcError::server(format!(
-            "SERVER_ERROR: unsupported BalanceType {bt}"
-        )));
-    }
-    let units = match m.get("Value") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(decimal(v, "Value")?),
-    };
-    let empty = Map::new();
-    let b = m
-        .get("Balance")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let list = |k: &str| id_list(b.get(k));
-    let expiry = ExpiryTime::parse(&s("ExpiryTime")).ok_or_else(|| {
-        RpcError::new(
-            code::INVALID_PARAMS,
-            format!("Unsupported time format: {}", s("ExpiryTime")),
-        )
-    })?;
-    let weight = match b.get("Weight") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(decimal(v, "Balance.Weight")?),
-    };
-    Ok(ActionDef {
-        id: Arc::from("*api"),
-        action,
-        extra_parameters: Arc::from(""),
-        filters: Box::default(),
-        balance_id: Arc::from(s("ID").as_str()),
-        balance_type: Arc::from(bt),
-        directions: Box::default(),
-        categories: list("Categories"),
-        destination_ids: list("DestinationIDs"),
-        rating_subject: Arc::from(s("RatingSubject").as_str()),
-        shared_groups: list("SharedGroups"),
-        expiry,
-        timing_ids: list("TimingIDs"),
-        units,
-        balance_weight: weight,
-        balance_blocker: b.get("Blocker").and_then(Value::as_bool),
-        balance_disabled: b.get("Disabled").and_then(Value::as_bool),
-        weight: Decimal::ZERO,
-    })
-}
-
-/// Runs one API-built action on an account, created if missing when
-/// `create`.
-fn api_action(
-    state: &State,
-    params: &Value,
-    go_type: &str,
-    ty: &str,
-    action: ActionType,
-    create: bool,
-) -> Result<String, RpcError> {
-    let m = object(params, go_type)?;
-    let (t, a) = tenant_account(&m, ty)?;
-    let mut def = balance_action(&m, action, ty)?;
-    if action == ActionType::Topup && m.get("Overwrite").and_then(Value::as_bool) == Some(true) {
-        def.action = ActionType::TopupReset;
-    }
-    if state
-        .accounts
-        .get(&t, &a)
-        .map_err(|e| rpc_error(&e))?
-        .is_none()
-    {
-        if !create {
-            return Err(RpcError::server("ACCOUNT_NOT_FOUND"));
-        }
-        state
-            .accounts
-            .set(Account::new(&t, &a))
-            .map_err(|e| rpc_error(&e))?;
-    }
-    run_defs(state, &t, &a, &[def], Utc::now(), 0).map_err(|e| rpc_error(&e))?;
-    Ok("\"OK\"".to_owned())
-}
-
-/// `APIerSv1.AddBalance`: a `*topup` (`*topup_reset` with Overwrite).
-pub(crate) fn add_balance(state: &State, params: &Value) -> Result<String, RpcError> {
-    api_action(
-        state,
-        params,
-        "v1.AttrAddBalance",
-        "AttrAddBalance",
-        ActionType::Topup,
-        true,
-    )
-}
-
-/// `APIerSv1.SetBalance`: a `*set_balance`.
-pub(crate) fn set_balance(state: &State, params: &Value) -> Result<String, RpcError> {
-    api_action(
-        state,
-        params,
-        "utils.AttrSetBalance",
-        "AttrSetBalance",
-        ActionType::SetBalance,
-        true,
-    )
-}
-
-/// `APIerSv1.RemoveBalances`: a `*remove_balance`.
-pub(crate) fn remove_balances(state: &State, params: &Value) -> Result<String, RpcError> {
-    api_action(
-        state,
-        params,
-        "utils.AttrSetBalance",
-        "AttrSetBalance",
-        ActionType::RemoveBalance,
-        false,
-    )
 }
 
 /// `APIerSv1.ExecuteAction`: `{Tenant, Account, ActionsId}` -> `"OK"`.
@@ -631,15 +529,26 @@ pub(crate) fn execute_action(state: &State, params: &Value) -> Result<String, Rp
     let m = object(params, "v1.AttrExecuteAction")?;
     let actions_id = str_field(&m, "ActionsId", TY)?;
     let (t, a) = tenant_account(&m, TY)?;
-    if actions_id.is_empty() {
-        return Err(mandatory_missing(&["ActionsId"]));
-    }
     let plan = state.plan.current();
     let data = plan.account_data();
+    // An empty or unknown ActionsId is not found (CGRateS looks it up).
     if !data.actions.contains_key(actions_id) {
         return Err(not_found());
     }
-    run_actions(state, data, &t, &a, actions_id, Utc::now(), 0).map_err(|e| rpc_error(&e))?;
+    // As CGRateS's ActionTiming.Execute: a missing account is created,
+    // and kept only when the actions succeed.
+    let store = &state.accounts;
+    let created = store.get(&t, &a).map_err(|e| rpc_error(&e))?.is_none();
+    if created {
+        store.set(Account::new(&t, &a)).map_err(|e| rpc_error(&e))?;
+    }
+    if let Err(e) = run_actions(state, data, &t, &a, actions_id, Utc::now(), 0) {
+        if created {
+            // Best effort: the error reported is the actions'.
+            let _ = store.remove(&t, &a);
+        }
+        return Err(rpc_error(&e));
+    }
     Ok("\"OK\"".to_owned())
 }
 
@@ -655,20 +564,27 @@ struct UsageRecord {
     usage: Option<Duration>,
 }
 
-/// `need_usage`: DebitUsage requires a Usage, GetMaxUsage does not.
-fn usage_record(params: &Value, need_usage: bool) -> Result<UsageRecord, RpcError> {
+/// `debit`: DebitUsage requires Account, Destination and Usage (CGRateS's
+/// list); GetMaxUsage requires a Destination only (CGRateS asks for
+/// nothing: an empty Account is simply not found).
+fn usage_record(params: &Value, debit: bool) -> Result<UsageRecord, RpcError> {
     const TY: &str = "UsageRecord";
     let m = object(params, "engine.UsageRecord")?;
     let account = str_field(&m, "Account", TY)?;
     let destination = str_field(&m, "Destination", TY)?;
     let mut missing = Vec::new();
-    if account.is_empty() {
+    if debit && account.is_empty() {
         missing.push("Account");
     }
     if destination.is_empty() {
         missing.push("Destination");
     }
-    if need_usage && matches!(m.get("Usage"), None | Some(Value::Null)) {
+    let no_usage = match m.get("Usage") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(u)) => u.is_empty(),
+        _ => false,
+    };
+    if debit && no_usage {
         missing.push("Usage");
     }
     if !missing.is_empty() {
@@ -725,17 +641,28 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
     let plan = state.plan.current();
     let cd = ur.call(usage);
     let now = Utc::now();
+    // CGRateS's DebitUsage wraps every debit error: SERVER_ERROR: NOT_FOUND,
+    // SERVER_ERROR: ACCOUNT_DISABLED, ...
+    let wrap = |e: &rating::Error| {
+        let inner = match e {
+            rating::Error::AccountNotFound { .. } => "NOT_FOUND".to_owned(),
+            e => rpc_error(e).message,
+        };
+        if inner.starts_with("SERVER_ERROR") {
+            RpcError::server(inner)
+        } else {
+            RpcError::server(format!("SERVER_ERROR: {inner}"))
+        }
+    };
     let me = state
         .accounts
         .get(&ur.tenant, &ur.account)
-        .map_err(|e| rpc_error(&e))?
-        .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
-    let shared = me
-        .balances
-        .values()
-        .flatten()
-        .any(|b| !b.shared_groups.is_empty());
-    if shared {
+        .map_err(|e| wrap(&e))?
+        .ok_or_else(|| RpcError::server("SERVER_ERROR: NOT_FOUND"))?;
+    if me.disabled {
+        return Err(RpcError::server("SERVER_ERROR: ACCOUNT_DISABLED"));
+    }
+    if has_shared(&me) {
         // Locks the account with the groups' members; the counters and
         // triggers of the debited account follow in a second step.
         let groups = PlanGroups {
@@ -753,21 +680,29 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
                 state.mode,
                 now,
             )
-            .map_err(|e| rpc_error(&e))?;
+            .map_err(|e| wrap(&e))?;
         change(state, &ur.tenant, &ur.account, now, 0, |a| {
-            rating::record_debit(a, &out);
+            rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
             Ok(())
         })
-        .map_err(|e| rpc_error(&e))?;
+        .map_err(|e| wrap(&e))?;
     } else {
         change(state, &ur.tenant, &ur.account, now, 0, |a| {
             let out = rating::debit(a, &cd, &plan, state.mode, now)?;
-            rating::record_debit(a, &out);
+            rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
             Ok(())
         })
-        .map_err(|e| rpc_error(&e))?;
+        .map_err(|e| wrap(&e))?;
     }
     Ok("\"OK\"".to_owned())
+}
+
+/// Whether the account holds a balance in a shared group.
+fn has_shared(acc: &Account) -> bool {
+    acc.balances
+        .values()
+        .flatten()
+        .any(|b| !b.shared_groups.is_empty())
 }
 
 /// `APIerSv1.GetMaxUsage`: a UsageRecord -> the usage in nanoseconds.
@@ -778,50 +713,36 @@ pub(crate) fn get_max_usage(state: &State, params: &Value) -> Result<String, Rpc
         .filter(|u| !u.is_zero())
         .unwrap_or(DEFAULT_MAX_USAGE);
     let plan = state.plan.current();
+    // CGRateS answers the data DB's NOT_FOUND as it is here.
     let acc = state
         .accounts
         .get(&ur.tenant, &ur.account)
         .map_err(|e| rpc_error(&e))?
-        .ok_or_else(|| RpcError::server("ACCOUNT_NOT_FOUND"))?;
-    let max = rating::max_usage(&acc, &ur.call(usage), &plan, state.mode, Utc::now())
-        .map_err(|e| rpc_error(&e))?;
+        .ok_or_else(not_found)?;
+    let cd = ur.call(usage);
+    let max = if has_shared(&acc) {
+        // Counted as DebitUsage would debit: the groups' members too.
+        let groups = PlanGroups {
+            data: plan.account_data(),
+            members: lock(&state.members).clone(),
+        };
+        state.accounts.max_usage_call_shared(
+            &ur.tenant,
+            &ur.account,
+            &cd,
+            &plan,
+            &groups,
+            state.mode,
+            Utc::now(),
+        )
+    } else {
+        rating::max_usage(&acc, &cd, &plan, state.mode, Utc::now())
+    }
+    .map_err(|e| match e {
+        rating::Error::AccountNotFound { .. } => not_found(),
+        e => rpc_error(&e),
+    })?;
     Ok(u64::try_from(max.as_nanos())
         .unwrap_or(u64::MAX)
         .to_string())
-}
-
-/// A list field of a balance argument: CGRateS's `;`-separated string
-/// (`"DST_1;!DST_2"`) or a JSON array of strings, as clients send both.
-fn id_list(v: Option<&Value>) -> rating::IdList {
-    match v {
-        Some(Value::String(t)) => t
-            .split(';')
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(Arc::from)
-            .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(Arc::from)
-            .collect(),
-        _ => rating::IdList::default(),
-    }
-}
-
-#[cfg(test)]
-mod id_list_tests {
-    use super::*;
-
-    #[test]
-    fn list_fields_take_strings_and_arrays() {
-        let want: Vec<&str> = vec!["DST_1", "!DST_2"];
-        let got =
-            |v: Value| -> Vec<String> { id_list(Some(&v)).iter().map(|x| x.to_string()).collect() };
-        assert_eq!(got(serde_json::json!("DST_1;!DST_2")), want);
-        assert_eq!(got(serde_json::json!(["DST_1", "!DST_2"])), want);
-        assert!(got(serde_json::json!(null)).is_empty());
-    }
 }

@@ -11,7 +11,7 @@ use jsonrpc::{RpcError, code};
 use rating::{CallDescriptor, RoundingMode, SharedTariffPlan, TariffStore, Tor};
 use serde_json::{Map, Value};
 
-use super::{accounts, actionapi};
+use super::{accounts, actionapi, balances};
 
 /// What every connection shares: the plan in force and the counters.
 pub(crate) struct State {
@@ -46,6 +46,8 @@ pub(crate) struct State {
     /// in it (CGRateS's `MemberIds`), kept up to date by every change.
     pub members:
         std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
+    /// When each account's `*balance_expired` triggers are next due.
+    pub expiries: std::sync::Mutex<super::expiry::Expiries>,
     /// Capture and dialog counters (`accurate serve --hep/--interface`).
     pub capture: Arc<super::capture::Metrics>,
     /// `APIerSv1.DebitUsage` calls and their latency.
@@ -186,6 +188,7 @@ impl State {
             members: std::sync::Mutex::default(),
             capture: Arc::default(),
             debits: std::sync::Mutex::default(),
+            expiries: std::sync::Mutex::default(),
         }
     }
 
@@ -287,9 +290,9 @@ fn store_method(state: &State, method: &str, params: &Value) -> Result<String, R
         "APIerSv2.GetAccounts" => accounts::get_accounts(state, params),
         "APIerSv1.SetAccount" | "APIerSv2.SetAccount" => accounts::set_account(state, params),
         "APIerSv1.RemoveAccount" => accounts::remove_account(state, params),
-        "APIerSv1.AddBalance" => accounts::add_balance(state, params),
-        "APIerSv1.SetBalance" => accounts::set_balance(state, params),
-        "APIerSv1.RemoveBalances" => accounts::remove_balances(state, params),
+        "APIerSv1.AddBalance" => balances::add_balance(state, params),
+        "APIerSv1.SetBalance" => balances::set_balance(state, params),
+        "APIerSv1.RemoveBalances" => balances::remove_balances(state, params),
         "APIerSv1.DebitUsage" => accounts::debit_usage(state, params),
         "APIerSv1.GetMaxUsage" => accounts::get_max_usage(state, params),
         "APIerSv1.ExecuteAction" => accounts::execute_action(state, params),

@@ -21,7 +21,9 @@
 mod accounts;
 mod actionapi;
 mod capture;
+mod balances;
 mod eventcost;
+mod expiry;
 mod http;
 mod methods;
 mod metrics;
@@ -126,9 +128,6 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             }
             let n = accounts::load_accounts(&state, chrono::Utc::now())
                 .map_err(|e| anyhow::anyhow!("loading accounts: {e}"))?;
-            // Stored accounts may hold shared-group balances already.
-            store::rebuild_members(&state)
-                .map_err(|e| anyhow::anyhow!("restoring accounts: {e}"))?;
             if n > 0 {
                 say(&format!("loaded {n} accounts"));
             }

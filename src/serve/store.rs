@@ -7,7 +7,8 @@
 //! A restart restores: the accounts (the store), the plan (its blob), the
 //! ActionPlan schedule (rebuilt from the plan's AccountActions; the
 //! one-time `*asap` runs already ran at load, so they are dropped, not
-//! run again) and the shared-group membership (from the balances).
+//! run again), the shared-group membership (from the balances) and the
+//! `*balance_expired` wake-ups.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -229,23 +230,70 @@ pub(crate) fn claim_run(state: &State, data: &rating::AccountPlanData, d: &ratin
     }
 }
 
-type Attached = Vec<(String, String, String)>;
+/// The meta blob of the moment the plan in force was loaded (RFC 3339):
+/// its ActionPlan timings are anchored there, before and after a restart.
+pub(crate) const LOADED_AT_BLOB: &str = "serve.plan-loaded-at";
+
+/// `(tenant, account, plan, attached at)`; a row saved before the attach
+/// time was kept has none.
+type Attached = Vec<(String, String, String, Option<DateTime<Utc>>)>;
 
 fn attached(meta: &dyn MetaStore) -> Result<Attached, storage::Error> {
-    Ok(meta
+    let rows: Vec<Vec<String>> = meta
         .get_meta(ATTACHED_BLOB)?
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default())
+        .unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            let (t, a, p) = (it.next()?, it.next()?, it.next()?);
+            let at = it
+                .next()
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|d| d.with_timezone(&Utc));
+            Some((t, a, p, at))
+        })
+        .collect())
 }
 
 fn save_attached(meta: &dyn MetaStore, list: &Attached) -> Result<(), storage::Error> {
-    // Serializing a Vec of string tuples cannot fail.
-    let blob = serde_json::to_vec(list).unwrap_or_default();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|(t, a, p, at)| {
+            let mut r = vec![t.clone(), a.clone(), p.clone()];
+            r.extend(at.map(|x| x.to_rfc3339()));
+            r
+        })
+        .collect();
+    // Serializing lists of strings cannot fail.
+    let blob = serde_json::to_vec(&rows).unwrap_or_default();
     meta.put_meta(ATTACHED_BLOB, &blob)
 }
 
-/// Records ActionPlans attached to an account by `SetAccount`, so a
-/// restart schedules them again.
+/// Saves the moment the plan in force was loaded (its ActionPlans'
+/// anchor).
+///
+/// # Errors
+/// A store error.
+pub(crate) fn save_loaded_at(state: &State, at: DateTime<Utc>) -> Result<(), storage::Error> {
+    state
+        .meta
+        .put_meta(LOADED_AT_BLOB, at.to_rfc3339().as_bytes())
+}
+
+/// The saved load moment; the epoch when none was saved (a store from
+/// before it was kept: its timings were anchored there).
+fn loaded_at(meta: &dyn MetaStore) -> Result<DateTime<Utc>, storage::Error> {
+    Ok(meta
+        .get_meta(LOADED_AT_BLOB)?
+        .and_then(|b| DateTime::parse_from_rfc3339(&String::from_utf8_lossy(&b)).ok())
+        .map_or(DateTime::UNIX_EPOCH, |d| d.with_timezone(&Utc)))
+}
+
+/// Records ActionPlans attached to an account by `SetAccount` at `at`, so
+/// a restart schedules them again with the same anchor (a plan attached
+/// again keeps its first one).
 ///
 /// # Errors
 /// A store error.
@@ -254,14 +302,17 @@ pub(crate) fn attach_plans(
     tenant: &str,
     account: &str,
     plans: &[String],
+    at: DateTime<Utc>,
 ) -> Result<(), storage::Error> {
     // One read-modify-write at a time in this process.
     let _g = lock(&state.attached);
     let mut list = attached(state.meta.as_ref())?;
     for p in plans {
-        let row = (tenant.to_owned(), account.to_owned(), p.clone());
-        if !list.contains(&row) {
-            list.push(row);
+        if !list
+            .iter()
+            .any(|(t, a, x, _)| t == tenant && a == account && x == p)
+        {
+            list.push((tenant.to_owned(), account.to_owned(), p.clone(), Some(at)));
         }
     }
     save_attached(state.meta.as_ref(), &list)
@@ -279,7 +330,7 @@ pub(crate) fn detach_account(
     let _g = lock(&state.attached);
     let mut list = attached(state.meta.as_ref())?;
     let before = list.len();
-    list.retain(|(t, a, _)| !(t == tenant && a == account));
+    list.retain(|(t, a, _, _)| !(t == tenant && a == account));
     if list.len() == before {
         return Ok(());
     }
@@ -296,37 +347,38 @@ pub(crate) fn detach_account(
 pub(crate) fn restore(state: &State, now: DateTime<Utc>) -> Result<usize, rating::Error> {
     let plan = state.plan.current();
     let data = plan.account_data();
-    let mut schedule = rating::Schedule::from_plan(data, now);
-    for (t, a, p) in attached(state.meta.as_ref())? {
-        schedule.add(data, &t, &a, &p, now);
+    // Anchored where they were before the restart: a recurring run keeps
+    // its day and time (a missed one is not caught up, as CGRateS).
+    let anchor = loaded_at(state.meta.as_ref())?;
+    let mut schedule = rating::Schedule::from_plan(data, anchor, now);
+    for (t, a, p, at) in attached(state.meta.as_ref())? {
+        schedule.add(data, &t, &a, &p, at.unwrap_or(anchor), now);
     }
     // Due at `now` are exactly the one-time rows (recurring ones start
     // after `now`): they ran at load.
     drop(schedule.due(now));
     *lock(&state.schedule) = schedule;
-    let n = rebuild_members(state)?;
+    let n = rebuild_index(state)?;
     state.wake.notify_one();
     Ok(n)
 }
 
-/// The shared-group membership from the stored balances (of the plan's
-/// tenants and the default one); the number of accounts seen.
+/// What the server derives from the stored accounts, rebuilt after a
+/// load or a restart: the shared-group membership (from the balances of
+/// every tenant's accounts) and when each account's `*balance_expired`
+/// triggers are due (an expiry passed while the server was stopped is due
+/// at once). Returns the number of accounts seen.
 ///
 /// # Errors
 /// A store error.
-pub(crate) fn rebuild_members(state: &State) -> Result<usize, rating::Error> {
+pub(crate) fn rebuild_index(state: &State) -> Result<usize, rating::Error> {
     let plan = state.plan.current();
-    let data = plan.account_data();
-    let mut tenants: BTreeSet<String> = data
-        .account_actions
-        .values()
-        .map(|aa| aa.tenant.to_string())
-        .collect();
-    tenants.insert(super::accounts::DEFAULT_TENANT.to_owned());
+    let triggers = &plan.account_data().triggers;
     let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut expiries = Vec::new();
     let mut n = 0;
-    for t in &tenants {
-        for a in state.accounts.list(t)? {
+    for t in state.accounts.tenants()? {
+        for a in state.accounts.list(&t)? {
             n += 1;
             for b in a.balances.values().flatten() {
                 for g in &b.shared_groups {
@@ -336,8 +388,105 @@ pub(crate) fn rebuild_members(state: &State) -> Result<usize, rating::Error> {
                         .insert(format!("{}:{}", a.tenant, a.id));
                 }
             }
+            if let Some(at) = rating::next_balance_expiry(&a, triggers, DateTime::<Utc>::MIN_UTC) {
+                expiries.push((a.tenant.clone(), a.id.clone(), at));
+            }
         }
     }
     *lock(&state.members) = members;
+    let mut e = lock(&state.expiries);
+    e.clear();
+    for (t, a, at) in expiries {
+        e.set(&t, &a, Some(at));
+    }
+    drop(e);
+    state.wake.notify_one();
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// A server's state on `store` with a plan whose account 1 has a
+    /// `*monthly` ActionPlan, loaded as the server loads plans (anchored
+    /// at the epoch for rating).
+    fn state(store: &Store) -> State {
+        let files: [(&Path, &str); 8] = [
+            (Path::new("Destinations.csv"), "DST_A,1\n"),
+            (Path::new("Rates.csv"), "RT_A,0,0.1,60s,60s,0s\n"),
+            (
+                Path::new("DestinationRates.csv"),
+                "DR_A,DST_A,RT_A,*up,4,0,\n",
+            ),
+            (Path::new("RatingPlans.csv"), "RP_A,DR_A,*any,10\n"),
+            (
+                Path::new("RatingProfiles.csv"),
+                "t.test,call,*any,2024-01-01T00:00:00Z,RP_A,\n",
+            ),
+            (
+                Path::new("Actions.csv"),
+                "FEE,*debit,,,main,*monetary,,*any,,,*unlimited,,1,10,,,10\n",
+            ),
+            (Path::new("ActionPlans.csv"), "AP,FEE,*monthly,10\n"),
+            (Path::new("AccountActions.csv"), "t.test,1,AP,,,\n"),
+        ];
+        let options = rating::LoadOptions {
+            loaded_at: crate::cost::OFFLINE_LOADED_AT,
+        };
+        let (plan, _) =
+            rating::TariffPlan::from_csv_with(&files, &options, &rating::LoadPolicy::default())
+                .unwrap();
+        State::new(
+            rating::SharedTariffPlan::new(plan),
+            rating::RoundingMode::Exact,
+            rating::LoadPolicy::default(),
+            None,
+            "n".into(),
+            store.clone(),
+        )
+    }
+
+    fn next(state: &State) -> Option<DateTime<Utc>> {
+        lock(&state.schedule).next_wakeup()
+    }
+
+    /// ActionPlans are anchored at the load (CGRateS), and a restart keeps
+    /// that anchor: it neither catches up a run missed while stopped nor
+    /// skips the next one; a plan attached by SetAccount keeps the attach
+    /// moment as its anchor.
+    #[test]
+    fn a_restart_keeps_the_action_plan_anchor_and_skips_missed_runs() {
+        let store = Store::memory();
+        let first = state(&store);
+        let loaded = t("2025-01-15T10:20:30Z");
+        super::super::accounts::load_accounts(&first, loaded).unwrap();
+        assert_eq!(next(&first), Some(t("2025-02-15T10:20:30Z")));
+        // Stopped over the February run: March's is next.
+        let after = state(&store);
+        restore(&after, t("2025-02-16T00:00:00Z")).unwrap();
+        assert_eq!(next(&after), Some(t("2025-03-15T10:20:30Z")));
+        // Back just before it: February's still comes.
+        let before = state(&store);
+        restore(&before, t("2025-02-15T10:20:29Z")).unwrap();
+        assert_eq!(next(&before), Some(t("2025-02-15T10:20:30Z")));
+        // An account attached on the 20th runs on the 20th.
+        let s = state(&store);
+        store.accounts.remove("t.test", "1").unwrap();
+        detach_account(&s, "t.test", "1").unwrap();
+        attach_plans(&s, "t.test", "2", &["AP".into()], t("2025-01-20T08:00:00Z")).unwrap();
+        restore(&s, t("2025-02-16T00:00:00Z")).unwrap();
+        let mut sched = lock(&s.schedule).clone();
+        let runs = sched.due(t("2025-03-31T00:00:00Z"));
+        let for_2: Vec<_> = runs
+            .iter()
+            .filter(|r| &*r.account == "2")
+            .map(|r| r.at)
+            .collect();
+        assert_eq!(for_2, [t("2025-02-20T08:00:00Z")]);
+    }
 }

@@ -534,6 +534,17 @@ impl AccountStore for EmbeddedAccounts {
         Ok(out)
     }
 
+    fn tenants(&self) -> Result<Vec<String>, rating::Error> {
+        let set: std::collections::BTreeSet<String> = self
+            .accounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .map(|(t, _)| t.clone())
+            .collect();
+        Ok(set.into_iter().collect())
+    }
+
     fn update(
         &self,
         tenant: &str,

@@ -3,8 +3,9 @@
 //! Keys (under a configurable prefix): `{prefix}acct:{tenant}:{id}` holds
 //! the account's JSON (the CGRateS shape of `rating`'s serde impls, exact
 //! decimals as strings), `{prefix}idx:{tenant}` the set of the tenant's
-//! account IDs (for `list`), `{prefix}meta:{name}` the [`MetaStore`]
-//! values, and the hash `{prefix}sessions` the live sessions
+//! account IDs (for `list`), `{prefix}tenants` the set of tenants that
+//! ever held an account (for `tenants`, which leaves out those whose ID
+//! set is empty now), `{prefix}meta:{name}` the [`MetaStore`] values, the hash `{prefix}sessions` the live sessions
 //! ([`sessions::SessionStore`]: field = session key, value = its bytes). How durable
 //! a write is depends on the server's persistence (`appendonly yes` with
 //! `appendfsync always` for nothing lost on a crash of Redis itself).
@@ -165,6 +166,10 @@ impl RedisAccounts {
         format!("{}sessions", self.prefix)
     }
 
+    fn tenants_key(&self) -> String {
+        format!("{}tenants", self.prefix)
+    }
+
     fn meta_key(&self, name: &str) -> String {
         format!("{}meta:{name}", self.prefix)
     }
@@ -309,6 +314,8 @@ impl AccountStore for RedisAccounts {
                 .ignore()
                 .sadd(&idx, &account.id)
                 .ignore()
+                .sadd(self.tenants_key(), &account.tenant)
+                .ignore()
                 .exec(con)?;
             Ok(())
         })?)
@@ -343,6 +350,29 @@ impl AccountStore for RedisAccounts {
                 .zip(raw)
                 .filter_map(|(k, r)| r.map(|j| parse(k, &j)))
                 .collect()
+        })?)
+    }
+
+    fn tenants(&self) -> Result<Vec<String>, rating::Error> {
+        Ok(self.with(|con| {
+            let mut all: Vec<String> = redis::cmd("SMEMBERS").arg(self.tenants_key()).query(con)?;
+            all.sort();
+            if all.is_empty() {
+                return Ok(all);
+            }
+            // A tenant whose accounts were all removed stays in the set
+            // (removing it would race with a concurrent `set`): skip it.
+            let mut pipe = redis::pipe();
+            for t in &all {
+                pipe.scard(self.idx_key(t));
+            }
+            let counts: Vec<u64> = pipe.query(con)?;
+            Ok(all
+                .into_iter()
+                .zip(counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(t, _)| t)
+                .collect())
         })?)
     }
 

@@ -207,6 +207,19 @@ fn set_get_list_remove(f: &mut impl Fixture) {
     assert_eq!(s.list("nobody").unwrap(), vec![]);
 }
 
+fn tenants_lists_those_with_accounts(f: &mut impl Fixture) {
+    let s = f.store();
+    assert_eq!(s.tenants().unwrap(), Vec::<String>::new());
+    s.set(Account::new("b.org", "1")).unwrap();
+    s.set(Account::new("a.org", "1")).unwrap();
+    s.set(Account::new("a.org", "2")).unwrap();
+    assert_eq!(s.tenants().unwrap(), ["a.org", "b.org"]);
+    assert!(s.remove("b.org", "1").unwrap());
+    assert_eq!(s.tenants().unwrap(), ["a.org"]);
+    f.reopen();
+    assert_eq!(f.store().tenants().unwrap(), ["a.org"]);
+}
+
 fn update_applies_or_leaves_untouched(f: &mut impl Fixture) {
     let s = f.store();
     s.set(caller("5")).unwrap();
@@ -479,6 +492,11 @@ macro_rules! suite {
             #[test]
             fn set_get_list_remove() {
                 super::set_get_list_remove(&mut $fixture::new("basic"));
+            }
+
+            #[test]
+            fn tenants_lists_those_with_accounts() {
+                super::tenants_lists_those_with_accounts(&mut $fixture::new("tenants"));
             }
 
             #[test]

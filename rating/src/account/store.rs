@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use super::{Account, DebitOutcome, SharedGroups, debit, debit_shared, shared_members};
+use super::{
+    Account, DebitOutcome, SharedGroups, debit, debit_shared, max_usage_shared, shared_members,
+};
 use crate::Error;
 use crate::call::CallDescriptor;
 use crate::money::RoundingMode;
@@ -43,6 +45,13 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A backend error.
     fn list(&self, tenant: &str) -> Result<Vec<Account>, Error>;
+
+    /// The tenants that hold at least one account, sorted (a restart
+    /// walks every account through them).
+    ///
+    /// # Errors
+    /// A backend error.
+    fn tenants(&self) -> Result<Vec<String>, Error>;
 
     /// Runs `f` on the account atomically: no other `update` of the same
     /// account runs between its read and its write. When `f` fails the
@@ -150,6 +159,43 @@ pub trait AccountStoreExt: AccountStore {
         })?;
         out.ok_or(Error::Store("update did not run".into()))
     }
+
+    /// The longest usage the stored account can pay, counting its shared
+    /// groups as [`AccountStoreExt::debit_call_shared`] does (the members
+    /// are read, not locked: an authorization, not a debit).
+    ///
+    /// # Errors
+    /// [`Error::AccountNotFound`], as [`max_usage_shared`], a backend error.
+    #[allow(clippy::too_many_arguments)]
+    fn max_usage_call_shared(
+        &self,
+        tenant: &str,
+        id: &str,
+        cd: &CallDescriptor<'_>,
+        plan: &TariffPlan,
+        groups: &dyn SharedGroups,
+        mode: RoundingMode,
+        now: DateTime<Utc>,
+    ) -> Result<std::time::Duration, Error> {
+        let me = self
+            .get(tenant, id)?
+            .ok_or_else(|| Error::AccountNotFound {
+                account: format!("{tenant}:{id}"),
+            })?;
+        let key = me.key();
+        let mut accts = vec![me];
+        for m in shared_members(&accts[0], cd, plan, groups) {
+            if m == key {
+                continue;
+            }
+            if let Some((t, a)) = m.split_once(':') {
+                if let Some(acc) = self.get(t, a)? {
+                    accts.push(acc);
+                }
+            }
+        }
+        max_usage_shared(&accts, groups, cd, plan, mode, now)
+    }
 }
 
 impl<S: AccountStore + ?Sized> AccountStoreExt for S {}
@@ -216,6 +262,12 @@ impl AccountStore for MemoryAccounts {
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    fn tenants(&self) -> Result<Vec<String>, Error> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        let set: std::collections::BTreeSet<&String> = map.keys().map(|(t, _)| t).collect();
+        Ok(set.into_iter().cloned().collect())
     }
 
     fn update(

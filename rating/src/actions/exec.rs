@@ -1,25 +1,23 @@
-//! Running actions on an account, evaluating its action triggers, and the
-//! scheduler core of ActionPlans, CGRateS-compatible and sans-IO.
+//! Running actions on an account and the scheduler core of ActionPlans,
+//! CGRateS-compatible and sans-IO.
 //!
 //! [`apply_actions`] changes an [`Account`] as CGRateS's `engine/action.go`
-//! does for the sixteen action types; actions with an outside effect
+//! does for the seventeen action types; actions with an outside effect
 //! (`*log`, `*cdrlog`, `*http_post`) return an [`Effect`] the caller
-//! performs. [`check_triggers`] says which trigger actions fire after a
-//! balance change; [`Schedule`] gives the ActionPlan runs due by a moment.
-//! The time is always passed in.
+//! performs. [`Schedule`] gives the ActionPlan runs due by a moment (the
+//! triggers are in `triggers.rs`). The time is always passed in.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::{
     AccountPlanData, ActionDef, ActionTiming, ActionTriggerDef, ActionType, ExpiryTime, IdList,
-    ThresholdType,
 };
 use crate::Error;
-use crate::account::{Account, Balance, BalanceType, ChargeKind, DebitOutcome, FilterSet};
+use crate::account::{Account, Balance, BalanceType, FilterSet};
 
 /// An outside effect of an action, for the caller to perform (rating does
 /// no I/O).
@@ -56,33 +54,12 @@ pub struct ActionsOutcome {
     pub remove_account: bool,
 }
 
-/// The state of one attached trigger (CGRateS's `Executed` and
-/// `LastExecutionTime`), kept on the account by [`trigger_key`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TriggerRun {
-    /// Fired and not re-armed since (`*reset_triggers` re-arms).
-    pub executed: bool,
-    /// When it last fired.
-    pub last_run: Option<DateTime<Utc>>,
-}
-
-/// The key of a trigger row in [`Account::trigger_runs`]: `SET#UniqueID`,
-/// or `SET#index` (its row number within the set) without a UniqueID.
-#[must_use]
-pub fn trigger_key(def: &ActionTriggerDef, index: usize) -> String {
-    if def.unique_id.is_empty() {
-        format!("{}#{index}", def.id)
-    } else {
-        format!("{}#{}", def.id, def.unique_id)
-    }
-}
-
 /// `*any` and empty entries dropped, `!ID` an exclusion.
-fn filter_set(ids: &IdList) -> FilterSet {
+pub(super) fn filter_set(ids: &IdList) -> FilterSet {
     crate::account::parse_filter_set(&ids.join(";"))
 }
 
-fn id_set(ids: &IdList) -> std::collections::BTreeSet<String> {
+pub(super) fn id_set(ids: &IdList) -> std::collections::BTreeSet<String> {
     ids.iter()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty() && *s != "*any")
@@ -94,7 +71,7 @@ fn id_set(ids: &IdList) -> std::collections::BTreeSet<String> {
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a type we do not keep.
-fn balance_type(s: &str) -> Result<Option<BalanceType>, Error> {
+pub(super) fn balance_type(s: &str) -> Result<Option<BalanceType>, Error> {
     if s.trim().is_empty() {
         return Ok(None);
     }
@@ -200,12 +177,29 @@ pub fn apply_actions(
     actions: &[ActionDef],
     now: DateTime<Utc>,
 ) -> Result<ActionsOutcome, Error> {
+    apply_actions_with(acc, actions, &BTreeMap::new(), now)
+}
+
+/// [`apply_actions`] with the plan's trigger sets (ActionTriggers.csv), so
+/// that `*reset_triggers` re-arms only the rows its balance filter
+/// matches and `*reset_counters` zeroes only the counters whose filter it
+/// equals, as CGRateS; [`apply_actions`] has no trigger rows at hand and
+/// re-arms every row.
+///
+/// # Errors
+/// As [`apply_actions`].
+pub fn apply_actions_with(
+    acc: &mut Account,
+    actions: &[ActionDef],
+    triggers: &BTreeMap<Arc<str>, Vec<ActionTriggerDef>>,
+    now: DateTime<Utc>,
+) -> Result<ActionsOutcome, Error> {
     let mut sorted: Vec<&ActionDef> = actions.iter().collect();
     sorted.sort_by_key(|a| std::cmp::Reverse(a.weight));
     let mut work = acc.clone();
     let mut out = ActionsOutcome::default();
     for a in &sorted {
-        apply_one(&mut work, a, &sorted, now, &mut out)?;
+        apply_one(&mut work, a, &sorted, triggers, now, &mut out)?;
     }
     work.update_time = Some(now);
     *acc = work;
@@ -223,6 +217,7 @@ fn apply_one(
     acc: &mut Account,
     a: &ActionDef,
     all: &[&ActionDef],
+    triggers: &BTreeMap<Arc<str>, Vec<ActionTriggerDef>>,
     now: DateTime<Utc>,
     out: &mut ActionsOutcome,
 ) -> Result<(), Error> {
@@ -256,13 +251,8 @@ fn apply_one(
         ActionType::DisableAccount => acc.disabled = true,
         ActionType::AllowNegative => acc.allow_negative = true,
         ActionType::DenyNegative => acc.allow_negative = false,
-        ActionType::ResetTriggers => {
-            // CGRateS re-arms the triggers matching the action's balance;
-            // the trigger rows are not at hand here, so all are re-armed.
-            for r in acc.trigger_runs.values_mut() {
-                r.executed = false;
-            }
-        }
+        ActionType::ResetTriggers => super::triggers::reset_triggers(acc, a, triggers),
+        ActionType::ResetCounters => super::triggers::reset_counters(acc, a, triggers),
         ActionType::Log => out.effects.push(Effect::Log {
             account_json: acc.to_json(),
         }),
@@ -314,107 +304,6 @@ fn apply_one(
     Ok(())
 }
 
-/// Adds a debit to the account's event counters (CGRateS's
-/// `UnitCounters`): money taken under `*monetary`, units under their type.
-pub fn record_debit(acc: &mut Account, outcome: &DebitOutcome) {
-    let key = acc.key();
-    for c in outcome.charges.iter().filter(|c| c.account == key) {
-        if c.kind == ChargeKind::Rounding && c.amount.is_zero() {
-            continue;
-        }
-        let e = acc
-            .counters
-            .entry(c.balance_type.as_str().to_owned())
-            .or_default();
-        *e = e.saturating_add(c.amount);
-    }
-}
-
-/// Whether a balance is one a trigger watches (its BalanceTag, and the
-/// destination and category filters it sets).
-fn trigger_watches(b: &Balance, t: &ActionTriggerDef) -> bool {
-    (t.balance_id.is_empty() || b.id == *t.balance_id)
-        && (t.balance_destination_ids.is_empty()
-            || b.destination_ids == filter_set(&t.balance_destination_ids))
-        && (t.balance_categories.is_empty() || b.categories == filter_set(&t.balance_categories))
-}
-
-/// Evaluates the account's attached triggers (`acc.action_triggers`, sets
-/// of `defs`) at `now`, as CGRateS's `Account.ExecuteActionTriggers`, in
-/// Weight order (highest first): a trigger outside its activation/expiry
-/// window is skipped; a fired one is skipped until re-armed, unless
-/// recurrent; a recurrent one does not fire again within MinSleep of its
-/// last run. Marks what fires and returns the ActionsIDs to run.
-///
-/// `*min_balance` fires when a watched balance is at or below the value,
-/// `*max_balance` at or above, `*balance_expired` when one has expired;
-/// `*min_event_counter` / `*max_event_counter` (and the `_balance_counter`
-/// forms) compare the counter of the trigger's balance type
-/// ([`record_debit`]).
-pub fn check_triggers(
-    acc: &mut Account,
-    defs: &BTreeMap<Arc<str>, Vec<ActionTriggerDef>>,
-    now: DateTime<Utc>,
-) -> Vec<Arc<str>> {
-    let mut rows: Vec<(String, &ActionTriggerDef)> = Vec::new();
-    for set in &acc.action_triggers {
-        if let Some(list) = defs.get(set.as_str()) {
-            for (i, d) in list.iter().enumerate() {
-                rows.push((trigger_key(d, i), d));
-            }
-        }
-    }
-    rows.sort_by_key(|r| std::cmp::Reverse(r.1.weight));
-    let mut fire = Vec::new();
-    for (key, t) in rows {
-        if t.expiry_time.is_some_and(|e| e <= now) || t.activation_time.is_some_and(|a| a > now) {
-            continue;
-        }
-        let run = acc.trigger_runs.get(&key).copied().unwrap_or_default();
-        if run.executed && !t.recurrent {
-            continue;
-        }
-        if t.recurrent
-            && let Some(last) = run.last_run
-            && TimeDelta::from_std(t.min_sleep)
-                .ok()
-                .and_then(|d| last.checked_add_signed(d))
-                .is_none_or(|ok_at| now < ok_at)
-        {
-            continue;
-        }
-        let Ok(Some(bt)) = balance_type(&t.balance_type) else {
-            continue;
-        };
-        let watched = || acc.balances_of(bt).iter().filter(|b| trigger_watches(b, t));
-        let v = t.threshold_value;
-        let hit = match t.threshold_type {
-            ThresholdType::MinBalance => watched().any(|b| b.usable_at(now) && b.value <= v),
-            ThresholdType::MaxBalance => watched().any(|b| b.usable_at(now) && b.value >= v),
-            ThresholdType::BalanceExpired => {
-                watched().any(|b| b.expiration.is_some_and(|e| e <= now))
-            }
-            ThresholdType::MinEventCounter | ThresholdType::MinBalanceCounter => {
-                acc.counters.get(bt.as_str()).copied().unwrap_or_default() <= v
-            }
-            ThresholdType::MaxEventCounter | ThresholdType::MaxBalanceCounter => {
-                acc.counters.get(bt.as_str()).copied().unwrap_or_default() >= v
-            }
-        };
-        if hit {
-            acc.trigger_runs.insert(
-                key,
-                TriggerRun {
-                    executed: true,
-                    last_run: Some(now),
-                },
-            );
-            fire.push(t.actions_id.clone());
-        }
-    }
-    fire
-}
-
 /// An ActionPlan run for one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueRun {
@@ -446,21 +335,29 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The schedule of every AccountActions row with an ActionPlan, from
-    /// `now`: `*asap` rows are due at `now` (they run at load), the others
-    /// at their first run after `now`.
+    /// The schedule of every AccountActions row with an ActionPlan, with
+    /// the timings anchored at `anchor` (the moment the plan was loaded,
+    /// [`ActionTiming::anchored_at`]), from `now`: `*asap` rows are due at
+    /// `now` (they run at load), the others at their first run after
+    /// `now` (a run missed before `now` is not caught up, as CGRateS's
+    /// scheduler, which queues only future runs).
     #[must_use]
-    pub fn from_plan(data: &AccountPlanData, now: DateTime<Utc>) -> Schedule {
+    pub fn from_plan(
+        data: &AccountPlanData,
+        anchor: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Schedule {
         let mut s = Schedule::default();
         for aa in data.account_actions.values() {
             for plan in aa.action_plan_id.split(';').filter(|p| !p.is_empty()) {
-                s.add(data, &aa.tenant, &aa.account, plan, now);
+                s.add(data, &aa.tenant, &aa.account, plan, anchor, now);
             }
         }
         s
     }
 
-    /// Schedules ActionPlan `plan_id` for one account (APIerSv1.SetAccount);
+    /// Schedules ActionPlan `plan_id` for one account (APIerSv1.SetAccount)
+    /// with its timings anchored at `anchor` (the moment it was attached);
     /// whether the plan exists.
     pub fn add(
         &mut self,
@@ -468,18 +365,32 @@ impl Schedule {
         tenant: &str,
         account: &str,
         plan_id: &str,
+        anchor: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> bool {
         let Some(rows) = data.action_plans.get(plan_id) else {
             return false;
         };
         for r in rows {
+            let timing = r.timing.anchored_at(anchor);
+            // Attached again: the recurring row keeps its first anchor
+            // (scheduling it twice would run it twice).
+            let scheduled = self.entries.iter().any(|e| {
+                &*e.run.tenant == tenant
+                    && &*e.run.account == account
+                    && e.run.plan_id == r.id
+                    && e.run.actions_id == r.actions_id
+                    && e.timing.id() == r.timing.id()
+            });
+            if scheduled && !timing.is_once() {
+                continue;
+            }
             // A recurring row's first run is after the load: loading a
             // plan does not charge this month's fee a second time.
-            let at = if r.timing.is_once() {
+            let at = if timing.is_once() {
                 Some(now)
             } else {
-                r.timing.next_run(now)
+                timing.next_run(now)
             };
             let Some(at) = at else { continue };
             self.entries.push(Entry {
@@ -490,7 +401,7 @@ impl Schedule {
                     actions_id: r.actions_id.clone(),
                     at,
                 },
-                timing: r.timing.clone(),
+                timing,
                 weight: r.weight,
             });
         }

@@ -1,6 +1,7 @@
 //! Every action type, every trigger type and the scheduler, at fixed
 //! instants.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -8,6 +9,7 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::account::{Account, BalanceType};
+use crate::actions::triggers::*;
 use crate::{LoadOptions, TariffPlan};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -21,9 +23,12 @@ fn d(s: &str) -> Decimal {
 const NOW: &str = "2025-01-15T10:20:30Z";
 
 const RATING: [(&str, &str); 5] = [
-    ("Destinations.csv", "DST_A,1\n"),
+    ("Destinations.csv", "DST_A,1\nDST_B,2\n"),
     ("Rates.csv", "RT_A,0,0.1,60s,60s,0s\n"),
-    ("DestinationRates.csv", "DR_A,DST_A,RT_A,*up,4,0,\n"),
+    (
+        "DestinationRates.csv",
+        "DR_A,DST_A,RT_A,*up,4,0,\nDR_A,DST_B,RT_A,*up,4,0,\n",
+    ),
     ("RatingPlans.csv", "RP_A,DR_A,*any,10\n"),
     (
         "RatingProfiles.csv",
@@ -52,6 +57,12 @@ CLOSE,*remove_balance,,,main,*monetary,,,,,,,,,,,20
 CLOSE,*remove_account,,,,,,,,,,,,,,,10
 BAD,*topup,,,main,*monetary,,,,,,,1,,,,20
 BAD,*cgr_rpc,,,,,,,,,,,,,,,10
+REARM_VOICE,*reset_triggers,,,,*voice,,,,,,,,,,,10
+REARM_MAIN,*reset_triggers,,,main,,,,,,,,,,,,10
+REARM_DST,*reset_triggers,,,,,,DST_A,,,,,,,,,10
+REARM_UID,*reset_triggers,{\"UniqueID\":\"u2\"},,,,,,,,,,,,,,10
+ZERO_A,*reset_counters,,,a,*monetary,,,,,,,,,,,10
+ZERO_X,*reset_counters,,,,*monetary,,DST_A,,,,,,,,,10
 ";
 
 const TRIGGERS: &str = "\
@@ -63,6 +74,11 @@ T_CNT,,*max_event_counter,5,false,0,,,,*monetary,,,,,,,,,,OFF,10
 T_CNT,,*min_event_counter,1,false,0,,,,*voice,,,,,,,,,,ON,5
 T_WIN,,*min_balance,2,false,0,2025-01-01T00:00:00Z,,main,*monetary,,,,,,,,,,OFF,10
 T_LATE,,*min_balance,2,false,0,,2026-01-01T00:00:00Z,main,*monetary,,,,,,,,,,OFF,10
+T_MIX,u1,*min_balance,2,false,0,,,main,*monetary,,DST_A,,,,,,,,OFF,10
+T_MIX,u2,*min_balance,2,false,0,,,other,*monetary,,,,,,,,,,OFF,10
+T_MIX,u3,*min_balance,2,false,0,,,mins,*voice,,,,,,,,,,OFF,10
+T_DST,a,*max_event_counter,0.15,false,0,,,,*monetary,,DST_A,,,,,,,,OFF,10
+T_DST,b,*max_event_counter,0.15,false,0,,,,*monetary,,DST_B,,,,,,,,ON,10
 ";
 
 const PLANS: &str = "\
@@ -72,6 +88,10 @@ AP,DEBIT,*daily,5
 ";
 
 fn plan() -> TariffPlan {
+    plan_loaded_at(t(NOW))
+}
+
+fn plan_loaded_at(loaded_at: DateTime<Utc>) -> TariffPlan {
     let mut files: Vec<(&Path, &str)> = RATING.iter().map(|(n, t)| (Path::new(*n), *t)).collect();
     files.push((Path::new("Actions.csv"), ACTIONS));
     files.push((Path::new("ActionTriggers.csv"), TRIGGERS));
@@ -84,7 +104,7 @@ fn plan() -> TariffPlan {
         Path::new("Timings.csv"),
         "TM_X,*any,*any,*any,*any,00:00:00\n",
     ));
-    let opts = LoadOptions { loaded_at: t(NOW) };
+    let opts = LoadOptions { loaded_at };
     TariffPlan::from_csv(&files, &opts).unwrap().0
 }
 
@@ -318,13 +338,14 @@ fn event_counters_count_debits() {
     cd.tenant = "t.test";
     for _ in 0..49 {
         let out = crate::debit(&mut a, &cd, &p, crate::RoundingMode::Exact, now).unwrap();
-        record_debit(&mut a, &out);
+        record_debit(&mut a, &out, &cd, &p, defs);
     }
     // 49 minutes at 0.1: 4.9, below the 5 of the *max_event_counter.
-    assert_eq!(a.counters["*monetary"], d("4.9"));
+    let key = counter_key(&defs["T_CNT"][0]).unwrap();
+    assert_eq!(a.counters[&key], d("4.9"));
     assert!(check_triggers(&mut a, defs, now).is_empty());
     let out = crate::debit(&mut a, &cd, &p, crate::RoundingMode::Exact, now).unwrap();
-    record_debit(&mut a, &out);
+    record_debit(&mut a, &out, &cd, &p, defs);
     assert_eq!(check_triggers(&mut a, defs, now), vec![Arc::from("OFF")]);
 }
 
@@ -346,7 +367,7 @@ fn schedule_runs_asap_once_and_recurring_rows_on_their_timing() {
     let p = plan();
     let data = p.account_data();
     let now = t(NOW);
-    let mut s = Schedule::from_plan(data, now);
+    let mut s = Schedule::from_plan(data, now, now);
     let due = s.due(now);
     // Only 1001 has a plan; *asap is due at once.
     assert_eq!(due.len(), 1);
@@ -370,8 +391,8 @@ fn schedule_runs_asap_once_and_recurring_rows_on_their_timing() {
     assert_eq!(s.accounts_of("AP"), ["t.test:1001"]);
     s.remove_account("t.test", "1001");
     assert_eq!(s.next_wakeup(), None);
-    assert!(!s.add(data, "t.test", "1002", "AP_NONE", now));
-    assert!(s.add(data, "t.test", "1002", "AP", now));
+    assert!(!s.add(data, "t.test", "1002", "AP_NONE", now, now));
+    assert!(s.add(data, "t.test", "1002", "AP", now, now));
     let due = s.due(now);
     assert_eq!(due.len(), 1, "{due:?}");
 }
@@ -384,4 +405,177 @@ fn initial_account_takes_flags_and_trigger_sets() {
     assert_eq!(a.key(), "t.test:1001");
     assert!(a.allow_negative && !a.disabled);
     assert_eq!(a.action_triggers, ["T_MIN"]);
+}
+
+fn fired(keys: &[&str], now: DateTime<Utc>) -> BTreeMap<String, TriggerRun> {
+    keys.iter()
+        .map(|k| {
+            (
+                (*k).to_owned(),
+                TriggerRun {
+                    executed: true,
+                    last_run: Some(now),
+                },
+            )
+        })
+        .collect()
+}
+
+fn armed(a: &Account) -> Vec<&str> {
+    a.trigger_runs
+        .iter()
+        .filter(|(_, r)| !r.executed)
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+/// CGRateS's `ActionTrigger.Match`: `*reset_triggers` re-arms only the
+/// rows its balance type, BalanceId, destinations or ExtraParameters
+/// (`UniqueID`) select.
+#[test]
+fn reset_triggers_rearms_only_the_rows_its_filter_matches() {
+    let p = plan();
+    let data = p.account_data();
+    let now = t(NOW);
+    let all = ["T_MIX#u1", "T_MIX#u2", "T_MIX#u3"];
+    let rearm = |id: &str| {
+        let mut a = with_triggers(&["T_MIX"], "5");
+        a.trigger_runs = fired(&all, now);
+        apply_actions_with(&mut a, &data.actions[id], &data.triggers, now).unwrap();
+        armed(&a).into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(rearm("REARM_VOICE"), ["T_MIX#u3"]);
+    assert_eq!(rearm("REARM_MAIN"), ["T_MIX#u1"]);
+    assert_eq!(rearm("REARM_DST"), ["T_MIX#u1"]);
+    assert_eq!(rearm("REARM_UID"), ["T_MIX#u2"]);
+    // Without a filter every row is re-armed.
+    assert_eq!(rearm("REARM"), all);
+}
+
+/// Event counters are kept per balance filter: a debit to DST_A counts
+/// for the DST_A trigger only.
+#[test]
+fn event_counters_are_kept_per_balance_filter() {
+    let p = plan();
+    let data = p.account_data();
+    let defs = &data.triggers;
+    let now = t(NOW);
+    let mut a = with_triggers(&["T_DST"], "100");
+    let mut cd = crate::CallDescriptor::new("1001", "1", now, std::time::Duration::from_secs(60));
+    cd.tenant = "t.test";
+    for _ in 0..2 {
+        let out = crate::debit(&mut a, &cd, &p, crate::RoundingMode::Exact, now).unwrap();
+        record_debit(&mut a, &out, &cd, &p, defs);
+    }
+    let ka = counter_key(&defs["T_DST"][0]).unwrap();
+    let kb = counter_key(&defs["T_DST"][1]).unwrap();
+    assert_eq!(
+        a.counters.get(&ka),
+        Some(&d("0.2")),
+        "{:?} {ka}",
+        a.counters
+    );
+    assert_eq!(a.counters[&kb], Decimal::ZERO);
+    // Only DST_A's *max_event_counter (>= 0.15) fires.
+    assert_eq!(check_triggers(&mut a, defs, now), vec![Arc::from("OFF")]);
+    let mut cd_b = cd;
+    cd_b.destination = "2";
+    let out = crate::debit(&mut a, &cd_b, &p, crate::RoundingMode::Exact, now).unwrap();
+    record_debit(&mut a, &out, &cd_b, &p, defs);
+    assert_eq!(a.counters[&kb], d("0.1"));
+    // *reset_counters compares filters as CGRateS's BalanceFilter.Equal:
+    // the counter's filter carries the UniqueID as its ID, so an action
+    // naming only DST_A equals nothing; one naming `a` zeroes a's only.
+    apply_actions_with(&mut a, &data.actions["ZERO_X"], defs, now).unwrap();
+    assert_eq!(a.counters[&ka], d("0.2"));
+    apply_actions_with(&mut a, &data.actions["ZERO_A"], defs, now).unwrap();
+    assert_eq!(a.counters[&ka], Decimal::ZERO);
+    assert_eq!(a.counters[&kb], d("0.1"));
+}
+
+/// The moment a `*balance_expired` trigger is next due: the watched
+/// balance's expiry, while the trigger is armed.
+#[test]
+fn next_balance_expiry_is_the_watched_balance_expiry_while_armed() {
+    let p = plan();
+    let data = p.account_data();
+    let now = t(NOW);
+    let mut a = with_triggers(&["T_EXP"], "1");
+    assert_eq!(next_balance_expiry(&a, &data.triggers, now), None);
+    run(&p, &mut a, "TOPUP_MIN", now);
+    let exp = now + TimeDelta::hours(1);
+    assert_eq!(next_balance_expiry(&a, &data.triggers, now), Some(exp));
+    // Past it: nothing later; from the start of time it is still pending.
+    assert_eq!(next_balance_expiry(&a, &data.triggers, exp), None);
+    assert_eq!(
+        next_balance_expiry(&a, &data.triggers, DateTime::<Utc>::MIN_UTC),
+        Some(exp)
+    );
+    assert_eq!(check_triggers(&mut a, &data.triggers, exp).len(), 1);
+    assert_eq!(
+        next_balance_expiry(&a, &data.triggers, DateTime::<Utc>::MIN_UTC),
+        None
+    );
+}
+
+fn next_of(s: &Schedule, id: &str) -> Option<DateTime<Utc>> {
+    let mut copy = s.clone();
+    // Runs due up to a year ahead, in order: the first of `id`.
+    copy.due(t("2026-12-31T00:00:00Z"))
+        .into_iter()
+        .find(|r| &*r.actions_id == id)
+        .map(|r| r.at)
+}
+
+/// A plan loaded for rating is anchored at the epoch (replay
+/// determinism); the schedule re-anchors its ActionPlan timings at the
+/// load (or attach) moment, as CGRateS: `*monthly` on the load day at the
+/// load time, not on the 1st at 00:00.
+#[test]
+fn schedule_anchors_builtin_timings_at_the_load_moment() {
+    let p = plan_loaded_at(DateTime::UNIX_EPOCH);
+    let data = p.account_data();
+    let now = t(NOW);
+    let s = Schedule::from_plan(data, now, now);
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-02-15T10:20:30Z")));
+    assert_eq!(next_of(&s, "DEBIT"), Some(t("2025-01-16T10:20:30Z")));
+    let mut s = Schedule::default();
+    let attached = t("2025-01-20T08:00:00Z");
+    assert!(s.add(data, "t.test", "1002", "AP", attached, attached));
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-02-20T08:00:00Z")));
+    // Attached again later: one run a month, still on the 20th.
+    let again = t("2025-01-25T08:00:00Z");
+    assert!(s.add(data, "t.test", "1002", "AP", again, again));
+    let runs = s.clone().due(t("2025-02-28T00:00:00Z"));
+    let resets: Vec<_> = runs.iter().filter(|r| &*r.actions_id == "RESET").collect();
+    assert_eq!(resets.len(), 1, "{runs:?}");
+    assert_eq!(resets[0].at, t("2025-02-20T08:00:00Z"));
+}
+
+/// After a restart the schedule is rebuilt with the saved anchor: a run
+/// that happened just before is not run again, a run missed while
+/// stopped is not caught up (CGRateS's scheduler queues only future runs)
+/// and the next one is not skipped.
+#[test]
+fn a_rebuilt_schedule_neither_reruns_nor_skips_nor_catches_up() {
+    let p = plan_loaded_at(DateTime::UNIX_EPOCH);
+    let data = p.account_data();
+    let loaded = t(NOW);
+    let restart = |at: &str| {
+        let mut s = Schedule::from_plan(data, loaded, t(at));
+        // The restore drops the one-time rows: they ran at load.
+        drop(s.due(t(at)));
+        s
+    };
+    // Just after the February run: the next is March's.
+    let s = restart("2025-02-15T10:20:31Z");
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-03-15T10:20:30Z")));
+    // Stopped over the February run: not caught up, March's is next.
+    let s = restart("2025-02-16T00:00:00Z");
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-03-15T10:20:30Z")));
+    assert_eq!(next_of(&s, "DEBIT"), Some(t("2025-02-16T10:20:30Z")));
+    // Just before it: February's run still comes.
+    let s = restart("2025-02-15T10:20:29Z");
+    assert_eq!(next_of(&s, "RESET"), Some(t("2025-02-15T10:20:30Z")));
+    assert!(next_of(&s, "TOPUP").is_none());
 }

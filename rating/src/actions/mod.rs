@@ -18,16 +18,19 @@ use crate::plan::TariffPlan;
 mod exec;
 pub(crate) mod parse;
 mod schedule;
+mod triggers;
 
 pub use exec::{
-    ActionsOutcome, DueRun, Effect, Schedule, TriggerRun, apply_actions, check_triggers,
-    initial_account, record_debit, trigger_key,
+    ActionsOutcome, DueRun, Effect, Schedule, apply_actions, apply_actions_with, initial_account,
 };
 pub use schedule::ActionTiming;
+pub use triggers::{
+    TriggerRun, check_triggers, counter_key, next_balance_expiry, record_debit, trigger_key,
+};
 
 /// What an Actions row does (its `Action` column).
 ///
-/// The first sixteen are the actions AccuRate means to execute. CGRateS
+/// The first seventeen are the actions AccuRate executes. CGRateS
 /// knows more (HTTP, RPC and session actions, ...): those load as
 /// [`ActionType::Other`] with their name, so a CGRateS plan loads whole;
 /// a name CGRateS does not know is a load error at its line and column.
@@ -53,8 +56,12 @@ pub enum ActionType {
     AllowNegative,
     /// `*deny_negative`.
     DenyNegative,
-    /// `*reset_triggers`: re-arm the account's triggers.
+    /// `*reset_triggers`: re-arm the account's triggers the action's
+    /// balance filter matches.
     ResetTriggers,
+    /// `*reset_counters`: zero the event counters whose balance filter
+    /// the action's equals.
+    ResetCounters,
     /// `*log`: log the account.
     Log,
     /// `*cdrlog`: write a CDR for the action.
@@ -70,8 +77,8 @@ pub enum ActionType {
     Other(&'static str),
 }
 
-/// The sixteen executable actions, by name.
-const ACTION_NAMES: [(&str, ActionType); 16] = [
+/// The executable actions, by name.
+const ACTION_NAMES: [(&str, ActionType); 17] = [
     ("*topup", ActionType::Topup),
     ("*topup_reset", ActionType::TopupReset),
     ("*debit", ActionType::Debit),
@@ -83,6 +90,7 @@ const ACTION_NAMES: [(&str, ActionType); 16] = [
     ("*allow_negative", ActionType::AllowNegative),
     ("*deny_negative", ActionType::DenyNegative),
     ("*reset_triggers", ActionType::ResetTriggers),
+    ("*reset_counters", ActionType::ResetCounters),
     ("*log", ActionType::Log),
     ("*cdrlog", ActionType::Cdrlog),
     ("*http_post", ActionType::HttpPost),
@@ -92,14 +100,13 @@ const ACTION_NAMES: [(&str, ActionType); 16] = [
 
 /// Other action names CGRateS (v0.10 and master) defines in
 /// `utils/consts.go`.
-const OTHER_CGRATES_ACTIONS: [&str; 25] = [
+const OTHER_CGRATES_ACTIONS: [&str; 24] = [
     "*http_post_async",
     "*mail_async",
     "*call_url",
     "*call_url_async",
     "*set_recurrent",
     "*unset_recurrent",
-    "*reset_counters",
     "*set_ddestinations",
     "*transfer_monetary_default",
     "*transfer_balance",

@@ -4,7 +4,10 @@
 //! (`*monthly` runs on the load day of each month at the load time of
 //! day, `*hourly` at the load minute and second of each hour, ...);
 //! `*asap`, and a Timings.csv row whose Time is `*asap`, run once, at
-//! load. Everything is UTC, as the rest of the crate.
+//! load. A plan loaded for rating (anchored at the epoch, for replay
+//! determinism) re-anchors its ActionPlan timings with
+//! [`ActionTiming::anchored_at`] when the server schedules them.
+//! Everything is UTC, as the rest of the crate.
 
 use std::sync::Arc;
 
@@ -20,6 +23,18 @@ pub(crate) const BUILTIN_TIMINGS: &str = "*asap, *every_minute, *hourly, *daily,
 pub struct ActionTiming {
     id: Arc<str>,
     kind: Kind,
+    anchor: Anchor,
+}
+
+/// How the timing depends on the moment it is anchored at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    /// A built-in timing (`*asap`, `*monthly`, ...): runs relative to it.
+    Builtin,
+    /// A Timings.csv row whose Time is `*asap`: once, at it.
+    TimingAsap,
+    /// A Timings.csv row: fixed dates, whatever the anchor.
+    Fixed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +77,7 @@ impl ActionTiming {
         Some(ActionTiming {
             id: Arc::from(id),
             kind,
+            anchor: Anchor::Builtin,
         })
     }
 
@@ -69,12 +85,29 @@ impl ActionTiming {
     /// runs once, at `loaded_at`.
     pub(crate) fn from_timing(timing: Arc<Timing>, loaded_at: DateTime<Utc>) -> ActionTiming {
         let id = timing.id_arc().clone();
-        let kind = if timing.is_asap() {
-            Kind::Once(loaded_at)
+        let (kind, anchor) = if timing.is_asap() {
+            (Kind::Once(loaded_at), Anchor::TimingAsap)
         } else {
-            Kind::Calendar(timing)
+            (Kind::Calendar(timing), Anchor::Fixed)
         };
-        ActionTiming { id, kind }
+        ActionTiming { id, kind, anchor }
+    }
+
+    /// The same timing anchored at `at` instead of the plan's load moment:
+    /// a built-in timing runs relative to `at` (`*monthly` on `at`'s day
+    /// of the month at its time of day, `*asap` at `at`), as CGRateS
+    /// anchors the ActionPlan timings when it loads or attaches the plan;
+    /// a Timings.csv row keeps its dates.
+    #[must_use]
+    pub fn anchored_at(&self, at: DateTime<Utc>) -> ActionTiming {
+        match self.anchor {
+            Anchor::Builtin => ActionTiming::builtin(&self.id, at).unwrap_or_else(|| self.clone()),
+            Anchor::TimingAsap => ActionTiming {
+                kind: Kind::Once(at),
+                ..self.clone()
+            },
+            Anchor::Fixed => self.clone(),
+        }
     }
 
     /// The TimingId.
