@@ -32,13 +32,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    ACCURATE, HEP_PORT, Netns, Proc, Scratch, contains, parse_sniff, require, root, wait_until,
-    wire_hep, wire_sip_udp,
+    ACCURATE, HEP_PORT, Netns, Proc, Scratch, contains, kamailio_modules, parse_sniff, require,
+    root, wait_until, wire_hep, wire_sip_udp,
 };
 
 /// Calls per test.
@@ -88,32 +87,6 @@ fn hep_v2_over_udp() {
 #[test]
 fn hep_v1_over_udp() {
     run("v1udp", 1, HepTransport::Udp, Stop::Signal("TERM"));
-}
-
-/// Kamailio's module directory (siptrace.so and friends).
-fn kamailio_modules() -> PathBuf {
-    for d in [
-        "/usr/lib/x86_64-linux-gnu/kamailio/modules",
-        "/usr/lib/aarch64-linux-gnu/kamailio/modules",
-        "/usr/lib/kamailio/modules",
-        "/usr/local/lib64/kamailio/modules",
-        "/usr/local/lib/kamailio/modules",
-    ] {
-        if PathBuf::from(d).join("siptrace.so").is_file() {
-            return d.into();
-        }
-    }
-    let out = std::process::Command::new("dpkg")
-        .args(["-L", "kamailio"])
-        .output();
-    if let Ok(out) = out {
-        for l in String::from_utf8_lossy(&out.stdout).lines() {
-            if l.ends_with("/siptrace.so") {
-                return PathBuf::from(l).parent().unwrap().to_path_buf();
-            }
-        }
-    }
-    panic!("siptrace.so not found: install the Debian package `kamailio`");
 }
 
 fn run(tag: &str, hep_version: u8, hep_transport: HepTransport, stop: Stop) {
