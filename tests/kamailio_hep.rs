@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use common::{
     ACCURATE, HEP_PORT, Netns, Proc, Scratch, contains, kamailio_modules, parse_sniff, require,
-    root, wait_until, wire_hep, wire_sip_udp,
+    root, tcpdump, wait_until, wire_hep, wire_sip_udp,
 };
 
 /// Calls per test.
@@ -92,7 +92,7 @@ fn hep_v1_over_udp() {
 fn run(tag: &str, hep_version: u8, hep_transport: HepTransport, stop: Stop) {
     let kamailio = require("kamailio", "kamailio");
     let sipp = require("sipp", "sip-tester");
-    let tcpdump = require("tcpdump", "tcpdump");
+    let tcpdump_bin = require("tcpdump", "tcpdump");
     require("tshark", "tshark");
     let modules = kamailio_modules();
     let peers = root().join("tests/peers");
@@ -130,33 +130,11 @@ fn run(tag: &str, hep_version: u8, hep_transport: HepTransport, stop: Stop) {
         || format!("sniff stderr:\n{}", dir.read("sniff.err")),
     );
 
-    let mut dump = Proc::spawn(
-        "tcpdump",
-        ns.command(&tcpdump)
-            .args([
-                "-i",
-                "lo",
-                "-n",
-                "-U",
-                "--immediate-mode",
-                "-Z",
-                "root",
-                "-s",
-                "0",
-                "-w",
-            ])
-            .arg(&pcap)
-            .arg(format!(
-                "(udp or tcp) and (port 5060 or port 5061 or port 5062 or port {HEP_PORT})"
-            ))
-            .stdout(Stdio::null())
-            .stderr(dir.log("tcpdump.log")),
-    );
-    wait_until(
-        Duration::from_secs(20),
-        "tcpdump to start",
-        || dir.read("tcpdump.log").contains("listening on"),
-        || dir.read("tcpdump.log"),
+    let mut dump = tcpdump(
+        ns.command(&tcpdump_bin),
+        &pcap,
+        &format!("(udp or tcp) and (port 5060 or port 5061 or port 5062 or port {HEP_PORT})"),
+        &dir,
     );
 
     let mut kam_cmd = ns.command(&kamailio);

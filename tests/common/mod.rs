@@ -282,6 +282,29 @@ impl Drop for Proc {
     }
 }
 
+/// Starts `cmd` (tcpdump, maybe through `ip netns exec`) capturing `filter`
+/// on lo into `pcap`, every packet as soon as seen, and waits until it
+/// listens; its stderr goes to `tcpdump.log` in `dir`.
+pub fn tcpdump(mut cmd: Command, pcap: &Path, filter: &str, dir: &Scratch) -> Proc {
+    let p = Proc::spawn(
+        "tcpdump",
+        cmd.args(["-i", "lo", "-n", "-U", "--immediate-mode", "-Z", "root"])
+            .args(["-s", "0", "-B", "16384", "-w"])
+            .arg(pcap)
+            .arg(filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(dir.log("tcpdump.log")),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "tcpdump to start",
+        || dir.read("tcpdump.log").contains("listening on"),
+        || dir.read("tcpdump.log"),
+    );
+    p
+}
+
 /// Polls `cond` every 20 ms for at most `limit`; panics with `what` (and the
 /// extra context `ctx` returns) on timeout.
 pub fn wait_until(
