@@ -35,7 +35,7 @@ mod e2e_common;
 mod serve_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 
 use common::{ACCURATE, Proc, parse_sniff, root};
 use e2e_common::{
-    ACCOUNTS, CALLS, Cdr, HepTransport, INITIAL_BALANCE, RATE, Run, SCENARIOS, TARIFFPLAN,
+    ACCOUNTS, CALLS, Cdr, HepTransport, INITIAL_BALANCE, RATE, Replay, Run, SCENARIOS, TARIFFPLAN,
     assert_same_calls, check_oracle, cost_per_account, tools, wait_for_line,
 };
 use serve_common::Server;
@@ -167,16 +167,16 @@ fn harness(tag: &str, hep: HepTransport) {
 /// receives every HEP copy and follows every call to its end, as its
 /// `GET /metrics` counters say.
 fn serve_capture(tag: &str, hep: HepTransport) {
-    let Some(tools) = tools(tag) else { return };
-    let mut run = Run::start(tag, tools, hep);
-    let data = run.dir.file("data");
-    let server = start_serve(&run, &data, None, true);
-    run.start_kamailio();
-    let calls = run.start_calls();
-    run.finish_calls(calls);
-    run.stop_capture();
-    let oracle = run.oracle();
-    let n = check_oracle(&oracle.cdrs);
+    let Some(ServeRun {
+        server,
+        run,
+        oracle,
+        n,
+        ..
+    }) = serve_traffic(tag, hep, None)
+    else {
+        return;
+    };
     let heps = run.hep_view();
     let answered = oracle.cdrs.iter().filter(|c| c.answered).count();
     let want = [
@@ -235,16 +235,16 @@ fn metrics(server: &Server) -> BTreeMap<String, u64> {
 /// `accurate serve --hep` receives the calls; its CDRs and debits must be
 /// the oracle's.
 fn serve(tag: &str, hep: HepTransport, cdr_db: Option<&str>) {
-    let Some(tools) = tools(tag) else { return };
-    let mut run = Run::start(tag, tools, hep);
-    let data = run.dir.file("data");
-    let server = start_serve(&run, &data, cdr_db, true);
-    run.start_kamailio();
-    let calls = run.start_calls();
-    run.finish_calls(calls);
-    run.stop_capture();
-    let oracle = run.oracle();
-    let n = check_oracle(&oracle.cdrs);
+    let Some(ServeRun {
+        server,
+        run,
+        data,
+        oracle,
+        n,
+    }) = serve_traffic(tag, hep, cdr_db)
+    else {
+        return;
+    };
 
     let got = wait_cdrs(&server, n);
     assert_same_calls("accurate serve's CDRs vs the wire", &oracle.cdrs, &got);
@@ -257,6 +257,38 @@ fn serve(tag: &str, hep: HepTransport, cdr_db: Option<&str>) {
     let again = cdrs(&server);
     assert_same_calls("the CDRs after a restart", &oracle.cdrs, &again);
     check_debits(&server, &again);
+}
+
+/// A run with `accurate serve --hep` as the receiver, after the calls.
+struct ServeRun {
+    // dropped first: it lives in the run's folder
+    server: Server,
+    run: Run,
+    data: PathBuf,
+    oracle: Replay,
+    /// Calls on the wire.
+    n: usize,
+}
+
+/// Starts serve (with the test's plan) and the peers, makes the calls and
+/// reads the oracle; None when the peers are missing.
+fn serve_traffic(tag: &str, hep: HepTransport, cdr_db: Option<&str>) -> Option<ServeRun> {
+    let mut run = Run::start(tag, tools(tag)?, hep);
+    let data = run.dir.file("data");
+    let server = start_serve(&run, &data, cdr_db, true);
+    run.start_kamailio();
+    let calls = run.start_calls();
+    run.finish_calls(calls);
+    run.stop_capture();
+    let oracle = run.oracle();
+    let n = check_oracle(&oracle.cdrs);
+    Some(ServeRun {
+        server,
+        run,
+        data,
+        oracle,
+        n,
+    })
 }
 
 /// `kill -9` of serve while the calls run, then a restart on the same data
