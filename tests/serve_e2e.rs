@@ -345,7 +345,7 @@ fn kill9(tag: &str, hep: HepTransport) {
         before || after || across
     });
     assert!(
-        must.len() * 2 > oracle.cdrs.len(),
+        must.len() * 3 > oracle.cdrs.len(),
         "the gap took most of the calls ({} of {} certain): restart too slow?",
         must.len(),
         oracle.cdrs.len()
