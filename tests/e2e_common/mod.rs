@@ -34,7 +34,7 @@ use serde_json::Value;
 use crate::common::{ACCURATE, Proc, Scratch, kamailio_modules, root, tcpdump, wait_until, which};
 
 /// Calls per scenario (8 scenarios).
-pub const CALLS: usize = 30;
+pub const CALLS: usize = 36;
 /// New calls per second per scenario: 8 x 4 = 32 calls/s in all.
 pub const RATE: usize = 4;
 /// How far a usage seen through HEP may be from the wire's: Kamailio stamps
