@@ -32,13 +32,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    ACCURATE, HEP_PORT, Netns, Proc, Scratch, contains, parse_sniff, require, root, wait_until,
-    wire_hep, wire_sip_udp,
+    ACCURATE, HEP_PORT, Netns, Proc, Scratch, contains, kamailio_modules, parse_sniff, require,
+    root, tcpdump, wait_until, wire_hep, wire_sip_udp,
 };
 
 /// Calls per test.
@@ -90,36 +89,10 @@ fn hep_v1_over_udp() {
     run("v1udp", 1, HepTransport::Udp, Stop::Signal("TERM"));
 }
 
-/// Kamailio's module directory (siptrace.so and friends).
-fn kamailio_modules() -> PathBuf {
-    for d in [
-        "/usr/lib/x86_64-linux-gnu/kamailio/modules",
-        "/usr/lib/aarch64-linux-gnu/kamailio/modules",
-        "/usr/lib/kamailio/modules",
-        "/usr/local/lib64/kamailio/modules",
-        "/usr/local/lib/kamailio/modules",
-    ] {
-        if PathBuf::from(d).join("siptrace.so").is_file() {
-            return d.into();
-        }
-    }
-    let out = std::process::Command::new("dpkg")
-        .args(["-L", "kamailio"])
-        .output();
-    if let Ok(out) = out {
-        for l in String::from_utf8_lossy(&out.stdout).lines() {
-            if l.ends_with("/siptrace.so") {
-                return PathBuf::from(l).parent().unwrap().to_path_buf();
-            }
-        }
-    }
-    panic!("siptrace.so not found: install the Debian package `kamailio`");
-}
-
 fn run(tag: &str, hep_version: u8, hep_transport: HepTransport, stop: Stop) {
     let kamailio = require("kamailio", "kamailio");
     let sipp = require("sipp", "sip-tester");
-    let tcpdump = require("tcpdump", "tcpdump");
+    let tcpdump_bin = require("tcpdump", "tcpdump");
     require("tshark", "tshark");
     let modules = kamailio_modules();
     let peers = root().join("tests/peers");
@@ -157,33 +130,11 @@ fn run(tag: &str, hep_version: u8, hep_transport: HepTransport, stop: Stop) {
         || format!("sniff stderr:\n{}", dir.read("sniff.err")),
     );
 
-    let mut dump = Proc::spawn(
-        "tcpdump",
-        ns.command(&tcpdump)
-            .args([
-                "-i",
-                "lo",
-                "-n",
-                "-U",
-                "--immediate-mode",
-                "-Z",
-                "root",
-                "-s",
-                "0",
-                "-w",
-            ])
-            .arg(&pcap)
-            .arg(format!(
-                "(udp or tcp) and (port 5060 or port 5061 or port 5062 or port {HEP_PORT})"
-            ))
-            .stdout(Stdio::null())
-            .stderr(dir.log("tcpdump.log")),
-    );
-    wait_until(
-        Duration::from_secs(20),
-        "tcpdump to start",
-        || dir.read("tcpdump.log").contains("listening on"),
-        || dir.read("tcpdump.log"),
+    let mut dump = tcpdump(
+        ns.command(&tcpdump_bin),
+        &pcap,
+        &format!("(udp or tcp) and (port 5060 or port 5061 or port 5062 or port {HEP_PORT})"),
+        &dir,
     );
 
     let mut kam_cmd = ns.command(&kamailio);

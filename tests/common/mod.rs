@@ -29,6 +29,16 @@ pub fn root() -> PathBuf {
 /// Path of `bin` (PATH, then the sbin directories), or a panic naming the
 /// Debian package that provides it.
 pub fn require(bin: &str, package: &str) -> PathBuf {
+    which(bin).unwrap_or_else(|| {
+        panic!(
+            "`{bin}` is not installed: this real-peer test needs the Debian package `{package}` \
+             (apt-get install {package})"
+        )
+    })
+}
+
+/// Path of `bin` (PATH, then the sbin directories), if installed.
+pub fn which(bin: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -44,19 +54,35 @@ pub fn require(bin: &str, package: &str) -> PathBuf {
         .iter()
         .map(PathBuf::from),
     );
-    for d in dirs {
-        let p = d.join(bin);
-        if let Ok(m) = std::fs::metadata(&p)
-            && m.is_file()
-            && m.permissions().mode() & 0o111 != 0
-        {
-            return p;
+    dirs.into_iter().map(|d| d.join(bin)).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Kamailio's module directory (siptrace.so and friends).
+pub fn kamailio_modules() -> PathBuf {
+    for d in [
+        "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+        "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+        "/usr/lib/kamailio/modules",
+        "/usr/local/lib64/kamailio/modules",
+        "/usr/local/lib/kamailio/modules",
+    ] {
+        if PathBuf::from(d).join("siptrace.so").is_file() {
+            return d.into();
         }
     }
-    panic!(
-        "`{bin}` is not installed: this real-peer test needs the Debian package `{package}` \
-         (apt-get install {package})"
-    );
+    let out = std::process::Command::new("dpkg")
+        .args(["-L", "kamailio"])
+        .output();
+    if let Ok(out) = out {
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            if l.ends_with("/siptrace.so") {
+                return PathBuf::from(l).parent().unwrap().to_path_buf();
+            }
+        }
+    }
+    panic!("siptrace.so not found: install the Debian package `kamailio`");
 }
 
 /// A scratch directory for one test: logs, captures, Kamailio's runtime dir.
@@ -254,6 +280,29 @@ impl Drop for Proc {
             self.stop("TERM", Duration::from_secs(3));
         }
     }
+}
+
+/// Starts `cmd` (tcpdump, maybe through `ip netns exec`) capturing `filter`
+/// on lo into `pcap`, every packet as soon as seen, and waits until it
+/// listens; its stderr goes to `tcpdump.log` in `dir`.
+pub fn tcpdump(mut cmd: Command, pcap: &Path, filter: &str, dir: &Scratch) -> Proc {
+    let p = Proc::spawn(
+        "tcpdump",
+        cmd.args(["-i", "lo", "-n", "-U", "--immediate-mode", "-Z", "root"])
+            .args(["-s", "0", "-B", "16384", "-w"])
+            .arg(pcap)
+            .arg(filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(dir.log("tcpdump.log")),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "tcpdump to start",
+        || dir.read("tcpdump.log").contains("listening on"),
+        || dir.read("tcpdump.log"),
+    );
+    p
 }
 
 /// Polls `cond` every 20 ms for at most `limit`; panics with `what` (and the

@@ -6,8 +6,15 @@
 # Topology: sipp UAC 127.0.0.1:5061 -> Kamailio 127.0.0.1:5060 -> sipp UAS
 # 127.0.0.1:5062. The UAC follows Record-Route ([routes], [next_url]); the UAS
 # sends its own in-dialog requests (BYE) through Kamailio with the route set.
+#
+# The UAC sides are written twice: here with the caller 4971112345 (the
+# captures), and in ../e2e/sipp/ with the caller from the first field of
+# sipp's -inf file ([field0]: the e2e test's accounts 1001-1003).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+OUTDIR=.
+CALLER=4971112345
+AUTH_USER=$CALLER   # (sipp cannot nest [field0] in [authentication])
 
 SDP_A='      v=0
       o=alice 53655765 2353687637 IN IP[local_ip_type] [local_ip]
@@ -51,11 +58,11 @@ invite() {
 
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Alice" <sip:4971112345@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      From: "Alice" <sip:$CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: $1 INVITE
-      Contact: <sip:4971112345@[local_ip]:[local_port];transport=[transport]>
+      Contact: <sip:$CALLER@[local_ip]:[local_port];transport=[transport]>
       Max-Forwards: 70
       User-Agent: accurate-peers sipp UAC
 $2$(body "$SDP_A")
@@ -77,11 +84,11 @@ uac_req() {
       $1 [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       [routes]
-      From: "Alice" <sip:4971112345@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      From: "Alice" <sip:$CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
       CSeq: $2 $1
-      Contact: <sip:4971112345@[local_ip]:[local_port];transport=[transport]>
+      Contact: <sip:$CALLER@[local_ip]:[local_port];transport=[transport]>
       Max-Forwards: 70
       User-Agent: accurate-peers sipp UAC
 $(body "${3:-}")
@@ -100,7 +107,7 @@ uac_ack_neg() { # $1 CSeq
 
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       [last_Via:]
-      From: "Alice" <sip:4971112345@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      From: "Alice" <sip:$CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       [last_To:]
       Call-ID: [call_id]
       CSeq: $1 ACK
@@ -116,13 +123,13 @@ EOF
 
 # CANCEL of the pending INVITE (Via copied from the last provisional response)
 uac_cancel() {
-  cat <<'EOF'
+  cat <<EOF
   <send retrans="500">
     <![CDATA[
 
       CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       [last_Via:]
-      From: "Alice" <sip:4971112345@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      From: "Alice" <sip:$CALLER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 CANCEL
@@ -212,7 +219,7 @@ EOF
 
 # UAC's 200 to the callee's BYE
 uac_resp_bye() {
-  cat <<'EOF'
+  cat <<EOF
   <send>
     <![CDATA[
 
@@ -222,7 +229,7 @@ uac_resp_bye() {
       [last_To:]
       [last_Call-ID:]
       [last_CSeq:]
-      Contact: <sip:4971112345@[local_ip]:[local_port];transport=[transport]>
+      Contact: <sip:$CALLER@[local_ip]:[local_port];transport=[transport]>
       User-Agent: accurate-peers sipp UAC
       Content-Length: 0
 
@@ -261,10 +268,11 @@ scenario() { # $1 file, $2 description; body on stdin
     printf '<!-- %s -->\n<scenario name="%s">\n\n' "$2" "$1"
     cat
     printf '  <ResponseTimeRepartition value="100, 500, 1000"/>\n  <CallLengthRepartition value="1000, 5000, 10000"/>\n</scenario>\n'
-  } >"$1.xml"
+  } >"$OUTDIR/$1.xml"
 }
 
 # ------------------------------------------------------------------ UAC sides
+uac_sides() {
 # caller talks $TALK_MS (sipp -d, default below) then hangs up
 scenario answered-caller-bye-uac "answered call, caller hangs up after the call length (-d, ms)" <<EOF
 $(invite 1 "")
@@ -303,6 +311,8 @@ $(recv response 404 ' rtd="true"')
 $(uac_ack_neg 1)
 EOF
 
+# (the 200 to the CANCEL and the 487 come from different Kamailio processes:
+# under load the 487 may come first)
 scenario cancel-ringing-uac "caller cancels while ringing: CANCEL, 200 (CANCEL), 487, ACK" <<EOF
 $(invite 1 "")
 $(recv response 100 ' optional="true"')
@@ -310,7 +320,7 @@ $(recv response 180)
   <pause/>
 
 $(uac_cancel)
-$(recv response 200)
+$(recv response 200 ' optional="true"')
 $(recv response 487 ' rtd="true"')
 $(uac_ack_neg 1)
 EOF
@@ -349,7 +359,7 @@ scenario auth-407-uac "407 from the proxy, ACK, new INVITE with credentials (sam
 $(invite 1 "")
 $(recv response 407 ' auth="true"')
 $(uac_ack_neg 1)
-$(invite 2 "      [authentication username=4971112345 password=secret]
+$(invite 2 "      [authentication username=$AUTH_USER password=secret]
 ")
 $(recv response 100 ' optional="true"')
 $(recv response 180 ' optional="true"')
@@ -360,6 +370,11 @@ $(uac_req ACK 2)
 $(uac_req BYE 3)
 $(recv response 200 ' crlf="true"')
 EOF
+
+}
+uac_sides
+mkdir -p ../e2e/sipp
+OUTDIR=../e2e/sipp CALLER='[field0]' AUTH_USER=e2e uac_sides
 
 # ------------------------------------------------------------------ UAS sides
 scenario answered-uas "UAS: ring 300 ms, answer, wait for the caller's BYE (also serves auth-407)" <<EOF
@@ -430,4 +445,4 @@ $(recv request BYE)
 $(uas_resp 200 OK "" keep)
 EOF
 
-echo "wrote $(ls ./*.xml | wc -l) scenarios"
+echo "wrote $(ls ./*.xml ../e2e/sipp/*.xml | wc -l) scenarios"
