@@ -48,6 +48,9 @@ pub(crate) struct Config {
     /// Where `accurate serve` keeps accounts and its state (`[storage]`).
     #[serde(default)]
     pub storage: StorageSection,
+    /// `accurate serve`'s session manager (`[sessions]`).
+    #[serde(default)]
+    pub sessions: crate::serve::SessionsSection,
     /// The one reassembly byte budget (`max-total-bytes`) of everything
     /// built from this config, made on first use. Not a key.
     #[serde(skip)]

@@ -181,8 +181,17 @@ fn set_membership(state: &State, key: &str, groups: &BTreeSet<String>) {
     m.retain(|_, members| !members.is_empty());
 }
 
+/// The plan's SharedGroups.csv rows with the members the server tracks
+/// now (the session manager's shared groups).
+pub(crate) fn plan_groups<'a>(state: &State, plan: &'a rating::TariffPlan) -> PlanGroups<'a> {
+    PlanGroups {
+        data: plan.account_data(),
+        members: lock(&state.members).clone(),
+    }
+}
+
 /// The plan's SharedGroups.csv rows with the members the server tracks.
-struct PlanGroups<'a> {
+pub(crate) struct PlanGroups<'a> {
     data: &'a AccountPlanData,
     members: BTreeMap<String, BTreeSet<String>>,
 }
