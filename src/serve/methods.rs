@@ -11,7 +11,7 @@ use jsonrpc::{RpcError, code};
 use rating::{CallDescriptor, RoundingMode, SharedTariffPlan, TariffStore, Tor};
 use serde_json::{Map, Value};
 
-use super::{accounts, actionapi};
+use super::{accounts, actionapi, cdrs};
 
 /// What every connection shares: the plan in force and the counters.
 pub(crate) struct State {
@@ -46,6 +46,10 @@ pub(crate) struct State {
     /// in it (CGRateS's `MemberIds`), kept up to date by every change.
     pub members:
         std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
+    /// The stored CDRs (`[cdrs] db`: SQLite or PostgreSQL), for queries.
+    pub cdrs: Arc<dyn sessions::CdrStore>,
+    /// Where CDRs are written: batched, through the writer task.
+    pub cdr_writer: cdrs::CdrWriter,
 }
 
 impl std::fmt::Debug for State {
@@ -101,6 +105,7 @@ impl State {
         auth_token: Option<String>,
         node_id: String,
         store: super::store::Store,
+        cdrs: cdrs::Cdrs,
     ) -> Self {
         State {
             plan,
@@ -118,6 +123,8 @@ impl State {
             attached: std::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             members: std::sync::Mutex::default(),
+            cdrs: cdrs.store,
+            cdr_writer: cdrs.writer,
         }
     }
 
@@ -165,6 +172,7 @@ pub(crate) async fn dispatch(
         "APIerSv1.GetCost" => get_cost(state, &params),
         // Already checked by the transport; a second call is harmless.
         AUTH_METHOD => Ok("\"OK\"".to_owned()),
+        m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the
             // async workers, so one slow write stalls no other connection.
@@ -222,7 +230,7 @@ fn store_method(state: &State, method: &str, params: &Value) -> Result<String, R
 
 /// Go's `net/rpc` answer to an unknown service or method.
 fn unknown(method: &str) -> RpcError {
-    const SERVICES: [&str; 4] = ["CoreSv1", "APIerSv1", "APIerSv2", "AuthSv1"];
+    const SERVICES: [&str; 5] = ["CoreSv1", "APIerSv1", "APIerSv2", "AuthSv1", "CDRsV1"];
     let service = method.rsplit_once('.').map_or(method, |(s, _)| s);
     let what = if SERVICES.contains(&service) {
         "method"
@@ -529,6 +537,7 @@ mod tests {
             Some("secret".into()),
             "n".into(),
             super::super::store::Store::memory(),
+            cdrs::Cdrs::unavailable(),
         );
         assert!(s.token_ok("secret"));
         assert!(!s.token_ok("secreT"));
