@@ -129,10 +129,9 @@ fn config_db_and_flag_on_postgres() {
         .unwrap();
     let url = format!("{}?options=-c%20search_path%3D{schema}", pg_url());
     // `[cdrs] db` names a database that is not there; the flag wins.
-    let config = format!(
-        "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n[cdrs]\ndb = \"postgres://127.0.0.1:1/none\"\nbatch-size = 10\n"
-    );
-    let mut s = Server::start_with(&["--cdr-db", &url], Some(&config));
+    let config = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n\
+                  [cdrs]\ndb = \"postgres://127.0.0.1:1/none\"\nbatch-size = 10\n";
+    let mut s = Server::start_with(&["--cdr-db", &url], Some(config));
     assert!(
         s.seen.iter().any(|l| l.starts_with("cdrs: postgres://")),
         "{:?}",

@@ -94,7 +94,7 @@ mod tests {
         by_key.sort_by_key(|d| cost_key(*d));
         let mut by_val = vals;
         by_val.sort();
-        let norm = |v: Vec<Decimal>| v.into_iter().map(Decimal::normalize).collect::<Vec<_>>();
+        let norm = |v: Vec<Decimal>| v.iter().map(Decimal::normalize).collect::<Vec<_>>();
         assert_eq!(norm(by_key), norm(by_val));
     }
 }
