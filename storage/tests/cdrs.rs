@@ -530,3 +530,77 @@ async fn bad_urls_are_refused() {
         assert!(SqlCdrs::open(url).await.is_err(), "{url}");
     }
 }
+
+// ---- SQLite durability: kill -9 ----
+
+const CHILD_ENV: &str = "ACCURATE_CDRS_CHILD";
+const CHILD_BATCH: usize = 50;
+
+/// Not a test of its own: with `ACCURATE_CDRS_CHILD` set to a SQLite URL,
+/// the body of the child process [`sqlite_kill_9_loses_no_committed_cdr`]
+/// starts: it stores batches of CDRs, printing each acknowledged one,
+/// until it is killed.
+#[test]
+fn child_process() {
+    let Ok(url) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use std::io::Write;
+        let s = SqlCdrs::open(&url).await.unwrap();
+        let mut out = std::io::stdout().lock();
+        for b in 0.. {
+            let batch: Vec<Cdr> = (b * CHILD_BATCH..(b + 1) * CHILD_BATCH).map(cdr).collect();
+            let r = s.insert(&batch).await.unwrap();
+            assert!(r.iter().all(|x| *x));
+            writeln!(out, "ACK {}", (b + 1) * CHILD_BATCH).unwrap();
+            out.flush().unwrap();
+        }
+    });
+}
+
+#[tokio::test]
+async fn sqlite_kill_9_loses_no_committed_cdr() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(unique("accurate-cdrs-kill9"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("cdrs.sqlite").display());
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acked = 0usize;
+    while acked < 40 * CHILD_BATCH {
+        let l = lines.next().expect("child ended early").unwrap();
+        // libtest prints `test child_process ... ` before the first line.
+        if let Some((_, n)) = l.split_once("ACK ") {
+            acked = n.trim().parse().unwrap();
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let store = SqlCdrs::open(&url).await.unwrap();
+    let n = usize::try_from(store.count(&CdrFilter::default()).await.unwrap()).unwrap();
+    let got = get(&store, &CdrFilter::default()).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    // Everything acknowledged is there (maybe a batch more, committed
+    // before its line was printed), and only whole batches.
+    assert!(n >= acked, "{n} stored, {acked} acknowledged");
+    assert_eq!(n % CHILD_BATCH, 0, "a torn batch: {n}");
+    assert!(got == (0..n).map(cdr).collect::<Vec<_>>());
+}
