@@ -448,6 +448,7 @@ mod tests {
             None,
             "n".into(),
             store.clone(),
+            super::super::cdrs::Cdrs::unavailable(),
         )
     }
 
