@@ -51,6 +51,10 @@ pub(crate) struct Config {
     /// `accurate serve`'s session manager (`[sessions]`).
     #[serde(default)]
     pub sessions: crate::serve::SessionsSection,
+    /// Where `accurate serve` stores CDRs and how it batches them
+    /// (`[cdrs]`).
+    #[serde(default)]
+    pub cdrs: CdrsSection,
     /// The one reassembly byte budget (`max-total-bytes`) of everything
     /// built from this config, made on first use. Not a key.
     #[serde(skip)]
@@ -134,6 +138,48 @@ impl Default for StorageSection {
             redis: None,
             redis_prefix: "accurate:".to_owned(),
         }
+    }
+}
+
+/// `[cdrs]`: the CDR database of `accurate serve`.
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct CdrsSection {
+    /// `postgres://USER@HOST:PORT/DB` or `sqlite://PATH?mode=rwc`; not
+    /// set: SQLite `cdrs.sqlite` in the data directory. `--cdr-db`
+    /// overrides it.
+    #[serde(deserialize_with = "check::cdrs_db")]
+    pub db: Option<String>,
+    /// CDRs stored per insert (one transaction) at most.
+    #[serde(deserialize_with = "check::cdrs_batch_size")]
+    pub batch_size: usize,
+    /// Milliseconds a CDR may wait for others to share its insert.
+    #[serde(deserialize_with = "check::cdrs_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+}
+
+impl Default for CdrsSection {
+    fn default() -> Self {
+        CdrsSection {
+            db: None,
+            batch_size: 1000,
+            flush_interval_ms: 20,
+        }
+    }
+}
+
+/// A CDR database URL `accurate serve` can open: `sqlite:...`,
+/// `postgres://...` or `postgresql://...`.
+pub(crate) fn check_cdr_db(url: &str) -> Result<(), String> {
+    let ok = ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| url.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?} is not a CDR database URL (postgres://USER@HOST:PORT/DB or sqlite://PATH?mode=rwc)"
+        ))
     }
 }
 
@@ -442,6 +488,9 @@ mod check {
         // [api]: a descriptor each.
         api_max_connections("api.max-connections"): usize = 1..=1_000_000, "";
         api_idle_timeout_secs("api.idle-timeout-secs"): u64 = 1..=7 * DAY, " seconds";
+        // [cdrs]: one insert's bound parameters grow with the batch.
+        cdrs_batch_size("cdrs.batch-size"): usize = 1..=100_000, "";
+        cdrs_flush_interval_ms("cdrs.flush-interval-ms"): u64 = 1..=60_000, " ms";
         // [live]: libpcap's own maximum is 262144.
         snaplen("live.snaplen"): i32 = 64..=262_144, " bytes";
     }
@@ -534,6 +583,15 @@ mod check {
             return Err(D::Error::custom(
                 "key storage.redis-prefix: must be printable ASCII without spaces, not empty",
             ));
+        }
+        Ok(v)
+    }
+
+    /// `[cdrs] db`: a URL the CDR store can open.
+    pub(super) fn cdrs_db<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let v = Option::<String>::deserialize(d)?;
+        if let Some(u) = &v {
+            super::check_cdr_db(u).map_err(|e| D::Error::custom(format!("key cdrs.db: {e}")))?;
         }
         Ok(v)
     }
@@ -766,6 +824,37 @@ mod tests {
                 "line 2",
             ),
             ("[storage]\nredis-url = \"x\"\n", "redis-url", "line 2"),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key) && e.contains(line), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn cdrs_section_keys_and_checks() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.cdrs.db, None);
+        assert_eq!((c.cdrs.batch_size, c.cdrs.flush_interval_ms), (1000, 20));
+        let c = Config::parse(
+            "[cdrs]\ndb = \"postgres://postgres@127.0.0.1:5432/cdrs\"\nbatch-size = 500\nflush-interval-ms = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.cdrs.db.as_deref(),
+            Some("postgres://postgres@127.0.0.1:5432/cdrs")
+        );
+        assert_eq!((c.cdrs.batch_size, c.cdrs.flush_interval_ms), (500, 5));
+        assert!(Config::parse("[cdrs]\ndb = \"sqlite:///var/lib/accurate/cdrs.sqlite\"\n").is_ok());
+        for (text, key, line) in [
+            ("[cdrs]\ndb = \"mysql://x/y\"\n", "cdrs.db", "line 2"),
+            ("[cdrs]\n\ndb = \"postgres://\"\n", "cdrs.db", "line 3"),
+            ("[cdrs]\nbatch-size = 0\n", "cdrs.batch-size", "line 2"),
+            (
+                "[cdrs]\nflush-interval-ms = 60001\n",
+                "cdrs.flush-interval-ms",
+                "line 2",
+            ),
+            ("[cdrs]\nbatchsize = 5\n", "batchsize", "line 2"),
         ] {
             let e = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(e.contains(key) && e.contains(line), "{text}: {e}");

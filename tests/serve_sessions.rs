@@ -83,6 +83,18 @@ fn minutes(s: &Server, account: &str) -> Decimal {
     Decimal::from_str(&b["Value"].to_string()).unwrap() / Decimal::from(1_000_000_000u64)
 }
 
+/// The stored CDRs of these OriginIDs (waiting for the writer's batch).
+fn cdrs(s: &Server, origin: &str, want: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    wait_until("the stored CDRs", || {
+        let r = call(s, "CDRsV1.GetCDRs", json!({"OriginIDs": [origin]}));
+        got = r.as_array().cloned().unwrap_or_default();
+        got.len() >= want
+    });
+    assert_eq!(got.len(), want, "{got:?}");
+    got
+}
+
 fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
@@ -150,6 +162,10 @@ fn scenario(s: &Server) {
     assert_eq!(r, json!("OK"));
     assert_eq!(credit(s, "1001"), dec("9.50"));
     assert_eq!(count(s), 0);
+    let c = cdrs(s, "p1", 1);
+    assert_eq!(c[0]["Usage"], json!(50 * S), "{c:?}");
+    assert_eq!(c[0]["RequestType"], "*prepaid");
+    assert_eq!(c[0]["CostSource"], "*sessions", "{c:?}");
     // A repeated terminate charges nothing more.
     let r = call(
         s,
@@ -257,6 +273,8 @@ fn scenario(s: &Server) {
         assert_eq!(r, json!("OK"));
     }
     assert_eq!(credit(s, "1001"), dec("9.40"));
+    let c = cdrs(s, "pp1", 1);
+    assert_eq!(Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(), dec("0.1"));
     // Postpaid through initiate/terminate, and ProcessEvent's flags.
     let r = call(
         s,
@@ -445,6 +463,7 @@ fn restart_mid_session(sig: &str, redis: bool) {
         assert_eq!(credit(&s, "1001"), dec("9.70"));
     }
     assert_eq!(count(&s), 0);
+    cdrs(&s, "rs1", 1);
     drop(s);
     // Forgotten for good: the next start restores nothing.
     let s = start(false);
@@ -561,6 +580,9 @@ fn passive_call_over_hep_is_charged_and_survives_a_restart() {
     wait_until("the CDR", || metric(&s, "accurate_cdrs_total") == 1);
     // Re-stamped 1 ms apart, the call talks a few ms: one second, 0.01.
     wait_until("the debit", || credit(&s, "4971112345") == dec("9.99"));
+    let first = cdrs(&s, "1-11514@127.0.0.1", 1);
+    assert_eq!(first[0]["RequestType"], "*postpaid", "{first:?}");
+    assert_eq!(Decimal::from_str(&first[0]["Cost"].to_string()).unwrap(), dec("0.01"));
 
     // Another call, with a restart between its answer and its BYE.
     let second = call_hep("early-media-183.pcap");
@@ -587,6 +609,8 @@ fn passive_call_over_hep_is_charged_and_survives_a_restart() {
     assert!(after < dec("9.99"), "{after}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(credit(&s, "4971112345"), after);
+    let c = cdrs(&s, "1-13708@127.0.0.1", 1);
+    assert_eq!(Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(), dec("9.99") - after);
     drop(s);
     let _ = std::fs::remove_dir_all(&data);
 }

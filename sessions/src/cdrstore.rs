@@ -156,9 +156,9 @@ pub struct CdrFilter {
 }
 
 impl CdrFilter {
-    /// The string-list conditions: (CGRateS field name, column meaning,
-    /// values, whether the values are excluded). Destination prefixes are
-    /// not among them.
+    /// The string-list conditions: (the CDR field, the values, whether
+    /// they are excluded: a `Not...` list). An empty list is no condition.
+    /// Destination prefixes are not among them.
     pub fn lists(&self) -> [(ListField, &[String], bool); 22] {
         use ListField as F;
         [

@@ -30,10 +30,14 @@ pub enum Error {
     /// A [`crate::Disconnect`] implementation could not reach the owner.
     #[error("disconnect failed: {0}")]
     Disconnect(String),
-    /// The CDR store failed (connection lost, disk full, a constraint): the
-    /// backend's own message.
+    /// The CDR store could not do it now (connection lost, timeout, disk
+    /// full): the backend's own message. Trying again later may succeed.
     #[error("CDR store: {0}")]
     CdrStore(String),
+    /// The database refused the statement itself (a value it cannot hold,
+    /// a constraint): trying the same CDRs again gives the same answer.
+    #[error("CDR store refused: {0}")]
+    CdrRejected(String),
     /// A CDR filter argument cannot be used (a bad time, usage or cost).
     #[error("invalid CDR filter: {field}: {reason}")]
     CdrFilter {

@@ -11,7 +11,7 @@ use jsonrpc::{RpcError, code};
 use rating::{CallDescriptor, RoundingMode, SharedTariffPlan, TariffStore, Tor};
 use serde_json::{Map, Value};
 
-use super::{accounts, actionapi, balances};
+use super::{accounts, actionapi, balances, cdrs};
 
 /// What every connection shares: the plan in force and the counters.
 pub(crate) struct State {
@@ -56,6 +56,10 @@ pub(crate) struct State {
     pub session_store: Arc<dyn sessions::SessionStore>,
     /// The session manager's shards, once started.
     pub sessions: std::sync::OnceLock<Arc<super::sessions::Sessions>>,
+    /// The stored CDRs (`[cdrs] db`: SQLite or PostgreSQL), for queries.
+    pub cdrs: Arc<dyn sessions::CdrStore>,
+    /// Where CDRs are written: batched, through the writer task.
+    pub cdr_writer: cdrs::CdrWriter,
 }
 
 /// `APIerSv1.DebitUsage` calls: how many, how many failed, and their
@@ -173,6 +177,7 @@ impl State {
         auth_token: Option<String>,
         node_id: String,
         store: super::store::Store,
+        cdrs: cdrs::Cdrs,
     ) -> Self {
         State {
             plan,
@@ -195,6 +200,8 @@ impl State {
             capture: Arc::default(),
             debits: std::sync::Mutex::default(),
             expiries: std::sync::Mutex::default(),
+            cdrs: cdrs.store,
+            cdr_writer: cdrs.writer,
         }
     }
 
@@ -249,6 +256,7 @@ pub(crate) async fn dispatch(
         m if super::sessionsapi::METHODS.contains(&m) => {
             super::sessionsapi::call(state, m, &params).await
         }
+        m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the
             // async workers, so one slow write stalls no other connection.
@@ -313,7 +321,14 @@ fn store_method(state: &State, method: &str, params: &Value) -> Result<String, R
 
 /// Go's `net/rpc` answer to an unknown service or method.
 fn unknown(method: &str) -> RpcError {
-    const SERVICES: [&str; 5] = ["CoreSv1", "APIerSv1", "APIerSv2", "AuthSv1", "SessionSv1"];
+    const SERVICES: [&str; 6] = [
+        "CoreSv1",
+        "APIerSv1",
+        "APIerSv2",
+        "AuthSv1",
+        "SessionSv1",
+        "CDRsV1",
+    ];
     let service = method.rsplit_once('.').map_or(method, |(s, _)| s);
     let what = if SERVICES.contains(&service) {
         "method"
@@ -620,6 +635,7 @@ mod tests {
             Some("secret".into()),
             "n".into(),
             super::super::store::Store::memory(),
+            cdrs::Cdrs::unavailable(),
         );
         assert!(s.token_ok("secret"));
         assert!(!s.token_ok("secreT"));

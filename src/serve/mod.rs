@@ -21,8 +21,9 @@
 
 mod accounts;
 mod actionapi;
-mod capture;
 mod balances;
+mod capture;
+mod cdrs;
 mod eventcost;
 mod expiry;
 mod http;
@@ -83,6 +84,10 @@ pub(crate) struct ServeArgs {
     /// Capture: HEP listeners and the live tap, as `sniff` takes them.
     #[command(flatten)]
     capture: capture::CaptureArgs,
+    /// CDR database: postgres://USER@HOST:PORT/DB or sqlite://PATH?mode=rwc
+    /// [default: `[cdrs] db`, else SQLite cdrs.sqlite in the data dir].
+    #[arg(long, value_name = "URL")]
+    cdr_db: Option<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -95,6 +100,14 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         .unwrap_or_else(|| cfg.storage.data_dir.clone());
     let store = store::Store::open(&cfg.storage, &data_dir)?;
     say(&format!("store: {}", store.describe));
+    let cdr_url = cdrs::db_url(args.cdr_db.as_deref(), &cfg.cdrs, &data_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let (cdr_store, cdr_task, cdr_describe) = rt.block_on(cdrs::Cdrs::open(&cdr_url, &cfg.cdrs))?;
+    say(&format!("cdrs: {cdr_describe}"));
     let tcp_addr = match args.rpc_tcp {
         Some(a) => a,
         None => parse_addr(cfg.api.rpc_tcp.as_deref().unwrap_or(DEFAULT_RPC_TCP))?,
@@ -110,20 +123,20 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         cfg.api.auth_token.clone(),
         cfg.api.node_id.clone().unwrap_or_else(host_name),
         store,
+        cdr_store,
     ));
     let max_connections = cfg.api.max_connections;
     let idle = std::time::Duration::from_secs(cfg.api.idle_timeout_secs);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
     rt.block_on(async move {
         // Before the listening lines: a supervisor may signal as soon as
         // it reads them, and the default action would kill the process.
         let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Stopped last, after everything that writes CDRs: it stores all
+        // that is queued before it returns.
+        let (cdr_stop_tx, cdr_stop_rx) = watch::channel(false);
+        let cdr_writer = tokio::spawn(cdr_task.run(cdr_stop_rx));
         // In the runtime: `*http_post` actions run at load post from it.
         if let Some(dir) = &args.tariffplan {
             let report = store::load_plan_dir(&state, dir)?;
@@ -144,11 +157,15 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             ));
         }
         // The session shards, with the sessions saved before a restart.
+        let sink = Arc::new(sessions::WriterSink::new(
+            state.cdr_writer.clone(),
+            tokio::runtime::Handle::current(),
+        ));
         let (sessions, dialogs) = sessions::Sessions::start(
             Arc::clone(&state),
             &cfg.sessions,
             Arc::clone(&state.session_store),
-            Arc::new(sessions::LogSink),
+            Arc::clone(&sink) as Arc<dyn sessions::CdrSink>,
         )?;
         if sessions.restored() > 0 {
             say(&format!("restored {} active sessions", sessions.restored()));
@@ -214,11 +231,20 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = consumer.await;
             crate::output::print_stats("serve", &stats, &extra);
         }
-        // After the last dialog event: the shards finish what is queued.
+        // After the last dialog event: the shards finish what is queued,
+        // then the CDR writer stores every CDR they wrote.
         let s = Arc::clone(&sessions);
         let _ = tokio::task::spawn_blocking(move || s.stop_blocking()).await;
+        // Every session CDR stored and its session forgotten (the writer
+        // still runs), then the writer stores the rest and stops.
+        sink.drain(std::time::Duration::from_secs(10)).await;
+        let _ = cdr_stop_tx.send(true);
+        let _ = cdr_writer.await;
         let mut e = std::io::stderr().lock();
         for (k, v) in state.counters.all() {
+            let _ = writeln!(e, "serve: {k}: {v}");
+        }
+        for (k, v) in state.cdr_writer.stats().all() {
             let _ = writeln!(e, "serve: {k}: {v}");
         }
         for (k, v) in sessions.all_counters() {
@@ -245,6 +271,7 @@ pub(crate) fn load_offline(dir: &Path, data_dir: &Path, cfg: &Config) -> anyhow:
         None,
         host_name(),
         store,
+        cdrs::Cdrs::unavailable(),
     );
     let report = store::load_plan_dir(&state, dir)?;
     for w in &report.warnings {

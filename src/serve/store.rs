@@ -453,6 +453,7 @@ mod tests {
             None,
             "n".into(),
             store.clone(),
+            super::super::cdrs::Cdrs::unavailable(),
         )
     }
 

@@ -12,15 +12,20 @@
 //!   every read-modify-write a `WATCH`/`MULTI`/`EXEC` transaction; live
 //!   sessions in one hash.
 //!
+//! - [`SqlCdrs`]: stored CDRs ([`sessions::CdrStore`]) in SQLite (a file,
+//!   the default) or PostgreSQL, through sqlx.
+//!
 //! Nothing depends on this crate but the `accurate` binary.
 #![forbid(unsafe_code)]
 
+mod cdr;
 mod embedded;
 mod journal;
 mod redis_store;
 
 use std::path::PathBuf;
 
+pub use cdr::SqlCdrs;
 pub use embedded::{EmbeddedAccounts, EmbeddedOptions, Recovery};
 pub use redis_store::RedisAccounts;
 
@@ -83,6 +88,14 @@ pub enum Error {
         key: String,
         /// The cause.
         source: serde_json::Error,
+    },
+    /// The CDR database could not be opened or migrated.
+    #[error("CDR database: {what}: {source}")]
+    Sql {
+        /// What was being done (the URL without its password).
+        what: String,
+        /// The cause.
+        source: sqlx::Error,
     },
 }
 

@@ -46,7 +46,7 @@ use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
 
 pub(crate) use config::SessionsSection;
-pub(crate) use sink::{CdrSink, LogSink};
+pub(crate) use sink::{CdrSink, WriterSink};
 
 use super::methods::State;
 

@@ -1,0 +1,161 @@
+//! The SQLite side of [`super::SqlCdrs`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sessions::{Cdr, CdrFilter, CostUpdate};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::costkey::cost_key;
+use super::query::{Arg, Dialect, Query};
+use super::{CdrRow, extra_json, usage_ns};
+
+/// Columns written per CDR.
+const COLUMNS: &str = "cgrid, run_id, origin_host, source, origin_id, tor, request_type, tenant, \
+     category, account, subject, destination, setup_time, answer_time, usage, cost, cost_key, \
+     cost_source, extra_fields, disconnect_cause, end_time";
+const NCOLS: usize = 21;
+/// Rows per INSERT statement (21 placeholders each). Binding through sqlx
+/// costs more per value the more placeholders a statement has: measured
+/// in the storage bench, 10 to 25 rows a statement store about 25,000
+/// CDRs/s, 100 rows 14,000 and 500 rows 3,000.
+const ROWS_PER_STATEMENT: usize = 20;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub(super) async fn open(url: &str) -> Result<SqlitePool, sqlx::Error> {
+    let opts = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Every commit is fsynced (WAL and FULL): a batch acknowledged is
+        // on disk.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+pub(super) async fn insert(
+    pool: &SqlitePool,
+    cdrs: &[Cdr],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut inserted = Vec::with_capacity(cdrs.len());
+    for chunk in cdrs.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::with_capacity(64 + chunk.len() * NCOLS * 6);
+        sql.push_str("INSERT INTO cdrs (");
+        sql.push_str(COLUMNS);
+        sql.push_str(") VALUES ");
+        let mut n = 0usize;
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for j in 0..NCOLS {
+                if j > 0 {
+                    sql.push(',');
+                }
+                n += 1;
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (cgrid, run_id) DO NOTHING RETURNING cgrid, run_id");
+        let mut q = sqlx::query(&sql);
+        for c in chunk {
+            q = q
+                .bind(&c.cgrid)
+                .bind(&c.run_id)
+                .bind(&c.origin_host)
+                .bind(&c.source)
+                .bind(&c.origin_id)
+                .bind(&c.tor)
+                .bind(&c.request_type)
+                .bind(&c.tenant)
+                .bind(&c.category)
+                .bind(&c.account)
+                .bind(&c.subject)
+                .bind(&c.destination)
+                .bind(c.setup_time.as_nanos())
+                .bind(c.answer_time.map(capture::Timestamp::as_nanos))
+                .bind(usage_ns(c))
+                .bind(c.cost.map(|d| d.to_string()))
+                .bind(c.cost.map(cost_key))
+                .bind(&c.cost_source)
+                .bind(extra_json(c))
+                .bind(&c.disconnect_cause)
+                .bind(c.end_time.as_nanos());
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            inserted.push((row.try_get(0)?, row.try_get(1)?));
+        }
+    }
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::QueryAs<'q, sqlx::Sqlite, CdrRow, sqlx::sqlite::SqliteArguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, CdrRow, sqlx::sqlite::SqliteArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s.as_str()),
+            Arg::Int(i) => q.bind(*i),
+            Arg::Dec(d) => q.bind(d.to_string()),
+            Arg::Texts(v) => q.bind(v.join(",")),
+        };
+    }
+    q
+}
+
+pub(super) async fn get(pool: &SqlitePool, f: &CdrFilter) -> Result<Vec<CdrRow>, sqlx::Error> {
+    let q = Query::select(Dialect::Sqlite, f);
+    bind_all(sqlx::query_as::<_, CdrRow>(&q.sql), &q.args)
+        .fetch_all(pool)
+        .await
+}
+
+pub(super) async fn count(pool: &SqlitePool, f: &CdrFilter) -> Result<i64, sqlx::Error> {
+    let q = Query::count(Dialect::Sqlite, f);
+    let mut s = sqlx::query_scalar::<_, i64>(&q.sql);
+    for a in &q.args {
+        s = match a {
+            Arg::Text(t) => s.bind(t.as_str()),
+            Arg::Int(i) => s.bind(*i),
+            Arg::Dec(d) => s.bind(d.to_string()),
+            Arg::Texts(v) => s.bind(v.join(",")),
+        };
+    }
+    s.fetch_one(pool).await
+}
+
+pub(super) async fn update_cost(
+    pool: &SqlitePool,
+    cgrid: &str,
+    run_id: &str,
+    u: &CostUpdate,
+    extra: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE cdrs SET cost = $1, cost_key = $2, cost_source = $3, \
+         extra_fields = json_patch(extra_fields, $4) WHERE cgrid = $5 AND run_id = $6",
+    )
+    .bind(u.cost.map(|d| d.to_string()))
+    .bind(u.cost.map(cost_key))
+    .bind(&u.cost_source)
+    .bind(extra)
+    .bind(cgrid)
+    .bind(run_id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
