@@ -68,38 +68,32 @@ fn harness_hep_tcp() {
 }
 
 #[test]
-#[ignore = "needs `accurate serve --hep` (capture in serve, issue 9)"]
 fn serve_capture_udp() {
     serve_capture("capture-udp", HepTransport::Udp);
 }
 
 #[test]
-#[ignore = "needs `accurate serve --hep` (capture in serve, issue 9)"]
 fn serve_capture_tcp() {
     serve_capture("capture-tcp", HepTransport::Tcp);
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_hep_udp_sqlite() {
     serve("serve-udp", HepTransport::Udp, None);
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_hep_tcp_sqlite() {
     serve("serve-tcp", HepTransport::Tcp, None);
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_hep_udp_postgres() {
     let db = PgDatabase::create("udp");
     serve("serve-pg", HepTransport::Udp, Some(&db.url));
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_kill9_restart() {
     kill9("serve-kill9", HepTransport::Udp);
 }

@@ -614,3 +614,32 @@ fn passive_call_over_hep_is_charged_and_survives_a_restart() {
     drop(s);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `*cdrlog` writes a CDR per balance change of its action list, as
+/// CGRateS does (RunID the action, Source `*cdrlog`, ToR the balance
+/// type, Cost the units), with the template's fields.
+#[test]
+fn cdrlog_action_stores_a_cdr() {
+    let s = Server::start(&["--tariffplan", &plan_dir()]);
+    let r = call(
+        &s,
+        "APIerSv1.ExecuteAction",
+        json!({"Tenant": "cgrates.org", "Account": "1004", "ActionsId": "ACT_REPORT"}),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(credit(&s, "1004"), dec("15"));
+    let mut got = Vec::new();
+    wait_until("the *cdrlog CDR", || {
+        let r = call(&s, "CDRsV1.GetCDRs", json!({"Sources": ["*cdrlog"]}));
+        got = r.as_array().cloned().unwrap_or_default();
+        !got.is_empty()
+    });
+    assert_eq!(got.len(), 1, "{got:?}");
+    let c = &got[0];
+    assert_eq!(c["RunID"], "*topup", "{c}");
+    assert_eq!(c["ToR"], "*monetary");
+    assert_eq!(c["RequestType"], "*none");
+    assert_eq!(c["Account"], "1004");
+    assert_eq!(c["Category"], "topup");
+    assert_eq!(Decimal::from_str(&c["Cost"].to_string()).unwrap(), dec("5"));
+}

@@ -23,6 +23,7 @@ mod accounts;
 mod actionapi;
 mod balances;
 mod capture;
+mod cdrlog;
 mod cdrs;
 mod eventcost;
 mod expiry;
