@@ -643,3 +643,43 @@ fn cdrlog_action_stores_a_cdr() {
     assert_eq!(c["Category"], "topup");
     assert_eq!(Decimal::from_str(&c["Cost"].to_string()).unwrap(), dec("5"));
 }
+
+/// `CDRsV1.ProcessCDR` (a CDR's fields) and `CDRsV1.ProcessEvent` (a
+/// CGREvent with flags) charge by the request type and store the CDR,
+/// once however often they come.
+#[test]
+fn cdrs_process_cdr_and_event() {
+    let s = Server::start(&["--tariffplan", &plan_dir()]);
+    for _ in 0..2 {
+        let r = call(
+            &s,
+            "CDRsV1.ProcessCDR",
+            json!({"OriginID": "c1", "OriginHost": "10.1.1.1", "RequestType": "*postpaid",
+                   "Tenant": "cgrates.org", "Account": "1001", "Destination": "4930555002",
+                   "SetupTime": "2026-01-02T10:00:00Z", "AnswerTime": "2026-01-02T10:00:05Z",
+                   "Usage": 30 * S}),
+        );
+        assert_eq!(r, json!("OK"));
+    }
+    assert_eq!(credit(&s, "1001"), dec("9.70"));
+    let c = cdrs(&s, "c1", 1);
+    assert_eq!(c[0]["Usage"], json!(30 * S));
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        json!({"Flags": ["*rals", "*store"], "Tenant": "cgrates.org",
+               "Event": {"OriginID": "e1", "RequestType": "*rated", "Account": "1001",
+                         "Destination": "4930555002", "AnswerTime": "2026-01-02T10:00:05Z",
+                         "Usage": "1m"}}),
+    );
+    assert_eq!(r, json!("OK"));
+    let c = cdrs(&s, "e1", 1);
+    assert_eq!(Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(), dec("0.6"));
+    assert_eq!(credit(&s, "1001"), dec("9.70"));
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        json!({"Flags": ["*rerate"], "Event": {"OriginID": "e2"}}),
+    );
+    assert!(err(&r).contains("*rerate"), "{r}");
+}

@@ -24,6 +24,8 @@ pub(crate) const METHODS: &[&str] = &[
     "SessionSv1.GetActiveSessions",
     "SessionSv1.GetActiveSessionsCount",
     "SessionSv1.ForceDisconnect",
+    "CDRsV1.ProcessCDR",
+    "CDRsV1.ProcessEvent",
 ];
 
 /// The reason a `ForceDisconnect` gives the owner.
@@ -164,6 +166,19 @@ pub(crate) async fn call(
             json!("OK")
         }
         "SessionSv1.ProcessEvent" => process_event(state, &m).await?,
+        "CDRsV1.ProcessCDR" => {
+            // The CDR's fields are the event's.
+            let mut args = Map::new();
+            args.insert("Tenant".into(), m.get("Tenant").cloned().unwrap_or(Value::Null));
+            args.insert("Event".into(), Value::Object(m.clone()));
+            run(state, Op::ProcessCdr, event(&args)?).await?;
+            json!("OK")
+        }
+        "CDRsV1.ProcessEvent" => {
+            cdrs_flags(&m)?;
+            run(state, Op::ProcessCdr, event(&m)?).await?;
+            json!("OK")
+        }
         "SessionSv1.GetActiveSessions" => {
             let list = filtered(state, &m).await?;
             if list.is_empty() {
@@ -264,6 +279,41 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
     Ok(json!({"MaxUsage": reply.max_usage.map_or(0, ns), "ResourceAllocation": null,
               "Attributes": null, "Suppliers": null, "ThresholdIDs": null,
               "StatQueueIDs": null, "Cost": reply.cost.map(|c| c.to_string())}))
+}
+
+/// `CDRsV1.ProcessEvent`'s flags: `*rals` (charge by the request type)
+/// and `*store` are on by default, as a CGRateS with RALs and CDR storage
+/// configured has them; turning either off, and `*rerate` (a call is
+/// charged once: re-rating goes through `CDRsV1.RateCDRs`), are refused
+/// rather than ignored.
+fn cdrs_flags(m: &Map<String, Value>) -> Result<(), RpcError> {
+    let flags: Vec<String> = match m.get("Flags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+            RpcError::new(
+                code::INVALID_PARAMS,
+                format!(
+                    "json: cannot unmarshal {} into Go struct field ArgV1ProcessEvent.Flags of type []string",
+                    jsonrpc::kind(v)
+                ),
+            )
+        })?,
+    };
+    for f in &flags {
+        let (name, arg) = f.split_once(':').unwrap_or((f.as_str(), "true"));
+        let on = !matches!(arg, "false" | "0");
+        let supported = match name {
+            "*rals" | "*store" => on,
+            "*chargers" | "*attributes" | "*stats" | "*thresholds" | "*export" => !on,
+            _ => false,
+        };
+        if !supported {
+            return Err(RpcError::server(format!(
+                "SERVER_ERROR: flag {f} is not supported (supported: *rals and *store, on)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One `Filters` rule of a `utils.SessionFilter`: `*string` or `*prefix`
