@@ -13,12 +13,10 @@
 //!   every HEP packet Kamailio sent; and the HEP stream, replayed, gives the
 //!   same calls as the wire: same CGRIDs, fields and costs, usages within
 //!   50 ms.
-//! - `serve_capture_*` (ignored until serve takes `--hep`; they pass on
-//!   main + the capture-in-serve branch): `accurate serve --hep` in place of
+//! - `serve_capture_*`: `accurate serve --hep` in place of
 //!   sniff receives every HEP copy and follows every call to its end, by its
 //!   `GET /metrics` counters.
-//! - `serve_hep_*`, `serve_kill9_restart` (ignored until the session manager
-//!   is wired into serve):
+//! - `serve_hep_*`, `serve_kill9_restart`:
 //!   `accurate serve --hep` in place of sniff; afterwards every call has
 //!   exactly one `*default` CDR from `CDRsV1.GetCDRs` that matches the
 //!   oracle, and each account is debited by exactly the sum of its CDRs.

@@ -134,7 +134,13 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.AuthorizeEvent",
-        ev("GetMaxUsage", "1001", "a1", "*prepaid", json!({"Usage": "5m"})),
+        ev(
+            "GetMaxUsage",
+            "1001",
+            "a1",
+            "*prepaid",
+            json!({"Usage": "5m"}),
+        ),
     );
     assert_eq!(r["MaxUsage"], json!(300 * S), "{r}");
     assert_eq!(credit(s, "1001"), dec("10"));
@@ -149,7 +155,13 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.InitiateSession",
-        ev("InitSession", "1001", "p1", "*prepaid", json!({"Usage": "2m"})),
+        ev(
+            "InitSession",
+            "1001",
+            "p1",
+            "*prepaid",
+            json!({"Usage": "2m"}),
+        ),
     );
     assert_eq!(r["MaxUsage"], json!(120 * S), "{r}");
     assert_eq!(credit(s, "1001"), dec("8.80"));
@@ -157,7 +169,13 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.TerminateSession",
-        ev("TerminateSession", "1001", "p1", "*prepaid", json!({"Usage": "50s"})),
+        ev(
+            "TerminateSession",
+            "1001",
+            "p1",
+            "*prepaid",
+            json!({"Usage": "50s"}),
+        ),
     );
     assert_eq!(r, json!("OK"));
     assert_eq!(credit(s, "1001"), dec("9.50"));
@@ -170,7 +188,13 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.TerminateSession",
-        ev("TerminateSession", "1001", "p1", "*prepaid", json!({"Usage": "50s"})),
+        ev(
+            "TerminateSession",
+            "1001",
+            "p1",
+            "*prepaid",
+            json!({"Usage": "50s"}),
+        ),
     );
     assert_eq!(r, json!("OK"));
     assert_eq!(credit(s, "1001"), dec("9.50"));
@@ -180,7 +204,13 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.InitiateSession",
-        ev("InitSession", "1002", "u1", "*prepaid", json!({"Usage": "3m"})),
+        ev(
+            "InitSession",
+            "1002",
+            "u1",
+            "*prepaid",
+            json!({"Usage": "3m"}),
+        ),
     );
     assert_eq!(r["MaxUsage"], json!(180 * S), "{r}");
     assert_eq!(minutes(s, "1002"), dec("0"));
@@ -188,7 +218,13 @@ fn scenario(s: &Server) {
     call(
         s,
         "SessionSv1.TerminateSession",
-        ev("TerminateSession", "1002", "u1", "*prepaid", json!({"Usage": "90s"})),
+        ev(
+            "TerminateSession",
+            "1002",
+            "u1",
+            "*prepaid",
+            json!({"Usage": "90s"}),
+        ),
     );
     assert_eq!(minutes(s, "1002"), dec("30"));
     assert_eq!(credit(s, "1002"), dec("1"));
@@ -197,7 +233,13 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.InitiateSession",
-        ev("InitSession", "1004", "l1", "*prepaid", json!({"Usage": "1m"})),
+        ev(
+            "InitSession",
+            "1004",
+            "l1",
+            "*prepaid",
+            json!({"Usage": "1m"}),
+        ),
     );
     assert_eq!(r["MaxUsage"], json!(60 * S), "{r}");
     let r = call(
@@ -258,10 +300,19 @@ fn scenario(s: &Server) {
     call(
         s,
         "SessionSv1.TerminateSession",
-        ev("TerminateSession", "1004", "l1", "*prepaid", json!({"Usage": "65s"})),
+        ev(
+            "TerminateSession",
+            "1004",
+            "l1",
+            "*prepaid",
+            json!({"Usage": "65s"}),
+        ),
     );
     assert_eq!(credit(s, "1004"), dec("9.35"));
-    assert_eq!(err(&call(s, "SessionSv1.GetActiveSessions", json!({}))), "NOT_FOUND");
+    assert_eq!(
+        err(&call(s, "SessionSv1.GetActiveSessions", json!({}))),
+        "NOT_FOUND"
+    );
 
     // Postpaid through ProcessCDR, twice: charged once.
     for _ in 0..2 {
@@ -274,7 +325,10 @@ fn scenario(s: &Server) {
     }
     assert_eq!(credit(s, "1001"), dec("9.40"));
     let c = cdrs(s, "pp1", 1);
-    assert_eq!(Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(), dec("0.1"));
+    assert_eq!(
+        Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(),
+        dec("0.1")
+    );
     // Postpaid through initiate/terminate, and ProcessEvent's flags.
     let r = call(
         s,
@@ -298,19 +352,37 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.InitiateSession",
-        ev("InitSession", "1003", "low1", "*prepaid", json!({"Usage": "1m"})),
+        ev(
+            "InitSession",
+            "1003",
+            "low1",
+            "*prepaid",
+            json!({"Usage": "1m"}),
+        ),
     );
     assert_eq!(r["MaxUsage"], json!(30 * S), "{r}");
     let r = call(
         s,
         "SessionSv1.AuthorizeEvent",
-        ev("GetMaxUsage", "1003", "low2", "*prepaid", json!({"Usage": "1m"})),
+        ev(
+            "GetMaxUsage",
+            "1003",
+            "low2",
+            "*prepaid",
+            json!({"Usage": "1m"}),
+        ),
     );
     assert_eq!(err(&r), "RALS_ERROR:INSUFFICIENT_CREDIT", "{r}");
     call(
         s,
         "SessionSv1.TerminateSession",
-        ev("TerminateSession", "1003", "low1", "*prepaid", json!({"Usage": "30s"})),
+        ev(
+            "TerminateSession",
+            "1003",
+            "low1",
+            "*prepaid",
+            json!({"Usage": "30s"}),
+        ),
     );
     assert_eq!(credit(s, "1003"), dec("0"));
 
@@ -332,7 +404,13 @@ fn scenario(s: &Server) {
     let r = call(
         s,
         "SessionSv1.InitiateSession",
-        ev("InitSession", "1001", "b3", "*prepaid", json!({"Usage": "soon"})),
+        ev(
+            "InitSession",
+            "1001",
+            "b3",
+            "*prepaid",
+            json!({"Usage": "soon"}),
+        ),
     );
     assert!(err(&r).contains("Usage"), "{r}");
     let r = call(
@@ -404,14 +482,18 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 /// with the usage known plus `ttl-usage`, and its reservation settles.
 #[test]
 fn a_silent_session_ends_by_its_ttl() {
-    let config = format!(
-        "{API}[sessions]\nsession-ttl = \"1s\"\nttl-usage = \"5s\"\nshards = 2\n"
-    );
+    let config = format!("{API}[sessions]\nsession-ttl = \"1s\"\nttl-usage = \"5s\"\nshards = 2\n");
     let s = Server::start_with(&["--tariffplan", &plan_dir()], Some(&config));
     let r = call(
         &s,
         "SessionSv1.InitiateSession",
-        ev("InitSession", "1001", "ttl1", "*prepaid", json!({"Usage": "1m"})),
+        ev(
+            "InitSession",
+            "1001",
+            "ttl1",
+            "*prepaid",
+            json!({"Usage": "1m"}),
+        ),
     );
     assert_eq!(r["MaxUsage"], json!(60 * S), "{r}");
     assert_eq!(credit(&s, "1001"), dec("9.40"));
@@ -441,7 +523,13 @@ fn restart_mid_session(sig: &str, redis: bool) {
     call(
         &s,
         "SessionSv1.InitiateSession",
-        ev("InitSession", "1001", "rs1", "*prepaid", json!({"Usage": "2m"})),
+        ev(
+            "InitSession",
+            "1001",
+            "rs1",
+            "*prepaid",
+            json!({"Usage": "2m"}),
+        ),
     );
     assert_eq!(credit(&s, "1001"), dec("8.80"));
     s.signal(sig);
@@ -458,7 +546,13 @@ fn restart_mid_session(sig: &str, redis: bool) {
         call(
             &s,
             "SessionSv1.TerminateSession",
-            ev("TerminateSession", "1001", "rs1", "*prepaid", json!({"Usage": "30s"})),
+            ev(
+                "TerminateSession",
+                "1001",
+                "rs1",
+                "*prepaid",
+                json!({"Usage": "30s"}),
+            ),
         );
         assert_eq!(credit(&s, "1001"), dec("9.70"));
     }
@@ -582,7 +676,10 @@ fn passive_call_over_hep_is_charged_and_survives_a_restart() {
     wait_until("the debit", || credit(&s, "4971112345") == dec("9.99"));
     let first = cdrs(&s, "1-11514@127.0.0.1", 1);
     assert_eq!(first[0]["RequestType"], "*postpaid", "{first:?}");
-    assert_eq!(Decimal::from_str(&first[0]["Cost"].to_string()).unwrap(), dec("0.01"));
+    assert_eq!(
+        Decimal::from_str(&first[0]["Cost"].to_string()).unwrap(),
+        dec("0.01")
+    );
 
     // Another call, with a restart between its answer and its BYE.
     let second = call_hep("early-media-183.pcap");
@@ -610,7 +707,10 @@ fn passive_call_over_hep_is_charged_and_survives_a_restart() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(credit(&s, "4971112345"), after);
     let c = cdrs(&s, "1-13708@127.0.0.1", 1);
-    assert_eq!(Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(), dec("9.99") - after);
+    assert_eq!(
+        Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(),
+        dec("9.99") - after
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(&data);
 }
@@ -674,7 +774,10 @@ fn cdrs_process_cdr_and_event() {
     );
     assert_eq!(r, json!("OK"));
     let c = cdrs(&s, "e1", 1);
-    assert_eq!(Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(), dec("0.6"));
+    assert_eq!(
+        Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(),
+        dec("0.6")
+    );
     assert_eq!(credit(&s, "1001"), dec("9.70"));
     let r = call(
         &s,

@@ -39,9 +39,10 @@ fn ns(d: Duration) -> u64 {
 /// `RALS_ERROR:...`, missing fields `MANDATORY_IE_MISSING: [...]`.
 fn session_error(e: &sessions::Error) -> RpcError {
     match e {
-        sessions::Error::Rating(r) => {
-            RpcError::server(format!("RALS_ERROR:{}", super::accounts::rpc_error(r).message))
-        }
+        sessions::Error::Rating(r) => RpcError::server(format!(
+            "RALS_ERROR:{}",
+            super::accounts::rpc_error(r).message
+        )),
         sessions::Error::MandatoryMissing(f) => mandatory_missing(f),
         sessions::Error::InvalidField { .. } => RpcError::new(code::INVALID_PARAMS, e.to_string()),
         sessions::Error::SessionNotFound(_) => RpcError::server("SESSION_NOT_FOUND"),
@@ -169,7 +170,10 @@ pub(crate) async fn call(
         "CDRsV1.ProcessCDR" => {
             // The CDR's fields are the event's.
             let mut args = Map::new();
-            args.insert("Tenant".into(), m.get("Tenant").cloned().unwrap_or(Value::Null));
+            args.insert(
+                "Tenant".into(),
+                m.get("Tenant").cloned().unwrap_or(Value::Null),
+            );
             args.insert("Event".into(), Value::Object(m.clone()));
             run(state, Op::ProcessCdr, event(&args)?).await?;
             json!("OK")
@@ -196,10 +200,9 @@ pub(crate) async fn call(
             if keys.is_empty() {
                 return Err(RpcError::server("NOT_FOUND"));
             }
-            let s = state
-                .sessions
-                .get()
-                .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+            let s = state.sessions.get().ok_or_else(|| {
+                RpcError::server("SERVER_ERROR: the session manager is not running")
+            })?;
             let n = s
                 .force_disconnect(keys, FORCED)
                 .await
@@ -276,9 +279,11 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
     if !ran {
         return Err(mandatory_missing(&["subsystems"]));
     }
-    Ok(json!({"MaxUsage": reply.max_usage.map_or(0, ns), "ResourceAllocation": null,
+    Ok(
+        json!({"MaxUsage": reply.max_usage.map_or(0, ns), "ResourceAllocation": null,
               "Attributes": null, "Suppliers": null, "ThresholdIDs": null,
-              "StatQueueIDs": null, "Cost": reply.cost.map(|c| c.to_string())}))
+              "StatQueueIDs": null, "Cost": reply.cost.map(|c| c.to_string())}),
+    )
 }
 
 /// `CDRsV1.ProcessEvent`'s flags: `*rals` (charge by the request type)
@@ -329,7 +334,9 @@ fn parse_rule(s: &str) -> Result<Rule, RpcError> {
     let bad = || {
         RpcError::new(
             code::INVALID_PARAMS,
-            format!("unsupported filter {s:?}: expected *string:~Field:value or *prefix:~Field:value"),
+            format!(
+                "unsupported filter {s:?}: expected *string:~Field:value or *prefix:~Field:value"
+            ),
         )
     };
     let mut parts = s.splitn(3, ':');
@@ -346,10 +353,7 @@ fn parse_rule(s: &str) -> Result<Rule, RpcError> {
     Ok(Rule {
         prefix,
         field,
-        values: values
-            .split([';', '|'])
-            .map(str::to_owned)
-            .collect(),
+        values: values.split([';', '|']).map(str::to_owned).collect(),
     })
 }
 
@@ -386,9 +390,10 @@ async fn filtered(state: &State, m: &Map<String, Value>) -> Result<Vec<SessionSn
     let tenant = m.get("Tenant").map(text).unwrap_or_default();
     let limit = match m.get("Limit") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            RpcError::new(code::INVALID_PARAMS, format!("invalid Limit {v}"))
-        })?),
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| RpcError::new(code::INVALID_PARAMS, format!("invalid Limit {v}")))?,
+        ),
     };
     let s = state
         .sessions

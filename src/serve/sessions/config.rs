@@ -65,11 +65,13 @@ mod tests {
             c.sessions.config.session_ttl,
             std::time::Duration::from_secs(60)
         );
-        assert_eq!(crate::config::Config::parse("").unwrap().sessions, SessionsSection::default());
+        assert_eq!(
+            crate::config::Config::parse("").unwrap().sessions,
+            SessionsSection::default()
+        );
         let e = crate::config::Config::parse("[sessions]\ndebit-intervl = \"1s\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("debit-intervl"), "{e:#}");
         let e = crate::config::Config::parse("[sessions]\nshards = 0\n").unwrap_err();
         assert!(format!("{e:#}").contains("shards"), "{e:#}");
     }
-
 }

@@ -39,8 +39,8 @@ use std::time::Duration;
 use chrono::Utc;
 use rating::TariffStore as _;
 use sessions::{
-    Action, Charging, Counters, Disconnect, Owner, Reply, SessionEvent, SessionKey,
-    SessionManager, SessionSnapshot, SessionStore,
+    Action, Charging, Counters, Disconnect, Owner, Reply, SessionEvent, SessionKey, SessionManager,
+    SessionSnapshot, SessionStore,
 };
 use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
