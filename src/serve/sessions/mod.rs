@@ -30,7 +30,7 @@
 mod config;
 mod sink;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -192,6 +192,7 @@ impl Sessions {
             .map_err(|e| anyhow::anyhow!("reading the saved sessions: {e}"))?;
         let mut by_shard: Vec<Vec<SessionSnapshot>> = (0..n).map(|_| Vec::new()).collect();
         let mut dialogs = Vec::new();
+        let mut dialog_keys: Vec<HashSet<String>> = (0..n).map(|_| HashSet::new()).collect();
         for (k, v) in saved {
             if k.starts_with(SESSION_PREFIX) {
                 match serde_json::from_slice::<SessionSnapshot>(&v) {
@@ -205,7 +206,13 @@ impl Sessions {
                 }
             } else if k.starts_with(DIALOG_PREFIX) {
                 match serde_json::from_slice::<DialogSnapshot>(&v) {
-                    Ok(d) => dialogs.push(d),
+                    Ok(d) => {
+                        let cgrid = SessionEvent::key_of_call(&d.call.to_info()).cgrid;
+                        if let Some(set) = dialog_keys.get_mut(shard_of(&cgrid, n)) {
+                            set.insert(k.clone());
+                        }
+                        dialogs.push(d);
+                    }
                     Err(e) => tracing::warn!(key = %k, error = %e, "unreadable saved dialog"),
                 }
             }
@@ -216,7 +223,7 @@ impl Sessions {
         let mut shards = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         let now = Utc::now();
-        for (i, restore) in by_shard.into_iter().enumerate() {
+        for (i, (restore, saved_dialogs)) in by_shard.into_iter().zip(dialog_keys).enumerate() {
             let (tx, rx) = std::sync::mpsc::sync_channel(SHARD_QUEUE);
             let mut mgr = SessionManager::new(section.config.clone());
             let got = mgr.restore(restore, now);
@@ -231,7 +238,7 @@ impl Sessions {
             };
             let t = std::thread::Builder::new()
                 .name(format!("sessions-{i}"))
-                .spawn(move || run_shard(i, mgr, &shared, &rx))
+                .spawn(move || run_shard(i, mgr, saved_dialogs, &shared, &rx))
                 .map_err(|e| anyhow::anyhow!("cannot start a session thread: {e}"))?;
             shards.push(tx);
             threads.push(t);
@@ -390,11 +397,25 @@ impl Sessions {
 struct Shard<'a> {
     index: usize,
     mgr: SessionManager,
+    /// The `d:` keys saved for this shard's calls (only those are removed
+    /// at a call's end: an unanswered call costs no store write).
+    saved_dialogs: HashSet<String>,
     shared: &'a Shared,
 }
 
-fn run_shard(index: usize, mgr: SessionManager, shared: &Shared, rx: &Receiver<Cmd>) {
-    let mut sh = Shard { index, mgr, shared };
+fn run_shard(
+    index: usize,
+    mgr: SessionManager,
+    saved_dialogs: HashSet<String>,
+    shared: &Shared,
+    rx: &Receiver<Cmd>,
+) {
+    let mut sh = Shard {
+        index,
+        mgr,
+        saved_dialogs,
+        shared,
+    };
     sh.publish();
     loop {
         let wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
@@ -466,13 +487,16 @@ impl Shard<'_> {
                     .fetch_add(1, Ordering::Relaxed);
                 let cgrid = SessionEvent::key_of_call(ev.call()).cgrid;
                 if let Some(snap) = snap {
-                    self.put(&dialog_key(&cgrid), &*snap);
+                    let k = dialog_key(&cgrid);
+                    self.put(&k, &*snap);
+                    self.saved_dialogs.insert(k);
                 }
                 let r = self.with_charging(|mgr, ch| mgr.handle_dialog(&ev, now, ch));
                 if let Err(e) = r {
                     tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
                 }
-                ev.record().map(|_| dialog_key(&cgrid))
+                let k = dialog_key(&cgrid);
+                (ev.record().is_some() && self.saved_dialogs.remove(&k)).then_some(k)
             }
             Cmd::List(reply) => {
                 let list = self.mgr.active_sessions().into_iter().cloned().collect();
