@@ -671,11 +671,11 @@ mod tests {
         let keys = |st: &Arc<dyn SessionStore>| -> Vec<String> {
             st.list().unwrap().into_iter().map(|(k, _)| k).collect()
         };
-        assert_eq!(keys(&store), [key.clone()]);
+        assert_eq!(keys(&store), std::slice::from_ref(&key));
         s.call(Op::Terminate, event("f1")).await.unwrap();
         assert_eq!(s.active().await.unwrap().len(), 0);
         // The CDR is not durable yet: the session stays saved.
-        assert_eq!(keys(&store), [key.clone()]);
+        assert_eq!(keys(&store), std::slice::from_ref(&key));
         let held = std::mem::take(&mut *lock(&sink.0));
         assert_eq!(held.len(), 1);
         for (cdr, durable) in held {
