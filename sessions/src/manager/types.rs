@@ -44,6 +44,20 @@ pub trait Disconnect {
     fn disconnect(&self, session: &SessionKey, reason: &str) -> Result<(), Error>;
 }
 
+/// The end of a passive call as it will be charged and recorded, made
+/// durable before the charge ([`super::SessionManager::end_intent`]); a
+/// restart finishes what a crash cut short with
+/// [`super::SessionManager::handle_end_intent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndIntent {
+    /// The session.
+    pub key: SessionKey,
+    /// The call as an event (answer time and usage set).
+    pub event: SessionEvent,
+    /// Its CDR, not yet charged.
+    pub cdr: Cdr,
+}
+
 /// An active session as it is persisted (JSON): everything needed to
 /// resume it after a restart. It is also the manager's state of the
 /// session, and what `GetActiveSessions` lists.
