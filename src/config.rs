@@ -48,6 +48,9 @@ pub(crate) struct Config {
     /// Where `accurate serve` keeps accounts and its state (`[storage]`).
     #[serde(default)]
     pub storage: StorageSection,
+    /// `accurate serve`'s session manager (`[sessions]`).
+    #[serde(default)]
+    pub sessions: crate::serve::SessionsSection,
     /// Where `accurate serve` stores CDRs and how it batches them
     /// (`[cdrs]`).
     #[serde(default)]

@@ -13,12 +13,10 @@
 //!   every HEP packet Kamailio sent; and the HEP stream, replayed, gives the
 //!   same calls as the wire: same CGRIDs, fields and costs, usages within
 //!   50 ms.
-//! - `serve_capture_*` (ignored until serve takes `--hep`; they pass on
-//!   main + the capture-in-serve branch): `accurate serve --hep` in place of
+//! - `serve_capture_*`: `accurate serve --hep` in place of
 //!   sniff receives every HEP copy and follows every call to its end, by its
 //!   `GET /metrics` counters.
-//! - `serve_hep_*`, `serve_kill9_restart` (ignored until the session manager
-//!   is wired into serve):
+//! - `serve_hep_*`, `serve_kill9_restart`:
 //!   `accurate serve --hep` in place of sniff; afterwards every call has
 //!   exactly one `*default` CDR from `CDRsV1.GetCDRs` that matches the
 //!   oracle, and each account is debited by exactly the sum of its CDRs.
@@ -68,38 +66,32 @@ fn harness_hep_tcp() {
 }
 
 #[test]
-#[ignore = "needs `accurate serve --hep` (capture in serve, issue 9)"]
 fn serve_capture_udp() {
     serve_capture("capture-udp", HepTransport::Udp);
 }
 
 #[test]
-#[ignore = "needs `accurate serve --hep` (capture in serve, issue 9)"]
 fn serve_capture_tcp() {
     serve_capture("capture-tcp", HepTransport::Tcp);
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_hep_udp_sqlite() {
     serve("serve-udp", HepTransport::Udp, None);
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_hep_tcp_sqlite() {
     serve("serve-tcp", HepTransport::Tcp, None);
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_hep_udp_postgres() {
     let db = PgDatabase::create("udp");
     serve("serve-pg", HepTransport::Udp, Some(&db.url));
 }
 
 #[test]
-#[ignore = "needs the session manager (issue 9) wired into serve"]
 fn serve_kill9_restart() {
     kill9("serve-kill9", HepTransport::Udp);
 }

@@ -155,7 +155,7 @@ pub(crate) fn run_defs(
         rating::apply_actions_with(a, acts, triggers, now)
     })?;
     for e in outcome.effects {
-        perform(tenant, id, e);
+        perform(state, tenant, id, e, now);
     }
     if outcome.remove_account {
         state.accounts.remove(tenant, id)?;
@@ -181,8 +181,17 @@ fn set_membership(state: &State, key: &str, groups: &BTreeSet<String>) {
     m.retain(|_, members| !members.is_empty());
 }
 
+/// The plan's SharedGroups.csv rows with the members the server tracks
+/// now (the session manager's shared groups).
+pub(crate) fn plan_groups<'a>(state: &State, plan: &'a rating::TariffPlan) -> PlanGroups<'a> {
+    PlanGroups {
+        data: plan.account_data(),
+        members: lock(&state.members).clone(),
+    }
+}
+
 /// The plan's SharedGroups.csv rows with the members the server tracks.
-struct PlanGroups<'a> {
+pub(crate) struct PlanGroups<'a> {
     data: &'a AccountPlanData,
     members: BTreeMap<String, BTreeSet<String>>,
 }
@@ -217,16 +226,27 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Logs `*log` and `*cdrlog`; posts `*http_post` in the background.
-fn perform(tenant: &str, id: &str, e: Effect) {
+/// Logs `*log`; stores `*cdrlog`'s CDRs and posts `*http_post` in the
+/// background.
+fn perform(state: &State, tenant: &str, id: &str, e: Effect, now: DateTime<Utc>) {
     match e {
         Effect::Log { account_json } => super::say(&format!("action *log: {account_json}")),
         Effect::Cdrlog { template, entries } => {
-            for (action, bt, bid, units) in entries {
-                super::say(&format!(
-                    "action *cdrlog {tenant}:{id}: {} {bt} {bid} {units} (template {template})",
-                    action.as_str()
-                ));
+            match super::cdrlog::cdrs(tenant, id, &template, &entries, now) {
+                Ok(cdrs) => match tokio::runtime::Handle::try_current() {
+                    Ok(handle) => {
+                        let w = state.cdr_writer.clone();
+                        handle.spawn(async move {
+                            for cdr in cdrs {
+                                if w.submit(cdr).await.is_err() {
+                                    tracing::warn!("*cdrlog CDR not stored: shutting down");
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => super::say("action *cdrlog: not stored (no runtime)"),
+                },
+                Err(e) => super::say(&format!("action *cdrlog {tenant}:{id}: {e}")),
             }
         }
         Effect::HttpPost { url, body } => {

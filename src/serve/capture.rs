@@ -16,10 +16,13 @@
 //! session timer, `max-duration-secs`).
 //!
 //! **Events.** Every [`DialogEvent`] the machine emits goes, in order, to
-//! the bounded `mpsc::Sender<DialogEvent>` given to [`start`]; when it is
-//! full the dialog task waits (each wait counted as `event_waits`).
-//! [`count_cdrs`] is the consumer until the session manager is wired in:
-//! the session manager replaces it by taking the receiver instead.
+//! the bounded `mpsc::Sender<Event>` given to [`start`]; when it is
+//! full the dialog task waits (each wait counted as `event_waits`). An
+//! Answer or Update goes with the call's [`DialogSnapshot`] (taken here:
+//! only this task owns the machine), which the session driver saves so a
+//! restart can give it back to [`start`] ([`DialogMachine::restore`]
+//! before any packet). [`feed_sessions`] is the consumer: it hands each
+//! event to the session driver.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -29,8 +32,7 @@ use std::time::{Duration, SystemTime};
 use ::capture::io::{HepBind, HepListener, LiveConfig, LiveReport, PcapSource, run_live_shared};
 use ::capture::{CaptureError, SharedStats, SipPacket, Stats, Timestamp};
 use anyhow::Context;
-use sessions::{Cdr, CdrOptions};
-use sip_fsm::{DialogEvent, DialogMachine};
+use sip_fsm::{DialogEvent, DialogMachine, DialogSnapshot};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -39,6 +41,9 @@ use crate::exit::Failure;
 
 /// Packet batches queued between the sources and the dialog task.
 const PACKET_QUEUE: usize = 1024;
+/// A dialog event, with the call's snapshot on Answer and Update.
+pub(crate) type Event = (DialogEvent, Option<DialogSnapshot>);
+
 /// Dialog events queued for their consumer.
 pub(crate) const EVENT_QUEUE: usize = 4096;
 /// The longest the dialog task sleeps without looking at the clock: the
@@ -122,8 +127,7 @@ pub(crate) struct Metrics {
     pub events: [AtomicU64; 5],
     /// Times the dialog task found the event channel full and waited.
     pub event_waits: AtomicU64,
-    /// CDRs made from End/Failed events (by [`count_cdrs`] now; whatever
-    /// consumer replaces it should keep counting here).
+    /// CDRs made from End/Failed events (counted by [`feed_sessions`]).
     pub cdrs: AtomicU64,
     /// The dialog machine's counters as of its last step.
     pub dialog: Mutex<sip_fsm::Stats>,
@@ -138,7 +142,8 @@ pub(crate) struct Capture {
 
 /// Binds the HEP listeners and opens the live tap (printing `listening on
 /// udp:IP:PORT` / `capturing on IF` on stderr for each), then starts them
-/// and the dialog task, which sends every event to `events`. Everything
+/// and the dialog task, which sends every event to `events`. The calls of
+/// `restore` (saved before a restart) are tracked again first. Everything
 /// stops when `stop` turns true.
 ///
 /// # Errors
@@ -148,11 +153,22 @@ pub(crate) async fn start(
     args: &CaptureArgs,
     cfg: &Config,
     metrics: Arc<Metrics>,
-    events: mpsc::Sender<DialogEvent>,
+    events: mpsc::Sender<Event>,
     stop: &watch::Receiver<bool>,
+    restore: &[DialogSnapshot],
 ) -> anyhow::Result<Capture> {
-    let machine =
+    let mut machine =
         DialogMachine::new(cfg.dialog_config()).context("cannot set up the dialog machine")?;
+    let mut restored = 0;
+    for snap in restore {
+        match machine.restore(snap) {
+            Ok(_) => restored += 1,
+            Err(e) => tracing::warn!(error = %e, "cannot restore a saved call"),
+        }
+    }
+    if restored > 0 {
+        super::say(&format!("restored {restored} calls in progress"));
+    }
     let (tx, rx) = mpsc::channel::<Vec<SipPacket>>(PACKET_QUEUE);
     let mut lcfg = cfg.listener_config();
     lcfg.shared_stats = Some(metrics.stats.clone());
@@ -268,7 +284,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 pub(crate) async fn dialog_task(
     mut machine: DialogMachine,
     mut packets: mpsc::Receiver<Vec<SipPacket>>,
-    events: mpsc::Sender<DialogEvent>,
+    events: mpsc::Sender<Event>,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
     clock: fn() -> Timestamp,
@@ -306,13 +322,20 @@ pub(crate) async fn dialog_task(
 /// shutdown came while waiting for room.
 async fn send_events(
     machine: &mut DialogMachine,
-    events: &mpsc::Sender<DialogEvent>,
+    events: &mpsc::Sender<Event>,
     metrics: &Metrics,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     while let Some(ev) = machine.poll_event() {
         let kind = event_kind(&ev);
-        let sent = match events.try_send(ev) {
+        // Right after the event, while the machine still has the call.
+        let snap = match &ev {
+            DialogEvent::Answer { call, .. } | DialogEvent::Update { call, .. } => {
+                machine.snapshot_call(call)
+            }
+            _ => None,
+        };
+        let sent = match events.try_send((ev, snap)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(ev)) => {
@@ -343,19 +366,22 @@ fn publish(machine: &DialogMachine, metrics: &Metrics) {
     }
 }
 
-/// The stand-in consumer of the dialog events: each End/Failed event
-/// becomes a CDR ([`Cdr::from_record`]) that is counted, nothing more.
-///
-/// The session manager replaces this function: it takes the
-/// `mpsc::Receiver<DialogEvent>` whose sender went to [`start`] (authorize
-/// on Attempt, initiate on Answer, update on Update, terminate and charge
-/// on End/Failed, and store the CDR).
-pub(crate) async fn count_cdrs(mut events: mpsc::Receiver<DialogEvent>, metrics: Arc<Metrics>) {
-    let opts = CdrOptions::default();
-    while let Some(ev) = events.recv().await {
-        if let Some(rec) = ev.record() {
-            let cdr = Cdr::from_record(rec, &opts);
-            tracing::debug!(cgrid = %cdr.cgrid, "call ended");
+/// The consumer of the dialog events: each goes to the session driver
+/// (its shard by CGRID), in order; End/Failed are counted as CDRs. Runs
+/// on a thread that may block (the shards' queues push back); ends when
+/// the dialog task is gone.
+pub(crate) fn feed_sessions(
+    mut events: mpsc::Receiver<Event>,
+    sessions: Arc<super::sessions::Sessions>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some((ev, snap)) = events.blocking_recv() {
+        let ends = ev.record().is_some();
+        if let Err(e) = sessions.dialog_blocking(ev, snap) {
+            tracing::warn!(error = %e, "dialog event dropped");
+            continue;
+        }
+        if ends {
             metrics.cdrs.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -433,7 +459,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            got.push((event_kind(&ev), ev.call().call_id().into_owned()));
+            got.push((event_kind(&ev.0), ev.0.call().call_id().into_owned()));
         }
         assert_eq!(
             got,

@@ -52,6 +52,10 @@ pub(crate) struct State {
     pub capture: Arc<super::capture::Metrics>,
     /// `APIerSv1.DebitUsage` calls and their latency.
     pub debits: std::sync::Mutex<Debits>,
+    /// Where live sessions are saved (the accounts' backend).
+    pub session_store: Arc<dyn sessions::SessionStore>,
+    /// The session manager's shards, once started.
+    pub sessions: std::sync::OnceLock<Arc<super::sessions::Sessions>>,
     /// The stored CDRs (`[cdrs] db`: SQLite or PostgreSQL), for queries.
     pub cdrs: Arc<dyn sessions::CdrStore>,
     /// Where CDRs are written: batched, through the writer task.
@@ -186,6 +190,8 @@ impl State {
             counters: Counters::default(),
             accounts: store.accounts,
             meta: store.meta,
+            session_store: store.sessions,
+            sessions: std::sync::OnceLock::new(),
             shared: store.shared,
             schedule: std::sync::Mutex::new(rating::Schedule::default()),
             attached: std::sync::Mutex::new(()),
@@ -247,6 +253,9 @@ pub(crate) async fn dispatch(
         "APIerSv1.GetCost" => get_cost(state, &params),
         // Already checked by the transport; a second call is harmless.
         AUTH_METHOD => Ok("\"OK\"".to_owned()),
+        m if super::sessionsapi::METHODS.contains(&m) => {
+            super::sessionsapi::call(state, m, &params).await
+        }
         m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the
@@ -312,7 +321,14 @@ fn store_method(state: &State, method: &str, params: &Value) -> Result<String, R
 
 /// Go's `net/rpc` answer to an unknown service or method.
 fn unknown(method: &str) -> RpcError {
-    const SERVICES: [&str; 5] = ["CoreSv1", "APIerSv1", "APIerSv2", "AuthSv1", "CDRsV1"];
+    const SERVICES: [&str; 6] = [
+        "CoreSv1",
+        "APIerSv1",
+        "APIerSv2",
+        "AuthSv1",
+        "SessionSv1",
+        "CDRsV1",
+    ];
     let service = method.rsplit_once('.').map_or(method, |(s, _)| s);
     let what = if SERVICES.contains(&service) {
         "method"

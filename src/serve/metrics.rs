@@ -73,7 +73,34 @@ pub(crate) fn render(state: &State) -> String {
     rpc(&mut o, state);
     debits(&mut o, state);
     capture(&mut o, state);
+    sessions(&mut o, state);
     o.0
+}
+
+fn sessions(o: &mut Out, state: &State) {
+    let Some(s) = state.sessions.get() else {
+        return;
+    };
+    let mut active = 0;
+    o.head(
+        "accurate_sessions_total",
+        "counter",
+        "The session manager's counters, by name (summed over the shards).",
+    );
+    for (name, v) in s.all_counters() {
+        if name == "sessions.active" {
+            active = v;
+            continue;
+        }
+        let name = name.strip_prefix("sessions.").unwrap_or(name);
+        o.value("accurate_sessions_total", &[("name", name)], v);
+    }
+    o.single(
+        "accurate_sessions_active",
+        "gauge",
+        "Sessions in progress (API and passive calls).",
+        active,
+    );
 }
 
 fn rpc(o: &mut Out, state: &State) {

@@ -9,8 +9,9 @@
 //!
 //! With capture options (`--hep`, `--interface`, or `[hep] listen` /
 //! `[live]` in the config) the server also follows calls live
-//! ([`capture`]): the dialog events go to a consumer task (for now
-//! [`capture::count_cdrs`]). `GET /metrics` on the HTTP listener gives
+//! ([`capture`]): the dialog events go to the session driver
+//! ([`sessions`]: the session manager on `[sessions] shards` threads),
+//! which also answers `SessionSv1` ([`sessionsapi`]). `GET /metrics` on the HTTP listener gives
 //! the counters in the Prometheus text format ([`metrics`]).
 //!
 //! Authentication (`[api] auth-token`): HTTP callers send
@@ -22,12 +23,15 @@ mod accounts;
 mod actionapi;
 mod balances;
 mod capture;
+mod cdrlog;
 mod cdrs;
 mod eventcost;
 mod expiry;
 mod http;
 mod methods;
 mod metrics;
+mod sessions;
+mod sessionsapi;
 mod store;
 mod tcp;
 
@@ -45,6 +49,7 @@ use crate::args::Rounding;
 use crate::config::Config;
 use crate::exit::Failure;
 use methods::{AUTH_METHOD, State, UNAUTHORIZED};
+pub(crate) use sessions::SessionsSection;
 
 /// Default JSON-RPC over TCP address (CGRateS's `rpc_json`).
 pub(crate) const DEFAULT_RPC_TCP: &str = "127.0.0.1:2012";
@@ -152,17 +157,45 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
                 "restored the saved tariff plan and {n} accounts from the store"
             ));
         }
+        // The session shards, with the sessions saved before a restart.
+        let sink = Arc::new(sessions::WriterSink::new(
+            state.cdr_writer.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        let (sessions, dialogs) = sessions::Sessions::start(
+            Arc::clone(&state),
+            &cfg.sessions,
+            Arc::clone(&state.session_store),
+            Arc::clone(&sink) as Arc<dyn sessions::CdrSink>,
+        )?;
+        if sessions.restored() > 0 {
+            say(&format!("restored {} active sessions", sessions.restored()));
+        }
+        let _ = state.sessions.set(Arc::clone(&sessions));
         // Capture first: its `listening on udp:...` lines come before the
         // RPC ones, so a supervisor reading up to those has seen them all.
         let mut captured = None;
         if capture_args.any() {
             let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(capture::EVENT_QUEUE);
             let metrics = Arc::clone(&state.capture);
-            let c =
-                capture::start(&capture_args, &cfg, Arc::clone(&metrics), ev_tx, &stop_rx).await?;
-            // The session manager replaces this consumer (it takes `ev_rx`).
-            let consumer = tokio::spawn(capture::count_cdrs(ev_rx, metrics));
+            let c = capture::start(
+                &capture_args,
+                &cfg,
+                Arc::clone(&metrics),
+                ev_tx,
+                &stop_rx,
+                &dialogs,
+            )
+            .await?;
+            let s = Arc::clone(&sessions);
+            let consumer =
+                tokio::task::spawn_blocking(move || capture::feed_sessions(ev_rx, s, metrics));
             captured = Some((c, consumer));
+        } else if !dialogs.is_empty() {
+            say(&format!(
+                "warning: {} saved calls in progress are not followed (no capture source)",
+                dialogs.len()
+            ));
         }
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
@@ -199,6 +232,13 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = consumer.await;
             crate::output::print_stats("serve", &stats, &extra);
         }
+        // After the last dialog event: the shards finish what is queued,
+        // then the CDR writer stores every CDR they wrote.
+        let s = Arc::clone(&sessions);
+        let _ = tokio::task::spawn_blocking(move || s.stop_blocking()).await;
+        // Every session CDR stored and its session forgotten (the writer
+        // still runs), then the writer stores the rest and stops.
+        sink.drain(std::time::Duration::from_secs(10)).await;
         let _ = cdr_stop_tx.send(true);
         let _ = cdr_writer.await;
         let mut e = std::io::stderr().lock();
@@ -206,6 +246,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = writeln!(e, "serve: {k}: {v}");
         }
         for (k, v) in state.cdr_writer.stats().all() {
+            let _ = writeln!(e, "serve: {k}: {v}");
+        }
+        for (k, v) in sessions.all_counters() {
             let _ = writeln!(e, "serve: {k}: {v}");
         }
         Ok(())

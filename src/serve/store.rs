@@ -39,6 +39,8 @@ pub(crate) struct Store {
     /// The Redis store when the accounts are shared with other
     /// processes (scheduled runs are claimed there).
     pub shared: Option<Arc<storage::RedisAccounts>>,
+    /// Live sessions, so a restart resumes them (same backend).
+    pub sessions: Arc<dyn sessions::SessionStore>,
     /// What it is, for the start line.
     pub describe: String,
 }
@@ -64,6 +66,7 @@ impl Store {
             return Ok(Store {
                 accounts: r.clone(),
                 meta: r.clone(),
+                sessions: r.clone(),
                 shared: Some(r),
                 describe: format!("redis {url} prefix {}", cfg.redis_prefix),
             });
@@ -73,7 +76,8 @@ impl Store {
         let e = Arc::new(e);
         Ok(Store {
             accounts: e.clone(),
-            meta: e,
+            meta: e.clone(),
+            sessions: e,
             shared: None,
             describe: format!("embedded {}", data_dir.display()),
         })
@@ -85,6 +89,7 @@ impl Store {
         Store {
             accounts: Arc::new(rating::MemoryAccounts::default()),
             meta: Arc::new(MemoryMeta::default()),
+            sessions: Arc::new(sessions::MemorySessions::new()),
             shared: None,
             describe: "memory".to_owned(),
         }

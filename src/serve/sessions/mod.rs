@@ -1,0 +1,724 @@
+//! The session driver of `accurate serve`: the sans-IO
+//! [`sessions::SessionManager`] run on `[sessions] shards` threads.
+//!
+//! Each shard is one std thread owning one manager, fed by one bounded
+//! channel of [`Cmd`]s (API operations with a oneshot reply, dialog events
+//! of passive calls, listings, shutdown). A call always goes to the same
+//! shard (by a hash of its CGRID), so its events are handled in order and
+//! by one manager. The loop waits for a command at most until the
+//! manager's next deadline ([`sessions::SessionManager::poll_timeout`]),
+//! then fires the deadlines due and carries out the manager's actions:
+//!
+//! - `WriteCdr`: to the [`CdrSink`];
+//! - `Save`: the session's JSON into the [`sessions::SessionStore`] (key
+//!   `s:CGRID:RUNID`), durable before the next command is read;
+//! - `Forget`: that key removed, but only once the CDR emitted just before
+//!   it is durable (the sink says so), so a `kill -9` in between leaves the
+//!   session in the store: restored at the next start, its end replays
+//!   harmlessly (the charge is idempotent by the account's marks, the CDR
+//!   by CGRID + RunID);
+//! - `Disconnect`: a passive call is logged and counted (its CDR is
+//!   flagged by the manager); other owners are asked through the
+//!   [`Disconnect`] registered for them, an unknown owner is logged and
+//!   counted.
+//!
+//! Passive calls also keep their dialog: on Answer and Update the dialog
+//! task's [`DialogSnapshot`] is saved (key `d:CGRID`) and restored into
+//! the new dialog machine at start, so a BYE after a restart ends the
+//! call; it is removed with the session once the call's CDR is durable.
+
+mod config;
+mod sink;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use rating::TariffStore as _;
+use sessions::{
+    Action, Charging, Counters, Disconnect, Owner, Reply, SessionEvent, SessionKey, SessionManager,
+    SessionSnapshot, SessionStore,
+};
+use sip_fsm::{DialogEvent, DialogSnapshot};
+use tokio::sync::oneshot;
+
+pub(crate) use config::SessionsSection;
+pub(crate) use sink::{CdrSink, WriterSink};
+
+use super::methods::State;
+
+/// Commands queued per shard.
+const SHARD_QUEUE: usize = 4096;
+/// The longest a shard waits without looking at the clock.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Key prefix of a saved session.
+const SESSION_PREFIX: &str = "s:";
+/// Key prefix of a saved dialog (passive calls).
+const DIALOG_PREFIX: &str = "d:";
+
+/// A session operation of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `AuthorizeEvent`.
+    Authorize,
+    /// `InitiateSession`.
+    Initiate,
+    /// `UpdateSession`.
+    Update,
+    /// `TerminateSession`.
+    Terminate,
+    /// `ProcessCDR`.
+    ProcessCdr,
+}
+
+type Answer<T> = oneshot::Sender<T>;
+
+/// What a shard is asked to do.
+enum Cmd {
+    Api {
+        op: Op,
+        ev: Box<SessionEvent>,
+        reply: Answer<Result<Reply, sessions::Error>>,
+    },
+    Dialog {
+        ev: Box<DialogEvent>,
+        snap: Option<Box<DialogSnapshot>>,
+    },
+    List(Answer<Vec<SessionSnapshot>>),
+    Force {
+        keys: Vec<SessionKey>,
+        reason: String,
+        reply: Answer<usize>,
+    },
+    Stop,
+}
+
+/// Counters of the driver itself (the managers' are per shard).
+#[derive(Debug, Default)]
+pub(crate) struct DriverCounters {
+    /// Disconnects of passive calls (logged: nobody can end them).
+    pub passive_disconnects: AtomicU64,
+    /// Disconnects sent to an owner's [`Disconnect`].
+    pub disconnects_sent: AtomicU64,
+    /// Disconnects that found no owner registered, or failed.
+    pub disconnects_failed: AtomicU64,
+    /// Session store writes that failed.
+    pub store_errors: AtomicU64,
+    /// Sessions restored at start.
+    pub restored: AtomicU64,
+    /// Dialog events handled.
+    pub dialog_events: AtomicU64,
+}
+
+/// The owners a disconnect can be sent to, by [`Owner`]'s text.
+pub(crate) type Registry = Mutex<HashMap<String, Arc<dyn Disconnect + Send + Sync>>>;
+
+/// What the shards share.
+struct Shared {
+    state: Arc<State>,
+    store: Arc<dyn SessionStore>,
+    sink: Arc<dyn CdrSink>,
+    counters: Arc<DriverCounters>,
+    owners: Arc<Registry>,
+    published: Arc<Mutex<Vec<Counters>>>,
+}
+
+/// The running shards.
+pub(crate) struct Sessions {
+    shards: Vec<SyncSender<Cmd>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The driver's counters.
+    pub counters: Arc<DriverCounters>,
+    /// Who can be asked to end a call: the agents register here when
+    /// they come (an owner missing is logged and counted).
+    #[allow(dead_code)]
+    pub owners: Arc<Registry>,
+    published: Arc<Mutex<Vec<Counters>>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The session manager stopped (shutdown): the command was not run.
+fn stopped() -> sessions::Error {
+    sessions::Error::Store("the session manager is shutting down".to_owned())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// FNV-1a of the CGRID: which shard a call belongs to.
+fn shard_of(cgrid: &str, n: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in cgrid.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    usize::try_from(h % n.max(1) as u64).unwrap_or(0)
+}
+
+/// The store key of a session.
+fn session_key(k: &SessionKey) -> String {
+    format!("{SESSION_PREFIX}{}:{}", k.cgrid, k.run_id)
+}
+
+/// The store key of a passive call's dialog.
+fn dialog_key(cgrid: &str) -> String {
+    format!("{DIALOG_PREFIX}{cgrid}")
+}
+
+impl Sessions {
+    /// Reads the saved sessions and dialogs from `store` and starts the
+    /// shards with the sessions restored. Returns the driver and the saved
+    /// dialogs, to restore into the dialog machine before packets flow.
+    pub(crate) fn start(
+        state: Arc<State>,
+        section: &SessionsSection,
+        store: Arc<dyn SessionStore>,
+        sink: Arc<dyn CdrSink>,
+    ) -> anyhow::Result<(Arc<Sessions>, Vec<DialogSnapshot>)> {
+        let n = section.shards.max(1);
+        let saved = store
+            .list()
+            .map_err(|e| anyhow::anyhow!("reading the saved sessions: {e}"))?;
+        let mut by_shard: Vec<Vec<SessionSnapshot>> = (0..n).map(|_| Vec::new()).collect();
+        let mut dialogs = Vec::new();
+        let mut dialog_keys: Vec<HashSet<String>> = (0..n).map(|_| HashSet::new()).collect();
+        for (k, v) in saved {
+            if k.starts_with(SESSION_PREFIX) {
+                match serde_json::from_slice::<SessionSnapshot>(&v) {
+                    Ok(s) => {
+                        let i = shard_of(&s.key.cgrid, n);
+                        if let Some(list) = by_shard.get_mut(i) {
+                            list.push(s);
+                        }
+                    }
+                    Err(e) => tracing::warn!(key = %k, error = %e, "unreadable saved session"),
+                }
+            } else if k.starts_with(DIALOG_PREFIX) {
+                match serde_json::from_slice::<DialogSnapshot>(&v) {
+                    Ok(d) => {
+                        let cgrid = SessionEvent::key_of_call(&d.call.to_info()).cgrid;
+                        if let Some(set) = dialog_keys.get_mut(shard_of(&cgrid, n)) {
+                            set.insert(k.clone());
+                        }
+                        dialogs.push(d);
+                    }
+                    Err(e) => tracing::warn!(key = %k, error = %e, "unreadable saved dialog"),
+                }
+            }
+        }
+        let counters = Arc::new(DriverCounters::default());
+        let owners: Arc<Registry> = Arc::default();
+        let published = Arc::new(Mutex::new(vec![Counters::default(); n]));
+        let mut shards = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        let now = Utc::now();
+        for (i, (restore, saved_dialogs)) in by_shard.into_iter().zip(dialog_keys).enumerate() {
+            let (tx, rx) = std::sync::mpsc::sync_channel(SHARD_QUEUE);
+            let mut mgr = SessionManager::new(section.config.clone());
+            let got = mgr.restore(restore, now);
+            counters.restored.fetch_add(got as u64, Ordering::Relaxed);
+            let shared = Shared {
+                state: Arc::clone(&state),
+                store: Arc::clone(&store),
+                sink: Arc::clone(&sink),
+                counters: Arc::clone(&counters),
+                owners: Arc::clone(&owners),
+                published: Arc::clone(&published),
+            };
+            let t = std::thread::Builder::new()
+                .name(format!("sessions-{i}"))
+                .spawn(move || run_shard(i, mgr, saved_dialogs, &shared, &rx))
+                .map_err(|e| anyhow::anyhow!("cannot start a session thread: {e}"))?;
+            shards.push(tx);
+            threads.push(t);
+        }
+        Ok((
+            Arc::new(Sessions {
+                shards,
+                threads: Mutex::new(threads),
+                counters,
+                owners,
+                published,
+            }),
+            dialogs,
+        ))
+    }
+
+    /// How many sessions were restored at start.
+    pub(crate) fn restored(&self) -> u64 {
+        self.counters.restored.load(Ordering::Relaxed)
+    }
+
+    /// The managers' counters summed over the shards (as of each shard's
+    /// last step), then the driver's (`sessions.passive_disconnects`...).
+    pub(crate) fn all_counters(&self) -> Vec<(&'static str, u64)> {
+        let all = lock(&self.published).clone();
+        let mut sum: Vec<(&'static str, u64)> = Counters::default().named().to_vec();
+        for c in &all {
+            for (slot, (_, v)) in sum.iter_mut().zip(c.named()) {
+                slot.1 += v;
+            }
+        }
+        let d = &self.counters;
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        sum.extend([
+            ("sessions.passive_disconnects", g(&d.passive_disconnects)),
+            ("sessions.disconnects_sent", g(&d.disconnects_sent)),
+            ("sessions.disconnects_failed", g(&d.disconnects_failed)),
+            ("sessions.store_errors", g(&d.store_errors)),
+            ("sessions.restored", g(&d.restored)),
+            ("sessions.dialog_events", g(&d.dialog_events)),
+        ]);
+        sum
+    }
+
+    /// Queues `cmd` on shard `i`, waiting (off the async workers) when the
+    /// queue is full.
+    async fn send(&self, i: usize, cmd: Cmd) -> Result<(), sessions::Error> {
+        let tx = self.shards.get(i).ok_or_else(stopped)?;
+        match tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(stopped()),
+            Err(TrySendError::Full(cmd)) => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(cmd).map_err(|_| stopped()))
+                    .await
+                    .map_err(|_| stopped())?
+            }
+        }
+    }
+
+    /// Runs one API operation on the event's shard.
+    pub(crate) async fn call(&self, op: Op, ev: SessionEvent) -> Result<Reply, sessions::Error> {
+        let i = shard_of(&ev.key().cgrid, self.shards.len());
+        let (tx, rx) = oneshot::channel();
+        self.send(
+            i,
+            Cmd::Api {
+                op,
+                ev: Box::new(ev),
+                reply: tx,
+            },
+        )
+        .await?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Hands a passive call's dialog event (with the dialog's snapshot on
+    /// Answer and Update) to its shard, waiting while the shard is busy.
+    /// Blocking: call it from a thread that may block.
+    pub(crate) fn dialog_blocking(
+        &self,
+        ev: DialogEvent,
+        snap: Option<DialogSnapshot>,
+    ) -> Result<(), sessions::Error> {
+        let cgrid = SessionEvent::key_of_call(ev.call()).cgrid;
+        let i = shard_of(&cgrid, self.shards.len());
+        let tx = self.shards.get(i).ok_or_else(stopped)?;
+        tx.send(Cmd::Dialog {
+            ev: Box::new(ev),
+            snap: snap.map(Box::new),
+        })
+        .map_err(|_| stopped())
+    }
+
+    /// Every active session, sorted by key.
+    pub(crate) async fn active(&self) -> Result<Vec<SessionSnapshot>, sessions::Error> {
+        let mut all = Vec::new();
+        for i in 0..self.shards.len() {
+            let (tx, rx) = oneshot::channel();
+            self.send(i, Cmd::List(tx)).await?;
+            all.extend(rx.await.map_err(|_| stopped())?);
+        }
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(all)
+    }
+
+    /// Asks the owners of `keys` to end their calls; how many sessions
+    /// were found.
+    pub(crate) async fn force_disconnect(
+        &self,
+        keys: Vec<SessionKey>,
+        reason: &str,
+    ) -> Result<usize, sessions::Error> {
+        let n = self.shards.len();
+        let mut per: Vec<Vec<SessionKey>> = (0..n).map(|_| Vec::new()).collect();
+        for k in keys {
+            if let Some(v) = per.get_mut(shard_of(&k.cgrid, n)) {
+                v.push(k);
+            }
+        }
+        let mut found = 0;
+        for (i, keys) in per.into_iter().enumerate() {
+            if keys.is_empty() {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            self.send(
+                i,
+                Cmd::Force {
+                    keys,
+                    reason: reason.to_owned(),
+                    reply: tx,
+                },
+            )
+            .await?;
+            found += rx.await.map_err(|_| stopped())?;
+        }
+        Ok(found)
+    }
+
+    /// Stops every shard after the commands already queued and waits for
+    /// them (blocking). Active sessions stay in the store for the next
+    /// start.
+    pub(crate) fn stop_blocking(&self) {
+        for tx in &self.shards {
+            let _ = tx.send(Cmd::Stop);
+        }
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One shard: its manager and what it needs to carry out actions.
+struct Shard<'a> {
+    index: usize,
+    mgr: SessionManager,
+    /// The `d:` keys saved for this shard's calls (only those are removed
+    /// at a call's end: an unanswered call costs no store write).
+    saved_dialogs: HashSet<String>,
+    shared: &'a Shared,
+}
+
+fn run_shard(
+    index: usize,
+    mgr: SessionManager,
+    saved_dialogs: HashSet<String>,
+    shared: &Shared,
+    rx: &Receiver<Cmd>,
+) {
+    let mut sh = Shard {
+        index,
+        mgr,
+        saved_dialogs,
+        shared,
+    };
+    sh.publish();
+    loop {
+        let wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
+            (t - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_WAIT)
+        });
+        let mut dialog_done = None;
+        match rx.recv_timeout(wait) {
+            Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(cmd) => dialog_done = sh.handle(cmd),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = Utc::now();
+        if sh.mgr.poll_timeout().is_some_and(|t| t <= now) {
+            sh.with_charging(|mgr, ch| mgr.handle_timeout(now, ch));
+        }
+        sh.apply(dialog_done);
+        sh.publish();
+    }
+    sh.publish();
+}
+
+impl Shard<'_> {
+    fn publish(&self) {
+        if let Some(slot) = lock(&self.shared.published).get_mut(self.index) {
+            *slot = self.mgr.counters();
+        }
+    }
+
+    /// Runs `f` with the charging context of now: the plan in force, the
+    /// rounding, the accounts and the shared groups' members.
+    fn with_charging<T>(&mut self, f: impl FnOnce(&mut SessionManager, &Charging<'_>) -> T) -> T {
+        let state = &self.shared.state;
+        let plan = state.plan.current();
+        let groups = super::accounts::plan_groups(state, &plan);
+        let ch = Charging {
+            accounts: state.accounts.as_ref(),
+            plan: &plan,
+            rounding: state.mode,
+            groups: &groups,
+        };
+        f(&mut self.mgr, &ch)
+    }
+
+    /// Runs one command; for the end of a passive call, the dialog key to
+    /// remove once its CDR is durable.
+    fn handle(&mut self, cmd: Cmd) -> Option<String> {
+        let now = Utc::now();
+        match cmd {
+            Cmd::Api { op, ev, reply } => {
+                let r = self.with_charging(|mgr, ch| match op {
+                    Op::Authorize => mgr.handle_authorize(&ev, now, ch),
+                    Op::Initiate => mgr.handle_initiate(&ev, now, ch),
+                    Op::Update => mgr.handle_update(&ev, now, ch),
+                    Op::Terminate => mgr.handle_terminate(&ev, now, ch),
+                    Op::ProcessCdr => mgr.handle_process_cdr(&ev, now, ch),
+                });
+                // The reply waits for the actions (a Save durable first).
+                self.apply(None);
+                let _ = reply.send(r);
+                None
+            }
+            Cmd::Dialog { ev, snap } => {
+                self.shared
+                    .counters
+                    .dialog_events
+                    .fetch_add(1, Ordering::Relaxed);
+                let cgrid = SessionEvent::key_of_call(ev.call()).cgrid;
+                if let Some(snap) = snap {
+                    let k = dialog_key(&cgrid);
+                    self.put(&k, &*snap);
+                    self.saved_dialogs.insert(k);
+                }
+                let r = self.with_charging(|mgr, ch| mgr.handle_dialog(&ev, now, ch));
+                if let Err(e) = r {
+                    tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
+                }
+                let k = dialog_key(&cgrid);
+                (ev.record().is_some() && self.saved_dialogs.remove(&k)).then_some(k)
+            }
+            Cmd::List(reply) => {
+                let list = self.mgr.active_sessions().into_iter().cloned().collect();
+                let _ = reply.send(list);
+                None
+            }
+            Cmd::Force {
+                keys,
+                reason,
+                reply,
+            } => {
+                let found = keys
+                    .iter()
+                    .filter(|k| self.mgr.force_disconnect(k, &reason, now).is_ok())
+                    .count();
+                self.apply(None);
+                let _ = reply.send(found);
+                None
+            }
+            Cmd::Stop => None,
+        }
+    }
+
+    fn put(&self, key: &str, value: &impl serde::Serialize) {
+        let r = serde_json::to_vec(value)
+            .map_err(|e| sessions::Error::Store(e.to_string()))
+            .and_then(|v| self.shared.store.put(key, &v));
+        if let Err(e) = r {
+            self.shared
+                .counters
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(key, error = %e, "cannot save a session");
+        }
+    }
+
+    /// Carries out the manager's actions (see the module documentation).
+    fn apply(&mut self, mut dialog_done: Option<String>) {
+        let mut actions = Vec::new();
+        while let Some(a) = self.mgr.poll_action() {
+            actions.push(a);
+        }
+        let mut it = actions.into_iter().peekable();
+        while let Some(a) = it.next() {
+            match a {
+                Action::WriteCdr(cdr) => {
+                    let mut keys = Vec::new();
+                    if let Some(Action::Forget(k)) = it.peek()
+                        && k.cgrid == cdr.cgrid
+                        && k.run_id == cdr.run_id
+                    {
+                        keys.push(session_key(k));
+                        it.next();
+                    }
+                    if let Some(d) = dialog_done.take_if(|d| *d == dialog_key(&cdr.cgrid)) {
+                        keys.push(d);
+                    }
+                    let store = Arc::clone(&self.shared.store);
+                    let counters = Arc::clone(&self.shared.counters);
+                    self.shared.sink.submit(
+                        *cdr,
+                        Box::new(move |durable| {
+                            if durable {
+                                forget(store.as_ref(), &counters, &keys);
+                            }
+                        }),
+                    );
+                }
+                Action::Forget(k) => {
+                    forget(
+                        self.shared.store.as_ref(),
+                        &self.shared.counters,
+                        &[session_key(&k)],
+                    );
+                }
+                Action::Save(s) => self.put(&session_key(&s.key), &*s),
+                Action::Disconnect { key, owner, reason } => {
+                    self.disconnect(&key, &owner, &reason);
+                }
+            }
+        }
+        if let Some(d) = dialog_done {
+            forget(self.shared.store.as_ref(), &self.shared.counters, &[d]);
+        }
+    }
+
+    fn disconnect(&self, key: &SessionKey, owner: &Owner, reason: &str) {
+        let c = &self.shared.counters;
+        if *owner == Owner::Passive {
+            c.passive_disconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(session = %key, reason, "passive call should be disconnected: it goes on and is billed in full");
+            return;
+        }
+        let who = owner.to_string();
+        let target = lock(&self.shared.owners).get(&who).cloned();
+        match target.map(|t| t.disconnect(key, reason)) {
+            Some(Ok(())) => {
+                c.disconnects_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Err(e)) => {
+                c.disconnects_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(session = %key, owner = %who, reason, error = %e, "disconnect failed");
+            }
+            None => {
+                c.disconnects_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(session = %key, owner = %who, reason, "disconnect asked, but nobody can end this call");
+            }
+        }
+    }
+}
+
+/// Removes saved keys (a session or dialog whose CDR is durable).
+fn forget(store: &dyn SessionStore, counters: &DriverCounters, keys: &[String]) {
+    for k in keys {
+        if let Err(e) = store.remove(k) {
+            counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(key = %k, error = %e, "cannot forget a session");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that holds every CDR until the test says it is durable.
+    #[derive(Default)]
+    struct HoldSink(Mutex<Vec<(sessions::Cdr, sink::Durable)>>);
+
+    impl CdrSink for HoldSink {
+        fn submit(&self, cdr: sessions::Cdr, durable: sink::Durable) {
+            lock(&self.0).push((cdr, durable));
+        }
+    }
+
+    fn event(origin: &str) -> SessionEvent {
+        let args = serde_json::json!({"Event": {"OriginID": origin, "OriginHost": "h",
+                                                "RequestType": "*none", "Usage": "10s"}});
+        SessionEvent::from_cgr_event(args.as_object().unwrap(), Owner::Api).unwrap()
+    }
+
+    /// The session's saved snapshot is forgotten only once the CDR written
+    /// just before is durable: a crash in between restores the session
+    /// (its end replays harmlessly), never loses the CDR.
+    #[tokio::test]
+    async fn forget_waits_for_the_cdr_to_be_durable() {
+        let state = Arc::new(State::new(
+            rating::SharedTariffPlan::default(),
+            rating::RoundingMode::Exact,
+            rating::LoadPolicy::default(),
+            None,
+            "n".into(),
+            super::super::store::Store::memory(),
+            super::super::cdrs::Cdrs::unavailable(),
+        ));
+        let store: Arc<dyn SessionStore> = Arc::new(sessions::MemorySessions::new());
+        let sink = Arc::new(HoldSink::default());
+        let section = SessionsSection {
+            shards: 2,
+            ..SessionsSection::default()
+        };
+        let (s, dialogs) = Sessions::start(
+            state,
+            &section,
+            Arc::clone(&store),
+            Arc::clone(&sink) as Arc<dyn CdrSink>,
+        )
+        .unwrap();
+        assert!(dialogs.is_empty());
+        s.call(Op::Initiate, event("f1")).await.unwrap();
+        let key = session_key(&event("f1").key());
+        let keys = |st: &Arc<dyn SessionStore>| -> Vec<String> {
+            st.list().unwrap().into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(keys(&store), std::slice::from_ref(&key));
+        s.call(Op::Terminate, event("f1")).await.unwrap();
+        assert_eq!(s.active().await.unwrap().len(), 0);
+        // The CDR is not durable yet: the session stays saved.
+        assert_eq!(keys(&store), std::slice::from_ref(&key));
+        let held = std::mem::take(&mut *lock(&sink.0));
+        assert_eq!(held.len(), 1);
+        for (cdr, durable) in held {
+            assert_eq!(cdr.origin_id, "f1");
+            durable(true);
+        }
+        assert!(keys(&store).is_empty());
+        // A restart with the session still saved resumes it.
+        s.call(Op::Initiate, event("f2")).await.unwrap();
+        s.stop_blocking();
+        let state = Arc::new(State::new(
+            rating::SharedTariffPlan::default(),
+            rating::RoundingMode::Exact,
+            rating::LoadPolicy::default(),
+            None,
+            "n".into(),
+            super::super::store::Store::memory(),
+            super::super::cdrs::Cdrs::unavailable(),
+        ));
+        let (s2, _) = Sessions::start(
+            state,
+            &section,
+            Arc::clone(&store),
+            sink as Arc<dyn CdrSink>,
+        )
+        .unwrap();
+        assert_eq!(s2.restored(), 1);
+        let active = s2.active().await.unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].event.origin_id, "f2");
+        s2.stop_blocking();
+    }
+
+    #[test]
+    fn a_cgrid_always_goes_to_one_shard() {
+        for n in 1..8 {
+            let a = shard_of("abc", n);
+            assert!(a < n);
+            assert_eq!(a, shard_of("abc", n));
+        }
+        let spread: std::collections::BTreeSet<usize> = (0..64)
+            .map(|i| shard_of(&sessions::cgrid(&format!("call-{i}"), "h"), 4))
+            .collect();
+        assert_eq!(spread.len(), 4);
+    }
+}
