@@ -430,6 +430,9 @@ impl Run {
 
     /// Starts every UAS, waits until they listen, then starts every UAC:
     /// the calls run while the caller does what it wants (kill a server).
+    /// Each sipp gets a free control port (`-cp`): by default sipp takes
+    /// the first free one of 8888 and the next 59, and with other sipp
+    /// runs on the machine a UAS found none and quit at once.
     pub fn start_calls(&self) -> Calls {
         let peers = root().join("tests/peers");
         let calls = self.calls.to_string();
@@ -446,6 +449,7 @@ impl Run {
                     .arg(peers.join("sipp").join(s.uas))
                     .args(["-i", "127.0.0.1", "-p", &port.to_string()])
                     .args(["-m", &calls, "-d", &s.uas_ms.to_string()])
+                    .args(["-cp", &free_port().to_string()])
                     .args(["-nostdin", "-timeout", "60", "-timeout_error"])
                     .stdin(Stdio::null())
                     .stdout(self.dir.log(&log))
@@ -473,6 +477,7 @@ impl Run {
                     .arg(peers.join("e2e/callers.csv"))
                     .args(["-s", s.number, "-m", &calls, "-l", &limit])
                     .args(["-r", &RATE.to_string(), "-d", &s.uac_ms.to_string()])
+                    .args(["-cp", &free_port().to_string()])
                     .args(["-nostdin", "-timeout", "60", "-timeout_error"])
                     .stdin(Stdio::null())
                     .stdout(self.dir.log(&format!("uac-{}.log", s.name)))
