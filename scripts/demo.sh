@@ -47,7 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 200); do
+# Up to 60 s: the plan loads first, and a busy machine is slow.
+for _ in $(seq 1 600); do
     grep -q '^listening on rpc-http:' "$ERR" 2>/dev/null && break
     kill -0 "$SERVE" 2>/dev/null || { cat "$ERR" >&2; exit 1; }
     sleep 0.1
