@@ -237,6 +237,25 @@ mod tests {
     }
 
     #[test]
+    fn peer_errors_by_kind_and_never_a_quiet_pipe() {
+        let peer = |k: io::ErrorKind| {
+            anyhow::Error::new(Failure::Peer("cannot send to x".into(), io::Error::from(k)))
+        };
+        assert_eq!(
+            code_for(&peer(io::ErrorKind::ConnectionRefused)),
+            UNAVAILABLE
+        );
+        assert_eq!(code_for(&peer(io::ErrorKind::ConnectionReset)), UNAVAILABLE);
+        assert_eq!(code_for(&peer(io::ErrorKind::InvalidInput)), OS_ERR);
+        // A collector that closed its end fails; a closed stdout does not.
+        let pipe = peer(io::ErrorKind::BrokenPipe);
+        assert!(!is_broken_pipe(&pipe));
+        assert_eq!(code_for(&pipe), UNAVAILABLE);
+        let out = anyhow::Error::new(Failure::Output(io::Error::from(io::ErrorKind::BrokenPipe)));
+        assert!(is_broken_pipe(&out));
+    }
+
+    #[test]
     fn first_tagged_cause_wins() {
         let e = anyhow::Error::new(Failure::Output(io::Error::from(io::ErrorKind::StorageFull)))
             .context("writing CDRs");
