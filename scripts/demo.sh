@@ -87,7 +87,7 @@ echo "demo: $count CDRs stored (${made:-?} made), $EXPECT expected"
 if [ "$count" -gt 0 ]; then
     console CDRsV1.GetCDRs '{}' | python3 -c '
 import json, sys
-reply = json.load(sys.stdin)
+reply = json.load(sys.stdin, parse_float=str)  # costs keep their exact digits
 cdrs = reply.get("result", reply) if isinstance(reply, dict) else reply
 cols = ["OriginID", "Account", "Destination", "SetupTime", "AnswerTime", "Usage", "Cost"]
 rows = []
