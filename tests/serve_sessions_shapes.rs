@@ -101,7 +101,11 @@ fn authorize_args(get_max_usage: bool, extra: Value) -> Value {
         "AttributeIDs": null, "ThresholdIDs": null, "StatIDs": null,
         "Limit": null, "Offset": null, "SearchTerm": ""
     });
-    embedded(&mut a, "TestSSv1ItAuth", go_event("TestSSv1It1", "*prepaid"));
+    embedded(
+        &mut a,
+        "TestSSv1ItAuth",
+        go_event("TestSSv1It1", "*prepaid"),
+    );
     a.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
@@ -177,11 +181,17 @@ fn authorize_event_reply_and_subsystem_errors() {
     let r = call(
         &s,
         "SessionSv1.AuthorizeEvent",
-        authorize_args(false, json!({"ProcessThresholds": true, "ProcessStats": true})),
+        authorize_args(
+            false,
+            json!({"ProcessThresholds": true, "ProcessStats": true}),
+        ),
     );
     assert_eq!(err(&r), "MANDATORY_IE_MISSING: [subsystems]");
     for (flag, want) in [
-        ("GetAttributes", "ATTRIBUTES_ERROR:NOT_CONNECTED: AttributeS"),
+        (
+            "GetAttributes",
+            "ATTRIBUTES_ERROR:NOT_CONNECTED: AttributeS",
+        ),
         ("AuthorizeResources", "NOT_CONNECTED: ResourceS"),
         ("GetSuppliers", "NOT_CONNECTED: SupplierS"),
         ("ProcessThresholds", "PARTIALLY_EXECUTED"),
@@ -205,11 +215,7 @@ fn authorize_event_reply_and_subsystem_errors() {
 #[test]
 fn initiate_update_terminate_replies_and_subsystem_errors() {
     let s = server();
-    let r = call(
-        &s,
-        "SessionSv1.InitiateSession",
-        init_args("i1", json!({})),
-    );
+    let r = call(&s, "SessionSv1.InitiateSession", init_args("i1", json!({})));
     assert_eq!(
         keys(&r),
         set(&[
@@ -290,7 +296,10 @@ fn initiate_update_terminate_replies_and_subsystem_errors() {
     let r = call(
         &s,
         "SessionSv1.TerminateSession",
-        terminate_args("i1", json!({"TerminateSession": false, "ProcessStats": true})),
+        terminate_args(
+            "i1",
+            json!({"TerminateSession": false, "ProcessStats": true}),
+        ),
     );
     assert_eq!(err(&r), "MANDATORY_IE_MISSING: [subsystems]");
 }
@@ -298,7 +307,11 @@ fn initiate_update_terminate_replies_and_subsystem_errors() {
 /// `V1ProcessEventArgs`: `Flags` plus the embedded CGREvent.
 fn process_args(flags: Value, origin: &str) -> Value {
     let mut a = json!({"Flags": flags, "Limit": null, "Offset": null, "SearchTerm": ""});
-    embedded(&mut a, "TestSSv1ItProcessEvent", go_event(origin, "*postpaid"));
+    embedded(
+        &mut a,
+        "TestSSv1ItProcessEvent",
+        go_event(origin, "*postpaid"),
+    );
     a
 }
 
@@ -340,10 +353,17 @@ fn process_event_reply_flags_and_subsystem_errors() {
     assert_eq!(r["MaxUsage"], json!(0), "{r}");
     assert_eq!(count(&s, json!({})), 1);
     // No flag: nothing runs, no error.
-    let r = call(&s, "SessionSv1.ProcessEvent", process_args(json!([]), "pe3"));
+    let r = call(
+        &s,
+        "SessionSv1.ProcessEvent",
+        process_args(json!([]), "pe3"),
+    );
     assert_eq!(r["MaxUsage"], json!(0), "{r}");
     for (flags, want) in [
-        (json!(["*attributes"]), "ATTRIBUTES_ERROR:NOT_CONNECTED: AttributeS"),
+        (
+            json!(["*attributes"]),
+            "ATTRIBUTES_ERROR:NOT_CONNECTED: AttributeS",
+        ),
         (json!(["*resources:*authorize"]), "NOT_CONNECTED: ResourceS"),
         (json!(["*suppliers"]), "NOT_CONNECTED: SupplierS"),
         (json!(["*stats"]), "PARTIALLY_EXECUTED"),
@@ -460,6 +480,36 @@ fn cdrs_process_cdr_extra_fields_and_process_event_flags() {
     });
     assert_eq!(call(&s, "CDRsV1.ProcessCDR", cdr.clone()), json!("OK"));
     let c = &stored(&s, "x1")[0];
+    // engine.CDR's fields, times as Go marshals a time.Time.
+    for k in [
+        "CGRID",
+        "RunID",
+        "OrderID",
+        "OriginHost",
+        "Source",
+        "OriginID",
+        "ToR",
+        "RequestType",
+        "Tenant",
+        "Category",
+        "Account",
+        "Subject",
+        "Destination",
+        "SetupTime",
+        "AnswerTime",
+        "Usage",
+        "ExtraFields",
+        "ExtraInfo",
+        "Partial",
+        "PreRated",
+        "CostSource",
+        "Cost",
+        "CostDetails",
+    ] {
+        assert!(c.get(k).is_some(), "{k} missing: {c}");
+    }
+    assert_eq!(c["SetupTime"], "2026-01-07T17:00:00Z", "{c}");
+    assert_eq!(c["AnswerTime"], "2026-01-07T17:00:10Z", "{c}");
     assert_eq!(c["ExtraFields"]["Codec"], "PCMA", "{c}");
     assert!(c["ExtraFields"].get("ExtraFields").is_none(), "{c}");
     assert!(c["ExtraFields"].get("PreRated").is_none(), "{c}");
@@ -477,7 +527,11 @@ fn cdrs_process_cdr_extra_fields_and_process_event_flags() {
         embedded(&mut a, &format!("ev-{origin}"), go_event(origin, "*rated"));
         a
     };
-    let r = call(&s, "CDRsV1.ProcessEvent", ev("x3", json!(["*rals", "*thresholds"])));
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        ev("x3", json!(["*rals", "*thresholds"])),
+    );
     assert_eq!(err(&r), "PARTIALLY_EXECUTED");
     assert_eq!(stored(&s, "x3").len(), 1);
     let r = call(&s, "CDRsV1.ProcessEvent", ev("x4", json!(["*attributes"])));
@@ -485,7 +539,10 @@ fn cdrs_process_cdr_extra_fields_and_process_event_flags() {
     let r = call(
         &s,
         "CDRsV1.ProcessEvent",
-        ev("x5", json!(["*rals:true", "*store", "*export", "*attributes:false"])),
+        ev(
+            "x5",
+            json!(["*rals:true", "*store", "*export", "*attributes:false"]),
+        ),
     );
     assert_eq!(r, json!("OK"));
     stored(&s, "x5");

@@ -549,10 +549,10 @@ impl<'a> V1Cdr<'a> {
             account: &c.account,
             subject: &c.subject,
             destination: &c.destination,
-            setup_time: sessions::cdr::rfc3339(c.setup_time),
+            setup_time: sessions::cdr::go_time_ts(c.setup_time),
             answer_time: c
                 .answer_time
-                .map_or_else(|| GO_ZERO_TIME.to_owned(), sessions::cdr::rfc3339),
+                .map_or_else(|| GO_ZERO_TIME.to_owned(), sessions::cdr::go_time_ts),
             usage: c.usage_nanos(),
             extra_fields: extra_fields(c),
             extra_info: "",

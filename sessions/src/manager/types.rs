@@ -103,9 +103,7 @@ impl SessionSnapshot {
         let e = &self.event;
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let time = |t: Option<DateTime<Utc>>| {
-            t.map_or(GO_ZERO_TIME.into(), |t| {
-                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-            })
+            t.map_or_else(|| GO_ZERO_TIME.to_owned(), crate::cdr::go_time)
         };
         serde_json::json!({
             "CGRID": self.key.cgrid,
