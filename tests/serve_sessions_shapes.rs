@@ -515,6 +515,41 @@ fn cdrs_process_cdr_extra_fields_and_process_event_flags() {
     assert!(c["ExtraFields"].get("PreRated").is_none(), "{c}");
     assert_eq!(c["Source"], "test");
     assert_eq!(c["Usage"], json!(60 * S));
+    // APIerSv2.GetCDRs: engine.ExternalCDR, times RFC 3339 seconds, a
+    // *voice usage as Go's Duration.String(), nil cost details "null".
+    let x = call(&s, "APIerSv2.GetCDRs", json!({"OriginIDs": ["x1"]}));
+    let x = &x[0];
+    assert_eq!(
+        keys(x),
+        set(&[
+            "CGRID",
+            "RunID",
+            "OrderID",
+            "OriginHost",
+            "Source",
+            "OriginID",
+            "ToR",
+            "RequestType",
+            "Tenant",
+            "Category",
+            "Account",
+            "Subject",
+            "Destination",
+            "SetupTime",
+            "AnswerTime",
+            "Usage",
+            "ExtraFields",
+            "CostSource",
+            "Cost",
+            "CostDetails",
+            "ExtraInfo",
+            "PreRated",
+        ]),
+        "{x}"
+    );
+    assert_eq!(x["Usage"], "1m0s", "{x}");
+    assert_eq!(x["SetupTime"], "2026-01-07T17:00:00Z", "{x}");
+    assert_eq!(x["CostDetails"], "null", "{x}");
     let mut pre = cdr;
     pre["OriginID"] = json!("x2");
     pre["PreRated"] = json!(true);

@@ -627,11 +627,17 @@ impl<'a> ExternalCdr<'a> {
             answer_time: c
                 .answer_time
                 .map_or_else(|| GO_ZERO_TIME.to_owned(), rfc3339_secs),
-            usage: rating::format_duration(c.usage),
+            // Go's `Duration.String()` for *voice, else the nanoseconds.
+            usage: if c.tor == sessions::cdr::TOR_VOICE {
+                rating::format_duration(c.usage)
+            } else {
+                c.usage_nanos().to_string()
+            },
             extra_fields: extra_fields(c),
             cost_source: &c.cost_source,
             cost: cost_token(c),
-            cost_details: "",
+            // CGRateS marshals the CDR's nil cost details: "null".
+            cost_details: "null",
             extra_info: "",
             pre_rated: false,
         }
