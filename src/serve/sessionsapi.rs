@@ -121,6 +121,21 @@ async fn run(state: &State, op: Op, ev: SessionEvent) -> Result<Reply, RpcError>
     s.call(op, ev).await.map_err(|e| session_error(&e))
 }
 
+/// The usage an authorization allows, in nanoseconds: 0 for an account
+/// that can pay nothing, as CGRateS's `GetMaxSessionTime` answers (no
+/// error).
+async fn authorize_ns(state: &State, ev: SessionEvent) -> Result<u64, RpcError> {
+    let s = state
+        .sessions
+        .get()
+        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    match s.call(Op::Authorize, ev).await {
+        Ok(r) => Ok(max_usage_ns(&r)),
+        Err(sessions::Error::Rating(rating::Error::InsufficientCredit { .. })) => Ok(0),
+        Err(e) => Err(session_error(&e)),
+    }
+}
+
 /// `MaxUsage` as CGRateS's replies have it: a `time.Duration`, integer
 /// nanoseconds, 0 when not asked for.
 fn max_usage_ns(r: &Reply) -> u64 {
@@ -221,7 +236,7 @@ async fn authorize(state: &State, m: &Map<String, Value>) -> Result<Value, RpcEr
     }
     let mut max = 0;
     if flag(m, "GetMaxUsage")? {
-        max = max_usage_ns(&run(state, Op::Authorize, event(m)?).await?);
+        max = authorize_ns(state, event(m)?).await?;
     }
     if flag(m, "AuthorizeResources")? {
         return Err(not_connected("ResourceS"));
@@ -354,7 +369,7 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
         .find(|s| rals.contains(s))
     {
         match op {
-            "*authorize" => max = max_usage_ns(&run(state, Op::Authorize, ev.clone()).await?),
+            "*authorize" => max = authorize_ns(state, ev.clone()).await?,
             "*initiate" => max = max_usage_ns(&run(state, Op::Initiate, ev.clone()).await?),
             "*update" => max = max_usage_ns(&update(state, ev.clone()).await?),
             _ => {
