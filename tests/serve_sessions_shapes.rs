@@ -587,6 +587,24 @@ fn cdrs_process_cdr_extra_fields_and_process_event_flags() {
     let r = call(&s, "CDRsV1.ProcessEvent", ev("x6", json!(["*store:yes"])));
     assert!(err(&r).contains("*store"), "{r}");
 
+    // The CDR server's defaults: no RequestType is *rated (priced, not
+    // debited), its CostSource *cdrs; a call that cannot be rated is
+    // stored with Cost -1 and the error in ExtraInfo, and answered OK.
+    let mut a = ev("x8", json!(["*rals"]));
+    a["Event"].as_object_mut().unwrap().remove("RequestType");
+    assert_eq!(call(&s, "CDRsV1.ProcessEvent", a), json!("OK"));
+    let c = &stored(&s, "x8")[0];
+    assert_eq!(c["RequestType"], "*rated", "{c}");
+    assert_eq!(c["Cost"], json!(0.6), "{c}");
+    assert_eq!(c["CostSource"], "*cdrs", "{c}");
+    let mut a = ev("x9", json!(["*rals"]));
+    a["Event"]["Destination"] = json!("1002");
+    assert_eq!(call(&s, "CDRsV1.ProcessEvent", a), json!("OK"));
+    let c = &stored(&s, "x9")[0];
+    assert_eq!(c["Cost"], json!(-1), "{c}");
+    assert!(!c["ExtraInfo"].as_str().unwrap().is_empty(), "{c}");
+    assert_eq!(c["CostSource"], "", "{c}");
+
     // SessionSv1.ProcessCDR marks its CDRs' Source when the event has none.
     let mut a = json!({"APIKey": null, "RouteID": null});
     let mut e = go_event("x7", "*rated");

@@ -496,6 +496,14 @@ fn extra_fields(c: &Cdr) -> BTreeMap<&str, &str> {
     m
 }
 
+/// `ExtraInfo`: why the CDR could not be rated (CGRateS keeps the rating
+/// error there; AccuRate also has it in `ExtraFields.RatingError`).
+fn extra_info(c: &Cdr) -> &str {
+    c.extra_fields
+        .get(sessions::cdr::extra::RATING_ERROR)
+        .map_or("", String::as_str)
+}
+
 /// Go's zero time, CGRateS's answer time of an unanswered call.
 const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -555,7 +563,7 @@ impl<'a> V1Cdr<'a> {
                 .map_or_else(|| GO_ZERO_TIME.to_owned(), sessions::cdr::go_time_ts),
             usage: c.usage_nanos(),
             extra_fields: extra_fields(c),
-            extra_info: "",
+            extra_info: extra_info(c),
             partial: false,
             pre_rated: false,
             cost_source: &c.cost_source,
@@ -638,7 +646,7 @@ impl<'a> ExternalCdr<'a> {
             cost: cost_token(c),
             // CGRateS marshals the CDR's nil cost details: "null".
             cost_details: "null",
-            extra_info: "",
+            extra_info: extra_info(c),
             pre_rated: false,
         }
     }

@@ -136,6 +136,35 @@ async fn authorize_ns(state: &State, ev: SessionEvent) -> Result<u64, RpcError> 
     }
 }
 
+/// A finished call through CGRateS's CDR server (`CDRsV1.ProcessCDR`,
+/// `CDRsV1.ProcessEvent`, and `SessionSv1.ProcessCDR` / `*cdrs` of a call
+/// no session charged): a missing `RequestType` is v0.10's default
+/// `*rated`, and a call that cannot be rated is stored with cost -1 and
+/// the error in `ExtraInfo`, answered `OK` as CGRateS does.
+async fn process_cdr(state: &State, m: &Map<String, Value>) -> Result<(), RpcError> {
+    let mut m = m.clone();
+    if let Some(Value::Object(ev)) = m.get_mut("Event") {
+        let rt = ev.entry("RequestType").or_insert(Value::Null);
+        if rt.is_null() || rt.as_str() == Some("") {
+            *rt = json!("*rated");
+        }
+    }
+    let ev = event(&m)?;
+    let s = state
+        .sessions
+        .get()
+        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    match s.call(Op::ProcessCdr, ev).await {
+        Ok(_)
+        | Err(
+            sessions::Error::Rating(_)
+            | sessions::Error::MandatoryMissing(_)
+            | sessions::Error::InvalidField { .. },
+        ) => Ok(()),
+        Err(e) => Err(session_error(&e)),
+    }
+}
+
 /// `MaxUsage` as CGRateS's replies have it: a `time.Duration`, integer
 /// nanoseconds, 0 when not asked for.
 fn max_usage_ns(r: &Reply) -> u64 {
@@ -171,17 +200,17 @@ pub(crate) async fn call(
             if let Some(Value::Object(ev)) = m.get_mut("Event") {
                 ev.entry("Source").or_insert_with(|| json!("*sessions"));
             }
-            run(state, Op::ProcessCdr, event(&m)?).await?;
+            process_cdr(state, &m).await?;
             json!("OK")
         }
         "SessionSv1.ProcessEvent" => process_event(state, &m).await?,
         "CDRsV1.ProcessCDR" => {
-            run(state, Op::ProcessCdr, event(&cdr_as_event(&m)?)?).await?;
+            process_cdr(state, &cdr_as_event(&m)?).await?;
             json!("OK")
         }
         "CDRsV1.ProcessEvent" => {
             let late = cdrs_flags(&m)?;
-            run(state, Op::ProcessCdr, event(&m)?).await?;
+            process_cdr(state, &m).await?;
             if late {
                 return Err(partially_executed());
             }
@@ -383,7 +412,7 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
     }
     let late = fl.contains_key("*thresholds") || fl.contains_key("*stats");
     if fl.contains_key("*cdrs") && !terminated {
-        run(state, Op::ProcessCdr, ev).await?;
+        process_cdr(state, m).await?;
     }
     if late {
         return Err(partially_executed());
