@@ -109,15 +109,21 @@ fn partially_executed() -> RpcError {
     RpcError::server("PARTIALLY_EXECUTED")
 }
 
+/// The session driver (set once the server started it).
+fn driver(state: &State) -> Result<&super::sessions::Sessions, RpcError> {
+    state
+        .sessions
+        .get()
+        .map(|s| &**s)
+        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))
+}
+
 fn event(m: &Map<String, Value>) -> Result<SessionEvent, RpcError> {
     SessionEvent::from_cgr_event(m, Owner::Api).map_err(|e| session_error(&e))
 }
 
 async fn run(state: &State, op: Op, ev: SessionEvent) -> Result<Reply, RpcError> {
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let s = driver(state)?;
     s.call(op, ev).await.map_err(|e| session_error(&e))
 }
 
@@ -125,10 +131,7 @@ async fn run(state: &State, op: Op, ev: SessionEvent) -> Result<Reply, RpcError>
 /// that can pay nothing, as CGRateS's `GetMaxSessionTime` answers (no
 /// error).
 async fn authorize_ns(state: &State, ev: SessionEvent) -> Result<u64, RpcError> {
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let s = driver(state)?;
     match s.call(Op::Authorize, ev).await {
         Ok(r) => Ok(max_usage_ns(&r)),
         Err(sessions::Error::Rating(rating::Error::InsufficientCredit { .. })) => Ok(0),
@@ -150,10 +153,7 @@ async fn process_cdr(state: &State, m: &Map<String, Value>) -> Result<(), RpcErr
         }
     }
     let ev = event(&m)?;
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let s = driver(state)?;
     match s.call(Op::ProcessCdr, ev).await {
         Ok(_)
         | Err(
@@ -233,9 +233,7 @@ pub(crate) async fn call(
             if keys.is_empty() {
                 return Err(RpcError::server("NOT_FOUND"));
             }
-            let s = state.sessions.get().ok_or_else(|| {
-                RpcError::server("SERVER_ERROR: the session manager is not running")
-            })?;
+            let s = driver(state)?;
             // A session that ended in between is skipped, as CGRateS does.
             s.force_disconnect(keys, FORCED)
                 .await
@@ -328,10 +326,7 @@ async fn terminate(state: &State, m: &Map<String, Value>) -> Result<Value, RpcEr
 
 /// An update of a session that is not active starts it, as CGRateS does.
 async fn update(state: &State, ev: SessionEvent) -> Result<Reply, RpcError> {
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let s = driver(state)?;
     match s.call(Op::Update, ev.clone()).await {
         Err(sessions::Error::SessionNotFound(_)) => run(state, Op::Initiate, ev).await,
         r => r.map_err(|e| session_error(&e)),
@@ -599,10 +594,7 @@ async fn filtered(
     let limit = limit
         .filter(|l| limited && *l > 0)
         .and_then(|l| usize::try_from(l).ok());
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let s = driver(state)?;
     let all = s.active().await.map_err(|e| session_error(&e))?;
     let mut out = Vec::new();
     for snap in all {
