@@ -212,9 +212,11 @@ impl SessionManager {
                     self.counters.duplicates += 1;
                 }
                 cdr.cost = cost;
-                if cost.is_some() {
+                if cost.is_none() {
+                    cdr.cost_source.clear();
+                } else if cdr.cost_source.is_empty() {
                     // As CGRateS marks a CDR its session charged.
-                    cdr.cost_source = "*sessions".to_owned();
+                    "*sessions".clone_into(&mut cdr.cost_source);
                 }
                 Ok(Reply {
                     max_usage: None,
@@ -225,6 +227,7 @@ impl SessionManager {
             Err(e) => {
                 self.counters.debit_errors += 1;
                 cdr.set_rating_error(&e.to_string());
+                cdr.cost_source.clear();
                 Err(e)
             }
         };

@@ -107,17 +107,17 @@ impl SessionSnapshot {
         &self.event.owner
     }
 
-    /// The session as CGRateS's `ActiveSession` (a `GetActiveSessions`
-    /// item): event fields, times RFC 3339, `Usage` (known so far) and
-    /// `DebitInterval` in nanoseconds, plus AccuRate's `Owner`.
+    /// The session as CGRateS v0.10's `ExternalSession` (a
+    /// `GetActiveSessions` item): event fields, times RFC 3339 (Go's zero
+    /// time when unknown), `Source` as `SessionS_` + the event's
+    /// `EventName`, `Usage` (known so far), `DurationIndex` (reserved so
+    /// far) and `DebitInterval` in nanoseconds, `LoopIndex` the debits
+    /// made, the rate fields 0, plus AccuRate's `Owner`.
     pub fn to_active_json(&self) -> serde_json::Value {
         let e = &self.event;
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let time = |t: Option<DateTime<Utc>>| {
-            t.map_or(serde_json::Value::Null, |t| {
-                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                    .into()
-            })
+            t.map_or_else(|| GO_ZERO_TIME.to_owned(), crate::cdr::go_time)
         };
         serde_json::json!({
             "CGRID": self.key.cgrid,
@@ -125,7 +125,10 @@ impl SessionSnapshot {
             "ToR": e.tor,
             "OriginID": e.origin_id,
             "OriginHost": e.origin_host,
-            "Source": e.source,
+            "Source": format!(
+                "SessionS_{}",
+                e.extra_fields.get("EventName").map_or("", String::as_str)
+            ),
             "RequestType": e.request_type,
             "Tenant": e.tenant,
             "Category": e.category,
@@ -136,11 +139,21 @@ impl SessionSnapshot {
             "AnswerTime": time(Some(self.answer_time)),
             "Usage": ns(self.total_usage),
             "ExtraFields": e.extra_fields,
+            "NodeID": "",
+            "LoopIndex": self.next_seq,
+            "DurationIndex": ns(self.reserved),
+            "MaxRate": 0,
+            "MaxRateUnit": 0,
+            "MaxCostSoFar": 0,
             "DebitInterval": ns(self.debit_interval),
+            "NextAutoDebit": GO_ZERO_TIME,
             "Owner": e.owner.to_string(),
         })
     }
 }
+
+/// Go's zero `time.Time` as JSON: what CGRateS shows for a time not set.
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 pub(crate) fn plus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(d)
