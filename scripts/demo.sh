@@ -9,13 +9,14 @@
 #   bash scripts/demo.sh
 #   BIN=target/debug/accurate WAIT=120 bash scripts/demo.sh
 #
-# BIN: the accurate binary (default: the release build, built when
-# missing). WAIT: seconds to wait for the CDRs (default 60). Needs python3
+# BIN: the accurate binary (default: the release build, built or brought
+# up to date first). WAIT: seconds to wait for the CDRs (default 60). Needs python3
 # for the table.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+BIN_GIVEN=${BIN:-}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/accurate}
 WAIT=${WAIT:-60}
 PLAN=examples/tariffplan
@@ -26,7 +27,8 @@ command -v python3 >/dev/null 2>&1 || {
     echo "demo: python3 is missing (apt-get install python3)" >&2
     exit 1
 }
-if [ ! -x "$BIN" ]; then
+if [ -z "${BIN_GIVEN:-}" ] && [ "$BIN" = "${CARGO_TARGET_DIR:-$ROOT/target}/release/accurate" ]; then
+    # The release build, brought up to date (quick when it is).
     cargo build --release --quiet --bin accurate
 fi
 
