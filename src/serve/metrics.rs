@@ -74,7 +74,36 @@ pub(crate) fn render(state: &State) -> String {
     debits(&mut o, state);
     capture(&mut o, state);
     sessions(&mut o, state);
+    cdr_writer(&mut o, state);
     o.0
+}
+
+/// The CDR writer: CDRs queued, stored, already stored, failed; pending
+/// as a gauge.
+fn cdr_writer(o: &mut Out, state: &State) {
+    let stats = state.cdr_writer.stats();
+    let all = stats.all();
+    o.head(
+        "accurate_cdr_writer_total",
+        "counter",
+        "The CDR writer's counters, by name (submitted, stored, duplicate, failed, queue_full, batches, insert_retries).",
+    );
+    for (name, v) in all {
+        if name == "cdrs_pending" {
+            continue;
+        }
+        let name = name
+            .strip_prefix("cdrs_")
+            .or_else(|| name.strip_prefix("cdr_"))
+            .unwrap_or(name);
+        o.value("accurate_cdr_writer_total", &[("name", name)], v);
+    }
+    o.single(
+        "accurate_cdrs_pending",
+        "gauge",
+        "CDRs queued for the database, not stored yet.",
+        stats.pending(),
+    );
 }
 
 fn sessions(o: &mut Out, state: &State) {
