@@ -463,7 +463,7 @@ pub(crate) async fn call(state: &State, method: &str, params: &Value) -> Result<
 /// the wrong JSON type is Go's decoding error; a time, usage or cost that
 /// does not parse is a `SERVER_ERROR`, as CGRateS's `AsCDRsFilter` reports
 /// it.
-fn parse_filter(params: &Value) -> Result<CdrFilter, RpcError> {
+pub(crate) fn parse_filter(params: &Value) -> Result<CdrFilter, RpcError> {
     let m = object(params, "utils.RPCCDRsFilterWithArgDispatcher")?;
     // Through text: exact costs (`MinCost`) keep their digits.
     serde_json::from_str::<CdrFilter>(&Value::Object(m).to_string()).map_err(|e| {

@@ -257,6 +257,7 @@ pub(crate) async fn dispatch(
             super::sessionsapi::call(state, m, &params).await
         }
         m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
+        super::cdrs_rate::METHOD => super::cdrs_rate::rate_cdrs(state, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the
             // async workers, so one slow write stalls no other connection.

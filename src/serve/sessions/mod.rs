@@ -137,6 +137,7 @@ pub(crate) struct Sessions {
     #[allow(dead_code)]
     pub owners: Arc<Registry>,
     published: Arc<Mutex<Vec<Counters>>>,
+    keep_marks: Duration,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -250,9 +251,16 @@ impl Sessions {
                 counters,
                 owners,
                 published,
+                keep_marks: section.config.keep_charged_marks,
             }),
             dialogs,
         ))
+    }
+
+    /// `[sessions] keep-charged-marks`: how long the accounts keep the
+    /// charged marks of ended sessions (the re-rate prunes by it too).
+    pub(crate) fn keep_marks(&self) -> Duration {
+        self.keep_marks
     }
 
     /// How many sessions were restored at start.
