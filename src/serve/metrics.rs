@@ -74,7 +74,19 @@ pub(crate) fn render(state: &State) -> String {
     debits(&mut o, state);
     capture(&mut o, state);
     sessions(&mut o, state);
+    cdr_writer(&mut o, state);
     o.0
+}
+
+fn cdr_writer(o: &mut Out, state: &State) {
+    o.head(
+        "accurate_cdr_writer_total",
+        "counter",
+        "The CDR writer's counters, by name (cdrs_pending: queued, not stored yet; cdrs_queue_full: submitters that waited for room).",
+    );
+    for (name, v) in state.cdr_writer.stats().all() {
+        o.value("accurate_cdr_writer_total", &[("name", name)], v);
+    }
 }
 
 fn sessions(o: &mut Out, state: &State) {

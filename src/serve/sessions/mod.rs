@@ -9,11 +9,17 @@
 //! manager's next deadline ([`sessions::SessionManager::poll_timeout`]),
 //! then fires the deadlines due and carries out the manager's actions:
 //!
-//! - `WriteCdr`: to the [`CdrSink`];
+//! - `WriteCdr`: to the [`CdrSink`], on the shard's thread, which waits
+//!   there while the CDR writer's queue is full (a slow CDR database):
+//!   the shard's callers wait in turn, nothing piles up in memory;
 //! - `Save`: the session's JSON into the [`sessions::SessionStore`] (key
 //!   `s:CGRID:RUNID`), durable before the next command is read;
 //! - `Forget`: that key removed, but only once the CDR emitted just before
-//!   it is durable (the sink says so), so a `kill -9` in between leaves the
+//!   it is durable (the sink says so: the shard keeps a bounded queue of
+//!   pending forgets, [`MAX_PENDING_FORGETS`], resolved in order as the
+//!   writer commits; when it is full the shard waits for the oldest, and
+//!   at shutdown for all of them, at most [`STOP_WAIT`]), so a `kill -9`
+//!   in between leaves the
 //!   session in the store: restored at the next start, its end replays
 //!   harmlessly (the charge is idempotent by the account's marks, the CDR
 //!   by CGRID + RunID);
@@ -30,11 +36,11 @@
 mod config;
 mod sink;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rating::TariffStore as _;
@@ -46,7 +52,7 @@ use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
 
 pub(crate) use config::SessionsSection;
-pub(crate) use sink::{CdrSink, WriterSink};
+pub(crate) use sink::{CdrSink, Pending, WriterSink};
 
 use super::methods::State;
 
@@ -54,6 +60,13 @@ use super::methods::State;
 const SHARD_QUEUE: usize = 4096;
 /// The longest a shard waits without looking at the clock.
 const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Sessions whose CDR is not committed yet, per shard: past this the
+/// shard waits for the oldest commit before it goes on.
+pub(crate) const MAX_PENDING_FORGETS: usize = 1024;
+/// How often a shard with forgets pending looks for commits.
+const REAP_EVERY: Duration = Duration::from_millis(10);
+/// The longest a stopping shard waits for its CDRs to be committed.
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(10);
 /// Key prefix of a saved session.
 const SESSION_PREFIX: &str = "s:";
 /// Key prefix of a saved dialog (passive calls).
@@ -111,6 +124,15 @@ pub(crate) struct DriverCounters {
     pub restored: AtomicU64,
     /// Dialog events handled.
     pub dialog_events: AtomicU64,
+    /// CDRs a shard submitted after waiting for room in the CDR writer's
+    /// queue (the CDR database is slower than the calls).
+    pub cdr_queue_waits: AtomicU64,
+    /// Times a shard waited for a CDR commit because
+    /// [`MAX_PENDING_FORGETS`] sessions were waiting for theirs.
+    pub forget_waits: AtomicU64,
+    /// CDRs not stored (refused, or the writer shut down): their sessions
+    /// stay saved.
+    pub cdrs_unstored: AtomicU64,
 }
 
 /// The owners a disconnect can be sent to, by [`Owner`]'s text.
@@ -287,6 +309,9 @@ impl Sessions {
             ("sessions.store_errors", g(&d.store_errors)),
             ("sessions.restored", g(&d.restored)),
             ("sessions.dialog_events", g(&d.dialog_events)),
+            ("sessions.cdr_queue_waits", g(&d.cdr_queue_waits)),
+            ("sessions.forget_waits", g(&d.forget_waits)),
+            ("sessions.cdrs_unstored", g(&d.cdrs_unstored)),
         ]);
         sum
     }
@@ -408,6 +433,8 @@ struct Shard<'a> {
     /// The `d:` keys saved for this shard's calls (only those are removed
     /// at a call's end: an unanswered call costs no store write).
     saved_dialogs: HashSet<String>,
+    /// Keys to remove once their CDR is committed, oldest first.
+    pending: VecDeque<(Pending, Vec<String>)>,
     shared: &'a Shared,
 }
 
@@ -422,16 +449,20 @@ fn run_shard(
         index,
         mgr,
         saved_dialogs,
+        pending: VecDeque::new(),
         shared,
     };
     sh.publish();
     loop {
-        let wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
+        let mut wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
             (t - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_WAIT)
         });
+        if !sh.pending.is_empty() {
+            wait = wait.min(REAP_EVERY);
+        }
         let mut dialog_done = None;
         match rx.recv_timeout(wait) {
             Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => break,
@@ -443,8 +474,12 @@ fn run_shard(
             sh.with_charging(|mgr, ch| mgr.handle_timeout(now, ch));
         }
         sh.apply(dialog_done);
+        sh.reap();
         sh.publish();
     }
+    // The CDR writer still runs: the sessions of the CDRs written are
+    // forgotten once those are committed.
+    sh.finish_pending(Instant::now() + STOP_WAIT);
     sh.publish();
 }
 
@@ -562,16 +597,13 @@ impl Shard<'_> {
                     if let Some(d) = dialog_done.take_if(|d| *d == dialog_key(&cdr.cgrid)) {
                         keys.push(d);
                     }
-                    let store = Arc::clone(&self.shared.store);
-                    let counters = Arc::clone(&self.shared.counters);
-                    self.shared.sink.submit(
-                        *cdr,
-                        Box::new(move |durable| {
-                            if durable {
-                                forget(store.as_ref(), &counters, &keys);
-                            }
-                        }),
-                    );
+                    let pending = self
+                        .shared
+                        .sink
+                        .submit(*cdr, &self.shared.counters.cdr_queue_waits);
+                    if !keys.is_empty() {
+                        self.track(pending, keys);
+                    }
                 }
                 Action::Forget(k) => {
                     forget(
@@ -588,6 +620,63 @@ impl Shard<'_> {
         }
         if let Some(d) = dialog_done {
             forget(self.shared.store.as_ref(), &self.shared.counters, &[d]);
+        }
+    }
+
+    /// Remembers `keys` to remove once `pending` is durable; with
+    /// [`MAX_PENDING_FORGETS`] already waiting, waits for the oldest first.
+    fn track(&mut self, pending: Pending, keys: Vec<String>) {
+        self.reap();
+        if self.pending.len() >= MAX_PENDING_FORGETS
+            && let Some((oldest, keys)) = self.pending.pop_front()
+        {
+            self.shared
+                .counters
+                .forget_waits
+                .fetch_add(1, Ordering::Relaxed);
+            let durable = oldest.wait(None).unwrap_or(false);
+            self.forget_if(durable, &keys);
+        }
+        self.pending.push_back((pending, keys));
+    }
+
+    /// Removes the keys of the CDRs committed since the last look (in
+    /// order: the writer commits in the order it was given).
+    fn reap(&mut self) {
+        while let Some(durable) = self.pending.front_mut().and_then(|(p, _)| p.poll()) {
+            if let Some((_, keys)) = self.pending.pop_front() {
+                self.forget_if(durable, &keys);
+            }
+        }
+    }
+
+    /// At shutdown: waits (until `until`) for every CDR pending and
+    /// removes its keys; the ones still unknown stay saved (restored at
+    /// the next start, where their end replays harmlessly).
+    fn finish_pending(&mut self, until: Instant) {
+        while let Some((p, keys)) = self.pending.pop_front() {
+            match p.wait(Some(until)) {
+                Some(durable) => self.forget_if(durable, &keys),
+                None => {
+                    tracing::warn!(
+                        shard = self.index,
+                        left = self.pending.len() + 1,
+                        "CDRs not committed at shutdown: their sessions stay saved"
+                    );
+                    self.pending.clear();
+                }
+            }
+        }
+    }
+
+    fn forget_if(&self, durable: bool, keys: &[String]) {
+        if durable {
+            forget(self.shared.store.as_ref(), &self.shared.counters, keys);
+        } else {
+            self.shared
+                .counters
+                .cdrs_unstored
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -630,13 +719,25 @@ fn forget(store: &dyn SessionStore, counters: &DriverCounters, keys: &[String]) 
 mod tests {
     use super::*;
 
+    type Done = oneshot::Sender<Result<bool, sessions::Error>>;
+
     /// A sink that holds every CDR until the test says it is durable.
     #[derive(Default)]
-    struct HoldSink(Mutex<Vec<(sessions::Cdr, sink::Durable)>>);
+    struct HoldSink(Mutex<Vec<(sessions::Cdr, Done)>>);
 
     impl CdrSink for HoldSink {
-        fn submit(&self, cdr: sessions::Cdr, durable: sink::Durable) {
-            lock(&self.0).push((cdr, durable));
+        fn submit(&self, cdr: sessions::Cdr, _: &AtomicU64) -> Pending {
+            let (tx, rx) = oneshot::channel();
+            lock(&self.0).push((cdr, tx));
+            Pending::new(rx)
+        }
+    }
+
+    fn wait_until(mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out");
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -688,9 +789,9 @@ mod tests {
         assert_eq!(held.len(), 1);
         for (cdr, durable) in held {
             assert_eq!(cdr.origin_id, "f1");
-            durable(true);
+            durable.send(Ok(true)).unwrap();
         }
-        assert!(keys(&store).is_empty());
+        wait_until(|| keys(&store).is_empty());
         // A restart with the session still saved resumes it.
         s.call(Op::Initiate, event("f2")).await.unwrap();
         s.stop_blocking();
