@@ -4,7 +4,8 @@
 //! from its own transaction, so inserts wait: the shard waits for room in
 //! the writer's queue (counted in `/metrics`), the calls behind it wait
 //! for their answer, and nothing grows; once the lock goes, every call is
-//! answered, every CDR stored once and the account debited exactly.
+//! answered, every CDR stored once and the account debited exactly, and
+//! each call's charge is one debit in `/metrics`.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
@@ -153,6 +154,13 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
         rpc(&http, "CDRsV1.GetCDRsCount", json!({}))["result"] == json!(CALLS)
     });
     assert_eq!(credit(&http, "1001"), Decimal::from_str("8.00").unwrap());
+    // Each call's settle is one debit in /metrics (reads are not).
+    assert_eq!(metric(&http, "accurate_debits_total"), CALLS as u64);
+    assert_eq!(metric(&http, "accurate_debit_errors_total"), 0);
+    assert_eq!(
+        metric(&http, "accurate_debit_latency_seconds_count"),
+        CALLS as u64
+    );
     let (status, lines) = s.signal("-TERM");
     assert!(status.success(), "{lines:?}");
     for want in [

@@ -171,20 +171,20 @@ fn debits(o: &mut Out, state: &State) {
     o.single(
         "accurate_debits_total",
         "counter",
-        "APIerSv1.DebitUsage calls answered.",
+        "Debits: APIerSv1.DebitUsage calls and the session manager's charging operations (reservations, settles).",
         d.count,
     );
     o.single(
         "accurate_debit_errors_total",
         "counter",
-        "APIerSv1.DebitUsage calls answered with an error.",
+        "Debits that failed (refused or in error).",
         d.errors,
     );
     let name = "accurate_debit_latency_seconds";
     o.head(
         name,
         "summary",
-        "APIerSv1.DebitUsage latency, from dispatch to the answer.",
+        "Debit latency: APIerSv1.DebitUsage from dispatch to the answer, a session charging operation its atomic account update.",
     );
     if let Some(h) = &d.latency_us {
         for (q, label) in [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")] {

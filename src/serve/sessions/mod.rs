@@ -35,6 +35,7 @@
 
 mod config;
 mod sink;
+mod timed;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -496,8 +497,13 @@ impl Shard<'_> {
         let state = &self.shared.state;
         let plan = state.plan.current();
         let groups = super::accounts::plan_groups(state, &plan);
+        // Each charging operation's time goes to /metrics with the debits.
+        let accounts = timed::TimedAccounts {
+            inner: state.accounts.as_ref(),
+            debits: &state.debits,
+        };
         let ch = Charging {
-            accounts: state.accounts.as_ref(),
+            accounts: &accounts,
             plan: &plan,
             rounding: state.mode,
             groups: &groups,
