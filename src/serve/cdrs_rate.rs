@@ -18,6 +18,10 @@
 //! - `*rated`: the stored cost only.
 //! - `*none`, unanswered calls: left as they are.
 //!
+//! A CDR that cannot be re-rated (its account is gone, no rate matches) is
+//! left as it was and the others go on; the reply then names how many
+//! failed and the first (CGRateS stops at the first).
+//!
 //! The accounts are changed on blocking threads (an fsync, a Redis round
 //! trip), a chunk of CDRs at a time.
 
