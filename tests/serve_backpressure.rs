@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 mod serve_common;
 
-use serve_common::{Server, WAIT};
+use serve_common::{Server, WAIT, temp_data_dir};
 
 const CALLS: usize = 20;
 
@@ -102,11 +102,35 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     let config = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n\
                   [cdrs]\nbatch-size = 1\nflush-interval-ms = 1\n\
                   [sessions]\nshards = 1\n";
+    let data = temp_data_dir();
+    let data_arg = data.to_str().unwrap();
     let mut s = Server::start_with(
-        &["--tariffplan", &plan_dir(), "--cdr-db", &url],
+        &[
+            "--tariffplan",
+            &plan_dir(),
+            "--cdr-db",
+            &url,
+            "--data-dir",
+            data_arg,
+        ],
         Some(config),
     );
     let http = s.http.clone();
+    // A prepaid session, saved until its CDR is stored: 60 s reserved
+    // (0.60 of 1004's 10.00) from its answer, now.
+    let answer = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let session = |flag: &str, usage: &str| {
+        json!({flag: true, "Tenant": "cgrates.org", "ID": "bs",
+               "Event": {"OriginID": "bs", "OriginHost": "10.8.8.8", "RequestType": "*prepaid",
+                         "Account": "1004", "Destination": "4930555002",
+                         "AnswerTime": answer, "Usage": usage}})
+    };
+    let r = rpc(
+        &http,
+        "SessionSv1.InitiateSession",
+        session("InitSession", "1m"),
+    );
+    assert_eq!(r["result"]["MaxUsage"], json!(60_000_000_000u64), "{r}");
 
     // Inserts wait behind this lock; reads (GetCDRsCount) do not.
     let mut lock = rt.block_on(admin.begin()).unwrap();
@@ -115,9 +139,13 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     )
     .unwrap();
 
-    // 20 postpaid calls of 10 s to 49 at 0.01 a second: 0.10 each.
+    // The session ends after 10 s (0.10), then 20 postpaid calls of 10 s
+    // to 49 at 0.01 a second: 0.10 each.
     let addr = http.clone();
+    let end = session("TerminateSession", "10s");
     let caller = std::thread::spawn(move || {
+        let r = rpc(&addr, "SessionSv1.TerminateSession", end);
+        assert_eq!(r["result"], json!("OK"), "{r}");
         for i in 0..CALLS {
             let r = rpc(
                 &addr,
@@ -151,26 +179,43 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     rt.block_on(lock.rollback()).unwrap();
     caller.join().unwrap();
     wait_until("every CDR stored", || {
-        rpc(&http, "CDRsV1.GetCDRsCount", json!({}))["result"] == json!(CALLS)
+        rpc(&http, "CDRsV1.GetCDRsCount", json!({}))["result"] == json!(CALLS + 1)
     });
     assert_eq!(credit(&http, "1001"), Decimal::from_str("8.00").unwrap());
-    // Each call's settle is one debit in /metrics (reads are not).
-    assert_eq!(metric(&http, "accurate_debits_total"), CALLS as u64);
+    assert_eq!(credit(&http, "1004"), Decimal::from_str("9.90").unwrap());
+    // Each charge is one debit in /metrics (reads are not): the session's
+    // reservation and settle, and each call's settle.
+    let debits = CALLS as u64 + 2;
+    assert_eq!(metric(&http, "accurate_debits_total"), debits);
     assert_eq!(metric(&http, "accurate_debit_errors_total"), 0);
     assert_eq!(
         metric(&http, "accurate_debit_latency_seconds_count"),
-        CALLS as u64
+        debits
     );
     let (status, lines) = s.signal("-TERM");
     assert!(status.success(), "{lines:?}");
     for want in [
-        "serve: cdrs_stored: 20",
+        "serve: cdrs_stored: 21",
         "serve: cdrs_failed: 0",
         "serve: sessions.cdrs_unstored: 0",
         "serve: sessions.store_errors: 0",
     ] {
         assert!(lines.iter().any(|l| l == want), "{want}: {lines:?}");
     }
+    // The session was forgotten once its CDR was stored: nothing to
+    // restore.
+    let s = Server::start_with(&["--cdr-db", &url, "--data-dir", data_arg], Some(config));
+    assert!(
+        !s.seen
+            .iter()
+            .any(|l| l.contains("restored") && l.contains("active sessions")),
+        "{:?}",
+        s.seen
+    );
+    let n = rpc(&s.http, "SessionSv1.GetActiveSessionsCount", json!({}));
+    assert_eq!(n["result"], json!(0), "{n}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&data);
     rt.block_on(sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin))
         .unwrap();
 }

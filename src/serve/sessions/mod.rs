@@ -18,7 +18,9 @@
 //!   it is durable (the sink says so: the shard keeps a bounded queue of
 //!   pending forgets, [`MAX_PENDING_FORGETS`], resolved in order as the
 //!   writer commits; when it is full the shard waits for the oldest, and
-//!   at shutdown for all of them, at most [`STOP_WAIT`]), so a `kill -9`
+//!   at shutdown for all of them, at most [`STOP_WAIT`]; the removes run
+//!   on the shard's own forget thread, so their fsyncs overlap the
+//!   shard's saves), so a `kill -9`
 //!   in between leaves the
 //!   session in the store: restored at the next start, its end replays
 //!   harmlessly (the charge is idempotent by the account's marks, the CDR
@@ -68,6 +70,8 @@ pub(crate) const MAX_PENDING_FORGETS: usize = 1024;
 const REAP_EVERY: Duration = Duration::from_millis(10);
 /// The longest a stopping shard waits for its CDRs to be committed.
 pub(crate) const STOP_WAIT: Duration = Duration::from_secs(10);
+/// Batches of keys queued for a shard's forget thread.
+const FORGET_QUEUE: usize = 256;
 /// Key prefix of a saved session.
 const SESSION_PREFIX: &str = "s:";
 /// Key prefix of a saved dialog (passive calls).
@@ -128,8 +132,9 @@ pub(crate) struct DriverCounters {
     /// CDRs a shard submitted after waiting for room in the CDR writer's
     /// queue (the CDR database is slower than the calls).
     pub cdr_queue_waits: AtomicU64,
-    /// Times a shard waited for a CDR commit because
-    /// [`MAX_PENDING_FORGETS`] sessions were waiting for theirs.
+    /// Times a shard waited on its forgets: for a CDR commit because
+    /// [`MAX_PENDING_FORGETS`] sessions were waiting for theirs, or for
+    /// room in its forget thread's queue.
     pub forget_waits: AtomicU64,
     /// CDRs not stored (refused, or the writer shut down): their sessions
     /// stay saved.
@@ -436,6 +441,9 @@ struct Shard<'a> {
     saved_dialogs: HashSet<String>,
     /// Keys to remove once their CDR is committed, oldest first.
     pending: VecDeque<(Pending, Vec<String>)>,
+    /// The shard's forget thread (the store's removes wait for their
+    /// fsync there, beside the shard's own saves); `None`: inline.
+    forgets: Option<SyncSender<Vec<String>>>,
     shared: &'a Shared,
 }
 
@@ -446,13 +454,33 @@ fn run_shard(
     shared: &Shared,
     rx: &Receiver<Cmd>,
 ) {
-    let mut sh = Shard {
-        index,
-        mgr,
-        saved_dialogs,
-        pending: VecDeque::new(),
-        shared,
-    };
+    let (ftx, frx) = std::sync::mpsc::sync_channel::<Vec<String>>(FORGET_QUEUE);
+    std::thread::scope(|scope| {
+        let forgetter = std::thread::Builder::new()
+            .name(format!("forgets-{index}"))
+            .spawn_scoped(scope, move || {
+                for keys in frx {
+                    forget(shared.store.as_ref(), &shared.counters, &keys);
+                }
+            });
+        if let Err(e) = &forgetter {
+            tracing::warn!(shard = index, error = %e, "no forget thread: the shard removes its keys itself");
+        }
+        let sh = Shard {
+            index,
+            mgr,
+            saved_dialogs,
+            pending: VecDeque::new(),
+            forgets: forgetter.is_ok().then_some(ftx),
+            shared,
+        };
+        shard_loop(sh, rx);
+        // The shard (and its sender) dropped: the forget thread ends after
+        // what is queued, and the scope waits for it.
+    });
+}
+
+fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
     sh.publish();
     loop {
         let mut wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
@@ -641,7 +669,7 @@ impl Shard<'_> {
                 .forget_waits
                 .fetch_add(1, Ordering::Relaxed);
             let durable = oldest.wait(None).unwrap_or(false);
-            self.forget_if(durable, &keys);
+            self.forget_if(durable, keys);
         }
         self.pending.push_back((pending, keys));
     }
@@ -649,10 +677,18 @@ impl Shard<'_> {
     /// Removes the keys of the CDRs committed since the last look (in
     /// order: the writer commits in the order it was given).
     fn reap(&mut self) {
+        let mut ready = Vec::new();
         while let Some(durable) = self.pending.front_mut().and_then(|(p, _)| p.poll()) {
             if let Some((_, keys)) = self.pending.pop_front() {
-                self.forget_if(durable, &keys);
+                if durable {
+                    ready.extend(keys);
+                } else {
+                    self.forget_if(false, keys);
+                }
             }
+        }
+        if !ready.is_empty() {
+            self.forget_if(true, ready);
         }
     }
 
@@ -662,7 +698,7 @@ impl Shard<'_> {
     fn finish_pending(&mut self, until: Instant) {
         while let Some((p, keys)) = self.pending.pop_front() {
             match p.wait(Some(until)) {
-                Some(durable) => self.forget_if(durable, &keys),
+                Some(durable) => self.forget_if(durable, keys),
                 None => {
                     tracing::warn!(
                         shard = self.index,
@@ -675,9 +711,27 @@ impl Shard<'_> {
         }
     }
 
-    fn forget_if(&self, durable: bool, keys: &[String]) {
+    /// Hands `keys` to the forget thread when their CDR is durable
+    /// (waiting, counted, while its queue is full); else counts the CDR
+    /// not stored (its session stays saved).
+    fn forget_if(&self, durable: bool, keys: Vec<String>) {
+        let c = &self.shared.counters;
         if durable {
-            forget(self.shared.store.as_ref(), &self.shared.counters, keys);
+            let keys = match &self.forgets {
+                Some(tx) => match tx.try_send(keys) {
+                    Ok(()) => return,
+                    Err(TrySendError::Full(keys)) => {
+                        c.forget_waits.fetch_add(1, Ordering::Relaxed);
+                        match tx.send(keys) {
+                            Ok(()) => return,
+                            Err(e) => e.0,
+                        }
+                    }
+                    Err(TrySendError::Disconnected(keys)) => keys,
+                },
+                None => keys,
+            };
+            forget(self.shared.store.as_ref(), c, &keys);
         } else {
             self.shared
                 .counters
