@@ -16,7 +16,7 @@
 //!   `s:CGRID:RUNID`), durable before the next command is read;
 //! - `Forget`: that key removed, but only once the CDR emitted just before
 //!   it is durable (the sink says so: the shard keeps a bounded queue of
-//!   pending forgets, [`MAX_PENDING_FORGETS`], resolved in order as the
+//!   pending forgets, [`forgets::MAX_PENDING`], resolved in order as the
 //!   writer commits; when it is full the shard waits for the oldest, and
 //!   at shutdown for all of them, at most [`STOP_WAIT`]; the removes run
 //!   on the shard's own forget thread, so their fsyncs overlap the
@@ -36,10 +36,11 @@
 //! call; it is removed with the session once the call's CDR is durable.
 
 mod config;
+mod forgets;
 mod sink;
 mod timed;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,6 +56,7 @@ use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
 
 pub(crate) use config::SessionsSection;
+use forgets::Forgets;
 pub(crate) use sink::{CdrSink, Pending, WriterSink};
 
 use super::methods::State;
@@ -63,15 +65,10 @@ use super::methods::State;
 const SHARD_QUEUE: usize = 4096;
 /// The longest a shard waits without looking at the clock.
 const MAX_WAIT: Duration = Duration::from_secs(1);
-/// Sessions whose CDR is not committed yet, per shard: past this the
-/// shard waits for the oldest commit before it goes on.
-pub(crate) const MAX_PENDING_FORGETS: usize = 1024;
 /// How often a shard with forgets pending looks for commits.
 const REAP_EVERY: Duration = Duration::from_millis(10);
 /// The longest a stopping shard waits for its CDRs to be committed.
-pub(crate) const STOP_WAIT: Duration = Duration::from_secs(10);
-/// Batches of keys queued for a shard's forget thread.
-const FORGET_QUEUE: usize = 256;
+const STOP_WAIT: Duration = Duration::from_secs(10);
 /// Key prefix of a saved session.
 const SESSION_PREFIX: &str = "s:";
 /// Key prefix of a saved dialog (passive calls).
@@ -133,7 +130,7 @@ pub(crate) struct DriverCounters {
     /// queue (the CDR database is slower than the calls).
     pub cdr_queue_waits: AtomicU64,
     /// Times a shard waited on its forgets: for a CDR commit because
-    /// [`MAX_PENDING_FORGETS`] sessions were waiting for theirs, or for
+    /// [`forgets::MAX_PENDING`] sessions were waiting for theirs, or for
     /// room in its forget thread's queue.
     pub forget_waits: AtomicU64,
     /// CDRs not stored (refused, or the writer shut down): their sessions
@@ -439,11 +436,8 @@ struct Shard<'a> {
     /// The `d:` keys saved for this shard's calls (only those are removed
     /// at a call's end: an unanswered call costs no store write).
     saved_dialogs: HashSet<String>,
-    /// Keys to remove once their CDR is committed, oldest first.
-    pending: VecDeque<(Pending, Vec<String>)>,
-    /// The shard's forget thread (the store's removes wait for their
-    /// fsync there, beside the shard's own saves); `None`: inline.
-    forgets: Option<SyncSender<Vec<String>>>,
+    /// Keys to remove once their CDR is committed.
+    forgets: Forgets<'a>,
     shared: &'a Shared,
 }
 
@@ -454,24 +448,12 @@ fn run_shard(
     shared: &Shared,
     rx: &Receiver<Cmd>,
 ) {
-    let (ftx, frx) = std::sync::mpsc::sync_channel::<Vec<String>>(FORGET_QUEUE);
     std::thread::scope(|scope| {
-        let forgetter = std::thread::Builder::new()
-            .name(format!("forgets-{index}"))
-            .spawn_scoped(scope, move || {
-                for keys in frx {
-                    forget(shared.store.as_ref(), &shared.counters, &keys);
-                }
-            });
-        if let Err(e) = &forgetter {
-            tracing::warn!(shard = index, error = %e, "no forget thread: the shard removes its keys itself");
-        }
         let sh = Shard {
             index,
             mgr,
             saved_dialogs,
-            pending: VecDeque::new(),
-            forgets: forgetter.is_ok().then_some(ftx),
+            forgets: Forgets::start(scope, index, shared.store.as_ref(), &shared.counters),
             shared,
         };
         shard_loop(sh, rx);
@@ -489,7 +471,7 @@ fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_WAIT)
         });
-        if !sh.pending.is_empty() {
+        if !sh.forgets.is_empty() {
             wait = wait.min(REAP_EVERY);
         }
         let mut dialog_done = None;
@@ -503,12 +485,12 @@ fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
             sh.with_charging(|mgr, ch| mgr.handle_timeout(now, ch));
         }
         sh.apply(dialog_done);
-        sh.reap();
+        sh.forgets.reap();
         sh.publish();
     }
     // The CDR writer still runs: the sessions of the CDRs written are
     // forgotten once those are committed.
-    sh.finish_pending(Instant::now() + STOP_WAIT);
+    sh.forgets.finish(Instant::now() + STOP_WAIT);
     sh.publish();
 }
 
@@ -636,7 +618,7 @@ impl Shard<'_> {
                         .sink
                         .submit(*cdr, &self.shared.counters.cdr_queue_waits);
                     if !keys.is_empty() {
-                        self.track(pending, keys);
+                        self.forgets.track(pending, keys);
                     }
                 }
                 Action::Forget(k) => {
@@ -654,89 +636,6 @@ impl Shard<'_> {
         }
         if let Some(d) = dialog_done {
             forget(self.shared.store.as_ref(), &self.shared.counters, &[d]);
-        }
-    }
-
-    /// Remembers `keys` to remove once `pending` is durable; with
-    /// [`MAX_PENDING_FORGETS`] already waiting, waits for the oldest first.
-    fn track(&mut self, pending: Pending, keys: Vec<String>) {
-        self.reap();
-        if self.pending.len() >= MAX_PENDING_FORGETS
-            && let Some((oldest, keys)) = self.pending.pop_front()
-        {
-            self.shared
-                .counters
-                .forget_waits
-                .fetch_add(1, Ordering::Relaxed);
-            let durable = oldest.wait(None).unwrap_or(false);
-            self.forget_if(durable, keys);
-        }
-        self.pending.push_back((pending, keys));
-    }
-
-    /// Removes the keys of the CDRs committed since the last look (in
-    /// order: the writer commits in the order it was given).
-    fn reap(&mut self) {
-        let mut ready = Vec::new();
-        while let Some(durable) = self.pending.front_mut().and_then(|(p, _)| p.poll()) {
-            if let Some((_, keys)) = self.pending.pop_front() {
-                if durable {
-                    ready.extend(keys);
-                } else {
-                    self.forget_if(false, keys);
-                }
-            }
-        }
-        if !ready.is_empty() {
-            self.forget_if(true, ready);
-        }
-    }
-
-    /// At shutdown: waits (until `until`) for every CDR pending and
-    /// removes its keys; the ones still unknown stay saved (restored at
-    /// the next start, where their end replays harmlessly).
-    fn finish_pending(&mut self, until: Instant) {
-        while let Some((p, keys)) = self.pending.pop_front() {
-            match p.wait(Some(until)) {
-                Some(durable) => self.forget_if(durable, keys),
-                None => {
-                    tracing::warn!(
-                        shard = self.index,
-                        left = self.pending.len() + 1,
-                        "CDRs not committed at shutdown: their sessions stay saved"
-                    );
-                    self.pending.clear();
-                }
-            }
-        }
-    }
-
-    /// Hands `keys` to the forget thread when their CDR is durable
-    /// (waiting, counted, while its queue is full); else counts the CDR
-    /// not stored (its session stays saved).
-    fn forget_if(&self, durable: bool, keys: Vec<String>) {
-        let c = &self.shared.counters;
-        if durable {
-            let keys = match &self.forgets {
-                Some(tx) => match tx.try_send(keys) {
-                    Ok(()) => return,
-                    Err(TrySendError::Full(keys)) => {
-                        c.forget_waits.fetch_add(1, Ordering::Relaxed);
-                        match tx.send(keys) {
-                            Ok(()) => return,
-                            Err(e) => e.0,
-                        }
-                    }
-                    Err(TrySendError::Disconnected(keys)) => keys,
-                },
-                None => keys,
-            };
-            forget(self.shared.store.as_ref(), c, &keys);
-        } else {
-            self.shared
-                .counters
-                .cdrs_unstored
-                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
