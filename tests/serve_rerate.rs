@@ -236,3 +236,65 @@ fn rate_cdrs_on_postgres() {
     rt.block_on(sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin))
         .unwrap();
 }
+
+/// A re-rate cut off after the account changed and before the stored CDR
+/// did (here PostgreSQL refuses the CDR's update, by a trigger) is run
+/// again: the account, which remembers what it last paid, moves nothing
+/// more, and the CDR gets its new cost.
+#[test]
+fn a_rerate_cut_off_before_the_cdr_update_charges_once_when_run_again() {
+    let pg = std::env::var("ACCURATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("serve_rerate_cut_{}_{nanos}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = rt.block_on(sqlx::PgPool::connect(&pg)).unwrap();
+    let sql = |q: String| {
+        rt.block_on(sqlx::query(&q).execute(&admin)).unwrap();
+    };
+    sql(format!("CREATE SCHEMA {schema}"));
+    let url = format!("{pg}?options=-c%20search_path%3D{schema}");
+    let s = Server::start(&["--tariffplan", &plan_dir("sessions"), "--cdr-db", &url]);
+    // 60 s at 0.01 a second: 0.60 of 10.00.
+    process_cdr(&s, "k1", "1001", "*postpaid", 60);
+    assert_eq!(credit(&s, "1001"), dec("9.40"));
+    wait_until("the stored CDR", || {
+        call(&s, "CDRsV1.GetCDRsCount", json!({})) == json!(1)
+    });
+    let r = call(
+        &s,
+        "APIerSv1.LoadTariffPlanFromFolder",
+        json!({"FolderPath": plan_dir("rerate")}),
+    );
+    assert_eq!(r, json!("OK"));
+    sql(format!(
+        "CREATE FUNCTION {schema}.refuse() RETURNS trigger AS $$ \
+         BEGIN RAISE EXCEPTION 'updates refused'; END $$ LANGUAGE plpgsql"
+    ));
+    sql(format!(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON {schema}.cdrs \
+         FOR EACH ROW EXECUTE FUNCTION {schema}.refuse()"
+    ));
+    let r = call(&s, "CDRsV1.RateCDRs", json!({}));
+    let e = r.as_str().unwrap();
+    assert!(
+        e.starts_with("ERR:SERVER_ERROR: 1 CDR(s) not re-rated"),
+        "{e}"
+    );
+    // The account paid the new 1.20 instead of 0.60; the CDR is as it was.
+    assert_eq!(credit(&s, "1001"), dec("8.80"));
+    assert_eq!(cost_of(&costs(&s), "k1"), (dec("0.6"), "*sessions".into()));
+    sql(format!("DROP TRIGGER refuse ON {schema}.cdrs"));
+    let r = call(&s, "CDRsV1.RateCDRs", json!({}));
+    assert_eq!(r, json!("OK"));
+    assert_eq!(credit(&s, "1001"), dec("8.80"));
+    assert_eq!(cost_of(&costs(&s), "k1"), (dec("1.2"), "*cdrs".into()));
+    drop(s);
+    sql(format!("DROP SCHEMA {schema} CASCADE"));
+}
