@@ -20,9 +20,8 @@
 //!   writer commits; when it is full the shard waits for the oldest, and
 //!   at shutdown for all of them, at most [`STOP_WAIT`]; the removes run
 //!   on the shard's own forget thread, so their fsyncs overlap the
-//!   shard's saves), so a `kill -9`
-//!   in between leaves the
-//!   session in the store: restored at the next start, its end replays
+//!   shard's saves), so a `kill -9` in between leaves the session in
+//!   the store: restored at the next start, its end replays
 //!   harmlessly (the charge is idempotent by the account's marks, the CDR
 //!   by CGRID + RunID);
 //! - `Disconnect`: a passive call is logged and counted (its CDR is
@@ -133,8 +132,8 @@ pub(crate) struct DriverCounters {
     /// [`forgets::MAX_PENDING`] sessions were waiting for theirs, or for
     /// room in its forget thread's queue.
     pub forget_waits: AtomicU64,
-    /// CDRs not stored (refused, or the writer shut down): their sessions
-    /// stay saved.
+    /// Sessions (or dialogs) whose CDR could not be stored (refused, or
+    /// the writer shut down): they stay saved.
     pub cdrs_unstored: AtomicU64,
 }
 
