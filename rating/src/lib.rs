@@ -54,10 +54,10 @@ mod timing;
 pub use account::{
     Account, AccountStore, AccountStoreExt, Balance, BalanceCharge, BalanceType, ChargeKind,
     DEFAULT_BALANCE_ID, DEFAULT_KEEP_MARKS, DebitOutcome, FilterSet, FinalCharge, MemoryAccounts,
-    Reservation, SessionCharges, SessionCtx, Settlement, SharedGroup, SharedGroups, debit,
-    debit_forced, debit_shared, max_usage, max_usage_shared, parse_filter_set, refund,
-    refund_shared, reserve_session, session_id, session_max_usage, settle, settle_session,
-    shared_members,
+    RerateBasis, Rerated, Reservation, SessionCharges, SessionCtx, Settlement, SharedGroup,
+    SharedGroups, debit, debit_forced, debit_shared, max_usage, max_usage_shared, parse_filter_set,
+    refund, refund_shared, rerate_session, reserve_session, session_id, session_max_usage, settle,
+    settle_session, shared_members,
 };
 pub use actions::{
     AccountActionDef, AccountPlanData, ActionDef, ActionPlanDef, ActionTiming, ActionTriggerDef,

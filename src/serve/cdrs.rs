@@ -263,6 +263,38 @@ impl CdrWriter {
         rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
+    /// Queues `cdr` from a thread that may block (a session shard),
+    /// waiting there while the queue is full (counted as
+    /// `cdrs_queue_full`; `on_full` runs before that wait): the receiver
+    /// answers once the batch holding it is committed, as
+    /// [`CdrWriter::submit_wait`]. Never call it from an async task
+    /// (tokio's blocking send refuses to run there).
+    ///
+    /// # Errors
+    /// [`WriterClosed`] once the server is shutting down.
+    pub(crate) fn submit_blocking(
+        &self,
+        cdr: Cdr,
+        on_full: impl FnOnce(),
+    ) -> Result<oneshot::Receiver<Result<bool, sessions::Error>>, WriterClosed> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            cdr,
+            done: Some(tx),
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+                on_full();
+                self.tx.blocking_send(job).map_err(|_| WriterClosed)?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(WriterClosed),
+        }
+        self.stats.submitted.fetch_add(1, Ordering::Relaxed);
+        Ok(rx)
+    }
+
     /// The counters.
     pub(crate) fn stats(&self) -> &WriterStats {
         &self.stats
@@ -463,7 +495,7 @@ pub(crate) async fn call(state: &State, method: &str, params: &Value) -> Result<
 /// the wrong JSON type is Go's decoding error; a time, usage or cost that
 /// does not parse is a `SERVER_ERROR`, as CGRateS's `AsCDRsFilter` reports
 /// it.
-fn parse_filter(params: &Value) -> Result<CdrFilter, RpcError> {
+pub(crate) fn parse_filter(params: &Value) -> Result<CdrFilter, RpcError> {
     let m = object(params, "utils.RPCCDRsFilterWithArgDispatcher")?;
     // Through text: exact costs (`MinCost`) keep their digits.
     serde_json::from_str::<CdrFilter>(&Value::Object(m).to_string()).map_err(|e| {

@@ -50,7 +50,8 @@ pub(crate) struct State {
     pub expiries: std::sync::Mutex<super::expiry::Expiries>,
     /// Capture and dialog counters (`accurate serve --hep/--interface`).
     pub capture: Arc<super::capture::Metrics>,
-    /// `APIerSv1.DebitUsage` calls and their latency.
+    /// `APIerSv1.DebitUsage` calls and the session manager's charging
+    /// operations, and their latency.
     pub debits: std::sync::Mutex<Debits>,
     /// Where live sessions are saved (the accounts' backend).
     pub session_store: Arc<dyn sessions::SessionStore>,
@@ -62,8 +63,10 @@ pub(crate) struct State {
     pub cdr_writer: cdrs::CdrWriter,
 }
 
-/// `APIerSv1.DebitUsage` calls: how many, how many failed, and their
-/// latency (microseconds) as a histogram.
+/// Debits: `APIerSv1.DebitUsage` calls and the session manager's charging
+/// operations (each atomic account update of a reservation or a settle):
+/// how many, how many failed, and their latency (microseconds) as a
+/// histogram.
 #[derive(Debug)]
 pub(crate) struct Debits {
     /// Calls answered.
@@ -89,8 +92,8 @@ impl Default for Debits {
 }
 
 impl Debits {
-    /// Records one debit (`APIerSv1.DebitUsage` here; the session
-    /// manager's debits should be recorded here too).
+    /// Records one debit (`APIerSv1.DebitUsage`, or a session shard's
+    /// charging operation).
     pub(crate) fn record(&mut self, took: Duration, ok: bool) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.count += 1;
@@ -257,6 +260,7 @@ pub(crate) async fn dispatch(
             super::sessionsapi::call(state, m, &params).await
         }
         m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
+        super::cdrs_rate::METHOD => super::cdrs_rate::rate_cdrs(state, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the
             // async workers, so one slow write stalls no other connection.

@@ -82,13 +82,12 @@ pub(crate) fn render(state: &State) -> String {
 /// as a gauge.
 fn cdr_writer(o: &mut Out, state: &State) {
     let stats = state.cdr_writer.stats();
-    let all = stats.all();
     o.head(
         "accurate_cdr_writer_total",
         "counter",
-        "The CDR writer's counters, by name (submitted, stored, duplicate, failed, queue_full, batches, insert_retries).",
+        "The CDR writer's counters, by name (submitted, stored, duplicate, failed, queue_full: submitters that waited for room, batches, insert_retries).",
     );
-    for (name, v) in all {
+    for (name, v) in stats.all() {
         if name == "cdrs_pending" {
             continue;
         }
@@ -188,20 +187,20 @@ fn debits(o: &mut Out, state: &State) {
     o.single(
         "accurate_debits_total",
         "counter",
-        "APIerSv1.DebitUsage calls answered.",
+        "Debits: APIerSv1.DebitUsage calls and the session manager's charging operations (reservations, settles).",
         d.count,
     );
     o.single(
         "accurate_debit_errors_total",
         "counter",
-        "APIerSv1.DebitUsage calls answered with an error.",
+        "Debits that failed (refused or in error).",
         d.errors,
     );
     let name = "accurate_debit_latency_seconds";
     o.head(
         name,
         "summary",
-        "APIerSv1.DebitUsage latency, from dispatch to the answer.",
+        "Debit latency: APIerSv1.DebitUsage from dispatch to the answer, a session charging operation its atomic account update.",
     );
     if let Some(h) = &d.latency_us {
         for (q, label) in [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")] {

@@ -25,6 +25,7 @@ mod balances;
 mod capture;
 mod cdrlog;
 mod cdrs;
+mod cdrs_rate;
 mod eventcost;
 mod expiry;
 mod http;
@@ -158,15 +159,12 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             ));
         }
         // The session shards, with the sessions saved before a restart.
-        let sink = Arc::new(sessions::WriterSink::new(
-            state.cdr_writer.clone(),
-            tokio::runtime::Handle::current(),
-        ));
+        let sink = Arc::new(sessions::WriterSink::new(state.cdr_writer.clone()));
         let (sessions, dialogs) = sessions::Sessions::start(
             Arc::clone(&state),
             &cfg.sessions,
             Arc::clone(&state.session_store),
-            Arc::clone(&sink) as Arc<dyn sessions::CdrSink>,
+            sink as Arc<dyn sessions::CdrSink>,
         )?;
         if sessions.restored() > 0 {
             say(&format!("restored {} active sessions", sessions.restored()));
@@ -232,13 +230,12 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = consumer.await;
             crate::output::print_stats("serve", &stats, &extra);
         }
-        // After the last dialog event: the shards finish what is queued,
-        // then the CDR writer stores every CDR they wrote.
+        // After the last dialog event: the shards finish what is queued
+        // and wait (the writer still runs) until every CDR they wrote is
+        // stored and its session forgotten; then the writer stores the
+        // rest and stops.
         let s = Arc::clone(&sessions);
         let _ = tokio::task::spawn_blocking(move || s.stop_blocking()).await;
-        // Every session CDR stored and its session forgotten (the writer
-        // still runs), then the writer stores the rest and stops.
-        sink.drain(std::time::Duration::from_secs(10)).await;
         let _ = cdr_stop_tx.send(true);
         let _ = cdr_writer.await;
         let mut e = std::io::stderr().lock();

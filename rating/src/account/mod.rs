@@ -9,6 +9,7 @@
 
 mod debit;
 mod matching;
+mod rerate;
 mod session_ops;
 mod shared;
 mod store;
@@ -26,6 +27,7 @@ pub use debit::{
     BalanceCharge, ChargeKind, DebitOutcome, debit, debit_shared, max_usage, max_usage_shared,
     refund, refund_shared, settle,
 };
+pub use rerate::{RerateBasis, Rerated, rerate_session};
 pub use session_ops::{
     DEFAULT_KEEP_MARKS, FinalCharge, Reservation, SessionCharges, SessionCtx, Settlement,
     debit_forced, reserve_session, session_id, session_max_usage, settle_session,

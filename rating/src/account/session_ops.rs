@@ -51,6 +51,10 @@ pub struct SessionCharges {
     pub reservations: BTreeMap<u32, DebitOutcome>,
     /// Set when the session is settled: nothing more is debited for it.
     pub charged: Option<FinalCharge>,
+    /// The debit behind `charged` (the settle's, or the last re-rate's):
+    /// what a re-rate gives back ([`super::rerate_session`]). `None` when
+    /// nothing was debited, or for marks written before it was kept.
+    pub debit: Option<DebitOutcome>,
 }
 
 /// The "charged" mark of a settled session.
@@ -154,6 +158,7 @@ pub fn reserve_session(
             updated: ctx.now,
             reservations: BTreeMap::new(),
             charged: None,
+            debit: None,
         });
     rec.updated = ctx.now;
     rec.reservations.insert(seq, out.clone());
@@ -222,6 +227,7 @@ pub fn settle_session(
             updated: ctx.now,
             reservations: BTreeMap::new(),
             charged: Some(charge),
+            debit: debit.clone(),
         },
     );
     accounts.clone_from_slice(&copy);
@@ -270,7 +276,7 @@ pub fn debit_forced(
     forced_with(std::slice::from_mut(account), None, cd, plan, mode, now)
 }
 
-fn forced_with(
+pub(super) fn forced_with(
     accounts: &mut [Account],
     groups: Option<&dyn SharedGroups>,
     cd: &CallDescriptor<'_>,
@@ -292,13 +298,13 @@ fn forced_with(
 /// Whether a zero usage costs nothing (no connect fee): then settling it
 /// debits nothing at all, which also works on an account whose rating
 /// fails.
-fn no_fee_at_zero(used: &CallDescriptor<'_>, ctx: &SessionCtx<'_>) -> bool {
+pub(super) fn no_fee_at_zero(used: &CallDescriptor<'_>, ctx: &SessionCtx<'_>) -> bool {
     ctx.plan
         .cost(used, ctx.mode)
         .map_or(true, |c| c.cost.amount().is_zero())
 }
 
-fn first_mut(accounts: &mut [Account]) -> Result<&mut Account, Error> {
+pub(super) fn first_mut(accounts: &mut [Account]) -> Result<&mut Account, Error> {
     accounts.first_mut().ok_or_else(|| Error::InvalidInput {
         what: "accounts",
         value: "none".into(),
@@ -307,7 +313,7 @@ fn first_mut(accounts: &mut [Account]) -> Result<&mut Account, Error> {
 
 /// Forgets charged marks older than `keep_marks`. Open reservations are
 /// kept whatever their age: they hold money that only a settle returns.
-fn prune_marks(account: &mut Account, ctx: &SessionCtx<'_>) {
+pub(super) fn prune_marks(account: &mut Account, ctx: &SessionCtx<'_>) {
     let keep = TimeDelta::from_std(ctx.keep_marks).unwrap_or(TimeDelta::MAX);
     let Some(cutoff) = ctx.now.checked_sub_signed(keep) else {
         return;
@@ -359,6 +365,8 @@ struct SessionWire {
     reservations: BTreeMap<u32, OutcomeWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     charged: Option<FinalWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    debit: Option<OutcomeWire>,
 }
 
 fn kind_str(k: ChargeKind) -> &'static str {
@@ -461,6 +469,7 @@ impl Serialize for SessionCharges {
                 cost: c.cost,
                 usage: nanos(c.usage),
             }),
+            debit: self.debit.as_ref().map(OutcomeWire::from),
         }
         .serialize(s)
     }
@@ -483,6 +492,11 @@ impl<'de> Deserialize<'de> for SessionCharges {
                 cost: c.cost,
                 usage: Duration::from_nanos(c.usage),
             }),
+            debit: w
+                .debit
+                .map(DebitOutcome::try_from)
+                .transpose()
+                .map_err(serde::de::Error::custom)?,
         })
     }
 }

@@ -9,12 +9,19 @@
 //! manager's next deadline ([`sessions::SessionManager::poll_timeout`]),
 //! then fires the deadlines due and carries out the manager's actions:
 //!
-//! - `WriteCdr`: to the [`CdrSink`];
+//! - `WriteCdr`: to the [`CdrSink`], on the shard's thread, which waits
+//!   there while the CDR writer's queue is full (a slow CDR database):
+//!   the shard's callers wait in turn, nothing piles up in memory;
 //! - `Save`: the session's JSON into the [`sessions::SessionStore`] (key
 //!   `s:CGRID:RUNID`), durable before the next command is read;
 //! - `Forget`: that key removed, but only once the CDR emitted just before
-//!   it is durable (the sink says so), so a `kill -9` in between leaves the
-//!   session in the store: restored at the next start, its end replays
+//!   it is durable (the sink says so: the shard keeps a bounded queue of
+//!   pending forgets, [`forgets::MAX_PENDING`], resolved in order as the
+//!   writer commits; when it is full the shard waits for the oldest, and
+//!   at shutdown for all of them, at most [`STOP_WAIT`]; the removes run
+//!   on the shard's own forget thread, so their fsyncs overlap the
+//!   shard's saves), so a `kill -9` in between leaves the session in
+//!   the store: restored at the next start, its end replays
 //!   harmlessly (the charge is idempotent by the account's marks, the CDR
 //!   by CGRID + RunID);
 //! - `Disconnect`: a passive call is logged and counted (its CDR is
@@ -28,13 +35,15 @@
 //! call; it is removed with the session once the call's CDR is durable.
 
 mod config;
+mod forgets;
 mod sink;
+mod timed;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rating::TariffStore as _;
@@ -46,7 +55,8 @@ use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
 
 pub(crate) use config::SessionsSection;
-pub(crate) use sink::{CdrSink, WriterSink};
+use forgets::Forgets;
+pub(crate) use sink::{CdrSink, Pending, WriterSink};
 
 use super::methods::State;
 
@@ -54,6 +64,10 @@ use super::methods::State;
 const SHARD_QUEUE: usize = 4096;
 /// The longest a shard waits without looking at the clock.
 const MAX_WAIT: Duration = Duration::from_secs(1);
+/// How often a shard with forgets pending looks for commits.
+const REAP_EVERY: Duration = Duration::from_millis(10);
+/// The longest a stopping shard waits for its CDRs to be committed.
+const STOP_WAIT: Duration = Duration::from_secs(10);
 /// Key prefix of a saved session.
 const SESSION_PREFIX: &str = "s:";
 /// Key prefix of a saved dialog (passive calls).
@@ -113,6 +127,16 @@ pub(crate) struct DriverCounters {
     pub restored: AtomicU64,
     /// Dialog events handled.
     pub dialog_events: AtomicU64,
+    /// CDRs a shard submitted after waiting for room in the CDR writer's
+    /// queue (the CDR database is slower than the calls).
+    pub cdr_queue_waits: AtomicU64,
+    /// Times a shard waited on its forgets: for a CDR commit because
+    /// [`forgets::MAX_PENDING`] sessions were waiting for theirs, or for
+    /// room in its forget thread's queue.
+    pub forget_waits: AtomicU64,
+    /// Sessions (or dialogs) whose CDR could not be stored (refused, or
+    /// the writer shut down): they stay saved.
+    pub cdrs_unstored: AtomicU64,
 }
 
 /// The owners a disconnect can be sent to, by [`Owner`]'s text.
@@ -139,6 +163,7 @@ pub(crate) struct Sessions {
     #[allow(dead_code)]
     pub owners: Arc<Registry>,
     published: Arc<Mutex<Vec<Counters>>>,
+    keep_marks: Duration,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -280,9 +305,16 @@ impl Sessions {
                 counters,
                 owners,
                 published,
+                keep_marks: section.config.keep_charged_marks,
             }),
             dialogs,
         ))
+    }
+
+    /// `[sessions] keep-charged-marks`: how long the accounts keep the
+    /// charged marks of ended sessions (the re-rate prunes by it too).
+    pub(crate) fn keep_marks(&self) -> Duration {
+        self.keep_marks
     }
 
     /// How many sessions were restored at start.
@@ -309,6 +341,9 @@ impl Sessions {
             ("sessions.store_errors", g(&d.store_errors)),
             ("sessions.restored", g(&d.restored)),
             ("sessions.dialog_events", g(&d.dialog_events)),
+            ("sessions.cdr_queue_waits", g(&d.cdr_queue_waits)),
+            ("sessions.forget_waits", g(&d.forget_waits)),
+            ("sessions.cdrs_unstored", g(&d.cdrs_unstored)),
         ]);
         sum
     }
@@ -430,9 +465,11 @@ struct Shard<'a> {
     /// The `d:` keys saved for this shard's calls (only those are removed
     /// at a call's end: an unanswered call costs no store write).
     saved_dialogs: HashSet<String>,
+    /// Keys to remove once their CDR is committed.
+    forgets: Forgets<'a>,
     /// Runs once the next CDR written is durable (an API reply that
     /// waits for it).
-    after_cdr: Option<sink::Durable>,
+    after_cdr: Option<forgets::Then>,
     shared: &'a Shared,
 }
 
@@ -444,28 +481,40 @@ fn run_shard(
     shared: &Shared,
     rx: &Receiver<Cmd>,
 ) {
-    let mut sh = Shard {
-        index,
-        mgr,
-        saved_dialogs,
-        after_cdr: None,
-        shared,
-    };
-    // Calls whose end was saved but whose CDR may not have been stored:
-    // finished now (charged once: the account's marks replay a charge
-    // already made; the CDR insert is idempotent).
-    for e in ends {
-        let done = sh.end_call(e, Utc::now());
-        sh.apply(done);
-    }
+    std::thread::scope(|scope| {
+        let mut sh = Shard {
+            index,
+            mgr,
+            saved_dialogs,
+            forgets: Forgets::start(scope, index, shared.store.as_ref(), &shared.counters),
+            after_cdr: None,
+            shared,
+        };
+        // Calls whose end was saved but whose CDR may not have been
+        // stored: finished now (charged once: the account's marks replay
+        // a charge already made; the CDR insert is idempotent).
+        for e in ends {
+            let done = sh.end_call(e, Utc::now());
+            sh.apply(done);
+        }
+        shard_loop(sh, rx);
+        // The shard (and its sender) dropped: the forget thread ends after
+        // what is queued, and the scope waits for it.
+    });
+}
+
+fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
     sh.publish();
     loop {
-        let wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
+        let mut wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
             (t - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_WAIT)
         });
+        if !sh.forgets.is_empty() {
+            wait = wait.min(REAP_EVERY);
+        }
         let mut dialog_done = Vec::new();
         match rx.recv_timeout(wait) {
             Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => break,
@@ -477,8 +526,12 @@ fn run_shard(
             sh.with_charging(|mgr, ch| mgr.handle_timeout(now, ch));
         }
         sh.apply(dialog_done);
+        sh.forgets.reap();
         sh.publish();
     }
+    // The CDR writer still runs: the sessions of the CDRs written are
+    // forgotten once those are committed.
+    sh.forgets.finish(Instant::now() + STOP_WAIT);
     sh.publish();
 }
 
@@ -495,8 +548,13 @@ impl Shard<'_> {
         let state = &self.shared.state;
         let plan = state.plan.current();
         let groups = super::accounts::plan_groups(state, &plan);
+        // Each charging operation's time goes to /metrics with the debits.
+        let accounts = timed::TimedAccounts {
+            inner: state.accounts.as_ref(),
+            debits: &state.debits,
+        };
         let ch = Charging {
-            accounts: state.accounts.as_ref(),
+            accounts: &accounts,
             plan: &plan,
             rounding: state.mode,
             groups: &groups,
@@ -634,20 +692,14 @@ impl Shard<'_> {
                         });
                     done = rest;
                     keys.extend(mine);
-                    let store = Arc::clone(&self.shared.store);
-                    let counters = Arc::clone(&self.shared.counters);
+                    let pending = self
+                        .shared
+                        .sink
+                        .submit(*cdr, &self.shared.counters.cdr_queue_waits);
                     let then = self.after_cdr.take();
-                    self.shared.sink.submit(
-                        *cdr,
-                        Box::new(move |durable| {
-                            if durable {
-                                forget(store.as_ref(), &counters, &keys);
-                            }
-                            if let Some(f) = then {
-                                f(durable);
-                            }
-                        }),
-                    );
+                    if !keys.is_empty() || then.is_some() {
+                        self.forgets.track(pending, keys, then);
+                    }
                 }
                 Action::Forget(k) => {
                     forget(
@@ -706,13 +758,25 @@ fn forget(store: &dyn SessionStore, counters: &DriverCounters, keys: &[String]) 
 mod tests {
     use super::*;
 
+    type Done = oneshot::Sender<Result<bool, sessions::Error>>;
+
     /// A sink that holds every CDR until the test says it is durable.
     #[derive(Default)]
-    struct HoldSink(Mutex<Vec<(sessions::Cdr, sink::Durable)>>);
+    struct HoldSink(Mutex<Vec<(sessions::Cdr, Done)>>);
 
     impl CdrSink for HoldSink {
-        fn submit(&self, cdr: sessions::Cdr, durable: sink::Durable) {
-            lock(&self.0).push((cdr, durable));
+        fn submit(&self, cdr: sessions::Cdr, _: &AtomicU64) -> Pending {
+            let (tx, rx) = oneshot::channel();
+            lock(&self.0).push((cdr, tx));
+            Pending::new(rx)
+        }
+    }
+
+    fn wait_until(mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out");
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -764,9 +828,9 @@ mod tests {
         assert_eq!(held.len(), 1);
         for (cdr, durable) in held {
             assert_eq!(cdr.origin_id, "f1");
-            durable(true);
+            durable.send(Ok(true)).unwrap();
         }
-        assert!(keys(&store).is_empty());
+        wait_until(|| keys(&store).is_empty());
         // A restart with the session still saved resumes it.
         s.call(Op::Initiate, event("f2")).await.unwrap();
         s.stop_blocking();

@@ -1,73 +1,116 @@
 //! Where the session manager's CDRs go: one trait, so the shards do not
 //! know the CDR store; [`WriterSink`] hands them to the batching
 //! [`CdrWriter`].
+//!
+//! Back-pressure: a shard submits on its own thread and waits there while
+//! the writer's bounded queue is full (a slow or unreachable CDR
+//! database), so the shard stops taking commands and its callers wait in
+//! turn, instead of CDRs piling up in memory. Nothing waits on the async
+//! workers.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sessions::Cdr;
+use tokio::sync::oneshot;
 
 use crate::serve::cdrs::CdrWriter;
 
-/// Called once a submitted CDR is durable (`true`) or could not be stored
-/// (`false`).
-pub(crate) type Durable = Box<dyn FnOnce(bool) + Send>;
-
 /// Takes the CDRs the session manager writes.
 pub(crate) trait CdrSink: Send + Sync {
-    /// Queues `cdr`; `durable` runs once it is stored or failed (on any
-    /// thread; it may block briefly).
-    fn submit(&self, cdr: Cdr, durable: Durable);
+    /// Queues `cdr`, blocking the calling thread while the queue is full
+    /// (call it from a thread that may block, never an async task); adds
+    /// one to `waits` before such a wait. The answer resolves once the
+    /// CDR is durable, or could not be stored.
+    fn submit(&self, cdr: Cdr, waits: &AtomicU64) -> Pending;
 }
 
-/// The CDR writer as a sink: each CDR is queued from the runtime and its
-/// `durable` runs (on a blocking thread) once the batch holding it is
-/// committed; a CDR already stored (same CGRID and RunID) is durable too.
+/// A submitted CDR, until it is durable (`true`) or could not be stored
+/// (`false`).
+#[derive(Debug)]
+pub(crate) struct Pending(Option<oneshot::Receiver<Result<bool, sessions::Error>>>);
+
+/// How often a wait with a deadline looks again.
+const POLL: Duration = Duration::from_millis(5);
+
+impl Pending {
+    /// Resolved already: stored (`true`) or not (`false`).
+    pub(crate) fn done(ok: bool) -> Pending {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(if ok {
+            Ok(true)
+        } else {
+            Err(sessions::Error::CdrStore("not stored".to_owned()))
+        });
+        Pending(Some(rx))
+    }
+
+    /// Resolved by whoever holds `tx` (its drop: not stored).
+    pub(crate) fn new(rx: oneshot::Receiver<Result<bool, sessions::Error>>) -> Pending {
+        Pending(Some(rx))
+    }
+
+    /// The outcome if it is known, without waiting.
+    pub(crate) fn poll(&mut self) -> Option<bool> {
+        let rx = self.0.as_mut()?;
+        let out = match rx.try_recv() {
+            Ok(r) => r.is_ok(),
+            Err(oneshot::error::TryRecvError::Empty) => return None,
+            Err(oneshot::error::TryRecvError::Closed) => false,
+        };
+        self.0 = None;
+        Some(out)
+    }
+
+    /// Waits for the outcome (blocking the thread), at most until `until`
+    /// when given (`None` then, if still unknown).
+    pub(crate) fn wait(mut self, until: Option<Instant>) -> Option<bool> {
+        match until {
+            None => {
+                let rx = self.0.take()?;
+                Some(matches!(rx.blocking_recv(), Ok(Ok(_))))
+            }
+            Some(end) => loop {
+                if let Some(r) = self.poll() {
+                    return Some(r);
+                }
+                if Instant::now() >= end {
+                    return None;
+                }
+                std::thread::sleep(POLL);
+            },
+        }
+    }
+}
+
+/// The CDR writer as a sink: each CDR is queued on the writer's bounded
+/// channel from the shard's thread (waiting there while it is full), and
+/// resolves once the batch holding it is committed; a CDR already stored
+/// (same CGRID and RunID) is durable too.
 #[derive(Debug)]
 pub(crate) struct WriterSink {
     writer: CdrWriter,
-    rt: tokio::runtime::Handle,
-    inflight: Arc<AtomicUsize>,
 }
 
 impl WriterSink {
-    /// A sink over `writer`, its waits spawned on `rt`.
-    pub(crate) fn new(writer: CdrWriter, rt: tokio::runtime::Handle) -> Self {
-        WriterSink {
-            writer,
-            rt,
-            inflight: Arc::default(),
-        }
-    }
-
-    /// Waits (at most `limit`) until every submitted CDR's `durable` has
-    /// run: at shutdown, after the writer flushed, so the sessions of
-    /// stored CDRs are forgotten before the process ends.
-    pub(crate) async fn drain(&self, limit: Duration) {
-        let end = Instant::now() + limit;
-        while self.inflight.load(Ordering::Acquire) > 0 && Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    /// A sink over `writer`.
+    pub(crate) fn new(writer: CdrWriter) -> Self {
+        WriterSink { writer }
     }
 }
 
 impl CdrSink for WriterSink {
-    fn submit(&self, cdr: Cdr, durable: Durable) {
-        let w = self.writer.clone();
-        let inflight = Arc::clone(&self.inflight);
-        inflight.fetch_add(1, Ordering::AcqRel);
-        self.rt.spawn(async move {
-            let (cgrid, run_id) = (cdr.cgrid.clone(), cdr.run_id.clone());
-            let ok = match w.submit_wait(cdr).await {
-                Ok(_) => true,
-                Err(e) => {
-                    tracing::warn!(cgrid = %cgrid, run_id = %run_id, error = %e, "CDR not stored");
-                    false
-                }
-            };
-            let _ = tokio::task::spawn_blocking(move || durable(ok)).await;
-            inflight.fetch_sub(1, Ordering::AcqRel);
-        });
+    fn submit(&self, cdr: Cdr, waits: &AtomicU64) -> Pending {
+        let (cgrid, run_id) = (cdr.cgrid.clone(), cdr.run_id.clone());
+        let full = || {
+            waits.fetch_add(1, Ordering::Relaxed);
+        };
+        match self.writer.submit_blocking(cdr, full) {
+            Ok(rx) => Pending::new(rx),
+            Err(e) => {
+                tracing::warn!(cgrid = %cgrid, run_id = %run_id, error = %e, "CDR not stored");
+                Pending::done(false)
+            }
+        }
     }
 }
