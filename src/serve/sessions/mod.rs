@@ -789,7 +789,7 @@ mod tests {
     /// The session's saved snapshot is forgotten only once the CDR written
     /// just before is durable: a crash in between restores the session
     /// (its end replays harmlessly), never loses the CDR.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn forget_waits_for_the_cdr_to_be_durable() {
         let state = Arc::new(State::new(
             rating::SharedTariffPlan::default(),
@@ -820,16 +820,23 @@ mod tests {
             st.list().unwrap().into_iter().map(|(k, _)| k).collect()
         };
         assert_eq!(keys(&store), std::slice::from_ref(&key));
-        s.call(Op::Terminate, event("f1")).await.unwrap();
+        // The terminate is answered once its CDR is durable: not yet.
+        let ending = {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move { s.call(Op::Terminate, event("f1")).await })
+        };
+        wait_until(|| lock(&sink.0).len() == 1);
         assert_eq!(s.active().await.unwrap().len(), 0);
         // The CDR is not durable yet: the session stays saved.
         assert_eq!(keys(&store), std::slice::from_ref(&key));
+        assert!(!ending.is_finished());
         let held = std::mem::take(&mut *lock(&sink.0));
         assert_eq!(held.len(), 1);
         for (cdr, durable) in held {
             assert_eq!(cdr.origin_id, "f1");
             durable.send(Ok(true)).unwrap();
         }
+        ending.await.unwrap().unwrap();
         wait_until(|| keys(&store).is_empty());
         // A restart with the session still saved resumes it.
         s.call(Op::Initiate, event("f2")).await.unwrap();
