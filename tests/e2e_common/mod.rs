@@ -442,25 +442,46 @@ impl Run {
             assert!(s.number.ends_with(&k.to_string()), "{s:?}");
             let port = self.ports.uas_base + k;
             let log = format!("uas-{}.log", s.name);
-            uas.push(Proc::spawn(
-                &format!("sipp UAS {}", s.name),
-                Command::new(&self.tools.sipp)
-                    .arg("-sf")
-                    .arg(peers.join("sipp").join(s.uas))
-                    .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-                    .args(["-m", &calls, "-d", &s.uas_ms.to_string()])
-                    .args(["-cp", &free_port().to_string()])
-                    .args(["-nostdin", "-timeout", "60", "-timeout_error"])
-                    .stdin(Stdio::null())
-                    .stdout(self.dir.log(&log))
-                    .stderr(Stdio::null()),
-            ));
-            wait_until(
-                Duration::from_secs(20),
-                &format!("sipp UAS {} on udp {port}", s.name),
-                || udp_bound(port),
-                || self.dir.read(&log),
-            );
+            // Its control port (-cp) is a free port picked here, which
+            // another process may take first: sipp then exits at once, and
+            // is started again on another one.
+            let mut tries = 0;
+            let p = loop {
+                tries += 1;
+                let mut p = Proc::spawn(
+                    &format!("sipp UAS {}", s.name),
+                    Command::new(&self.tools.sipp)
+                        .arg("-sf")
+                        .arg(peers.join("sipp").join(s.uas))
+                        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+                        .args(["-m", &calls, "-d", &s.uas_ms.to_string()])
+                        .args(["-cp", &free_port().to_string()])
+                        .args(["-nostdin", "-timeout", "60", "-timeout_error"])
+                        .stdin(Stdio::null())
+                        .stdout(self.dir.log(&log))
+                        .stderr(Stdio::null()),
+                );
+                let mut exited = false;
+                wait_until(
+                    Duration::from_secs(30),
+                    &format!("sipp UAS {} on udp {port}", s.name),
+                    || {
+                        exited = p.try_wait().is_some();
+                        exited || udp_bound(port)
+                    },
+                    || self.dir.read(&log),
+                );
+                if !exited || tries == 3 {
+                    assert!(
+                        !exited,
+                        "sipp UAS {} exited at start:\n{}",
+                        s.name,
+                        self.dir.read(&log)
+                    );
+                    break p;
+                }
+            };
+            uas.push(p);
         }
         let started = Instant::now();
         let limit = (RATE * 4).to_string();
