@@ -8,7 +8,7 @@
 //! | 2 | bad command line (clap's own code) |
 //! | 65 | bad input data: a capture file that is not one, or cut short; a bad tariff plan; a damaged data directory |
 //! | 66 | an input file or folder missing or unreadable |
-//! | 69 | a listen address in use or not on this host; a live interface that cannot be captured on; the data directory locked by another process; Redis unreachable |
+//! | 69 | a listen address in use or not on this host; a HEP collector that refuses or cannot be reached (`send-hep`); a live interface that cannot be captured on; the data directory locked by another process; Redis unreachable |
 //! | 71 | any other failure to listen |
 //! | 74 | the output cannot be written (full disk, I/O error); the data directory cannot be read or written |
 //! | 77 | not allowed: live capture without CAP_NET_RAW, a privileged port |
@@ -62,6 +62,11 @@ pub(crate) enum Failure {
     /// A listener cannot be bound (69, 77 or 71 by the OS error).
     #[error("cannot listen on {0}")]
     Bind(String, #[source] capture::CaptureError),
+    /// A peer we send to (`send-hep`'s collector) cannot be connected to
+    /// or written to (69: refused, reset, unreachable; else 71). The text
+    /// says which and where.
+    #[error("{0}")]
+    Peer(String, #[source] io::Error),
     /// A live capture cannot be opened or read (77 without the right to
     /// capture, else 69: no such interface, interface down...).
     #[error("live capture on {0}")]
@@ -85,6 +90,7 @@ pub(crate) fn code_for(e: &anyhow::Error) -> u8 {
                 Failure::Output(_) => IO_ERR,
                 Failure::Data(_) => DATA,
                 Failure::Bind(_, c) => bind_code(c),
+                Failure::Peer(_, e) => peer_code(e),
                 Failure::Live(_, capture::CaptureError::Permission(_)) => PERMISSION,
                 Failure::Live(..) => UNAVAILABLE,
                 Failure::Storage(e) => match **e {
@@ -133,12 +139,33 @@ fn bind_code(c: &capture::CaptureError) -> u8 {
     }
 }
 
+fn peer_code(e: &io::Error) -> u8 {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::NotConnected
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::AddrNotAvailable
+        | io::ErrorKind::TimedOut => UNAVAILABLE,
+        io::ErrorKind::PermissionDenied => PERMISSION,
+        _ => OS_ERR,
+    }
+}
+
 /// Whether the error is a write to a closed pipe.
 pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
+    // A collector that closed its end is a failure, not a reader leaving.
+    let peer = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<Failure>(), Some(Failure::Peer(..))));
+    !peer
+        && e.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        })
 }
 
 /// The error and its causes on one line, `: `-separated, each said once:
@@ -207,6 +234,25 @@ mod tests {
         };
         assert_eq!(code(corrupt), DATA);
         assert_eq!(code(storage::Error::Failed("x".into())), FAILURE);
+    }
+
+    #[test]
+    fn peer_errors_by_kind_and_never_a_quiet_pipe() {
+        let peer = |k: io::ErrorKind| {
+            anyhow::Error::new(Failure::Peer("cannot send to x".into(), io::Error::from(k)))
+        };
+        assert_eq!(
+            code_for(&peer(io::ErrorKind::ConnectionRefused)),
+            UNAVAILABLE
+        );
+        assert_eq!(code_for(&peer(io::ErrorKind::ConnectionReset)), UNAVAILABLE);
+        assert_eq!(code_for(&peer(io::ErrorKind::InvalidInput)), OS_ERR);
+        // A collector that closed its end fails; a closed stdout does not.
+        let pipe = peer(io::ErrorKind::BrokenPipe);
+        assert!(!is_broken_pipe(&pipe));
+        assert_eq!(code_for(&pipe), UNAVAILABLE);
+        let out = anyhow::Error::new(Failure::Output(io::Error::from(io::ErrorKind::BrokenPipe)));
+        assert!(is_broken_pipe(&out));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod exit;
 mod input;
 mod output;
 mod replay;
+mod send_hep;
 mod serve;
 mod sniff;
 
@@ -65,6 +66,10 @@ enum Command {
     /// Load a tariff plan folder (rating data, accounts, action plans,
     /// triggers) into a running `accurate serve` and print what it holds.
     Load(console::LoadArgs),
+    /// Send the SIP messages of pcap/pcapng files to a HEP collector as
+    /// HEPv3, at the capture's pace or faster, optionally stamped now and
+    /// copied N times (load tests).
+    SendHep(send_hep::SendHepArgs),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args, cli.config.as_deref()),
         Command::Console(args) => console::run(args),
         Command::Load(args) => console::run_load(args, cli.config.as_deref()),
+        Command::SendHep(args) => send_hep::run(args, cli.config.as_deref()),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {

@@ -287,6 +287,28 @@ pub fn rfc3339(ts: Timestamp) -> String {
     }
 }
 
+/// A time as Go's `time.Time` marshals to JSON (`time.RFC3339Nano`, UTC):
+/// the fraction of a second without its trailing zeros, none when whole
+/// (`2026-11-23T12:54:18Z`, `2026-11-23T12:54:18.5Z`), as CGRateS's
+/// replies show times.
+pub fn go_time(t: DateTime<Utc>) -> String {
+    let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let nanos = t.timestamp_subsec_nanos();
+    if nanos != 0 {
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+/// [`go_time`] of a capture timestamp (`rfc3339` beyond chrono's range).
+pub fn go_time_ts(ts: Timestamp) -> String {
+    DateTime::<Utc>::from_timestamp(ts.secs(), ts.subsec_nanos())
+        .map_or_else(|| rfc3339(ts), go_time)
+}
+
 /// A Reason header (RFC 3326 section 2) as it is written on the wire:
 /// `Q.850;cause=16;text="Normal call clearing"`.
 pub fn reason_header(r: &ReasonInfo) -> String {

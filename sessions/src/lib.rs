@@ -22,8 +22,8 @@ pub mod order;
 pub mod sessionstore;
 
 pub use manager::{
-    Action, Charging, Counters, Disconnect, Owner, Reply, RequestType, SessionConfig, SessionEvent,
-    SessionKey, SessionManager, SessionSnapshot,
+    Action, Charging, Counters, Disconnect, EndIntent, Owner, Reply, RequestType, SessionConfig,
+    SessionEvent, SessionKey, SessionManager, SessionSnapshot,
 };
 
 pub use cdr::{Cdr, CdrOptions, cgrid, cgrid_bytes};

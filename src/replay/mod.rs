@@ -18,7 +18,7 @@
 //! ordered, rated CDRs; reusable by a live caller), [`rater`], [`summary`];
 //! the CDR writers are in [`crate::output`].
 
-mod merge;
+pub(crate) mod merge;
 mod pipeline;
 mod rater;
 pub(crate) mod summary;

@@ -18,7 +18,7 @@
 //! **Events.** Every [`DialogEvent`] the machine emits goes, in order, to
 //! the bounded `mpsc::Sender<Event>` given to [`start`]; when it is
 //! full the dialog task waits (each wait counted as `event_waits`). An
-//! Answer or Update goes with the call's [`DialogSnapshot`] (taken here:
+//! Attempt, Answer or Update goes with the call's [`DialogSnapshot`] (taken here:
 //! only this task owns the machine), which the session driver saves so a
 //! restart can give it back to [`start`] ([`DialogMachine::restore`]
 //! before any packet). [`feed_sessions`] is the consumer: it hands each
@@ -41,7 +41,7 @@ use crate::exit::Failure;
 
 /// Packet batches queued between the sources and the dialog task.
 const PACKET_QUEUE: usize = 1024;
-/// A dialog event, with the call's snapshot on Answer and Update.
+/// A dialog event, with the call's snapshot on Attempt, Answer and Update.
 pub(crate) type Event = (DialogEvent, Option<DialogSnapshot>);
 
 /// Dialog events queued for their consumer.
@@ -330,9 +330,9 @@ async fn send_events(
         let kind = event_kind(&ev);
         // Right after the event, while the machine still has the call.
         let snap = match &ev {
-            DialogEvent::Answer { call, .. } | DialogEvent::Update { call, .. } => {
-                machine.snapshot_call(call)
-            }
+            DialogEvent::Attempt { call }
+            | DialogEvent::Answer { call, .. }
+            | DialogEvent::Update { call, .. } => machine.snapshot_call(call),
             _ => None,
         };
         let sent = match events.try_send((ev, snap)) {

@@ -528,6 +528,14 @@ fn extra_fields(c: &Cdr) -> BTreeMap<&str, &str> {
     m
 }
 
+/// `ExtraInfo`: why the CDR could not be rated (CGRateS keeps the rating
+/// error there; AccuRate also has it in `ExtraFields.RatingError`).
+fn extra_info(c: &Cdr) -> &str {
+    c.extra_fields
+        .get(sessions::cdr::extra::RATING_ERROR)
+        .map_or("", String::as_str)
+}
+
 /// Go's zero time, CGRateS's answer time of an unanswered call.
 const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -581,13 +589,13 @@ impl<'a> V1Cdr<'a> {
             account: &c.account,
             subject: &c.subject,
             destination: &c.destination,
-            setup_time: sessions::cdr::rfc3339(c.setup_time),
+            setup_time: sessions::cdr::go_time_ts(c.setup_time),
             answer_time: c
                 .answer_time
-                .map_or_else(|| GO_ZERO_TIME.to_owned(), sessions::cdr::rfc3339),
+                .map_or_else(|| GO_ZERO_TIME.to_owned(), sessions::cdr::go_time_ts),
             usage: c.usage_nanos(),
             extra_fields: extra_fields(c),
-            extra_info: "",
+            extra_info: extra_info(c),
             partial: false,
             pre_rated: false,
             cost_source: &c.cost_source,
@@ -659,12 +667,18 @@ impl<'a> ExternalCdr<'a> {
             answer_time: c
                 .answer_time
                 .map_or_else(|| GO_ZERO_TIME.to_owned(), rfc3339_secs),
-            usage: rating::format_duration(c.usage),
+            // Go's `Duration.String()` for *voice, else the nanoseconds.
+            usage: if c.tor == sessions::cdr::TOR_VOICE {
+                rating::format_duration(c.usage)
+            } else {
+                c.usage_nanos().to_string()
+            },
             extra_fields: extra_fields(c),
             cost_source: &c.cost_source,
             cost: cost_token(c),
-            cost_details: "",
-            extra_info: "",
+            // CGRateS marshals the CDR's nil cost details: "null".
+            cost_details: "null",
+            extra_info: extra_info(c),
             pre_rated: false,
         }
     }

@@ -78,15 +78,32 @@ pub(crate) fn render(state: &State) -> String {
     o.0
 }
 
+/// The CDR writer: CDRs queued, stored, already stored, failed; pending
+/// as a gauge.
 fn cdr_writer(o: &mut Out, state: &State) {
+    let stats = state.cdr_writer.stats();
+    let all = stats.all();
     o.head(
         "accurate_cdr_writer_total",
         "counter",
-        "The CDR writer's counters, by name (cdrs_pending: queued, not stored yet; cdrs_queue_full: submitters that waited for room).",
+        "The CDR writer's counters, by name (submitted, stored, duplicate, failed, queue_full, batches, insert_retries).",
     );
-    for (name, v) in state.cdr_writer.stats().all() {
+    for (name, v) in all {
+        if name == "cdrs_pending" {
+            continue;
+        }
+        let name = name
+            .strip_prefix("cdrs_")
+            .or_else(|| name.strip_prefix("cdr_"))
+            .unwrap_or(name);
         o.value("accurate_cdr_writer_total", &[("name", name)], v);
     }
+    o.single(
+        "accurate_cdrs_pending",
+        "gauge",
+        "CDRs queued for the database, not stored yet.",
+        stats.pending(),
+    );
 }
 
 fn sessions(o: &mut Out, state: &State) {

@@ -3,6 +3,7 @@
 //! (`{"InitSession":true,"Tenant":..,"ID":..,"Event":{..},"APIOpts":{..}}`),
 //! usages in replies are integer nanoseconds.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,8 +65,9 @@ fn flag(m: &Map<String, Value>, key: &str) -> Result<bool, RpcError> {
     }
 }
 
-/// Whether any of CGRateS's subsystem flags is set; `MANDATORY_IE_MISSING:
-/// [subsystems]` when none is (as CGRateS answers).
+/// `MANDATORY_IE_MISSING: [subsystems]` unless one of the flags that
+/// make CGRateS do something is set (the thresholds/stats flags alone do
+/// not count, as in CGRateS).
 fn any_flag(m: &Map<String, Value>, flags: &[&str]) -> Result<(), RpcError> {
     for f in flags {
         if flag(m, f)? {
@@ -75,20 +77,98 @@ fn any_flag(m: &Map<String, Value>, flags: &[&str]) -> Result<(), RpcError> {
     Err(mandatory_missing(&["subsystems"]))
 }
 
+/// The embedded `*utils.CGREvent` of the arguments: Go leaves it nil when
+/// none of its fields came, and CGRateS answers `MANDATORY_IE_MISSING:
+/// [CGREvent]`.
+fn need_cgr_event(m: &Map<String, Value>) -> Result<(), RpcError> {
+    if ["Tenant", "ID", "Time", "Event"]
+        .iter()
+        .any(|k| m.contains_key(*k))
+    {
+        Ok(())
+    } else {
+        Err(mandatory_missing(&["CGREvent"]))
+    }
+}
+
+/// CGRateS's error for a subsystem whose connection is not configured:
+/// AccuRate runs no ResourceS, SupplierS, ThresholdS or StatS (yet).
+fn not_connected(service: &str) -> RpcError {
+    RpcError::server(format!("NOT_CONNECTED: {service}"))
+}
+
+/// `GetAttributes` / `*attributes` without AttributeS: CGRateS wraps the
+/// connection error.
+fn attributes_error() -> RpcError {
+    RpcError::server("ATTRIBUTES_ERROR:NOT_CONNECTED: AttributeS")
+}
+
+/// What CGRateS answers once the rest ran when ThresholdS or StatS (not
+/// connected) was asked for.
+fn partially_executed() -> RpcError {
+    RpcError::server("PARTIALLY_EXECUTED")
+}
+
+/// The session driver (set once the server started it).
+fn driver(state: &State) -> Result<&super::sessions::Sessions, RpcError> {
+    state
+        .sessions
+        .get()
+        .map(|s| &**s)
+        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))
+}
+
 fn event(m: &Map<String, Value>) -> Result<SessionEvent, RpcError> {
     SessionEvent::from_cgr_event(m, Owner::Api).map_err(|e| session_error(&e))
 }
 
 async fn run(state: &State, op: Op, ev: SessionEvent) -> Result<Reply, RpcError> {
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let s = driver(state)?;
     s.call(op, ev).await.map_err(|e| session_error(&e))
 }
 
-fn max_usage_json(r: &Reply) -> Value {
-    r.max_usage.map_or(Value::Null, |d| ns(d).into())
+/// The usage an authorization allows, in nanoseconds: 0 for an account
+/// that can pay nothing, as CGRateS's `GetMaxSessionTime` answers (no
+/// error).
+async fn authorize_ns(state: &State, ev: SessionEvent) -> Result<u64, RpcError> {
+    let s = driver(state)?;
+    match s.call(Op::Authorize, ev).await {
+        Ok(r) => Ok(max_usage_ns(&r)),
+        Err(sessions::Error::Rating(rating::Error::InsufficientCredit { .. })) => Ok(0),
+        Err(e) => Err(session_error(&e)),
+    }
+}
+
+/// A finished call through CGRateS's CDR server (`CDRsV1.ProcessCDR`,
+/// `CDRsV1.ProcessEvent`, and `SessionSv1.ProcessCDR` / `*cdrs` of a call
+/// no session charged): a missing `RequestType` is v0.10's default
+/// `*rated`, and a call that cannot be rated is stored with cost -1 and
+/// the error in `ExtraInfo`, answered `OK` as CGRateS does.
+async fn process_cdr(state: &State, m: &Map<String, Value>) -> Result<(), RpcError> {
+    let mut m = m.clone();
+    if let Some(Value::Object(ev)) = m.get_mut("Event") {
+        let rt = ev.entry("RequestType").or_insert(Value::Null);
+        if rt.is_null() || rt.as_str() == Some("") {
+            *rt = json!("*rated");
+        }
+    }
+    let ev = event(&m)?;
+    let s = driver(state)?;
+    match s.call(Op::ProcessCdr, ev).await {
+        Ok(_)
+        | Err(
+            sessions::Error::Rating(_)
+            | sessions::Error::MandatoryMissing(_)
+            | sessions::Error::InvalidField { .. },
+        ) => Ok(()),
+        Err(e) => Err(session_error(&e)),
+    }
+}
+
+/// `MaxUsage` as CGRateS's replies have it: a `time.Duration`, integer
+/// nanoseconds, 0 when not asked for.
+fn max_usage_ns(r: &Reply) -> u64 {
+    r.max_usage.map_or(0, ns)
 }
 
 /// Runs one of [`METHODS`].
@@ -99,100 +179,53 @@ pub(crate) async fn call(
 ) -> Result<String, RpcError> {
     let m = object(params, "sessions.V1Args")?;
     let out = match method {
-        "SessionSv1.AuthorizeEvent" => {
-            any_flag(
-                &m,
-                &[
-                    "GetMaxUsage",
-                    "GetAttributes",
-                    "AuthorizeResources",
-                    "GetSuppliers",
-                    "ProcessThresholds",
-                    "ProcessStats",
-                ],
-            )?;
-            let max = if flag(&m, "GetMaxUsage")? {
-                max_usage_json(&run(state, Op::Authorize, event(&m)?).await?)
-            } else {
-                Value::Null
-            };
-            json!({"Attributes": null, "ResourceAllocation": null, "MaxUsage": max,
-                   "Suppliers": null, "ThresholdIDs": null, "StatQueueIDs": null})
-        }
-        "SessionSv1.InitiateSession" => {
-            any_flag(
-                &m,
-                &[
-                    "InitSession",
-                    "GetAttributes",
-                    "AllocateResources",
-                    "ProcessThresholds",
-                    "ProcessStats",
-                ],
-            )?;
-            let max = if flag(&m, "InitSession")? {
-                max_usage_json(&run(state, Op::Initiate, event(&m)?).await?)
-            } else {
-                Value::Null
-            };
-            json!({"Attributes": null, "ResourceAllocation": null, "MaxUsage": max,
-                   "ThresholdIDs": null, "StatQueueIDs": null})
-        }
+        "SessionSv1.AuthorizeEvent" => authorize(state, &m).await?,
+        "SessionSv1.InitiateSession" => initiate(state, &m).await?,
         "SessionSv1.UpdateSession" => {
-            any_flag(&m, &["UpdateSession", "GetAttributes"])?;
-            let max = if flag(&m, "UpdateSession")? {
-                max_usage_json(&update(state, event(&m)?).await?)
-            } else {
-                Value::Null
-            };
+            need_cgr_event(&m)?;
+            any_flag(&m, &["GetAttributes", "UpdateSession"])?;
+            if flag(&m, "GetAttributes")? {
+                return Err(attributes_error());
+            }
+            let mut max = 0;
+            if flag(&m, "UpdateSession")? {
+                max = max_usage_ns(&update(state, event(&m)?).await?);
+            }
             json!({"Attributes": null, "MaxUsage": max})
         }
-        "SessionSv1.TerminateSession" => {
-            any_flag(
-                &m,
-                &[
-                    "TerminateSession",
-                    "ReleaseResources",
-                    "ProcessThresholds",
-                    "ProcessStats",
-                ],
-            )?;
-            if flag(&m, "TerminateSession")? {
-                run(state, Op::Terminate, event(&m)?).await?;
-            }
-            json!("OK")
-        }
+        "SessionSv1.TerminateSession" => terminate(state, &m).await?,
         "SessionSv1.ProcessCDR" => {
-            run(state, Op::ProcessCdr, event(&m)?).await?;
+            // CGRateS marks where the CDR came from when the event does not.
+            let mut m = m;
+            if let Some(Value::Object(ev)) = m.get_mut("Event") {
+                ev.entry("Source").or_insert_with(|| json!("*sessions"));
+            }
+            process_cdr(state, &m).await?;
             json!("OK")
         }
         "SessionSv1.ProcessEvent" => process_event(state, &m).await?,
         "CDRsV1.ProcessCDR" => {
-            // The CDR's fields are the event's.
-            let mut args = Map::new();
-            args.insert(
-                "Tenant".into(),
-                m.get("Tenant").cloned().unwrap_or(Value::Null),
-            );
-            args.insert("Event".into(), Value::Object(m.clone()));
-            run(state, Op::ProcessCdr, event(&args)?).await?;
+            process_cdr(state, &cdr_as_event(&m)?).await?;
             json!("OK")
         }
         "CDRsV1.ProcessEvent" => {
-            cdrs_flags(&m)?;
-            run(state, Op::ProcessCdr, event(&m)?).await?;
+            let late = cdrs_flags(&m)?;
+            process_cdr(state, &m).await?;
+            if late {
+                return Err(partially_executed());
+            }
             json!("OK")
         }
         "SessionSv1.GetActiveSessions" => {
-            let list = filtered(state, &m).await?;
+            let list = filtered(state, &m, true).await?;
             if list.is_empty() {
                 return Err(RpcError::server("NOT_FOUND"));
             }
             Value::Array(list.iter().map(SessionSnapshot::to_active_json).collect())
         }
-        "SessionSv1.GetActiveSessionsCount" => filtered(state, &m).await?.len().into(),
+        "SessionSv1.GetActiveSessionsCount" => filtered(state, &m, false).await?.len().into(),
         "SessionSv1.ForceDisconnect" => {
-            let keys: Vec<SessionKey> = filtered(state, &m)
+            let keys: Vec<SessionKey> = filtered(state, &m, true)
                 .await?
                 .into_iter()
                 .map(|s| s.key)
@@ -200,16 +233,11 @@ pub(crate) async fn call(
             if keys.is_empty() {
                 return Err(RpcError::server("NOT_FOUND"));
             }
-            let s = state.sessions.get().ok_or_else(|| {
-                RpcError::server("SERVER_ERROR: the session manager is not running")
-            })?;
-            let n = s
-                .force_disconnect(keys, FORCED)
+            let s = driver(state)?;
+            // A session that ended in between is skipped, as CGRateS does.
+            s.force_disconnect(keys, FORCED)
                 .await
                 .map_err(|e| session_error(&e))?;
-            if n == 0 {
-                return Err(RpcError::server("NOT_FOUND"));
-            }
             json!("OK")
         }
         _ => return Err(RpcError::new(code::METHOD_NOT_FOUND, method.to_owned())),
@@ -217,108 +245,266 @@ pub(crate) async fn call(
     Ok(out.to_string())
 }
 
+/// `SessionSv1.AuthorizeEvent`: `V1AuthorizeArgs` in, `V1AuthorizeReply`
+/// out, the subsystems in CGRateS's order.
+async fn authorize(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
+    need_cgr_event(m)?;
+    any_flag(
+        m,
+        &[
+            "GetAttributes",
+            "AuthorizeResources",
+            "GetMaxUsage",
+            "GetSuppliers",
+        ],
+    )?;
+    if flag(m, "GetAttributes")? {
+        return Err(attributes_error());
+    }
+    let mut max = 0;
+    if flag(m, "GetMaxUsage")? {
+        max = authorize_ns(state, event(m)?).await?;
+    }
+    if flag(m, "AuthorizeResources")? {
+        return Err(not_connected("ResourceS"));
+    }
+    if flag(m, "GetSuppliers")? {
+        return Err(not_connected("SupplierS"));
+    }
+    if flag(m, "ProcessThresholds")? || flag(m, "ProcessStats")? {
+        return Err(partially_executed());
+    }
+    Ok(
+        json!({"Attributes": null, "ResourceAllocation": null, "MaxUsage": max,
+               "Suppliers": null, "ThresholdIDs": null, "StatQueueIDs": null}),
+    )
+}
+
+/// `SessionSv1.InitiateSession`: `V1InitSessionArgs` in,
+/// `V1InitSessionReply` out.
+async fn initiate(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
+    need_cgr_event(m)?;
+    any_flag(m, &["GetAttributes", "AllocateResources", "InitSession"])?;
+    if flag(m, "GetAttributes")? {
+        return Err(attributes_error());
+    }
+    if flag(m, "AllocateResources")? {
+        return Err(not_connected("ResourceS"));
+    }
+    let mut max = 0;
+    if flag(m, "InitSession")? {
+        max = max_usage_ns(&run(state, Op::Initiate, event(m)?).await?);
+    }
+    if flag(m, "ProcessThresholds")? || flag(m, "ProcessStats")? {
+        return Err(partially_executed());
+    }
+    Ok(
+        json!({"Attributes": null, "ResourceAllocation": null, "MaxUsage": max,
+               "ThresholdIDs": null, "StatQueueIDs": null}),
+    )
+}
+
+/// `SessionSv1.TerminateSession`: `V1TerminateSessionArgs` in, `OK` out.
+async fn terminate(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
+    need_cgr_event(m)?;
+    any_flag(m, &["TerminateSession", "ReleaseResources"])?;
+    if flag(m, "TerminateSession")? {
+        let ev = event(m)?;
+        if ev.origin_id.is_empty() {
+            return Err(mandatory_missing(&["OriginID"]));
+        }
+        run(state, Op::Terminate, ev).await?;
+    }
+    if flag(m, "ReleaseResources")? {
+        return Err(not_connected("ResourceS"));
+    }
+    if flag(m, "ProcessThresholds")? || flag(m, "ProcessStats")? {
+        return Err(partially_executed());
+    }
+    Ok(json!("OK"))
+}
+
 /// An update of a session that is not active starts it, as CGRateS does.
 async fn update(state: &State, ev: SessionEvent) -> Result<Reply, RpcError> {
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let s = driver(state)?;
     match s.call(Op::Update, ev.clone()).await {
         Err(sessions::Error::SessionNotFound(_)) => run(state, Op::Initiate, ev).await,
         r => r.map_err(|e| session_error(&e)),
     }
 }
 
-/// `SessionSv1.ProcessEvent`: `Flags` choose what runs: `*rals:*authorize`,
-/// `*rals:*initiate`, `*rals:*update`, `*rals:*terminate` (or the same
-/// with `*accounts`), and `*cdrs` (the CDR: charged and written, unless a
-/// terminate wrote it already).
-async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
-    let flags: Vec<String> = match m.get("Flags") {
-        None | Some(Value::Null) => Vec::new(),
+/// A `Flags` argument: `[]string`, Go's decoding error otherwise.
+fn flags_of(m: &Map<String, Value>, go_type: &str) -> Result<Vec<String>, RpcError> {
+    match m.get("Flags") {
+        None | Some(Value::Null) => Ok(Vec::new()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
             RpcError::new(
                 code::INVALID_PARAMS,
                 format!(
-                    "json: cannot unmarshal {} into Go struct field V1ProcessEventArgs.Flags of type []string",
+                    "json: cannot unmarshal {} into Go struct field {go_type}.Flags of type []string",
                     jsonrpc::kind(v)
                 ),
             )
-        })?,
-    };
-    let has = |sub: &str| {
-        flags.iter().any(|f| {
-            f.split_once(':').is_some_and(|(s, rest)| {
-                matches!(s, "*rals" | "*accounts") && rest.split(';').any(|x| x == sub)
-            })
-        })
-    };
-    let cdrs = flags.iter().any(|f| f == "*cdrs");
+        }),
+    }
+}
+
+/// CGRateS's `FlagsWithParams`: `*name` or `*name:p1;p2`, the last
+/// occurrence of a name winning.
+fn flag_params(flags: &[String]) -> BTreeMap<&str, Vec<&str>> {
+    let mut out = BTreeMap::new();
+    for f in flags {
+        let (name, params) = match f.split_once(':') {
+            Some((n, p)) => (n, p.split(';').collect()),
+            None => (f.as_str(), Vec::new()),
+        };
+        out.insert(name, params);
+    }
+    out
+}
+
+/// `SessionSv1.ProcessEvent` (`V1ProcessEventArgs`): `Flags` choose what
+/// runs, in CGRateS's order: `*attributes`, `*resources`, `*rals` with
+/// one of `*authorize`, `*initiate`, `*update`, `*terminate` (the first
+/// of these given; `*accounts` is read as `*rals` too), `*suppliers`,
+/// `*thresholds`, `*stats`, `*cdrs` (the CDR: charged and written, unless
+/// a terminate wrote it already). No flag runs nothing.
+async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
+    need_cgr_event(m)?;
+    let flags = flags_of(m, "V1ProcessEventArgs")?;
+    let fl = flag_params(&flags);
+    if fl.contains_key("*attributes") {
+        return Err(attributes_error());
+    }
+    if fl.contains_key("*resources") {
+        return Err(not_connected("ResourceS"));
+    }
     let ev = event(m)?;
-    let mut reply = Reply::default();
-    let mut ran = false;
-    for (sub, op) in [
-        ("*authorize", Op::Authorize),
-        ("*initiate", Op::Initiate),
-        ("*update", Op::Update),
-        ("*terminate", Op::Terminate),
-    ] {
-        if has(sub) {
-            ran = true;
-            reply = if op == Op::Update {
-                update(state, ev.clone()).await?
-            } else {
-                run(state, op, ev.clone()).await?
-            };
+    let rals: Vec<&str> = ["*rals", "*accounts"]
+        .iter()
+        .filter_map(|k| fl.get(k))
+        .flatten()
+        .map(|p| p.split(':').next().unwrap_or(p))
+        .collect();
+    let mut max = 0;
+    let mut terminated = false;
+    if let Some(op) = ["*authorize", "*initiate", "*update", "*terminate"]
+        .into_iter()
+        .find(|s| rals.contains(s))
+    {
+        match op {
+            "*authorize" => max = authorize_ns(state, ev.clone()).await?,
+            "*initiate" => max = max_usage_ns(&run(state, Op::Initiate, ev.clone()).await?),
+            "*update" => max = max_usage_ns(&update(state, ev.clone()).await?),
+            _ => {
+                run(state, Op::Terminate, ev.clone()).await?;
+                terminated = true;
+            }
         }
     }
-    if cdrs && !has("*terminate") {
-        ran = true;
-        run(state, Op::ProcessCdr, ev).await?;
+    if fl.contains_key("*suppliers") {
+        return Err(not_connected("SupplierS"));
     }
-    if !ran {
-        return Err(mandatory_missing(&["subsystems"]));
+    let late = fl.contains_key("*thresholds") || fl.contains_key("*stats");
+    if fl.contains_key("*cdrs") && !terminated {
+        process_cdr(state, m).await?;
+    }
+    if late {
+        return Err(partially_executed());
     }
     Ok(
-        json!({"MaxUsage": reply.max_usage.map_or(0, ns), "ResourceAllocation": null,
-              "Attributes": null, "Suppliers": null, "ThresholdIDs": null,
-              "StatQueueIDs": null, "Cost": reply.cost.map(|c| c.to_string())}),
+        json!({"MaxUsage": max, "ResourceAllocation": null, "Attributes": null,
+               "Suppliers": null, "ThresholdIDs": null, "StatQueueIDs": null}),
     )
 }
 
-/// `CDRsV1.ProcessEvent`'s flags: `*rals` (charge by the request type)
-/// and `*store` are on by default, as a CGRateS with RALs and CDR storage
-/// configured has them; turning either off, and `*rerate` (a call is
-/// charged once: re-rating goes through `CDRsV1.RateCDRs`), are refused
-/// rather than ignored.
-fn cdrs_flags(m: &Map<String, Value>) -> Result<(), RpcError> {
-    let flags: Vec<String> = match m.get("Flags") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
-            RpcError::new(
+/// The `engine.CDR` fields of `CDRsV1.ProcessCDR` that are not event
+/// fields (`ExtraFields` is spread into the event instead).
+const CDR_ONLY: &[&str] = &[
+    "CGRID",
+    "RunID",
+    "OrderID",
+    "ExtraFields",
+    "ExtraInfo",
+    "Partial",
+    "PreRated",
+    "CostSource",
+    "Cost",
+    "CostDetails",
+    "ArgDispatcher",
+];
+
+/// `CDRsV1.ProcessCDR`'s `engine.CDR` as a flattened CGREvent: its
+/// fields, with `ExtraFields` spread among them as CGRateS's
+/// `CDR.AsCGREvent` does. A pre-rated CDR (its cost given) is refused:
+/// AccuRate prices every CDR itself.
+fn cdr_as_event(m: &Map<String, Value>) -> Result<Map<String, Value>, RpcError> {
+    if flag(m, "PreRated")? {
+        return Err(RpcError::server(
+            "SERVER_ERROR: PreRated CDRs are not supported: AccuRate rates every CDR",
+        ));
+    }
+    let mut ev: Map<String, Value> = m
+        .iter()
+        .filter(|(k, _)| !CDR_ONLY.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match m.get("ExtraFields") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(x)) => {
+            for (k, v) in x {
+                ev.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        Some(v) => {
+            return Err(RpcError::new(
                 code::INVALID_PARAMS,
                 format!(
-                    "json: cannot unmarshal {} into Go struct field ArgV1ProcessEvent.Flags of type []string",
+                    "json: cannot unmarshal {} into Go struct field CDR.ExtraFields of type map[string]string",
                     jsonrpc::kind(v)
                 ),
-            )
-        })?,
-    };
-    for f in &flags {
-        let (name, arg) = f.split_once(':').unwrap_or((f.as_str(), "true"));
-        let on = !matches!(arg, "false" | "0");
-        let supported = match name {
-            "*rals" | "*store" => on,
-            "*chargers" | "*attributes" | "*stats" | "*thresholds" | "*export" => !on,
-            _ => false,
-        };
-        if !supported {
-            return Err(RpcError::server(format!(
-                "SERVER_ERROR: flag {f} is not supported (supported: *rals and *store, on)"
-            )));
+            ));
         }
     }
-    Ok(())
+    let mut args = Map::new();
+    args.insert(
+        "Tenant".into(),
+        m.get("Tenant").cloned().unwrap_or(Value::Null),
+    );
+    args.insert("Event".into(), Value::Object(ev));
+    Ok(args)
+}
+
+/// `CDRsV1.ProcessEvent`'s flags (`ArgV1ProcessEvent`), read as CGRateS's
+/// `FlagsWithParams.GetBool` reads them (`*name` or `*name:true` is on,
+/// any other value off). `*rals` and `*store` are on by default here
+/// (AccuRate always charges and stores; CGRateS's default for `*rals` is
+/// off); turning either off, `*rerate` (re-rating goes through
+/// `CDRsV1.RateCDRs`) and `*refund` are refused rather than ignored.
+/// `*attributes` and `*chargers` on fail as CGRateS fails without those
+/// connections (`PARTIALLY_EXECUTED`, nothing stored); `*thresholds` and
+/// `*stats` on store the CDR and then answer `PARTIALLY_EXECUTED`
+/// (returned as `true`); `*export` is accepted (no online exports).
+fn cdrs_flags(m: &Map<String, Value>) -> Result<bool, RpcError> {
+    let flags = flags_of(m, "ArgV1ProcessEvent")?;
+    let mut late = false;
+    for (name, params) in flag_params(&flags) {
+        let on = params.first().is_none_or(|p| *p == "true");
+        match name {
+            "*rals" | "*store" if on => {}
+            "*export" => {}
+            "*attributes" | "*chargers" if on => return Err(partially_executed()),
+            "*thresholds" | "*stats" if on => late = true,
+            "*attributes" | "*chargers" | "*thresholds" | "*stats" => {}
+            "*rerate" | "*refund" if !on => {}
+            _ => {
+                return Err(RpcError::server(format!(
+                    "SERVER_ERROR: flag {name} is not supported (supported: *rals and *store, on)"
+                )));
+            }
+        }
+    }
+    Ok(late)
 }
 
 /// One `Filters` rule of a `utils.SessionFilter`: `*string` or `*prefix`
@@ -366,8 +552,13 @@ fn text(v: &Value) -> String {
 }
 
 /// The active sessions a `utils.SessionFilter` (`Tenant`, `Filters`,
-/// `Limit`) selects.
-async fn filtered(state: &State, m: &Map<String, Value>) -> Result<Vec<SessionSnapshot>, RpcError> {
+/// `Limit`) selects. `Limit` (when `limited`: CGRateS's count ignores it)
+/// keeps the first ones; 0 or below is no limit, as in CGRateS.
+async fn filtered(
+    state: &State,
+    m: &Map<String, Value>,
+    limited: bool,
+) -> Result<Vec<SessionSnapshot>, RpcError> {
     let not_strings = |v: &Value| {
         RpcError::new(
             code::INVALID_PARAMS,
@@ -390,15 +581,20 @@ async fn filtered(state: &State, m: &Map<String, Value>) -> Result<Vec<SessionSn
     let tenant = m.get("Tenant").map(text).unwrap_or_default();
     let limit = match m.get("Limit") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| RpcError::new(code::INVALID_PARAMS, format!("invalid Limit {v}")))?,
-        ),
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            RpcError::new(
+                code::INVALID_PARAMS,
+                format!(
+                    "json: cannot unmarshal {} into Go struct field SessionFilter.Limit of type int",
+                    jsonrpc::kind(v)
+                ),
+            )
+        })?),
     };
-    let s = state
-        .sessions
-        .get()
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))?;
+    let limit = limit
+        .filter(|l| limited && *l > 0)
+        .and_then(|l| usize::try_from(l).ok());
+    let s = driver(state)?;
     let all = s.active().await.map_err(|e| session_error(&e))?;
     let mut out = Vec::new();
     for snap in all {
@@ -419,7 +615,7 @@ async fn filtered(state: &State, m: &Map<String, Value>) -> Result<Vec<SessionSn
         if ok {
             out.push(snap);
         }
-        if limit.is_some_and(|l| out.len() as u64 >= l) {
+        if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
     }

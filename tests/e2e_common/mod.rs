@@ -292,6 +292,23 @@ pub fn udp_bound(port: u16) -> bool {
     UdpSocket::bind(("127.0.0.1", port)).is_err()
 }
 
+/// One more free loopback port (UDP and TCP), kept from the other runs of
+/// this process for as long as it lasts.
+pub fn free_port() -> u16 {
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !taken.contains(&p) && free(p) {
+            taken.push(p);
+            return p;
+        }
+    }
+}
+
 /// One end-to-end run: scratch folder, ports, the config, tcpdump, then
 /// Kamailio and the calls.
 pub struct Run {
@@ -303,6 +320,8 @@ pub struct Run {
     /// in the capture).
     pub config: PathBuf,
     pub pcap: PathBuf,
+    /// Calls per scenario `start_calls` makes ([`CALLS`] unless changed).
+    pub calls: usize,
     tcpdump: Option<Proc>,
     kamailio: Option<Proc>,
     // dropped last: the processes above write into it
@@ -312,8 +331,17 @@ pub struct Run {
 impl Run {
     /// Picks the ports, writes the config and starts tcpdump.
     pub fn start(tag: &str, tools: Tools, hep: HepTransport) -> Run {
+        Self::start_on(tag, tools, hep, None)
+    }
+
+    /// As [`Run::start`], with Kamailio's HEP going to `hep_port` when
+    /// given (a receiver kept from an earlier run) instead of a fresh port.
+    pub fn start_on(tag: &str, tools: Tools, hep: HepTransport, hep_port: Option<u16>) -> Run {
         let dir = Scratch::new(&format!("e2e-{tag}"));
-        let ports = Ports::pick();
+        let mut ports = Ports::pick();
+        if let Some(p) = hep_port {
+            ports.hep = p;
+        }
         let base = std::fs::read_to_string(root().join("tests/peers/e2e/accurate.toml")).unwrap();
         let config = dir.file("accurate.toml");
         std::fs::write(
@@ -341,6 +369,7 @@ impl Run {
             hep,
             config,
             pcap,
+            calls: CALLS,
             tcpdump: Some(tcpdump),
             kamailio: None,
             dir,
@@ -401,9 +430,12 @@ impl Run {
 
     /// Starts every UAS, waits until they listen, then starts every UAC:
     /// the calls run while the caller does what it wants (kill a server).
+    /// Each sipp gets a free control port (`-cp`): by default sipp takes
+    /// the first free one of 8888 and the next 59, and with other sipp
+    /// runs on the machine a UAS found none and quit at once.
     pub fn start_calls(&self) -> Calls {
         let peers = root().join("tests/peers");
-        let calls = CALLS.to_string();
+        let calls = self.calls.to_string();
         let mut uas = Vec::new();
         for (i, s) in SCENARIOS.iter().enumerate() {
             let k = u16::try_from(i + 1).unwrap();
@@ -417,6 +449,7 @@ impl Run {
                     .arg(peers.join("sipp").join(s.uas))
                     .args(["-i", "127.0.0.1", "-p", &port.to_string()])
                     .args(["-m", &calls, "-d", &s.uas_ms.to_string()])
+                    .args(["-cp", &free_port().to_string()])
                     .args(["-nostdin", "-timeout", "60", "-timeout_error"])
                     .stdin(Stdio::null())
                     .stdout(self.dir.log(&log))
@@ -444,6 +477,7 @@ impl Run {
                     .arg(peers.join("e2e/callers.csv"))
                     .args(["-s", s.number, "-m", &calls, "-l", &limit])
                     .args(["-r", &RATE.to_string(), "-d", &s.uac_ms.to_string()])
+                    .args(["-cp", &free_port().to_string()])
                     .args(["-nostdin", "-timeout", "60", "-timeout_error"])
                     .stdin(Stdio::null())
                     .stdout(self.dir.log(&format!("uac-{}.log", s.name)))
@@ -456,7 +490,18 @@ impl Run {
     /// Waits for the calls to end (every sipp must succeed), then lets the
     /// last HEP copies go out and stops Kamailio. Returns how long the
     /// calls took.
-    pub fn finish_calls(&mut self, mut calls: Calls) -> Duration {
+    pub fn finish_calls(&mut self, calls: Calls) -> Duration {
+        let took = self.wait_calls(calls);
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(mut k) = self.kamailio.take() {
+            k.stop("TERM", Duration::from_secs(10));
+        }
+        took
+    }
+
+    /// Waits for the calls to end (every sipp must succeed); Kamailio goes
+    /// on. Returns how long the calls took.
+    pub fn wait_calls(&self, mut calls: Calls) -> Duration {
         let deadline = Duration::from_secs(90);
         for (who, dir) in [(&mut calls.uac, "uac"), (&mut calls.uas, "uas")] {
             for (p, s) in who.iter_mut().zip(SCENARIOS) {
@@ -475,12 +520,7 @@ impl Run {
                 );
             }
         }
-        let took = calls.started.elapsed();
-        std::thread::sleep(Duration::from_millis(500));
-        if let Some(mut k) = self.kamailio.take() {
-            k.stop("TERM", Duration::from_secs(10));
-        }
-        took
+        calls.started.elapsed()
     }
 
     /// Stops tcpdump (after the receiver is done) and checks it lost
@@ -655,6 +695,11 @@ impl Cdr {
 /// caller in turn, its billable time and the cost worked out by hand.
 /// Returns the number of calls.
 pub fn check_oracle(oracle: &[Cdr]) -> usize {
+    check_oracle_calls(oracle, CALLS)
+}
+
+/// [`check_oracle`] for runs of `calls` calls per scenario.
+pub fn check_oracle_calls(oracle: &[Cdr], calls: usize) -> usize {
     let mut problems = Vec::new();
     let mut by_number: BTreeMap<&str, Vec<&Cdr>> = BTreeMap::new();
     for c in oracle {
@@ -666,16 +711,16 @@ pub fn check_oracle(oracle: &[Cdr]) -> usize {
     }
     for s in SCENARIOS {
         let got = by_number.remove(s.number).unwrap_or_default();
-        if got.len() != CALLS {
+        if got.len() != calls {
             problems.push(format!(
-                "{}: {} calls, sipp made {CALLS}",
+                "{}: {} calls, sipp made {calls}",
                 s.name,
                 got.len()
             ));
         }
         for a in ACCOUNTS {
             let n = got.iter().filter(|c| c.account == a).count();
-            if n.abs_diff(CALLS / ACCOUNTS.len()) > 1 {
+            if n.abs_diff(calls / ACCOUNTS.len()) > 1 {
                 problems.push(format!("{}: {n} calls from {a}", s.name));
             }
         }

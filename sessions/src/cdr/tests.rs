@@ -183,3 +183,16 @@ fn times_keep_nanoseconds_when_there_are_any() {
     );
     assert!(rfc3339(Timestamp::from_nanos(i64::MAX)).starts_with("2262-"));
 }
+
+#[test]
+fn go_time_is_go_json_time() {
+    use chrono::TimeZone;
+    let t = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 23, 12, 54, 18)
+        .unwrap();
+    assert_eq!(super::go_time(t), "2026-11-23T12:54:18Z");
+    let half = t + chrono::TimeDelta::milliseconds(500);
+    assert_eq!(super::go_time(half), "2026-11-23T12:54:18.5Z");
+    let ns = t + chrono::TimeDelta::nanoseconds(516_552_001);
+    assert_eq!(super::go_time(ns), "2026-11-23T12:54:18.516552001Z");
+}

@@ -17,6 +17,9 @@ use crate::cdr::{DEFAULT_RUN_ID, TOR_VOICE, cgrid, cgrid_bytes, origin_host};
 /// The option key of a per-call debit interval in `APIOpts`/`Opts`.
 pub const OPT_DEBIT_INTERVAL: &str = "*sessionsDebitInterval";
 
+/// CGRateS v0.10's event field with a per-call debit interval.
+pub const FIELD_DEBIT_INTERVAL: &str = "CGRDebitInterval";
+
 /// Who owns a call: who can end it when its money runs out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Owner {
@@ -159,7 +162,10 @@ const KNOWN: &[&str] = &[
 
 impl SessionEvent {
     /// From CGRateS's flattened CGREvent: `{"Tenant":..,"ID":..,
-    /// "Event":{...},"APIOpts":{...}}` (`Opts` is read too). Usage and
+    /// "Event":{...},"APIOpts":{...}}` (`Opts` is read too). The debit
+    /// interval is `*sessionsDebitInterval` of the options, else v0.10's
+    /// `CGRDebitInterval` event field (kept among the extra fields, as
+    /// CGRateS keeps it in the event). Usage and
     /// LastUsed are integer nanoseconds, Go durations (`1m30s`) or digit
     /// strings (nanoseconds); times RFC 3339, `2006-01-02 15:04:05` (UTC)
     /// or Unix seconds. Other keys of the CGREvent (`InitSession`...) are
@@ -183,10 +189,13 @@ impl SessionEvent {
             .into_iter()
             .flatten()
             .find_map(Value::as_object);
-        let debit_interval = opts
-            .and_then(|o| o.get(OPT_DEBIT_INTERVAL))
-            .map(|v| duration(OPT_DEBIT_INTERVAL, v))
-            .transpose()?;
+        let debit_interval = match opts.and_then(|o| o.get(OPT_DEBIT_INTERVAL)) {
+            Some(v) => Some(duration(OPT_DEBIT_INTERVAL, v)?),
+            None => ev
+                .get(FIELD_DEBIT_INTERVAL)
+                .map(|v| duration(FIELD_DEBIT_INTERVAL, v))
+                .transpose()?,
+        };
         let extra_fields = ev
             .iter()
             .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
@@ -461,6 +470,17 @@ mod tests {
             (ev.tenant.as_str(), ev.category.as_str()),
             ("cgrates.org", "call")
         );
+    }
+
+    #[test]
+    fn v0_10_debit_interval_event_field() {
+        let ev = parse(json!({"Event": {"OriginID": "x", "CGRDebitInterval": "5s"}})).unwrap();
+        assert_eq!(ev.debit_interval, Some(Duration::from_secs(5)));
+        let ev = parse(json!({"Event": {"OriginID": "x", "CGRDebitInterval": "5s"},
+                              "APIOpts": {"*sessionsDebitInterval": "7s"}}))
+        .unwrap();
+        assert_eq!(ev.debit_interval, Some(Duration::from_secs(7)));
+        assert!(parse(json!({"Event": {"CGRDebitInterval": "soon"}})).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use sip_fsm::DialogEvent;
 use super::charge::Piece;
 use super::types::plus;
 use super::{
-    Action, Charging, EXTRA_DISCONNECT_REQUESTED, EXTRA_TTL_EXPIRED, REASON_DEBIT_ERROR,
+    Action, Charging, EXTRA_DISCONNECT_REQUESTED, EXTRA_TTL_EXPIRED, EndIntent, REASON_DEBIT_ERROR,
     REASON_INSUFFICIENT_CREDIT, REASON_MAX_CALL_DURATION, REASON_MAX_USAGE, Reply, RequestType,
     SessionEvent, SessionKey, SessionManager, SessionSnapshot,
 };
@@ -70,25 +70,57 @@ impl SessionManager {
                 }
                 Ok(Reply::default())
             }
-            DialogEvent::End(rec) | DialogEvent::Failed(rec) => {
-                let opts = CdrOptions {
-                    run_id: key.run_id.clone(),
-                    source: self.config.cdr_source.clone(),
-                    origin_host: None,
-                };
-                let cdr = Cdr::from_record(rec, &opts);
-                if let Some(s) = self.sessions.remove(&key) {
-                    self.unarm(&key);
-                    let usage = cdr.usage;
-                    return self.finish(&s, usage, cdr, now, ch);
-                }
-                sev.answer_time = rec
-                    .answer_time
-                    .and_then(|a| DateTime::from_timestamp(a.secs(), a.subsec_nanos()));
-                sev.usage = Some(cdr.usage);
-                self.finished_call(&sev, &key, Some(cdr), now, ch)
-            }
+            DialogEvent::End(_) | DialogEvent::Failed(_) => match self.end_intent(ev) {
+                Some(intent) => self.handle_end_intent(intent, now, ch),
+                None => Ok(Reply::default()),
+            },
         }
+    }
+
+    /// What the end of a passive call (End or Failed; `None` for the other
+    /// events) will be charged and recorded as, before anything is
+    /// charged: the driver makes it durable first, so a crash between the
+    /// charge and the CDR's commit is finished at the next start by
+    /// [`SessionManager::handle_end_intent`] (the charge replays from the
+    /// account's marks, the CDR insert is idempotent).
+    pub fn end_intent(&self, ev: &DialogEvent) -> Option<EndIntent> {
+        let rec = ev.record()?;
+        let call = ev.call();
+        let key = SessionEvent::key_of_call(call);
+        let mut event = SessionEvent::from_call(call).with_defaults();
+        let opts = CdrOptions {
+            run_id: key.run_id.clone(),
+            source: self.config.cdr_source.clone(),
+            origin_host: None,
+        };
+        let cdr = Cdr::from_record(rec, &opts);
+        event.answer_time = rec
+            .answer_time
+            .and_then(|a| DateTime::from_timestamp(a.secs(), a.subsec_nanos()));
+        event.usage = Some(cdr.usage);
+        Some(EndIntent { key, event, cdr })
+    }
+
+    /// Ends a passive call from its [`EndIntent`]: terminates its active
+    /// session (settling its reservations) or, with none, charges it as a
+    /// finished call; writes its CDR either way.
+    ///
+    /// # Errors
+    /// As [`SessionManager::handle_terminate`]; the CDR is written
+    /// whatever the error.
+    pub fn handle_end_intent(
+        &mut self,
+        intent: EndIntent,
+        now: DateTime<Utc>,
+        ch: &Charging<'_>,
+    ) -> Result<Reply, Error> {
+        let EndIntent { key, event, cdr } = intent;
+        if let Some(s) = self.sessions.remove(&key) {
+            self.unarm(&key);
+            let usage = cdr.usage;
+            return self.finish(&s, usage, cdr, now, ch);
+        }
+        self.finished_call(&event, &key, Some(cdr), now, ch)
     }
 
     /// Charges a call with no active session (ProcessCDR, a terminate of a
@@ -180,9 +212,11 @@ impl SessionManager {
                     self.counters.duplicates += 1;
                 }
                 cdr.cost = cost;
-                if cost.is_some() {
+                if cost.is_none() {
+                    cdr.cost_source.clear();
+                } else if cdr.cost_source.is_empty() {
                     // As CGRateS marks a CDR its session charged.
-                    cdr.cost_source = "*sessions".to_owned();
+                    "*sessions".clone_into(&mut cdr.cost_source);
                 }
                 Ok(Reply {
                     max_usage: None,
@@ -193,6 +227,7 @@ impl SessionManager {
             Err(e) => {
                 self.counters.debit_errors += 1;
                 cdr.set_rating_error(&e.to_string());
+                cdr.cost_source.clear();
                 Err(e)
             }
         };

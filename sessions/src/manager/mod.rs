@@ -32,7 +32,9 @@ use chrono::{DateTime, Utc};
 
 pub use charge::Charging;
 pub use event::{OPT_DEBIT_INTERVAL, Owner, RequestType, SessionEvent};
-pub use types::{Action, Counters, Disconnect, Reply, SessionConfig, SessionKey, SessionSnapshot};
+pub use types::{
+    Action, Counters, Disconnect, EndIntent, Reply, SessionConfig, SessionKey, SessionSnapshot,
+};
 
 use crate::Error;
 

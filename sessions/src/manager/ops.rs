@@ -296,9 +296,10 @@ impl SessionManager {
     }
 
     /// `SessionSv1.ProcessCDR`: a finished call in one go (Usage is its
-    /// total), charged by its request type and written as a CDR. An active
-    /// session with its key is terminated. Charged once, however often it
-    /// comes.
+    /// total), charged by its request type and written as a CDR
+    /// (`CostSource` `*cdrs`, as CGRateS's CDR server marks what it rates).
+    /// An active session with its key is terminated (`*sessions`). Charged
+    /// once, however often it comes.
     ///
     /// # Errors
     /// As [`SessionManager::handle_terminate`].
@@ -309,10 +310,15 @@ impl SessionManager {
         ch: &Charging<'_>,
     ) -> Result<Reply, Error> {
         let ev = ev.clone().with_defaults();
-        if self.sessions.contains_key(&ev.key()) {
+        let key = ev.key();
+        if self.sessions.contains_key(&key) {
             return self.handle_terminate(&ev, now, ch);
         }
-        self.finished_call(&ev, &ev.key(), None, now, ch)
+        // No session charged it: rated as CGRateS's CDR server rates it.
+        let usage = ev.usage.unwrap_or(Duration::ZERO);
+        let mut cdr = self.cdr_of_event(&ev, &key, ev.answer_time, usage, now);
+        "*cdrs".clone_into(&mut cdr.cost_source);
+        self.finished_call(&ev, &key, Some(cdr), now, ch)
     }
 
     /// The usage asked for: the event's Usage, at most (and by default)

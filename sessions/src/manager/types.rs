@@ -44,6 +44,20 @@ pub trait Disconnect {
     fn disconnect(&self, session: &SessionKey, reason: &str) -> Result<(), Error>;
 }
 
+/// The end of a passive call as it will be charged and recorded, made
+/// durable before the charge ([`super::SessionManager::end_intent`]); a
+/// restart finishes what a crash cut short with
+/// [`super::SessionManager::handle_end_intent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndIntent {
+    /// The session.
+    pub key: SessionKey,
+    /// The call as an event (answer time and usage set).
+    pub event: SessionEvent,
+    /// Its CDR, not yet charged.
+    pub cdr: Cdr,
+}
+
 /// An active session as it is persisted (JSON): everything needed to
 /// resume it after a restart. It is also the manager's state of the
 /// session, and what `GetActiveSessions` lists.
@@ -93,17 +107,17 @@ impl SessionSnapshot {
         &self.event.owner
     }
 
-    /// The session as CGRateS's `ActiveSession` (a `GetActiveSessions`
-    /// item): event fields, times RFC 3339, `Usage` (known so far) and
-    /// `DebitInterval` in nanoseconds, plus AccuRate's `Owner`.
+    /// The session as CGRateS v0.10's `ExternalSession` (a
+    /// `GetActiveSessions` item): event fields, times RFC 3339 (Go's zero
+    /// time when unknown), `Source` as `SessionS_` + the event's
+    /// `EventName`, `Usage` (known so far), `DurationIndex` (reserved so
+    /// far) and `DebitInterval` in nanoseconds, `LoopIndex` the debits
+    /// made, the rate fields 0, plus AccuRate's `Owner`.
     pub fn to_active_json(&self) -> serde_json::Value {
         let e = &self.event;
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let time = |t: Option<DateTime<Utc>>| {
-            t.map_or(serde_json::Value::Null, |t| {
-                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                    .into()
-            })
+            t.map_or_else(|| GO_ZERO_TIME.to_owned(), crate::cdr::go_time)
         };
         serde_json::json!({
             "CGRID": self.key.cgrid,
@@ -111,7 +125,10 @@ impl SessionSnapshot {
             "ToR": e.tor,
             "OriginID": e.origin_id,
             "OriginHost": e.origin_host,
-            "Source": e.source,
+            "Source": format!(
+                "SessionS_{}",
+                e.extra_fields.get("EventName").map_or("", String::as_str)
+            ),
             "RequestType": e.request_type,
             "Tenant": e.tenant,
             "Category": e.category,
@@ -122,11 +139,21 @@ impl SessionSnapshot {
             "AnswerTime": time(Some(self.answer_time)),
             "Usage": ns(self.total_usage),
             "ExtraFields": e.extra_fields,
+            "NodeID": "",
+            "LoopIndex": self.next_seq,
+            "DurationIndex": ns(self.reserved),
+            "MaxRate": 0,
+            "MaxRateUnit": 0,
+            "MaxCostSoFar": 0,
             "DebitInterval": ns(self.debit_interval),
+            "NextAutoDebit": GO_ZERO_TIME,
             "Owner": e.owner.to_string(),
         })
     }
 }
+
+/// Go's zero `time.Time` as JSON: what CGRateS shows for a time not set.
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 pub(crate) fn plus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(d)

@@ -21,10 +21,14 @@ pub(crate) const MAX_PENDING: usize = 1024;
 /// Batches of keys queued for a shard's forget thread.
 const QUEUE: usize = 256;
 
+/// Runs once a CDR is durable (`true`) or could not be stored: an API
+/// reply that waits for its call's CDR.
+pub(crate) type AfterCdr = Box<dyn FnOnce(bool) + Send>;
+
 /// One shard's pending forgets (see the module documentation).
 pub(super) struct Forgets<'a> {
     index: usize,
-    pending: VecDeque<(Pending, Vec<String>)>,
+    pending: VecDeque<(Pending, Vec<String>, Option<AfterCdr>)>,
     /// The forget thread; `None`: removed inline.
     tx: Option<SyncSender<Vec<String>>>,
     store: &'a dyn SessionStore,
@@ -68,34 +72,41 @@ impl<'a> Forgets<'a> {
         self.pending.is_empty()
     }
 
-    /// Remembers `keys` to remove once `pending` is durable; with
-    /// [`MAX_PENDING`] already waiting, waits for the oldest first.
-    pub(super) fn track(&mut self, pending: Pending, keys: Vec<String>) {
+    /// Remembers `keys` to remove (and `then` to run) once `pending` is
+    /// durable; with [`MAX_PENDING`] already waiting, waits for the oldest
+    /// first.
+    pub(super) fn track(&mut self, pending: Pending, keys: Vec<String>, then: Option<AfterCdr>) {
         self.reap();
         if self.pending.len() >= MAX_PENDING
-            && let Some((oldest, keys)) = self.pending.pop_front()
+            && let Some((oldest, keys, then)) = self.pending.pop_front()
         {
             self.counters.forget_waits.fetch_add(1, Ordering::Relaxed);
             let durable = oldest.wait(None).unwrap_or(false);
             self.forget_if(durable, keys);
+            run(then, durable);
         }
-        self.pending.push_back((pending, keys));
+        self.pending.push_back((pending, keys, then));
     }
 
     /// Removes the keys of the CDRs committed since the last look.
     pub(super) fn reap(&mut self) {
         let mut ready = Vec::new();
-        while let Some(durable) = self.pending.front_mut().and_then(|(p, _)| p.poll()) {
-            if let Some((_, keys)) = self.pending.pop_front() {
+        let mut replies = Vec::new();
+        while let Some(durable) = self.pending.front_mut().and_then(|(p, _, _)| p.poll()) {
+            if let Some((_, keys, then)) = self.pending.pop_front() {
                 if durable {
                     ready.extend(keys);
                 } else {
                     self.forget_if(false, keys);
                 }
+                replies.extend(then.map(|f| (f, durable)));
             }
         }
         if !ready.is_empty() {
             self.forget_if(true, ready);
+        }
+        for (f, durable) in replies {
+            f(durable);
         }
     }
 
@@ -103,9 +114,12 @@ impl<'a> Forgets<'a> {
     /// removes its keys; the ones still unknown stay saved (restored at
     /// the next start, where their end replays harmlessly).
     pub(super) fn finish(&mut self, until: Instant) {
-        while let Some((p, keys)) = self.pending.pop_front() {
+        while let Some((p, keys, then)) = self.pending.pop_front() {
             match p.wait(Some(until)) {
-                Some(durable) => self.forget_if(durable, keys),
+                Some(durable) => {
+                    self.forget_if(durable, keys);
+                    run(then, durable);
+                }
                 None => {
                     tracing::warn!(
                         shard = self.index,
@@ -142,5 +156,11 @@ impl<'a> Forgets<'a> {
             None => keys,
         };
         forget(self.store, c, &keys);
+    }
+}
+
+fn run(then: Option<AfterCdr>, durable: bool) {
+    if let Some(f) = then {
+        f(durable);
     }
 }

@@ -48,14 +48,14 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rating::TariffStore as _;
 use sessions::{
-    Action, Charging, Counters, Disconnect, Owner, Reply, SessionEvent, SessionKey, SessionManager,
-    SessionSnapshot, SessionStore,
+    Action, Charging, Counters, Disconnect, EndIntent, Owner, Reply, SessionEvent, SessionKey,
+    SessionManager, SessionSnapshot, SessionStore,
 };
 use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
 
 pub(crate) use config::SessionsSection;
-use forgets::Forgets;
+use forgets::{AfterCdr, Forgets};
 pub(crate) use sink::{CdrSink, Pending, WriterSink};
 
 use super::methods::State;
@@ -72,6 +72,8 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 const SESSION_PREFIX: &str = "s:";
 /// Key prefix of a saved dialog (passive calls).
 const DIALOG_PREFIX: &str = "d:";
+/// Key prefix of a passive call's end made durable before its charge.
+const END_PREFIX: &str = "e:";
 
 /// A session operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +198,11 @@ fn session_key(k: &SessionKey) -> String {
     format!("{SESSION_PREFIX}{}:{}", k.cgrid, k.run_id)
 }
 
+/// The store key of a passive call's end ([`sessions::EndIntent`]).
+fn end_key(k: &SessionKey) -> String {
+    format!("{END_PREFIX}{}:{}", k.cgrid, k.run_id)
+}
+
 /// The store key of a passive call's dialog.
 fn dialog_key(cgrid: &str) -> String {
     format!("{DIALOG_PREFIX}{cgrid}")
@@ -216,6 +223,7 @@ impl Sessions {
             .list()
             .map_err(|e| anyhow::anyhow!("reading the saved sessions: {e}"))?;
         let mut by_shard: Vec<Vec<SessionSnapshot>> = (0..n).map(|_| Vec::new()).collect();
+        let mut ends: Vec<Vec<EndIntent>> = (0..n).map(|_| Vec::new()).collect();
         let mut dialogs = Vec::new();
         let mut dialog_keys: Vec<HashSet<String>> = (0..n).map(|_| HashSet::new()).collect();
         for (k, v) in saved {
@@ -228,6 +236,16 @@ impl Sessions {
                         }
                     }
                     Err(e) => tracing::warn!(key = %k, error = %e, "unreadable saved session"),
+                }
+            } else if k.starts_with(END_PREFIX) {
+                match serde_json::from_slice::<EndIntent>(&v) {
+                    Ok(e) => {
+                        let i = shard_of(&e.key.cgrid, n);
+                        if let Some(list) = ends.get_mut(i) {
+                            list.push(e);
+                        }
+                    }
+                    Err(e) => tracing::warn!(key = %k, error = %e, "unreadable saved call end"),
                 }
             } else if k.starts_with(DIALOG_PREFIX) {
                 match serde_json::from_slice::<DialogSnapshot>(&v) {
@@ -242,13 +260,25 @@ impl Sessions {
                 }
             }
         }
+        // A call whose end was saved has ended: its dialog is not followed
+        // again (its key goes with the end's CDR).
+        let ended: HashSet<&str> = ends
+            .iter()
+            .flatten()
+            .map(|e| e.key.cgrid.as_str())
+            .collect();
+        dialogs.retain(|d: &DialogSnapshot| {
+            !ended.contains(SessionEvent::key_of_call(&d.call.to_info()).cgrid.as_str())
+        });
         let counters = Arc::new(DriverCounters::default());
         let owners: Arc<Registry> = Arc::default();
         let published = Arc::new(Mutex::new(vec![Counters::default(); n]));
         let mut shards = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         let now = Utc::now();
-        for (i, (restore, saved_dialogs)) in by_shard.into_iter().zip(dialog_keys).enumerate() {
+        for (i, ((restore, saved_dialogs), ends)) in
+            by_shard.into_iter().zip(dialog_keys).zip(ends).enumerate()
+        {
             let (tx, rx) = std::sync::mpsc::sync_channel(SHARD_QUEUE);
             let mut mgr = SessionManager::new(section.config.clone());
             let got = mgr.restore(restore, now);
@@ -263,7 +293,7 @@ impl Sessions {
             };
             let t = std::thread::Builder::new()
                 .name(format!("sessions-{i}"))
-                .spawn(move || run_shard(i, mgr, saved_dialogs, &shared, &rx))
+                .spawn(move || run_shard(i, mgr, saved_dialogs, ends, &shared, &rx))
                 .map_err(|e| anyhow::anyhow!("cannot start a session thread: {e}"))?;
             shards.push(tx);
             threads.push(t);
@@ -437,6 +467,9 @@ struct Shard<'a> {
     saved_dialogs: HashSet<String>,
     /// Keys to remove once their CDR is committed.
     forgets: Forgets<'a>,
+    /// Runs once the next CDR written is durable (an API reply that
+    /// waits for it).
+    after_cdr: Option<AfterCdr>,
     shared: &'a Shared,
 }
 
@@ -444,6 +477,7 @@ fn run_shard(
     index: usize,
     mgr: SessionManager,
     saved_dialogs: HashSet<String>,
+    ends: Vec<EndIntent>,
     shared: &Shared,
     rx: &Receiver<Cmd>,
 ) {
@@ -453,15 +487,23 @@ fn run_shard(
             mgr,
             saved_dialogs,
             forgets: Forgets::start(scope, index, shared.store.as_ref(), &shared.counters),
+            after_cdr: None,
             shared,
         };
-        shard_loop(sh, rx);
+        shard_loop(sh, ends, rx);
         // The shard (and its sender) dropped: the forget thread ends after
         // what is queued, and the scope waits for it.
     });
 }
 
-fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
+fn shard_loop(mut sh: Shard<'_>, ends: Vec<EndIntent>, rx: &Receiver<Cmd>) {
+    // Calls whose end was saved but whose CDR may not have been stored:
+    // finished now (charged once: the account's marks replay a charge
+    // already made; the CDR insert is idempotent).
+    for e in ends {
+        let done = sh.end_call(e, Utc::now());
+        sh.apply(done);
+    }
     sh.publish();
     loop {
         let mut wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
@@ -473,7 +515,7 @@ fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
         if !sh.forgets.is_empty() {
             wait = wait.min(REAP_EVERY);
         }
-        let mut dialog_done = None;
+        let mut dialog_done = Vec::new();
         match rx.recv_timeout(wait) {
             Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Ok(cmd) => dialog_done = sh.handle(cmd),
@@ -520,9 +562,25 @@ impl Shard<'_> {
         f(&mut self.mgr, &ch)
     }
 
-    /// Runs one command; for the end of a passive call, the dialog key to
-    /// remove once its CDR is durable.
-    fn handle(&mut self, cmd: Cmd) -> Option<String> {
+    /// Ends a passive call from its saved end; the keys to remove once its
+    /// CDR is durable (the end, and the dialog when one was saved).
+    fn end_call(&mut self, intent: EndIntent, now: chrono::DateTime<Utc>) -> Vec<String> {
+        let mut done = vec![end_key(&intent.key)];
+        let d = dialog_key(&intent.key.cgrid);
+        if self.saved_dialogs.remove(&d) {
+            done.push(d);
+        }
+        let cgrid = intent.key.cgrid.clone();
+        let r = self.with_charging(|mgr, ch| mgr.handle_end_intent(intent, now, ch));
+        if let Err(e) = r {
+            tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
+        }
+        done
+    }
+
+    /// Runs one command; for the end of a passive call, the keys to remove
+    /// once its CDR is durable.
+    fn handle(&mut self, cmd: Cmd) -> Vec<String> {
         let now = Utc::now();
         match cmd {
             Cmd::Api { op, ev, reply } => {
@@ -533,10 +591,22 @@ impl Shard<'_> {
                     Op::Terminate => mgr.handle_terminate(&ev, now, ch),
                     Op::ProcessCdr => mgr.handle_process_cdr(&ev, now, ch),
                 });
-                // The reply waits for the actions (a Save durable first).
-                self.apply(None);
-                let _ = reply.send(r);
-                None
+                // The reply waits for the actions (a Save durable first);
+                // an operation that ends a call also for its CDR to be
+                // stored, so an acknowledged end is never lost.
+                if matches!(op, Op::Terminate | Op::ProcessCdr) {
+                    self.after_cdr = Some(Box::new(move |_| {
+                        let _ = reply.send(r);
+                    }));
+                    self.apply(Vec::new());
+                    if let Some(f) = self.after_cdr.take() {
+                        f(true);
+                    }
+                } else {
+                    self.apply(Vec::new());
+                    let _ = reply.send(r);
+                }
+                Vec::new()
             }
             Cmd::Dialog { ev, snap } => {
                 self.shared
@@ -549,17 +619,22 @@ impl Shard<'_> {
                     self.put(&k, &*snap);
                     self.saved_dialogs.insert(k);
                 }
+                if let Some(intent) = self.mgr.end_intent(&ev) {
+                    // Durable before the charge: a crash before the CDR is
+                    // stored is finished at the next start.
+                    self.put(&end_key(&intent.key), &intent);
+                    return self.end_call(intent, now);
+                }
                 let r = self.with_charging(|mgr, ch| mgr.handle_dialog(&ev, now, ch));
                 if let Err(e) = r {
                     tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
                 }
-                let k = dialog_key(&cgrid);
-                (ev.record().is_some() && self.saved_dialogs.remove(&k)).then_some(k)
+                Vec::new()
             }
             Cmd::List(reply) => {
                 let list = self.mgr.active_sessions().into_iter().cloned().collect();
                 let _ = reply.send(list);
-                None
+                Vec::new()
             }
             Cmd::Force {
                 keys,
@@ -570,11 +645,11 @@ impl Shard<'_> {
                     .iter()
                     .filter(|k| self.mgr.force_disconnect(k, &reason, now).is_ok())
                     .count();
-                self.apply(None);
+                self.apply(Vec::new());
                 let _ = reply.send(found);
-                None
+                Vec::new()
             }
-            Cmd::Stop => None,
+            Cmd::Stop => Vec::new(),
         }
     }
 
@@ -592,7 +667,7 @@ impl Shard<'_> {
     }
 
     /// Carries out the manager's actions (see the module documentation).
-    fn apply(&mut self, mut dialog_done: Option<String>) {
+    fn apply(&mut self, mut done: Vec<String>) {
         let mut actions = Vec::new();
         while let Some(a) = self.mgr.poll_action() {
             actions.push(a);
@@ -609,15 +684,21 @@ impl Shard<'_> {
                         keys.push(session_key(k));
                         it.next();
                     }
-                    if let Some(d) = dialog_done.take_if(|d| *d == dialog_key(&cdr.cgrid)) {
-                        keys.push(d);
-                    }
+                    // The call's end and dialog keys go with its CDR.
+                    let (mine, rest): (Vec<String>, Vec<String>) =
+                        done.into_iter().partition(|d| {
+                            *d == dialog_key(&cdr.cgrid)
+                                || d.starts_with(&format!("{END_PREFIX}{}:", cdr.cgrid))
+                        });
+                    done = rest;
+                    keys.extend(mine);
+                    let then = self.after_cdr.take();
                     let pending = self
                         .shared
                         .sink
                         .submit(*cdr, &self.shared.counters.cdr_queue_waits);
-                    if !keys.is_empty() {
-                        self.forgets.track(pending, keys);
+                    if !keys.is_empty() || then.is_some() {
+                        self.forgets.track(pending, keys, then);
                     }
                 }
                 Action::Forget(k) => {
@@ -633,8 +714,8 @@ impl Shard<'_> {
                 }
             }
         }
-        if let Some(d) = dialog_done {
-            forget(self.shared.store.as_ref(), &self.shared.counters, &[d]);
+        if !done.is_empty() {
+            forget(self.shared.store.as_ref(), &self.shared.counters, &done);
         }
     }
 
