@@ -143,19 +143,33 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     // to 49 at 0.01 a second: 0.10 each.
     let addr = http.clone();
     let end = session("TerminateSession", "10s");
+    // Each caller on its own connection: a TerminateSession or ProcessCDR
+    // is answered once its CDR is stored, so one caller would wait on the
+    // first.
     let caller = std::thread::spawn(move || {
-        let r = rpc(&addr, "SessionSv1.TerminateSession", end);
-        assert_eq!(r["result"], json!("OK"), "{r}");
+        let mut callers = vec![std::thread::spawn({
+            let addr = addr.clone();
+            move || {
+                let r = rpc(&addr, "SessionSv1.TerminateSession", end);
+                assert_eq!(r["result"], json!("OK"), "{r}");
+            }
+        })];
         for i in 0..CALLS {
-            let r = rpc(
-                &addr,
-                "CDRsV1.ProcessCDR",
-                json!({"OriginID": format!("bp{i}"), "OriginHost": "10.8.8.8",
-                       "RequestType": "*postpaid", "Tenant": "cgrates.org", "Account": "1001",
-                       "Destination": "4930555002", "SetupTime": "2026-01-02T10:00:00Z",
-                       "AnswerTime": "2026-01-02T10:00:05Z", "Usage": 10_000_000_000u64}),
-            );
-            assert_eq!(r["result"], json!("OK"), "{r}");
+            let addr = addr.clone();
+            callers.push(std::thread::spawn(move || {
+                let r = rpc(
+                    &addr,
+                    "CDRsV1.ProcessCDR",
+                    json!({"OriginID": format!("bp{i}"), "OriginHost": "10.8.8.8",
+                           "RequestType": "*postpaid", "Tenant": "cgrates.org", "Account": "1001",
+                           "Destination": "4930555002", "SetupTime": "2026-01-02T10:00:00Z",
+                           "AnswerTime": "2026-01-02T10:00:05Z", "Usage": 10_000_000_000u64}),
+                );
+                assert_eq!(r["result"], json!("OK"), "{r}");
+            }));
+        }
+        for c in callers {
+            c.join().unwrap();
         }
     });
     wait_until("the shard to wait for the CDR queue", || {
