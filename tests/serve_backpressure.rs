@@ -180,11 +180,11 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!caller.is_finished());
     assert_eq!(
-        metric(&http, "accurate_cdr_writer_total{name=\"cdrs_submitted\"}"),
+        metric(&http, "accurate_cdr_writer_total{name=\"submitted\"}"),
         5
     );
     assert_eq!(
-        metric(&http, "accurate_cdr_writer_total{name=\"cdrs_queue_full\"}"),
+        metric(&http, "accurate_cdr_writer_total{name=\"queue_full\"}"),
         1
     );
     let n = rpc(&http, "CDRsV1.GetCDRsCount", json!({}));
