@@ -139,46 +139,40 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     )
     .unwrap();
 
-    // The session ends after 10 s (0.10), then 20 postpaid calls of 10 s
-    // to 49 at 0.01 a second: 0.10 each.
+    // The session ends after 10 s (0.10), and 20 postpaid calls of 10 s
+    // to 49 at 0.01 a second: 0.10 each. Each request in its own thread:
+    // an end is answered only once its CDR is stored, so they all wait.
     let addr = http.clone();
     let end = session("TerminateSession", "10s");
-    // Each caller on its own connection: a TerminateSession or ProcessCDR
-    // is answered once its CDR is stored, so one caller would wait on the
-    // first.
-    let caller = std::thread::spawn(move || {
-        let mut callers = vec![std::thread::spawn({
-            let addr = addr.clone();
-            move || {
-                let r = rpc(&addr, "SessionSv1.TerminateSession", end);
-                assert_eq!(r["result"], json!("OK"), "{r}");
-            }
-        })];
-        for i in 0..CALLS {
-            let addr = addr.clone();
-            callers.push(std::thread::spawn(move || {
-                let r = rpc(
-                    &addr,
-                    "CDRsV1.ProcessCDR",
-                    json!({"OriginID": format!("bp{i}"), "OriginHost": "10.8.8.8",
-                           "RequestType": "*postpaid", "Tenant": "cgrates.org", "Account": "1001",
-                           "Destination": "4930555002", "SetupTime": "2026-01-02T10:00:00Z",
-                           "AnswerTime": "2026-01-02T10:00:05Z", "Usage": 10_000_000_000u64}),
-                );
-                assert_eq!(r["result"], json!("OK"), "{r}");
-            }));
-        }
-        for c in callers {
-            c.join().unwrap();
-        }
+    let mut callers = vec![std::thread::spawn(move || {
+        let r = rpc(&addr, "SessionSv1.TerminateSession", end);
+        assert_eq!(r["result"], json!("OK"), "{r}");
+    })];
+    // The terminate first (its reservation is what must be forgotten).
+    wait_until("the terminate's CDR submitted", || {
+        metric(&http, "accurate_cdr_writer_total{name=\"submitted\"}") >= 1
     });
+    for i in 0..CALLS {
+        let addr = http.clone();
+        callers.push(std::thread::spawn(move || {
+            let r = rpc(
+                &addr,
+                "CDRsV1.ProcessCDR",
+                json!({"OriginID": format!("bp{i}"), "OriginHost": "10.8.8.8",
+                       "RequestType": "*postpaid", "Tenant": "cgrates.org", "Account": "1001",
+                       "Destination": "4930555002", "SetupTime": "2026-01-02T10:00:00Z",
+                       "AnswerTime": "2026-01-02T10:00:05Z", "Usage": 10_000_000_000u64}),
+            );
+            assert_eq!(r["result"], json!("OK"), "{r}");
+        }));
+    }
     wait_until("the shard to wait for the CDR queue", || {
         metric(&http, "accurate_sessions_total{name=\"cdr_queue_waits\"}") >= 1
     });
-    // The writer holds one CDR, its queue four, the shard the sixth: the
-    // calls after it are not answered while the table is locked.
+    // The writer holds one CDR, its queue four, the shard the sixth: no
+    // call is answered while the table is locked.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!caller.is_finished());
+    assert!(callers.iter().all(|c| !c.is_finished()));
     assert_eq!(
         metric(&http, "accurate_cdr_writer_total{name=\"submitted\"}"),
         5
@@ -191,7 +185,9 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     assert_eq!(n["result"], json!(0), "{n}");
 
     rt.block_on(lock.rollback()).unwrap();
-    caller.join().unwrap();
+    for c in callers {
+        c.join().unwrap();
+    }
     wait_until("every CDR stored", || {
         rpc(&http, "CDRsV1.GetCDRsCount", json!({}))["result"] == json!(CALLS + 1)
     });

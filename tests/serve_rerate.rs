@@ -143,7 +143,7 @@ fn scenario(s: &Server) {
         call(s, "CDRsV1.GetCDRsCount", json!({})) == json!(5)
     });
     let before = costs(s);
-    assert_eq!(cost_of(&before, "c1"), (dec("0.6"), "*sessions".into()));
+    assert_eq!(cost_of(&before, "c1"), (dec("0.6"), "*cdrs".into()));
     assert_eq!(cost_of(&before, "p1").0, dec("0.3"));
 
     // Nothing selected; a flag this server does not honour.
@@ -179,7 +179,7 @@ fn scenario(s: &Server) {
     assert_eq!(credit(s, "1001"), dec("8.50"));
     let mid = costs(s);
     assert_eq!(cost_of(&mid, "c3"), (dec("0.6"), "*cdrs".into()));
-    assert_eq!(cost_of(&mid, "c1"), (dec("0.6"), "*sessions".into()));
+    assert_eq!(cost_of(&mid, "c1"), (dec("0.6"), "*cdrs".into()));
 
     // Then all of them: 1001 pays 1.20 + 1.80 instead of 0.60 + 0.90
     // (7.00 left); the *rated CDR costs 0.20, no money moves; 1002 gets
@@ -289,7 +289,7 @@ fn a_rerate_cut_off_before_the_cdr_update_charges_once_when_run_again() {
     );
     // The account paid the new 1.20 instead of 0.60; the CDR is as it was.
     assert_eq!(credit(&s, "1001"), dec("8.80"));
-    assert_eq!(cost_of(&costs(&s), "k1"), (dec("0.6"), "*sessions".into()));
+    assert_eq!(cost_of(&costs(&s), "k1"), (dec("0.6"), "*cdrs".into()));
     sql(format!("DROP TRIGGER refuse ON {schema}.cdrs"));
     let r = call(&s, "CDRsV1.RateCDRs", json!({}));
     assert_eq!(r, json!("OK"));

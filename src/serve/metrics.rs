@@ -82,13 +82,12 @@ pub(crate) fn render(state: &State) -> String {
 /// as a gauge.
 fn cdr_writer(o: &mut Out, state: &State) {
     let stats = state.cdr_writer.stats();
-    let all = stats.all();
     o.head(
         "accurate_cdr_writer_total",
         "counter",
-        "The CDR writer's counters, by name (submitted, stored, duplicate, failed, queue_full, batches, insert_retries).",
+        "The CDR writer's counters, by name (submitted, stored, duplicate, failed, queue_full: submitters that waited for room, batches, insert_retries).",
     );
-    for (name, v) in all {
+    for (name, v) in stats.all() {
         if name == "cdrs_pending" {
             continue;
         }

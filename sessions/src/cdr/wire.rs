@@ -120,8 +120,9 @@ pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
             .map_err(|_| format!("{s:?} is not a time"));
     }
     let t = DateTime::parse_from_rfc3339(s).map_err(|e| format!("{s:?}: {e}"))?;
-    Ok(Timestamp::from_secs_nanos(
-        t.timestamp(),
-        t.timestamp_subsec_nanos(),
-    ))
+    // A CDR time is nanoseconds since 1970 in an i64 (years 1677 to 2262):
+    // refused beyond, never clamped (it would not read back the same).
+    t.timestamp_nanos_opt()
+        .map(Timestamp::from_nanos)
+        .ok_or_else(|| format!("{s:?} is out of range (years 1677 to 2262)"))
 }

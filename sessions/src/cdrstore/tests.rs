@@ -122,4 +122,8 @@ fn cdr_json_round_trip() {
     assert_eq!(c.usage, Duration::from_secs(60));
     assert_eq!(c.cost, Some(Decimal::from_str("0.10").unwrap()));
     assert!(serde_json::from_value::<Cdr>(json!({"SetupTime": "noon"})).is_err());
+    // Beyond i64 nanoseconds (found by the session_args fuzz target: it was
+    // clamped and read back as another time).
+    let far = json!({"CGRID": "x", "SetupTime": "2026-11-23T12:54:18Z", "AnswerTime": "1013-11-29T10:00:01Z"});
+    assert!(serde_json::from_value::<Cdr>(far).is_err());
 }

@@ -16,20 +16,20 @@ use sessions::SessionStore;
 
 use super::{DriverCounters, Pending, forget};
 
+/// What runs once a tracked CDR is committed (`true`) or failed
+/// (`false`): an API reply that waits for its CDR.
+pub(crate) type Then = Box<dyn FnOnce(bool) + Send>;
+
 /// Sessions whose CDR is not committed yet, per shard: past this the
 /// shard waits for the oldest commit before it goes on.
 pub(crate) const MAX_PENDING: usize = 1024;
 /// Batches of keys queued for a shard's forget thread.
 const QUEUE: usize = 256;
 
-/// Runs once a CDR is durable (`true`) or could not be stored: an API
-/// reply that waits for its call's CDR.
-pub(crate) type AfterCdr = Box<dyn FnOnce(bool) + Send>;
-
 /// One shard's pending forgets (see the module documentation).
 pub(super) struct Forgets<'a> {
     index: usize,
-    pending: VecDeque<(Pending, Vec<String>, Option<AfterCdr>)>,
+    pending: VecDeque<(Pending, Vec<String>, Option<Then>)>,
     /// The forget thread; `None`: removed inline.
     tx: Option<SyncSender<Vec<String>>>,
     store: &'a dyn SessionStore,
@@ -77,10 +77,9 @@ impl<'a> Forgets<'a> {
         self.pending.is_empty()
     }
 
-    /// Remembers `keys` to remove (and `then` to run) once `pending` is
-    /// durable; with [`MAX_PENDING`] already waiting, waits for the oldest
-    /// first.
-    pub(super) fn track(&mut self, pending: Pending, keys: Vec<String>, then: Option<AfterCdr>) {
+    /// Remembers `keys` to remove once `pending` is durable; with
+    /// [`MAX_PENDING`] already waiting, waits for the oldest first.
+    pub(super) fn track(&mut self, pending: Pending, keys: Vec<String>, then: Option<Then>) {
         self.reap();
         if self.pending.len() >= MAX_PENDING
             && let Some((oldest, keys, then)) = self.pending.pop_front()
@@ -96,7 +95,6 @@ impl<'a> Forgets<'a> {
     /// Removes the keys of the CDRs committed since the last look.
     pub(super) fn reap(&mut self) {
         let mut ready = Vec::new();
-        let mut replies = Vec::new();
         while let Some(durable) = self.pending.front_mut().and_then(|(p, _, _)| p.poll()) {
             if let Some((_, keys, then)) = self.pending.pop_front() {
                 if durable {
@@ -104,14 +102,11 @@ impl<'a> Forgets<'a> {
                 } else {
                     self.forget_if(false, keys);
                 }
-                replies.extend(then.map(|f| (f, durable)));
+                run(then, durable);
             }
         }
         if !ready.is_empty() {
             self.forget_if(true, ready);
-        }
-        for (f, durable) in replies {
-            f(durable);
         }
     }
 
@@ -164,7 +159,8 @@ impl<'a> Forgets<'a> {
     }
 }
 
-fn run(then: Option<AfterCdr>, durable: bool) {
+/// Runs a tracked CDR's `then`, if any.
+fn run(then: Option<Then>, durable: bool) {
     if let Some(f) = then {
         f(durable);
     }

@@ -59,7 +59,7 @@ use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
 
 pub(crate) use config::SessionsSection;
-use forgets::{AfterCdr, Forgets};
+use forgets::Forgets;
 pub(crate) use sink::{CdrSink, Pending, WriterSink};
 use writes::StoreWrites;
 
@@ -487,7 +487,7 @@ struct Shard<'a> {
     writes: StoreWrites<'a>,
     /// Runs once the next CDR written is durable (an API reply that
     /// waits for it).
-    after_cdr: Option<AfterCdr>,
+    after_cdr: Option<forgets::Then>,
     shared: &'a Shared,
 }
 
@@ -840,7 +840,7 @@ mod tests {
     /// The session's saved snapshot is forgotten only once the CDR written
     /// just before is durable: a crash in between restores the session
     /// (its end replays harmlessly), never loses the CDR.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn forget_waits_for_the_cdr_to_be_durable() {
         let state = Arc::new(State::new(
             rating::SharedTariffPlan::default(),
