@@ -37,6 +37,25 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// [`Error::Store`] when the backend failed.
     fn list(&self) -> Result<Vec<(String, Vec<u8>)>, Error>;
+
+    /// Stores every `(key, value)` of `puts`, then removes every key of
+    /// `removes` (a key in both ends removed), all durable when it returns
+    /// `Ok`: one acknowledgement for the lot, so a backend can make them
+    /// durable together (one `fsync`, one round trip). Not atomic: a
+    /// failure or a crash before it returns may leave any of them done.
+    /// The default does them one by one.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the backend failed.
+    fn apply_batch(&self, puts: &[(&str, &[u8])], removes: &[&str]) -> Result<(), Error> {
+        for (k, v) in puts {
+            self.put(k, v)?;
+        }
+        for k in removes {
+            self.remove(k)?;
+        }
+        Ok(())
+    }
 }
 
 /// Sessions in memory, lost with the process: for tests and for running
@@ -94,5 +113,17 @@ mod tests {
         assert!(s.remove("a").unwrap());
         assert!(!s.remove("a").unwrap());
         assert_eq!(s.list().unwrap(), vec![("b".into(), b"22".to_vec())]);
+    }
+
+    #[test]
+    fn memory_sessions_batch_puts_then_removes() {
+        let s = MemorySessions::new();
+        s.put("old", b"0").unwrap();
+        s.apply_batch(
+            &[("a", b"1"), ("b", b"2"), ("a", b"11")],
+            &["b", "old", "none"],
+        )
+        .unwrap();
+        assert_eq!(s.list().unwrap(), vec![("a".into(), b"11".to_vec())]);
     }
 }

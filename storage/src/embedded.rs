@@ -334,6 +334,13 @@ impl EmbeddedAccounts {
         &self.recovery
     }
 
+    /// How many `fsync`s of the journal this store made since it was
+    /// opened (writers waiting together share one).
+    #[must_use]
+    pub fn journal_syncs(&self) -> u64 {
+        self.journal.syncs()
+    }
+
     /// The data directory.
     #[must_use]
     pub fn dir(&self) -> &Path {
@@ -764,6 +771,39 @@ impl sessions::SessionStore for EmbeddedAccounts {
         self.journal.wait(lsn)?;
         self.maybe_compact();
         Ok(true)
+    }
+
+    fn apply_batch(&self, puts: &[(&str, &[u8])], removes: &[&str]) -> Result<(), sessions::Error> {
+        if puts.is_empty() && removes.is_empty() {
+            return Ok(());
+        }
+        let lsn = {
+            let _w = self
+                .checkpoint
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .sessions
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (k, v) in puts {
+                self.log(&Op::Session((*k).to_owned(), v.to_vec()))?;
+                map.insert((*k).to_owned(), v.to_vec());
+            }
+            for k in removes {
+                // An absent key is journaled nothing; the wait below covers
+                // a remove of it not yet durable.
+                if map.contains_key(*k) {
+                    self.log(&Op::SessionDel((*k).to_owned()))?;
+                    map.remove(*k);
+                }
+            }
+            // Every record above, and anything written before: one fsync.
+            self.journal.written()
+        };
+        self.journal.wait(lsn)?;
+        self.maybe_compact();
+        Ok(())
     }
 
     fn list(&self) -> Result<Vec<(String, Vec<u8>)>, sessions::Error> {

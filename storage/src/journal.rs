@@ -120,6 +120,8 @@ pub(crate) struct Journal {
     sync_file: File,
     /// Sequence number of the last record fully written.
     written: AtomicU64,
+    /// `fsync`s done since opening.
+    syncs: AtomicU64,
     sync: Mutex<SyncState>,
     synced: Condvar,
 }
@@ -152,6 +154,7 @@ impl Journal {
             }),
             sync_file,
             written: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
             sync: Mutex::new(SyncState {
                 durable: 0,
                 syncing: false,
@@ -224,6 +227,7 @@ impl Journal {
             drop(s);
             let target = self.written.load(Ordering::Acquire);
             let r = self.sync_file.sync_data();
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             s = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
             s.syncing = false;
             match r {
@@ -237,6 +241,11 @@ impl Journal {
             }
             self.synced.notify_all();
         }
+    }
+
+    /// `fsync`s of the journal since opening.
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Bytes in the journal.

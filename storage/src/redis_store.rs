@@ -463,6 +463,33 @@ impl sessions::SessionStore for RedisAccounts {
             .map_err(Error::from)?)
     }
 
+    /// One `MULTI`/`EXEC` round trip: an `HSET` of the puts, an `HDEL` of
+    /// the removes.
+    fn apply_batch(&self, puts: &[(&str, &[u8])], removes: &[&str]) -> Result<(), sessions::Error> {
+        if puts.is_empty() && removes.is_empty() {
+            return Ok(());
+        }
+        let h = self.sessions_key();
+        Ok(self
+            .with(|con| {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                if !puts.is_empty() {
+                    let set = pipe.cmd("HSET").arg(&h);
+                    for (k, v) in puts {
+                        set.arg(*k).arg(*v);
+                    }
+                    set.ignore();
+                }
+                if !removes.is_empty() {
+                    pipe.cmd("HDEL").arg(&h).arg(removes).ignore();
+                }
+                pipe.exec(con)?;
+                Ok(())
+            })
+            .map_err(Error::from)?)
+    }
+
     fn list(&self) -> Result<Vec<(String, Vec<u8>)>, sessions::Error> {
         let h = self.sessions_key();
         let mut all = self

@@ -484,6 +484,77 @@ fn parallel_session_writes_all_land(f: &mut impl Fixture) {
     assert!(got.iter().all(|(k, v)| k.as_bytes() == v.as_slice()));
 }
 
+fn sessions_batch_puts_then_removes(f: &mut impl Fixture) {
+    let s = f.sessions();
+    s.put("old", b"0").unwrap();
+    s.put("kept", b"k").unwrap();
+    s.apply_batch(&[], &[]).unwrap();
+    s.apply_batch(
+        &[("a", b"1"), ("b", &[0, 255]), ("a", b"11"), ("gone", b"g")],
+        &["old", "gone", "never"],
+    )
+    .unwrap();
+    let want = sessions(&[("a", b"11"), ("b", &[0, 255]), ("kept", b"k")]);
+    assert_eq!(s.list().unwrap(), want);
+    f.reopen();
+    assert_eq!(f.sessions().list().unwrap(), want);
+    f.sessions().apply_batch(&[], &["a", "b", "kept"]).unwrap();
+    f.reopen();
+    assert_eq!(f.sessions().list().unwrap(), vec![]);
+}
+
+fn parallel_session_batches_all_land(f: &mut impl Fixture) {
+    let s = f.sessions();
+    std::thread::scope(|sc| {
+        for t in 0..8 {
+            sc.spawn(move || {
+                for i in 0..10 {
+                    let keys: Vec<String> = (0..5).map(|j| format!("t{t}-{i:02}-{j}")).collect();
+                    let puts: Vec<(&str, &[u8])> =
+                        keys.iter().map(|k| (k.as_str(), k.as_bytes())).collect();
+                    // Each batch also removes one key of the batch before.
+                    let prev = (i > 0).then(|| format!("t{t}-{:02}-0", i - 1));
+                    let removes: Vec<&str> = prev.iter().map(String::as_str).collect();
+                    s.apply_batch(&puts, &removes).unwrap();
+                }
+            });
+        }
+    });
+    f.reopen();
+    let got = f.sessions().list().unwrap();
+    assert_eq!(got.len(), 8 * (10 * 5 - 9));
+    assert!(got.iter().all(|(k, v)| k.as_bytes() == v.as_slice()));
+    assert!(!got.iter().any(|(k, _)| k == "t3-04-0"));
+    assert!(got.iter().any(|(k, _)| k == "t3-09-0"));
+}
+
+/// The point of a batch on the embedded store: its records share one
+/// `fsync`, where as many puts and removes make one each.
+#[test]
+fn embedded_session_batch_is_one_fsync() {
+    let f = Embedded::new("sessions-batch-fsync");
+    let s = f.store();
+    let keys: Vec<String> = (0..20).map(|i| format!("call-{i:02}")).collect();
+    let puts: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(|k| (k.as_str(), &b"snapshot"[..]))
+        .collect();
+    let before = s.journal_syncs();
+    SessionStore::apply_batch(s, &puts, &[]).unwrap();
+    assert_eq!(s.journal_syncs() - before, 1);
+    let removes: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let before = s.journal_syncs();
+    SessionStore::apply_batch(s, &puts[..3], &removes).unwrap();
+    assert_eq!(s.journal_syncs() - before, 1);
+    assert_eq!(SessionStore::list(s).unwrap(), vec![]);
+    // One by one: one fsync each.
+    let before = s.journal_syncs();
+    for (k, v) in &puts[..4] {
+        SessionStore::put(s, k, v).unwrap();
+    }
+    assert_eq!(s.journal_syncs() - before, 4);
+}
+
 macro_rules! suite {
     ($module:ident, $fixture:ident) => {
         mod $module {
@@ -544,6 +615,16 @@ macro_rules! suite {
             #[test]
             fn sessions_survive_reopen() {
                 super::sessions_survive_reopen(&mut $fixture::new("sessions-reopen"));
+            }
+
+            #[test]
+            fn sessions_batch_puts_then_removes() {
+                super::sessions_batch_puts_then_removes(&mut $fixture::new("sessions-batch"));
+            }
+
+            #[test]
+            fn parallel_session_batches_all_land() {
+                super::parallel_session_batches_all_land(&mut $fixture::new("sessions-batches"));
             }
 
             #[test]

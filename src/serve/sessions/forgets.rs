@@ -3,7 +3,8 @@
 //! ([`MAX_PENDING`]: then the shard waits for the oldest commit), resolved
 //! in order (the CDR writer commits in the order it is given), and
 //! removed on the shard's own forget thread, so the store's fsyncs of the
-//! removes overlap the shard's saves.
+//! removes overlap the shard's saves; the thread removes whatever is
+//! queued in one batch ([`SessionStore::apply_batch`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -51,7 +52,11 @@ impl<'a> Forgets<'a> {
         let thread = std::thread::Builder::new()
             .name(format!("forgets-{index}"))
             .spawn_scoped(scope, move || {
-                for keys in rx {
+                // Everything queued meanwhile goes in the same batch.
+                while let Ok(mut keys) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        keys.extend(more);
+                    }
                     forget(store, counters, &keys);
                 }
             });

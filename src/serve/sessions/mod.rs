@@ -13,7 +13,10 @@
 //!   there while the CDR writer's queue is full (a slow CDR database):
 //!   the shard's callers wait in turn, nothing piles up in memory;
 //! - `Save`: the session's JSON into the [`sessions::SessionStore`] (key
-//!   `s:CGRID:RUNID`), durable before the next command is read;
+//!   `s:CGRID:RUNID`), buffered with the shard's other store writes
+//!   ([`writes`]) and made durable in one batch before any account
+//!   update, CDR or reply that follows it, and at the end of each round
+//!   of commands (up to [`ROUND`] queued ones);
 //! - `Forget`: that key removed, but only once the CDR emitted just before
 //!   it is durable (the sink says so: the shard keeps a bounded queue of
 //!   pending forgets, [`forgets::MAX_PENDING`], resolved in order as the
@@ -38,10 +41,11 @@ mod config;
 mod forgets;
 mod sink;
 mod timed;
+mod writes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -57,6 +61,7 @@ use tokio::sync::oneshot;
 pub(crate) use config::SessionsSection;
 use forgets::Forgets;
 pub(crate) use sink::{CdrSink, Pending, WriterSink};
+use writes::StoreWrites;
 
 use super::methods::State;
 
@@ -66,6 +71,9 @@ const SHARD_QUEUE: usize = 4096;
 const MAX_WAIT: Duration = Duration::from_secs(1);
 /// How often a shard with forgets pending looks for commits.
 const REAP_EVERY: Duration = Duration::from_millis(10);
+/// Commands a shard handles in one round (their store writes made durable
+/// together) before it looks at its deadlines and commits again.
+const ROUND: usize = 64;
 /// The longest a stopping shard waits for its CDRs to be committed.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// Key prefix of a saved session.
@@ -123,6 +131,11 @@ pub(crate) struct DriverCounters {
     pub disconnects_failed: AtomicU64,
     /// Session store writes that failed.
     pub store_errors: AtomicU64,
+    /// Batches of session store writes made durable together (shards'
+    /// flushes and forget threads' removes).
+    pub store_batches: AtomicU64,
+    /// Session store writes (puts and removes) in those batches.
+    pub store_writes: AtomicU64,
     /// Sessions restored at start.
     pub restored: AtomicU64,
     /// Dialog events handled.
@@ -339,6 +352,8 @@ impl Sessions {
             ("sessions.disconnects_sent", g(&d.disconnects_sent)),
             ("sessions.disconnects_failed", g(&d.disconnects_failed)),
             ("sessions.store_errors", g(&d.store_errors)),
+            ("sessions.store_batches", g(&d.store_batches)),
+            ("sessions.store_writes", g(&d.store_writes)),
             ("sessions.restored", g(&d.restored)),
             ("sessions.dialog_events", g(&d.dialog_events)),
             ("sessions.cdr_queue_waits", g(&d.cdr_queue_waits)),
@@ -467,6 +482,9 @@ struct Shard<'a> {
     saved_dialogs: HashSet<String>,
     /// Keys to remove once their CDR is committed.
     forgets: Forgets<'a>,
+    /// Store writes not yet durable (flushed before any other durable
+    /// effect).
+    writes: StoreWrites<'a>,
     /// Runs once the next CDR written is durable (an API reply that
     /// waits for it).
     after_cdr: Option<forgets::Then>,
@@ -482,28 +500,29 @@ fn run_shard(
     rx: &Receiver<Cmd>,
 ) {
     std::thread::scope(|scope| {
-        let mut sh = Shard {
+        let sh = Shard {
             index,
             mgr,
             saved_dialogs,
             forgets: Forgets::start(scope, index, shared.store.as_ref(), &shared.counters),
             after_cdr: None,
+            writes: StoreWrites::new(shared.store.as_ref(), &shared.counters),
             shared,
         };
-        // Calls whose end was saved but whose CDR may not have been
-        // stored: finished now (charged once: the account's marks replay
-        // a charge already made; the CDR insert is idempotent).
-        for e in ends {
-            let done = sh.end_call(e, Utc::now());
-            sh.apply(done);
-        }
-        shard_loop(sh, rx);
+        shard_loop(sh, ends, rx);
         // The shard (and its sender) dropped: the forget thread ends after
         // what is queued, and the scope waits for it.
     });
 }
 
-fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
+fn shard_loop(mut sh: Shard<'_>, ends: Vec<EndIntent>, rx: &Receiver<Cmd>) {
+    // Calls whose end was saved but whose CDR may not have been stored:
+    // finished now (charged once: the account's marks replay a charge
+    // already made; the CDR insert is idempotent).
+    for e in ends {
+        let done = sh.end_call(e, Utc::now());
+        sh.apply(done);
+    }
     sh.publish();
     loop {
         let mut wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
@@ -515,19 +534,41 @@ fn shard_loop(mut sh: Shard<'_>, rx: &Receiver<Cmd>) {
         if !sh.forgets.is_empty() {
             wait = wait.min(REAP_EVERY);
         }
-        let mut dialog_done = Vec::new();
+        let mut stop = false;
         match rx.recv_timeout(wait) {
-            Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-            Ok(cmd) => dialog_done = sh.handle(cmd),
+            Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
+            Ok(cmd) => {
+                let done = sh.handle(cmd);
+                sh.apply(done);
+                // What else is queued, in the same round: its store
+                // writes share the flush below.
+                for _ in 1..ROUND {
+                    match rx.try_recv() {
+                        Ok(Cmd::Stop) | Err(TryRecvError::Disconnected) => {
+                            stop = true;
+                            break;
+                        }
+                        Ok(cmd) => {
+                            let done = sh.handle(cmd);
+                            sh.apply(done);
+                        }
+                        Err(TryRecvError::Empty) => break,
+                    }
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = Utc::now();
         if sh.mgr.poll_timeout().is_some_and(|t| t <= now) {
             sh.with_charging(|mgr, ch| mgr.handle_timeout(now, ch));
         }
-        sh.apply(dialog_done);
+        sh.apply(Vec::new());
+        sh.writes.flush();
         sh.forgets.reap();
         sh.publish();
+        if stop {
+            break;
+        }
     }
     // The CDR writer still runs: the sessions of the CDRs written are
     // forgotten once those are committed.
@@ -549,9 +590,13 @@ impl Shard<'_> {
         let plan = state.plan.current();
         let groups = super::accounts::plan_groups(state, &plan);
         // Each charging operation's time goes to /metrics with the debits.
+        // An account update waits for the store writes before it.
+        let writes = &self.writes;
+        let flush = || writes.flush();
         let accounts = timed::TimedAccounts {
             inner: state.accounts.as_ref(),
             debits: &state.debits,
+            before_write: &flush,
         };
         let ch = Charging {
             accounts: &accounts,
@@ -599,11 +644,13 @@ impl Shard<'_> {
                         let _ = reply.send(r);
                     }));
                     self.apply(Vec::new());
+                    self.writes.flush();
                     if let Some(f) = self.after_cdr.take() {
                         f(true);
                     }
                 } else {
                     self.apply(Vec::new());
+                    self.writes.flush();
                     let _ = reply.send(r);
                 }
                 Vec::new()
@@ -646,6 +693,7 @@ impl Shard<'_> {
                     .filter(|k| self.mgr.force_disconnect(k, &reason, now).is_ok())
                     .count();
                 self.apply(Vec::new());
+                self.writes.flush();
                 let _ = reply.send(found);
                 Vec::new()
             }
@@ -653,10 +701,9 @@ impl Shard<'_> {
         }
     }
 
+    /// Saves `value` at the next flush of the shard's store writes.
     fn put(&self, key: &str, value: &impl serde::Serialize) {
-        let r = serde_json::to_vec(value)
-            .map_err(|e| sessions::Error::Store(e.to_string()))
-            .and_then(|v| self.shared.store.put(key, &v));
+        let r = serde_json::to_vec(value).map(|v| self.writes.put(key.to_owned(), v));
         if let Err(e) = r {
             self.shared
                 .counters
@@ -692,30 +739,27 @@ impl Shard<'_> {
                         });
                     done = rest;
                     keys.extend(mine);
+                    let then = self.after_cdr.take();
+                    // Whatever the call saved is durable before its CDR
+                    // (whose commit removes it).
+                    self.writes.flush();
                     let pending = self
                         .shared
                         .sink
                         .submit(*cdr, &self.shared.counters.cdr_queue_waits);
-                    let then = self.after_cdr.take();
                     if !keys.is_empty() || then.is_some() {
                         self.forgets.track(pending, keys, then);
                     }
                 }
-                Action::Forget(k) => {
-                    forget(
-                        self.shared.store.as_ref(),
-                        &self.shared.counters,
-                        &[session_key(&k)],
-                    );
-                }
+                Action::Forget(k) => self.writes.remove(session_key(&k)),
                 Action::Save(s) => self.put(&session_key(&s.key), &*s),
                 Action::Disconnect { key, owner, reason } => {
                     self.disconnect(&key, &owner, &reason);
                 }
             }
         }
-        if !done.is_empty() {
-            forget(self.shared.store.as_ref(), &self.shared.counters, &done);
+        for k in done {
+            self.writes.remove(k);
         }
     }
 
@@ -745,12 +789,19 @@ impl Shard<'_> {
 }
 
 /// Removes saved keys (a session or dialog whose CDR is durable).
+/// Removes `keys` from the store, in one batch.
 fn forget(store: &dyn SessionStore, counters: &DriverCounters, keys: &[String]) {
-    for k in keys {
-        if let Err(e) = store.remove(k) {
-            counters.store_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(key = %k, error = %e, "cannot forget a session");
-        }
+    if keys.is_empty() {
+        return;
+    }
+    let removes: Vec<&str> = keys.iter().map(String::as_str).collect();
+    counters.store_batches.fetch_add(1, Ordering::Relaxed);
+    counters
+        .store_writes
+        .fetch_add(keys.len() as u64, Ordering::Relaxed);
+    if let Err(e) = store.apply_batch(&[], &removes) {
+        counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(keys = keys.len(), error = %e, "cannot forget sessions");
     }
 }
 
@@ -820,23 +871,20 @@ mod tests {
             st.list().unwrap().into_iter().map(|(k, _)| k).collect()
         };
         assert_eq!(keys(&store), std::slice::from_ref(&key));
-        // The terminate is answered once its CDR is durable: not yet.
-        let ending = {
-            let s = Arc::clone(&s);
-            tokio::spawn(async move { s.call(Op::Terminate, event("f1")).await })
-        };
-        wait_until(|| lock(&sink.0).len() == 1);
+        // TerminateSession is answered once its CDR is stored: not yet.
+        let mut term = std::pin::pin!(s.call(Op::Terminate, event("f1")));
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut term).await;
+        assert!(early.is_err(), "answered before its CDR is durable");
         assert_eq!(s.active().await.unwrap().len(), 0);
         // The CDR is not durable yet: the session stays saved.
         assert_eq!(keys(&store), std::slice::from_ref(&key));
-        assert!(!ending.is_finished());
         let held = std::mem::take(&mut *lock(&sink.0));
         assert_eq!(held.len(), 1);
         for (cdr, durable) in held {
             assert_eq!(cdr.origin_id, "f1");
             durable.send(Ok(true)).unwrap();
         }
-        ending.await.unwrap().unwrap();
+        term.await.unwrap();
         wait_until(|| keys(&store).is_empty());
         // A restart with the session still saved resumes it.
         s.call(Op::Initiate, event("f2")).await.unwrap();

@@ -18,10 +18,14 @@ pub(super) struct TimedAccounts<'a> {
     pub inner: &'a dyn AccountStore,
     /// Where the times go.
     pub debits: &'a Mutex<Debits>,
+    /// Runs before every write (the shard's buffered store writes made
+    /// durable first, so an account change never overtakes them).
+    pub before_write: &'a (dyn Fn() + Sync),
 }
 
 impl TimedAccounts<'_> {
     fn timed<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        (self.before_write)();
         let started = Instant::now();
         let r = f();
         if let Ok(mut d) = self.debits.lock() {
@@ -37,10 +41,12 @@ impl AccountStore for TimedAccounts<'_> {
     }
 
     fn set(&self, account: Account) -> Result<(), Error> {
+        (self.before_write)();
         self.inner.set(account)
     }
 
     fn remove(&self, tenant: &str, id: &str) -> Result<bool, Error> {
+        (self.before_write)();
         self.inner.remove(tenant, id)
     }
 
@@ -81,16 +87,24 @@ mod tests {
         let store = MemoryAccounts::new();
         store.set(Account::new("t", "a")).unwrap();
         let debits = Mutex::new(Debits::default());
+        let flushes = std::sync::atomic::AtomicU32::new(0);
+        let flush = || {
+            flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
         let timed = TimedAccounts {
             inner: &store,
             debits: &debits,
+            before_write: &flush,
         };
         timed.get("t", "a").unwrap();
+        assert_eq!(flushes.load(std::sync::atomic::Ordering::Relaxed), 0);
         timed.update_with("t", "a", |_| Ok(())).unwrap();
         assert!(timed.update_with("t", "nobody", |_| Ok(())).is_err());
         timed
             .update_many(&[("t".into(), "a".into())], &mut |_| Ok(()))
             .unwrap();
+        // Every write first flushes what the shard buffered.
+        assert_eq!(flushes.load(std::sync::atomic::Ordering::Relaxed), 3);
         let d = debits.lock().unwrap();
         assert_eq!((d.count, d.errors), (3, 1));
         assert_eq!(d.latency_us.as_ref().unwrap().len(), 3);
