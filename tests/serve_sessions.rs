@@ -282,22 +282,40 @@ fn scenario(s: &Server) {
     );
     assert!(err(&bad).contains("unsupported filter"), "{bad}");
 
-    // ForceDisconnect: asked (an API session: nobody to tell, counted),
-    // the session stays until its terminate.
+    // ForceDisconnect ends the session at once, as CGRateS's
+    // forceSTerminate: the owner asked (an API session: nobody to tell,
+    // counted), settled for the usage so far (the 40 s reported: 0.40,
+    // the rest of the reservation given back) and its CDR stored, flagged,
+    // before the reply.
     let r = call(
         s,
         "SessionSv1.ForceDisconnect",
         json!({"Filters": ["*string:~*req.OriginID:l1"]}),
     );
     assert_eq!(r, json!("OK"));
-    assert_eq!(count(s), 1);
+    assert_eq!(count(s), 0);
+    assert_eq!(credit(s, "1004"), dec("9.60"));
+    let r = call(s, "CDRsV1.GetCDRs", json!({"OriginIDs": ["l1"]}));
+    let c = r.as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["Usage"], json!(40 * S), "{c:?}");
+    assert_eq!(
+        Decimal::from_str(&c[0]["Cost"].to_string()).unwrap(),
+        dec("0.4")
+    );
+    assert_eq!(
+        c[0]["ExtraFields"]["DisconnectRequested"], "FORCED_DISCONNECT",
+        "{c:?}"
+    );
     let r = call(
         s,
         "SessionSv1.ForceDisconnect",
-        json!({"Filters": ["*string:~*req.OriginID:nope"]}),
+        json!({"Filters": ["*string:~*req.OriginID:l1"]}),
     );
     assert_eq!(err(&r), "NOT_FOUND");
-    call(
+    // Its owner's terminate, late: the charge is not made again, the CDR
+    // not written twice.
+    let r = call(
         s,
         "SessionSv1.TerminateSession",
         ev(
@@ -308,7 +326,9 @@ fn scenario(s: &Server) {
             json!({"Usage": "65s"}),
         ),
     );
-    assert_eq!(credit(s, "1004"), dec("9.35"));
+    assert_eq!(r, json!("OK"));
+    assert_eq!(credit(s, "1004"), dec("9.60"));
+    assert_eq!(cdrs(s, "l1", 1)[0]["Usage"], json!(40 * S));
     assert_eq!(
         err(&call(s, "SessionSv1.GetActiveSessions", json!({}))),
         "NOT_FOUND"
@@ -786,7 +806,122 @@ fn cdrs_process_cdr_and_event() {
     let r = call(
         &s,
         "CDRsV1.ProcessEvent",
-        json!({"Flags": ["*rerate"], "Event": {"OriginID": "e2"}}),
+        json!({"Flags": ["*refund"], "Event": {"OriginID": "e2"}}),
     );
-    assert!(err(&r).contains("*rerate"), "{r}");
+    assert!(err(&r).contains("*refund"), "{r}");
+}
+
+/// `CDRsV1.ProcessEvent` with `*rerate` rates a stored CDR again from the
+/// event as it comes now (here a corrected Usage): the account is given
+/// back what it paid and pays the new cost, once however often the
+/// re-rate comes, and the stored CDR is replaced; `*rals:false` stores the
+/// CDR with the cost it came with and charges nothing.
+#[test]
+fn cdrs_process_event_rerate_and_rals_off() {
+    let s = Server::start(&["--tariffplan", &plan_dir()]);
+    let fields = |origin: &str, rt: &str, usage: u64| {
+        json!({"OriginID": origin, "OriginHost": "10.1.1.1", "RequestType": rt,
+               "Tenant": "cgrates.org", "Account": "1001", "Destination": "4930555002",
+               "SetupTime": "2026-01-02T10:00:00Z", "AnswerTime": "2026-01-02T10:00:05Z",
+               "Usage": usage * S, "DisconnectCause": "16"})
+    };
+    let event =
+        |flags: Value, ev: Value| json!({"Flags": flags, "Tenant": "cgrates.org", "Event": ev});
+    let cost = |c: &Value| Decimal::from_str(&c["Cost"].to_string()).unwrap();
+    let r = call(&s, "CDRsV1.ProcessCDR", fields("r1", "*postpaid", 30));
+    assert_eq!(r, json!("OK"));
+    assert_eq!(credit(&s, "1001"), dec("9.70"));
+    let before = cdrs(&s, "r1", 1);
+    assert_eq!(before[0]["CostSource"], "*cdrs");
+
+    // The call really lasted 90 s: 0.30 back, 0.90 paid; twice: once.
+    for _ in 0..2 {
+        let r = call(
+            &s,
+            "CDRsV1.ProcessEvent",
+            event(json!(["*rerate"]), fields("r1", "*postpaid", 90)),
+        );
+        assert_eq!(r, json!("OK"));
+        assert_eq!(credit(&s, "1001"), dec("9.10"));
+        let c = cdrs(&s, "r1", 1);
+        assert_eq!(c[0]["CGRID"], before[0]["CGRID"]);
+        assert_eq!(c[0]["Usage"], json!(90 * S), "{c:?}");
+        assert_eq!(cost(&c[0]), dec("0.9"));
+        assert_eq!(c[0]["CostSource"], "*cdrs");
+    }
+    // Without *rerate a stored CDR is kept as it is, nothing charged.
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        event(json!(["*rals", "*store"]), fields("r1", "*postpaid", 10)),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(cdrs(&s, "r1", 1)[0]["Usage"], json!(90 * S));
+    assert_eq!(credit(&s, "1001"), dec("9.10"));
+
+    // A *rated CDR re-rated: its price only.
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        event(json!(["*rals"]), fields("r2", "*rated", 60)),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(cost(&cdrs(&s, "r2", 1)[0]), dec("0.6"));
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        event(json!(["*rerate:true"]), fields("r2", "*rated", 120)),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(cost(&cdrs(&s, "r2", 1)[0]), dec("1.2"));
+    assert_eq!(credit(&s, "1001"), dec("9.10"));
+    // *rerate of a CDR not stored yet rates and stores it.
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        event(json!(["*rerate"]), fields("r3", "*postpaid", 10)),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(cost(&cdrs(&s, "r3", 1)[0]), dec("0.1"));
+    assert_eq!(credit(&s, "1001"), dec("9.00"));
+
+    // *rals:false: stored with the cost it came with, or none (-1).
+    let mut given = fields("u1", "*postpaid", 60);
+    given["Cost"] = json!(0.42);
+    given["CostSource"] = json!("*billing");
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        event(json!(["*rals:false"]), given),
+    );
+    assert_eq!(r, json!("OK"));
+    let c = cdrs(&s, "u1", 1);
+    assert_eq!(cost(&c[0]), dec("0.42"));
+    assert_eq!(c[0]["CostSource"], "*billing");
+    assert!(c[0]["ExtraFields"].get("Cost").is_none(), "{c:?}");
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        event(
+            json!(["*rals:false", "*store"]),
+            fields("u2", "*postpaid", 60),
+        ),
+    );
+    assert_eq!(r, json!("OK"));
+    let c = cdrs(&s, "u2", 1);
+    assert_eq!(c[0]["Cost"], json!(-1), "{c:?}");
+    assert_eq!(c[0]["Usage"], json!(60 * S));
+    assert_eq!(credit(&s, "1001"), dec("9.00"));
+    // *rerate turns *rals on again.
+    let r = call(
+        &s,
+        "CDRsV1.ProcessEvent",
+        event(
+            json!(["*rals:false", "*rerate"]),
+            fields("u2", "*postpaid", 60),
+        ),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(cost(&cdrs(&s, "u2", 1)[0]), dec("0.6"));
+    assert_eq!(credit(&s, "1001"), dec("8.40"));
 }

@@ -52,6 +52,12 @@ pub trait CdrStore: Send + Sync {
         run_id: &'a str,
         update: &'a CostUpdate,
     ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Stores `cdr` in place of the stored CDR with its (CGRID, RunID),
+    /// every field replaced (`CDRsV1.ProcessEvent` with `*rerate`, as
+    /// CGRateS's `SetCDR` with `allowUpdate`); stores it as a new row when
+    /// there is none. The row keeps its place in the storage order.
+    fn replace<'a>(&'a self, cdr: &'a Cdr) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// What [`CdrStore::update_cost`] writes.

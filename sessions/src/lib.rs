@@ -23,7 +23,7 @@ pub mod sessionstore;
 
 pub use manager::{
     Action, Charging, Counters, Disconnect, EndIntent, Owner, Reply, RequestType, SessionConfig,
-    SessionEvent, SessionKey, SessionManager, SessionSnapshot,
+    SessionEvent, SessionKey, SessionManager, SessionSnapshot, event_cdr,
 };
 
 pub use cdr::{Cdr, CdrOptions, cgrid, cgrid_bytes};

@@ -137,6 +137,9 @@ impl CdrStore for NoCdrs {
     ) -> sessions::BoxFuture<'a, Result<bool, sessions::Error>> {
         Box::pin(async { Err(Self::err()) })
     }
+    fn replace<'a>(&'a self, _: &'a Cdr) -> sessions::BoxFuture<'a, Result<(), sessions::Error>> {
+        Box::pin(async { Err(Self::err()) })
+    }
 }
 
 /// The writer's counters (printed on shutdown).

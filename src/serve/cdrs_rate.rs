@@ -155,7 +155,7 @@ fn check_flags(m: &Map<String, Value>) -> Result<(), RpcError> {
 
 /// Re-rates one CDR: its new cost, `None` when it is not rated (`*none`,
 /// unanswered), or why it failed.
-fn rerate_one(
+pub(super) fn rerate_one(
     state: &State,
     plan: &TariffPlan,
     cdr: &Cdr,

@@ -25,6 +25,7 @@ mod balances;
 mod capture;
 mod cdrlog;
 mod cdrs;
+mod cdrs_event;
 mod cdrs_rate;
 mod eventcost;
 mod expiry;

@@ -38,7 +38,7 @@ fn ns(d: Duration) -> u64 {
 
 /// A session error as CGRateS words it: charging failures wrapped as
 /// `RALS_ERROR:...`, missing fields `MANDATORY_IE_MISSING: [...]`.
-fn session_error(e: &sessions::Error) -> RpcError {
+pub(super) fn session_error(e: &sessions::Error) -> RpcError {
     match e {
         sessions::Error::Rating(r) => RpcError::server(format!(
             "RALS_ERROR:{}",
@@ -105,12 +105,12 @@ fn attributes_error() -> RpcError {
 
 /// What CGRateS answers once the rest ran when ThresholdS or StatS (not
 /// connected) was asked for.
-fn partially_executed() -> RpcError {
+pub(super) fn partially_executed() -> RpcError {
     RpcError::server("PARTIALLY_EXECUTED")
 }
 
 /// The session driver (set once the server started it).
-fn driver(state: &State) -> Result<&super::sessions::Sessions, RpcError> {
+pub(super) fn driver(state: &State) -> Result<&super::sessions::Sessions, RpcError> {
     state
         .sessions
         .get()
@@ -144,15 +144,8 @@ async fn authorize_ns(state: &State, ev: SessionEvent) -> Result<u64, RpcError> 
 /// no session charged): a missing `RequestType` is v0.10's default
 /// `*rated`, and a call that cannot be rated is stored with cost -1 and
 /// the error in `ExtraInfo`, answered `OK` as CGRateS does.
-async fn process_cdr(state: &State, m: &Map<String, Value>) -> Result<(), RpcError> {
-    let mut m = m.clone();
-    if let Some(Value::Object(ev)) = m.get_mut("Event") {
-        let rt = ev.entry("RequestType").or_insert(Value::Null);
-        if rt.is_null() || rt.as_str() == Some("") {
-            *rt = json!("*rated");
-        }
-    }
-    let ev = event(&m)?;
+pub(super) async fn process_cdr(state: &State, m: &Map<String, Value>) -> Result<(), RpcError> {
+    let ev = cdr_event(m)?;
     let s = driver(state)?;
     match s.call(Op::ProcessCdr, ev).await {
         Ok(_)
@@ -163,6 +156,19 @@ async fn process_cdr(state: &State, m: &Map<String, Value>) -> Result<(), RpcErr
         ) => Ok(()),
         Err(e) => Err(session_error(&e)),
     }
+}
+
+/// The event of a finished call the CDR server is given: a missing
+/// `RequestType` is v0.10's default `*rated`.
+pub(super) fn cdr_event(m: &Map<String, Value>) -> Result<SessionEvent, RpcError> {
+    let mut m = m.clone();
+    if let Some(Value::Object(ev)) = m.get_mut("Event") {
+        let rt = ev.entry("RequestType").or_insert(Value::Null);
+        if rt.is_null() || rt.as_str() == Some("") {
+            *rt = json!("*rated");
+        }
+    }
+    event(&m)
 }
 
 /// `MaxUsage` as CGRateS's replies have it: a `time.Duration`, integer
@@ -208,14 +214,7 @@ pub(crate) async fn call(
             process_cdr(state, &cdr_as_event(&m)?).await?;
             json!("OK")
         }
-        "CDRsV1.ProcessEvent" => {
-            let late = cdrs_flags(&m)?;
-            process_cdr(state, &m).await?;
-            if late {
-                return Err(partially_executed());
-            }
-            json!("OK")
-        }
+        "CDRsV1.ProcessEvent" => super::cdrs_event::process_event(state, &m).await?,
         "SessionSv1.GetActiveSessions" => {
             let list = filtered(state, &m, true).await?;
             if list.is_empty() {
@@ -234,11 +233,19 @@ pub(crate) async fn call(
                 return Err(RpcError::server("NOT_FOUND"));
             }
             let s = driver(state)?;
-            // A session that ended in between is skipped, as CGRateS does.
-            s.force_disconnect(keys, FORCED)
+            // Each session ended at once and its CDR stored (a session
+            // that ended in between is skipped), as v0.10's
+            // forceSTerminate; a settle that failed makes the reply (not
+            // an error) PARTIALLY_EXECUTED, as CGRateS answers.
+            let forced = s
+                .force_disconnect(keys, FORCED)
                 .await
                 .map_err(|e| session_error(&e))?;
-            json!("OK")
+            if forced.failed > 0 {
+                json!("PARTIALLY_EXECUTED")
+            } else {
+                json!("OK")
+            }
         }
         _ => return Err(RpcError::new(code::METHOD_NOT_FOUND, method.to_owned())),
     };
@@ -334,7 +341,7 @@ async fn update(state: &State, ev: SessionEvent) -> Result<Reply, RpcError> {
 }
 
 /// A `Flags` argument: `[]string`, Go's decoding error otherwise.
-fn flags_of(m: &Map<String, Value>, go_type: &str) -> Result<Vec<String>, RpcError> {
+pub(super) fn flags_of(m: &Map<String, Value>, go_type: &str) -> Result<Vec<String>, RpcError> {
     match m.get("Flags") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
@@ -351,7 +358,7 @@ fn flags_of(m: &Map<String, Value>, go_type: &str) -> Result<Vec<String>, RpcErr
 
 /// CGRateS's `FlagsWithParams`: `*name` or `*name:p1;p2`, the last
 /// occurrence of a name winning.
-fn flag_params(flags: &[String]) -> BTreeMap<&str, Vec<&str>> {
+pub(super) fn flag_params(flags: &[String]) -> BTreeMap<&str, Vec<&str>> {
     let mut out = BTreeMap::new();
     for f in flags {
         let (name, params) = match f.split_once(':') {
@@ -473,38 +480,6 @@ fn cdr_as_event(m: &Map<String, Value>) -> Result<Map<String, Value>, RpcError> 
     );
     args.insert("Event".into(), Value::Object(ev));
     Ok(args)
-}
-
-/// `CDRsV1.ProcessEvent`'s flags (`ArgV1ProcessEvent`), read as CGRateS's
-/// `FlagsWithParams.GetBool` reads them (`*name` or `*name:true` is on,
-/// any other value off). `*rals` and `*store` are on by default here
-/// (AccuRate always charges and stores; CGRateS's default for `*rals` is
-/// off); turning either off, `*rerate` (re-rating goes through
-/// `CDRsV1.RateCDRs`) and `*refund` are refused rather than ignored.
-/// `*attributes` and `*chargers` on fail as CGRateS fails without those
-/// connections (`PARTIALLY_EXECUTED`, nothing stored); `*thresholds` and
-/// `*stats` on store the CDR and then answer `PARTIALLY_EXECUTED`
-/// (returned as `true`); `*export` is accepted (no online exports).
-fn cdrs_flags(m: &Map<String, Value>) -> Result<bool, RpcError> {
-    let flags = flags_of(m, "ArgV1ProcessEvent")?;
-    let mut late = false;
-    for (name, params) in flag_params(&flags) {
-        let on = params.first().is_none_or(|p| *p == "true");
-        match name {
-            "*rals" | "*store" if on => {}
-            "*export" => {}
-            "*attributes" | "*chargers" if on => return Err(partially_executed()),
-            "*thresholds" | "*stats" if on => late = true,
-            "*attributes" | "*chargers" | "*thresholds" | "*stats" => {}
-            "*rerate" | "*refund" if !on => {}
-            _ => {
-                return Err(RpcError::server(format!(
-                    "SERVER_ERROR: flag {name} is not supported (supported: *rals and *store, on)"
-                )));
-            }
-        }
-    }
-    Ok(late)
 }
 
 /// One `Filters` rule of a `utils.SessionFilter`: `*string` or `*prefix`

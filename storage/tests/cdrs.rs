@@ -458,6 +458,31 @@ async fn update_cost_rerates_one_row(s: &SqlCdrs) {
     assert_eq!(s.count(&f).await.unwrap(), 0);
 }
 
+/// `replace` puts a whole CDR in place of the stored one with its key,
+/// which keeps its place in the storage order; a key not stored is added.
+async fn replace_swaps_every_field_in_place(s: &SqlCdrs) {
+    let (a, b, c) = (cdr(0), cdr(1), cdr(4));
+    s.insert(&[a.clone(), b.clone()]).await.unwrap();
+    let mut a2 = cdr(5);
+    a2.cgrid.clone_from(&a.cgrid);
+    a2.run_id.clone_from(&a.run_id);
+    a2.cost = Some(d("0.0300000000000000000000000001"));
+    a2.cost_source = "*cdrs".into();
+    a2.extra_fields.clear();
+    assert_ne!(a2, a);
+    s.replace(&a2).await.unwrap();
+    s.replace(&c).await.unwrap();
+    assert_eq!(get(s, &CdrFilter::default()).await, [a2.clone(), b, c]);
+    // Filters see the new fields and cost, not the old ones.
+    let f = filter(json!({"MinCost": "0.03", "MaxCost": "0.0300000000000000000000000002"}));
+    assert_eq!(get(s, &f).await, [a2.clone()]);
+    let f = filter(json!({"OriginIDs": [a.origin_id]}));
+    assert_eq!(s.count(&f).await.unwrap(), 0);
+    // Stored once: an insert of the old one leaves the new one.
+    assert_eq!(s.insert(std::slice::from_ref(&a)).await.unwrap(), [false]);
+    assert_eq!(s.count(&CdrFilter::default()).await.unwrap(), 3);
+}
+
 async fn big_batches_and_reopen(db: &mut Db) {
     let all: Vec<Cdr> = (0..2_500).map(cdr).collect();
     let r = db.store.insert(&all).await.unwrap();
@@ -510,6 +535,12 @@ macro_rules! suite {
             async fn update_cost_rerates_one_row() {
                 let db = Db::$open("update").await;
                 super::update_cost_rerates_one_row(&db.store).await;
+            }
+
+            #[tokio::test]
+            async fn replace_swaps_every_field_in_place() {
+                let db = Db::$open("replace").await;
+                super::replace_swaps_every_field_in_place(&db.store).await;
             }
 
             #[tokio::test]

@@ -250,40 +250,7 @@ impl SessionManager {
         usage: Duration,
         now: DateTime<Utc>,
     ) -> Cdr {
-        let setup = ev.setup_time.or(answer).unwrap_or(now);
-        let end = answer.map_or(now, |a| plus(a, usage));
-        let mut extra_fields: BTreeMap<String, String> = ev.extra_fields.clone();
-        let disconnect_cause = extra_fields.remove(DISCONNECT_CAUSE).unwrap_or_default();
-        Cdr {
-            cgrid: key.cgrid.clone(),
-            run_id: key.run_id.clone(),
-            origin_id: ev.origin_id.clone(),
-            origin_host: ev.origin_host.clone(),
-            source: if ev.source.is_empty() {
-                self.config.cdr_source.clone()
-            } else {
-                ev.source.clone()
-            },
-            tor: ev.tor.clone(),
-            request_type: ev.request_type.clone(),
-            tenant: ev.tenant.clone(),
-            category: ev.category.clone(),
-            account: ev.account.clone(),
-            subject: ev.subject.clone(),
-            destination: ev.destination.clone(),
-            setup_time: ts(setup),
-            answer_time: answer.map(ts),
-            usage: if answer.is_some() {
-                usage
-            } else {
-                Duration::ZERO
-            },
-            cost: None,
-            cost_source: String::new(),
-            disconnect_cause,
-            extra_fields,
-            end_time: ts(end),
-        }
+        cdr_of(ev, key, answer, usage, now, &self.config.cdr_source)
     }
 
     /// A prepaid session's reserved usage ran out at `at` with no update
@@ -348,4 +315,58 @@ impl SessionManager {
 
 fn cdr_cost(rt: RequestType) -> Option<Decimal> {
     (rt != RequestType::None).then_some(Decimal::ZERO)
+}
+
+/// The CDR of a finished call's event, not rated (no cost), as
+/// `ProcessCDR` builds it: its session's key (CGRID of OriginID and
+/// OriginHost, the `*default` run), the event's AnswerTime and Usage
+/// (none for an unanswered call), `default_source` when the event names
+/// no Source. Call it on an event [`SessionEvent::with_defaults`] filled.
+pub fn event_cdr(ev: &SessionEvent, default_source: &str, now: DateTime<Utc>) -> Cdr {
+    let usage = ev.usage.unwrap_or(Duration::ZERO);
+    cdr_of(ev, &ev.key(), ev.answer_time, usage, now, default_source)
+}
+
+fn cdr_of(
+    ev: &SessionEvent,
+    key: &SessionKey,
+    answer: Option<DateTime<Utc>>,
+    usage: Duration,
+    now: DateTime<Utc>,
+    default_source: &str,
+) -> Cdr {
+    let setup = ev.setup_time.or(answer).unwrap_or(now);
+    let end = answer.map_or(now, |a| plus(a, usage));
+    let mut extra_fields: BTreeMap<String, String> = ev.extra_fields.clone();
+    let disconnect_cause = extra_fields.remove(DISCONNECT_CAUSE).unwrap_or_default();
+    Cdr {
+        cgrid: key.cgrid.clone(),
+        run_id: key.run_id.clone(),
+        origin_id: ev.origin_id.clone(),
+        origin_host: ev.origin_host.clone(),
+        source: if ev.source.is_empty() {
+            default_source.to_owned()
+        } else {
+            ev.source.clone()
+        },
+        tor: ev.tor.clone(),
+        request_type: ev.request_type.clone(),
+        tenant: ev.tenant.clone(),
+        category: ev.category.clone(),
+        account: ev.account.clone(),
+        subject: ev.subject.clone(),
+        destination: ev.destination.clone(),
+        setup_time: ts(setup),
+        answer_time: answer.map(ts),
+        usage: if answer.is_some() {
+            usage
+        } else {
+            Duration::ZERO
+        },
+        cost: None,
+        cost_source: String::new(),
+        disconnect_cause,
+        extra_fields,
+        end_time: ts(end),
+    }
 }

@@ -27,11 +27,13 @@ mod ops;
 mod types;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 pub use charge::Charging;
 pub use event::{OPT_DEBIT_INTERVAL, Owner, RequestType, SessionEvent};
+pub use finish::event_cdr;
 pub use types::{
     Action, Counters, Disconnect, EndIntent, Reply, SessionConfig, SessionKey, SessionSnapshot,
 };
@@ -168,6 +170,44 @@ impl SessionManager {
         s.last_update = now;
         self.request_disconnect(key, reason);
         Ok(())
+    }
+
+    /// Ends a session at once (`SessionSv1.ForceDisconnect`, as CGRateS
+    /// v0.10's `forceSTerminate`): the owner is asked to end the call (an
+    /// [`Action::Disconnect`]; a passive call's is logged and counted), the
+    /// session is settled for the usage so far (the usage its owner
+    /// reported, or the time since it started if that is more, at most
+    /// `max-call-duration`) and its CDR written, flagged
+    /// `DisconnectRequested`. A later terminate, ProcessCDR or a passive
+    /// call's BYE finds the session charged: the charge replays from the
+    /// account's mark and the CDR insert keeps the first, so the call has
+    /// one CDR and one debit.
+    ///
+    /// # Errors
+    /// [`Error::SessionNotFound`]; rating and store errors of the settle
+    /// (the CDR is written anyway, with the error).
+    pub fn force_terminate(
+        &mut self,
+        key: &SessionKey,
+        reason: &str,
+        now: DateTime<Utc>,
+        ch: &Charging<'_>,
+    ) -> Result<Reply, Error> {
+        if !self.sessions.contains_key(key) {
+            return Err(Error::SessionNotFound(key.clone()));
+        }
+        self.request_disconnect(key, reason);
+        let Some(s) = self.sessions.remove(key) else {
+            return Err(Error::SessionNotFound(key.clone()));
+        };
+        self.unarm(key);
+        let elapsed = (now - s.started).to_std().unwrap_or(Duration::ZERO);
+        let usage = s
+            .total_usage
+            .max(elapsed)
+            .min(self.config.max_call_duration);
+        let cdr = self.cdr_of_event(&s.event, key, Some(s.answer_time), usage, now);
+        self.finish(&s, usage, cdr, now, ch)
     }
 
     /// Resumes sessions persisted before a restart (their

@@ -115,9 +115,39 @@ enum Cmd {
     Force {
         keys: Vec<SessionKey>,
         reason: String,
-        reply: Answer<usize>,
+        reply: Answer<Forced>,
     },
     Stop,
+}
+
+/// What a `ForceDisconnect` did on one shard (or all of them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Forced {
+    /// Sessions found and ended.
+    pub found: usize,
+    /// Of those, the ones whose settle failed (their CDR written with the
+    /// error).
+    pub failed: usize,
+}
+
+/// A `ForceDisconnect` on one shard until every CDR it wrote is stored:
+/// the reply goes when the last one is.
+struct ForceWait {
+    left: usize,
+    forced: Forced,
+    reply: Option<Answer<Forced>>,
+}
+
+impl ForceWait {
+    fn done_one(w: &Mutex<ForceWait>) {
+        let mut g = lock(w);
+        g.left = g.left.saturating_sub(1);
+        if g.left == 0
+            && let Some(r) = g.reply.take()
+        {
+            let _ = r.send(g.forced);
+        }
+    }
 }
 
 /// Counters of the driver itself (the managers' are per shard).
@@ -177,6 +207,7 @@ pub(crate) struct Sessions {
     pub owners: Arc<Registry>,
     published: Arc<Mutex<Vec<Counters>>>,
     keep_marks: Duration,
+    cdr_source: String,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -319,6 +350,7 @@ impl Sessions {
                 owners,
                 published,
                 keep_marks: section.config.keep_charged_marks,
+                cdr_source: section.config.cdr_source.clone(),
             }),
             dialogs,
         ))
@@ -328,6 +360,12 @@ impl Sessions {
     /// charged marks of ended sessions (the re-rate prunes by it too).
     pub(crate) fn keep_marks(&self) -> Duration {
         self.keep_marks
+    }
+
+    /// `[sessions] cdr-source`: the `Source` of CDRs whose event names
+    /// none.
+    pub(crate) fn cdr_source(&self) -> &str {
+        &self.cdr_source
     }
 
     /// How many sessions were restored at start.
@@ -425,13 +463,15 @@ impl Sessions {
         Ok(all)
     }
 
-    /// Asks the owners of `keys` to end their calls; how many sessions
-    /// were found.
+    /// Ends the sessions of `keys` at once (their owners asked to end the
+    /// calls, each settled for its usage so far and its CDR written:
+    /// [`SessionManager::force_terminate`]); answers once their CDRs are
+    /// stored, with how many were found and how many failed.
     pub(crate) async fn force_disconnect(
         &self,
         keys: Vec<SessionKey>,
         reason: &str,
-    ) -> Result<usize, sessions::Error> {
+    ) -> Result<Forced, sessions::Error> {
         let n = self.shards.len();
         let mut per: Vec<Vec<SessionKey>> = (0..n).map(|_| Vec::new()).collect();
         for k in keys {
@@ -439,7 +479,7 @@ impl Sessions {
                 v.push(k);
             }
         }
-        let mut found = 0;
+        let mut all = Forced::default();
         for (i, keys) in per.into_iter().enumerate() {
             if keys.is_empty() {
                 continue;
@@ -454,9 +494,11 @@ impl Sessions {
                 },
             )
             .await?;
-            found += rx.await.map_err(|_| stopped())?;
+            let f = rx.await.map_err(|_| stopped())?;
+            all.found += f.found;
+            all.failed += f.failed;
         }
-        Ok(found)
+        Ok(all)
     }
 
     /// Stops every shard after the commands already queued and waits for
@@ -688,13 +730,39 @@ impl Shard<'_> {
                 reason,
                 reply,
             } => {
-                let found = keys
-                    .iter()
-                    .filter(|k| self.mgr.force_disconnect(k, &reason, now).is_ok())
-                    .count();
-                self.apply(Vec::new());
+                // One count for this loop, one per CDR written: the reply
+                // goes once all of them are stored.
+                let wait = Arc::new(Mutex::new(ForceWait {
+                    left: 1,
+                    forced: Forced::default(),
+                    reply: Some(reply),
+                }));
+                for k in &keys {
+                    let w = Arc::clone(&wait);
+                    self.after_cdr = Some(Box::new(move |_| ForceWait::done_one(&w)));
+                    lock(&wait).left += 1;
+                    let r = self.with_charging(|mgr, ch| mgr.force_terminate(k, &reason, now, ch));
+                    {
+                        let mut g = lock(&wait);
+                        match &r {
+                            Ok(_) => g.forced.found += 1,
+                            // Ended meanwhile: skipped, as CGRateS does.
+                            Err(sessions::Error::SessionNotFound(_)) => {}
+                            Err(e) => {
+                                g.forced.found += 1;
+                                g.forced.failed += 1;
+                                tracing::warn!(session = %k, error = %e, "force-terminating a session");
+                            }
+                        }
+                    }
+                    self.apply(Vec::new());
+                    // No CDR written (not found): nothing to wait for.
+                    if let Some(f) = self.after_cdr.take() {
+                        f(true);
+                    }
+                }
                 self.writes.flush();
-                let _ = reply.send(found);
+                ForceWait::done_one(&wait);
                 Vec::new()
             }
             Cmd::Stop => Vec::new(),

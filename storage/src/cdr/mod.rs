@@ -164,6 +164,16 @@ impl CdrStore for SqlCdrs {
             .map_err(store_err)
         })
     }
+
+    fn replace<'a>(&'a self, cdr: &'a Cdr) -> BoxFuture<'a, Result<(), sessions::Error>> {
+        Box::pin(async move {
+            match &self.backend {
+                Backend::Sqlite(p) => sqlite::replace(p, cdr).await,
+                Backend::Postgres(p) => postgres::replace(p, cdr).await,
+            }
+            .map_err(store_err)
+        })
+    }
 }
 
 /// Which of `cdrs` the database reports inserted: each returned (CGRID,

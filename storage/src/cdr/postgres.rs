@@ -140,3 +140,45 @@ pub(super) async fn update_cost(
     .await?;
     Ok(r.rows_affected() > 0)
 }
+
+/// One CDR in place of the stored one with its key (or a new row).
+const REPLACE: &str = "INSERT INTO cdrs (cgrid, run_id, origin_host, source, origin_id, tor, \
+     request_type, tenant, category, account, subject, destination, setup_time, answer_time, \
+     usage, cost, cost_source, extra_fields, disconnect_cause, end_time) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18::jsonb, $19, $20) \
+     ON CONFLICT (cgrid, run_id) DO UPDATE SET origin_host = excluded.origin_host, \
+     source = excluded.source, origin_id = excluded.origin_id, tor = excluded.tor, \
+     request_type = excluded.request_type, tenant = excluded.tenant, \
+     category = excluded.category, account = excluded.account, subject = excluded.subject, \
+     destination = excluded.destination, setup_time = excluded.setup_time, \
+     answer_time = excluded.answer_time, usage = excluded.usage, cost = excluded.cost, \
+     cost_source = excluded.cost_source, extra_fields = excluded.extra_fields, \
+     disconnect_cause = excluded.disconnect_cause, end_time = excluded.end_time";
+
+pub(super) async fn replace(pool: &PgPool, c: &Cdr) -> Result<(), sqlx::Error> {
+    sqlx::query(REPLACE)
+        .bind(&c.cgrid)
+        .bind(&c.run_id)
+        .bind(&c.origin_host)
+        .bind(&c.source)
+        .bind(&c.origin_id)
+        .bind(&c.tor)
+        .bind(&c.request_type)
+        .bind(&c.tenant)
+        .bind(&c.category)
+        .bind(&c.account)
+        .bind(&c.subject)
+        .bind(&c.destination)
+        .bind(c.setup_time.as_nanos())
+        .bind(c.answer_time.map(capture::Timestamp::as_nanos))
+        .bind(usage_ns(c))
+        .bind(c.cost)
+        .bind(&c.cost_source)
+        .bind(extra_json(c))
+        .bind(&c.disconnect_cause)
+        .bind(c.end_time.as_nanos())
+        .execute(pool)
+        .await?;
+    Ok(())
+}

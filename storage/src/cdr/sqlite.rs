@@ -159,3 +159,42 @@ pub(super) async fn update_cost(
     .await?;
     Ok(r.rows_affected() > 0)
 }
+
+pub(super) async fn replace(pool: &SqlitePool, c: &Cdr) -> Result<(), sqlx::Error> {
+    let placeholders: Vec<String> = (1..=NCOLS).map(|i| format!("${i}")).collect();
+    let updates: Vec<String> = COLUMNS
+        .split(", ")
+        .filter(|c| !matches!(*c, "cgrid" | "run_id"))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO cdrs ({COLUMNS}) VALUES ({}) ON CONFLICT (cgrid, run_id) DO UPDATE SET {}",
+        placeholders.join(","),
+        updates.join(", ")
+    );
+    sqlx::query(&sql)
+        .bind(&c.cgrid)
+        .bind(&c.run_id)
+        .bind(&c.origin_host)
+        .bind(&c.source)
+        .bind(&c.origin_id)
+        .bind(&c.tor)
+        .bind(&c.request_type)
+        .bind(&c.tenant)
+        .bind(&c.category)
+        .bind(&c.account)
+        .bind(&c.subject)
+        .bind(&c.destination)
+        .bind(c.setup_time.as_nanos())
+        .bind(c.answer_time.map(capture::Timestamp::as_nanos))
+        .bind(usage_ns(c))
+        .bind(c.cost.map(|d| d.to_string()))
+        .bind(c.cost.map(cost_key))
+        .bind(&c.cost_source)
+        .bind(extra_json(c))
+        .bind(&c.disconnect_cause)
+        .bind(c.end_time.as_nanos())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
