@@ -739,6 +739,72 @@ fn passive_call_over_hep_is_charged_and_survives_a_restart() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// `SessionSv1.ForceDisconnect` of a passive call (nobody can end it: the
+/// request is logged and counted) ends its session at once: settled for
+/// the time since its answer and its CDR stored, flagged. The BYE seen
+/// later makes no second CDR and no second debit.
+#[test]
+fn force_disconnect_of_a_passive_call_gives_one_cdr_and_one_debit() {
+    let s = Server::start_with(
+        &["--hep", "udp:127.0.0.1:0", "--tariffplan", &plan_dir()],
+        Some(&format!("{API}{PASSIVE}")),
+    );
+    let udp = hep_addr(&s);
+    let hep = call_hep("early-media-183.pcap");
+    let bye = hep.iter().position(|h| is_bye(h)).unwrap();
+    let hep = restamp(&hep, SystemTime::now());
+    send_udp(&udp, &hep[..bye]);
+    wait_until("the answer", || count(&s) == 1);
+    let r = call_json(
+        &s,
+        "SessionSv1.ForceDisconnect",
+        json!({"Filters": ["*string:~*req.OriginID:1-13708@127.0.0.1"]}),
+    );
+    assert_eq!(r, json!("OK"));
+    assert_eq!(count(&s), 0);
+    // Stored before the reply.
+    let r = call(
+        &s,
+        "CDRsV1.GetCDRs",
+        json!({"OriginIDs": ["1-13708@127.0.0.1"]}),
+    );
+    let c = r.as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["RequestType"], "*postpaid");
+    assert_eq!(
+        c[0]["ExtraFields"]["DisconnectRequested"], "FORCED_DISCONNECT",
+        "{c:?}"
+    );
+    let cost = Decimal::from_str(&c[0]["Cost"].to_string()).unwrap();
+    assert!(cost > Decimal::ZERO, "{c:?}");
+    assert_eq!(credit(&s, "4971112345"), dec("10") - cost);
+    assert_eq!(
+        metric(&s, "accurate_sessions_total{name=\"disconnect_passive\"}"),
+        1
+    );
+    // The BYE: the call ends in the dialog machine, its charge replays
+    // from the account's mark and its CDR is a duplicate, not stored.
+    send_udp(&udp, &hep[bye..]);
+    wait_until("the BYE's end", || {
+        metric(&s, "accurate_cdr_writer_total{name=\"duplicate\"}") == 1
+    });
+    assert_eq!(metric(&s, "accurate_cdrs_total"), 1);
+    assert_eq!(
+        metric(&s, "accurate_sessions_total{name=\"duplicates\"}"),
+        1
+    );
+    assert_eq!(credit(&s, "4971112345"), dec("10") - cost);
+    assert_eq!(cdrs(&s, "1-13708@127.0.0.1", 1)[0]["Cost"], c[0]["Cost"]);
+    assert_eq!(metric(&s, "accurate_cdr_writer_total{name=\"stored\"}"), 1);
+}
+
+/// The JSON-RPC reply's result (the error must be null).
+fn call_json(s: &Server, method: &str, params: Value) -> Value {
+    let reply = s.http_call(method, params);
+    assert!(reply["error"].is_null(), "{reply}");
+    reply["result"].clone()
+}
+
 /// `*cdrlog` writes a CDR per balance change of its action list, as
 /// CGRateS does (RunID the action, Source `*cdrlog`, ToR the balance
 /// type, Cost the units), with the template's fields.
