@@ -11,6 +11,7 @@
 //! | 69 | a listen address in use or not on this host; a HEP collector that refuses or cannot be reached (`send-hep`); a live interface that cannot be captured on; the data directory locked by another process; Redis unreachable |
 //! | 71 | any other failure to listen |
 //! | 74 | the output cannot be written (full disk, I/O error); the data directory cannot be read or written |
+//! | 75 | `serve` stopped with CDRs not stored (the CDR database could not be reached): the calls' saved sessions and ends are kept and finished at the next start |
 //! | 77 | not allowed: live capture without CAP_NET_RAW, a privileged port |
 //! | 78 | the configuration is invalid |
 
@@ -31,6 +32,9 @@ pub(crate) const UNAVAILABLE: u8 = 69;
 pub(crate) const OS_ERR: u8 = 71;
 /// An error writing the output (EX_IOERR).
 pub(crate) const IO_ERR: u8 = 74;
+/// Work left to finish later, e.g. CDRs not stored at shutdown
+/// (EX_TEMPFAIL).
+pub(crate) const TEMP_FAIL: u8 = 75;
 /// Not allowed, e.g. capturing without CAP_NET_RAW (EX_NOPERM).
 pub(crate) const PERMISSION: u8 = 77;
 /// The configuration is invalid (EX_CONFIG).
@@ -76,6 +80,10 @@ pub(crate) enum Failure {
     /// damaged, 74 when its files cannot be read or written.
     #[error("cannot open the store")]
     Storage(#[source] Box<storage::Error>),
+    /// Stopped with work left for the next start (75): CDRs the database
+    /// did not take at shutdown.
+    #[error("{0}")]
+    Unfinished(String),
 }
 
 /// The exit code for an error: the first cause in the chain that has one.
@@ -89,6 +97,7 @@ pub(crate) fn code_for(e: &anyhow::Error) -> u8 {
                 Failure::Input { .. } => NO_INPUT,
                 Failure::Output(_) => IO_ERR,
                 Failure::Data(_) => DATA,
+                Failure::Unfinished(_) => TEMP_FAIL,
                 Failure::Bind(_, c) => bind_code(c),
                 Failure::Peer(_, e) => peer_code(e),
                 Failure::Live(_, capture::CaptureError::Permission(_)) => PERMISSION,

@@ -12,7 +12,10 @@
 //! while the queue fills and submitters wait; a batch the database
 //! refuses is retried one CDR at a time, so one bad CDR never takes the
 //! others with it. On shutdown the task stores everything queued before it
-//! returns. [`CdrWriter::submit_wait`] returns once its CDR is committed.
+//! returns, unless the database does not answer within the shutdown's
+//! grace ([`WriterTask::give_up_on`]): then what is left is answered "not
+//! stored" and the task ends. [`CdrWriter::submit_wait`] returns once its
+//! CDR is committed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -152,8 +155,14 @@ pub(crate) struct WriterStats {
     /// Already stored (same CGRID and RunID): left as they were.
     pub duplicates: AtomicU64,
     /// Refused by the database, or given up on at shutdown with the
-    /// database unreachable: not stored.
+    /// database unreachable after [`ATTEMPTS_AT_SHUTDOWN`] tries: not
+    /// stored.
     pub failed: AtomicU64,
+    /// Given up on at shutdown: the database could not be reached within
+    /// the shutdown's grace ([`WriterTask::give_up_on`]). Not stored; a
+    /// call the session manager followed keeps its saved session or end,
+    /// finished at the next start.
+    pub abandoned: AtomicU64,
     /// Submitters that found the queue full and waited.
     pub queue_full: AtomicU64,
     /// Batches stored.
@@ -166,17 +175,20 @@ impl WriterStats {
     /// CDRs queued and not yet stored or failed.
     pub(crate) fn pending(&self) -> u64 {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        g(&self.submitted).saturating_sub(g(&self.stored) + g(&self.duplicates) + g(&self.failed))
+        g(&self.submitted).saturating_sub(
+            g(&self.stored) + g(&self.duplicates) + g(&self.failed) + g(&self.abandoned),
+        )
     }
 
     /// Name and value of each counter.
-    pub(crate) fn all(&self) -> [(&'static str, u64); 8] {
+    pub(crate) fn all(&self) -> [(&'static str, u64); 9] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("cdrs_submitted", g(&self.submitted)),
             ("cdrs_stored", g(&self.stored)),
             ("cdrs_duplicate", g(&self.duplicates)),
             ("cdrs_failed", g(&self.failed)),
+            ("cdrs_abandoned", g(&self.abandoned)),
             ("cdrs_pending", self.pending()),
             ("cdrs_queue_full", g(&self.queue_full)),
             ("cdr_batches", g(&self.batches)),
@@ -234,6 +246,8 @@ impl CdrWriter {
             batch_size,
             flush_interval,
             stats: Arc::clone(&stats),
+            give_up: None,
+            abandoning: false,
         };
         (CdrWriter { tx, stats }, task)
     }
@@ -324,11 +338,28 @@ pub(crate) struct WriterTask {
     batch_size: usize,
     flush_interval: Duration,
     stats: Arc<WriterStats>,
+    /// Once true (the shutdown's grace is over), an insert that does not
+    /// succeed is not retried: see [`WriterTask::give_up_on`].
+    give_up: Option<watch::Receiver<bool>>,
+    /// Given up: what is queued is answered "not stored".
+    abandoning: bool,
 }
 
 /// Inserts tried with the database unreachable once shutting down, before
 /// the CDRs left are given up on.
 const ATTEMPTS_AT_SHUTDOWN: u32 = 5;
+/// How long the last insert may take once the shutdown's grace is over.
+const LAST_TRY: Duration = Duration::from_secs(1);
+
+/// Returns once `give_up` says true; never when its sender is gone
+/// without saying it.
+async fn fired(give_up: &mut watch::Receiver<bool>) {
+    while !*give_up.borrow_and_update() {
+        if give_up.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// Returns once `stop` says true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -340,11 +371,26 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 impl WriterTask {
+    /// Bounds the shutdown: once `give_up` says true, an insert in
+    /// progress is cancelled, a failed one is not retried, and everything
+    /// queued is answered "not stored" (counted `cdrs_abandoned`) and no
+    /// more is taken, so the session shards waiting on the writer go on
+    /// and stop, their calls' saved sessions and ends kept for the next
+    /// start. A database that answers keeps storing until then.
+    pub(crate) fn give_up_on(mut self, give_up: watch::Receiver<bool>) -> Self {
+        self.give_up = Some(give_up);
+        self
+    }
+
     /// Stores batches until `stop`, then stores everything still queued
     /// and returns.
     pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut stopping = false;
         loop {
+            if self.abandoning {
+                self.abandon_queued();
+                break;
+            }
             let first = if stopping {
                 self.rx.recv().await
             } else {
@@ -387,14 +433,63 @@ impl WriterTask {
         }
     }
 
-    async fn flush(&self, batch: Vec<Job>, stopping: bool) {
+    /// No more CDRs taken; those queued answered "not stored".
+    fn abandon_queued(&mut self) {
+        self.rx.close();
+        let mut jobs = Vec::new();
+        while let Ok(j) = self.rx.try_recv() {
+            jobs.push(j);
+        }
+        let (cdrs, dones): (Vec<Cdr>, Vec<_>) = jobs.into_iter().map(|j| (j.cdr, j.done)).unzip();
+        self.abandon(&cdrs, dones);
+    }
+
+    fn abandon(
+        &self,
+        cdrs: &[Cdr],
+        dones: Vec<Option<oneshot::Sender<Result<bool, sessions::Error>>>>,
+    ) {
+        let n = u64::try_from(cdrs.len()).unwrap_or(u64::MAX);
+        self.stats.abandoned.fetch_add(n, Ordering::Relaxed);
+        for c in cdrs {
+            tracing::error!(cgrid = %c.cgrid, run_id = %c.run_id, origin_id = %c.origin_id,
+                "CDR not stored: the CDR database cannot be reached and the server is stopping");
+        }
+        for d in dones.into_iter().flatten() {
+            let _ = d.send(Err(sessions::Error::CdrStore(
+                "not stored: the server stopped with the CDR database unreachable".to_owned(),
+            )));
+        }
+    }
+
+    /// Whether the shutdown's grace is over.
+    fn given_up(&self) -> bool {
+        self.give_up.as_ref().is_some_and(|g| *g.borrow())
+    }
+
+    async fn flush(&mut self, batch: Vec<Job>, stopping: bool) {
+        if self.abandoning {
+            let (cdrs, dones): (Vec<Cdr>, Vec<_>) =
+                batch.into_iter().map(|j| (j.cdr, j.done)).unzip();
+            self.abandon(&cdrs, dones);
+            return;
+        }
         let (cdrs, dones): (Vec<Cdr>, Vec<_>) = batch.into_iter().map(|j| (j.cdr, j.done)).unzip();
-        match self.insert(&cdrs, stopping).await {
+        let r = self.insert(&cdrs, stopping).await;
+        if self.abandoning {
+            self.abandon(&cdrs, dones);
+            return;
+        }
+        match r {
             Err(sessions::Error::CdrRejected(e)) if cdrs.len() > 1 => {
                 tracing::warn!(error = %e, cdrs = cdrs.len(), "CDR batch refused, storing its CDRs one by one");
                 for (cdr, done) in cdrs.chunks(1).zip(dones) {
                     let r = self.insert(cdr, stopping).await;
-                    self.answer(cdr, r, vec![done]);
+                    if self.abandoning {
+                        self.abandon(cdr, vec![done]);
+                    } else {
+                        self.answer(cdr, r, vec![done]);
+                    }
                 }
             }
             r => self.answer(&cdrs, r, dones),
@@ -439,11 +534,35 @@ impl WriterTask {
     /// One insert, retried with a backoff while the database cannot be
     /// reached (at most [`ATTEMPTS_AT_SHUTDOWN`] times when stopping); a
     /// refusal is returned at once.
-    async fn insert(&self, cdrs: &[Cdr], stopping: bool) -> Result<Vec<bool>, sessions::Error> {
+    /// Given up ([`WriterTask::give_up_on`]): `Err` with `abandoning`
+    /// set.
+    async fn insert(&mut self, cdrs: &[Cdr], stopping: bool) -> Result<Vec<bool>, sessions::Error> {
         let mut backoff = Duration::from_millis(100);
         let mut attempts = 0u32;
+        let abandoned = || sessions::Error::CdrStore("given up at shutdown".to_owned());
         loop {
-            match self.store.insert(cdrs).await {
+            if self.given_up() {
+                // One last short try: a database that answers still takes
+                // the CDRs; one that does not is given up on.
+                return match tokio::time::timeout(LAST_TRY, self.store.insert(cdrs)).await {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(e @ sessions::Error::CdrRejected(_))) => Err(e),
+                    Ok(Err(_)) | Err(_) => {
+                        self.abandoning = true;
+                        Err(abandoned())
+                    }
+                };
+            }
+            let r = match self.give_up.clone() {
+                None => self.store.insert(cdrs).await,
+                Some(mut g) => tokio::select! {
+                    r = self.store.insert(cdrs) => r,
+                    // Cut short (a connection attempt may take the pool's
+                    // whole acquire timeout): the last try above.
+                    () = fired(&mut g) => continue,
+                },
+            };
+            match r {
                 Ok(r) => return Ok(r),
                 Err(e @ sessions::Error::CdrRejected(_)) => return Err(e),
                 Err(e) => {
@@ -453,7 +572,13 @@ impl WriterTask {
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, cdrs = cdrs.len(), retry_in = ?backoff, "CDR insert failed, retrying");
-                    tokio::time::sleep(backoff).await;
+                    match self.give_up.clone() {
+                        None => tokio::time::sleep(backoff).await,
+                        Some(mut g) => tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            () = fired(&mut g) => {}
+                        },
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }

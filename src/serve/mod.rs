@@ -57,6 +57,10 @@ pub(crate) use sessions::SessionsSection;
 pub(crate) const DEFAULT_RPC_TCP: &str = "127.0.0.1:2012";
 /// Default JSON-RPC over HTTP address (CGRateS's `http`).
 pub(crate) const DEFAULT_RPC_HTTP: &str = "127.0.0.1:2080";
+/// How long after SIGINT/SIGTERM the CDR writer keeps trying a database
+/// that does not answer before it gives up on the CDRs left (they are
+/// then finished at the next start).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// The largest request accepted (TCP: one JSON value; HTTP: the body).
 const MAX_REQUEST_BYTES: usize = 4 << 20;
 
@@ -139,7 +143,10 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         // Stopped last, after everything that writes CDRs: it stores all
         // that is queued before it returns.
         let (cdr_stop_tx, cdr_stop_rx) = watch::channel(false);
-        let cdr_writer = tokio::spawn(cdr_task.run(cdr_stop_rx));
+        // Set SHUTDOWN_GRACE after the signal: the writer stops waiting
+        // for a CDR database that does not answer.
+        let (give_up_tx, give_up_rx) = watch::channel(false);
+        let cdr_writer = tokio::spawn(cdr_task.give_up_on(give_up_rx).run(cdr_stop_rx));
         // In the runtime: `*http_post` actions run at load post from it.
         if let Some(dir) = &args.tariffplan {
             let report = store::load_plan_dir(&state, dir)?;
@@ -221,6 +228,10 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             _ = term.recv() => {}
         }
         let _ = stop_tx.send(true);
+        tokio::spawn(async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            let _ = give_up_tx.send(true);
+        });
         let _ = tcp_task.await;
         let _ = http_task.await;
         let _ = sched_task.await;
@@ -249,8 +260,27 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         for (k, v) in sessions.all_counters() {
             let _ = writeln!(e, "serve: {k}: {v}");
         }
-        Ok(())
+        drop(e);
+        unfinished(&state, &sessions)
     })
+}
+
+/// `Err` (exit 75) when CDRs were left unstored: the calls' saved
+/// sessions and ends stay in the session store and are finished at the
+/// next start.
+fn unfinished(state: &State, sessions: &sessions::Sessions) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    let abandoned = state.cdr_writer.stats().abandoned.load(Ordering::Relaxed);
+    let unstored = sessions.counters.cdrs_unstored.load(Ordering::Relaxed);
+    if abandoned == 0 && unstored == 0 {
+        return Ok(());
+    }
+    Err(Failure::Unfinished(format!(
+        "CDRs not stored at shutdown ({abandoned} given up with the CDR database not \
+         answering, {unstored} of calls the session manager follows): those calls keep their \
+         saved session or end in the session store and get their CDR at the next start"
+    ))
+    .into())
 }
 
 /// `accurate load DIR --data-dir D`: loads a plan folder into a stopped

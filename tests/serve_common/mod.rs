@@ -1,6 +1,7 @@
 //! The `accurate serve` harness shared by the serve tests: the real binary
 //! on port 0 with its own temporary data dir, its `listening on` lines, TCP
-//! and HTTP JSON-RPC calls, signals.
+//! and HTTP JSON-RPC calls, signals; and what several of them read
+//! (results, balances, `/metrics`) or send (HEP over UDP).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,6 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use capture::Timestamp;
+use capture::hep::{decode, encode_v3};
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 /// The binary under test.
@@ -220,5 +224,96 @@ impl Replies {
             }
             self.decoder.feed(&buf[..n]);
         }
+    }
+}
+
+/// The result of a Go-style call over HTTP, or its error as `ERR:message`.
+pub fn rpc(s: &Server, method: &str, params: Value) -> Value {
+    let reply = s.http_call(method, params);
+    if reply["error"].is_null() {
+        reply["result"].clone()
+    } else {
+        let e = &reply["error"];
+        let msg = e.as_str().map_or_else(
+            || e["message"].as_str().unwrap_or("").to_owned(),
+            str::to_owned,
+        );
+        Value::String(format!("ERR:{msg}"))
+    }
+}
+
+/// Waits (at most [`WAIT`]) until `f` holds.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The sum of the account's `*monetary` balances (tenant `cgrates.org`).
+pub fn credit(s: &Server, account: &str) -> Decimal {
+    let a = rpc(
+        s,
+        "APIerSv2.GetAccount",
+        json!({"Tenant": "cgrates.org", "Account": account}),
+    );
+    a["BalanceMap"]["*monetary"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{a}"))
+        .iter()
+        .map(|b| b["Value"].to_string().parse::<Decimal>().unwrap())
+        .sum()
+}
+
+/// The value of the `/metrics` sample `name` (with its labels), 0 when
+/// absent.
+pub fn metric(s: &Server, name: &str) -> u64 {
+    let mut c = TcpStream::connect(&s.http).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The address of the server's `listening on udp:` HEP line.
+pub fn hep_udp_addr(s: &Server) -> String {
+    s.seen
+        .iter()
+        .find_map(|l| l.strip_prefix("listening on udp:"))
+        .unwrap_or_else(|| panic!("no udp line: {:?}", s.seen))
+        .to_owned()
+}
+
+/// HEP packets re-stamped `start`, `start + 1 ms`, ...
+pub fn restamp_hep(hep: &[Vec<u8>], start: std::time::SystemTime) -> Vec<Vec<u8>> {
+    hep.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let t = start + Duration::from_millis(i as u64);
+            let d = t.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap();
+            let mut p = decode(h, Timestamp::from_nanos(0)).unwrap();
+            let (secs, micros) = (u32::try_from(d.as_secs()).unwrap(), d.subsec_micros());
+            p.ts = Timestamp::from_secs_micros(i64::from(secs), micros);
+            p.ts_secs = Some(secs);
+            p.ts_micros = Some(micros);
+            encode_v3(&p)
+        })
+        .collect()
+}
+
+/// Sends `packets` over UDP to `to`, 2 ms apart.
+pub fn send_udp(to: &str, packets: &[Vec<u8>]) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for p in packets {
+        sock.send_to(p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
     }
 }

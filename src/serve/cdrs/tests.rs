@@ -229,3 +229,75 @@ fn filter_errors_as_cgrates_reports_them() {
     let f = parse_filter(&json!({"Tenant": "cgrates.org", "APIOpts": {}, "MinCost": 0.1})).unwrap();
     assert_eq!(f.min_cost, Some(rust_decimal::Decimal::new(1, 1)));
 }
+
+/// A database that never answers: each insert hangs (as a connection
+/// attempt to a host gone away waits out the pool's timeout).
+struct Hanging;
+
+impl CdrStore for Hanging {
+    fn insert<'a>(
+        &'a self,
+        _: &'a [Cdr],
+    ) -> sessions::BoxFuture<'a, Result<Vec<bool>, sessions::Error>> {
+        Box::pin(std::future::pending())
+    }
+    fn get<'a>(
+        &'a self,
+        _: &'a CdrFilter,
+    ) -> sessions::BoxFuture<'a, Result<Vec<Cdr>, sessions::Error>> {
+        Box::pin(std::future::pending())
+    }
+    fn count<'a>(
+        &'a self,
+        _: &'a CdrFilter,
+    ) -> sessions::BoxFuture<'a, Result<u64, sessions::Error>> {
+        Box::pin(std::future::pending())
+    }
+    fn update_cost<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a sessions::CostUpdate,
+    ) -> sessions::BoxFuture<'a, Result<bool, sessions::Error>> {
+        Box::pin(std::future::pending())
+    }
+    fn replace<'a>(&'a self, _: &'a Cdr) -> sessions::BoxFuture<'a, Result<(), sessions::Error>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Once the shutdown's grace is over, the insert in progress is cut, the
+/// CDRs queued are answered "not stored" (abandoned, not failed), a
+/// submitter waiting for room is let go, and the task ends.
+#[tokio::test]
+async fn giving_up_ends_a_writer_stuck_on_a_database_that_never_answers() {
+    let (w, task) = CdrWriter::new(Arc::new(Hanging), 1, Duration::from_millis(1));
+    let (give_up_tx, give_up_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let t = tokio::spawn(task.give_up_on(give_up_rx).run(stop_rx));
+    let waiters: Vec<_> = (0..6)
+        .map(|i| {
+            let w = w.clone();
+            tokio::spawn(async move { w.submit_wait(cdr(i)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One in the insert, four queued, one waiting for room: all wait.
+    assert!(waiters.iter().all(|w| !w.is_finished()));
+    stop_tx.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!t.is_finished());
+    give_up_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), t)
+        .await
+        .unwrap()
+        .unwrap();
+    for wt in waiters {
+        assert!(wt.await.unwrap().is_err());
+    }
+    let s = w.stats();
+    assert_eq!(s.abandoned.load(Ordering::Relaxed), 5);
+    assert_eq!(s.failed.load(Ordering::Relaxed), 0);
+    assert_eq!(s.stored.load(Ordering::Relaxed), 0);
+    assert!(w.submit(cdr(9)).await.is_err());
+}
