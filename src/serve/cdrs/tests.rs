@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use capture::Timestamp;
+use std::sync::atomic::Ordering;
+use tokio::sync::watch;
 
+use super::writer::WriterClosed;
 use super::*;
 
 fn unique(name: &str) -> String {

@@ -38,6 +38,7 @@
 //! call; it is removed with the session once the call's CDR is durable.
 
 mod config;
+mod force;
 mod forgets;
 mod sink;
 mod timed;
@@ -59,6 +60,7 @@ use sip_fsm::{DialogEvent, DialogSnapshot};
 use tokio::sync::oneshot;
 
 pub(crate) use config::SessionsSection;
+pub(crate) use force::Forced;
 use forgets::Forgets;
 pub(crate) use sink::{CdrSink, Pending, WriterSink};
 use writes::StoreWrites;
@@ -118,36 +120,6 @@ enum Cmd {
         reply: Answer<Forced>,
     },
     Stop,
-}
-
-/// What a `ForceDisconnect` did on one shard (or all of them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Forced {
-    /// Sessions found and ended.
-    pub found: usize,
-    /// Of those, the ones whose settle failed (their CDR written with the
-    /// error).
-    pub failed: usize,
-}
-
-/// A `ForceDisconnect` on one shard until every CDR it wrote is stored:
-/// the reply goes when the last one is.
-struct ForceWait {
-    left: usize,
-    forced: Forced,
-    reply: Option<Answer<Forced>>,
-}
-
-impl ForceWait {
-    fn done_one(w: &Mutex<ForceWait>) {
-        let mut g = lock(w);
-        g.left = g.left.saturating_sub(1);
-        if g.left == 0
-            && let Some(r) = g.reply.take()
-        {
-            let _ = r.send(g.forced);
-        }
-    }
 }
 
 /// Counters of the driver itself (the managers' are per shard).
@@ -730,39 +702,7 @@ impl Shard<'_> {
                 reason,
                 reply,
             } => {
-                // One count for this loop, one per CDR written: the reply
-                // goes once all of them are stored.
-                let wait = Arc::new(Mutex::new(ForceWait {
-                    left: 1,
-                    forced: Forced::default(),
-                    reply: Some(reply),
-                }));
-                for k in &keys {
-                    let w = Arc::clone(&wait);
-                    self.after_cdr = Some(Box::new(move |_| ForceWait::done_one(&w)));
-                    lock(&wait).left += 1;
-                    let r = self.with_charging(|mgr, ch| mgr.force_terminate(k, &reason, now, ch));
-                    {
-                        let mut g = lock(&wait);
-                        match &r {
-                            Ok(_) => g.forced.found += 1,
-                            // Ended meanwhile: skipped, as CGRateS does.
-                            Err(sessions::Error::SessionNotFound(_)) => {}
-                            Err(e) => {
-                                g.forced.found += 1;
-                                g.forced.failed += 1;
-                                tracing::warn!(session = %k, error = %e, "force-terminating a session");
-                            }
-                        }
-                    }
-                    self.apply(Vec::new());
-                    // No CDR written (not found): nothing to wait for.
-                    if let Some(f) = self.after_cdr.take() {
-                        f(true);
-                    }
-                }
-                self.writes.flush();
-                ForceWait::done_one(&wait);
+                self.force(&keys, &reason, reply, now);
                 Vec::new()
             }
             Cmd::Stop => Vec::new(),
