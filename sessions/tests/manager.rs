@@ -825,3 +825,43 @@ fn granted_usage_is_extended_while_money_lasts_up_to_max_call_duration() {
     assert_eq!(r.cost, Some(d("0.2")));
     assert_eq!(fx.money("ann"), d("0.8"));
 }
+
+// ForceDisconnect ends the session at once (CGRateS's forceSTerminate):
+// the owner is asked, the session is settled for the usage so far (here
+// 30 s since it started; the reservation given back) and its CDR written,
+// flagged; the owner's late terminate charges nothing more.
+#[test]
+fn force_terminate_settles_the_usage_so_far_once() {
+    let fx = Fx::new();
+    fx.account("ann", "1", 0);
+    let mut m = SessionManager::new(SessionConfig::default());
+    let e = ev("c14", "ann", "*prepaid", json!({"Usage": "2m"}));
+    m.handle_initiate(&e, t(0), &fx.ch()).unwrap();
+    drain(&mut m);
+    let other = ev("nope", "ann", "*prepaid", json!({}));
+    assert!(matches!(
+        m.force_terminate(&other.key(), "ADMIN", t(30), &fx.ch()),
+        Err(Error::SessionNotFound(_))
+    ));
+    let r = m
+        .force_terminate(&e.key(), "ADMIN", t(30), &fx.ch())
+        .unwrap();
+    let acts = drain(&mut m);
+    assert_eq!(disconnects(&acts), [(Owner::Api, "ADMIN".to_owned())]);
+    let c = cdrs(&acts);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].usage, secs(30));
+    assert_eq!(c[0].cost, r.cost);
+    assert_eq!(c[0].extra_fields[EXTRA_DISCONNECT_REQUESTED], "ADMIN");
+    let cost = r.cost.unwrap();
+    assert!(cost > Decimal::ZERO);
+    assert_eq!(fx.money("ann"), d("1") - cost);
+    assert_eq!(m.active_sessions().len(), 0);
+    assert_eq!(m.poll_timeout(), None);
+    // The owner's terminate, later and longer: replayed, not charged.
+    let term = ev("c14", "ann", "*prepaid", json!({"Usage": "100s"}));
+    let late = m.handle_terminate(&term, t(100), &fx.ch()).unwrap();
+    assert!(late.replayed);
+    assert_eq!(late.cost, Some(cost));
+    assert_eq!(fx.money("ann"), d("1") - cost);
+}
