@@ -17,7 +17,7 @@ use capture::hep::{decode, encode_v3};
 mod common;
 mod serve_common;
 
-use serve_common::{Server, WAIT};
+use serve_common::{Server, WAIT, send_udp};
 
 /// The HEP packets of one call in a capture of the repository.
 fn call_hep(capture: &str) -> Vec<Vec<u8>> {
@@ -82,15 +82,6 @@ fn hep_addr(s: &Server, proto: &str) -> String {
         .find_map(|l| l.strip_prefix(&prefix))
         .unwrap_or_else(|| panic!("no {prefix} line: {:?}", s.seen))
         .to_owned()
-}
-
-fn send_udp(to: &str, packets: &[Vec<u8>]) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for p in packets {
-        sock.send_to(p, to).unwrap();
-        // Loopback drops nothing at this pace, and the order is kept.
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// `GET /metrics`: the status and the body.

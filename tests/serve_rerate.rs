@@ -8,14 +8,14 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 mod serve_common;
 
-use serve_common::{Server, WAIT};
+use serve_common::{Server, dec, rpc as call, wait_until};
 
 const S: u64 = 1_000_000_000;
 
@@ -26,20 +26,6 @@ fn plan_dir(name: &str) -> String {
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-/// The result, or the error as `ERR:message`.
-fn call(s: &Server, method: &str, params: Value) -> Value {
-    let reply = s.http_call(method, params);
-    if reply["error"].is_null() {
-        reply["result"].clone()
-    } else {
-        Value::String(format!("ERR:{}", reply["error"].as_str().unwrap_or("")))
-    }
-}
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
 }
 
 fn balance(s: &Server, account: &str, kind: &str) -> Decimal {
@@ -60,14 +46,6 @@ fn balance(s: &Server, account: &str, kind: &str) -> Decimal {
 
 fn credit(s: &Server, account: &str) -> Decimal {
     balance(s, account, "*monetary")
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// OriginID -> (Cost, CostSource) of every stored CDR.

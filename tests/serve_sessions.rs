@@ -5,21 +5,23 @@
 //! HEP charged by its `[mapping]` request type.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
 use std::str::FromStr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use capture::Timestamp;
-use capture::hep::{decode, encode_v3};
+use capture::hep::decode;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 mod common;
 mod serve_common;
 
-use serve_common::{Server, WAIT, temp_data_dir};
+use serve_common::{
+    Server, credit, dec, err, hep_udp_addr as hep_addr, metric, restamp_hep as restamp,
+    rpc as call, send_udp, temp_data_dir, wait_until,
+};
 
 fn plan_dir() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -27,43 +29,6 @@ fn plan_dir() -> String {
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-/// The result, or the error as `ERR:message`.
-fn call(s: &Server, method: &str, params: Value) -> Value {
-    let reply = s.http_call(method, params);
-    if reply["error"].is_null() {
-        reply["result"].clone()
-    } else {
-        let e = &reply["error"];
-        let msg = e.as_str().map_or_else(
-            || e["message"].as_str().unwrap_or("").to_owned(),
-            str::to_owned,
-        );
-        Value::String(format!("ERR:{msg}"))
-    }
-}
-
-fn err(v: &Value) -> String {
-    v.as_str()
-        .and_then(|s| s.strip_prefix("ERR:"))
-        .unwrap_or_else(|| panic!("expected an error, got {v}"))
-        .to_owned()
-}
-
-/// The sum of the account's `*monetary` balances.
-fn credit(s: &Server, account: &str) -> Decimal {
-    let a = call(
-        s,
-        "APIerSv2.GetAccount",
-        json!({"Tenant": "cgrates.org", "Account": account}),
-    );
-    a["BalanceMap"]["*monetary"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{a}"))
-        .iter()
-        .map(|b| Decimal::from_str(&b["Value"].to_string()).unwrap())
-        .sum()
 }
 
 /// The account's `*voice` balance `minutes`, in seconds.
@@ -93,10 +58,6 @@ fn cdrs(s: &Server, origin: &str, want: usize) -> Vec<Value> {
     });
     assert_eq!(got.len(), want, "{got:?}");
     got
-}
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
 }
 
 fn now_rfc3339() -> String {
@@ -491,14 +452,6 @@ fn sessions_scenario_on_redis() {
     scenario(&s);
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// An API session that stops getting updates ends after `session-ttl`
 /// with the usage known plus `ttl-usage`, and its reservation settles.
 #[test]
@@ -611,58 +564,9 @@ fn call_hep(capture: &str) -> Vec<Vec<u8>> {
     hep.into_iter().map(|h| h.bytes).collect()
 }
 
-/// `hep` re-stamped `start`, `start + 1 ms`, ...
-fn restamp(hep: &[Vec<u8>], start: SystemTime) -> Vec<Vec<u8>> {
-    hep.iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let t = start + Duration::from_millis(i as u64);
-            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-            let mut p = decode(h, Timestamp::from_nanos(0)).unwrap();
-            let (secs, micros) = (u32::try_from(d.as_secs()).unwrap(), d.subsec_micros());
-            p.ts = Timestamp::from_secs_micros(i64::from(secs), micros);
-            p.ts_secs = Some(secs);
-            p.ts_micros = Some(micros);
-            encode_v3(&p)
-        })
-        .collect()
-}
-
 fn is_bye(hep: &[u8]) -> bool {
     let p = decode(hep, Timestamp::from_nanos(0)).unwrap();
     p.payload.is_some_and(|b| b.starts_with(b"BYE "))
-}
-
-fn send_udp(to: &str, packets: &[Vec<u8>]) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for p in packets {
-        sock.send_to(p, to).unwrap();
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn hep_addr(s: &Server) -> String {
-    s.seen
-        .iter()
-        .find_map(|l| l.strip_prefix("listening on udp:"))
-        .unwrap_or_else(|| panic!("no udp line: {:?}", s.seen))
-        .to_owned()
-}
-
-fn metric(s: &Server, name: &str) -> u64 {
-    let mut c = std::net::TcpStream::connect(&s.http).unwrap();
-    c.set_read_timeout(Some(WAIT)).unwrap();
-    use std::io::{Read, Write};
-    write!(
-        c,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    c.read_to_string(&mut text).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
 }
 
 const API: &str = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n";

@@ -9,41 +9,18 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 mod serve_common;
 
-use serve_common::{Server, WAIT};
+use serve_common::{Server, err, rpc as call, wait_until};
 
 const S: u64 = 1_000_000_000;
 
 fn server() -> Server {
     let plan = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tariffplans/sessions");
     Server::start(&["--tariffplan", plan.to_str().unwrap()])
-}
-
-/// The result, or the error as `ERR:message`.
-fn call(s: &Server, method: &str, params: Value) -> Value {
-    let reply = s.http_call(method, params);
-    if reply["error"].is_null() {
-        reply["result"].clone()
-    } else {
-        let e = &reply["error"];
-        let msg = e.as_str().map_or_else(
-            || e["message"].as_str().unwrap_or("").to_owned(),
-            str::to_owned,
-        );
-        Value::String(format!("ERR:{msg}"))
-    }
-}
-
-fn err(v: &Value) -> String {
-    v.as_str()
-        .and_then(|s| s.strip_prefix("ERR:"))
-        .unwrap_or_else(|| panic!("expected an error, got {v}"))
-        .to_owned()
 }
 
 fn keys(v: &Value) -> BTreeSet<&str> {
@@ -373,14 +350,6 @@ fn process_event_reply_flags_and_subsystem_errors() {
         assert_eq!(err(&r), want);
     }
     assert_eq!(count(&s, json!({})), 1);
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

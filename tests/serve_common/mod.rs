@@ -242,12 +242,25 @@ pub fn rpc(s: &Server, method: &str, params: Value) -> Value {
     }
 }
 
+/// The message of an error [`rpc`] returned (a panic for a result).
+pub fn err(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("ERR:"))
+        .unwrap_or_else(|| panic!("expected an error, got {v}"))
+        .to_owned()
+}
+
+/// A decimal from its text.
+pub fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
 /// Waits (at most [`WAIT`]) until `f` holds.
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + WAIT;
     while !f() {
         assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
