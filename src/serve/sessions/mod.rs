@@ -775,7 +775,7 @@ impl Shard<'_> {
         let c = &self.shared.counters;
         if *owner == Owner::Passive {
             c.passive_disconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(session = %key, reason, "passive call should be disconnected: it goes on and is billed in full");
+            tracing::warn!(session = %key, reason, "passive call should be disconnected, but nobody can end it: logged and counted");
             return;
         }
         let who = owner.to_string();
