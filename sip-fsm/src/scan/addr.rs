@@ -175,7 +175,8 @@ fn split_name_addr(value: &[u8]) -> Parts<'_> {
                 display = non_empty(trim(rest.get(..lt).unwrap_or_default()));
             }
             let after = rest.get(lt + 1..).unwrap_or_default();
-            let gt = after.iter().position(|&c| c == b'>').unwrap_or(after.len());
+            // The URI is the long part of the value: `memchr` pays.
+            let gt = memchr(b'>', after).unwrap_or(after.len());
             let tail = after.get(gt + 1..).unwrap_or_default();
             Parts {
                 display,
