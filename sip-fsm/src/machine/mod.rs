@@ -86,8 +86,8 @@ pub struct DialogMachine {
     timers: Heap<Timestamp>,
     /// The calls that may give way to a new one, first to go first:
     /// lingering (finished) calls by start order, then unanswered ones by
-    /// start order. Answered calls are not in it.
-    evictable: Heap<(Phase, u64)>,
+    /// start order ([`evict_rank`]). Answered calls are not in it.
+    evictable: Heap<u64>,
     /// Calls started so far (the start order).
     started: u64,
     remembered: Remembered,
@@ -95,21 +95,30 @@ pub struct DialogMachine {
     stats: Stats,
 }
 
-/// A tracked call, its start order and the hash of its caller's tag (the
-/// rest of its key).
+/// A tracked call and its start order (its key is the Call-ID and the
+/// caller's tag hash the dialog holds).
 struct Slot {
     d: Dialog,
     seq: u64,
-    tag: u64,
 }
 
 /// Where a dialog stands, for the eviction order (lingering calls give way
 /// before unanswered ones).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Done,
     Unanswered,
     Answered,
+}
+
+/// A call's place in the eviction order: its phase (lingering first) above
+/// its start order (`seq` counts calls: far below 2**62).
+fn evict_rank(phase: Phase, seq: u64) -> u64 {
+    let top = match phase {
+        Phase::Done => 0,
+        _ => 1,
+    };
+    (top << 62) | (seq & ((1 << 62) - 1))
 }
 
 impl Slot {
@@ -308,7 +317,7 @@ impl DialogMachine {
         }
         let d = Dialog::restore(snap, &self.timing);
         let key = Key {
-            call_id: d.key.clone(),
+            call_id: d.info().call_id_bytes.clone(),
             tag: snap.caller_tag,
         };
         if self.dialogs.contains_key(&key) {
@@ -322,14 +331,13 @@ impl DialogMachine {
             .start(&info.call_id_bytes, from_tag, info.setup_time);
         self.started += 1;
         let seq = self.started;
-        self.insert(key, Slot { d, seq, tag: 0 });
+        self.insert(key, Slot { d, seq });
         Ok(info)
     }
 
     /// Tracks a new call: a slot, its key, its deadline and (unless
     /// answered) its place in the eviction order.
-    fn insert(&mut self, key: Key, mut slot: Slot) {
-        slot.tag = key.tag;
+    fn insert(&mut self, key: Key, slot: Slot) {
         let (deadline, seq, phase) = (slot.d.deadline, slot.seq, slot.phase());
         let i = match self.free.pop() {
             Some(i) => i,
@@ -359,7 +367,8 @@ impl DialogMachine {
         self.timers.remove(i, |a, b| timer_less(slots, a, b));
         self.evictable.remove(i, |a, b| a < b);
         let s = self.slots.get_mut(i as usize)?.take()?;
-        self.dialogs.remove(&(&*s.d.key, s.tag) as &dyn KeyRef);
+        self.dialogs
+            .remove(&(s.d.call_id(), s.d.caller_tag()) as &dyn KeyRef);
         self.free.push(i);
         Some(s)
     }
@@ -434,7 +443,7 @@ impl DialogMachine {
         }
         match after {
             Phase::Answered => self.evictable.remove(i, |a, b| a < b),
-            _ => self.evictable.set(i, (after, seq), |a, b| a < b),
+            _ => self.evictable.set(i, evict_rank(after, seq), |a, b| a < b),
         }
     }
 
@@ -532,13 +541,13 @@ impl DialogMachine {
     /// oldest unanswered one (reported failed at `now`). False when every
     /// tracked call is answered.
     fn make_room(&mut self, now: Timestamp) -> bool {
-        let Some(((phase, _), i)) = self.evictable.peek() else {
+        let Some((_, i)) = self.evictable.peek() else {
             return false;
         };
         let Some(mut s) = self.remove(i) else {
             return false;
         };
-        if phase == Phase::Done {
+        if s.phase() == Phase::Done {
             self.stats.dialogs_evicted_lingering += 1;
         } else {
             let (mut ctx, _) = self.ctx();
@@ -595,14 +604,14 @@ impl DialogMachine {
             charging,
         });
         let key = Key {
-            call_id: call_id_bytes.clone(),
+            call_id: call_id_bytes,
             tag: hash(msg.from_tag.unwrap_or_default()),
         };
         let (mut ctx, _) = self.ctx();
-        let d = Dialog::start(call_id_bytes, info, msg, &mut ctx);
+        let d = Dialog::start(info, msg, &mut ctx);
         self.started += 1;
         let seq = self.started;
-        self.insert(key, Slot { d, seq, tag: 0 });
+        self.insert(key, Slot { d, seq });
     }
 }
 
@@ -618,7 +627,7 @@ fn timer_less(slots: &[Option<Slot>], a: &(Timestamp, u32), b: &(Timestamp, u32)
                 slots
                     .get(i as usize)
                     .and_then(Option::as_ref)
-                    .map(|s| (&*s.d.key, s.tag))
+                    .map(|s| (s.d.call_id(), s.d.caller_tag()))
             };
             key(a.1) < key(b.1)
         }

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use capture::{SipPacket, Timestamp};
 
@@ -62,31 +63,44 @@ impl Pending {
         self.payload.extend_from_slice(&pkt.payload);
     }
 
-    /// [`SipPacket::capture_point`] of the packet copied in; `last`
-    /// keeps the last receiving address as text (formatting an address
-    /// costs more than the rest of a new call's strings).
-    pub fn capture_point(&self, last: &mut PointText) -> Box<str> {
-        match (self.has_node, self.capture_id) {
-            (true, _) => self.node.as_str().into(),
-            (false, Some(id)) => id.to_string().into_boxed_str(),
-            (false, None) => {
-                if last.addr != Some(self.dst) {
-                    use std::fmt::Write as _;
-                    last.text.clear();
-                    let _ = write!(last.text, "{}", self.dst);
-                    last.addr = Some(self.dst);
-                }
-                last.text.as_str().into()
-            }
+    /// [`SipPacket::capture_point`] of the packet copied in, shared with
+    /// the previous call's when it is the same point (`last`): calls keep
+    /// one copy per point, and an address is not formatted for each.
+    pub fn capture_point(&self, last: &mut PointText) -> Arc<str> {
+        let same = match (&last.point, self.has_node, self.capture_id) {
+            (Some(Point::Node), true, _) => *last.text == *self.node,
+            (Some(Point::Id(id)), false, Some(c)) => *id == c,
+            (Some(Point::Addr(a)), false, None) => *a == self.dst,
+            _ => false,
+        };
+        if !same {
+            let (point, text) = match (self.has_node, self.capture_id) {
+                (true, _) => (Point::Node, self.node.as_str().into()),
+                (false, Some(id)) => (Point::Id(id), id.to_string().into()),
+                (false, None) => (Point::Addr(self.dst), self.dst.to_string().into()),
+            };
+            *last = PointText {
+                point: Some(point),
+                text,
+            };
         }
+        last.text.clone()
     }
 }
 
-/// A receiving address and its text.
+/// The last capture point and its text.
 #[derive(Debug, Default)]
 pub(super) struct PointText {
-    addr: Option<SocketAddr>,
-    text: String,
+    point: Option<Point>,
+    text: Arc<str>,
+}
+
+/// Where a capture point's text came from.
+#[derive(Debug, PartialEq, Eq)]
+enum Point {
+    Node,
+    Id(u32),
+    Addr(SocketAddr),
 }
 
 /// Packets sorted by (timestamp, arrival), and the spare entries.
