@@ -24,7 +24,7 @@ use memchr::memchr;
 
 pub(crate) use addr::tag_of;
 pub use addr::{NameAddr, Scheme, Uri, param, trim, unquote};
-use addr::{non_empty, until};
+use addr::{non_empty, token_param, until};
 
 use crate::error::ScanError;
 
@@ -417,7 +417,7 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
         // The top via-parm ends at the first comma (RFC 3261 20.42).
         let top = until(v, b',');
         let params = memchr(b';', top).and_then(|i| top.get(i + 1..))?;
-        param(params, b"branch").and_then(non_empty)
+        token_param(params, b"branch").and_then(non_empty)
     });
     let rest = input.get(body_at..).unwrap_or_default();
     let body = match content_length {
