@@ -18,6 +18,23 @@ use capture::Timestamp;
 use common::traffic;
 use sip_fsm::{Config, DialogMachine, scan};
 
+/// CPU time of this (single-threaded) process in nanoseconds, from
+/// `/proc/self/schedstat`: on a loaded machine a rate per CPU second
+/// moves far less than one per wall second.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// `n` per second of `wall`, and per CPU second if known.
+fn rates(n: usize, wall: std::time::Duration, cpu: Option<u64>) -> String {
+    let per_cpu = cpu
+        .filter(|c| *c > 0)
+        .map(|c| format!(", {:.0} per CPU second", n as f64 * 1e9 / c as f64))
+        .unwrap_or_default();
+    format!("{:>10.0} packets/s{per_cpu}", n as f64 / wall.as_secs_f64())
+}
+
 fn main() {
     let calls = std::env::var("DIALOGS_CALLS")
         .ok()
@@ -32,22 +49,20 @@ fn main() {
         bytes / pkts.len()
     );
 
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_ns());
     let mut ok = 0;
     for p in &pkts {
         ok += usize::from(scan(black_box(&p.payload)).is_ok());
     }
     let el = start.elapsed();
+    let cpu = cpu_ns().zip(cpu).map(|(b, a)| b.saturating_sub(a));
     assert_eq!(ok, pkts.len());
-    println!(
-        "scan only:        {:>10.0} packets/s",
-        pkts.len() as f64 / el.as_secs_f64()
-    );
+    println!("scan only:      {}", rates(pkts.len(), el, cpu));
 
     let mut m = DialogMachine::new(Config::default()).unwrap();
     let mut events = 0u64;
     let mut peak = (0usize, 0usize);
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_ns());
     for (i, p) in pkts.iter().enumerate() {
         m.handle(p, p.ts);
         while m.poll_event().is_some() {
@@ -62,9 +77,10 @@ fn main() {
         events += 1;
     }
     let el = start.elapsed();
+    let cpu = cpu_ns().zip(cpu).map(|(b, a)| b.saturating_sub(a));
     println!(
-        "scan + dialogs:   {:>10.0} packets/s ({events} events)",
-        pkts.len() as f64 / el.as_secs_f64()
+        "scan + dialogs: {} ({events} events)",
+        rates(pkts.len(), el, cpu)
     );
     assert_eq!(events, calls * 3);
     println!(
