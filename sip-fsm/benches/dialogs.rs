@@ -1,9 +1,9 @@
 //! Throughput of scan + dialog machine on one core, and memory per live
 //! dialog. `cargo bench -p sip-fsm --bench dialogs` (release build).
 //!
-//! Traffic: concurrent calls through a proxy, each message seen on both
-//! legs (as with Kamailio siptrace): INVITE, 100, 180, 200, ACK, BYE, 200,
-//! i.e. 14 packets per call, with realistic header sets.
+//! Traffic (`common`): concurrent calls through a proxy, each message seen
+//! on both legs (as with Kamailio siptrace): INVITE, 100, 180, 200, ACK,
+//! BYE, 200, i.e. 14 packets per call, with realistic header sets.
 //!
 //! `DIALOGS_CALLS=N` runs N calls instead of 100,000 (e.g. a short run
 //! under `valgrind --tool=callgrind` to count instructions per packet).
@@ -12,91 +12,27 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use capture::{SipPacket, Source, Timestamp, Transport};
+mod common;
+
+use capture::Timestamp;
+use common::traffic;
 use sip_fsm::{Config, DialogMachine, scan};
 
-fn msg(first: &str, call: u64, cseq: &str, to_tag: bool, branch: &str, leg: u8) -> String {
-    let to_tag = if to_tag { ";tag=as5b2c0e71" } else { "" };
-    format!(
-        "{first}\r\nVia: SIP/2.0/UDP 192.0.2.{leg}:5060;branch=z9hG4bK-{branch}-{call}-{leg};rport\r\n\
-Max-Forwards: {}\r\nFrom: \"Office {call}\" <sip:4940{call:07}@pbx.customer.example>;tag=3f6b9c1a{call}\r\n\
-To: <sip:4930{call:07}@sip.carrier.example>{to_tag}\r\nCall-ID: {call:016x}-NjZlMDQ5ZWJhNTk1ZjE0YjQ0MmM0ODk3@192.0.2.10\r\n\
-CSeq: {cseq}\r\nContact: <sip:4940{call:07}@192.0.2.10:5060>\r\nUser-Agent: Bench UA 1.0\r\n\
-Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, UPDATE\r\nSupported: replaces, timer\r\n\
-Content-Type: application/sdp\r\nContent-Length: 0\r\n\r\n",
-        70 - leg
-    )
+/// CPU time of this (single-threaded) process in nanoseconds, from
+/// `/proc/self/schedstat`: on a loaded machine a rate per CPU second
+/// moves far less than one per wall second.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
-fn traffic(calls: u64, concurrent: u64) -> Vec<SipPacket> {
-    let mut out = Vec::new();
-    let ruri = |c: u64| format!("INVITE sip:4930{c:07}@sip.carrier.example SIP/2.0");
-    for c in 0..calls {
-        // Calls start 1 ms apart; each lasts `concurrent` ms, so that many
-        // are live at once.
-        let t0 = (c as i64) * 1_000_000;
-        let steps: [(i64, String); 7] = [
-            (0, msg(&ruri(c), c, "1 INVITE", false, "inv", 0)),
-            (1, msg("SIP/2.0 100 Trying", c, "1 INVITE", false, "inv", 0)),
-            (
-                100,
-                msg("SIP/2.0 180 Ringing", c, "1 INVITE", true, "inv", 0),
-            ),
-            (400, msg("SIP/2.0 200 OK", c, "1 INVITE", true, "inv", 0)),
-            (
-                401,
-                msg(
-                    "ACK sip:4930@192.0.2.20 SIP/2.0",
-                    c,
-                    "1 ACK",
-                    true,
-                    "ack",
-                    0,
-                ),
-            ),
-            (
-                concurrent as i64,
-                msg(
-                    "BYE sip:4930@192.0.2.20 SIP/2.0",
-                    c,
-                    "2 BYE",
-                    true,
-                    "bye",
-                    0,
-                ),
-            ),
-            (
-                concurrent as i64 + 1,
-                msg("SIP/2.0 200 OK", c, "2 BYE", true, "bye", 0),
-            ),
-        ];
-        for (dt, m) in steps {
-            for leg in 0..2u8 {
-                let text = if leg == 0 {
-                    m.clone()
-                } else {
-                    m.replace("-0;rport", "-1;rport")
-                        .replace("Max-Forwards: 70", "Max-Forwards: 69")
-                };
-                out.push(SipPacket {
-                    ts: Timestamp::from_nanos(
-                        1_700_000_000_000_000_000 + t0 + dt * 1_000_000 + i64::from(leg) * 100_000,
-                    ),
-                    src: "192.0.2.10:5060".parse().unwrap(),
-                    dst: "192.0.2.20:5060".parse().unwrap(),
-                    transport: Transport::Udp,
-                    source: Source::Pcap,
-                    capture_id: None,
-                    node: None,
-                    correlation_id: None,
-                    vlan: None,
-                    payload: text.into_bytes().into(),
-                });
-            }
-        }
-    }
-    out.sort_by_key(|p| p.ts);
-    out
+/// `n` per second of `wall`, and per CPU second if known.
+fn rates(n: usize, wall: std::time::Duration, cpu: Option<u64>) -> String {
+    let per_cpu = cpu
+        .filter(|c| *c > 0)
+        .map(|c| format!(", {:.0} per CPU second", n as f64 * 1e9 / c as f64))
+        .unwrap_or_default();
+    format!("{:>10.0} packets/s{per_cpu}", n as f64 / wall.as_secs_f64())
 }
 
 fn main() {
@@ -113,22 +49,20 @@ fn main() {
         bytes / pkts.len()
     );
 
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_ns());
     let mut ok = 0;
     for p in &pkts {
         ok += usize::from(scan(black_box(&p.payload)).is_ok());
     }
     let el = start.elapsed();
+    let cpu = cpu_ns().zip(cpu).map(|(b, a)| b.saturating_sub(a));
     assert_eq!(ok, pkts.len());
-    println!(
-        "scan only:        {:>10.0} packets/s",
-        pkts.len() as f64 / el.as_secs_f64()
-    );
+    println!("scan only:      {}", rates(pkts.len(), el, cpu));
 
     let mut m = DialogMachine::new(Config::default()).unwrap();
     let mut events = 0u64;
     let mut peak = (0usize, 0usize);
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_ns());
     for (i, p) in pkts.iter().enumerate() {
         m.handle(p, p.ts);
         while m.poll_event().is_some() {
@@ -143,9 +77,10 @@ fn main() {
         events += 1;
     }
     let el = start.elapsed();
+    let cpu = cpu_ns().zip(cpu).map(|(b, a)| b.saturating_sub(a));
     println!(
-        "scan + dialogs:   {:>10.0} packets/s ({events} events)",
-        pkts.len() as f64 / el.as_secs_f64()
+        "scan + dialogs: {} ({events} events)",
+        rates(pkts.len(), el, cpu)
     );
     assert_eq!(events, calls * 3);
     println!(

@@ -41,7 +41,8 @@ pub struct CallInfo {
     /// ([`capture::SipPacket::capture_point`]): a HEP agent's capture id or
     /// node, else the receiving address. Used by the mapping rules; not
     /// CGRateS' OriginHost, which is the first INVITE's destination IP.
-    pub capture_point: Box<str>,
+    /// Shared (`Arc`) by the calls seen at one point.
+    pub capture_point: Arc<str>,
     /// Source address of the first INVITE copy.
     pub src: SocketAddr,
     /// Destination address of the first INVITE copy.

@@ -8,11 +8,12 @@
 //! INVITE that reuses a Call-ID with another From tag is another call.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use capture::Timestamp;
+use rustc_hash::FxHashMap;
 
 use super::dialog::hash;
 
@@ -87,9 +88,6 @@ struct Seen {
     calls: u32,
     /// Hash of the first call's From tag.
     first: u64,
-    /// Hashes of later calls' From tags (empty, unallocated, for almost
-    /// every Call-ID).
-    more: Vec<u64>,
 }
 
 /// Call-IDs of recent calls, so a later call reusing one gets its own
@@ -99,7 +97,11 @@ struct Seen {
 pub(super) struct Remembered {
     memory: std::time::Duration,
     max: usize,
-    seen: HashMap<u64, Seen>,
+    /// By Call-ID hash (already a hash: the map's own is a multiply).
+    seen: FxHashMap<u64, Seen>,
+    /// Hashes of later calls' From tags, for the few Call-IDs that had
+    /// more than one call (kept apart so `seen` stays small).
+    more: FxHashMap<u64, Vec<u64>>,
     /// (forget time, Call-ID hash) in the order calls started.
     queue: VecDeque<(Timestamp, u64)>,
 }
@@ -109,7 +111,8 @@ impl Remembered {
         Remembered {
             memory,
             max,
-            seen: HashMap::new(),
+            seen: FxHashMap::default(),
+            more: FxHashMap::default(),
             queue: VecDeque::new(),
         }
     }
@@ -136,9 +139,7 @@ impl Remembered {
             }
             while self.seen.len() >= self.max {
                 match self.queue.pop_front() {
-                    Some((_, h)) => {
-                        self.seen.remove(&h);
-                    }
+                    Some((_, h)) => self.forget(h),
                     None => break,
                 }
             }
@@ -148,7 +149,6 @@ impl Remembered {
                 Seen {
                     calls: 1,
                     first: th,
-                    more: Vec::new(),
                 },
             );
             self.queue.push_back((until, id));
@@ -158,10 +158,11 @@ impl Remembered {
         let mut v = Vec::with_capacity(tag_bytes.len() + 12);
         v.push(b';');
         v.extend_from_slice(tag_bytes);
-        if s.first == th || s.more.contains(&th) || s.more.len() >= MAX_TAGS {
+        let more = self.more.entry(id).or_default();
+        if s.first == th || more.contains(&th) || more.len() >= MAX_TAGS {
             v.extend_from_slice(format!(";{}", s.calls).as_bytes());
         } else {
-            s.more.push(th);
+            more.push(th);
         }
         Some(v.into_boxed_slice())
     }
@@ -172,7 +173,14 @@ impl Remembered {
                 break;
             }
             self.queue.pop_front();
-            self.seen.remove(&h);
+            self.forget(h);
+        }
+    }
+
+    fn forget(&mut self, h: u64) {
+        self.seen.remove(&h);
+        if !self.more.is_empty() {
+            self.more.remove(&h);
         }
     }
 

@@ -37,14 +37,17 @@ mod clock;
 mod config;
 mod dialog;
 mod key;
+mod pending;
 mod stats;
 mod timers;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use capture::{SipPacket, Timestamp};
+use rustc_hash::FxHashMap;
 
 use crate::error::Error;
 use crate::event::{CallInfo, DialogEvent};
@@ -55,15 +58,9 @@ use clock::{Guard, Verdict};
 pub use config::Config;
 use dialog::{Ctx, Dialog, Msg, Timing, hash, lossy};
 use key::{Key, KeyRef, Remembered};
+use pending::{Pending, PointText, Reorder};
 pub use stats::Stats;
-use timers::Timers;
-
-/// A packet waiting in the reorder buffer (equal timestamps keep their
-/// arrival order).
-struct Pending {
-    ts: Timestamp,
-    pkt: SipPacket,
-}
+use timers::Heap;
 
 /// Follows every call seen in a stream of SIP packets and emits
 /// [`DialogEvent`]s.
@@ -77,15 +74,20 @@ pub struct DialogMachine {
     now: Option<Timestamp>,
     released: Timestamp,
     guard: Guard,
-    /// Sorted by (timestamp, arrival); packets mostly arrive in order, so
-    /// inserting is a push at the back.
-    pending: VecDeque<Pending>,
-    dialogs: HashMap<Key, Slot>,
-    timers: Timers<Key>,
-    /// Unanswered calls by start order, the first to give way.
-    unanswered: BTreeSet<(u64, Key)>,
-    /// Finished calls lingering, by start order.
-    lingering: BTreeSet<(u64, Key)>,
+    /// Packets waiting, by (timestamp, arrival).
+    pending: Reorder,
+    point_text: PointText,
+    /// The tracked calls, by slot number (`None`: a free slot, listed in
+    /// `free`); the map finds a call's slot by its key.
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    dialogs: FxHashMap<Key, u32>,
+    /// Every call's deadline; equal deadlines fire in key order.
+    timers: Heap<Timestamp>,
+    /// The calls that may give way to a new one, first to go first:
+    /// lingering (finished) calls by start order, then unanswered ones by
+    /// start order ([`evict_rank`]). Answered calls are not in it.
+    evictable: Heap<u64>,
     /// Calls started so far (the start order).
     started: u64,
     remembered: Remembered,
@@ -93,18 +95,30 @@ pub struct DialogMachine {
     stats: Stats,
 }
 
-/// A tracked call and its start order.
+/// A tracked call and its start order (its key is the Call-ID and the
+/// caller's tag hash the dialog holds).
 struct Slot {
     d: Dialog,
     seq: u64,
 }
 
-/// Where a dialog stands, for the eviction order.
+/// Where a dialog stands, for the eviction order (lingering calls give way
+/// before unanswered ones).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Done,
     Unanswered,
     Answered,
-    Done,
+}
+
+/// A call's place in the eviction order: its phase (lingering first) above
+/// its start order (`seq` counts calls: far below 2**62).
+fn evict_rank(phase: Phase, seq: u64) -> u64 {
+    let top = match phase {
+        Phase::Done => 0,
+        _ => 1,
+    };
+    (top << 62) | (seq & ((1 << 62) - 1))
 }
 
 impl Slot {
@@ -140,11 +154,13 @@ impl DialogMachine {
                 Duration::from_secs(cfg.max_clock_jump_secs),
                 Duration::from_secs(cfg.max_duration_secs),
             ),
-            pending: VecDeque::new(),
-            dialogs: HashMap::new(),
-            timers: Timers::new(),
-            unanswered: BTreeSet::new(),
-            lingering: BTreeSet::new(),
+            pending: Reorder::default(),
+            point_text: PointText::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            dialogs: FxHashMap::default(),
+            timers: Heap::new(),
+            evictable: Heap::new(),
             started: 0,
             remembered: Remembered::new(
                 Duration::from_secs(cfg.call_id_memory_secs),
@@ -169,30 +185,18 @@ impl DialogMachine {
             Verdict::Held => {}
             Verdict::Release(held) => {
                 for (at, p) in held {
-                    self.enqueue(p);
+                    self.pending.push(&p, p.ts);
                     self.advance(at);
                 }
             }
             Verdict::Accept(held, ts) => {
                 for (at, p) in held {
-                    self.enqueue(p);
+                    self.pending.push(&p, p.ts);
                     self.advance(at);
                 }
-                let mut pkt = pkt.clone();
-                pkt.ts = ts;
-                self.enqueue(pkt);
+                self.pending.push(pkt, ts);
                 self.advance(now);
             }
-        }
-    }
-
-    fn enqueue(&mut self, pkt: SipPacket) {
-        let p = Pending { ts: pkt.ts, pkt };
-        if self.pending.back().is_none_or(|b| b.ts <= p.ts) {
-            self.pending.push_back(p);
-        } else {
-            let at = self.pending.partition_point(|q| q.ts <= p.ts);
-            self.pending.insert(at, p);
         }
     }
 
@@ -204,7 +208,7 @@ impl DialogMachine {
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let held = self.guard.tick(now, self.now, &mut self.stats);
         for (at, pkt) in held {
-            self.enqueue(pkt);
+            self.pending.push(&pkt, pkt.ts);
             self.advance(at);
         }
         self.advance(now);
@@ -225,8 +229,8 @@ impl DialogMachine {
 
     /// When [`DialogMachine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let packet = self.pending.front().map(|p| p.ts);
-        let timer = self.timers.next();
+        let packet = self.pending.front();
+        let timer = self.timers.peek().map(|(t, _)| t);
         // Held packets are decided by the caller's clock, as if pending.
         let held = self.guard.held_since();
         let next = [packet, timer, held].into_iter().flatten().min()?;
@@ -246,10 +250,20 @@ impl DialogMachine {
     /// Heap and inline bytes used by the tracked calls, an estimate for
     /// the memory budget (map overhead excluded).
     pub fn dialog_memory(&self) -> usize {
-        self.dialogs
-            .values()
+        self.live()
             .map(|s| std::mem::size_of::<Slot>() + s.d.heap_size())
             .sum()
+    }
+
+    /// The tracked calls, in slot order.
+    fn live(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten()
+    }
+
+    /// The slot of the call keyed `key`.
+    fn slot(&self, key: &dyn KeyRef) -> Option<(u32, &Slot)> {
+        let &i = self.dialogs.get(key)?;
+        Some((i, self.slots.get(i as usize)?.as_ref()?))
     }
 
     /// Call-IDs remembered for OriginIDs (bounded by `max-dialogs`).
@@ -265,18 +279,18 @@ impl DialogMachine {
         let tag = hash(call.from_tag.as_deref().unwrap_or_default().as_bytes());
         let same = |s: &&Slot| Arc::ptr_eq(s.d.info(), call);
         let slot = self
-            .dialogs
-            .get(&(&*call.call_id_bytes, tag) as &dyn KeyRef)
+            .slot(&(&*call.call_id_bytes, tag))
+            .map(|(_, s)| s)
             .filter(same)
             // A From tag that is not UTF-8: the text's digest differs.
-            .or_else(|| self.dialogs.values().find(same))?;
+            .or_else(|| self.live().find(same))?;
         slot.d.snapshot()
     }
 
     /// Every live (not ended) call as a snapshot, in the order they
     /// started.
     pub fn snapshots(&self) -> Vec<DialogSnapshot> {
-        let mut live: Vec<&Slot> = self.dialogs.values().collect();
+        let mut live: Vec<&Slot> = self.live().collect();
         live.sort_by_key(|s| s.seq);
         live.iter().filter_map(|s| s.d.snapshot()).collect()
     }
@@ -303,7 +317,7 @@ impl DialogMachine {
         }
         let d = Dialog::restore(snap, &self.timing);
         let key = Key {
-            call_id: d.key.clone(),
+            call_id: d.info().call_id_bytes.clone(),
             tag: snap.caller_tag,
         };
         if self.dialogs.contains_key(&key) {
@@ -317,12 +331,51 @@ impl DialogMachine {
             .start(&info.call_id_bytes, from_tag, info.setup_time);
         self.started += 1;
         let seq = self.started;
-        self.timers.set(key.clone(), d.deadline);
-        if !d.is_confirmed() {
-            self.unanswered.insert((seq, key.clone()));
-        }
-        self.dialogs.insert(key, Slot { d, seq });
+        self.insert(key, Slot { d, seq });
         Ok(info)
+    }
+
+    /// Tracks a new call: a slot, its key, its deadline and (unless
+    /// answered) its place in the eviction order.
+    fn insert(&mut self, key: Key, slot: Slot) {
+        let (deadline, seq, phase) = (slot.d.deadline, slot.seq, slot.phase());
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let Ok(i) = u32::try_from(self.slots.len()) else {
+                    // More than 4 billion calls tracked: beyond any
+                    // `max-dialogs`; not tracked.
+                    return;
+                };
+                self.slots.push(None);
+                i
+            }
+        };
+        if let Some(s) = self.slots.get_mut(i as usize) {
+            *s = Some(slot);
+        }
+        self.dialogs.insert(key, i);
+        self.set_timer(i, deadline);
+        self.moved(i, seq, Phase::Answered, phase);
+    }
+
+    /// Stops tracking the call in slot `i`.
+    fn remove(&mut self, i: u32) -> Option<Slot> {
+        self.slots.get(i as usize)?.as_ref()?;
+        // Out of the heaps first: the timer order reads the slots' keys.
+        let slots = &self.slots;
+        self.timers.remove(i, |a, b| timer_less(slots, a, b));
+        self.evictable.remove(i, |a, b| a < b);
+        let s = self.slots.get_mut(i as usize)?.take()?;
+        self.dialogs
+            .remove(&(s.d.call_id(), s.d.caller_tag()) as &dyn KeyRef);
+        self.free.push(i);
+        Some(s)
+    }
+
+    fn set_timer(&mut self, i: u32, at: Timestamp) {
+        let slots = &self.slots;
+        self.timers.set(i, at, |a, b| timer_less(slots, a, b));
     }
 
     fn advance(&mut self, now: Timestamp) {
@@ -330,69 +383,68 @@ impl DialogMachine {
         self.now = Some(now);
         let horizon = now.saturating_sub(self.window);
         loop {
-            let packet = self.pending.front().map(|p| p.ts).filter(|t| *t <= horizon);
-            let timer = self.timers.next().filter(|t| *t <= horizon);
+            let packet = self.pending.front().filter(|t| *t <= horizon);
+            let timer = self.timers.peek().filter(|(t, _)| *t <= horizon);
             // On a tie the packet goes first: a BYE at the deadline wins.
             let packet_first = match (packet, timer) {
                 (None, None) => break,
-                (Some(p), Some(t)) => p <= t,
+                (Some(p), Some((t, _))) => p <= t,
                 (p, _) => p.is_some(),
             };
             if packet_first {
-                if let Some(p) = self.pending.pop_front() {
+                if let Some(p) = self.pending.pop() {
                     self.process(&p);
+                    self.pending.recycle(p);
                 }
-            } else if let Some((t, key)) = self.timers.pop_due(horizon) {
-                self.fire(t, key);
+            } else if let Some((t, i)) = timer {
+                let slots = &self.slots;
+                self.timers.pop(|a, b| timer_less(slots, a, b));
+                self.fire(t, i);
             }
         }
     }
 
-    fn ctx(&mut self) -> (Ctx<'_>, &mut HashMap<Key, Slot>) {
+    fn ctx(&mut self) -> (Ctx<'_>, &mut Vec<Option<Slot>>) {
         (
             Ctx {
                 events: &mut self.events,
                 stats: &mut self.stats,
                 timing: &self.timing,
             },
-            &mut self.dialogs,
+            &mut self.slots,
         )
     }
 
-    fn fire(&mut self, at: Timestamp, key: Key) {
-        let (mut ctx, dialogs) = self.ctx();
-        let Some(s) = dialogs.get_mut(&key) else {
-            return;
+    /// The deadline of the call in slot `i` (its timer just taken) passed.
+    fn fire(&mut self, at: Timestamp, i: u32) {
+        let done = match self.slots.get(i as usize) {
+            Some(Some(s)) => s.d.is_done(),
+            _ => return,
         };
-        if s.d.is_done() {
-            let seq = s.seq;
-            dialogs.remove(&key);
-            self.lingering.remove(&(seq, key));
+        if done {
+            self.remove(i);
             return;
         }
+        let (mut ctx, slots) = self.ctx();
+        let Some(s) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let before = s.phase();
         s.d.on_timeout(at, &mut ctx);
         let (deadline, seq, after) = (s.d.deadline, s.seq, s.phase());
-        self.moved(seq, &key, before, after);
-        self.timers.set(key, deadline);
+        self.moved(i, seq, before, after);
+        self.set_timer(i, deadline);
     }
 
-    /// Keeps the eviction sets in step with a dialog's phase.
-    fn moved(&mut self, seq: u64, key: &Key, before: Phase, after: Phase) {
+    /// Keeps the eviction order in step with a dialog's phase.
+    fn moved(&mut self, i: u32, seq: u64, before: Phase, after: Phase) {
         if before == after {
             return;
         }
-        let entry = (seq, key.clone());
-        match before {
-            Phase::Unanswered => self.unanswered.remove(&entry),
-            Phase::Done => self.lingering.remove(&entry),
-            Phase::Answered => false,
-        };
         match after {
-            Phase::Unanswered => self.unanswered.insert(entry),
-            Phase::Done => self.lingering.insert(entry),
-            Phase::Answered => false,
-        };
+            Phase::Answered => self.evictable.remove(i, |a, b| a < b),
+            _ => self.evictable.set(i, evict_rank(after, seq), |a, b| a < b),
+        }
     }
 
     /// The dialog a message belongs to: by Call-ID and the caller's tag,
@@ -400,13 +452,9 @@ impl DialogMachine {
     /// response to them, and the To tag of the callee's requests and their
     /// responses. A caller that sent no From tag is keyed by the empty tag,
     /// which a callee's request then carries in To as no tag.
-    /// Returns the caller's tag hash the dialog is keyed by.
-    fn find(&self, call_id: &[u8], msg: &Msg<'_>) -> Option<u64> {
-        let get = |tag: u64| {
-            self.dialogs
-                .contains_key(&(call_id, tag) as &dyn KeyRef)
-                .then_some(tag)
-        };
+    /// Returns the dialog's slot.
+    fn find(&self, call_id: &[u8], msg: &Msg<'_>) -> Option<u32> {
+        let get = |tag: u64| self.dialogs.get(&(call_id, tag) as &dyn KeyRef).copied();
         let from = hash(msg.from_tag.unwrap_or_default());
         if let Some(k) = get(from) {
             return Some(k);
@@ -431,7 +479,7 @@ impl DialogMachine {
             self.stats.late += 1;
         }
         self.released = self.released.max(p.ts);
-        let raw = match scan_raw(&p.pkt.payload) {
+        let raw = match scan_raw(&p.payload) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.count_malformed(e);
@@ -450,22 +498,18 @@ impl DialogMachine {
             reason: raw.reason,
             session_expires: raw.session_expires,
         };
-        if let Some(tag) = self.find(raw.call_id, &msg) {
-            let (mut ctx, dialogs) = self.ctx();
-            let Some(s) = dialogs.get_mut(&(raw.call_id, tag) as &dyn KeyRef) else {
+        if let Some(i) = self.find(raw.call_id, &msg) {
+            let (mut ctx, slots) = self.ctx();
+            let Some(s) = slots.get_mut(i as usize).and_then(Option::as_mut) else {
                 return;
             };
             let (before, phase) = (s.d.deadline, s.phase());
             s.d.on_message(&msg, p.ts, &mut ctx);
             let (after, seq, now_phase) = (s.d.deadline, s.seq, s.phase());
-            if (after, now_phase) != (before, phase) {
-                let key = Key {
-                    call_id: s.d.key.clone(),
-                    tag,
-                };
-                self.timers.reset(&key, before, after);
-                self.moved(seq, &key, phase, now_phase);
+            if after != before {
+                self.set_timer(i, after);
             }
+            self.moved(i, seq, phase, now_phase);
             return;
         }
         match msg.start {
@@ -477,7 +521,7 @@ impl DialogMachine {
                     self.stats.dialogs_dropped += 1;
                     return;
                 }
-                self.start(&raw, &msg, uri.user, &p.pkt);
+                self.start(&raw, &msg, uri.user, p);
             }
             StartLine::Request {
                 method: Method::Invite | Method::Ack | Method::Bye | Method::Cancel | Method::Update,
@@ -497,24 +541,20 @@ impl DialogMachine {
     /// oldest unanswered one (reported failed at `now`). False when every
     /// tracked call is answered.
     fn make_room(&mut self, now: Timestamp) -> bool {
-        if let Some((_, key)) = self.lingering.pop_first() {
-            if let Some(s) = self.dialogs.remove(&key) {
-                self.timers.cancel(key, s.d.deadline);
-            }
+        let Some((_, i)) = self.evictable.peek() else {
+            return false;
+        };
+        let Some(mut s) = self.remove(i) else {
+            return false;
+        };
+        if s.phase() == Phase::Done {
             self.stats.dialogs_evicted_lingering += 1;
-            return true;
-        }
-        if let Some((_, key)) = self.unanswered.pop_first() {
-            let (mut ctx, dialogs) = self.ctx();
-            if let Some(mut s) = dialogs.remove(&key) {
-                let deadline = s.d.deadline;
-                s.d.evict(now, &mut ctx);
-                self.timers.cancel(key, deadline);
-            }
+        } else {
+            let (mut ctx, _) = self.ctx();
+            s.d.evict(now, &mut ctx);
             self.stats.dialogs_evicted_unanswered += 1;
-            return true;
         }
-        false
+        true
     }
 
     /// A new call. Only here are the name-addr values parsed for their
@@ -524,10 +564,10 @@ impl DialogMachine {
         raw: &RawMessage<'_>,
         msg: &Msg<'_>,
         ruri_user: Option<&[u8]>,
-        pkt: &SipPacket,
+        pkt: &Pending,
     ) {
         let user = |v: &[u8]| NameAddr::parse(v).user().map(lossy);
-        let capture_point = pkt.capture_point();
+        let capture_point = pkt.capture_point(&mut self.point_text);
         let from_user = user(raw.from);
         let to_user = user(raw.to);
         let ruri_user = ruri_user.map(lossy);
@@ -551,7 +591,7 @@ impl DialogMachine {
         let info = Arc::new(CallInfo {
             call_id_bytes: call_id_bytes.clone(),
             origin_suffix,
-            capture_point: capture_point.into_boxed_str(),
+            capture_point,
             src: pkt.src,
             dst: pkt.dst,
             setup_time: pkt.ts,
@@ -564,16 +604,33 @@ impl DialogMachine {
             charging,
         });
         let key = Key {
-            call_id: call_id_bytes.clone(),
+            call_id: call_id_bytes,
             tag: hash(msg.from_tag.unwrap_or_default()),
         };
         let (mut ctx, _) = self.ctx();
-        let d = Dialog::start(call_id_bytes, info, msg, &mut ctx);
+        let d = Dialog::start(info, msg, &mut ctx);
         self.started += 1;
         let seq = self.started;
-        self.timers.set(key.clone(), d.deadline);
-        self.unanswered.insert((seq, key.clone()));
-        self.dialogs.insert(key, Slot { d, seq });
+        self.insert(key, Slot { d, seq });
+    }
+}
+
+/// The timer order: by deadline, equal deadlines by the calls' keys
+/// (Call-ID bytes, then the caller's tag hash), as a sorted set of
+/// (deadline, key) would have it.
+fn timer_less(slots: &[Option<Slot>], a: &(Timestamp, u32), b: &(Timestamp, u32)) -> bool {
+    match a.0.cmp(&b.0) {
+        Ordering::Less => true,
+        Ordering::Greater => false,
+        Ordering::Equal => {
+            let key = |i: u32| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .map(|s| (s.d.call_id(), s.d.caller_tag()))
+            };
+            key(a.1) < key(b.1)
+        }
     }
 }
 

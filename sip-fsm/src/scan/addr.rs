@@ -175,7 +175,8 @@ fn split_name_addr(value: &[u8]) -> Parts<'_> {
                 display = non_empty(trim(rest.get(..lt).unwrap_or_default()));
             }
             let after = rest.get(lt + 1..).unwrap_or_default();
-            let gt = after.iter().position(|&c| c == b'>').unwrap_or(after.len());
+            // The URI is the long part of the value: `memchr` pays.
+            let gt = memchr(b'>', after).unwrap_or(after.len());
             let tail = after.get(gt + 1..).unwrap_or_default();
             Parts {
                 display,
@@ -201,7 +202,7 @@ fn split_name_addr(value: &[u8]) -> Parts<'_> {
 /// The `tag` parameter of a From or To value: what
 /// `NameAddr::parse(value).tag()` gives, without parsing the URI.
 pub(crate) fn tag_of(value: &[u8]) -> Option<&[u8]> {
-    param(split_name_addr(value).params, b"tag").and_then(non_empty)
+    token_param(split_name_addr(value).params, b"tag").and_then(non_empty)
 }
 
 /// The parameters after `>` up to the end of the first list element.
@@ -232,6 +233,45 @@ pub fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
             return Some(unquote(v));
         }
         rest = rest.get(semi? + 1..)?;
+    }
+}
+
+/// [`param`] for a `name` of token characters (no `;`, `=`, quote or
+/// whitespace), in one pass: each parameter is compared where it starts,
+/// and only the one found is cut out and trimmed. Same result as `param`
+/// (the scanner's Via branch and the dialogs' tags take this path on every
+/// packet).
+pub(crate) fn token_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let mut i = 0;
+    loop {
+        while params.get(i).is_some_and(ws) {
+            i += 1;
+        }
+        let end = i + name.len();
+        if params
+            .get(i..end)
+            .is_some_and(|k| k.eq_ignore_ascii_case(name))
+        {
+            let mut j = end;
+            while params.get(j).is_some_and(ws) {
+                j += 1;
+            }
+            match params.get(j) {
+                // A flag parameter: an empty value.
+                None | Some(b';') => return params.get(j..j),
+                Some(b'=') => {
+                    let v = params.get(j + 1..).unwrap_or_default();
+                    let v = v.get(..until_byte(v, b';').len()).unwrap_or(v);
+                    return Some(unquote(trim(v)));
+                }
+                // A longer name ("tagx"), or text after it: not this one.
+                Some(_) => {}
+            }
+        }
+        let rest = params.get(i..)?;
+        let semi = rest.iter().position(|&c| c == b';')?;
+        i += semi + 1;
     }
 }
 
@@ -365,6 +405,31 @@ mod tests {
         );
         assert_eq!(param(b"lr;x", b"lr"), Some(&b""[..]));
         assert_eq!(param(b"lr", b"tag"), None);
+    }
+
+    #[test]
+    fn token_param_is_param_on_every_short_list() {
+        // Every list of up to 6 bytes over an alphabet of the characters
+        // that matter, for a one- and a three-letter name.
+        const ALPHABET: &[u8] = b"tAg=; \"x";
+        let mut list = Vec::new();
+        for len in 0..=6u32 {
+            for n in 0..ALPHABET.len().pow(len) {
+                list.clear();
+                let mut n = n;
+                for _ in 0..len {
+                    list.push(ALPHABET[n % ALPHABET.len()]);
+                    n /= ALPHABET.len();
+                }
+                for name in [&b"tag"[..], b"x"] {
+                    assert_eq!(token_param(&list, name), param(&list, name), "{list:?}");
+                }
+            }
+        }
+        let via = b"branch=z9hG4bK-1 ; rport;received=\"10.0.0.1\"";
+        for name in [&b"branch"[..], b"rport", b"received", b"ttl"] {
+            assert_eq!(token_param(via, name), param(via, name));
+        }
     }
 
     #[test]

@@ -164,7 +164,6 @@ enum Outcome {
 /// One call, keyed by Call-ID and the caller's From tag (`super::key`).
 #[derive(Debug)]
 pub(super) struct Dialog {
-    pub key: Arc<[u8]>,
     pub deadline: Timestamp,
     info: Arc<CallInfo>,
     caller_tag: u64,
@@ -184,14 +183,13 @@ pub(super) struct Dialog {
 
 impl Dialog {
     /// A new call from its first INVITE; emits the Attempt event.
-    pub fn start(key: Arc<[u8]>, info: Arc<CallInfo>, msg: &Msg<'_>, ctx: &mut Ctx<'_>) -> Self {
+    pub fn start(info: Arc<CallInfo>, msg: &Msg<'_>, ctx: &mut Ctx<'_>) -> Self {
         let branch = hash(msg.via_branch.unwrap_or_default());
         let at = info.setup_time;
         ctx.stats.attempts += 1;
         ctx.events
             .push_back(DialogEvent::Attempt { call: info.clone() });
         Dialog {
-            key,
             deadline: at.saturating_add(ctx.timing.invite_timeout),
             caller_tag: hash(msg.from_tag.unwrap_or_default()),
             info,
@@ -206,6 +204,16 @@ impl Dialog {
                 bye: None,
             },
         }
+    }
+
+    /// The Call-ID's bytes (the call's info holds them).
+    pub fn call_id(&self) -> &[u8] {
+        &self.info.call_id_bytes
+    }
+
+    /// The hash of the caller's From tag: with the Call-ID, the call's key.
+    pub fn caller_tag(&self) -> u64 {
+        self.caller_tag
     }
 
     /// Whether the dialog is finished and only lingering.
@@ -376,7 +384,8 @@ impl Dialog {
     }
 
     /// Bytes owned by this dialog on the heap (strings, boxes, the shared
-    /// call info counted in full), for the memory budget.
+    /// call info counted in full; not the capture point's text, one per
+    /// point), for the memory budget.
     pub fn heap_size(&self) -> usize {
         let s = |b: &Option<Box<str>>| b.as_ref().map_or(0, |b| b.len());
         let i = &*self.info;
@@ -384,7 +393,6 @@ impl Dialog {
         let info = std::mem::size_of::<CallInfo>()
             + 16 // Arc counters
             + i.origin_suffix.as_ref().map_or(0, |x| x.len())
-            + i.capture_point.len()
             + s(&i.from_user)
             + s(&i.from_tag)
             + s(&i.to_user)
@@ -416,7 +424,7 @@ impl Dialog {
             } => phrase.len() + bye(pending_bye),
             State::Done { .. } => 0,
         };
-        info + 16 + self.key.len() + state
+        info + 16 + i.call_id_bytes.len() + state
     }
 }
 

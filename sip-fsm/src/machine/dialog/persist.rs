@@ -128,7 +128,6 @@ impl Dialog {
             _ => snap.invite_at.saturating_add(timing.invite_timeout),
         };
         let mut d = Dialog {
-            key: info.call_id_bytes.clone(),
             deadline,
             info,
             caller_tag: snap.caller_tag,
