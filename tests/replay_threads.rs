@@ -9,7 +9,6 @@
 mod common;
 
 #[path = "../benches/gen/mod.rs"]
-#[allow(dead_code)]
 mod generator;
 
 use std::path::{Path, PathBuf};
