@@ -2,9 +2,11 @@
 
 use std::io::{self, Write};
 
-use sessions::Cdr;
 use sessions::cdr::rfc3339;
+use sessions::{Cdr, CdrOptions};
+use sip_fsm::CallRecord;
 
+use super::cdr_json::JsonCdrWriter;
 use super::escape_controls;
 
 /// How `replay` prints CDRs.
@@ -28,6 +30,7 @@ pub(crate) struct CdrWriter<W: Write> {
     out: W,
     format: CdrFormat,
     header_done: bool,
+    json: JsonCdrWriter,
 }
 
 impl<W: Write> CdrWriter<W> {
@@ -36,6 +39,17 @@ impl<W: Write> CdrWriter<W> {
             out,
             format,
             header_done: false,
+            json: JsonCdrWriter::new(),
+        }
+    }
+
+    /// The CDR of `rec` as [`CdrWriter::write`] of
+    /// [`Cdr::from_record`] would write it; JSON lines go straight from
+    /// the record into a reused buffer.
+    pub(crate) fn write_record(&mut self, rec: &CallRecord, opts: &CdrOptions) -> io::Result<()> {
+        match self.format {
+            CdrFormat::Json => self.json.write(rec, opts, &mut self.out),
+            CdrFormat::Csv | CdrFormat::Table => self.write(&Cdr::from_record(rec, opts)),
         }
     }
 

@@ -2,6 +2,7 @@
 //! and the counters on stderr.
 
 mod cdr;
+mod cdr_json;
 mod packet;
 
 use std::borrow::Cow;

@@ -31,6 +31,8 @@ struct MergeFile {
     path: PathBuf,
     src: PcapSource,
     queue: VecDeque<SipPacket>,
+    /// Reused for each read.
+    batch: Vec<SipPacket>,
     ended: bool,
     /// Set when the file ended at a cut rather than at its end.
     cut: bool,
@@ -39,17 +41,25 @@ struct MergeFile {
 impl MergeFile {
     /// Makes sure the queue holds a packet unless the file is finished.
     fn fill(&mut self) -> anyhow::Result<()> {
-        let mut batch = Vec::with_capacity(BATCH);
         while self.queue.is_empty() && !self.ended {
-            batch.clear();
-            let status = self
-                .src
-                .read_batch(BATCH, &mut batch)
-                .with_context(|| format!("reading {}", self.path.display()))?;
-            self.ended = matches!(status, ReadStatus::End | ReadStatus::CutShort);
-            self.cut |= status == ReadStatus::CutShort;
+            self.batch.clear();
+            let mut batch = std::mem::take(&mut self.batch);
+            let read = self.read(&mut batch);
             self.queue.extend(batch.drain(..));
+            self.batch = batch;
+            read?;
         }
+        Ok(())
+    }
+
+    /// Reads up to [`BATCH`] frames, appending the packets they complete.
+    fn read(&mut self, out: &mut Vec<SipPacket>) -> anyhow::Result<()> {
+        let status = self
+            .src
+            .read_batch(BATCH, out)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        self.ended = matches!(status, ReadStatus::End | ReadStatus::CutShort);
+        self.cut |= status == ReadStatus::CutShort;
         Ok(())
     }
 }
@@ -75,6 +85,7 @@ impl Merge {
                 path: path.clone(),
                 src,
                 queue: VecDeque::new(),
+                batch: Vec::new(),
                 ended: false,
                 cut: false,
             };
@@ -102,6 +113,40 @@ impl Merge {
         }
         self.read += 1;
         Ok(p)
+    }
+
+    /// The next packets in time order, appended to `out` (about a
+    /// [`BATCH`] of frames' worth; maybe none while more are to come): as
+    /// many [`Merge::next_packet`] calls, but one file's packets go
+    /// straight from its reader to `out`. Not to be mixed with
+    /// `next_packet`. Everything has been read once [`Merge::done`].
+    pub(crate) fn next_batch(&mut self, out: &mut Vec<SipPacket>) -> anyhow::Result<()> {
+        let before = out.len();
+        if let [f] = self.files.as_mut_slice() {
+            self.heads.clear();
+            out.extend(f.queue.drain(..));
+            if !f.ended {
+                f.read(out)?;
+            }
+        } else {
+            while out.len() - before < BATCH {
+                match self.next_packet()? {
+                    Some(p) => out.push(p),
+                    None => break,
+                }
+            }
+            self.read -= (out.len() - before) as u64;
+        }
+        self.read += (out.len() - before) as u64;
+        Ok(())
+    }
+
+    /// Whether every file has been read to its end (or its cut).
+    pub(crate) fn done(&self) -> bool {
+        match self.files.as_slice() {
+            [f] => f.ended && f.queue.is_empty(),
+            _ => self.heads.is_empty(),
+        }
     }
 
     /// Bytes of the files consumed so far (for the progress bar).

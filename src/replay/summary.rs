@@ -30,6 +30,16 @@ impl Summary {
         }
     }
 
+    /// Counts the CDR of one call record written (as [`Summary::add`] of
+    /// its CDR would).
+    pub(crate) fn add_record(&mut self, rec: &sip_fsm::CallRecord) {
+        self.calls += 1;
+        if rec.answer_time.is_some() {
+            self.answered += 1;
+            self.usage_ns += rec.duration.as_nanos();
+        }
+    }
+
     /// Prints the totals, then the capture counters and the dialog
     /// machine's, one `replay: NAME: VALUE` line each. Integer arithmetic:
     /// the figures do not depend on float rounding.
