@@ -654,6 +654,10 @@ impl UsageRecord {
     }
 }
 
+/// Why [`debit_usage`]'s update of an account with shared groups stops
+/// (never shown: the debit goes on by the shared path).
+const TAKE_SHARED_PATH: &str = "the account draws on shared groups";
+
 /// `APIerSv1.DebitUsage`: a UsageRecord -> `"OK"`.
 pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcError> {
     let ur = usage_record(params, true)?;
@@ -674,46 +678,52 @@ pub(crate) fn debit_usage(state: &State, params: &Value) -> Result<String, RpcEr
             RpcError::server(format!("SERVER_ERROR: {inner}"))
         }
     };
-    let me = state
+    // The usual case, an account without shared groups, is one atomic
+    // update: whether it is disabled or draws on shared groups is checked
+    // inside it, on the state the debit is computed from (no read before).
+    let mut shared = false;
+    let r = change(state, &ur.tenant, &ur.account, now, 0, |a| {
+        shared = false;
+        if a.disabled {
+            return Err(rating::Error::AccountDisabled { account: a.key() });
+        }
+        if has_shared(a) {
+            // Leaves the account untouched: the shared path below.
+            shared = true;
+            return Err(rating::Error::Store(TAKE_SHARED_PATH.to_owned()));
+        }
+        let out = rating::debit(a, &cd, &plan, state.mode, now)?;
+        rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
+        Ok(())
+    });
+    match r {
+        Ok(()) => return Ok("\"OK\"".to_owned()),
+        Err(rating::Error::Store(s)) if shared && s == TAKE_SHARED_PATH => {}
+        Err(e) => return Err(wrap(&e)),
+    }
+    // Locks the account with the groups' members; the counters and
+    // triggers of the debited account follow in a second step.
+    let groups = PlanGroups {
+        data: plan.account_data(),
+        members: lock(&state.members).clone(),
+    };
+    let out = state
         .accounts
-        .get(&ur.tenant, &ur.account)
-        .map_err(|e| wrap(&e))?
-        .ok_or_else(|| RpcError::server("SERVER_ERROR: NOT_FOUND"))?;
-    if me.disabled {
-        return Err(RpcError::server("SERVER_ERROR: ACCOUNT_DISABLED"));
-    }
-    if has_shared(&me) {
-        // Locks the account with the groups' members; the counters and
-        // triggers of the debited account follow in a second step.
-        let groups = PlanGroups {
-            data: plan.account_data(),
-            members: lock(&state.members).clone(),
-        };
-        let out = state
-            .accounts
-            .debit_call_shared(
-                &ur.tenant,
-                &ur.account,
-                &cd,
-                &plan,
-                &groups,
-                state.mode,
-                now,
-            )
-            .map_err(|e| wrap(&e))?;
-        change(state, &ur.tenant, &ur.account, now, 0, |a| {
-            rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
-            Ok(())
-        })
+        .debit_call_shared(
+            &ur.tenant,
+            &ur.account,
+            &cd,
+            &plan,
+            &groups,
+            state.mode,
+            now,
+        )
         .map_err(|e| wrap(&e))?;
-    } else {
-        change(state, &ur.tenant, &ur.account, now, 0, |a| {
-            let out = rating::debit(a, &cd, &plan, state.mode, now)?;
-            rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
-            Ok(())
-        })
-        .map_err(|e| wrap(&e))?;
-    }
+    change(state, &ur.tenant, &ur.account, now, 0, |a| {
+        rating::record_debit(a, &out, &cd, &plan, &plan.account_data().triggers);
+        Ok(())
+    })
+    .map_err(|e| wrap(&e))?;
     Ok("\"OK\"".to_owned())
 }
 

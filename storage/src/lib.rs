@@ -9,7 +9,7 @@
 //!   and the live sessions ([`sessions::SessionStore`]) are journaled the
 //!   same way.
 //! - [`RedisAccounts`]: accounts shared by several AccuRate processes,
-//!   every read-modify-write a `WATCH`/`MULTI`/`EXEC` transaction; live
+//!   every read-modify-write a compare-and-set Lua script; live
 //!   sessions in one hash.
 //!
 //! - [`SqlCdrs`]: stored CDRs ([`sessions::CdrStore`]) in SQLite (a file,

@@ -988,6 +988,46 @@ fn compaction_keeps_state_and_bounds_the_journal() {
 // ---- Redis only ----
 
 #[test]
+fn a_redis_update_sees_what_another_process_wrote() {
+    // `a` caches what it last saw of the account; `b` (another process,
+    // as far as Redis can tell) changes it behind `a`'s back each time.
+    let f = Redis::new("stale");
+    let a = f.store();
+    let b = open_redis(&f.prefix);
+    a.set(caller("0.6")).unwrap();
+    debit(a).unwrap();
+    assert!(matches!(debit(a), Err(Error::InsufficientCredit { .. })));
+    // Topped up elsewhere: the refusal `a` would compute from its cache
+    // is not answered, the debit is made on the new state.
+    b.set(caller("1.2")).unwrap();
+    debit(a).unwrap();
+    assert_eq!(money(&b, "1002"), d("0.6"));
+    // Debited elsewhere: not spent twice.
+    debit(&b).unwrap();
+    assert!(matches!(debit(a), Err(Error::InsufficientCredit { .. })));
+    assert_eq!(money(&b, "1002"), d("0"));
+    let mut off = caller("5");
+    off.disabled = true;
+    b.set(off).unwrap();
+    assert!(matches!(debit(a), Err(Error::AccountDisabled { .. })));
+    b.set(caller("5")).unwrap();
+    debit(a).unwrap();
+    assert!(AccountStore::remove(&b, TENANT, "1002").unwrap());
+    assert!(matches!(debit(a), Err(Error::AccountNotFound { .. })));
+    assert_eq!(b.get(TENANT, "1002").unwrap(), None);
+    // Redis forgot the script (a restart, `SCRIPT FLUSH`): loaded again.
+    b.set(caller("5")).unwrap();
+    debit(a).unwrap();
+    let mut con = ::redis::Client::open(redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    ::redis::cmd("SCRIPT").arg("FLUSH").exec(&mut con).unwrap();
+    debit(a).unwrap();
+    assert_eq!(money(&b, "1002"), d("3.8"));
+}
+
+#[test]
 fn two_processes_sharing_redis_debit_exactly() {
     let f = Redis::new("two-procs");
     // 50 calls' worth; the two children try 320.

@@ -10,21 +10,25 @@
 //! a write is depends on the server's persistence (`appendonly yes` with
 //! `appendfsync always` for nothing lost on a crash of Redis itself).
 //!
-//! Every read-modify-write is an optimistic transaction: `WATCH` the
-//! account keys, `GET` them, run the update in this process, then
-//! `MULTI`/`SET`/`EXEC`. Redis aborts the `EXEC` when a watched key changed
-//! meanwhile, and the update is run again on the new state: an account is
+//! Every read-modify-write is a compare-and-set ([`cas`]): the update runs
+//! in this process on the accounts as last seen in Redis (cached per key,
+//! under an in-process lock per key), then a Lua script writes the result
+//! only if the keys still hold the JSON it started from, and otherwise
+//! answers their new state, on which the update runs again. An account is
 //! never written from a stale read, whichever process wrote it. Chosen over
 //! a lock key (`SET NX PX` + compare-and-delete) because nothing can be left
 //! locked by a process that dies, and no lease can expire under a slow
-//! writer. The price is that the update closure may run more than once
+//! writer; over `WATCH`/`MULTI`/`EXEC` because it takes one round trip, not
+//! three. The price is that the update closure may run more than once
 //! under contention (the trait's `FnMut` allows it).
+
+mod cas;
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rating::{Account, AccountStore};
-use redis::{Commands, Connection, Value};
+use redis::{Commands, Connection};
 
 use crate::{Error, MetaStore};
 
@@ -41,6 +45,10 @@ pub struct RedisAccounts {
     /// Idle connections; a call takes one (or opens one) and gives it back
     /// unless a command on it failed.
     pool: Mutex<Vec<Connection>>,
+    /// The SHA1 of [`cas::CAS_SCRIPT`], as `SCRIPT LOAD` answered it.
+    cas_sha: String,
+    /// Per account key: the in-process lock and the last state seen.
+    slots: cas::Slots,
 }
 
 impl std::fmt::Debug for RedisAccounts {
@@ -120,10 +128,6 @@ fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_micros(spread % cap));
 }
 
-fn unwatch(con: &mut Connection) -> Result<(), Failure> {
-    redis::cmd("UNWATCH").exec(con).map_err(Into::into)
-}
-
 impl RedisAccounts {
     /// Connects to `url` (`redis://127.0.0.1:6379/0`); every key is put
     /// under `prefix` (e.g. `accurate:`).
@@ -140,12 +144,34 @@ impl RedisAccounts {
             .get_connection_with_timeout(Duration::from_secs(5))
             .map_err(connect)?;
         redis::cmd("PING").exec(&mut con).map_err(connect)?;
+        let cas_sha = Self::script_load(&mut con)?;
         Ok(RedisAccounts {
             client,
             url: url.to_owned(),
             prefix: prefix.to_owned(),
             pool: Mutex::new(vec![con]),
+            cas_sha,
+            slots: cas::Slots::default(),
         })
+    }
+
+    /// Loads [`cas::CAS_SCRIPT`] into Redis's script cache; its SHA1.
+    fn script_load(con: &mut Connection) -> Result<String, Error> {
+        Ok(redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(cas::CAS_SCRIPT)
+            .query(con)?)
+    }
+
+    fn cas_sha(&self) -> &str {
+        &self.cas_sha
+    }
+
+    /// Loads the script again (Redis restarted, or `SCRIPT FLUSH`): the
+    /// same text, so the same SHA1.
+    fn load_script(con: &mut Connection) -> Result<(), Failure> {
+        Self::script_load(con).map_err(Failure::Backend)?;
+        Ok(())
     }
 
     /// The key prefix.
@@ -239,58 +265,6 @@ impl RedisAccounts {
             }
             Ok(keys.len())
         })?)
-    }
-
-    /// The optimistic transaction over `keys` (sorted, distinct, all
-    /// existing): `f` gets their accounts and returns the new states to
-    /// write (or refuses).
-    fn transact(
-        &self,
-        keys: &[(&str, &str)],
-        f: &mut dyn FnMut(Vec<Account>) -> Result<Vec<Account>, rating::Error>,
-    ) -> Result<(), Failure> {
-        let rkeys: Vec<String> = keys.iter().map(|(t, a)| self.acct_key(t, a)).collect();
-        self.with(|con| {
-            for attempt in 0..MAX_ATTEMPTS {
-                redis::cmd("WATCH").arg(&rkeys).exec(con)?;
-                let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&rkeys).query(con)?;
-                let mut accts = Vec::with_capacity(raw.len());
-                for ((k, r), (t, a)) in rkeys.iter().zip(raw).zip(keys) {
-                    match r {
-                        Some(json) => accts.push(parse(k, &json)?),
-                        None => {
-                            unwatch(con)?;
-                            return Err(not_found(t, a));
-                        }
-                    }
-                }
-                let before = accts.clone();
-                let new = match f(accts) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        unwatch(con)?;
-                        return Err(Failure::Refused(e));
-                    }
-                };
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for ((k, n), b) in rkeys.iter().zip(&new).zip(&before) {
-                    if n != b {
-                        pipe.set(k, to_json(n)?).ignore();
-                    }
-                }
-                // EXEC answers nil when a watched key changed.
-                let r: Value = pipe.query(con)?;
-                if !matches!(r, Value::Nil) {
-                    return Ok(());
-                }
-                backoff(attempt);
-            }
-            Err(Failure::Backend(Error::Contention {
-                key: rkeys.first().cloned().unwrap_or_default(),
-                attempts: MAX_ATTEMPTS,
-            }))
-        })
     }
 }
 
