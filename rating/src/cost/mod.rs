@@ -19,7 +19,7 @@ use crate::Error;
 use crate::call::{CallDescriptor, Tor};
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
-use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, TariffPlan};
+use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, TariffPlan};
 use crate::resolve::{DestinationMatch, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
@@ -124,12 +124,9 @@ fn ns_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
 
 /// The rate interval in force: active timing, highest weight, then the
 /// timing that started last, then the lower price, then the first loaded.
-fn winner(plan: &RatingPlan, ivs: &[u32], parts: &DateParts, group_start: u64) -> Option<u32> {
-    let mut best: Option<(u32, &RateInterval, u64)> = None;
-    for &i in ivs {
-        let Some(ri) = plan.intervals.get(i as usize) else {
-            continue;
-        };
+fn winner(ivs: &[RateInterval], parts: &DateParts, group_start: u64) -> Option<usize> {
+    let mut best: Option<(usize, &RateInterval, u64)> = None;
+    for (i, ri) in ivs.iter().enumerate() {
         if !ri.timing.is_active(parts) {
             continue;
         }
@@ -137,8 +134,8 @@ fn winner(plan: &RatingPlan, ivs: &[u32], parts: &DateParts, group_start: u64) -
         let better = match best {
             None => true,
             Some((_, b, b_since)) => {
-                ri.weight > b.weight
-                    || (ri.weight == b.weight
+                ri.weight_rank > b.weight_rank
+                    || (ri.weight_rank == b.weight_rank
                         && (since < b_since
                             || (since == b_since
                                 && price(ri, group_start) < price(b, group_start))))
@@ -183,6 +180,8 @@ impl TariffPlan {
         let mut si = 0_usize;
         let mut connect_fee = Money::ZERO;
         let mut picked: Option<Picked<'_>> = None;
+        // The destination's names, made once per destination picked.
+        let mut names: Option<(Option<u32>, usize, Arc<str>, Arc<str>)> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
             if voice {
@@ -215,7 +214,7 @@ impl TariffPlan {
                 let destination = (voice && p > 0)
                     .then(|| match_destination(self, slice.plan, cd.destination, &parts))
                     .flatten()
-                    .unwrap_or_else(|| slice.destination.clone());
+                    .unwrap_or(slice.destination);
                 picked = Some(Picked {
                     slice: si,
                     day,
@@ -225,22 +224,30 @@ impl TariffPlan {
             let Some(Picked {
                 destination:
                     DestinationMatch {
-                        id: destination_id,
-                        prefix,
+                        dest,
+                        prefix_len,
                         intervals,
                     },
                 ..
-            }) = &picked
+            }) = picked
             else {
                 return Err(overflow("destination"));
             };
-            let intervals: &[u32] = intervals;
-            let ri_idx = winner(slice.plan, intervals, &parts, gs).ok_or_else(no_interval)?;
-            let ri = slice
-                .plan
-                .intervals
-                .get(ri_idx as usize)
-                .ok_or_else(no_interval)?;
+            let (destination_id, prefix) = match &names {
+                Some((d, len, id, prefix)) if *d == dest && *len == prefix_len => (id, prefix),
+                _ => {
+                    let (id, prefix) = DestinationMatch {
+                        dest,
+                        prefix_len,
+                        intervals,
+                    }
+                    .names(self, cd.destination);
+                    let n = names.insert((dest, prefix_len, id, prefix));
+                    (&n.2, &n.3)
+                }
+            };
+            let ri_idx = winner(intervals, &parts, gs).ok_or_else(no_interval)?;
+            let ri = intervals.get(ri_idx).ok_or_else(no_interval)?;
             let slot_idx = ri.rates.slot_index_at(gs).ok_or_else(no_interval)?;
             let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
             let inc_cost = ri.inc_costs.get(slot_idx).copied().flatten();
@@ -250,7 +257,6 @@ impl TariffPlan {
                     usage.min(p.saturating_add(ns_between(t, next.from)))
                 });
                 VoiceSpan {
-                    plan: slice.plan,
                     intervals,
                     winner: ri_idx,
                     parts: &parts,
@@ -318,12 +324,10 @@ struct Picked<'p> {
 /// A voice span about to be priced: where it starts and the rate
 /// interval that won there.
 struct VoiceSpan<'a> {
-    /// The rating plan in force.
-    plan: &'a RatingPlan,
     /// The rate intervals of the picked destination.
-    intervals: &'a [u32],
+    intervals: &'a [RateInterval],
     /// The one of them in force at the start.
-    winner: u32,
+    winner: usize,
     /// Calendar facts of the start.
     parts: &'a DateParts,
     /// Usage of this piece before the span, ns.
@@ -345,7 +349,6 @@ impl VoiceSpan<'_> {
         while let Some(edge) = self
             .intervals
             .iter()
-            .filter_map(|&i| self.plan.intervals.get(i as usize))
             .filter_map(|ri| ri.timing.next_edge_after(tod))
             .min()
         {
@@ -354,9 +357,7 @@ impl VoiceSpan<'_> {
                 break;
             }
             let group_start = self.offset.saturating_add(at).max(self.group_start);
-            if winner(self.plan, self.intervals, &parts.at_tod(edge), group_start)
-                != Some(self.winner)
-            {
+            if winner(self.intervals, &parts.at_tod(edge), group_start) != Some(self.winner) {
                 return at;
             }
             tod = edge;
