@@ -103,9 +103,6 @@ pub struct MaxCost {
 pub(crate) struct RateInterval {
     pub timing: Arc<Timing>,
     pub weight: Decimal,
-    /// The rank of `weight` among the plan's weights (equal weights, equal
-    /// ranks): compared instead of the decimals on the rating path.
-    pub weight_rank: u32,
     pub rates: Arc<RateGroup>,
     pub rounding: Rounding,
     pub max_cost: Option<MaxCost>,
@@ -117,16 +114,44 @@ pub(crate) struct RateInterval {
     pub inc_costs: Arc<[Option<(ExactAmount, Decimal)>]>,
 }
 
+/// What picking a rate interval reads of it (16 bytes, so a
+/// destination's candidates take a cache line or two): its timing and the
+/// rank of its weight among the plan's weights (equal weights, equal
+/// ranks; compared instead of the decimals).
+#[derive(Debug, Clone)]
+pub(crate) struct IntervalHead {
+    pub timing: Arc<Timing>,
+    pub weight_rank: u32,
+}
+
+/// A destination's rate intervals: their heads and the intervals, side
+/// by side in load order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run<'p> {
+    pub heads: &'p [IntervalHead],
+    pub full: &'p [RateInterval],
+}
+
+impl Run<'_> {
+    /// No interval.
+    pub fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+}
+
 /// A RatingPlans ID: its rate intervals, grouped by destination.
 ///
 /// The intervals of one destination sit side by side (in load order), so
 /// rating a call reads one run of memory for them, not a list of indexes
-/// into scattered rows.
+/// into scattered rows; their heads (`heads[i]` for `intervals[i]`) are
+/// what picking one reads.
 #[derive(Debug, Clone)]
 pub(crate) struct RatingPlan {
     pub id: Arc<str>,
     /// Grouped by destination, the `*any` destination's run included.
     pub intervals: Vec<RateInterval>,
+    /// One per interval.
+    pub heads: Vec<IntervalHead>,
     /// Destination index -> (start, length) of its run in `intervals`.
     pub by_dest: FastMap<u32, (u32, u32)>,
     /// (start, length) of the `*any` destination's run; length 0: none.
@@ -134,20 +159,24 @@ pub(crate) struct RatingPlan {
 }
 
 impl RatingPlan {
-    fn run(&self, (start, len): (u32, u32)) -> &[RateInterval] {
-        let start = start as usize;
-        self.intervals
-            .get(start..start.saturating_add(len as usize))
-            .unwrap_or(&[])
+    fn run(&self, (start, len): (u32, u32)) -> Run<'_> {
+        let r = start as usize..(start as usize).saturating_add(len as usize);
+        match (self.heads.get(r.clone()), self.intervals.get(r)) {
+            (Some(heads), Some(full)) => Run { heads, full },
+            _ => Run {
+                heads: &[],
+                full: &[],
+            },
+        }
     }
 
     /// The rate intervals for destination `d`, if the plan prices it.
-    pub fn dest_intervals(&self, d: u32) -> Option<&[RateInterval]> {
+    pub fn dest_intervals(&self, d: u32) -> Option<Run<'_>> {
         self.by_dest.get(&d).map(|&r| self.run(r))
     }
 
     /// The rate intervals of the `*any` destination (empty: none).
-    pub fn any_intervals(&self) -> &[RateInterval] {
+    pub fn any_intervals(&self) -> Run<'_> {
         self.run(self.any)
     }
 
@@ -167,6 +196,7 @@ impl RatingPlan {
                 .push(ri);
         }
         self.intervals = Vec::with_capacity(groups.values().map(Vec::len).sum());
+        self.heads = Vec::with_capacity(self.intervals.capacity());
         self.by_dest = FastMap::default();
         self.any = (0, 0);
         for dest in order {
@@ -176,6 +206,10 @@ impl RatingPlan {
             // The loader refuses more than 2^32 intervals in a plan.
             let start = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
             let range = (start, u32::try_from(run.len()).unwrap_or(0));
+            self.heads.extend(run.iter().map(|ri| IntervalHead {
+                timing: ri.timing.clone(),
+                weight_rank: 0,
+            }));
             self.intervals.extend(run);
             match dest {
                 Some(d) => {
@@ -187,7 +221,7 @@ impl RatingPlan {
     }
 }
 
-/// Sets every rate interval's `weight_rank`: its weight's place among all
+/// Sets every interval head's `weight_rank`: its weight's place among all
 /// the distinct weights of the plans, so that comparing ranks is comparing
 /// weights.
 pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
@@ -197,9 +231,11 @@ pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
         .collect();
     weights.sort_unstable();
     weights.dedup();
-    for ri in plans.iter_mut().flat_map(|p| p.intervals.iter_mut()) {
-        let rank = weights.partition_point(|w| *w < ri.weight);
-        ri.weight_rank = u32::try_from(rank).unwrap_or(u32::MAX);
+    for p in plans.iter_mut() {
+        for (head, ri) in p.heads.iter_mut().zip(&p.intervals) {
+            let rank = weights.partition_point(|w| *w < ri.weight);
+            head.weight_rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        }
     }
 }
 

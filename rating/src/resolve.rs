@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Error;
 use crate::call::CallDescriptor;
-use crate::plan::{RateInterval, RatingPlan, TariffPlan};
+use crate::plan::{IntervalHead, RatingPlan, Run, TariffPlan};
 use crate::timing::DateParts;
 
 /// CGRateS's RECURSION_MAX_DEPTH for fallback subjects.
@@ -41,7 +41,7 @@ pub(crate) struct DestinationMatch<'p> {
     /// The length of the prefix of the number that matched.
     pub prefix_len: usize,
     /// The plan's rate intervals for that destination.
-    pub intervals: &'p [RateInterval],
+    pub intervals: Run<'p>,
 }
 
 impl DestinationMatch<'_> {
@@ -212,12 +212,12 @@ pub(crate) fn match_destination<'p>(
                 }
                 continue;
             }
-            let mut best: Option<((bool, i64), u32, &'p [RateInterval])> = None;
+            let mut best: Option<((bool, i64), u32, Run<'p>)> = None;
             for &d in dests {
                 let Some(ivs) = plan.dest_intervals(d) else {
                     continue;
                 };
-                let score = destination_score(ivs, parts);
+                let score = destination_score(ivs.heads, parts);
                 if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                     best = Some((score, d, ivs));
                 }
@@ -245,7 +245,7 @@ pub(crate) fn match_destination<'p>(
 
 /// (has a rate in force at `parts`, rank of the best weight among those
 /// in force, or among all when none is; -1 for no interval).
-fn destination_score(ivs: &[RateInterval], parts: &DateParts) -> (bool, i64) {
+fn destination_score(ivs: &[IntervalHead], parts: &DateParts) -> (bool, i64) {
     let mut active: Option<u32> = None;
     let mut all: Option<u32> = None;
     for ri in ivs {

@@ -19,7 +19,9 @@ use crate::Error;
 use crate::call::{CallDescriptor, Tor};
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
-use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, TariffPlan};
+use crate::plan::{
+    IntervalHead, MaxCost, MaxCostStrategy, RateInterval, RateSlot, Run, TariffPlan,
+};
 use crate::resolve::{DestinationMatch, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
@@ -124,32 +126,33 @@ fn ns_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
 
 /// The rate interval in force: active timing, highest weight, then the
 /// timing that started last, then the lower price, then the first loaded.
-fn winner(ivs: &[RateInterval], parts: &DateParts, group_start: u64) -> Option<usize> {
-    let mut best: Option<(usize, &RateInterval, u64)> = None;
-    for (i, ri) in ivs.iter().enumerate() {
-        if !ri.timing.is_active(parts) {
+fn winner(ivs: Run<'_>, parts: &DateParts, group_start: u64) -> Option<usize> {
+    let mut best: Option<(usize, &IntervalHead, u64)> = None;
+    for (i, h) in ivs.heads.iter().enumerate() {
+        if !h.timing.is_active(parts) {
             continue;
         }
-        let since = ri.timing.since_start(parts);
+        let since = h.timing.since_start(parts);
         let better = match best {
             None => true,
-            Some((_, b, b_since)) => {
-                ri.weight_rank > b.weight_rank
-                    || (ri.weight_rank == b.weight_rank
+            Some((bi, b, b_since)) => {
+                h.weight_rank > b.weight_rank
+                    || (h.weight_rank == b.weight_rank
                         && (since < b_since
                             || (since == b_since
-                                && price(ri, group_start) < price(b, group_start))))
+                                && price(ivs.full.get(i), group_start)
+                                    < price(ivs.full.get(bi), group_start))))
             }
         };
         if better {
-            best = Some((i, ri, since));
+            best = Some((i, h, since));
         }
     }
     best.map(|(i, _, _)| i)
 }
 
-fn price(ri: &RateInterval, group_start: u64) -> Option<Money> {
-    ri.rates.slot_at(group_start).map(|s| s.rate)
+fn price(ri: Option<&RateInterval>, group_start: u64) -> Option<Money> {
+    ri?.rates.slot_at(group_start).map(|s| s.rate)
 }
 
 impl TariffPlan {
@@ -247,7 +250,7 @@ impl TariffPlan {
                 }
             };
             let ri_idx = winner(intervals, &parts, gs).ok_or_else(no_interval)?;
-            let ri = intervals.get(ri_idx).ok_or_else(no_interval)?;
+            let ri = intervals.full.get(ri_idx).ok_or_else(no_interval)?;
             let slot_idx = ri.rates.slot_index_at(gs).ok_or_else(no_interval)?;
             let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
             let inc_cost = ri.inc_costs.get(slot_idx).copied().flatten();
@@ -325,7 +328,7 @@ struct Picked<'p> {
 /// interval that won there.
 struct VoiceSpan<'a> {
     /// The rate intervals of the picked destination.
-    intervals: &'a [RateInterval],
+    intervals: Run<'a>,
     /// The one of them in force at the start.
     winner: usize,
     /// Calendar facts of the start.
@@ -348,8 +351,9 @@ impl VoiceSpan<'_> {
         let mut tod = parts.tod_ns;
         while let Some(edge) = self
             .intervals
+            .heads
             .iter()
-            .filter_map(|ri| ri.timing.next_edge_after(tod))
+            .filter_map(|h| h.timing.next_edge_after(tod))
             .min()
         {
             let at = p.saturating_add(edge - parts.tod_ns);

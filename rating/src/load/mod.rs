@@ -696,6 +696,7 @@ impl Builder {
                     self.plan.plans.push(RatingPlan {
                         id: Arc::from(id),
                         intervals: Vec::new(),
+                        heads: Vec::new(),
                         by_dest: FastMap::default(),
                         any: (0, 0),
                     });
@@ -726,7 +727,6 @@ impl Builder {
                     RateInterval {
                         timing: timing.clone(),
                         weight,
-                        weight_rank: 0,
                         rates: row.rates.clone(),
                         rounding: row.rounding,
                         max_cost: row.max_cost,
