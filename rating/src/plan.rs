@@ -256,7 +256,7 @@ pub(crate) struct Profile {
     pub activations: Vec<Activation>,
 }
 
-type SubjectMap = FastMap<Box<str>, Profile>;
+pub(crate) type SubjectMap = FastMap<Box<str>, Profile>;
 
 /// A loaded, validated tariff plan. Immutable and `Send + Sync`: load it
 /// once and share it behind an [`Arc`].
@@ -299,8 +299,14 @@ impl TariffPlan {
         self.profile_count
     }
 
+    #[cfg(test)]
     pub(crate) fn profile(&self, tenant: &str, category: &str, subject: &str) -> Option<&Profile> {
-        self.profiles.get(tenant)?.get(category)?.get(subject)
+        self.subjects(tenant, category)?.get(subject)
+    }
+
+    /// The rating profiles of a tenant and category, by subject.
+    pub(crate) fn subjects(&self, tenant: &str, category: &str) -> Option<&SubjectMap> {
+        self.profiles.get(tenant)?.get(category)
     }
 }
 

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Error;
 use crate::call::CallDescriptor;
-use crate::plan::{IntervalHead, RatingPlan, Run, TariffPlan};
+use crate::plan::{IntervalHead, RatingPlan, Run, SubjectMap, TariffPlan};
 use crate::timing::DateParts;
 
 /// CGRateS's RECURSION_MAX_DEPTH for fallback subjects.
@@ -78,19 +78,36 @@ impl From<Error> for Fail {
     }
 }
 
-/// The rating slices covering `[from, to)` for the call.
+/// What every step of resolving a call looks at.
+struct Ctx<'p, 'c> {
+    tp: &'p TariffPlan,
+    cd: &'c CallDescriptor<'c>,
+    /// The profiles of the call's tenant and category, looked up once.
+    subjects: Option<&'p SubjectMap>,
+    /// Calendar facts of the call's start.
+    start_parts: &'c DateParts,
+}
+
+/// The rating slices covering `[from, to)` for the call; `from_parts` are
+/// the calendar facts of `from`.
 pub(crate) fn resolve<'p>(
     tp: &'p TariffPlan,
     cd: &CallDescriptor<'_>,
     subject: &str,
-    from: DateTime<Utc>,
+    (from, from_parts): (DateTime<Utc>, &DateParts),
     to: DateTime<Utc>,
 ) -> Result<Vec<RatingSlice<'p>>, Error> {
     let mut out = Vec::with_capacity(1);
-    let mut result = subject_slices(tp, cd, subject, from, to, 1, &mut out);
+    let ctx = Ctx {
+        tp,
+        cd,
+        subjects: tp.subjects(cd.tenant, cd.category),
+        start_parts: from_parts,
+    };
+    let mut result = subject_slices(&ctx, subject, from, to, 1, &mut out);
     if matches!(result, Err(Fail::NotFound)) && subject != ANY {
         out.clear();
-        result = subject_slices(tp, cd, ANY, from, to, 1, &mut out);
+        result = subject_slices(&ctx, ANY, from, to, 1, &mut out);
     }
     match result {
         Ok(()) => Ok(out),
@@ -111,8 +128,7 @@ pub(crate) fn resolve<'p>(
 }
 
 fn subject_slices<'p>(
-    tp: &'p TariffPlan,
-    cd: &CallDescriptor<'_>,
+    ctx: &Ctx<'p, '_>,
     subject: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -121,12 +137,14 @@ fn subject_slices<'p>(
 ) -> Result<(), Fail> {
     if depth > MAX_FALLBACK_DEPTH {
         return Err(Fail::Hard(Error::FallbackDepth {
-            subject: cd.subject.to_owned(),
+            subject: ctx.cd.subject.to_owned(),
             depth: MAX_FALLBACK_DEPTH,
         }));
     }
-    let profile = tp
-        .profile(cd.tenant, cd.category, subject)
+    let (tp, cd) = (ctx.tp, ctx.cd);
+    let profile = ctx
+        .subjects
+        .and_then(|s| s.get(subject))
         .ok_or(Fail::NotFound)?;
     let acts = &profile.activations;
     let first = acts.iter().rposition(|a| a.at <= from);
@@ -139,7 +157,7 @@ fn subject_slices<'p>(
             if subject == ANY {
                 return Err(Fail::NotFound);
             }
-            subject_slices(tp, cd, ANY, from, gap_end, depth + 1, out)?;
+            subject_slices(ctx, ANY, from, gap_end, depth + 1, out)?;
             if gap_end >= to {
                 return Ok(());
             }
@@ -155,9 +173,12 @@ fn subject_slices<'p>(
         let Some(plan) = tp.plans.get(act.plan as usize) else {
             return Err(Fail::NotFound);
         };
-        if let Some(destination) =
-            match_destination(tp, plan, cd.destination, &DateParts::new(seg_from))
-        {
+        let parts = if seg_from == from && from == cd.start {
+            *ctx.start_parts
+        } else {
+            DateParts::new(seg_from)
+        };
+        if let Some(destination) = match_destination(tp, plan, cd.destination, &parts) {
             out.push(RatingSlice {
                 from: seg_from,
                 plan,
@@ -169,7 +190,7 @@ fn subject_slices<'p>(
         let mut covered = false;
         for fb in act.fallback.iter() {
             let mark = out.len();
-            match subject_slices(tp, cd, fb, seg_from, seg_to, depth + 1, out) {
+            match subject_slices(ctx, fb, seg_from, seg_to, depth + 1, out) {
                 Ok(()) => {
                     covered = true;
                     break;

@@ -172,12 +172,13 @@ impl TariffPlan {
         let offset = nanos(cd.offset, "offset")?;
         let voice = cd.tor == Tor::Voice;
         let window_end = add_ns(cd.start, if voice { usage.max(1) } else { 1 })?;
-        let slices = resolve(self, cd, subject, cd.start, window_end)?;
-        let mut spans = Vec::new();
         // Calendar facts of the call's start; later moments on the same
         // day only move the time of day (a UTC day is always NS_PER_DAY;
         // a leap-second start takes the slow path).
         let start_parts = DateParts::new(cd.start);
+        let slices = resolve(self, cd, subject, (cd.start, &start_parts), window_end)?;
+        // Most calls have one or two spans.
+        let mut spans = Vec::with_capacity(2);
         let same_day_ok = cd.start.timestamp_subsec_nanos() < 1_000_000_000;
         let mut p = 0_u64;
         let mut si = 0_usize;
