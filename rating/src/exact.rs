@@ -69,6 +69,19 @@ fn pow10(n: u32) -> Option<u128> {
     POW10.get(n as usize).copied()
 }
 
+/// `q % m` for `m < 2^32`, on 64-bit halves (no 128-bit division call).
+fn mod_small(q: u128, m: u64) -> u64 {
+    // Both casts keep exactly 64 bits: the high and low halves.
+    #[allow(clippy::cast_possible_truncation)]
+    let (hi, lo) = ((q >> 64) as u64, q as u64);
+    if hi == 0 {
+        return lo % m;
+    }
+    // 2^64 mod m, then (hi * 2^64 + lo) mod m; each product < m^2 < 2^64.
+    let r64 = (u64::MAX % m + 1) % m;
+    ((hi % m) * r64 % m + lo % m) % m
+}
+
 impl ExactAmount {
     /// Zero.
     pub const ZERO: ExactAmount = ExactAmount { num: 0, den: 1 };
@@ -121,6 +134,16 @@ impl ExactAmount {
         }
         if self.den == o.den {
             return Self::reduced(self.num.checked_add(o.num)?, self.den);
+        }
+        if let (Ok(d1), Ok(d2)) = (u64::try_from(self.den), u64::try_from(o.den)) {
+            // The same sum with 64-bit divisions: lcm = d1 * (d2 / g).
+            let g = gcd64(d1, d2);
+            let (m1, m2) = (d2 / g, d1 / g);
+            if let Some(lcm) = d1.checked_mul(m1) {
+                let a = self.num.checked_mul(i128::from(m1))?;
+                let b = o.num.checked_mul(i128::from(m2))?;
+                return Self::reduced(a.checked_add(b)?, u128::from(lcm));
+            }
         }
         let g = gcd(self.den, o.den);
         let lcm = (self.den / g).checked_mul(o.den)?;
@@ -190,13 +213,17 @@ impl ExactAmount {
         if q == 0 {
             return None;
         }
-        while q & 0xFFFF_FFFF == 0 && scale >= 8 && q % 100_000_000 == 0 {
+        while q & 0xFFFF_FFFF == 0 && scale >= 8 && mod_small(q, 100_000_000) == 0 {
             q /= 100_000_000;
             scale -= 8;
         }
         for (pow, digits) in [(10_000, 4), (100, 2), (10, 1)] {
-            if scale >= digits && q % pow == 0 {
-                q /= pow;
+            if scale >= digits && mod_small(q, pow) == 0 {
+                // On 64 bits when it fits: no 128-bit division call.
+                q = match u64::try_from(q) {
+                    Ok(q) => u128::from(q / pow),
+                    Err(_) => q / u128::from(pow),
+                };
                 scale -= digits;
             }
         }
