@@ -411,7 +411,7 @@ mod tests {
         #[test]
         fn small_quotients_agree_with_decimal_division(
             den in 1_u64..(1 << 32),
-            frac in 0.0_f64..7.0,
+            frac in 0_u64..7_000_000,
             neg in proptest::bool::ANY,
             twos in 0_u32..32,
             fives in 0_u32..14,
@@ -420,7 +420,8 @@ mod tests {
             // little, whose quotients end (many trailing zeros).
             for den in [den, (1_u64 << twos) * 5_u64.pow(fives) % (1 << 32), 3 * (1_u64 << twos.min(29))] {
                 let den = u128::from(den.max(1));
-                let num = (frac * den as f64) as i128;
+                // frac / 10^6 of the way to 7.
+                let num = i128::try_from(u128::from(frac) * den / 1_000_000).unwrap();
                 let num = if neg { -num } else { num };
                 for k in [num, num + 1, num - 1, 1, -1] {
                     let Some(x) = ExactAmount::reduced(k, den) else { continue };

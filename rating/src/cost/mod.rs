@@ -185,7 +185,7 @@ impl TariffPlan {
         let mut connect_fee = Money::ZERO;
         let mut picked: Option<Picked<'_>> = None;
         // The destination's names, made once per destination picked.
-        let mut names: Option<(Option<u32>, usize, Arc<str>, Arc<str>)> = None;
+        let mut names: Option<Names> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
             if voice {
@@ -314,6 +314,10 @@ impl TariffPlan {
         totals(cd.usage, Duration::from_nanos(p), connect_fee, spans, mode)
     }
 }
+
+/// A destination (index, prefix length) and its ID and prefix as a
+/// timespan names them.
+type Names = (Option<u32>, usize, Arc<str>, Arc<str>);
 
 /// The destination picked for a rating slice on one calendar day.
 struct Picked<'p> {
