@@ -69,6 +69,19 @@ fn pow10(n: u32) -> Option<u128> {
     POW10.get(n as usize).copied()
 }
 
+/// `q % m` for `m < 2^32`, on 64-bit halves (no 128-bit division call).
+fn mod_small(q: u128, m: u64) -> u64 {
+    // Both casts keep exactly 64 bits: the high and low halves.
+    #[allow(clippy::cast_possible_truncation)]
+    let (hi, lo) = ((q >> 64) as u64, q as u64);
+    if hi == 0 {
+        return lo % m;
+    }
+    // 2^64 mod m, then (hi * 2^64 + lo) mod m; each product < m^2 < 2^64.
+    let r64 = (u64::MAX % m + 1) % m;
+    ((hi % m) * r64 % m + lo % m) % m
+}
+
 impl ExactAmount {
     /// Zero.
     pub const ZERO: ExactAmount = ExactAmount { num: 0, den: 1 };
@@ -122,6 +135,16 @@ impl ExactAmount {
         if self.den == o.den {
             return Self::reduced(self.num.checked_add(o.num)?, self.den);
         }
+        if let (Ok(d1), Ok(d2)) = (u64::try_from(self.den), u64::try_from(o.den)) {
+            // The same sum with 64-bit divisions: lcm = d1 * (d2 / g).
+            let g = gcd64(d1, d2);
+            let (m1, m2) = (d2 / g, d1 / g);
+            if let Some(lcm) = d1.checked_mul(m1) {
+                let a = self.num.checked_mul(i128::from(m1))?;
+                let b = o.num.checked_mul(i128::from(m2))?;
+                return Self::reduced(a.checked_add(b)?, u128::from(lcm));
+            }
+        }
         let g = gcd(self.den, o.den);
         let lcm = (self.den / g).checked_mul(o.den)?;
         let a = self.num.checked_mul(i128::try_from(lcm / self.den).ok()?)?;
@@ -129,12 +152,86 @@ impl ExactAmount {
         Self::reduced(a.checked_add(b)?, lcm)
     }
 
-    /// The nearest decimal (28 significant digits), for display.
+    /// The nearest decimal (28 significant digits), for display: what
+    /// `rust_decimal` gives for `num / den`, to the last digit and scale.
     #[must_use]
     pub fn to_decimal(self) -> Option<Decimal> {
+        if let Some(d) = self.to_decimal_small() {
+            return Some(d);
+        }
         let n = Decimal::try_from_i128_with_scale(self.num, 0).ok()?;
         let d = Decimal::try_from_i128_with_scale(i128::try_from(self.den).ok()?, 0).ok()?;
         n.checked_div(d)
+    }
+
+    /// [`ExactAmount::to_decimal`] without a `Decimal` division, for a
+    /// denominator under 2^32 and a value under 7 in size (every cost of a
+    /// call's span, in practice): the same steps as `rust_decimal`'s
+    /// division by a 32-bit divisor, on integers. The quotient takes 9
+    /// more decimals at a time (then 1, up to 28) until the remainder is
+    /// zero; at 28 decimals the remainder rounds it half to even; then
+    /// trailing zeros are dropped the way `rust_decimal` drops them (8 at
+    /// a time only while the low 32 bits are zero, then at most 4, 2 and
+    /// 1), so even the scale is the same. `None` outside that range.
+    fn to_decimal_small(self) -> Option<Decimal> {
+        const MAX_SCALE: u32 = 28;
+        let d = u64::try_from(self.den).ok().filter(|&d| d < 1 << 32)?;
+        let n = u64::try_from(self.num.unsigned_abs())
+            .ok()
+            .filter(|&n| n < 7 * d)?;
+        let (mut q, mut r) = (u128::from(n / d), n % d);
+        let mut scale = 0_u32;
+        if r == 0 {
+            // An integer: no remainder, no rescaling.
+            let q = i128::try_from(q).ok()?;
+            return Some(Decimal::from_i128_with_scale(
+                if self.num < 0 { -q } else { q },
+                0,
+            ));
+        }
+        while r != 0 {
+            if scale == MAX_SCALE {
+                // Half to even: r/d against one half.
+                let twice = 2 * r;
+                if twice > d || (twice == d && q & 1 == 1) {
+                    q += 1;
+                }
+                break;
+            }
+            let p = if scale + 9 <= MAX_SCALE {
+                9
+            } else {
+                MAX_SCALE - scale
+            };
+            let pow = 10_u64.pow(p);
+            // r < d < 2^32 and pow <= 10^9 < 2^30: no overflow.
+            let scaled = r * pow;
+            q = q * u128::from(pow) + u128::from(scaled / d);
+            r = scaled % d;
+            scale += p;
+        }
+        if q == 0 {
+            return None;
+        }
+        while q & 0xFFFF_FFFF == 0 && scale >= 8 && mod_small(q, 100_000_000) == 0 {
+            q /= 100_000_000;
+            scale -= 8;
+        }
+        for (pow, digits) in [(10_000, 4), (100, 2), (10, 1)] {
+            if scale >= digits && mod_small(q, pow) == 0 {
+                // On 64 bits when it fits: no 128-bit division call.
+                q = match u64::try_from(q) {
+                    Ok(q) => u128::from(q / pow),
+                    Err(_) => q / u128::from(pow),
+                };
+                scale -= digits;
+            }
+        }
+        let q = i128::try_from(q).ok()?;
+        Some(Decimal::from_i128_with_scale(
+            if self.num < 0 { -q } else { q },
+            scale,
+        ))
     }
 
     /// Rounds exactly to the rule's decimals and direction.
@@ -270,7 +367,69 @@ mod tests {
         ExactAmount { num, den: den / g }
     }
 
+    /// The `Decimal` division `to_decimal_small` stands in for.
+    fn decimal_div(x: ExactAmount) -> Option<Decimal> {
+        let n = Decimal::try_from_i128_with_scale(x.num, 0).ok()?;
+        let d = Decimal::try_from_i128_with_scale(i128::try_from(x.den).ok()?, 0).ok()?;
+        n.checked_div(d)
+    }
+
+    fn same_decimal(a: Option<Decimal>, b: Option<Decimal>) -> bool {
+        // Same value, same digits, same scale, same sign.
+        a.map(|d| (d.mantissa(), d.scale(), d.is_sign_negative()))
+            == b.map(|d| (d.mantissa(), d.scale(), d.is_sign_negative()))
+    }
+
+    #[test]
+    fn small_quotients_match_decimal_division_digit_for_digit() {
+        // Every fraction num/den with den up to 400 and |num/den| < 7, and
+        // the denominators of rates over nanosecond units.
+        let mut checked = 0;
+        for den in 1_u128..=400 {
+            for num in -(7 * den as i128)..(7 * den as i128) {
+                let x = ExactAmount::reduced(num, den).unwrap();
+                assert!(same_decimal(x.to_decimal(), decimal_div(x)), "{num}/{den}");
+                checked += u32::from(x.to_decimal_small().is_some());
+            }
+        }
+        assert!(checked > 500_000);
+        for (num, den) in [
+            (59, 2000),
+            (1, 3),
+            (2, 3),
+            (1, 7),
+            (7, 60_000),
+            (413, 60_000),
+        ] {
+            let x = ExactAmount::reduced(num, den).unwrap();
+            assert!(x.to_decimal_small().is_some());
+            assert!(same_decimal(x.to_decimal(), decimal_div(x)), "{num}/{den}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn small_quotients_agree_with_decimal_division(
+            den in 1_u64..(1 << 32),
+            frac in 0_u64..7_000_000,
+            neg in proptest::bool::ANY,
+            twos in 0_u32..32,
+            fives in 0_u32..14,
+        ) {
+            // Denominators of every size, and powers of 2 and 5 times a
+            // little, whose quotients end (many trailing zeros).
+            for den in [den, (1_u64 << twos) * 5_u64.pow(fives) % (1 << 32), 3 * (1_u64 << twos.min(29))] {
+                let den = u128::from(den.max(1));
+                // frac / 10^6 of the way to 7.
+                let num = i128::try_from(u128::from(frac) * den / 1_000_000).unwrap();
+                let num = if neg { -num } else { num };
+                for k in [num, num + 1, num - 1, 1, -1] {
+                    let Some(x) = ExactAmount::reduced(k, den) else { continue };
+                    proptest::prop_assert!(same_decimal(x.to_decimal(), decimal_div(x)), "{}/{}", k, den);
+                }
+            }
+        }
+
         #[test]
         fn fast_paths_agree_with_128_bit_division(
             num in proptest::num::i128::ANY,

@@ -110,19 +110,133 @@ pub(crate) struct RateInterval {
     pub dr_id: Arc<str>,
     /// Per slot of `rates`: one increment's exact cost and its decimal,
     /// worked out once at load (`None` where that overflows; the cost
-    /// then reports it).
+    /// then reports it). One allocation per Rates ID, shared.
     pub inc_costs: Arc<[Option<(ExactAmount, Decimal)>]>,
 }
 
-/// A RatingPlans ID: its rate intervals, indexed by destination.
+/// What picking a rate interval reads of it (16 bytes, so a
+/// destination's candidates take a cache line or two): its timing and the
+/// rank of its weight among the plan's weights (equal weights, equal
+/// ranks; compared instead of the decimals).
+#[derive(Debug, Clone)]
+pub(crate) struct IntervalHead {
+    pub timing: Arc<Timing>,
+    pub weight_rank: u32,
+}
+
+/// A destination's rate intervals: their heads and the intervals, side
+/// by side in load order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run<'p> {
+    pub heads: &'p [IntervalHead],
+    pub full: &'p [RateInterval],
+}
+
+impl Run<'_> {
+    /// No interval.
+    pub fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+}
+
+/// A RatingPlans ID: its rate intervals, grouped by destination.
+///
+/// The intervals of one destination sit side by side (in load order), so
+/// rating a call reads one run of memory for them, not a list of indexes
+/// into scattered rows; their heads (`heads[i]` for `intervals[i]`) are
+/// what picking one reads.
 #[derive(Debug, Clone)]
 pub(crate) struct RatingPlan {
     pub id: Arc<str>,
+    /// Grouped by destination, the `*any` destination's run included.
     pub intervals: Vec<RateInterval>,
-    /// Destination index -> indexes into `intervals`.
-    pub by_dest: FastMap<u32, Vec<u32>>,
-    /// Intervals for the `*any` destination.
-    pub any: Vec<u32>,
+    /// One per interval.
+    pub heads: Vec<IntervalHead>,
+    /// Destination index -> (start, length) of its run in `intervals`.
+    pub by_dest: FastMap<u32, (u32, u32)>,
+    /// (start, length) of the `*any` destination's run; length 0: none.
+    pub any: (u32, u32),
+}
+
+impl RatingPlan {
+    fn run(&self, (start, len): (u32, u32)) -> Run<'_> {
+        let r = start as usize..(start as usize).saturating_add(len as usize);
+        match (self.heads.get(r.clone()), self.intervals.get(r)) {
+            (Some(heads), Some(full)) => Run { heads, full },
+            _ => Run {
+                heads: &[],
+                full: &[],
+            },
+        }
+    }
+
+    /// The rate intervals for destination `d`, if the plan prices it.
+    pub fn dest_intervals(&self, d: u32) -> Option<Run<'_>> {
+        self.by_dest.get(&d).map(|&r| self.run(r))
+    }
+
+    /// The rate intervals of the `*any` destination (empty: none).
+    pub fn any_intervals(&self) -> Run<'_> {
+        self.run(self.any)
+    }
+
+    /// Lays out the rate intervals (in load order, with their destination;
+    /// `None` for `*any`) grouped by destination: destinations in the
+    /// order they first appear, each one's intervals in load order.
+    pub(crate) fn set_intervals(&mut self, rows: Vec<(Option<u32>, RateInterval)>) {
+        let mut groups: FastMap<Option<u32>, Vec<RateInterval>> = FastMap::default();
+        let mut order = Vec::new();
+        for (dest, ri) in rows {
+            groups
+                .entry(dest)
+                .or_insert_with(|| {
+                    order.push(dest);
+                    Vec::new()
+                })
+                .push(ri);
+        }
+        self.intervals = Vec::with_capacity(groups.values().map(Vec::len).sum());
+        self.heads = Vec::with_capacity(self.intervals.capacity());
+        self.by_dest = FastMap::default();
+        self.any = (0, 0);
+        for dest in order {
+            let Some(run) = groups.remove(&dest) else {
+                continue;
+            };
+            // The loader refuses more than 2^32 intervals in a plan.
+            let start = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
+            let range = (start, u32::try_from(run.len()).unwrap_or(0));
+            self.heads.extend(run.iter().map(|ri| IntervalHead {
+                timing: ri.timing.clone(),
+                weight_rank: 0,
+            }));
+            self.intervals.extend(run);
+            match dest {
+                Some(d) => {
+                    self.by_dest.insert(d, range);
+                }
+                None => self.any = range,
+            }
+        }
+    }
+}
+
+/// Sets every interval head's `weight_rank`: its weight's place among all
+/// the distinct weights of the plans, so that comparing ranks is comparing
+/// weights.
+pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
+    let mut weights: Vec<Decimal> = plans
+        .iter()
+        .flat_map(|p| p.intervals.iter().map(|ri| ri.weight))
+        .collect();
+    weights.sort_unstable();
+    weights.dedup();
+    for p in plans.iter_mut() {
+        for (head, ri) in p.heads.iter_mut().zip(&p.intervals) {
+            let rank = weights.partition_point(|w| *w < ri.weight);
+            head.weight_rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        }
+    }
 }
 
 /// One RatingProfiles row: from `at`, rate with `plan`; when the plan does
@@ -142,7 +256,7 @@ pub(crate) struct Profile {
     pub activations: Vec<Activation>,
 }
 
-type SubjectMap = FastMap<Box<str>, Profile>;
+pub(crate) type SubjectMap = FastMap<Box<str>, Profile>;
 
 /// A loaded, validated tariff plan. Immutable and `Send + Sync`: load it
 /// once and share it behind an [`Arc`].
@@ -185,8 +299,14 @@ impl TariffPlan {
         self.profile_count
     }
 
+    #[cfg(test)]
     pub(crate) fn profile(&self, tenant: &str, category: &str, subject: &str) -> Option<&Profile> {
-        self.profiles.get(tenant)?.get(category)?.get(subject)
+        self.subjects(tenant, category)?.get(subject)
+    }
+
+    /// The rating profiles of a tenant and category, by subject.
+    pub(crate) fn subjects(&self, tenant: &str, category: &str) -> Option<&SubjectMap> {
+        self.profiles.get(tenant)?.get(category)
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! A lookup walks the dialled number once, byte by byte, and remembers
 //! every node where some destination has a prefix; the rating plan then
-//! picks the deepest of those it prices. With 100,000 prefixes a lookup is
-//! a dozen child scans.
+//! picks the deepest of those it prices. Each byte of the number costs one
+//! read of a 16-byte entry (see [`PrefixTrie::freeze`]).
 
 /// Maximum number of prefix matches kept for one number (numbers are
 /// matched on their first 64 bytes).
@@ -32,35 +32,68 @@ pub(crate) struct PrefixTrie {
     frozen: Frozen,
 }
 
-/// The read-only form of the trie: one small record per node and the
-/// children of each node side by side, so a lookup step costs about two
-/// cache lines.
+/// The read-only form of the trie: one 16-byte entry per node, holding
+/// where its children are and its destinations, and the children of each
+/// node side by side. A lookup step reads one entry of the parent's run of
+/// children: one cache line per byte of the number. A run is dense (one
+/// slot per byte value from the lowest child's to the highest's, so the
+/// slot is found by subtraction; slots with no child hold a byte that
+/// cannot match) when that wastes little room, as with digits; otherwise
+/// it lists the children in byte order and is scanned.
 #[derive(Debug, Clone, Default)]
 struct Frozen {
-    nodes: Vec<FrozenNode>,
-    children: Vec<Child>,
+    /// The root's children.
+    root: Entry,
+    entries: Vec<Entry>,
+    /// Destination lists of nodes with more than one destination.
     dests: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct FrozenNode {
-    child_start: u32,
-    dest_start: u32,
-    child_count: u32,
+/// A run is dense when it has at most this many slots, or at most twice
+/// as many slots as children.
+const DENSE_SLOTS: usize = 16;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// Where the node's children start in `entries`.
+    kids: u32,
+    /// The node's destination when `dest_len` is 1, else where its list
+    /// starts in `dests`.
+    dest: u32,
     dest_len: u32,
+    /// Slots in the run of children; the top bit marks a dense run.
+    kids_len: u16,
+    /// The lowest byte among the children (the first slot of a dense run).
+    kids_lo: u8,
+    /// The byte leading to this node.
+    byte: u8,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Child {
-    byte: u8,
-    node: u32,
+const DENSE: u16 = 1 << 15;
+
+impl Entry {
+    /// The child for byte `b`, as an index into `entries`.
+    fn child(&self, entries: &[Entry], b: u8) -> Option<usize> {
+        let len = usize::from(self.kids_len & !DENSE);
+        let start = self.kids as usize;
+        if self.kids_len & DENSE != 0 {
+            let slot = usize::from(b.wrapping_sub(self.kids_lo));
+            if slot >= len {
+                return None;
+            }
+            let i = start + slot;
+            return entries.get(i).filter(|e| e.byte == b).map(|_| i);
+        }
+        let run = entries.get(start..start + len)?;
+        run.iter().position(|e| e.byte == b).map(|k| start + k)
+    }
 }
 
 /// The nodes with destinations along a number, shallowest first.
 pub(crate) struct Matches {
     /// Prefix lengths.
     depths: [u8; MAX_MATCH_DEPTH],
-    /// Frozen node indexes.
+    /// Indexes of the nodes' entries.
     nodes: [u32; MAX_MATCH_DEPTH],
     len: usize,
 }
@@ -143,44 +176,56 @@ impl PrefixTrie {
     /// once when loading is done; later inserts need another freeze.
     pub fn freeze(&mut self) {
         let mut f = Frozen::default();
-        // Breadth-first order: old index -> new index.
-        let mut order = vec![0_usize];
-        let mut new_index = vec![NONE; self.nodes.len()];
-        new_index[0] = 0;
-        let mut head = 0;
-        while head < order.len() {
-            let old = order[head];
-            head += 1;
+        // (node being built, where its entry is: None for the root).
+        let mut queue = std::collections::VecDeque::from([(0_usize, None)]);
+        while let Some((old, at)) = queue.pop_front() {
             let mut kids = Vec::new();
             let mut c = self.nodes[old].first_child;
             while c != NONE {
-                kids.push(c as usize);
-                c = self.nodes[c as usize].next_sibling;
-            }
-            kids.sort_by_key(|&k| self.nodes[k].byte);
-            for k in kids {
-                new_index[k] = u32::try_from(order.len()).unwrap_or(NONE);
-                order.push(k);
-            }
-        }
-        for &old in &order {
-            let node = &self.nodes[old];
-            let mut kids = Vec::new();
-            let mut c = node.first_child;
-            while c != NONE {
-                kids.push((self.nodes[c as usize].byte, new_index[c as usize]));
+                kids.push((self.nodes[c as usize].byte, c as usize));
                 c = self.nodes[c as usize].next_sibling;
             }
             kids.sort_unstable();
-            f.nodes.push(FrozenNode {
-                child_start: u32::try_from(f.children.len()).unwrap_or(NONE),
-                dest_start: u32::try_from(f.dests.len()).unwrap_or(NONE),
-                child_count: u32::try_from(kids.len()).unwrap_or(0),
-                dest_len: u32::try_from(node.dests.len()).unwrap_or(0),
-            });
-            f.children
-                .extend(kids.into_iter().map(|(byte, node)| Child { byte, node }));
-            f.dests.extend_from_slice(&node.dests);
+            let (lo, hi) = match (kids.first(), kids.last()) {
+                (Some(&(lo, _)), Some(&(hi, _))) => (lo, hi),
+                _ => (0, 0),
+            };
+            let span = usize::from(hi - lo) + 1;
+            let dense = !kids.is_empty() && (span <= DENSE_SLOTS || span <= 2 * kids.len());
+            let start = f.entries.len();
+            let slots = if dense { span } else { kids.len() };
+            // A free slot of a dense run holds a byte other than its own.
+            f.entries.extend((0..slots).map(|k| Entry {
+                byte: !lo.wrapping_add(u8::try_from(k).unwrap_or(0)),
+                ..Entry::default()
+            }));
+            for (k, &(byte, child)) in kids.iter().enumerate() {
+                let slot = start + if dense { usize::from(byte - lo) } else { k };
+                let dests = &self.nodes[child].dests;
+                let (dest, dest_len) = match dests.as_slice() {
+                    [d] => (*d, 1),
+                    _ => {
+                        let s = u32::try_from(f.dests.len()).unwrap_or(NONE);
+                        f.dests.extend_from_slice(dests);
+                        (s, u32::try_from(dests.len()).unwrap_or(0))
+                    }
+                };
+                f.entries[slot] = Entry {
+                    byte,
+                    dest,
+                    dest_len,
+                    ..Entry::default()
+                };
+                queue.push_back((child, Some(slot)));
+            }
+            let entry = match at {
+                Some(i) => &mut f.entries[i],
+                None => &mut f.root,
+            };
+            entry.kids = u32::try_from(start).unwrap_or(NONE);
+            // At most 256 slots: fits below the dense bit.
+            entry.kids_len = u16::try_from(slots).unwrap_or(0) | if dense { DENSE } else { 0 };
+            entry.kids_lo = lo;
         }
         self.frozen = f;
     }
@@ -193,26 +238,19 @@ impl PrefixTrie {
             nodes: [0; MAX_MATCH_DEPTH],
             len: 0,
         };
-        let Some(mut node) = f.nodes.first() else {
-            return m;
-        };
+        let mut node = &f.root;
         for (depth, &b) in number.iter().enumerate().take(MAX_MATCH_DEPTH) {
-            let start = node.child_start as usize;
-            let kids = f
-                .children
-                .get(start..start + node.child_count as usize)
-                .unwrap_or(&[]);
-            let Some(child) = kids.iter().find(|c| c.byte == b) else {
+            let Some(i) = node.child(&f.entries, b) else {
                 break;
             };
-            let Some(next) = f.nodes.get(child.node as usize) else {
+            let Some(next) = f.entries.get(i) else {
                 break;
             };
             node = next;
             if node.dest_len != 0 {
                 // depth < 64: fits in u8.
                 m.depths[m.len] = u8::try_from(depth + 1).unwrap_or(u8::MAX);
-                m.nodes[m.len] = child.node;
+                m.nodes[m.len] = u32::try_from(i).unwrap_or(NONE);
                 m.len += 1;
             }
         }
@@ -222,8 +260,11 @@ impl PrefixTrie {
     /// Destinations at a node returned by [`PrefixTrie::matches`].
     pub fn dests(&self, node: u32) -> &[u32] {
         let f = &self.frozen;
-        f.nodes.get(node as usize).map_or(&[], |n| {
-            let s = n.dest_start as usize;
+        f.entries.get(node as usize).map_or(&[], |n| {
+            if n.dest_len == 1 {
+                return std::slice::from_ref(&n.dest);
+            }
+            let s = n.dest as usize;
             f.dests.get(s..s + n.dest_len as usize).unwrap_or(&[])
         })
     }
@@ -275,6 +316,47 @@ mod tests {
         t.freeze();
         let m = t.matches(long.as_bytes());
         assert_eq!(m.deepest_first().next().map(|x| x.0), Some(64));
+    }
+
+    proptest::proptest! {
+        /// Dense runs (digits, with gaps), sparse runs (bytes far apart)
+        /// and nodes with several destinations all find what a plain scan
+        /// of the inserted prefixes finds.
+        #[test]
+        fn lookups_agree_with_a_scan_of_the_prefixes(
+            prefixes in proptest::collection::vec(
+                (proptest::collection::vec(proptest::sample::select(
+                    vec![b'0', b'1', b'3', b'9', b'+', b'a', b'z', 0xC3, 0xFF, 0]), 0..6), 0u32..5),
+                0..60),
+            numbers in proptest::collection::vec(proptest::collection::vec(
+                proptest::sample::select(vec![b'0', b'1', b'2', b'3', b'9', b'+', b'a', b'z', 0xC3, 0xFF, 0]), 0..8), 1..20),
+        ) {
+            let mut t = PrefixTrie::default();
+            for (p, d) in &prefixes {
+                t.insert(p, *d);
+            }
+            t.freeze();
+            for n in &numbers {
+                let mut want: Vec<(usize, Vec<u32>)> = Vec::new();
+                for len in (1..=n.len()).rev() {
+                    let mut ds: Vec<u32> = Vec::new();
+                    for (p, d) in &prefixes {
+                        if p.as_slice() == &n[..len] && !ds.contains(d) {
+                            ds.push(*d);
+                        }
+                    }
+                    if !ds.is_empty() {
+                        want.push((len, ds));
+                    }
+                }
+                let got: Vec<(usize, Vec<u32>)> = t
+                    .matches(n)
+                    .deepest_first()
+                    .map(|(d, node)| (d, t.dests(node).to_vec()))
+                    .collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 
     #[test]

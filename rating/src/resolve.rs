@@ -11,11 +11,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 
 use crate::Error;
 use crate::call::CallDescriptor;
-use crate::plan::{RatingPlan, TariffPlan};
+use crate::plan::{IntervalHead, RatingPlan, Run, SubjectMap, TariffPlan};
 use crate::timing::DateParts;
 
 /// CGRateS's RECURSION_MAX_DEPTH for fallback subjects.
@@ -35,14 +34,36 @@ pub(crate) struct RatingSlice<'p> {
 }
 
 /// The destination a plan prices a number as.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct DestinationMatch<'p> {
-    /// The destination ID (`*any` for the plan's catch-all).
-    pub id: Arc<str>,
-    /// The prefix of the number that matched.
-    pub prefix: Arc<str>,
+    /// The destination's index, `None` for the plan's `*any`.
+    pub dest: Option<u32>,
+    /// The length of the prefix of the number that matched.
+    pub prefix_len: usize,
     /// The plan's rate intervals for that destination.
-    pub intervals: &'p [u32],
+    pub intervals: Run<'p>,
+}
+
+impl DestinationMatch<'_> {
+    /// The destination ID and the matched prefix, as a timespan names
+    /// them (`*any` and `*any` for the catch-all).
+    pub fn names(&self, tp: &TariffPlan, number: &str) -> (Arc<str>, Arc<str>) {
+        let Some(d) = self.dest else {
+            let any: Arc<str> = Arc::from(ANY);
+            return (any.clone(), any);
+        };
+        let id = tp
+            .dest_ids
+            .get(d as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        let len = self.prefix_len;
+        let prefix: Arc<str> = match number.get(..len) {
+            Some(p) => Arc::from(p),
+            None => Arc::from(String::from_utf8_lossy(&number.as_bytes()[..len]).as_ref()),
+        };
+        (id, prefix)
+    }
 }
 
 enum Fail {
@@ -57,19 +78,36 @@ impl From<Error> for Fail {
     }
 }
 
-/// The rating slices covering `[from, to)` for the call.
+/// What every step of resolving a call looks at.
+struct Ctx<'p, 'c> {
+    tp: &'p TariffPlan,
+    cd: &'c CallDescriptor<'c>,
+    /// The profiles of the call's tenant and category, looked up once.
+    subjects: Option<&'p SubjectMap>,
+    /// Calendar facts of the call's start.
+    start_parts: &'c DateParts,
+}
+
+/// The rating slices covering `[from, to)` for the call; `from_parts` are
+/// the calendar facts of `from`.
 pub(crate) fn resolve<'p>(
     tp: &'p TariffPlan,
     cd: &CallDescriptor<'_>,
     subject: &str,
-    from: DateTime<Utc>,
+    (from, from_parts): (DateTime<Utc>, &DateParts),
     to: DateTime<Utc>,
 ) -> Result<Vec<RatingSlice<'p>>, Error> {
     let mut out = Vec::with_capacity(1);
-    let mut result = subject_slices(tp, cd, subject, from, to, 1, &mut out);
+    let ctx = Ctx {
+        tp,
+        cd,
+        subjects: tp.subjects(cd.tenant, cd.category),
+        start_parts: from_parts,
+    };
+    let mut result = subject_slices(&ctx, subject, from, to, 1, &mut out);
     if matches!(result, Err(Fail::NotFound)) && subject != ANY {
         out.clear();
-        result = subject_slices(tp, cd, ANY, from, to, 1, &mut out);
+        result = subject_slices(&ctx, ANY, from, to, 1, &mut out);
     }
     match result {
         Ok(()) => Ok(out),
@@ -90,8 +128,7 @@ pub(crate) fn resolve<'p>(
 }
 
 fn subject_slices<'p>(
-    tp: &'p TariffPlan,
-    cd: &CallDescriptor<'_>,
+    ctx: &Ctx<'p, '_>,
     subject: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -100,12 +137,14 @@ fn subject_slices<'p>(
 ) -> Result<(), Fail> {
     if depth > MAX_FALLBACK_DEPTH {
         return Err(Fail::Hard(Error::FallbackDepth {
-            subject: cd.subject.to_owned(),
+            subject: ctx.cd.subject.to_owned(),
             depth: MAX_FALLBACK_DEPTH,
         }));
     }
-    let profile = tp
-        .profile(cd.tenant, cd.category, subject)
+    let (tp, cd) = (ctx.tp, ctx.cd);
+    let profile = ctx
+        .subjects
+        .and_then(|s| s.get(subject))
         .ok_or(Fail::NotFound)?;
     let acts = &profile.activations;
     let first = acts.iter().rposition(|a| a.at <= from);
@@ -118,7 +157,7 @@ fn subject_slices<'p>(
             if subject == ANY {
                 return Err(Fail::NotFound);
             }
-            subject_slices(tp, cd, ANY, from, gap_end, depth + 1, out)?;
+            subject_slices(ctx, ANY, from, gap_end, depth + 1, out)?;
             if gap_end >= to {
                 return Ok(());
             }
@@ -134,9 +173,12 @@ fn subject_slices<'p>(
         let Some(plan) = tp.plans.get(act.plan as usize) else {
             return Err(Fail::NotFound);
         };
-        if let Some(destination) =
-            match_destination(tp, plan, cd.destination, &DateParts::new(seg_from))
-        {
+        let parts = if seg_from == from && from == cd.start {
+            *ctx.start_parts
+        } else {
+            DateParts::new(seg_from)
+        };
+        if let Some(destination) = match_destination(tp, plan, cd.destination, &parts) {
             out.push(RatingSlice {
                 from: seg_from,
                 plan,
@@ -148,7 +190,7 @@ fn subject_slices<'p>(
         let mut covered = false;
         for fb in act.fallback.iter() {
             let mark = out.len();
-            match subject_slices(tp, cd, fb, seg_from, seg_to, depth + 1, out) {
+            match subject_slices(ctx, fb, seg_from, seg_to, depth + 1, out) {
                 Ok(()) => {
                     covered = true;
                     break;
@@ -178,61 +220,64 @@ pub(crate) fn match_destination<'p>(
     if !number.is_empty() && number != ANY {
         let matches = tp.trie.matches(number.as_bytes());
         for (len, node) in matches.deepest_first() {
-            let mut best: Option<((bool, Decimal), u32, &'p [u32])> = None;
-            for &d in tp.trie.dests(node) {
-                let Some(ivs) = plan.by_dest.get(&d) else {
+            let dests = tp.trie.dests(node);
+            if let [d] = dests {
+                // One destination with this prefix (the usual case): no
+                // contest to score.
+                if let Some(ivs) = plan.dest_intervals(*d) {
+                    return Some(DestinationMatch {
+                        dest: Some(*d),
+                        prefix_len: len,
+                        intervals: ivs,
+                    });
+                }
+                continue;
+            }
+            let mut best: Option<((bool, i64), u32, Run<'p>)> = None;
+            for &d in dests {
+                let Some(ivs) = plan.dest_intervals(d) else {
                     continue;
                 };
-                let score = destination_score(plan, ivs, parts);
+                let score = destination_score(ivs.heads, parts);
                 if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                    best = Some((score, d, ivs.as_slice()));
+                    best = Some((score, d, ivs));
                 }
             }
             if let Some((_, d, ivs)) = best {
-                let id = tp
-                    .dest_ids
-                    .get(d as usize)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(""));
-                let prefix: Arc<str> = match number.get(..len) {
-                    Some(p) => Arc::from(p),
-                    None => Arc::from(String::from_utf8_lossy(&number.as_bytes()[..len]).as_ref()),
-                };
                 return Some(DestinationMatch {
-                    id,
-                    prefix,
+                    dest: Some(d),
+                    prefix_len: len,
                     intervals: ivs,
                 });
             }
         }
     }
-    if plan.any.is_empty() {
+    let any = plan.any_intervals();
+    if any.is_empty() {
         None
     } else {
         Some(DestinationMatch {
-            id: Arc::from(ANY),
-            prefix: Arc::from(ANY),
-            intervals: plan.any.as_slice(),
+            dest: None,
+            prefix_len: 0,
+            intervals: any,
         })
     }
 }
 
-/// (has a rate in force at `parts`, best weight among those in force, or
-/// among all when none is).
-fn destination_score(plan: &RatingPlan, ivs: &[u32], parts: &DateParts) -> (bool, Decimal) {
-    let mut active: Option<Decimal> = None;
-    let mut all: Option<Decimal> = None;
-    for &i in ivs {
-        let Some(ri) = plan.intervals.get(i as usize) else {
-            continue;
-        };
-        all = Some(all.map_or(ri.weight, |w| w.max(ri.weight)));
+/// (has a rate in force at `parts`, rank of the best weight among those
+/// in force, or among all when none is; -1 for no interval).
+fn destination_score(ivs: &[IntervalHead], parts: &DateParts) -> (bool, i64) {
+    let mut active: Option<u32> = None;
+    let mut all: Option<u32> = None;
+    for ri in ivs {
+        let w = ri.weight_rank;
+        all = Some(all.map_or(w, |a| a.max(w)));
         if ri.timing.is_active(parts) {
-            active = Some(active.map_or(ri.weight, |w| w.max(ri.weight)));
+            active = Some(active.map_or(w, |a| a.max(w)));
         }
     }
     match active {
-        Some(w) => (true, w),
-        None => (false, all.unwrap_or(Decimal::MIN)),
+        Some(w) => (true, i64::from(w)),
+        None => (false, all.map_or(-1, i64::from)),
     }
 }

@@ -19,7 +19,9 @@ use crate::Error;
 use crate::call::{CallDescriptor, Tor};
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
-use crate::plan::{MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, TariffPlan};
+use crate::plan::{
+    IntervalHead, MaxCost, MaxCostStrategy, RateInterval, RateSlot, Run, TariffPlan,
+};
 use crate::resolve::{DestinationMatch, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
@@ -124,35 +126,33 @@ fn ns_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
 
 /// The rate interval in force: active timing, highest weight, then the
 /// timing that started last, then the lower price, then the first loaded.
-fn winner(plan: &RatingPlan, ivs: &[u32], parts: &DateParts, group_start: u64) -> Option<u32> {
-    let mut best: Option<(u32, &RateInterval, u64)> = None;
-    for &i in ivs {
-        let Some(ri) = plan.intervals.get(i as usize) else {
-            continue;
-        };
-        if !ri.timing.is_active(parts) {
+fn winner(ivs: Run<'_>, parts: &DateParts, group_start: u64) -> Option<usize> {
+    let mut best: Option<(usize, &IntervalHead, u64)> = None;
+    for (i, h) in ivs.heads.iter().enumerate() {
+        if !h.timing.is_active(parts) {
             continue;
         }
-        let since = ri.timing.since_start(parts);
+        let since = h.timing.since_start(parts);
         let better = match best {
             None => true,
-            Some((_, b, b_since)) => {
-                ri.weight > b.weight
-                    || (ri.weight == b.weight
+            Some((bi, b, b_since)) => {
+                h.weight_rank > b.weight_rank
+                    || (h.weight_rank == b.weight_rank
                         && (since < b_since
                             || (since == b_since
-                                && price(ri, group_start) < price(b, group_start))))
+                                && price(ivs.full.get(i), group_start)
+                                    < price(ivs.full.get(bi), group_start))))
             }
         };
         if better {
-            best = Some((i, ri, since));
+            best = Some((i, h, since));
         }
     }
     best.map(|(i, _, _)| i)
 }
 
-fn price(ri: &RateInterval, group_start: u64) -> Option<Money> {
-    ri.rates.slot_at(group_start).map(|s| s.rate)
+fn price(ri: Option<&RateInterval>, group_start: u64) -> Option<Money> {
+    ri?.rates.slot_at(group_start).map(|s| s.rate)
 }
 
 impl TariffPlan {
@@ -172,17 +172,20 @@ impl TariffPlan {
         let offset = nanos(cd.offset, "offset")?;
         let voice = cd.tor == Tor::Voice;
         let window_end = add_ns(cd.start, if voice { usage.max(1) } else { 1 })?;
-        let slices = resolve(self, cd, subject, cd.start, window_end)?;
-        let mut spans = Vec::new();
         // Calendar facts of the call's start; later moments on the same
         // day only move the time of day (a UTC day is always NS_PER_DAY;
         // a leap-second start takes the slow path).
         let start_parts = DateParts::new(cd.start);
+        let slices = resolve(self, cd, subject, (cd.start, &start_parts), window_end)?;
+        // Most calls have one or two spans.
+        let mut spans = Vec::with_capacity(2);
         let same_day_ok = cd.start.timestamp_subsec_nanos() < 1_000_000_000;
         let mut p = 0_u64;
         let mut si = 0_usize;
         let mut connect_fee = Money::ZERO;
         let mut picked: Option<Picked<'_>> = None;
+        // The destination's names, made once per destination picked.
+        let mut names: Option<Names> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
             if voice {
@@ -215,7 +218,7 @@ impl TariffPlan {
                 let destination = (voice && p > 0)
                     .then(|| match_destination(self, slice.plan, cd.destination, &parts))
                     .flatten()
-                    .unwrap_or_else(|| slice.destination.clone());
+                    .unwrap_or(slice.destination);
                 picked = Some(Picked {
                     slice: si,
                     day,
@@ -225,22 +228,30 @@ impl TariffPlan {
             let Some(Picked {
                 destination:
                     DestinationMatch {
-                        id: destination_id,
-                        prefix,
+                        dest,
+                        prefix_len,
                         intervals,
                     },
                 ..
-            }) = &picked
+            }) = picked
             else {
                 return Err(overflow("destination"));
             };
-            let intervals: &[u32] = intervals;
-            let ri_idx = winner(slice.plan, intervals, &parts, gs).ok_or_else(no_interval)?;
-            let ri = slice
-                .plan
-                .intervals
-                .get(ri_idx as usize)
-                .ok_or_else(no_interval)?;
+            let (destination_id, prefix) = match &names {
+                Some((d, len, id, prefix)) if *d == dest && *len == prefix_len => (id, prefix),
+                _ => {
+                    let (id, prefix) = DestinationMatch {
+                        dest,
+                        prefix_len,
+                        intervals,
+                    }
+                    .names(self, cd.destination);
+                    let n = names.insert((dest, prefix_len, id, prefix));
+                    (&n.2, &n.3)
+                }
+            };
+            let ri_idx = winner(intervals, &parts, gs).ok_or_else(no_interval)?;
+            let ri = intervals.full.get(ri_idx).ok_or_else(no_interval)?;
             let slot_idx = ri.rates.slot_index_at(gs).ok_or_else(no_interval)?;
             let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
             let inc_cost = ri.inc_costs.get(slot_idx).copied().flatten();
@@ -250,7 +261,6 @@ impl TariffPlan {
                     usage.min(p.saturating_add(ns_between(t, next.from)))
                 });
                 VoiceSpan {
-                    plan: slice.plan,
                     intervals,
                     winner: ri_idx,
                     parts: &parts,
@@ -305,6 +315,10 @@ impl TariffPlan {
     }
 }
 
+/// A destination (index, prefix length) and its ID and prefix as a
+/// timespan names them.
+type Names = (Option<u32>, usize, Arc<str>, Arc<str>);
+
 /// The destination picked for a rating slice on one calendar day.
 struct Picked<'p> {
     /// Index of the rating slice.
@@ -318,12 +332,10 @@ struct Picked<'p> {
 /// A voice span about to be priced: where it starts and the rate
 /// interval that won there.
 struct VoiceSpan<'a> {
-    /// The rating plan in force.
-    plan: &'a RatingPlan,
     /// The rate intervals of the picked destination.
-    intervals: &'a [u32],
+    intervals: Run<'a>,
     /// The one of them in force at the start.
-    winner: u32,
+    winner: usize,
     /// Calendar facts of the start.
     parts: &'a DateParts,
     /// Usage of this piece before the span, ns.
@@ -344,9 +356,9 @@ impl VoiceSpan<'_> {
         let mut tod = parts.tod_ns;
         while let Some(edge) = self
             .intervals
+            .heads
             .iter()
-            .filter_map(|&i| self.plan.intervals.get(i as usize))
-            .filter_map(|ri| ri.timing.next_edge_after(tod))
+            .filter_map(|h| h.timing.next_edge_after(tod))
             .min()
         {
             let at = p.saturating_add(edge - parts.tod_ns);
@@ -354,9 +366,7 @@ impl VoiceSpan<'_> {
                 break;
             }
             let group_start = self.offset.saturating_add(at).max(self.group_start);
-            if winner(self.plan, self.intervals, &parts.at_tod(edge), group_start)
-                != Some(self.winner)
-            {
+            if winner(self.intervals, &parts.at_tod(edge), group_start) != Some(self.winner) {
                 return at;
             }
             tod = edge;

@@ -210,6 +210,10 @@ impl TariffPlan {
             options.loaded_at,
         )?;
         let mut plan = b.plan;
+        for (p, rows) in plan.plans.iter_mut().zip(b.pending) {
+            p.set_intervals(rows);
+        }
+        crate::plan::rank_weights(&mut plan.plans);
         plan.account = account;
         plan.timings = b.timings;
         if plan.rating_profile_count() == 0 {
@@ -288,10 +292,17 @@ struct Builder {
     plan: TariffPlan,
     dest_index: FastMap<Box<str>, u32>,
     timings: FastMap<Box<str>, Arc<Timing>>,
-    rates: FastMap<Box<str>, Arc<RateGroup>>,
+    /// Each Rates ID with its slots' increment costs (one allocation per
+    /// ID, shared by every rate interval using it).
+    rates: FastMap<Box<str>, RatesEntry>,
     drs: FastMap<Box<str>, (Arc<str>, Vec<DrRow>)>,
     plan_index: FastMap<Box<str>, u32>,
+    /// Per rating plan, its rate intervals in load order with their
+    /// destinations (`None`: `*any`), grouped when loading ends.
+    pending: Vec<Vec<(Option<u32>, RateInterval)>>,
 }
+
+type RatesEntry = (Arc<RateGroup>, Arc<[Option<(ExactAmount, Decimal)>]>);
 
 /// An error at `path`, `line`, `column` (1-based).
 pub(crate) fn load_err(
@@ -430,6 +441,7 @@ impl Builder {
             rates: FastMap::default(),
             drs: FastMap::default(),
             plan_index: FastMap::default(),
+            pending: Vec::new(),
         }
     }
 
@@ -541,14 +553,13 @@ impl Builder {
             rows.sort_by_key(|(s, _)| s.gis);
             let connect_fee = rows.first().map_or(Money::ZERO, |(_, cf)| *cf);
             let slots = rows.into_iter().map(|(s, _)| s).collect();
-            self.rates.insert(
-                key,
-                Arc::new(RateGroup {
-                    id,
-                    connect_fee,
-                    slots,
-                }),
-            );
+            let group = RateGroup {
+                id,
+                connect_fee,
+                slots,
+            };
+            let inc_costs = group.inc_costs();
+            self.rates.insert(key, (Arc::new(group), inc_costs));
         }
         Ok(())
     }
@@ -576,7 +587,7 @@ impl Builder {
                 })?)
             };
             let rates_id = r.field(2);
-            let rates = self.rates.get(rates_id).cloned().ok_or_else(|| {
+            let (rates, inc_costs) = self.rates.get(rates_id).cloned().ok_or_else(|| {
                 load_err(path, r.line, 3, "a rate ID defined in Rates.csv", rates_id)
             })?;
             let method: RoundingMethod = r.field(3).parse().map_err(|()| {
@@ -626,7 +637,7 @@ impl Builder {
                 });
             let row = DrRow {
                 dest,
-                inc_costs: rates.inc_costs(),
+                inc_costs,
                 rates,
                 rounding: Rounding::new(method, decimals),
                 max_cost,
@@ -685,30 +696,44 @@ impl Builder {
                     self.plan.plans.push(RatingPlan {
                         id: Arc::from(id),
                         intervals: Vec::new(),
+                        heads: Vec::new(),
                         by_dest: FastMap::default(),
-                        any: Vec::new(),
+                        any: (0, 0),
                     });
+                    self.pending.push(Vec::new());
                     self.plan_index.insert(id.into(), i);
                     i
                 }
             };
-            let plan = &mut self.plan.plans[plan_idx as usize];
+            let Some(pending) = self.pending.get_mut(plan_idx as usize) else {
+                return Err(load_err(path, r.line, 1, "a rating plan", id));
+            };
             for row in rows {
-                let idx = u32::try_from(plan.intervals.len())
-                    .map_err(|_| load_err(path, r.line, 1, "fewer than 2^32 rate intervals", id))?;
-                plan.intervals.push(RateInterval {
-                    timing: timing.clone(),
-                    weight,
-                    rates: row.rates.clone(),
-                    rounding: row.rounding,
-                    max_cost: row.max_cost,
-                    dr_id: dr_name.clone(),
-                    inc_costs: row.inc_costs.clone(),
-                });
-                match row.dest {
-                    DestRef::Any => plan.any.push(idx),
-                    DestRef::Dest(d) => plan.by_dest.entry(d).or_default().push(idx),
+                if u32::try_from(pending.len()).is_err() {
+                    return Err(load_err(
+                        path,
+                        r.line,
+                        1,
+                        "fewer than 2^32 rate intervals",
+                        id,
+                    ));
                 }
+                let dest = match row.dest {
+                    DestRef::Any => None,
+                    DestRef::Dest(d) => Some(d),
+                };
+                pending.push((
+                    dest,
+                    RateInterval {
+                        timing: timing.clone(),
+                        weight,
+                        rates: row.rates.clone(),
+                        rounding: row.rounding,
+                        max_cost: row.max_cost,
+                        dr_id: dr_name.clone(),
+                        inc_costs: row.inc_costs.clone(),
+                    },
+                ));
             }
         }
         Ok(())
