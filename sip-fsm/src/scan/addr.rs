@@ -34,15 +34,7 @@ impl<'a> Uri<'a> {
     /// Parses a URI. `None` when there is no `scheme:` prefix.
     pub fn parse(raw: &'a [u8]) -> Option<Self> {
         let raw = trim(raw);
-        // The scheme runs to the first colon and must be non-empty
-        // `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (lenient on the
-        // first character, as before).
-        let colon = raw
-            .iter()
-            .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))?;
-        if colon == 0 || raw.get(colon) != Some(&b':') {
-            return None;
-        }
+        let colon = scheme_len(raw)?;
         let (scheme_b, rest) = (raw.get(..colon)?, raw.get(colon + 1..)?);
         let scheme = match scheme_b.len() {
             3 if scheme_b.eq_ignore_ascii_case(b"sip") => Scheme::Sip,
@@ -88,6 +80,21 @@ impl<'a> Uri<'a> {
             host,
         })
     }
+}
+
+/// Where the colon after the scheme of trimmed URI `raw` is, `None` when
+/// there is none: exactly when [`Uri::parse`] gives `None`. The scheme runs
+/// to the first colon and must be non-empty
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (lenient on the first
+/// character, as before).
+pub(crate) fn scheme_len(raw: &[u8]) -> Option<usize> {
+    let colon = raw
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))?;
+    if colon == 0 || raw.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some(colon)
 }
 
 /// A From, To, Contact, P-Asserted-Identity or Diversion value:
