@@ -214,7 +214,8 @@ pub(crate) fn tag_of(value: &[u8]) -> Option<&[u8]> {
 
 /// The parameters after `>` up to the end of the first list element.
 fn header_params(tail: &[u8]) -> &[u8] {
-    let first = until(tail, b',');
+    // Short (`;tag=...`): a plain loop beats `memchr`'s setup.
+    let first = until_byte(tail, b',');
     let t = trim(first);
     match t.first() {
         Some(b';') => trim(t.get(1..).unwrap_or_default()),
