@@ -322,7 +322,7 @@ pub fn until(s: &[u8], c: u8) -> &[u8] {
 
 /// Everything before the first `c`, by a plain loop: the slices here are
 /// short, where `memchr`'s setup costs more than the search.
-fn until_byte(s: &[u8], c: u8) -> &[u8] {
+pub(crate) fn until_byte(s: &[u8], c: u8) -> &[u8] {
     match s.iter().position(|&b| b == c) {
         Some(i) => s.get(..i).unwrap_or(s),
         None => s,
