@@ -52,7 +52,7 @@ use rustc_hash::FxHashMap;
 use crate::error::Error;
 use crate::event::{CallInfo, DialogEvent};
 use crate::mapping::{MapInput, Mapper};
-use crate::scan::{Method, NameAddr, RawMessage, StartLine, scan_raw, tag_of};
+use crate::scan::{Method, NameAddr, RawMessage, RawStart, Uri, scan_raw, tag_of};
 use crate::snapshot::DialogSnapshot;
 use clock::{Guard, Verdict};
 pub use config::Config;
@@ -462,7 +462,7 @@ impl DialogMachine {
         // An initial INVITE names only its own caller.
         let initial = matches!(
             msg.start,
-            StartLine::Request {
+            RawStart::Request {
                 method: Method::Invite,
                 ..
             }
@@ -513,7 +513,7 @@ impl DialogMachine {
             return;
         }
         match msg.start {
-            StartLine::Request {
+            RawStart::Request {
                 method: Method::Invite,
                 uri,
             } if msg.to_tag.is_none() => {
@@ -521,14 +521,17 @@ impl DialogMachine {
                     self.stats.dialogs_dropped += 1;
                     return;
                 }
-                self.start(&raw, &msg, uri.user, p);
+                // The Request-URI is parsed only here, once per call
+                // (`scan_raw` checked its scheme, so it parses).
+                let ruri_user = Uri::parse(uri).and_then(|u| u.user);
+                self.start(&raw, &msg, ruri_user, p);
             }
-            StartLine::Request {
+            RawStart::Request {
                 method: Method::Invite | Method::Ack | Method::Bye | Method::Cancel | Method::Update,
                 ..
             } => self.stats.orphan_requests += 1,
-            StartLine::Request { .. } => self.stats.non_call += 1,
-            StartLine::Response { .. } => match msg.cseq.method {
+            RawStart::Request { .. } => self.stats.non_call += 1,
+            RawStart::Response { .. } => match msg.cseq.method {
                 Method::Invite | Method::Bye | Method::Cancel | Method::Update => {
                     self.stats.orphan_responses += 1
                 }

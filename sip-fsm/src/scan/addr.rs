@@ -34,15 +34,7 @@ impl<'a> Uri<'a> {
     /// Parses a URI. `None` when there is no `scheme:` prefix.
     pub fn parse(raw: &'a [u8]) -> Option<Self> {
         let raw = trim(raw);
-        // The scheme runs to the first colon and must be non-empty
-        // `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (lenient on the
-        // first character, as before).
-        let colon = raw
-            .iter()
-            .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))?;
-        if colon == 0 || raw.get(colon) != Some(&b':') {
-            return None;
-        }
+        let colon = scheme_len(raw)?;
         let (scheme_b, rest) = (raw.get(..colon)?, raw.get(colon + 1..)?);
         let scheme = match scheme_b.len() {
             3 if scheme_b.eq_ignore_ascii_case(b"sip") => Scheme::Sip,
@@ -88,6 +80,21 @@ impl<'a> Uri<'a> {
             host,
         })
     }
+}
+
+/// Where the colon after the scheme of trimmed URI `raw` is, `None` when
+/// there is none: exactly when [`Uri::parse`] gives `None`. The scheme runs
+/// to the first colon and must be non-empty
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (lenient on the first
+/// character, as before).
+pub(crate) fn scheme_len(raw: &[u8]) -> Option<usize> {
+    let colon = raw
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))?;
+    if colon == 0 || raw.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some(colon)
 }
 
 /// A From, To, Contact, P-Asserted-Identity or Diversion value:
@@ -207,7 +214,8 @@ pub(crate) fn tag_of(value: &[u8]) -> Option<&[u8]> {
 
 /// The parameters after `>` up to the end of the first list element.
 fn header_params(tail: &[u8]) -> &[u8] {
-    let first = until(tail, b',');
+    // Short (`;tag=...`): a plain loop beats `memchr`'s setup.
+    let first = until_byte(tail, b',');
     let t = trim(first);
     match t.first() {
         Some(b';') => trim(t.get(1..).unwrap_or_default()),
@@ -314,7 +322,7 @@ pub fn until(s: &[u8], c: u8) -> &[u8] {
 
 /// Everything before the first `c`, by a plain loop: the slices here are
 /// short, where `memchr`'s setup costs more than the search.
-fn until_byte(s: &[u8], c: u8) -> &[u8] {
+pub(crate) fn until_byte(s: &[u8], c: u8) -> &[u8] {
     match s.iter().position(|&b| b == c) {
         Some(i) => s.get(..i).unwrap_or(s),
         None => s,

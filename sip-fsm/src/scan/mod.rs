@@ -24,7 +24,7 @@ use memchr::memchr;
 
 pub(crate) use addr::tag_of;
 pub use addr::{NameAddr, Scheme, Uri, param, trim, unquote};
-use addr::{non_empty, token_param, until};
+use addr::{non_empty, scheme_len, token_param, until, until_byte};
 
 use crate::error::ScanError;
 
@@ -265,16 +265,38 @@ fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
 
 /// Scans one SIP message. Never panics; malformed input gives the reason.
 pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
-    scan_raw(input).map(RawMessage::parse)
+    scan_raw(input)?.parse()
+}
+
+/// A start line whose Request-URI is still raw: [`scan_raw`] checks only
+/// that it has a scheme (what [`Uri::parse`] requires), and the dialog
+/// machine parses it only when a call starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RawStart<'a> {
+    /// A Request-Line.
+    Request {
+        /// The method.
+        method: Method<'a>,
+        /// The Request-URI, trimmed, with a scheme.
+        uri: &'a [u8],
+    },
+    /// A Status-Line.
+    Response {
+        /// The Status-Code, 100..=699.
+        code: u16,
+        /// The Reason-Phrase (may be empty).
+        reason: &'a [u8],
+    },
 }
 
 /// A scanned message whose name-addr headers (From, To, Contact,
 /// P-Asserted-Identity, Diversion) are still raw values: parsing them never
 /// fails, so [`scan_raw`] rejects exactly what [`scan`] rejects, and the
-/// dialog machine parses only the ones it reads.
+/// dialog machine parses only the ones it reads; the same for the
+/// Request-URI ([`RawStart`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RawMessage<'a> {
-    pub start: StartLine<'a>,
+    pub start: RawStart<'a>,
     pub call_id: &'a [u8],
     pub cseq: CSeq<'a>,
     pub from: &'a [u8],
@@ -293,10 +315,19 @@ pub(crate) struct RawMessage<'a> {
 }
 
 impl<'a> RawMessage<'a> {
-    /// The [`SipMessage`]: the name-addr values parsed.
-    pub(crate) fn parse(self) -> SipMessage<'a> {
-        SipMessage {
-            start: self.start,
+    /// The [`SipMessage`]: the Request-URI and the name-addr values
+    /// parsed. The error (a Request-URI without a scheme) never happens
+    /// for a message [`scan_raw`] gave.
+    pub(crate) fn parse(self) -> Result<SipMessage<'a>, ScanError> {
+        let start = match self.start {
+            RawStart::Request { method, uri } => StartLine::Request {
+                method,
+                uri: Uri::parse(uri).ok_or(ScanError::BadRequestUri)?,
+            },
+            RawStart::Response { code, reason } => StartLine::Response { code, reason },
+        };
+        Ok(SipMessage {
+            start,
             call_id: self.call_id,
             cseq: self.cseq,
             from: NameAddr::parse(self.from),
@@ -312,7 +343,7 @@ impl<'a> RawMessage<'a> {
             bad_content_length: self.bad_content_length,
             max_forwards: self.max_forwards,
             body: self.body,
-        }
+        })
     }
 }
 
@@ -492,8 +523,13 @@ fn next_line(input: &[u8], pos: usize) -> (&[u8], usize) {
     }
 }
 
-fn start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
-    let sp = memchr(b' ', line).ok_or(ScanError::BadStartLine)?;
+fn start_line(line: &[u8]) -> Result<RawStart<'_>, ScanError> {
+    // The method or `SIP/2.0`: a few bytes, where a plain loop beats
+    // `memchr`'s setup.
+    let sp = line
+        .iter()
+        .position(|&c| c == b' ')
+        .ok_or(ScanError::BadStartLine)?;
     let first = line.get(..sp).unwrap_or_default();
     let rest = line.get(sp + 1..).unwrap_or_default();
     if first.len() > 4
@@ -504,7 +540,7 @@ fn start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
         if !first.eq_ignore_ascii_case(b"SIP/2.0") {
             return Err(ScanError::BadVersion);
         }
-        let code_b = until(rest, b' ');
+        let code_b = until_byte(rest, b' ');
         let code = match code_b {
             [a, b, c] if code_b.iter().all(u8::is_ascii_digit) => {
                 u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
@@ -515,7 +551,7 @@ fn start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
             return Err(ScanError::BadStatusCode);
         }
         let reason = rest.get(code_b.len() + 1..).unwrap_or_default();
-        return Ok(StartLine::Response { code, reason });
+        return Ok(RawStart::Response { code, reason });
     }
     if first.is_empty() || !first.iter().all(|&c| is_token(c)) {
         return Err(ScanError::BadStartLine);
@@ -536,8 +572,9 @@ fn start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
             },
         );
     }
-    let uri = Uri::parse(uri_b).ok_or(ScanError::BadRequestUri)?;
-    Ok(StartLine::Request {
+    let uri = trim(uri_b);
+    scheme_len(uri).ok_or(ScanError::BadRequestUri)?;
+    Ok(RawStart::Request {
         method: Method::parse(first),
         uri,
     })

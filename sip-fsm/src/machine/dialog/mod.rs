@@ -33,7 +33,7 @@ use capture::Timestamp;
 
 use super::Stats;
 use crate::event::{CallInfo, CallRecord, DialogEvent, EndReason, Party, ReasonInfo};
-use crate::scan::{CSeq, Method, Reason, SessionExpires, StartLine};
+use crate::scan::{CSeq, Method, RawStart, Reason, SessionExpires};
 pub(super) use persist::digest_check;
 
 /// The configured durations the dialogs use.
@@ -56,7 +56,7 @@ pub(super) struct Ctx<'a> {
 /// and To tags taken out once (the URIs are never parsed per packet).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Msg<'a> {
-    pub start: StartLine<'a>,
+    pub start: RawStart<'a>,
     pub cseq: CSeq<'a>,
     pub via_branch: Option<&'a [u8]>,
     pub from_tag: Option<&'a [u8]>,
@@ -250,8 +250,8 @@ impl Dialog {
     pub fn on_message(&mut self, msg: &Msg<'_>, ts: Timestamp, ctx: &mut Ctx<'_>) {
         let branch = hash(msg.via_branch.unwrap_or_default());
         let outcome = match msg.start {
-            StartLine::Request { method, .. } => self.on_request(method, msg, ts, branch, ctx),
-            StartLine::Response { code, reason } => {
+            RawStart::Request { method, .. } => self.on_request(method, msg, ts, branch, ctx),
+            RawStart::Response { code, reason } => {
                 self.on_response(code, reason, msg, ts, branch, ctx)
             }
         };
