@@ -1,9 +1,18 @@
 //! HEP over UDP ingest on loopback: the highest send rate the listener takes
-//! with no loss, and what it takes at full blast.
+//! with no loss, what it takes at full blast, and the listener's capacity
+//! as packets per CPU-second of its own thread.
 //!
 //! A sender thread paces prebuilt HEPv3 packets (a real SIP INVITE inside)
-//! at a fixed rate to a `HepListener`; a consumer counts the SIP packets that
-//! come out of the channel. Rates step up until packets are lost.
+//! at a fixed rate to a `HepListener`; a consumer thread counts the SIP
+//! packets that come out of the channel. Rates step up until packets are
+//! lost.
+//!
+//! On a 2-core machine the sender, not the listener, sets the rate, so the
+//! listener's capacity is shown by its own CPU time: the listener runs alone
+//! on the runtime's one worker thread (the consumer is a plain thread), and
+//! that thread's CPU time (user + system, from the kernel's per-thread
+//! `schedstat`) over the packets it received gives packets per listener
+//! CPU-second.
 //!
 //! `cargo bench --bench hep_ingest` (env `HEP_INGEST_PACKETS`, default
 //! 400000 per step; `HEP_INGEST_SOCKETS`, default 1).
@@ -26,9 +35,31 @@ struct Step {
     sent: u64,
     received: u64,
     secs: f64,
+    /// CPU time of the listener's thread during the step, nanoseconds.
+    listener_cpu_ns: u64,
 }
 
-fn run_step(rt: &tokio::runtime::Runtime, rate: u64, packets: u64, sockets: usize) -> Step {
+/// The kernel's thread id of the calling thread (Linux), from the
+/// `/proc/thread-self` link (`PID/task/TID`).
+fn own_tid() -> u64 {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// CPU time (user + system) a thread of this process has used so far, in
+/// nanoseconds: the first field of its `schedstat`.
+fn thread_cpu_ns(tid: u64) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap();
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn run_step(
+    rt: &tokio::runtime::Runtime,
+    worker: u64,
+    rate: u64,
+    packets: u64,
+    sockets: usize,
+) -> Step {
     let cfg = ListenerConfig {
         udp_sockets: sockets,
         recv_buffer: 32 << 20,
@@ -40,16 +71,19 @@ fn run_step(rt: &tokio::runtime::Runtime, rate: u64, packets: u64, sockets: usiz
     };
     let listener = rt.block_on(HepListener::bind(bind, &cfg)).unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, mut rx) = mpsc::channel(4096);
+    let (tx, mut rx) = mpsc::channel::<Vec<capture::SipPacket>>(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = rt.spawn(listener.run(cfg, tx, stop_rx));
-    let counter = rt.spawn(async move {
+    // The consumer is a plain thread, so the runtime's one worker runs
+    // the listener alone.
+    let counter = std::thread::spawn(move || {
         let mut n = 0u64;
-        while let Some(b) = rx.recv().await {
+        while let Some(b) = rx.blocking_recv() {
             n += b.len() as u64;
         }
         n
     });
+    let cpu_before = thread_cpu_ns(worker);
+    let task = rt.spawn(listener.run(cfg, tx, stop_rx));
 
     let pkt = generator::hep3(
         SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5061),
@@ -86,13 +120,15 @@ fn run_step(rt: &tokio::runtime::Runtime, rate: u64, packets: u64, sockets: usiz
     std::thread::sleep(Duration::from_millis(300));
     stop_tx.send(true).unwrap();
     let stats = rt.block_on(task).unwrap();
-    let received = rt.block_on(counter).unwrap();
+    let listener_cpu_ns = thread_cpu_ns(worker) - cpu_before;
+    let received = counter.join().unwrap();
     assert_eq!(stats.sip, received);
     Step {
         rate,
         sent,
         received,
         secs,
+        listener_cpu_ns,
     }
 }
 
@@ -129,10 +165,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let worker = rt.block_on(rt.spawn(async { own_tid() })).unwrap();
     println!(
         "hep_ingest: {packets} HEPv3 packets per step, {sockets} socket(s), 1 runtime worker + 1 sender thread"
     );
     let mut best_lossless = 0.0f64;
+    let (mut all_received, mut all_cpu_ns) = (0u64, 0u64);
     for rate in [
         50_000u64,
         100_000,
@@ -145,7 +183,7 @@ fn main() {
         2_000_000,
         u64::MAX / 2,
     ] {
-        let s = run_step(&rt, rate, packets, sockets);
+        let s = run_step(&rt, worker, rate, packets, sockets);
         let achieved = s.sent as f64 / s.secs;
         let loss = s.sent - s.received;
         let label = if rate > 10_000_000 {
@@ -153,17 +191,27 @@ fn main() {
         } else {
             format!("{}", s.rate)
         };
+        let cpu_per_pkt = s.listener_cpu_ns as f64 / s.received.max(1) as f64;
         println!(
-            "hep_ingest: target {label:>8} pps: sent {} at {:.0} pps, received {}, lost {} ({:.3}%)",
+            "hep_ingest: target {label:>8} pps: sent {} at {:.0} pps, received {}, lost {} ({:.3}%); listener CPU {:.0} ns/packet ({:.0} packets per CPU-second)",
             s.sent,
             achieved,
             s.received,
             loss,
-            100.0 * loss as f64 / s.sent as f64
+            100.0 * loss as f64 / s.sent as f64,
+            cpu_per_pkt,
+            1e9 / cpu_per_pkt,
         );
+        all_received += s.received;
+        all_cpu_ns += s.listener_cpu_ns;
         if loss == 0 {
             best_lossless = best_lossless.max(achieved);
         }
     }
     println!("hep_ingest: highest lossless rate {best_lossless:.0} pps");
+    let per_pkt = all_cpu_ns as f64 / all_received.max(1) as f64;
+    println!(
+        "hep_ingest: listener thread CPU over all steps: {per_pkt:.0} ns/packet, capacity {:.0} packets per listener CPU-second",
+        1e9 / per_pkt
+    );
 }
