@@ -369,7 +369,7 @@ fn to_sip(
     .ok_or(DropReason::BadHep)?;
     let payload = match (raw.payload, raw.compressed_payload) {
         (Some(r), _) if r.len() > cfg.max_payload => return Err(DropReason::Oversize),
-        (Some(r), _) if r.is_empty() => return Err(DropReason::NotSip),
+        (Some([]), _) => return Err(DropReason::NotSip),
         (Some(r), _) => {
             // Only a SIP message is one, whatever the protocol type says
             // (HEPv1/v2 have no type; agents label things wrongly): checked

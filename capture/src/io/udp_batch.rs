@@ -125,6 +125,7 @@ impl UdpBatch {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
