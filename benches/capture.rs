@@ -1,6 +1,8 @@
 //! Capture-layer benchmarks: HEPv3 decode per packet, and frames-to-SIP
 //! throughput, in memory and from a pcap file through libpcap, on a capture
-//! made by the project's generator (`benches/gen`).
+//! made by the project's generator (`benches/gen`). A counting global
+//! allocator also reports the heap allocations per frame of the frame
+//! decoder in the steady state.
 //!
 //! `cargo bench --bench capture`
 #![allow(missing_docs, clippy::unwrap_used, clippy::cast_possible_truncation)]
@@ -8,6 +10,7 @@
 #[path = "gen/mod.rs"]
 mod generator;
 
+use std::alloc::System;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -17,6 +20,10 @@ use capture::frame::DecoderConfig;
 use capture::hep::{HepConfig, decode_sip, decode_sip_bytes};
 use capture::io::{PcapSource, ReadStatus};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 use generator::INVITE;
 
@@ -31,6 +38,9 @@ fn hep_decode(c: &mut Criterion) {
     let fallback = Timestamp::EPOCH;
     let mut g = c.benchmark_group("hep3_decode");
     g.throughput(Throughput::Elements(1));
+    g.bench_function("decode_ref (borrows)", |b| {
+        b.iter(|| capture::hep::decode_ref(black_box(&pkt), fallback).unwrap())
+    });
     g.bench_function("decode", |b| {
         b.iter(|| capture::hep::decode(black_box(&pkt), fallback).unwrap())
     });
@@ -55,9 +65,41 @@ fn frames(calls: usize, hep: bool) -> Vec<generator::Frame> {
     v
 }
 
+/// Heap allocations per frame of a frame decoder in the steady state: the
+/// frames go through once to warm up, then again counted, the packets of
+/// each pass dropped before the next as a consumer would.
+fn allocations_per_frame(fr: &[generator::Frame]) -> (f64, usize) {
+    use capture::frame::{FrameDecoder, LinkType};
+    let mut d = FrameDecoder::new(DecoderConfig::default());
+    let mut out = Vec::with_capacity(fr.len());
+    let mut pass = |out: &mut Vec<capture::SipPacket>| {
+        out.clear();
+        for f in fr {
+            d.handle_frame(
+                LinkType::Ethernet,
+                Timestamp::from_nanos(f.ts_ns),
+                &f.data,
+                f.data.len(),
+                capture::Source::Pcap,
+                out,
+            );
+        }
+    };
+    pass(&mut out);
+    let region = Region::new(GLOBAL);
+    pass(&mut out);
+    let n = region.change().allocations;
+    (n as f64 / fr.len() as f64, out.len())
+}
+
 fn frame_decode(c: &mut Criterion) {
     for (name, hep) in [("sip", false), ("sip+hep copies", true)] {
         let fr = frames(2000, hep);
+        let (allocs, packets) = allocations_per_frame(&fr);
+        println!(
+            "frames_to_sip/{name}: {allocs:.3} heap allocations per frame in the steady state ({} frames, {packets} SIP packets)",
+            fr.len()
+        );
         let bytes: u64 = fr.iter().map(|f| f.data.len() as u64).sum();
         let mut g = c.benchmark_group(format!("frames_to_sip/{name}"));
         g.throughput(Throughput::Elements(fr.len() as u64));

@@ -2,12 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use bytes::Bytes;
 use etherparse::defrag::{IpFragId, IpFragVersionSpecId};
 use etherparse::{
     IpNumber, Ipv6ExtensionSlice, NetSlice, SlicedPacket, TcpSlice, TransportSlice, UdpSlice,
 };
 
+use super::arena::Arena;
 use super::defrag::{Defragmenter, Fragment};
 use super::encap::{self, Inner};
 use super::sctp::{self, Chunk};
@@ -37,6 +37,9 @@ pub struct FrameDecoder {
     /// Packets released by a timeout, handed out with the next call that
     /// takes an output vector.
     ready: Vec<SipPacket>,
+    /// Where the payloads of datagrams (UDP, SCTP, HEP in UDP) are copied:
+    /// no allocation per packet.
+    arena: Arena,
 }
 
 /// Tunnels followed inside one another at most (a mirrored frame in
@@ -84,6 +87,7 @@ impl FrameDecoder {
             stats: Stats::default(),
             tcp: TcpTable::default(),
             ready: Vec::new(),
+            arena: Arena::default(),
         }
     }
 
@@ -351,7 +355,8 @@ impl FrameDecoder {
             return;
         }
         if self.is_hep_port(sport, dport) {
-            match hep_glue::decode_sip(payload, m.ts, &self.cfg.hep) {
+            let arena = &mut self.arena;
+            match hep_glue::decode_sip_with(payload, m.ts, &self.cfg.hep, |d| arena.copy(d)) {
                 Ok(p) => {
                     self.stats.sip += 1;
                     out.push(p);
@@ -391,7 +396,7 @@ impl FrameDecoder {
             node: None,
             correlation_id: None,
             vlan: m.vlan,
-            payload: Bytes::copy_from_slice(payload),
+            payload: self.arena.copy(payload),
         });
     }
 

@@ -22,6 +22,7 @@
 
 use std::time::Duration;
 
+mod arena;
 mod decoder;
 mod defrag;
 mod encap;

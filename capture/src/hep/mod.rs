@@ -5,7 +5,8 @@
 //! [`SipPacket`] out. Nothing here reads the clock or touches a socket.
 //!
 //! - [`decode`] / [`decode_bytes`] read any version into a [`HepPacket`];
-//!   `decode_bytes` slices the payload out of the input without copying.
+//!   `decode_bytes` slices the payload out of the input without copying,
+//!   and [`decode_ref`] borrows every byte field (no allocation at all).
 //! - [`decode_sip`] / [`decode_sip_bytes`] are the whole ingest pipeline for
 //!   one HEP datagram or TCP frame: decode, auth key, SIP-only, inflate,
 //!   size limit, conversion to [`SipPacket`]. Failures are [`DropReason`]s.
@@ -91,9 +92,9 @@ pub enum HepVersion {
 /// `None` when absent.
 ///
 /// `B` is the type of the byte-string fields. Users see `HepPacket` (with
-/// [`Bytes`]); the decoder itself first produces `HepPacket<Range<usize>>`,
-/// offsets into the input, so it can check and drop packets before copying
-/// anything. HEPv3 chunk numbers are given per field; aliases used by
+/// [`Bytes`]); the decoder itself first produces `HepPacket<&[u8]>`
+/// ([`decode_ref`]), slices of the input, so it can check and drop packets
+/// before copying anything. HEPv3 chunk numbers are given per field; aliases used by
 /// heplify are noted ("node id", "node password", "node name").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HepPacket<B = Bytes> {
@@ -260,14 +261,22 @@ pub(crate) fn resolve_ts(secs: Option<u32>, micros: Option<u32>, fallback: Times
     }
 }
 
-/// Decodes one HEP packet of any version into offsets into `buf`.
-fn parse(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket<Range<usize>>, HepError> {
+/// Decodes one HEP packet of any version, byte fields borrowed from `buf`.
+#[inline]
+fn parse(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket<&[u8]>, HepError> {
     match buf.first() {
         None => Err(HepError::Truncated { need: 1, have: 0 }),
         Some(b'H') => v3::parse(buf, fallback_ts),
-        Some(1) | Some(2) => v12::parse(buf, fallback_ts),
+        Some(1) | Some(2) => parse_v12(buf, fallback_ts),
         Some(&b) => Err(HepError::BadMagic(b)),
     }
+}
+
+/// [`v12::parse`] with its offsets made slices; out of line, so the HEPv3
+/// path does not share its copying of the packet.
+#[inline(never)]
+fn parse_v12(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket<&[u8]>, HepError> {
+    Ok(v12::parse(buf, fallback_ts)?.map_bytes(|r| slice(buf, r)))
 }
 
 /// The bytes of a range the decoder produced (always in bounds).
@@ -275,17 +284,26 @@ fn slice(buf: &[u8], r: Range<usize>) -> &[u8] {
     buf.get(r).unwrap_or_default()
 }
 
+/// Decodes one HEP packet (v1, v2 or v3) without copying anything: the
+/// byte fields borrow from `buf`.
+///
+/// `fallback_ts` (normally the receive time) becomes [`HepPacket::ts`] when
+/// the packet carries no timestamp, as in HEPv1.
+pub fn decode_ref(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket<&[u8]>, HepError> {
+    parse(buf, fallback_ts)
+}
+
 /// Decodes one HEP packet (v1, v2 or v3), copying its byte fields.
 ///
 /// `fallback_ts` (normally the receive time) becomes [`HepPacket::ts`] when
 /// the packet carries no timestamp, as in HEPv1.
 pub fn decode(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket, HepError> {
-    Ok(parse(buf, fallback_ts)?.map_bytes(|r| Bytes::copy_from_slice(slice(buf, r))))
+    Ok(parse(buf, fallback_ts)?.map_bytes(Bytes::copy_from_slice))
 }
 
 /// [`decode`] without copying: the byte fields are slices of `buf`.
 pub fn decode_bytes(buf: Bytes, fallback_ts: Timestamp) -> Result<HepPacket, HepError> {
-    Ok(parse(&buf, fallback_ts)?.map_bytes(|r| buf.slice(r)))
+    Ok(parse(&buf, fallback_ts)?.map_bytes(|s| buf.slice_ref(s)))
 }
 
 /// Full pipeline for one HEP datagram/frame: decode, auth check, inflate,
@@ -299,8 +317,19 @@ pub fn decode_sip(
     fallback_ts: Timestamp,
     cfg: &HepConfig,
 ) -> Result<SipPacket, DropReason> {
+    decode_sip_with(buf, fallback_ts, cfg, Bytes::copy_from_slice)
+}
+
+/// [`decode_sip`] with the copies of the payload and correlation id made
+/// by `copy` (the frame decoder copies into its arena).
+pub(crate) fn decode_sip_with(
+    buf: &[u8],
+    fallback_ts: Timestamp,
+    cfg: &HepConfig,
+    copy: impl FnMut(&[u8]) -> Bytes,
+) -> Result<SipPacket, DropReason> {
     let raw = parse(buf, fallback_ts).map_err(|e| e.drop_reason())?;
-    to_sip(raw, buf, cfg, |r| Bytes::copy_from_slice(slice(buf, r)))
+    to_sip(raw, cfg, copy)
 }
 
 /// [`decode_sip`] without copying: the payload and correlation id are
@@ -311,21 +340,19 @@ pub fn decode_sip_bytes(
     cfg: &HepConfig,
 ) -> Result<SipPacket, DropReason> {
     let raw = parse(&buf, fallback_ts).map_err(|e| e.drop_reason())?;
-    to_sip(raw, &buf, cfg, |r| buf.slice(r))
+    to_sip(raw, cfg, |s| buf.slice_ref(s))
 }
 
 /// Checks a decoded packet against `cfg` and makes it a [`SipPacket`].
 /// Cheap checks come first so dropped packets cost no copy.
 #[inline]
 fn to_sip(
-    raw: HepPacket<Range<usize>>,
-    buf: &[u8],
+    raw: HepPacket<&[u8]>,
     cfg: &HepConfig,
-    mut bytes: impl FnMut(Range<usize>) -> Bytes,
+    mut bytes: impl FnMut(&[u8]) -> Bytes,
 ) -> Result<SipPacket, DropReason> {
     if let Some(want) = &cfg.auth_key {
-        let got = raw.auth_key.clone().map(|r| slice(buf, r));
-        if !got.is_some_and(|g| ct_eq(g, want)) {
+        if !raw.auth_key.is_some_and(|g| ct_eq(g, want)) {
             return Err(DropReason::WrongAuthKey);
         }
     }
@@ -340,20 +367,27 @@ fn to_sip(
         (raw.src_port, raw.dst_port),
     )
     .ok_or(DropReason::BadHep)?;
-    let payload = match (&raw.payload, &raw.compressed_payload) {
+    let payload = match (raw.payload, raw.compressed_payload) {
         (Some(r), _) if r.len() > cfg.max_payload => return Err(DropReason::Oversize),
-        (Some(r), _) if r.is_empty() => return Err(DropReason::NotSip),
-        (Some(r), _) => bytes(r.clone()),
-        (None, Some(r)) => Bytes::from(
-            inflate(slice(buf, r.clone()), cfg.max_payload).map_err(|e| e.drop_reason())?,
-        ),
+        (Some([]), _) => return Err(DropReason::NotSip),
+        (Some(r), _) => {
+            // Only a SIP message is one, whatever the protocol type says
+            // (HEPv1/v2 have no type; agents label things wrongly): checked
+            // before the copy.
+            if !crate::frame::is_sip_message(r) {
+                return Err(DropReason::NotSip);
+            }
+            bytes(r)
+        }
+        (None, Some(r)) => {
+            let p = Bytes::from(inflate(r, cfg.max_payload).map_err(|e| e.drop_reason())?);
+            if !crate::frame::is_sip_message(&p) {
+                return Err(DropReason::NotSip);
+            }
+            p
+        }
         (None, None) => return Err(DropReason::NotSip),
     };
-    // Whatever the protocol type says, only a SIP message is one
-    // (HEPv1/v2 have no type; agents label things wrongly).
-    if !crate::frame::is_sip_message(&payload) {
-        return Err(DropReason::NotSip);
-    }
     Ok(SipPacket {
         ts: raw.ts,
         src,
@@ -365,7 +399,7 @@ fn to_sip(
         // `String`, and most senders do not set it.
         node: raw
             .node_name
-            .map(|r| String::from_utf8_lossy(slice(buf, r)).into_owned()),
+            .map(|r| String::from_utf8_lossy(r).into_owned()),
         correlation_id: raw.correlation_id.map(&mut bytes),
         vlan: raw.vlan,
         payload,

@@ -5,9 +5,12 @@
 //! Generic chunks (vendor 0) that we know are decoded, with their fixed sizes
 //! enforced; vendor chunks and unknown generic chunks are skipped by length.
 //! When a chunk repeats, the last one wins.
+//!
+//! One pass over the chunks, each dispatched on its `(vendor, type)` pair in
+//! one `match`; byte fields are borrowed from the input, so decoding
+//! allocates nothing.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::ops::Range;
 
 use super::{HepError, HepPacket, HepVersion, resolve_ts};
 use crate::Timestamp;
@@ -51,104 +54,32 @@ pub(crate) fn be16(buf: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
 }
 
-/// Data sizes of the fixed-size generic chunks, indexed by type id (0:
-/// variable size or unknown, not checked).
-const FIXED_SIZE: [u8; 25] = {
-    let mut t = [0u8; 25];
-    t[chunk::IP_FAMILY as usize] = 1;
-    t[chunk::IP_PROTO as usize] = 1;
-    t[chunk::SRC_IPV4 as usize] = 4;
-    t[chunk::DST_IPV4 as usize] = 4;
-    t[chunk::SRC_IPV6 as usize] = 16;
-    t[chunk::DST_IPV6 as usize] = 16;
-    t[chunk::SRC_PORT as usize] = 2;
-    t[chunk::DST_PORT as usize] = 2;
-    t[chunk::TS_SECS as usize] = 4;
-    t[chunk::TS_MICROS as usize] = 4;
-    t[chunk::PROTO_TYPE as usize] = 1;
-    t[chunk::CAPTURE_ID as usize] = 4;
-    t[chunk::KEEP_ALIVE as usize] = 2;
-    t[chunk::VLAN as usize] = 2;
-    t[chunk::SRC_MAC as usize] = 6;
-    t[chunk::DST_MAC as usize] = 6;
-    t[chunk::ETH_TYPE as usize] = 2;
-    t[chunk::TCP_FLAGS as usize] = 1;
-    t[chunk::IP_TOS as usize] = 1;
-    t
-};
-
-/// Where [`walk`] puts the generic chunks it finds. Fixed-size chunks
-/// reach it only with the right size, so it reads them without checks.
-pub(crate) trait Sink {
-    /// One generic chunk (vendor 0): its type, data and where the data is.
-    fn chunk(&mut self, ty: u16, data: &[u8], range: Range<usize>);
+/// The error of a fixed-size chunk carrying `len` data bytes instead of
+/// `expected`. Out of line: the decoding loop only branches to it.
+#[cold]
+#[inline(never)]
+fn bad_size(chunk_type: u16, len: usize, expected: usize) -> HepError {
+    HepError::BadChunkSize {
+        chunk_type,
+        len,
+        expected,
+    }
 }
 
-/// Checks the HEPv3 framing and hands every generic chunk to `sink`.
-///
-/// The length field must equal the buffer length: one datagram or one
-/// framed TCP packet is exactly one HEP packet.
+/// The error of a chunk whose length is below its header or runs past the
+/// packet end (`len` 0 when the header itself is cut).
+#[cold]
+#[inline(never)]
+fn bad_chunk_length(offset: usize, len: usize) -> HepError {
+    HepError::BadChunkLength { offset, len }
+}
+
+/// Checks the HEPv3 framing (the length field must equal the buffer
+/// length: one datagram or one framed TCP packet is exactly one HEP
+/// packet), then decodes every chunk; byte fields borrow from `buf`.
 #[inline]
-pub(crate) fn walk(buf: &[u8], sink: &mut impl Sink) -> Result<(), HepError> {
-    let have = buf.len();
-    let truncated = HepError::Truncated {
-        need: HEADER_LEN,
-        have,
-    };
-    let Some(magic) = buf.get(..MAGIC.len()) else {
-        return Err(truncated);
-    };
-    if magic != MAGIC {
-        return Err(HepError::BadMagic(b'H'));
-    }
-    let &[_, _, _, _, l0, l1, ..] = buf else {
-        return Err(truncated);
-    };
-    let total = usize::from(u16::from_be_bytes([l0, l1]));
-    if total > have {
-        return Err(HepError::Truncated { need: total, have });
-    }
-    if total < HEADER_LEN || total < have {
-        return Err(HepError::BadLength { len: total, have });
-    }
-    // From here on `total == have`.
-    let mut off = HEADER_LEN;
-    while let Some(rest) = buf.get(off..).filter(|r| !r.is_empty()) {
-        let &[v0, v1, t0, t1, c0, c1, ..] = rest else {
-            return Err(HepError::BadChunkLength {
-                offset: off,
-                len: 0,
-            });
-        };
-        let len = usize::from(u16::from_be_bytes([c0, c1]));
-        // `get` is `None` both for a length below the header and for one
-        // running past the packet end.
-        let Some(data) = rest.get(HEADER_LEN..len) else {
-            return Err(HepError::BadChunkLength { offset: off, len });
-        };
-        if v0 == 0 && v1 == 0 {
-            let ty = u16::from_be_bytes([t0, t1]);
-            let want = FIXED_SIZE.get(usize::from(ty)).copied().unwrap_or(0);
-            if want != 0 && data.len() != usize::from(want) {
-                return Err(HepError::BadChunkSize {
-                    chunk_type: ty,
-                    len: data.len(),
-                    expected: usize::from(want),
-                });
-            }
-            sink.chunk(ty, data, off + HEADER_LEN..off + len);
-        }
-        off += len;
-    }
-    Ok(())
-}
-
-/// Decodes a HEPv3 packet; byte fields are offsets into `buf`.
-pub(crate) fn parse(
-    buf: &[u8],
-    fallback_ts: Timestamp,
-) -> Result<HepPacket<Range<usize>>, HepError> {
-    let mut p = HepPacket::<Range<usize>> {
+pub(crate) fn parse(buf: &[u8], fallback_ts: Timestamp) -> Result<HepPacket<&[u8]>, HepError> {
+    let mut p = HepPacket::<&[u8]> {
         version: HepVersion::V3,
         ..HepPacket::default()
     };
@@ -157,49 +88,89 @@ pub(crate) fn parse(
     Ok(p)
 }
 
-/// A fixed-size chunk's data as an array ([`walk`] checked the size).
-#[inline]
-pub(crate) fn arr<const N: usize>(data: &[u8]) -> [u8; N] {
-    <[u8; N]>::try_from(data).unwrap_or([0; N])
-}
-
-/// A one-byte chunk's value.
-#[inline]
-pub(crate) fn byte(data: &[u8]) -> u8 {
-    data.first().copied().unwrap_or(0)
-}
-
-impl Sink for HepPacket<Range<usize>> {
-    fn chunk(&mut self, ty: u16, data: &[u8], range: Range<usize>) {
-        let p = self;
+/// [`parse`] into `p`, which starts empty: the fields are written where
+/// the caller keeps the packet rather than gathered at the end.
+fn walk<'a>(buf: &'a [u8], p: &mut HepPacket<&'a [u8]>) -> Result<(), HepError> {
+    let have = buf.len();
+    let Some((head, chunks)) = buf.split_first_chunk::<HEADER_LEN>() else {
+        return Err(match buf.get(..MAGIC.len()) {
+            Some(m) if m != MAGIC => HepError::BadMagic(b'H'),
+            _ => HepError::Truncated {
+                need: HEADER_LEN,
+                have,
+            },
+        });
+    };
+    let [m0, m1, m2, m3, l0, l1] = *head;
+    if [m0, m1, m2, m3] != *MAGIC {
+        return Err(HepError::BadMagic(b'H'));
+    }
+    let total = usize::from(u16::from_be_bytes([l0, l1]));
+    if total > have {
+        return Err(HepError::Truncated { need: total, have });
+    }
+    if total < HEADER_LEN || total < have {
+        return Err(HepError::BadLength { len: total, have });
+    }
+    // From here on `total == have`: the chunks run to the end of `buf`.
+    let mut rest = chunks;
+    while !rest.is_empty() {
+        let offset = have - rest.len();
+        let Some((&[v0, v1, t0, t1, c0, c1], _)) = rest.split_first_chunk::<HEADER_LEN>() else {
+            return Err(bad_chunk_length(offset, 0));
+        };
+        let len = usize::from(u16::from_be_bytes([c0, c1]));
+        // `get` is `None` both for a length below the header and for one
+        // running past the packet end.
+        let Some(data) = rest.get(HEADER_LEN..len) else {
+            return Err(bad_chunk_length(offset, len));
+        };
+        // `len <= rest.len()` was just checked.
+        rest = rest.get(len..).unwrap_or_default();
+        // Vendor chunks are skipped, as are unknown generic ones (the last
+        // arm below).
+        if v0 | v1 != 0 {
+            continue;
+        }
+        let ty = u16::from_be_bytes([t0, t1]);
+        /// The data of a fixed-size chunk as an array, or the size error.
+        macro_rules! fixed {
+            ($n:literal) => {
+                match <[u8; $n]>::try_from(data) {
+                    Ok(a) => a,
+                    Err(_) => return Err(bad_size(ty, data.len(), $n)),
+                }
+            };
+        }
         match ty {
-            chunk::IP_FAMILY => p.ip_family = Some(byte(data)),
-            chunk::IP_PROTO => p.ip_proto = Some(byte(data)),
-            chunk::SRC_IPV4 => p.src_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
-            chunk::DST_IPV4 => p.dst_ipv4 = Some(Ipv4Addr::from(arr::<4>(data))),
-            chunk::SRC_IPV6 => p.src_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
-            chunk::DST_IPV6 => p.dst_ipv6 = Some(Ipv6Addr::from(arr::<16>(data))),
-            chunk::SRC_PORT => p.src_port = Some(u16::from_be_bytes(arr(data))),
-            chunk::DST_PORT => p.dst_port = Some(u16::from_be_bytes(arr(data))),
-            chunk::TS_SECS => p.ts_secs = Some(u32::from_be_bytes(arr(data))),
-            chunk::TS_MICROS => p.ts_micros = Some(u32::from_be_bytes(arr(data))),
-            chunk::PROTO_TYPE => p.proto_type = Some(byte(data)),
-            chunk::CAPTURE_ID => p.capture_id = Some(u32::from_be_bytes(arr(data))),
-            chunk::KEEP_ALIVE => p.keep_alive = Some(u16::from_be_bytes(arr(data))),
-            chunk::AUTH_KEY => p.auth_key = Some(range),
-            chunk::PAYLOAD => p.payload = Some(range),
-            chunk::COMPRESSED => p.compressed_payload = Some(range),
-            chunk::CORRELATION_ID => p.correlation_id = Some(range),
-            chunk::VLAN => p.vlan = Some(u16::from_be_bytes(arr(data))),
-            chunk::NODE_NAME => p.node_name = Some(range),
-            chunk::SRC_MAC => p.src_mac = Some(arr(data)),
-            chunk::DST_MAC => p.dst_mac = Some(arr(data)),
-            chunk::ETH_TYPE => p.eth_type = Some(u16::from_be_bytes(arr(data))),
-            chunk::TCP_FLAGS => p.tcp_flags = Some(byte(data)),
-            chunk::IP_TOS => p.ip_tos = Some(byte(data)),
+            chunk::IP_FAMILY => p.ip_family = Some(u8::from_be_bytes(fixed!(1))),
+            chunk::IP_PROTO => p.ip_proto = Some(u8::from_be_bytes(fixed!(1))),
+            chunk::SRC_IPV4 => p.src_ipv4 = Some(Ipv4Addr::from(fixed!(4))),
+            chunk::DST_IPV4 => p.dst_ipv4 = Some(Ipv4Addr::from(fixed!(4))),
+            chunk::SRC_IPV6 => p.src_ipv6 = Some(Ipv6Addr::from(fixed!(16))),
+            chunk::DST_IPV6 => p.dst_ipv6 = Some(Ipv6Addr::from(fixed!(16))),
+            chunk::SRC_PORT => p.src_port = Some(u16::from_be_bytes(fixed!(2))),
+            chunk::DST_PORT => p.dst_port = Some(u16::from_be_bytes(fixed!(2))),
+            chunk::TS_SECS => p.ts_secs = Some(u32::from_be_bytes(fixed!(4))),
+            chunk::TS_MICROS => p.ts_micros = Some(u32::from_be_bytes(fixed!(4))),
+            chunk::PROTO_TYPE => p.proto_type = Some(u8::from_be_bytes(fixed!(1))),
+            chunk::CAPTURE_ID => p.capture_id = Some(u32::from_be_bytes(fixed!(4))),
+            chunk::KEEP_ALIVE => p.keep_alive = Some(u16::from_be_bytes(fixed!(2))),
+            chunk::AUTH_KEY => p.auth_key = Some(data),
+            chunk::PAYLOAD => p.payload = Some(data),
+            chunk::COMPRESSED => p.compressed_payload = Some(data),
+            chunk::CORRELATION_ID => p.correlation_id = Some(data),
+            chunk::VLAN => p.vlan = Some(u16::from_be_bytes(fixed!(2))),
+            chunk::NODE_NAME => p.node_name = Some(data),
+            chunk::SRC_MAC => p.src_mac = Some(fixed!(6)),
+            chunk::DST_MAC => p.dst_mac = Some(fixed!(6)),
+            chunk::ETH_TYPE => p.eth_type = Some(u16::from_be_bytes(fixed!(2))),
+            chunk::TCP_FLAGS => p.tcp_flags = Some(u8::from_be_bytes(fixed!(1))),
+            chunk::IP_TOS => p.ip_tos = Some(u8::from_be_bytes(fixed!(1))),
             _ => {}
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

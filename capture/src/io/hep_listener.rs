@@ -4,9 +4,11 @@
 //! with accept backing off when descriptors run out).
 //!
 //! Each is one `select!` loop over its socket and a shutdown signal; the
-//! decoding is [`crate::hep::decode_sip`], the framing
-//! [`crate::hep::HepStreamFramer`]. SIP packets leave in batches over an mpsc
-//! channel.
+//! decoding is [`crate::hep::decode_sip_bytes`] over UDP (the datagrams are
+//! slices of shared receive blocks, see `udp_batch`, so a packet is neither
+//! allocated nor copied) and [`crate::hep::decode_sip`] over TCP, the
+//! framing [`crate::hep::HepStreamFramer`]. SIP packets leave in batches
+//! over an mpsc channel.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,10 +16,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncReadExt;
 use tokio::io::Interest;
@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::limits::{Backoff, Warn, WarnLimiter, is_exhaustion};
+use super::udp_batch::{MMSG, UdpBatch};
 use crate::ByteBudget;
 use crate::hep::{self, HepConfig, HepStreamFramer};
 use crate::{CaptureError, DropReason, SharedStats, SipPacket, Stats, StatsPublisher, Timestamp};
@@ -240,11 +241,6 @@ pub(crate) async fn shut(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Datagrams fetched per `recvmmsg(2)` call.
-const MMSG: usize = 32;
-/// Room per datagram: the largest UDP payload fits.
-const DGRAM_MAX: usize = 65536;
-
 async fn run_udp(
     sock: UdpSocket,
     cfg: ListenerConfig,
@@ -253,8 +249,8 @@ async fn run_udp(
 ) -> Stats {
     let mut stats = Stats::default();
     let mut publisher = StatsPublisher::new(cfg.shared_stats.clone());
-    let mut bufs: Vec<Vec<u8>> = (0..MMSG).map(|_| vec![0u8; DGRAM_MAX]).collect();
-    let mut lens = Vec::with_capacity(MMSG);
+    let mut bufs = UdpBatch::new();
+    let mut dgrams = Vec::with_capacity(MMSG);
     let mut batch = Vec::with_capacity(cfg.batch);
     loop {
         tokio::select! {
@@ -270,20 +266,19 @@ async fn run_udp(
                 let ts = now();
                 while batch.len() < cfg.batch {
                     let got = sock.try_io(Interest::READABLE, || {
-                        recv_many(sock.as_raw_fd(), &mut bufs, &mut lens)
+                        bufs.recv(sock.as_raw_fd(), &mut dgrams)
                     });
                     match got {
                         Ok(n) => {
-                            for (buf, &len) in bufs.iter().zip(&lens) {
+                            for d in dgrams.drain(..) {
                                 stats.packets += 1;
-                                stats.bytes += len as u64;
-                                match buf.get(..len).map(|b| hep::decode_sip(b, ts, &cfg.hep)) {
-                                    Some(Ok(p)) => {
+                                stats.bytes += d.len() as u64;
+                                match hep::decode_sip_bytes(d, ts, &cfg.hep) {
+                                    Ok(p) => {
                                         stats.sip += 1;
                                         batch.push(p);
                                     }
-                                    Some(Err(reason)) => stats.drop(reason),
-                                    None => stats.drop(DropReason::Truncated),
+                                    Err(reason) => stats.drop(reason),
                                 }
                             }
                             if n < MMSG {
@@ -308,32 +303,6 @@ async fn run_udp(
         }
     }
     stats
-}
-
-/// One non-blocking `recvmmsg(2)`: fills `bufs` from the front and
-/// `lens` with each datagram's length. WouldBlock when nothing is queued.
-///
-/// The headers live only for the call: they hold raw pointers into `bufs`,
-/// which must not outlive a borrow (and would make the task `!Send`).
-fn recv_many(fd: RawFd, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> std::io::Result<usize> {
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
-    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
-        .iter_mut()
-        .map(|b| [IoSliceMut::new(b.as_mut_slice())])
-        .collect();
-    lens.clear();
-    let msgs = recvmmsg(
-        fd,
-        &mut headers,
-        iovs.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )
-    .map_err(std::io::Error::from)?;
-    for m in msgs {
-        lens.push(m.bytes);
-    }
-    Ok(lens.len())
 }
 
 /// One warning per kind per this long; the rest are counted.

@@ -6,6 +6,7 @@ mod hep_listener;
 mod limits;
 mod live;
 mod pcap_source;
+mod udp_batch;
 
 pub use hep_listener::{HepBind, HepListener, HepProto, ListenerConfig};
 // The budget lives in the sans-IO core (the frame decoders share it); named
