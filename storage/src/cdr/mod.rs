@@ -4,9 +4,9 @@
 //! One table, `cdrs`, with CGRateS's CDR columns and `UNIQUE (cgrid,
 //! run_id)`; the migrations are in the repository (`migrations/sqlite`,
 //! `migrations/postgres`) and run when a store is opened. Inserts are
-//! batched: one multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`
-//! (SQLite) or one `INSERT ... SELECT FROM UNNEST(arrays)` (PostgreSQL)
-//! per batch, in one transaction. SQLite runs in WAL mode with
+//! batched: multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`s of up
+//! to 500 rows with anonymous `?` placeholders (SQLite) or one `INSERT ...
+//! SELECT FROM UNNEST(arrays)` (PostgreSQL) per batch, in one transaction. SQLite runs in WAL mode with
 //! `synchronous = FULL`: a committed batch survives `kill -9` and a power
 //! cut.
 

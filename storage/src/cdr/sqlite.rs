@@ -16,11 +16,56 @@ const COLUMNS: &str = "cgrid, run_id, origin_host, source, origin_id, tor, reque
      category, account, subject, destination, setup_time, answer_time, usage, cost, cost_key, \
      cost_source, extra_fields, disconnect_cause, end_time";
 const NCOLS: usize = 21;
-/// Rows per INSERT statement (21 placeholders each). Binding through sqlx
-/// costs more per value the more placeholders a statement has: measured
-/// in the storage bench, 10 to 25 rows a statement store about 25,000
-/// CDRs/s, 100 rows 14,000 and 500 rows 3,000.
-const ROWS_PER_STATEMENT: usize = 20;
+/// Most rows per INSERT statement (21 anonymous `?` placeholders each,
+/// 10,500 in all: under SQLite's limit of 32,766). Placeholders are `?`,
+/// not `$N`: sqlx looks up each numbered placeholder's name, which SQLite
+/// finds by a linear scan, so binding a statement of n `$N` placeholders
+/// costs O(n^2) (the reason the statements once held 20 rows); an
+/// anonymous `?` has no name and binds in order.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The row counts of the statements storing `n` CDRs: as many full
+/// statements as fit, then the rest as powers of two (256, 128, ..., 1),
+/// so whatever the batch size a connection prepares at most ten distinct
+/// statements and sqlx's statement cache keeps them all.
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let k = if n >= ROWS_PER_STATEMENT {
+            ROWS_PER_STATEMENT
+        } else {
+            1 << n.ilog2()
+        };
+        n -= k;
+        Some(k)
+    })
+}
+
+/// `INSERT ... VALUES (?,...),... ON CONFLICT DO NOTHING RETURNING` for
+/// `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(300 + rows * (NCOLS * 2 + 3));
+    sql.push_str("INSERT INTO cdrs (");
+    sql.push_str(COLUMNS);
+    sql.push_str(") VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for j in 0..NCOLS {
+            if j > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (cgrid, run_id) DO NOTHING RETURNING cgrid, run_id");
+    sql
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -47,28 +92,11 @@ pub(super) async fn insert(
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut inserted = Vec::with_capacity(cdrs.len());
-    for chunk in cdrs.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::with_capacity(64 + chunk.len() * NCOLS * 6);
-        sql.push_str("INSERT INTO cdrs (");
-        sql.push_str(COLUMNS);
-        sql.push_str(") VALUES ");
-        let mut n = 0usize;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for j in 0..NCOLS {
-                if j > 0 {
-                    sql.push(',');
-                }
-                n += 1;
-                sql.push('$');
-                sql.push_str(&n.to_string());
-            }
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT (cgrid, run_id) DO NOTHING RETURNING cgrid, run_id");
+    let mut rest = cdrs;
+    for rows in chunk_sizes(cdrs.len()) {
+        let (chunk, tail) = rest.split_at(rows.min(rest.len()));
+        rest = tail;
+        let sql = insert_sql(chunk.len());
         let mut q = sqlx::query(&sql);
         for c in chunk {
             q = q
@@ -197,4 +225,30 @@ pub(super) async fn replace(pool: &SqlitePool, c: &Cdr) -> Result<(), sqlx::Erro
         .execute(pool)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_cover_the_batch_with_few_distinct_sizes() {
+        for n in [0, 1, 2, 3, 20, 499, 500, 501, 1000, 1234, 100_000] {
+            let sizes: Vec<usize> = chunk_sizes(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}");
+            assert!(
+                sizes
+                    .iter()
+                    .all(|s| *s == ROWS_PER_STATEMENT || s.is_power_of_two())
+            );
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        }
+        assert_eq!(
+            chunk_sizes(1234).collect::<Vec<_>>(),
+            [500, 500, 128, 64, 32, 8, 2]
+        );
+        let sql = insert_sql(2);
+        assert_eq!(sql.matches('?').count(), 2 * NCOLS);
+        assert!(!sql.contains('$'));
+    }
 }
