@@ -4,7 +4,7 @@
 //! Time: the dialog machine is sans-IO; the clock is whatever the caller
 //! passes. `replay` passes packet timestamps ([`Pipeline::packet`]); a live
 //! caller can also move the clock with [`Pipeline::advance`] while no
-//! packet comes, so timers still fire. [`Pipeline::finish`] moves the clock
+//! packet comes, so timers still fire. [`Pipeline::finish_records`] moves the clock
 //! to the end of time: every call still open ends by its own rule.
 //!
 //! Order: most records come out of the machine at about their end time, but
