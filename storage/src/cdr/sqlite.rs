@@ -7,6 +7,9 @@ use sessions::{Cdr, CdrFilter, CostUpdate};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+/// A query on SQLite with its arguments.
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
 use super::costkey::cost_key;
 use super::query::{Arg, Dialect, Query};
 use super::{CdrRow, extra_json, usage_ns};
@@ -99,28 +102,7 @@ pub(super) async fn insert(
         let sql = insert_sql(chunk.len());
         let mut q = sqlx::query(&sql);
         for c in chunk {
-            q = q
-                .bind(&c.cgrid)
-                .bind(&c.run_id)
-                .bind(&c.origin_host)
-                .bind(&c.source)
-                .bind(&c.origin_id)
-                .bind(&c.tor)
-                .bind(&c.request_type)
-                .bind(&c.tenant)
-                .bind(&c.category)
-                .bind(&c.account)
-                .bind(&c.subject)
-                .bind(&c.destination)
-                .bind(c.setup_time.as_nanos())
-                .bind(c.answer_time.map(capture::Timestamp::as_nanos))
-                .bind(usage_ns(c))
-                .bind(c.cost.map(|d| d.to_string()))
-                .bind(c.cost.map(cost_key))
-                .bind(&c.cost_source)
-                .bind(extra_json(c))
-                .bind(&c.disconnect_cause)
-                .bind(c.end_time.as_nanos());
+            q = bind_cdr(q, c);
         }
         for row in q.fetch_all(&mut *tx).await? {
             inserted.push((row.try_get(0)?, row.try_get(1)?));
@@ -200,8 +182,13 @@ pub(super) async fn replace(pool: &SqlitePool, c: &Cdr) -> Result<(), sqlx::Erro
         placeholders.join(","),
         updates.join(", ")
     );
-    sqlx::query(&sql)
-        .bind(&c.cgrid)
+    bind_cdr(sqlx::query(&sql), c).execute(pool).await?;
+    Ok(())
+}
+
+/// Binds one CDR's values in `COLUMNS` order.
+fn bind_cdr<'q>(q: SqliteQuery<'q>, c: &'q Cdr) -> SqliteQuery<'q> {
+    q.bind(&c.cgrid)
         .bind(&c.run_id)
         .bind(&c.origin_host)
         .bind(&c.source)
@@ -222,9 +209,6 @@ pub(super) async fn replace(pool: &SqlitePool, c: &Cdr) -> Result<(), sqlx::Erro
         .bind(extra_json(c))
         .bind(&c.disconnect_cause)
         .bind(c.end_time.as_nanos())
-        .execute(pool)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]
