@@ -12,14 +12,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 mod serve_common;
 
-use serve_common::{Server, WAIT, temp_data_dir};
+use serve_common::{PgSchema, Server, WAIT, temp_data_dir};
 
 const CALLS: usize = 20;
 
@@ -84,21 +84,9 @@ fn credit(addr: &str, account: &str) -> Decimal {
 
 #[test]
 fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
-    let pg = std::env::var("ACCURATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let schema = format!("serve_backpressure_{}_{nanos}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin = rt.block_on(sqlx::PgPool::connect(&pg)).unwrap();
-    rt.block_on(sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin))
-        .unwrap();
-    let url = format!("{pg}?options=-c%20search_path%3D{schema}");
+    let pgs = PgSchema::new("serve_backpressure");
+    let (rt, admin, schema) = (&pgs.rt, &pgs.admin, &pgs.schema);
+    let url = pgs.url.clone();
     let config = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n\
                   [cdrs]\nbatch-size = 1\nflush-interval-ms = 1\n\
                   [sessions]\nshards = 1\n";
@@ -226,6 +214,5 @@ fn a_blocked_cdr_database_makes_the_sessions_wait_and_loses_nothing() {
     assert_eq!(n["result"], json!(0), "{n}");
     drop(s);
     let _ = std::fs::remove_dir_all(&data);
-    rt.block_on(sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin))
-        .unwrap();
+    pgs.drop_schema();
 }

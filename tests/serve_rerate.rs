@@ -8,14 +8,13 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 mod serve_common;
 
-use serve_common::{Server, dec, rpc as call, wait_until};
+use serve_common::{PgSchema, Server, dec, rpc as call, wait_until};
 
 const S: u64 = 1_000_000_000;
 
@@ -193,26 +192,12 @@ fn rate_cdrs_on_sqlite() {
 
 #[test]
 fn rate_cdrs_on_postgres() {
-    let pg = std::env::var("ACCURATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let schema = format!("serve_rerate_{}_{nanos}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin = rt.block_on(sqlx::PgPool::connect(&pg)).unwrap();
-    rt.block_on(sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin))
-        .unwrap();
-    let url = format!("{pg}?options=-c%20search_path%3D{schema}");
+    let pgs = PgSchema::new("serve_rerate");
+    let url = pgs.url.clone();
     let s = Server::start(&["--tariffplan", &plan_dir("sessions"), "--cdr-db", &url]);
     scenario(&s);
     drop(s);
-    rt.block_on(sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin))
-        .unwrap();
+    pgs.drop_schema();
 }
 
 /// A re-rate cut off after the account changed and before the stored CDR
@@ -221,23 +206,10 @@ fn rate_cdrs_on_postgres() {
 /// more, and the CDR gets its new cost.
 #[test]
 fn a_rerate_cut_off_before_the_cdr_update_charges_once_when_run_again() {
-    let pg = std::env::var("ACCURATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let schema = format!("serve_rerate_cut_{}_{nanos}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin = rt.block_on(sqlx::PgPool::connect(&pg)).unwrap();
-    let sql = |q: String| {
-        rt.block_on(sqlx::query(&q).execute(&admin)).unwrap();
-    };
-    sql(format!("CREATE SCHEMA {schema}"));
-    let url = format!("{pg}?options=-c%20search_path%3D{schema}");
+    let pgs = PgSchema::new("serve_rerate_cut");
+    let schema = &pgs.schema;
+    let sql = |q: String| pgs.sql(&q);
+    let url = pgs.url.clone();
     let s = Server::start(&["--tariffplan", &plan_dir("sessions"), "--cdr-db", &url]);
     // 60 s at 0.01 a second: 0.60 of 10.00.
     process_cdr(&s, "k1", "1001", "*postpaid", 60);
@@ -274,5 +246,5 @@ fn a_rerate_cut_off_before_the_cdr_update_charges_once_when_run_again() {
     assert_eq!(credit(&s, "1001"), dec("8.80"));
     assert_eq!(cost_of(&costs(&s), "k1"), (dec("1.2"), "*cdrs".into()));
     drop(s);
-    sql(format!("DROP SCHEMA {schema} CASCADE"));
+    pgs.drop_schema();
 }

@@ -15,7 +15,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -24,7 +24,8 @@ mod common;
 mod serve_common;
 
 use serve_common::{
-    Server, credit, hep_udp_addr, metric, restamp_hep, rpc, send_udp, temp_data_dir, wait_until,
+    PgSchema, Server, credit, hep_udp_addr, metric, restamp_hep, rpc, send_udp, temp_data_dir,
+    wait_until,
 };
 
 /// The longest a stop may take here: the grace the server gives an
@@ -128,27 +129,15 @@ const CONFIG: &str = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0
 
 #[test]
 fn sigterm_with_the_cdr_database_unreachable_ends_soon_and_loses_no_cdr() {
-    let pg = std::env::var("ACCURATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let schema = format!("serve_shutdown_{}_{nanos}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin = rt.block_on(sqlx::PgPool::connect(&pg)).unwrap();
-    rt.block_on(sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin))
-        .unwrap();
+    let pgs = PgSchema::new("serve_shutdown");
+    let pg = &pgs.base;
     let db_host = pg
         .split_once('@')
         .and_then(|(_, rest)| rest.split_once('/'))
         .map(|(host, _)| host.to_owned())
         .unwrap();
     let relay = Relay::start(&db_host);
-    let direct = format!("{pg}?options=-c%20search_path%3D{schema}");
+    let direct = pgs.url.clone();
     let relayed = direct.replace(&db_host, &format!("127.0.0.1:{}", relay.port));
     let data = temp_data_dir();
     let data_arg = data.to_str().unwrap();
@@ -220,8 +209,7 @@ fn sigterm_with_the_cdr_database_unreachable_ends_soon_and_loses_no_cdr() {
     assert_eq!(Decimal::from(10) - total, charged, "{all:?}");
     drop(s);
     let _ = std::fs::remove_dir_all(&data);
-    rt.block_on(sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin))
-        .unwrap();
+    pgs.drop_schema();
 }
 
 /// SIGTERM, then the exit status and stderr, waiting at most

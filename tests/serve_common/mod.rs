@@ -330,3 +330,54 @@ pub fn send_udp(to: &str, packets: &[Vec<u8>]) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// A fresh PostgreSQL schema for one test's CDRs (`ACCURATE_TEST_POSTGRES`,
+/// default the local `test` database): `url` points `--cdr-db` at it,
+/// `admin` and `rt` let the test look or meddle; dropped by `drop_schema`.
+pub struct PgSchema {
+    pub rt: tokio::runtime::Runtime,
+    pub admin: sqlx::PgPool,
+    /// The database's own URL.
+    pub base: String,
+    pub schema: String,
+    /// `base` with the schema as its search path.
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn new(prefix: &str) -> PgSchema {
+        let base = std::env::var("ACCURATE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!("{prefix}_{}_{nanos}", std::process::id());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let admin = rt.block_on(sqlx::PgPool::connect(&base)).unwrap();
+        let url = format!("{base}?options=-c%20search_path%3D{schema}");
+        let pg = PgSchema {
+            rt,
+            admin,
+            base,
+            schema,
+            url,
+        };
+        pg.sql(&format!("CREATE SCHEMA {}", pg.schema));
+        pg
+    }
+
+    /// Runs one statement as the admin; it must succeed.
+    pub fn sql(&self, q: &str) {
+        self.rt
+            .block_on(sqlx::query(q).execute(&self.admin))
+            .unwrap();
+    }
+
+    pub fn drop_schema(&self) {
+        self.sql(&format!("DROP SCHEMA {} CASCADE", self.schema));
+    }
+}
