@@ -16,7 +16,7 @@ use crate::Error;
 /// The data lines of one CSV file: every trimmed field in one string,
 /// so a 100,000-line file costs a few allocations, not one per line.
 #[derive(Debug, Default)]
-pub(crate) struct Records {
+pub struct Records {
     text: String,
     /// Byte range of each field in `text`.
     fields: Vec<(usize, usize)>,
@@ -67,7 +67,7 @@ impl Records {
 
 /// One data line of a CSV file.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Record<'a> {
+pub struct Record<'a> {
     /// 1-based line number where the record starts.
     pub line: usize,
     text: &'a str,
@@ -88,6 +88,11 @@ impl<'a> Record<'a> {
     pub fn len(&self) -> usize {
         self.fields.len()
     }
+
+    /// Whether the line has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
 }
 
 fn parse_err(path: &Path, line: usize, column: usize, expected: &str, found: &str) -> Error {
@@ -106,7 +111,7 @@ fn parse_err(path: &Path, line: usize, column: usize, expected: &str, found: &st
 /// # Errors
 /// [`Error::Load`] naming `path`, line and column for text that is not
 /// UTF-8 and for a quote that never closes.
-pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Records, Error> {
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Records, Error> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let bytes = lone_cr_to_lf(bytes);
     let mut reader = csv::ReaderBuilder::new()

@@ -39,7 +39,7 @@ mod account;
 mod actions;
 mod call;
 mod cost;
-mod csv;
+pub mod csv;
 mod duration;
 mod error;
 mod exact;

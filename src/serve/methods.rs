@@ -61,6 +61,9 @@ pub(crate) struct State {
     pub cdrs: Arc<dyn sessions::CdrStore>,
     /// Where CDRs are written: batched, through the writer task.
     pub cdr_writer: cdrs::CdrWriter,
+    /// The CGRateS subsystems' profiles (Filters.csv, Attributes.csv, ...)
+    /// of the plan in force, swapped whole by a load.
+    pub profiles: subsystems::SharedProfiles,
 }
 
 /// Debits: `APIerSv1.DebitUsage` calls and the session manager's charging
@@ -205,6 +208,7 @@ impl State {
             expiries: std::sync::Mutex::default(),
             cdrs: cdrs.store,
             cdr_writer: cdrs.writer,
+            profiles: subsystems::SharedProfiles::default(),
         }
     }
 
@@ -260,6 +264,7 @@ pub(crate) async fn dispatch(
             super::sessionsapi::call(state, m, &params).await
         }
         m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
+        m if super::subsys::handles(m) => super::subsys::call(state, m, &params).await,
         super::cdrs_rate::METHOD => super::cdrs_rate::rate_cdrs(state, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the
@@ -456,6 +461,7 @@ async fn load_folder(state: &Arc<State>, params: Value) -> Result<String, RpcErr
     let loaded = tokio::task::spawn_blocking(move || {
         if dry_run {
             crate::cost::load_tariff_plan(&dir, &st.policy)?;
+            subsystems::Profiles::load_dir(&dir)?;
         } else {
             super::store::load_plan_dir(&st, &dir)?;
             accounts::load_accounts(&st, Utc::now())

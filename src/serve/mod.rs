@@ -35,6 +35,7 @@ mod metrics;
 mod sessions;
 mod sessionsapi;
 mod store;
+mod subsys;
 mod tcp;
 
 use std::io::Write as _;
@@ -158,8 +159,11 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             if n > 0 {
                 say(&format!("loaded {n} accounts"));
             }
-        } else if let Some(plan) = store::saved_plan(state.meta.as_ref(), &state.policy)? {
+        } else if let Some((plan, profiles)) =
+            store::saved_plan(state.meta.as_ref(), &state.policy)?
+        {
             state.plan.replace(plan);
+            state.profiles.replace(profiles);
             let n = store::restore(&state, chrono::Utc::now())
                 .map_err(|e| anyhow::anyhow!("restoring accounts: {e}"))?;
             say(&format!(

@@ -122,14 +122,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The handled CSV files of a plan folder, name -> text.
 fn plan_files(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let mut files = BTreeMap::new();
-    for name in rating::HANDLED_FILES {
+    for name in rating::HANDLED_FILES
+        .iter()
+        .chain(subsystems::HANDLED_FILES)
+    {
         let path = dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => {
                 // The plan loaded, so its files are UTF-8; lossy only if
                 // a file changed since.
                 files.insert(
-                    name.to_owned(),
+                    (*name).to_owned(),
                     String::from_utf8_lossy(&bytes).into_owned(),
                 );
             }
@@ -150,6 +153,7 @@ fn plan_files(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 /// A bad plan, an unreadable folder, a store error.
 pub(crate) fn load_plan_dir(state: &State, dir: &Path) -> anyhow::Result<rating::LoadReport> {
     let (plan, report) = crate::cost::load_tariff_plan(dir, &state.policy)?;
+    let profiles = subsystems::Profiles::load_dir(dir)?;
     let files = plan_files(dir)?;
     let blob = serde_json::to_vec(&files).context("encoding the plan")?;
     state
@@ -157,6 +161,7 @@ pub(crate) fn load_plan_dir(state: &State, dir: &Path) -> anyhow::Result<rating:
         .put_meta(PLAN_BLOB, &blob)
         .context("saving the tariff plan in the store")?;
     state.plan.replace(plan);
+    state.profiles.replace(profiles);
     Ok(report)
 }
 
@@ -167,7 +172,7 @@ pub(crate) fn load_plan_dir(state: &State, dir: &Path) -> anyhow::Result<rating:
 pub(crate) fn saved_plan(
     meta: &dyn MetaStore,
     policy: &rating::LoadPolicy,
-) -> anyhow::Result<Option<rating::TariffPlan>> {
+) -> anyhow::Result<Option<(rating::TariffPlan, subsystems::Profiles)>> {
     let Some(blob) = meta
         .get_meta(PLAN_BLOB)
         .context("reading the saved tariff plan")?
@@ -185,7 +190,9 @@ pub(crate) fn saved_plan(
     };
     let (plan, _) = rating::TariffPlan::from_csv_with(&pairs, &options, policy)
         .context("loading the saved tariff plan")?;
-    Ok(Some(plan))
+    let profiles =
+        subsystems::Profiles::from_files(&pairs).context("loading the saved subsystem profiles")?;
+    Ok(Some((plan, profiles)))
 }
 
 /// How long a claim of a scheduled run is kept (longer than any two
