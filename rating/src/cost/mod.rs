@@ -20,9 +20,9 @@ use crate::call::{CallDescriptor, Tor};
 use crate::exact::ExactAmount;
 use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
 use crate::plan::{
-    IntervalHead, MaxCost, MaxCostStrategy, RateInterval, RateSlot, Run, TariffPlan,
+    IntervalHead, MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, Run, TariffPlan,
 };
-use crate::resolve::{DestinationMatch, match_destination, resolve};
+use crate::resolve::{DestinationMatch, RatingSlice, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
 /// One piece of a call at one price.
@@ -163,6 +163,43 @@ impl TariffPlan {
     /// [`Error::NoRateInterval`] when the call cannot be rated;
     /// [`Error::Overflow`] for absurd usages.
     pub fn cost(&self, cd: &CallDescriptor<'_>, mode: RoundingMode) -> Result<CallCost, Error> {
+        self.cost_in(cd, mode, None)
+    }
+
+    /// Rates a call with the rating plan `rating_plan_id` in force from
+    /// the call's start, whatever the subject's rating profile says (as
+    /// CGRateS's `Responder.GetCostOnRatingPlans` does with a temporary
+    /// profile, for the routes' least-cost sorting).
+    ///
+    /// # Errors
+    /// [`Error::RatingPlanNotFound`] when there is no such plan,
+    /// [`Error::UnauthorizedDestination`] when it does not price the
+    /// destination, else as [`TariffPlan::cost`].
+    pub fn cost_on_rating_plan(
+        &self,
+        rating_plan_id: &str,
+        cd: &CallDescriptor<'_>,
+        mode: RoundingMode,
+    ) -> Result<CallCost, Error> {
+        let plan = self
+            .plans
+            .iter()
+            .find(|p| &*p.id == rating_plan_id)
+            .ok_or_else(|| Error::RatingPlanNotFound {
+                tenant: cd.tenant.to_owned(),
+                category: cd.category.to_owned(),
+                subject: rating_plan_id.to_owned(),
+                at: cd.start,
+            })?;
+        self.cost_in(cd, mode, Some(plan))
+    }
+
+    fn cost_in(
+        &self,
+        cd: &CallDescriptor<'_>,
+        mode: RoundingMode,
+        only: Option<&RatingPlan>,
+    ) -> Result<CallCost, Error> {
         let subject = if cd.subject.is_empty() {
             cd.account
         } else {
@@ -176,7 +213,21 @@ impl TariffPlan {
         // day only move the time of day (a UTC day is always NS_PER_DAY;
         // a leap-second start takes the slow path).
         let start_parts = DateParts::new(cd.start);
-        let slices = resolve(self, cd, subject, (cd.start, &start_parts), window_end)?;
+        let slices = match only {
+            None => resolve(self, cd, subject, (cd.start, &start_parts), window_end)?,
+            Some(plan) => vec![RatingSlice {
+                from: cd.start,
+                plan,
+                subject: &plan.id,
+                destination: match_destination(self, plan, cd.destination, &start_parts)
+                    .ok_or_else(|| Error::UnauthorizedDestination {
+                        tenant: cd.tenant.to_owned(),
+                        category: cd.category.to_owned(),
+                        subject: subject.to_owned(),
+                        destination: cd.destination.to_owned(),
+                    })?,
+            }],
+        };
         // Most calls have one or two spans.
         let mut spans = Vec::with_capacity(2);
         let same_day_ok = cd.start.timestamp_subsec_nanos() < 1_000_000_000;
