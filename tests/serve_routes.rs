@@ -257,3 +257,29 @@ fn v010_supplier_shapes() {
     assert_eq!(p[0]["Suppliers"][2]["RatingPlanIDs"], json!(["RP_GAMMA"]));
     assert_eq!(rpc(&s, "SupplierSv1.Ping", json!({})), json!("Pong"));
 }
+
+#[test]
+fn account_balances_then_rating_plans() {
+    let s = start();
+    // delta's account pays 20 s from its minutes, RP_GAMMA the other 40 s
+    // (0.80); alpha costs 0.60 a minute.
+    let r = rpc(
+        &s,
+        "RouteSv1.GetRoutes",
+        event("1005", "4930", None, json!({})),
+    );
+    assert_eq!(order(&r), one("ROUTE_ACCOUNT", &["alpha", "delta"]));
+    let delta = &r[0]["Routes"][1]["SortingData"];
+    assert_eq!(dec(&delta["Cost"].to_string()), dec("0.8"));
+    assert_eq!(delta["Account"], "carrier_delta");
+    assert_eq!(delta["MaxUsage"], 20_000_000_000_u64);
+    assert_eq!(delta["RatingPlanID"], "RP_GAMMA");
+    // 20 s: the account pays all of it, nothing to pay on the plan.
+    let r = rpc(
+        &s,
+        "RouteSv1.GetRoutes",
+        event("1005", "4930", Some("20s"), json!({})),
+    );
+    assert_eq!(order(&r), one("ROUTE_ACCOUNT", &["delta", "alpha"]));
+    assert_eq!(r[0]["Routes"][0]["SortingData"]["Cost"], 0);
+}

@@ -66,9 +66,18 @@ struct Live<'a> {
 
 impl RouteData for Live<'_> {
     fn cost(&self, ev: &Event, route: &Route) -> Result<Option<RouteCost>, subsystems::Error> {
-        // AccountIDs alone (CGRateS's max usage on the accounts) are not
-        // costed here: such a route has no cost information.
-        sort::cost_on_rating_plans(self.plan, ev, &route.rating_plan_ids, self.state.mode)
+        let now = Utc::now();
+        let mut max_usage = |id: &str, cd: &rating::CallDescriptor<'_>| {
+            let acc = self.state.accounts.get(cd.tenant, id).ok()??;
+            rating::max_usage(&acc, cd, self.plan, self.state.mode, now).ok()
+        };
+        sort::cost_for_event(
+            self.plan,
+            ev,
+            (&route.account_ids, &route.rating_plan_ids),
+            self.state.mode,
+            &mut max_usage,
+        )
     }
 
     fn event_cost(&self, ev: &Event) -> Result<Decimal, subsystems::Error> {

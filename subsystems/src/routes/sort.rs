@@ -586,6 +586,85 @@ pub fn cost_on_rating_plans(
     Ok(None)
 }
 
+/// What an account can pay of a call: the longest usage, at most the
+/// call's (`None`: no such account, or it cannot be asked).
+pub type AccountMaxUsage<'a> = dyn FnMut(&str, &CallDescriptor<'_>) -> Option<Duration> + 'a;
+
+/// CGRateS's `costForEvent`: the first of `account_ids` whose balances
+/// pay for some of the event (`Account`, `MaxUsage`, a `Cost` of 0);
+/// the usage they do not cover (all of it without such an account) is
+/// costed on `rating_plan_ids` from where the account's part ends.
+/// `None` when neither gives anything.
+///
+/// # Errors
+/// As [`cost_on_rating_plans`]; an account that does not cover the
+/// usage on a route without rating plans.
+pub fn cost_for_event(
+    plan: &TariffPlan,
+    ev: &Event,
+    (account_ids, rating_plan_ids): (&[String], &[String]),
+    mode: RoundingMode,
+    max_usage: &mut AccountMaxUsage<'_>,
+) -> Result<Option<RouteCost>, Error> {
+    if account_ids.is_empty() {
+        return cost_on_rating_plans(plan, ev, rating_plan_ids, mode);
+    }
+    let r = rated(ev)?;
+    let mut out: Option<RouteCost> = None;
+    let mut covered = Duration::ZERO;
+    for id in account_ids {
+        let mut cd = CallDescriptor::new(&r.subject, &r.destination, r.start, r.usage);
+        cd.tenant = &ev.tenant;
+        cd.account = id;
+        cd.category = &r.category;
+        let Some(max) = max_usage(id, &cd).filter(|m| !m.is_zero()) else {
+            continue;
+        };
+        covered = max.min(r.usage);
+        let mut data = Map::new();
+        data.insert("Account".into(), id.clone().into());
+        data.insert(
+            "MaxUsage".into(),
+            u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).into(),
+        );
+        out = Some(RouteCost {
+            cost: Decimal::ZERO,
+            data,
+        });
+        break;
+    }
+    if covered >= r.usage {
+        return Ok(out);
+    }
+    if out.is_some() && rating_plan_ids.is_empty() {
+        return Err(Error::Invalid(
+            "no rating plans defined for remaining usage".into(),
+        ));
+    }
+    // The rest of the call, from where the account's part ends.
+    let mut rest = ev.clone();
+    let start = r.start + chrono::TimeDelta::from_std(covered).unwrap_or_default();
+    rest.fields
+        .insert("SetupTime".into(), start.to_rfc3339().into());
+    rest.fields.insert(
+        "Usage".into(),
+        u64::try_from((r.usage - covered).as_nanos())
+            .unwrap_or(u64::MAX)
+            .into(),
+    );
+    let Some(rp) = cost_on_rating_plans(plan, &rest, rating_plan_ids, mode)? else {
+        return Ok(out);
+    };
+    Ok(Some(match out {
+        Some(mut acc) => {
+            acc.cost = rp.cost;
+            acc.data.extend(rp.data);
+            acc
+        }
+        None => rp,
+    }))
+}
+
 /// The event's own cost, by its subject's rating profile (`*event_cost`).
 ///
 /// # Errors

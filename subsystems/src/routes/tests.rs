@@ -437,6 +437,38 @@ fn costs_from_a_real_plan_on_each_route_rating_plan() {
             .to_string(),
         "MANDATORY_IE_MISSING: [SetupTime]"
     );
+    // Accounts first: what the first paying account leaves is costed on
+    // the rating plans from where its part ends.
+    let accts = vec!["poor".to_owned(), "acc".to_owned()];
+    let rps = vec!["RP_1".to_owned()];
+    let mut part = |id: &str, cd: &rating::CallDescriptor<'_>| {
+        assert_eq!(cd.subject, "1001");
+        (id == "acc").then_some(std::time::Duration::from_secs(30))
+    };
+    let c = sort::cost_for_event(&plan, &e, (&accts, &rps), mode, &mut part)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.cost, dec("0.6"));
+    assert_eq!(c.data["Account"], "acc");
+    assert_eq!(c.data["MaxUsage"], 30_000_000_000_u64);
+    assert_eq!(c.data["RatingPlanID"], "RP_1");
+    let mut all =
+        |_: &str, _: &rating::CallDescriptor<'_>| Some(std::time::Duration::from_secs(600));
+    let c = sort::cost_for_event(&plan, &e, (&accts, &rps), mode, &mut all)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.cost, Decimal::ZERO);
+    let mut none = |_: &str, _: &rating::CallDescriptor<'_>| None;
+    let c = sort::cost_for_event(&plan, &e, (&accts, &rps), mode, &mut none)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.cost, dec("0.9"));
+    assert!(sort::cost_for_event(&plan, &e, (&accts, &[]), mode, &mut part).is_err());
+    assert!(
+        sort::cost_for_event(&plan, &e, (&accts, &[]), mode, &mut none)
+            .unwrap()
+            .is_none()
+    );
     // No Usage: a minute.
     let e3 = ev(json!({"Account": "1001", "Destination": "4930", "SetupTime": "1704103200"}));
     let c = sort::cost_on_rating_plans(&plan, &e3, &["RP_1".into()], mode)
