@@ -112,6 +112,28 @@ fn connect_fee_group_interval_start_and_increments() {
 }
 
 #[test]
+fn cost_on_a_named_rating_plan_ignores_the_subject_profiles() {
+    let p = tutorial_like();
+    // A subject without a rating profile, priced by RP_1001 itself: 0.65.
+    let c = cd("nobody", "1002", MON_10, "90s");
+    assert!(p.cost(&c, RoundingMode::Exact).is_err());
+    let cc = p
+        .cost_on_rating_plan("RP_1001", &c, RoundingMode::Exact)
+        .unwrap();
+    assert_eq!(cc.cost.to_string(), "0.65");
+    assert_eq!(&*cc.timespans[0].rating_plan, "RP_1001");
+    assert!(matches!(
+        p.cost_on_rating_plan("RP_NOPE", &c, RoundingMode::Exact),
+        Err(Error::RatingPlanNotFound { .. })
+    ));
+    let far = cd("nobody", "4930", MON_10, "90s");
+    assert!(matches!(
+        p.cost_on_rating_plan("RP_1001", &far, RoundingMode::Exact),
+        Err(Error::UnauthorizedDestination { .. })
+    ));
+}
+
+#[test]
 fn rate_unit_scales_the_price() {
     // RT_1CNT: 0.01 per 60 s unit, 60 s increments; 2 min -> 0.02.
     let p = tutorial_like();
