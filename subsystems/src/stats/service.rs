@@ -142,6 +142,11 @@ impl StatService {
         std::mem::take(&mut self.dirty)
     }
 
+    /// Marks the queues changed (a save that failed, to retry).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
     /// The profiles of the queues matching `ev` (only `ids` when given),
     /// highest weight first, cut after the first blocker.
     ///
