@@ -212,11 +212,8 @@ fn queue_ids(state: &State, params: &Value) -> Result<String, RpcError> {
         tenant
     };
     let profiles = state.profiles.current();
-    let ids = service(state).queue_ids(&profiles, &tenant);
-    if ids.is_empty() {
-        return Err(RpcError::server("NOT_FOUND"));
-    }
-    to_json(&ids)
+    // v0.10 answers the keys it finds: none is an empty list.
+    to_json(&service(state).queue_ids(&profiles, &tenant))
 }
 
 fn get_queue(state: &State, params: &Value) -> Result<String, RpcError> {
