@@ -103,6 +103,9 @@ fn run(state: &Weak<State>, rx: &Receiver<Feed>) {
         };
         match msg {
             Ok(Feed::Cdr(cdr)) => {
+                if st.profiles.current().stats.is_empty() {
+                    continue;
+                }
                 let ev = cdr_event(&cdr);
                 match process(&st, &ev, None) {
                     Ok(_) | Err(subsystems::Error::NotFound) => {}
