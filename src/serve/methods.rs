@@ -64,6 +64,8 @@ pub(crate) struct State {
     /// The CGRateS subsystems' profiles (Filters.csv, Attributes.csv, ...)
     /// of the plan in force, swapped whole by a load.
     pub profiles: subsystems::SharedProfiles,
+    /// StatS's queues and CDR feed.
+    pub stats: super::subsys::stats::Stats,
 }
 
 /// Debits: `APIerSv1.DebitUsage` calls and the session manager's charging
@@ -209,6 +211,7 @@ impl State {
             cdrs: cdrs.store,
             cdr_writer: cdrs.writer,
             profiles: subsystems::SharedProfiles::default(),
+            stats: super::subsys::stats::Stats::default(),
         }
     }
 

@@ -75,7 +75,30 @@ pub(crate) fn render(state: &State) -> String {
     capture(&mut o, state);
     sessions(&mut o, state);
     cdr_writer(&mut o, state);
+    stat_queues(&mut o, state);
     o.0
+}
+
+/// StatS: each queue's metrics that have a value (`*acd` and the other
+/// durations in nanoseconds, `*asr` in percent), as CGRateS's
+/// `GetQueueFloatMetrics`.
+fn stat_queues(o: &mut Out, state: &State) {
+    let gauges = super::subsys::stats::gauges(state);
+    if gauges.is_empty() {
+        return;
+    }
+    o.head(
+        "accurate_stat_metric",
+        "gauge",
+        "StatS metrics by tenant, queue and metric (durations in nanoseconds, *asr in percent; N/A metrics absent).",
+    );
+    for (tenant, queue, metric, v) in gauges {
+        o.value(
+            "accurate_stat_metric",
+            &[("tenant", &tenant), ("queue", &queue), ("metric", &metric)],
+            v,
+        );
+    }
 }
 
 /// The CDR writer: CDRs queued, stored, already stored, failed; pending

@@ -170,6 +170,8 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
                 "restored the saved tariff plan and {n} accounts from the store"
             ));
         }
+        // StatS: the saved queues back, fed by every CDR stored from now.
+        subsys::stats::start(&state)?;
         // The session shards, with the sessions saved before a restart.
         let sink = Arc::new(sessions::WriterSink::new(state.cdr_writer.clone()));
         let (sessions, dialogs) = sessions::Sessions::start(
@@ -254,6 +256,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         let _ = tokio::task::spawn_blocking(move || s.stop_blocking()).await;
         let _ = cdr_stop_tx.send(true);
         let _ = cdr_writer.await;
+        // The last CDRs through StatS, its Stored queues saved.
+        let st = Arc::clone(&state);
+        let _ = tokio::task::spawn_blocking(move || subsys::stats::flush(&st)).await;
         let mut e = std::io::stderr().lock();
         for (k, v) in state.counters.all() {
             let _ = writeln!(e, "serve: {k}: {v}");

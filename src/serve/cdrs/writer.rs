@@ -2,8 +2,8 @@
 //! through) and [`WriterTask`] (the task that stores them); see the parent
 //! module's documentation.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sessions::{Cdr, CdrStore};
@@ -75,7 +75,12 @@ struct Job {
 pub(crate) struct CdrWriter {
     tx: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
+    on_stored: Arc<OnceLock<StoredHook>>,
 }
+
+/// Called by the writer task with each CDR it newly stored (StatS's
+/// feed); it must not block.
+pub(crate) type StoredHook = Box<dyn Fn(&Cdr) + Send + Sync>;
 
 impl std::fmt::Debug for CdrWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +109,7 @@ impl CdrWriter {
         let batch_size = batch_size.max(1);
         let (tx, rx) = mpsc::channel(batch_size.saturating_mul(4));
         let stats = Arc::new(WriterStats::default());
+        let on_stored = Arc::new(OnceLock::new());
         let task = WriterTask {
             rx,
             store,
@@ -112,8 +118,16 @@ impl CdrWriter {
             stats: Arc::clone(&stats),
             give_up: None,
             abandoning: false,
+            on_stored: Arc::clone(&on_stored),
         };
-        (CdrWriter { tx, stats }, task)
+        (
+            CdrWriter {
+                tx,
+                stats,
+                on_stored,
+            },
+            task,
+        )
     }
 
     /// Queues `cdr`, waiting while the queue is full (counted as
@@ -176,6 +190,12 @@ impl CdrWriter {
         Ok(rx)
     }
 
+    /// Sets the hook each newly stored CDR is shown to (once; `false`
+    /// when one is set already).
+    pub(crate) fn on_stored(&self, hook: StoredHook) -> bool {
+        self.on_stored.set(hook).is_ok()
+    }
+
     /// The counters.
     pub(crate) fn stats(&self) -> &WriterStats {
         &self.stats
@@ -202,6 +222,8 @@ pub(crate) struct WriterTask {
     batch_size: usize,
     flush_interval: Duration,
     stats: Arc<WriterStats>,
+    /// Shown each newly stored CDR ([`CdrWriter::on_stored`]).
+    on_stored: Arc<OnceLock<StoredHook>>,
     /// Once true (the shutdown's grace is over), an insert that does not
     /// succeed is not retried: see [`WriterTask::give_up_on`].
     give_up: Option<watch::Receiver<bool>>,
@@ -370,7 +392,11 @@ impl WriterTask {
         match r {
             Ok(new) => {
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                for (is_new, done) in new.into_iter().zip(dones) {
+                let hook = self.on_stored.get();
+                for ((is_new, done), cdr) in new.into_iter().zip(dones).zip(cdrs) {
+                    if is_new && let Some(h) = hook {
+                        h(cdr);
+                    }
                     let c = if is_new {
                         &self.stats.stored
                     } else {

@@ -16,7 +16,7 @@ mod attributes;
 mod chargers;
 mod resources;
 mod routes;
-mod stats;
+pub(crate) mod stats;
 mod thresholds;
 
 /// The services answered here.
