@@ -178,6 +178,41 @@ impl AttrReply {
     }
 }
 
+impl AttrReply {
+    /// CGRateS's digest of the altered event fields,
+    /// `Field1:value1,Field2:value2` (`*req.` fields still present only), as
+    /// SessionS answers it in `AttributesDigest`.
+    #[must_use]
+    pub fn digest(&self) -> String {
+        let mut out = String::new();
+        for f in &self.altered_fields {
+            let name = f.strip_prefix("*req.").unwrap_or(f);
+            let Some(v) = self.event.fields.get(name) else {
+                continue;
+            };
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(name);
+            out.push(':');
+            out.push_str(&crate::event::value_text(v));
+        }
+        out
+    }
+}
+
+impl AttributeProfile {
+    /// An inline profile as ChargerS's AttributeIDs write one
+    /// (`*constant:*req.RequestType:*none`; several joined by `;`, a
+    /// value's parts by `&`): its ID is the text, it serves every context.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a rule that does not read.
+    pub fn inline(tenant: &str, text: &str) -> Result<AttributeProfile, Error> {
+        load::inline_profile(tenant, text).map_err(Error::Invalid)
+    }
+}
+
 /// The `*vars` this module sets while it runs (removed from the reply).
 const VAR_PROCESS_RUNS: &str = "*processRuns";
 const VAR_PROCESSED: &str = "*processedProfileIDs";
@@ -313,7 +348,10 @@ impl AttributeProfiles {
         if !args.profile_ids.is_empty() {
             let mut inline_err = None;
             let mut cands = args.profile_ids.iter().filter_map(|id| {
-                if id.starts_with('*') {
+                if id == "*none" {
+                    // ChargerS's "no attributes": matches nothing.
+                    None
+                } else if id.starts_with('*') {
                     match load::inline_profile(tenant, id) {
                         Ok(p) => Some(Arc::new(p)),
                         Err(e) => {

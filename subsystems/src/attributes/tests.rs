@@ -28,6 +28,8 @@ cgrates.org,ATTR_FLT,*sessions,FLTR_2002,,,*req.Flt,*constant,hit,false,10
 cgrates.org,ATTR_REM,rm,,,,*req.Secret,*constant,*remove,false,0
 cgrates.org,ATTR_REM,,,,,*opts.*rated,*constant,true,,
 cgrates.org,ATTR_MISSING,miss,,,,*req.X,*variable,~*req.Nope,false,0
+cgrates.org,ATTR_SECOND,vars,*string:~*vars.*processRuns:2,,,*req.Second,*variable,~*vars.*processRuns,false,20
+cgrates.org,ATTR_FIRST,vars,,,,*req.First,*constant,1,false,10
 ";
 
 const FILTERS: &str = "\
@@ -315,4 +317,37 @@ fn reads_the_v09_layout() {
     let ev = Event::from_cgr_event(&json!({"Event": {"Account": "7"}}));
     let r = attrs.process(&ctx, ev, &args).unwrap();
     assert!(!r.event.fields.contains_key("Subject"));
+}
+
+#[test]
+fn filters_read_the_run_number_and_digest() {
+    let r = run(acc("1"), "vars", 3).unwrap();
+    assert_eq!(
+        r.matched_profiles,
+        vec!["ATTR_FIRST", "ATTR_SECOND", "ATTR_FIRST"]
+    );
+    assert_eq!(r.event.text("Second"), "2");
+    assert_eq!(r.digest(), "First:1,Second:2");
+    assert!(r.event.vars.is_empty());
+}
+
+#[test]
+fn none_ids_match_nothing() {
+    let (attrs, filters) = fixture();
+    let ctx = FilterCtx {
+        filters: &filters,
+        plan: None,
+        now: now(),
+    };
+    let args = AttrArgs {
+        profile_ids: vec!["*none".into()],
+        ..AttrArgs::default()
+    };
+    let ev = Event::from_cgr_event(&acc("1001"));
+    assert!(matches!(
+        attrs.process(&ctx, ev, &args),
+        Err(Error::NotFound)
+    ));
+    assert!(AttributeProfile::inline("t", "*constant:*req.A:1&2").is_ok());
+    assert!(AttributeProfile::inline("t", "*constant::1").is_err());
 }
