@@ -156,9 +156,10 @@ pub(super) fn load(
     let mut out = AttributeProfiles::default();
     for key in order {
         if let Some(p) = profs.remove(&key) {
-            out.insert(p);
+            out.push(p);
         }
     }
+    out.reindex();
     Ok(out)
 }
 

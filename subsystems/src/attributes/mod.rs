@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::Error;
 use crate::activation::ActivationInterval;
 
+mod index;
 mod json;
 mod load;
 pub mod subst;
@@ -71,6 +72,7 @@ pub struct AttributeProfile {
 pub struct AttributeProfiles {
     profiles: Vec<Arc<AttributeProfile>>,
     by_id: FxHashMap<(String, String), usize>,
+    index: index::Index,
 }
 
 impl AttributeProfiles {
@@ -85,8 +87,15 @@ impl AttributeProfiles {
         load::load(records, file)
     }
 
-    /// Adds or replaces a profile.
+    /// Adds or replaces a profile (the index is rebuilt: for a few
+    /// profiles, not a whole file).
     pub fn insert(&mut self, p: AttributeProfile) {
+        self.push(p);
+        self.reindex();
+    }
+
+    /// Adds or replaces a profile without rebuilding the index.
+    fn push(&mut self, p: AttributeProfile) {
         let key = (p.tenant.clone(), p.id.clone());
         if let Some(&i) = self.by_id.get(&key)
             && let Some(slot) = self.profiles.get_mut(i)
@@ -96,6 +105,10 @@ impl AttributeProfiles {
         }
         self.by_id.insert(key, self.profiles.len());
         self.profiles.push(Arc::new(p));
+    }
+
+    fn reindex(&mut self) {
+        self.index = index::Index::build(&self.profiles);
     }
 
     /// The profile `id` of `tenant`.
@@ -375,11 +388,10 @@ impl AttributeProfiles {
             args.context.as_str()
         };
         let of_context = |c: &str| {
-            let c = c.to_owned();
-            self.profiles
-                .iter()
-                .filter(move |p| p.tenant == tenant && p.contexts.contains(&c))
-                .cloned()
+            self.index
+                .candidates(tenant, c, ev)
+                .into_iter()
+                .filter_map(|i| self.profiles.get(i).cloned())
         };
         if context != "*any"
             && let Some(p) = best_of(&mut of_context(context))?

@@ -351,3 +351,63 @@ fn none_ids_match_nothing() {
     assert!(AttributeProfile::inline("t", "*constant:*req.A:1&2").is_ok());
     assert!(AttributeProfile::inline("t", "*constant::1").is_err());
 }
+
+#[test]
+fn the_index_keeps_the_choice() {
+    let mut csv = String::from(
+        "#Tenant,ID,Contexts,FilterIDs,ActivationInterval,AttributeFilterIDs,Path,Type,Value,Blocker,Weight\n",
+    );
+    for i in 0..2000 {
+        csv.push_str(&format!(
+            "t,P{i},auth,*string:~*req.Account:{i},,,*req.Password,*constant,pw{i},false,10\n"
+        ));
+    }
+    // two values, and a second filter the index does not read
+    csv.push_str("t,MULTI,auth,*string:~*req.Account:a|b;*prefix:~*req.Dst:49,,,*req.Password,*constant,multi,false,20\n");
+    // no *string filter: always a candidate, lower weight
+    csv.push_str(
+        "t,ANY_ACC,auth;other,*prefix:~*req.Account:1,,,*req.Password,*constant,prefix,false,5\n",
+    );
+    let p = Path::new("Attributes.csv");
+    let attrs =
+        AttributeProfiles::load(&rating::csv::parse(p, csv.as_bytes()).unwrap(), p).unwrap();
+    let filters = FilterSet::default();
+    let ctx = FilterCtx {
+        filters: &filters,
+        plan: None,
+        now: now(),
+    };
+    let args = AttrArgs {
+        context: "auth".into(),
+        process_runs: 1,
+        ..AttrArgs::default()
+    };
+    let pick = |ev: serde_json::Value| {
+        attrs
+            .process(
+                &ctx,
+                Event::from_cgr_event(&json!({"Tenant": "t", "Event": ev})),
+                &args,
+            )
+            .map(|r| r.event.text("Password").into_owned())
+    };
+    assert_eq!(pick(json!({"Account": "1234"})).unwrap(), "pw1234");
+    assert_eq!(pick(json!({"Account": 77})).unwrap(), "pw77");
+    assert_eq!(
+        pick(json!({"Account": "b", "Dst": "4930"})).unwrap(),
+        "multi"
+    );
+    assert!(pick(json!({"Account": "b", "Dst": "3330"})).is_err());
+    assert_eq!(pick(json!({"Account": "19999"})).unwrap(), "prefix");
+    assert!(pick(json!({"Account": "x"})).is_err());
+    assert!(pick(json!({})).is_err());
+    let other = AttrArgs {
+        context: "other".into(),
+        ..args.clone()
+    };
+    let ev = Event::from_cgr_event(&json!({"Tenant": "t", "Event": {"Account": "1"}}));
+    assert_eq!(
+        attrs.process(&ctx, ev, &other).unwrap().matched_profiles,
+        vec!["ANY_ACC"]
+    );
+}
