@@ -427,7 +427,7 @@ fn apply(
     let mut altered: Vec<String> = Vec::new();
     for attr in &prof.attributes {
         if !attr.filter_ids.is_empty() {
-            match ctx.pass(&ev.tenant, &attr.filter_ids, &*ev) {
+            match ctx.pass(&prof.tenant, &attr.filter_ids, &*ev) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => return Err(EvalError::Other(e.to_string())),
