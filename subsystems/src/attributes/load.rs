@@ -25,14 +25,17 @@ fn add_unique(to: &mut Vec<String>, from: Vec<String>) {
 }
 
 /// Whether a row is in v0.9's layout (`FieldName,Initial,Substitute,
-/// Append`): its 9th column is Append (`true`/`false`) and its 8th is not
-/// a substitution type.
+/// Append`): its 9th column is Append (`true`/`false`), its 8th is not a
+/// substitution type and its 7th is an Initial value (`*any` or plain
+/// text), not a path such as `*req.X`.
 fn is_v09_row(r: &rating::csv::Record<'_>) -> bool {
     let append = r.field(8);
+    let initial = r.field(6);
     r.len() >= 10
         && (append.eq_ignore_ascii_case("true") || append.eq_ignore_ascii_case("false"))
         && !r.field(7).is_empty()
         && Kind::parse(r.field(7)).is_none()
+        && (initial == "*any" || !initial.starts_with('*'))
 }
 
 fn parse_bool(s: &str) -> Option<bool> {

@@ -280,6 +280,11 @@ fn csv_errors_name_the_line() {
         "{head}cgrates.org,A,*any,,,,*req.X,*usage_difference,~*req.A,false,1\n"
     ));
     assert!(e.contains(":2: column 9"), "{e}");
+    // an unknown type with a true/false value is still this layout's error
+    let e = load_err(&format!(
+        "{head}cgrates.org,A,*any,,,,*req.X,*bogus,true,false,10\n"
+    ));
+    assert!(e.contains(":2: column 8"), "{e}");
     let e = load_err(&format!("{head},A,*any,,,,*req.X,*constant,1,false,1\n"));
     assert!(e.contains(":2: column 0"), "{e}");
     let e = load_err(&format!("{head}cgrates.org,A,*any,,,\n"));
