@@ -144,6 +144,10 @@ pub fn evaluate(
                 .trim()
                 .parse()
                 .map_err(|_| other(format!("invalid exponent <{}>", v[1])))?;
+            // Beyond 28 digits a decimal over- or underflows anyway.
+            if exp.unsigned_abs() > 56 {
+                return Err(other(format!("exponent <{exp}> out of range")));
+            }
             let ten = Decimal::TEN;
             let mut out = val;
             for _ in 0..exp.unsigned_abs() {
@@ -307,6 +311,8 @@ mod tests {
             "0.12346"
         );
         assert!(run("*value_exponent", "x;1", "").is_err());
+        assert!(run("*value_exponent", "0;2000000000", "").is_err());
+        assert_eq!(run("*value_exponent", "0;-40", "").unwrap(), "0");
         assert_eq!(
             run("*unix_timestamp", "~*req.AnswerTime", "").unwrap(),
             "1704103200"
@@ -325,5 +331,27 @@ mod tests {
         assert_eq!(run("*none", "", "").unwrap(), "");
         assert_eq!(Kind::parse("*bogus"), None);
         assert_eq!(Kind::Sum.name(), "*sum");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::Event;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        /// Whatever a plan writes as Type and Value, parsing and applying
+        /// it answers a value or an error, never a panic.
+        #[test]
+        fn any_value_any_type(value in "[~*a-zA-Z0-9.:;/{}()$&|\\^+-]{0,40}",
+                              kind in proptest::sample::select(NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
+                              a in "[0-9a-z.:-]{0,12}") {
+            let ev = Event::from_cgr_event(&json!({"Event": {"A": a, "B": "1m"}}));
+            if let Ok(t) = Template::parse(&value, ';') {
+                let _ = evaluate(Kind::parse(kind).unwrap(), &t, "*req.A", &ev, DateTime::UNIX_EPOCH);
+            }
+        }
     }
 }

@@ -416,3 +416,29 @@ fn the_index_keeps_the_choice() {
         vec!["ANY_ACC"]
     );
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any row loads or fails with a line, never panics; what loads
+        /// processes without panicking.
+        #[test]
+        fn any_row(cols in proptest::collection::vec("[*~a-zA-Z0-9.:;|/_-]{0,14}", 0..13)) {
+            let csv = format!("t,P,*any,,,,*req.A,*constant,1,false,1\n{}\n", cols.join(","));
+            let p = Path::new("Attributes.csv");
+            let Ok(recs) = rating::csv::parse(p, csv.as_bytes()) else { return Ok(()) };
+            match AttributeProfiles::load(&recs, p) {
+                Ok(attrs) => {
+                    let filters = FilterSet::default();
+                    let ctx = FilterCtx { filters: &filters, plan: None, now: now() };
+                    let ev = Event::from_cgr_event(&json!({"Tenant": "t", "Event": {"A": "1"}}));
+                    let args = AttrArgs { context: "*any".into(), process_runs: 3, ..AttrArgs::default() };
+                    let _ = attrs.process(&ctx, ev, &args);
+                }
+                Err(e) => prop_assert!(e.to_string().starts_with("Attributes.csv:2:"), "{}", e),
+            }
+        }
+    }
+}
