@@ -268,6 +268,11 @@ pub(crate) async fn dispatch(
         }
         m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
         m if super::subsys::handles(m) => super::subsys::call(state, m, &params).await,
+        m if super::subsys::attributes::APIER_METHODS.contains(&m) => {
+            super::subsys::attributes::call(state, m, &params)
+                .await
+                .unwrap_or_else(|| Err(unknown(m)))
+        }
         super::cdrs_rate::METHOD => super::cdrs_rate::rate_cdrs(state, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the

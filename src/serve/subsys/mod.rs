@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::methods::State;
 
-mod attributes;
+pub(crate) mod attributes;
 mod chargers;
 mod resources;
 mod routes;
