@@ -265,6 +265,9 @@ pub(crate) async fn dispatch(
         }
         m if cdrs::METHODS.contains(&m) => cdrs::call(state, m, &params).await,
         m if super::subsys::handles(m) => super::subsys::call(state, m, &params).await,
+        m if super::subsys::filters::METHODS.contains(&m) => {
+            super::subsys::filters::call(state, m, &params).await
+        }
         super::cdrs_rate::METHOD => super::cdrs_rate::rate_cdrs(state, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the

@@ -14,6 +14,7 @@ use super::methods::State;
 
 mod attributes;
 mod chargers;
+pub(crate) mod filters;
 mod resources;
 mod routes;
 mod stats;
