@@ -3,6 +3,7 @@
 //! keeps: the API's changes survive a restart without `--tariffplan`; a
 //! restart (or a load) with the folder brings the folder's filters back
 //! and keeps the API-set filters it does not define.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 

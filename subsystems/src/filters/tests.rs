@@ -419,3 +419,117 @@ fn inline_rules_compile_once_and_clones_share_the_cache() {
     assert_eq!(a.id, "*string:~*req.Account:1001");
     assert!(set.inline("*string:~*req.Account").is_err());
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn type_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "*string",
+                "*prefix",
+                "*suffix",
+                "*contains",
+                "*empty",
+                "*exists",
+                "*gt",
+                "*gte",
+                "*lt",
+                "*lte",
+                "*eq",
+                "*destinations",
+                "*timings",
+                "*rsr",
+                "*regex",
+                "*ai",
+                "*ipnet",
+            ])
+            .prop_map(str::to_owned),
+            "\\*[a-z]{0,8}",
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "1001",
+                "4915123",
+                "60s",
+                "1m30s",
+                "60000000000",
+                "1.5",
+                "true",
+                "2024-05-13T10:00:00Z",
+                "2024-05-13 10:00:00",
+                "1715594400",
+                "10.1.2.3",
+                "10.0.0.0/8",
+                "DST_DE",
+                "WORKDAYS",
+                "^$",
+                "~^10",
+                ">=10",
+                "",
+            ])
+            .prop_map(str::to_owned),
+            ".{0,12}",
+        ]
+    }
+
+    fn element() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "~*req.A",
+                "~*req.B",
+                "~*req.Nope",
+                "~*opts.*context",
+                "~*req.N.X",
+                "~*req.A{*duration_seconds}",
+                "~*req.A:s/^(\\d)(.*)$/$2/",
+                "1001",
+            ])
+            .prop_map(str::to_owned),
+            "[~*a-zA-Z.{}:/$]{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn filters_csv_never_panics(s in ".{0,200}") {
+            let path = Path::new("Filters.csv");
+            if let Ok(recs) = rating::csv::parse(path, s.as_bytes()) {
+                let _ = FilterSet::load(&recs, path);
+            }
+        }
+
+        #[test]
+        fn rules_decide_or_err_and_negate(
+            ty in type_name(),
+            el in element(),
+            vals in prop::collection::vec(text(), 0..3),
+            sep in prop::sample::select(vec!["|", ";"]),
+            a in text(),
+            b in text(),
+        ) {
+            let plan = plan();
+            let set = FilterSet::default();
+            let ctx = FilterCtx { filters: &set, plan: Some(&plan), now: t("2024-05-13T12:00:00Z") };
+            let ev = Event::from_cgr_event(&json!({
+                "Event": {"A": a, "B": b, "N": {"X": "1"}},
+                "APIOpts": {"*context": "x"}
+            }));
+            let rule = format!("{ty}:{el}:{}", vals.join(sep));
+            let got = ctx.pass("cgrates.org", std::slice::from_ref(&rule), &ev);
+            if let (Ok(got), Some(rest)) = (got, ty.strip_prefix('*'))
+                && !rest.starts_with("not")
+            {
+                let negated = format!("*not{}", &rule[1..]);
+                if let Ok(neg) = ctx.pass("cgrates.org", &[negated], &ev) {
+                    prop_assert_eq!(neg, !got, "{}", rule);
+                }
+            }
+        }
+    }
+}
