@@ -90,6 +90,16 @@ impl Path {
         }))
     }
 
+    /// The constant `text`.
+    pub(crate) fn constant(text: &str) -> Path {
+        Path {
+            text: text.to_owned(),
+            dynamic: false,
+            replaces: Vec::new(),
+            converters: Vec::new(),
+        }
+    }
+
     /// The value as text: `Ok(None)` when the path leads nowhere.
     ///
     /// # Errors

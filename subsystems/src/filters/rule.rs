@@ -114,6 +114,10 @@ enum Compiled {
     Paths(Vec<Path>),
     Regexes(Vec<Regex>),
     Rsr(Vec<RsrFilter>),
+    /// v0.10's `*rsr` with no element: each value is a path with its
+    /// filters in parentheses (`~*req.Account(~^10&!1001)`); all must
+    /// pass.
+    RsrV010(Vec<(Path, Vec<RsrFilter>)>),
     /// `*ai`: start (maybe absent) and end (maybe absent).
     Interval(Option<Path>, Option<Path>, bool),
     None,
@@ -156,6 +160,20 @@ impl Rule {
         let bad = |why: String| Error::Filter(why);
         let (kind, negated) =
             Kind::parse(ty).ok_or_else(|| bad(format!("Unsupported filter Type: {ty}")))?;
+        if kind == Kind::Rsr && element.is_empty() && !values.is_empty() {
+            let parsed = values
+                .iter()
+                .map(|v| rsr_v010(v).map_err(bad))
+                .collect::<Result<_, _>>()?;
+            return Ok(Rule {
+                kind,
+                negated,
+                element: String::new(),
+                values,
+                path: Path::constant(""),
+                compiled: Compiled::RsrV010(parsed),
+            });
+        }
         let Some(path) = Path::compile(element).map_err(bad)? else {
             return Err(bad(format!("Element is mandatory for Type: {ty}")));
         };
@@ -222,7 +240,10 @@ impl Rule {
             .ok_or_else(|| Error::Filter(format!("Unsupported filter Type: {ty}")))?;
         let values = if values.is_empty() {
             Vec::new()
-        } else if values.contains('|') || matches!(kind, Kind::Regex | Kind::Rsr) {
+        } else if values.contains('|')
+            || kind == Kind::Regex
+            || (kind == Kind::Rsr && !element.is_empty())
+        {
             split_values(values, '|')
         } else {
             split_values(values, ';')
@@ -250,6 +271,17 @@ impl Rule {
             Kind::Exists => return Ok(self.path.exists(ev)),
             Kind::Empty => return Ok(self.path.is_empty(ev)),
             _ => {}
+        }
+        if let Compiled::RsrV010(parsers) = &self.compiled {
+            for (p, filters) in parsers {
+                let Some(v) = p.eval(ev)? else {
+                    return Ok(false);
+                };
+                if !filters.iter().all(|f| f.pass(&v)) {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
         }
         let got = self.path.eval(ev)?;
         match &self.compiled {
@@ -282,7 +314,7 @@ impl Rule {
                 let Some(got) = got else { return Ok(false) };
                 self.match_values(&got, vals, ev, ctx)
             }
-            Compiled::None => Ok(false),
+            Compiled::None | Compiled::RsrV010(_) => Ok(false),
         }
     }
 
@@ -347,6 +379,27 @@ impl Rule {
             _ => Ok(false),
         }
     }
+}
+
+/// A v0.10 `*rsr` value: a path, then its RSR filters in parentheses,
+/// joined with `&` (`~*req.Account(~^10&!1001)`).
+fn rsr_v010(v: &str) -> Result<(Path, Vec<RsrFilter>), String> {
+    let (path, filters) = match v.strip_suffix(')') {
+        Some(body) => {
+            let start = body
+                .rfind('(')
+                .filter(|&i| i > 0)
+                .ok_or_else(|| format!("invalid RSRFilter start rule in string: <{v}>"))?;
+            let filters = body[start + 1..]
+                .split('&')
+                .map(RsrFilter::compile)
+                .collect::<Result<_, _>>()?;
+            (&body[..start], filters)
+        }
+        None => (v, Vec::new()),
+    };
+    let path = Path::compile(path)?.ok_or_else(|| format!("empty RSR rule: <{v}>"))?;
+    Ok((path, filters))
 }
 
 fn time_or_err(s: &str, ctx: &FilterCtx<'_>) -> Result<chrono::DateTime<chrono::Utc>, String> {

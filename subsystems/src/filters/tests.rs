@@ -174,6 +174,17 @@ fn every_type_and_its_negation() {
         ("*rsr:~*req.Nope:^$", true),
         ("*rsr:~*req.Nope:^10", false),
         (r"*rsr:~*req.Account:s/^10(\d+)$/$1/:^01$", true),
+        // v0.10's form: no element, the filters inside the value
+        (r"*rsr::~*req.Account(~^10\d+$)", true),
+        ("*rsr::~*req.Account(^10&01$)", true),
+        ("*rsr::~*req.Account(^10&!01$)", false),
+        ("*rsr::~*req.Account(1001)|~*req.Destination(^49)", true),
+        ("*rsr::~*req.Account(1001)|~*req.Destination(^33)", false),
+        ("*rsr::~*req.Nope(^10)", false),
+        ("*rsr::~*req.Account", true),
+        ("*rsr::~*req.Nope", false),
+        ("*rsr::~*req.Account(1001);~*req.Destination(^49)", true),
+        (r"*rsr::~*req.Account:s/^10(\d+)$/$1/(^01$)", true),
         // *regex
         (r"*regex:~*req.Account:^10\d{2}$", true),
         ("*regex:~*req.Account:^2|^1", true),
@@ -256,6 +267,8 @@ fn malformed_inline_rules() {
         ("*regex:~*req.Account:(", "regex"),
         ("*rsr:~*req.Account:~(", "regex"),
         ("*ai:~*req.A:1|2|3", "*ai takes"),
+        ("*rsr::(1001)", "invalid RSRFilter start"),
+        ("*rsr::~*req.A(~[)", "regex"),
         ("*string:~*req.A{*nope}:1", "unsupported converter"),
     ] {
         let err = Rule::parse_inline(rule).unwrap_err().to_string();
