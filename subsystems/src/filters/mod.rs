@@ -89,6 +89,12 @@ impl Filter {
         if id.is_empty() {
             return Err(Error::Invalid("MANDATORY_IE_MISSING: [ID]".into()));
         }
+        if id.starts_with('*') {
+            // It would read as an inline rule wherever it is used.
+            return Err(Error::Filter(format!(
+                "a filter ID cannot start with '*': {id:?}"
+            )));
+        }
         let tenant = match text("Tenant") {
             "" => default_tenant,
             t => t,

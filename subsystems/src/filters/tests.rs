@@ -397,6 +397,7 @@ fn json_round_trip_and_set_operations() {
     assert_eq!(back["Rules"][2]["Values"], json!([]));
     assert_eq!(Filter::from_json(&back, "x").unwrap(), f);
     assert!(Filter::from_json(&json!({"Tenant": "t"}), "t").is_err());
+    assert!(Filter::from_json(&json!({"ID": "*string:~*req.A:1"}), "t").is_err());
     assert!(
         Filter::from_json(
             &json!({"ID": "F", "Rules": [{"Type": "*nope", "Element": "~*req.A", "Values": ["1"]}]}),
