@@ -273,6 +273,9 @@ pub(crate) async fn dispatch(
                 .await
                 .unwrap_or_else(|| Err(unknown(m)))
         }
+        m if super::subsys::filters::METHODS.contains(&m) => {
+            super::subsys::filters::call(state, m, &params).await
+        }
         super::cdrs_rate::METHOD => super::cdrs_rate::rate_cdrs(state, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the

@@ -164,11 +164,14 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         {
             state.plan.replace(plan);
             state.profiles.replace(profiles);
+            subsys::filters::restore(&state)?;
             let n = store::restore(&state, chrono::Utc::now())
                 .map_err(|e| anyhow::anyhow!("restoring accounts: {e}"))?;
             say(&format!(
                 "restored the saved tariff plan and {n} accounts from the store"
             ));
+        } else {
+            subsys::filters::restore(&state)?;
         }
         // StatS: the saved queues back, fed by every CDR stored from now.
         subsys::stats::start(&state)?;

@@ -161,7 +161,7 @@ pub(crate) fn load_plan_dir(state: &State, dir: &Path) -> anyhow::Result<rating:
         .put_meta(PLAN_BLOB, &blob)
         .context("saving the tariff plan in the store")?;
     state.plan.replace(plan);
-    state.profiles.replace(profiles);
+    super::subsys::filters::put_in_force(state, profiles)?;
     Ok(report)
 }
 

@@ -112,6 +112,9 @@ impl Event {
             .insert(name.to_owned(), Value::String(value.into()));
     }
 
+    /// The value at `path` (`*req.X`, `*opts.X`, `*vars.X`): a key of the
+    /// map as it is, else a nested path (`*req.A.B`, `*req.List[0]`,
+    /// `*req.Map[key]`).
     fn lookup(&self, path: &str) -> Option<&Value> {
         let (map, key) = if let Some(k) = path.strip_prefix("*req.") {
             (&self.fields, k)
@@ -122,8 +125,40 @@ impl Event {
         } else {
             return None;
         };
-        map.get(key)
+        if let Some(v) = map.get(key) {
+            return Some(v);
+        }
+        if !key.contains(['.', '[']) {
+            return None;
+        }
+        nested(map, key)
     }
+}
+
+/// Follows `a.b[0][k].c` from `map`.
+fn nested<'v>(map: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if !name.is_empty() {
+            segments.push(name);
+        }
+        while !rest.is_empty() {
+            let (idx, after) = rest.split_once(']')?;
+            segments.push(idx);
+            rest = after.strip_prefix('[').unwrap_or(after);
+        }
+    }
+    let (first, more) = segments.split_first()?;
+    let mut cur = map.get(*first)?;
+    for seg in more {
+        cur = match cur {
+            Value::Object(m) => m.get(*seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
 }
 
 impl DataProvider for Event {
@@ -157,5 +192,22 @@ mod tests {
         assert_eq!(ev.field("~*opts.*processRuns").as_deref(), Some("2"));
         assert_eq!(ev.field("~*req.Nope"), None);
         assert_eq!(ev.field("~*cgreq.Account"), None);
+    }
+
+    #[test]
+    fn nested_paths() {
+        let mut ev = Event::from_cgr_event(&json!({
+            "Event": {"A": {"B": "x", "L": [1, {"C": "y"}]}, "Dotted.Key": "d"}
+        }));
+        ev.vars.insert("V".into(), json!("v"));
+        assert_eq!(ev.field("~*req.A.B").as_deref(), Some("x"));
+        assert_eq!(ev.field("~*req.A.L[0]").as_deref(), Some("1"));
+        assert_eq!(ev.field("~*req.A.L[1].C").as_deref(), Some("y"));
+        assert_eq!(ev.field("~*req.A[B]").as_deref(), Some("x"));
+        assert_eq!(ev.field("~*req.Dotted.Key").as_deref(), Some("d"));
+        assert_eq!(ev.field("~*req.A.L[5]"), None);
+        assert_eq!(ev.field("~*req.A.L[x"), None);
+        assert_eq!(ev.field("~*req.A.B.C"), None);
+        assert_eq!(ev.field("~*vars.V").as_deref(), Some("v"));
     }
 }

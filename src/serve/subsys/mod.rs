@@ -14,6 +14,7 @@ use super::methods::State;
 
 pub(crate) mod attributes;
 mod chargers;
+pub(crate) mod filters;
 mod resources;
 mod routes;
 pub(crate) mod stats;
