@@ -64,6 +64,10 @@ pub(crate) struct State {
     /// The CGRateS subsystems' profiles (Filters.csv, Attributes.csv, ...)
     /// of the plan in force, swapped whole by a load.
     pub profiles: subsystems::SharedProfiles,
+    /// ResourceS: the resources' usages (`subsys/resources`).
+    pub resources: super::subsys::resources::ResourceService,
+    /// ThresholdS: the hits and the event queue (`subsys/thresholds`).
+    pub thresholds: super::subsys::thresholds::ThresholdService,
 }
 
 /// Debits: `APIerSv1.DebitUsage` calls and the session manager's charging
@@ -185,6 +189,9 @@ impl State {
         store: super::store::Store,
         cdrs: cdrs::Cdrs,
     ) -> Self {
+        // Every account update goes through the thresholds' feed.
+        let thresholds = super::subsys::thresholds::ThresholdService::default();
+        let accounts = thresholds.wrap(store.accounts);
         State {
             plan,
             mode,
@@ -194,7 +201,7 @@ impl State {
             started: Utc::now(),
             started_at: Instant::now(),
             counters: Counters::default(),
-            accounts: store.accounts,
+            accounts,
             meta: store.meta,
             session_store: store.sessions,
             sessions: std::sync::OnceLock::new(),
@@ -209,6 +216,8 @@ impl State {
             cdrs: cdrs.store,
             cdr_writer: cdrs.writer,
             profiles: subsystems::SharedProfiles::default(),
+            resources: super::subsys::resources::ResourceService::default(),
+            thresholds,
         }
     }
 

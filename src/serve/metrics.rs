@@ -75,7 +75,21 @@ pub(crate) fn render(state: &State) -> String {
     capture(&mut o, state);
     sessions(&mut o, state);
     cdr_writer(&mut o, state);
+    resources_thresholds(&mut o, state);
     o.0
+}
+
+/// ResourceS and ThresholdS counters.
+fn resources_thresholds(o: &mut Out, state: &State) {
+    o.single(
+        "accurate_resources_passive_over_limit_total",
+        "counter",
+        "Passive calls allocated over a resource's limit.",
+        get(&state.resources.over_limit),
+    );
+    for (name, help, v) in state.thresholds.counters() {
+        o.single(name, "counter", help, v);
+    }
 }
 
 /// The CDR writer: CDRs queued, stored, already stored, failed; pending

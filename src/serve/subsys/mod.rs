@@ -14,10 +14,10 @@ use super::methods::State;
 
 mod attributes;
 mod chargers;
-mod resources;
+pub(crate) mod resources;
 mod routes;
 mod stats;
-mod thresholds;
+pub(crate) mod thresholds;
 
 /// The services answered here.
 pub(crate) const SERVICES: &[&str] = &[

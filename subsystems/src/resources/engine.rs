@@ -204,8 +204,15 @@ impl ResourceEngine {
     }
 
     fn total(&self, p: &ResourceProfile) -> f64 {
+        self.used(&p.tenant, &p.id)
+    }
+
+    /// The units resource `id` of `tenant` holds (expired usages count
+    /// until the next operation on it drops them).
+    #[must_use]
+    pub fn used(&self, tenant: &str, id: &str) -> f64 {
         self.resources
-            .get(&(p.tenant.clone(), p.id.clone()))
+            .get(&(tenant.to_owned(), id.to_owned()))
             .map_or(0.0, Resource::total)
     }
 
