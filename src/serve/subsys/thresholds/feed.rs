@@ -348,7 +348,7 @@ mod tests {
             store
                 .update_with("t", "1001", |a| {
                     a.disabled = true;
-                    Err(Error::Store("no".into()))
+                    Err::<(), _>(Error::Store("no".into()))
                 })
                 .is_err()
         );
