@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -62,6 +62,9 @@ pub(super) struct Item {
 pub(crate) struct Feed {
     tx: SyncSender<Item>,
     rx: Mutex<Option<Receiver<Item>>>,
+    /// The state, once started: without thresholds in its profiles,
+    /// account updates are not even looked at.
+    state: OnceLock<Weak<State>>,
     /// Events queued.
     pub queued: AtomicU64,
     /// Events dropped: the queue was full.
@@ -76,6 +79,7 @@ impl Default for Feed {
         Feed {
             tx,
             rx: Mutex::new(Some(rx)),
+            state: OnceLock::new(),
             queued: AtomicU64::new(0),
             dropped_full: AtomicU64::new(0),
             dropped_depth: AtomicU64::new(0),
@@ -114,6 +118,7 @@ impl Feed {
             return;
         };
         let weak: Weak<State> = Arc::downgrade(state);
+        let _ = self.state.set(weak.clone());
         let spawned = std::thread::Builder::new()
             .name("thresholds".into())
             .spawn(move || worker(&rx, &weak));
@@ -125,30 +130,30 @@ impl Feed {
 
 fn worker(rx: &Receiver<Item>, state: &Weak<State>) {
     loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
+        let next = rx.recv_timeout(Duration::from_secs(1));
+        let Some(st) = state.upgrade() else { return };
+        match next {
             Ok(item) => {
-                let Some(st) = state.upgrade() else { return };
                 at_depth(item.depth, || {
                     // NOT_FOUND (no threshold matches) is the usual answer.
                     let _ = super::process_event(&st, &item.ev, item.ids.as_deref());
                 });
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if state.strong_count() == 0 {
-                    return;
-                }
-            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
     }
 }
+
+/// A balance as the thresholds see it: type, ID, value, expiry.
+type SeenBalance = (String, String, Decimal, Option<chrono::DateTime<Utc>>);
 
 /// What the thresholds see of an account: flags and balance values.
 #[derive(PartialEq)]
 struct Seen {
     allow_negative: bool,
     disabled: bool,
-    balances: BTreeMap<String, (String, String, Decimal, Option<chrono::DateTime<Utc>>)>,
+    balances: BTreeMap<String, SeenBalance>,
 }
 
 fn seen(a: &Account) -> Seen {
@@ -234,6 +239,16 @@ impl FeedAccounts {
         FeedAccounts { inner, feed }
     }
 
+    /// Whether the profiles in force have thresholds (true until the
+    /// worker started).
+    fn active(&self) -> bool {
+        match self.feed.state.get().map(Weak::upgrade) {
+            Some(Some(st)) => !st.profiles.current().thresholds.is_empty(),
+            Some(None) => false,
+            None => true,
+        }
+    }
+
     fn send(&self, evs: Vec<Event>) {
         for ev in evs {
             self.feed.push(ev, None);
@@ -268,6 +283,9 @@ impl AccountStore for FeedAccounts {
         id: &str,
         f: &mut dyn FnMut(&mut Account) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        if !self.active() {
+            return self.inner.update(tenant, id, f);
+        }
         // The closure may run again (a compare-and-set retry): the last
         // run's events are the ones of the update made.
         let mut evs = Vec::new();
@@ -286,6 +304,9 @@ impl AccountStore for FeedAccounts {
         keys: &[(String, String)],
         f: &mut dyn FnMut(&mut [Account]) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        if !self.active() {
+            return self.inner.update_many(keys, f);
+        }
         let mut evs = Vec::new();
         self.inner.update_many(keys, &mut |accs| {
             let before: Vec<Seen> = accs.iter().map(seen).collect();
