@@ -429,3 +429,6 @@ pub(crate) fn usage(state: &State, tenant: &str, id: &str) -> Option<(f64, f64)>
         (eng.usage(ps, tenant, id, now), false)
     })
 }
+
+#[cfg(test)]
+mod tests;
