@@ -67,7 +67,14 @@ fn min_hits_min_sleep_max_hits_debits_and_restart() {
     );
     assert_eq!(
         ids,
-        json!(["THD_DEBIT", "THD_MAX", "THD_MIN", "THD_RES", "THD_SLEEP"])
+        json!([
+            "THD_ASYNC",
+            "THD_DEBIT",
+            "THD_MAX",
+            "THD_MIN",
+            "THD_RES",
+            "THD_SLEEP"
+        ])
     );
 
     // MinHits 3: the bonus only from the third event on.
@@ -122,6 +129,15 @@ fn min_hits_min_sleep_max_hits_debits_and_restart() {
     assert_eq!(balance(&s, "1003", "bonus"), dec("2"));
     assert_eq!(hits(&s, "THD_MAX"), json!(2));
 
+    // Async: the actions run after the reply.
+    let mut later = manual("1003");
+    later["Event"]["EventType"] = json!("Later");
+    assert_eq!(
+        rpc(&s, "ThresholdSv1.ProcessEvent", later),
+        json!(["THD_ASYNC"])
+    );
+    wait_until("the async gift", || balance(&s, "1003", "gift") == dec("5"));
+
     // No match, only some IDs, the thresholds of an event.
     assert_eq!(
         err(&rpc(&s, "ThresholdSv1.ProcessEvent", manual("9999"))),
@@ -155,7 +171,7 @@ fn min_hits_min_sleep_max_hits_debits_and_restart() {
     });
     assert_eq!(balance(&s, "1002", "credit"), dec("9"));
     assert_eq!(hits(&s, "THD_DEBIT"), json!(2));
-    assert!(metric(&s, "accurate_thresholds_fired_total") >= 6);
+    assert!(metric(&s, "accurate_thresholds_fired_total") >= 7);
     assert!(metric(&s, "accurate_thresholds_events_queued_total") >= 3);
 
     // The hits survive a restart (killed: each is saved before the reply).

@@ -42,8 +42,13 @@ pub(super) fn deeper<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// This thread's depth.
+pub(super) fn depth() -> u8 {
+    DEPTH.with(Cell::get)
+}
+
 /// Runs `f` at depth `d`.
-fn at_depth<T>(d: u8, f: impl FnOnce() -> T) -> T {
+pub(super) fn at_depth<T>(d: u8, f: impl FnOnce() -> T) -> T {
     let before = DEPTH.with(Cell::get);
     DEPTH.with(|c| c.set(d));
     let out = f();
@@ -104,6 +109,11 @@ impl Feed {
                 self.dropped_full.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The state, once the worker started (for work that outlives a call).
+    pub(super) fn state(&self) -> Option<Arc<State>> {
+        self.state.get().and_then(Weak::upgrade)
     }
 
     /// Starts the worker (once): it processes the queued events with the

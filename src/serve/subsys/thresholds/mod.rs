@@ -179,8 +179,21 @@ pub(crate) fn process_event(
     .map_err(|e| rpc_err(&e))?;
     // Outside the engine's lock: the actions change accounts, whose
     // events come back to the thresholds through the queue.
-    for f in &out.fired {
-        run_fired(state, f, now);
+    for f in out.fired {
+        match state.thresholds.feed.state().filter(|_| f.async_exec) {
+            // Async: not waited for (on its own thread, one level deeper
+            // like the others).
+            Some(st) => {
+                let depth = feed::depth();
+                let spawned = std::thread::Builder::new()
+                    .name("threshold-actions".into())
+                    .spawn(move || feed::at_depth(depth, || run_fired(&st, &f, now)));
+                if let Err(e) = spawned {
+                    crate::serve::say(&format!("serve: threshold actions not run: {e}"));
+                }
+            }
+            None => run_fired(state, &f, now),
+        }
     }
     Ok(out.hit)
 }
