@@ -108,6 +108,16 @@ fn limit_release_ttl_and_restart() {
     wait_until("THD_RES counts the four changes", || {
         rpc(&s, "ThresholdSv1.GetThreshold", json!({"ID": "THD_RES"}))["Hits"] == json!(4)
     });
+    // Its *log (the event names no account) logs the event.
+    let mut logged = Vec::new();
+    wait_until("THD_RES logs the events", || {
+        logged.extend(s.stderr.try_iter());
+        logged
+            .iter()
+            .filter(|l| l.starts_with("action *log:") && l.contains("\"ResourceID\":\"RES_1001\""))
+            .count()
+            == 4
+    });
     // The resources of an event, and a profile's config.
     let list = rpc(
         &s,

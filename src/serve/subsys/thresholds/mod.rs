@@ -126,29 +126,39 @@ fn rpc_err(e: &subsystems::Error) -> RpcError {
     RpcError::server(e.to_string())
 }
 
-/// Runs a fired threshold's actions on its account.
-fn run_fired(state: &State, f: &Fired, now: DateTime<Utc>) {
+/// Runs a fired threshold's actions on its account. Without one, only
+/// `*log` runs (it logs the event, as CGRateS); the others are skipped
+/// (logged).
+fn run_fired(state: &State, f: &Fired, ev: &Event, now: DateTime<Utc>) {
     state.thresholds.fired.fetch_add(1, Ordering::Relaxed);
+    let plan = state.plan.current();
+    let data = plan.account_data();
     let Some(account) = &f.account else {
-        crate::serve::say(&format!(
-            "serve: threshold {}: the event names no account, actions {} not run",
-            f.threshold_id,
-            f.action_ids.join(";")
-        ));
+        for aid in &f.action_ids {
+            let Some(acts) = data.actions.get(aid.as_str()) else {
+                crate::serve::say(&format!(
+                    "serve: threshold {}: no actions {aid}",
+                    f.threshold_id
+                ));
+                continue;
+            };
+            for a in acts {
+                if a.action == rating::ActionType::Log {
+                    crate::serve::say(&format!("action *log: {}", ev.to_cgr_event()));
+                } else {
+                    crate::serve::say(&format!(
+                        "serve: threshold {}: the event names no account, {} of {aid} not run",
+                        f.threshold_id,
+                        a.action.as_str()
+                    ));
+                }
+            }
+        }
         return;
     };
-    let plan = state.plan.current();
     for aid in &f.action_ids {
         let r = feed::deeper(|| {
-            crate::serve::accounts::run_actions(
-                state,
-                plan.account_data(),
-                &f.tenant,
-                account,
-                aid,
-                now,
-                0,
-            )
+            crate::serve::accounts::run_actions(state, data, &f.tenant, account, aid, now, 0)
         });
         if let Err(e) = r {
             crate::serve::say(&format!(
@@ -185,14 +195,15 @@ pub(crate) fn process_event(
             // like the others).
             Some(st) => {
                 let depth = feed::depth();
+                let ev = ev.clone();
                 let spawned = std::thread::Builder::new()
                     .name("threshold-actions".into())
-                    .spawn(move || feed::at_depth(depth, || run_fired(&st, &f, now)));
+                    .spawn(move || feed::at_depth(depth, || run_fired(&st, &f, &ev, now)));
                 if let Err(e) = spawned {
                     crate::serve::say(&format!("serve: threshold actions not run: {e}"));
                 }
             }
-            None => run_fired(state, &f, now),
+            None => run_fired(state, &f, ev, now),
         }
     }
     Ok(out.hit)
