@@ -215,3 +215,58 @@ fn limit_release_ttl_and_restart() {
     drop(s);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Deletes the test's Redis keys when dropped.
+struct RedisKeys(String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["-u", &redis_url(), "EVAL"])
+            .arg("for _,k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
+            .args(["0", &format!("{}*", self.0)])
+            .output();
+    }
+}
+
+/// The real Redis on 127.0.0.1:6379, or `ACCURATE_TEST_REDIS`.
+fn redis_url() -> String {
+    std::env::var("ACCURATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// With the store in Redis (under a prefix of the test's own), Stored
+/// usages and threshold hits survive a restart too.
+#[test]
+fn stored_usages_and_hits_survive_a_restart_on_redis() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let keys = RedisKeys(format!("accurate-resthr-{}-{nanos}:", std::process::id()));
+    let config = format!(
+        "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n[storage]\nredis = \"{}\"\nredis-prefix = \"{}\"\n",
+        redis_url(),
+        keys.0
+    );
+    let plan = plan_dir();
+    let s = Server::start_with(&["--tariffplan", &plan], Some(&config));
+    assert!(
+        s.seen.iter().any(|l| l.starts_with("store: redis")),
+        "{:?}",
+        s.seen
+    );
+    assert_eq!(
+        rpc(&s, "ResourceSv1.AllocateResources", v010("1001", "r1")),
+        json!("ONE_OF_TWO")
+    );
+    let manual = json!({"ID": "m", "Event": {"EventType": "Manual", "Account": "1001"}});
+    assert_eq!(
+        rpc(&s, "ThresholdSv1.ProcessEvent", manual),
+        json!(["THD_MIN"])
+    );
+    drop(s);
+    let s = Server::start_with(&[], Some(&config));
+    assert_eq!(usage_ids(&s, "RES_1001"), ["r1"]);
+    let th = rpc(&s, "ThresholdSv1.GetThreshold", json!({"ID": "THD_MIN"}));
+    assert_eq!(th["Hits"], json!(1), "{th}");
+}
