@@ -66,6 +66,10 @@ pub(crate) struct State {
     pub profiles: subsystems::SharedProfiles,
     /// StatS's queues and CDR feed.
     pub stats: super::subsys::stats::Stats,
+    /// ResourceS: the resources' usages (`subsys/resources`).
+    pub resources: super::subsys::resources::ResourceService,
+    /// ThresholdS: the hits and the event queue (`subsys/thresholds`).
+    pub thresholds: super::subsys::thresholds::ThresholdService,
 }
 
 /// Debits: `APIerSv1.DebitUsage` calls and the session manager's charging
@@ -187,6 +191,9 @@ impl State {
         store: super::store::Store,
         cdrs: cdrs::Cdrs,
     ) -> Self {
+        // Every account update goes through the thresholds' feed.
+        let thresholds = super::subsys::thresholds::ThresholdService::default();
+        let accounts = thresholds.wrap(store.accounts);
         State {
             plan,
             mode,
@@ -196,7 +203,7 @@ impl State {
             started: Utc::now(),
             started_at: Instant::now(),
             counters: Counters::default(),
-            accounts: store.accounts,
+            accounts,
             meta: store.meta,
             session_store: store.sessions,
             sessions: std::sync::OnceLock::new(),
@@ -212,6 +219,8 @@ impl State {
             cdr_writer: cdrs.writer,
             profiles: subsystems::SharedProfiles::default(),
             stats: super::subsys::stats::Stats::default(),
+            resources: super::subsys::resources::ResourceService::default(),
+            thresholds,
         }
     }
 

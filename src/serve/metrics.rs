@@ -76,6 +76,7 @@ pub(crate) fn render(state: &State) -> String {
     sessions(&mut o, state);
     cdr_writer(&mut o, state);
     stat_queues(&mut o, state);
+    resources_thresholds(&mut o, state);
     o.0
 }
 
@@ -98,6 +99,19 @@ fn stat_queues(o: &mut Out, state: &State) {
             &[("tenant", &tenant), ("queue", &queue), ("metric", &metric)],
             v,
         );
+    }
+}
+
+/// ResourceS and ThresholdS counters.
+fn resources_thresholds(o: &mut Out, state: &State) {
+    o.single(
+        "accurate_resources_passive_over_limit_total",
+        "counter",
+        "Passive calls allocated over a resource's limit.",
+        get(&state.resources.over_limit),
+    );
+    for (name, help, v) in state.thresholds.counters() {
+        o.single(name, "counter", help, v);
     }
 }
 

@@ -133,6 +133,8 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         store,
         cdr_store,
     ));
+    // Account events queue up for the thresholds from the first load on.
+    subsys::thresholds::start(&state);
     let max_connections = cfg.api.max_connections;
     let idle = std::time::Duration::from_secs(cfg.api.idle_timeout_secs);
     rt.block_on(async move {

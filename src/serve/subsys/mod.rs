@@ -15,10 +15,10 @@ use super::methods::State;
 pub(crate) mod attributes;
 mod chargers;
 pub(crate) mod filters;
-mod resources;
+pub(crate) mod resources;
 mod routes;
 pub(crate) mod stats;
-mod thresholds;
+pub(crate) mod thresholds;
 
 /// The services answered here.
 pub(crate) const SERVICES: &[&str] = &[
