@@ -64,6 +64,8 @@ pub(crate) struct State {
     /// The CGRateS subsystems' profiles (Filters.csv, Attributes.csv, ...)
     /// of the plan in force, swapped whole by a load.
     pub profiles: subsystems::SharedProfiles,
+    /// The exporters' and importers' counters (`/metrics`).
+    pub export: Arc<super::export::Metrics>,
 }
 
 /// Debits: `APIerSv1.DebitUsage` calls and the session manager's charging
@@ -209,6 +211,7 @@ impl State {
             cdrs: cdrs.store,
             cdr_writer: cdrs.writer,
             profiles: subsystems::SharedProfiles::default(),
+            export: Arc::default(),
         }
     }
 
