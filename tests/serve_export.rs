@@ -111,7 +111,10 @@ fn tmp_files(dir: &Path) -> usize {
 }
 
 fn fw_lines(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = files(&dir.join("fwv"), "fwv").into_values().flatten().collect();
+    let mut v: Vec<String> = files(&dir.join("fwv"), "fwv")
+        .into_values()
+        .flatten()
+        .collect();
     v.sort();
     v
 }
@@ -171,7 +174,12 @@ fn files_scenario(db_args: &[&str]) {
     assert_eq!(fw[0], fw_line("c1", "60", "00000.60"));
     assert_eq!(fw[1].get(..10), Some("c2  1004  "), "no filter: {fw:?}");
     assert_eq!(fw[2], fw_line("c3", "90", "00000.90"));
-    let m = |name: &str| metric(&s, &format!("accurate_export_total{{id=\"csv1\",name=\"{name}\"}}"));
+    let m = |name: &str| {
+        metric(
+            &s,
+            &format!("accurate_export_total{{id=\"csv1\",name=\"{name}\"}}"),
+        )
+    };
     assert_eq!((m("exported"), m("filtered")), (2, 1));
 
     // A file of csv1 left half-written by a crash is completed at start.

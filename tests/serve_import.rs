@@ -69,7 +69,12 @@ fields = [
     std::fs::rename(inbox.join("batch.part"), inbox.join("batch1.csv")).unwrap();
     wait_until("the file processed", || done.join("batch1.csv").exists());
     assert!(!inbox.join("batch1.csv").exists());
-    let m = |name: &str| metric(&s, &format!("accurate_import_total{{id=\"imp1\",name=\"{name}\"}}"));
+    let m = |name: &str| {
+        metric(
+            &s,
+            &format!("accurate_import_total{{id=\"imp1\",name=\"{name}\"}}"),
+        )
+    };
     assert_eq!(m("lines_imported"), 3);
     assert_eq!(m("bad_lines"), 1);
     assert_eq!(m("lines_filtered"), 1);

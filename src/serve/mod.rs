@@ -52,8 +52,8 @@ use tokio::sync::watch;
 use crate::args::Rounding;
 use crate::config::Config;
 use crate::exit::Failure;
-use methods::{AUTH_METHOD, State, UNAUTHORIZED};
 pub(crate) use export::{ExporterConfig, ImporterConfig};
+use methods::{AUTH_METHOD, State, UNAUTHORIZED};
 pub(crate) use sessions::SessionsSection;
 
 /// Default JSON-RPC over TCP address (CGRateS's `rpc_json`).

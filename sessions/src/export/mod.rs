@@ -256,7 +256,9 @@ impl Field {
         match (v, conv) {
             (Val::Duration(d), Conv::Seconds) => {
                 let ns = Decimal::from(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-                (ns / Decimal::from(1_000_000_000u64)).normalize().to_string()
+                (ns / Decimal::from(1_000_000_000u64))
+                    .normalize()
+                    .to_string()
             }
             (Val::Duration(d), Conv::Nanos) => d.as_nanos().to_string(),
             (Val::Duration(d), _) => rating::format_duration(d),
@@ -265,11 +267,12 @@ impl Field {
                 Err(_) => t,
             },
             (Val::Text(t), _) => t,
-            (Val::Time(ts), _) => match DateTime::<Utc>::from_timestamp(ts.secs(), ts.subsec_nanos())
-            {
-                Some(t) => self.layout.format(t),
-                None => crate::cdr::rfc3339(ts),
-            },
+            (Val::Time(ts), _) => {
+                match DateTime::<Utc>::from_timestamp(ts.secs(), ts.subsec_nanos()) {
+                    Some(t) => self.layout.format(t),
+                    None => crate::cdr::rfc3339(ts),
+                }
+            }
             (Val::Decimal(d), _) => match self.rounding {
                 Some(n) => {
                     let mut r = d.round_dp_with_strategy(n, RoundingStrategy::MidpointAwayFromZero);

@@ -175,7 +175,7 @@ fn bad_fields_are_refused() {
         spec("*filler", ""),
         spec("", "~Usage{*hours}"),
     ] {
-        assert!(Template::new(&[s.clone()]).is_err(), "{s:?}");
+        assert!(Template::new(std::slice::from_ref(&s)).is_err(), "{s:?}");
     }
     let t = Template::new(&[FieldSpec {
         mandatory: true,

@@ -172,11 +172,18 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    fn add(map: &Mutex<BTreeMap<(String, &'static str), u64>>, id: &str, name: &'static str, n: u64) {
+    fn add(
+        map: &Mutex<BTreeMap<(String, &'static str), u64>>,
+        id: &str,
+        name: &'static str,
+        n: u64,
+    ) {
         if n == 0 {
             return;
         }
-        let mut m = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.entry((id.to_owned(), name)).or_default() += n;
     }
 
@@ -484,7 +491,9 @@ impl Exporter {
                     }
                 },
             };
-            self.state.export.export(&self.cfg.id, outcome_name(outcome), 1);
+            self.state
+                .export
+                .export(&self.cfg.id, outcome_name(outcome), 1);
             marks.push((c.cgrid, c.run_id, outcome));
         }
         self.with_files(move |f| f.write_rows(&rows)).await?;

@@ -42,9 +42,8 @@ impl Poster {
             cfg.id
         );
         if let Some(d) = &cfg.failed_posts_dir {
-            std::fs::create_dir_all(d).with_context(|| {
-                format!("[[exporters]] {}: creating {}", cfg.id, d.display())
-            })?;
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("[[exporters]] {}: creating {}", cfg.id, d.display()))?;
         }
         Ok(Poster {
             id: cfg.id.clone(),

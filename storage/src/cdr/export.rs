@@ -144,11 +144,7 @@ impl SqlCdrs {
     ///
     /// # Errors
     /// [`Error::Sql`]: the database failed.
-    pub async fn export_count(
-        &self,
-        exporter: &str,
-        outcome: ExportOutcome,
-    ) -> Result<u64, Error> {
+    pub async fn export_count(&self, exporter: &str, outcome: ExportOutcome) -> Result<u64, Error> {
         let err = sql_err("counting exported CDRs");
         let n: i64 = match &self.backend {
             Backend::Sqlite(p) => {
