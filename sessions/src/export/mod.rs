@@ -19,8 +19,9 @@
 //! [`layout`]), durations as Go prints them (`1m30s`), costs with
 //! `rounding_decimals` decimals when set (half away from zero; a CDR
 //! without a cost is `-1`, as CGRateS stores it). With a `width` the text
-//! is padded (`padding`: `right` (default), `left`, `zeroleft`) or cut
-//! (`strip`: `right` (default: the end is cut), `left`).
+//! is padded (`padding`: `right` (default), `left`, `zeroleft`,
+//! `zeroright`) or cut (`strip`: `right` (default: the end is cut),
+//! `left`, `xright` / `xleft`: cut and marked with an `x`).
 
 pub mod layout;
 mod source;
@@ -56,11 +57,12 @@ pub struct FieldSpec {
     /// Fixed width in characters (0: as long as it is).
     #[serde(default)]
     pub width: usize,
-    /// `right` (default), `left` or `zeroleft`: where a short value is
-    /// padded.
+    /// `right` (default), `left`, `zeroleft` or `zeroright`: where (and
+    /// with what) a short value is padded.
     #[serde(default)]
     pub padding: String,
-    /// `right` (default) or `left`: which end of a long value is cut.
+    /// `right` (default), `left`, `xright` or `xleft`: which end of a long
+    /// value is cut (`x...`: the cut marked with an `x`).
     #[serde(default)]
     pub strip: String,
     /// Decimals of a cost (none: as stored).
@@ -117,6 +119,19 @@ enum Pad {
     Right,
     Left,
     ZeroLeft,
+    ZeroRight,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strip {
+    /// The end is cut.
+    Right,
+    /// The start is cut.
+    Left,
+    /// The end is cut and the last character kept is an `x`.
+    XRight,
+    /// The start is cut and the first character kept is an `x`.
+    XLeft,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +140,7 @@ struct Field {
     items: Vec<Item>,
     width: usize,
     pad: Pad,
-    cut_left: bool,
+    strip: Strip,
     rounding: Option<u32>,
     layout: layout::Layout,
     mandatory: bool,
@@ -215,18 +230,21 @@ impl Field {
             "" | "right" => Pad::Right,
             "left" => Pad::Left,
             "zeroleft" => Pad::ZeroLeft,
+            "zeroright" => Pad::ZeroRight,
             other => {
                 return Err(TemplateError(format!(
-                    "{what}: unknown padding {other:?} (right, left, zeroleft)"
+                    "{what}: unknown padding {other:?} (right, left, zeroleft, zeroright)"
                 )));
             }
         };
-        let cut_left = match s.strip.as_str() {
-            "" | "right" => false,
-            "left" => true,
+        let strip = match s.strip.as_str() {
+            "" | "right" => Strip::Right,
+            "left" => Strip::Left,
+            "xright" => Strip::XRight,
+            "xleft" => Strip::XLeft,
             other => {
                 return Err(TemplateError(format!(
-                    "{what}: unknown strip {other:?} (right, left)"
+                    "{what}: unknown strip {other:?} (right, left, xright, xleft)"
                 )));
             }
         };
@@ -245,7 +263,7 @@ impl Field {
             items,
             width: s.width,
             pad,
-            cut_left,
+            strip,
             rounding: s.rounding_decimals,
             layout: layout::Layout::new(&s.layout),
             mandatory: s.mandatory,
@@ -302,22 +320,31 @@ impl Field {
                 self.name
             )));
         }
-        Ok(fit(&out, self.width, self.pad, self.cut_left))
+        Ok(fit(&out, self.width, self.pad, self.strip))
     }
 }
 
 /// `s` to exactly `width` characters (0: unchanged): padded with spaces
 /// (zeros for `ZeroLeft`) or cut.
-fn fit(s: &str, width: usize, pad: Pad, cut_left: bool) -> String {
+fn fit(s: &str, width: usize, pad: Pad, strip: Strip) -> String {
     if width == 0 {
         return s.to_owned();
     }
     let n = s.chars().count();
     if n > width {
-        return if cut_left {
-            s.chars().skip(n - width).collect()
-        } else {
-            s.chars().take(width).collect()
+        return match strip {
+            Strip::Right => s.chars().take(width).collect(),
+            Strip::Left => s.chars().skip(n - width).collect(),
+            Strip::XRight => {
+                let mut t: String = s.chars().take(width - 1).collect();
+                t.push('x');
+                t
+            }
+            Strip::XLeft => {
+                let mut t = String::from("x");
+                t.extend(s.chars().skip(n - width + 1));
+                t
+            }
         };
     }
     let fill = width - n;
@@ -325,6 +352,7 @@ fn fit(s: &str, width: usize, pad: Pad, cut_left: bool) -> String {
         Pad::Right => format!("{s}{}", " ".repeat(fill)),
         Pad::Left => format!("{}{s}", " ".repeat(fill)),
         Pad::ZeroLeft => format!("{}{s}", "0".repeat(fill)),
+        Pad::ZeroRight => format!("{s}{}", "0".repeat(fill)),
     }
 }
 

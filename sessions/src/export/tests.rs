@@ -141,6 +141,9 @@ fn fixed_width_padding_and_truncation() {
     assert_eq!(fw("42", 5, "zeroleft", ""), "00042");
     assert_eq!(fw("abcdef", 4, "", ""), "abcd");
     assert_eq!(fw("abcdef", 4, "", "left"), "cdef");
+    assert_eq!(fw("abcdef", 4, "", "xright"), "abcx");
+    assert_eq!(fw("abcdef", 4, "", "xleft"), "xdef");
+    assert_eq!(fw("42", 4, "zeroright", ""), "4200");
     assert_eq!(fw("ab", 2, "left", ""), "ab");
     assert_eq!(fw("äöü", 4, "", ""), "äöü ", "characters, not bytes");
     assert_eq!(

@@ -394,18 +394,10 @@ impl Exporter {
             now: chrono::Utc::now(),
         };
         cdrs.iter()
-            .map(|c| {
-                let ev = subsystems::Event {
-                    tenant: c.tenant.clone(),
-                    id: c.cgrid.clone(),
-                    fields: sessions::export::cdr_event_fields(c),
-                    ..subsystems::Event::default()
-                };
-                match ctx.pass(&c.tenant, &self.cfg.filters, &ev) {
-                    Ok(true) => Ok(Verdict::Pass),
-                    Ok(false) => Ok(Verdict::Out),
-                    Err(e) => Err(anyhow::anyhow!("filters: {e}")),
-                }
+            .map(|c| match passes(&ctx, &self.cfg.filters, c) {
+                Ok(true) => Ok(Verdict::Pass),
+                Ok(false) => Ok(Verdict::Out),
+                Err(e) => Err(anyhow::anyhow!("filters: {e}")),
             })
             .collect()
     }
@@ -501,6 +493,22 @@ impl Exporter {
     }
 }
 
+/// Whether CDR `c` passes `filters` (IDs of its tenant, or inline rules
+/// on `~*req.X`: its CGRateS fields and `ExtraFields` keys).
+fn passes(
+    ctx: &subsystems::FilterCtx<'_>,
+    filters: &[String],
+    c: &sessions::Cdr,
+) -> Result<bool, subsystems::Error> {
+    let ev = subsystems::Event {
+        tenant: c.tenant.clone(),
+        id: c.cgrid.clone(),
+        fields: sessions::export::cdr_event_fields(c),
+        ..subsystems::Event::default()
+    };
+    ctx.pass(&c.tenant, filters, &ev)
+}
+
 /// The counter of an outcome.
 fn outcome_name(o: storage::ExportOutcome) -> &'static str {
     match o {
@@ -508,5 +516,62 @@ fn outcome_name(o: storage::ExportOutcome) -> &'static str {
         storage::ExportOutcome::Parked => "parked",
         storage::ExportOutcome::Filtered => "filtered",
         storage::ExportOutcome::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cdr() -> sessions::Cdr {
+        let mut c: sessions::Cdr = serde_json::from_value(serde_json::json!({
+            "CGRID": "g1", "RunID": "*default", "Tenant": "cgrates.org",
+            "Account": "1001", "Destination": "4930555002", "RequestType": "*postpaid",
+            "SetupTime": "2026-01-02T10:00:00Z", "AnswerTime": "2026-01-02T10:00:05Z",
+            "Usage": 60_000_000_000u64, "Cost": 0.6,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        c.extra_fields.insert("Route".into(), "gw1".into());
+        c
+    }
+
+    #[test]
+    fn export_filters_read_the_cdr_fields() {
+        let set = subsystems::FilterSet::default();
+        let ctx = subsystems::FilterCtx {
+            filters: &set,
+            plan: None,
+            now: chrono::Utc::now(),
+        };
+        let c = cdr();
+        let check = |rules: &[&str]| {
+            let ids: Vec<String> = rules.iter().map(|r| (*r).to_owned()).collect();
+            passes(&ctx, &ids, &c)
+        };
+        assert_eq!(check(&[]).ok(), Some(true));
+        assert_eq!(check(&["*string:~*req.Account:1001"]).ok(), Some(true));
+        assert_eq!(
+            check(&["*prefix:~*req.Destination:49", "*string:~*req.Cost:0.6"]).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            check(&["*string:~*req.Route:gw1"]).ok(),
+            Some(true),
+            "ExtraFields"
+        );
+        assert_eq!(
+            check(&[
+                "*string:~*req.Account:1001",
+                "*string:~*req.RequestType:*prepaid"
+            ])
+            .ok(),
+            Some(false),
+            "every filter must pass"
+        );
+        assert_eq!(check(&["*notstring:~*req.Account:1001"]).ok(), Some(false));
+        assert!(
+            check(&["FLTR_UNKNOWN"]).is_err(),
+            "an unknown ID is an error"
+        );
     }
 }
