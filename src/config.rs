@@ -368,6 +368,7 @@ impl Config {
         );
         // Regexes and CIDR blocks are checked by building the machine.
         sip_fsm::DialogMachine::new(self.dialog_config()).context("in section mapping")?;
+        crate::serve::check_exports(&self.exporters, &self.importers)?;
         Ok(())
     }
 

@@ -353,3 +353,52 @@ fields = [
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Bad `[[exporters]]` / `[[importers]]` tables are configuration errors
+/// (exit 78) naming what is wrong, found when the file is read.
+#[test]
+fn bad_tables_are_config_errors() {
+    let dir = temp_data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "[[exporters]]\nid = \"a\"\ntype = \"csv\"\n",
+            "path (a folder) is required",
+        ),
+        (
+            "[[exporters]]\nid = \"a\"\ntype = \"http_json\"\n",
+            "url is required",
+        ),
+        (
+            "[[exporters]]\nid = \"a\"\ntype = \"csv\"\npath = \"x\"\n\
+             fields = [{value = \"~*req.Cost\", type = \"*nope\"}]\n",
+            "unknown type \"*nope\"",
+        ),
+        (
+            "[[exporters]]\nid = \"a\"\ntype = \"csv\"\npath = \"x\"\n\
+             [[exporters]]\nid = \"a\"\ntype = \"csv\"\npath = \"y\"\n",
+            "used twice",
+        ),
+        (
+            "[[exporters]]\nid = \"a\"\ntype = \"xml\"\n",
+            "unknown variant",
+        ),
+        (
+            "[[importers]]\nid = \"i\"\ntype = \"csv\"\ndir = \"a\"\nprocessed-dir = \"b\"\n\
+             field-sep = \";;\"\nfields = []\n",
+            "field-sep",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let f = dir.join(format!("bad{i}.toml"));
+        std::fs::write(&f, text).unwrap();
+        let out = std::process::Command::new(serve_common::ACCURATE)
+            .args(["config", "check", f.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{text}: {stderr}");
+        assert!(stderr.contains(want), "{text}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

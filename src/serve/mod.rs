@@ -52,7 +52,7 @@ use tokio::sync::watch;
 use crate::args::Rounding;
 use crate::config::Config;
 use crate::exit::Failure;
-pub(crate) use export::{ExporterConfig, ImporterConfig};
+pub(crate) use export::{ExporterConfig, ImporterConfig, check as check_exports};
 use methods::{AUTH_METHOD, State, UNAUTHORIZED};
 pub(crate) use sessions::SessionsSection;
 

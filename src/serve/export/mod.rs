@@ -258,6 +258,43 @@ fn template(fields: &[FieldSpec], what: &str) -> anyhow::Result<Template> {
     Template::new(fields).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
+/// Checks `[[exporters]]` and `[[importers]]` as the config is read:
+/// unique IDs, a path or URL as the type needs, separators, templates.
+///
+/// # Errors
+/// What is wrong, naming the table.
+pub(crate) fn check(
+    exporters: &[ExporterConfig],
+    importers: &[ImporterConfig],
+) -> anyhow::Result<()> {
+    let mut ids = BTreeSet::new();
+    for e in exporters {
+        let what = format!("[[exporters]] {:?}", e.id);
+        if e.id.is_empty() || !ids.insert(e.id.clone()) {
+            bail!("{what}: id is empty or used twice");
+        }
+        match e.kind {
+            ExportKind::Csv | ExportKind::FixedWidth if e.path.is_none() => {
+                bail!("{what}: path (a folder) is required")
+            }
+            ExportKind::HttpJson if e.url.is_none() => bail!("{what}: url is required"),
+            _ => {}
+        }
+        separator(&e.field_sep, &what)?;
+        template(&e.fields, &what)?;
+    }
+    ids.clear();
+    for i in importers {
+        let what = format!("[[importers]] {:?}", i.id);
+        if i.id.is_empty() || !ids.insert(i.id.clone()) {
+            bail!("{what}: id is empty or used twice");
+        }
+        separator(&i.field_sep, &what)?;
+        template(&i.fields, &what)?;
+    }
+    Ok(())
+}
+
 /// Checks the exporters and importers, then starts one task each; they
 /// end when `stop` turns true.
 ///
@@ -271,19 +308,8 @@ pub(crate) async fn start(
     cdr_url: &str,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    check(exporters, importers)?;
     let mut tasks = Vec::new();
-    let mut ids = BTreeSet::new();
-    for e in exporters {
-        if e.id.is_empty() || !ids.insert(e.id.clone()) {
-            bail!("[[exporters]]: id {:?} is empty or used twice", e.id);
-        }
-    }
-    ids.clear();
-    for i in importers {
-        if i.id.is_empty() || !ids.insert(i.id.clone()) {
-            bail!("[[importers]]: id {:?} is empty or used twice", i.id);
-        }
-    }
     if !exporters.is_empty() {
         let db = Arc::new(
             storage::SqlCdrs::open(cdr_url)
