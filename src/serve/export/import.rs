@@ -1,6 +1,7 @@
 //! CSV importers: every `interval-secs` the folder is listed; a `*.csv`
 //! file whose size is the same as at the previous poll (so not still
-//! being written) is read line by line, each line mapped by the template
+//! being written) is read line by line (up to 64 lines processed at
+//! once), each line mapped by the template
 //! to an event (`~*req.N`: column N) and processed as
 //! `CDRsV1.ProcessEvent` (rated and charged by its `RequestType`, stored
 //! once: a file imported again after a crash charges nothing twice). A
@@ -113,7 +114,8 @@ impl Importer {
         ready
     }
 
-    /// Imports one file and moves it.
+    /// Imports one file and moves it. Up to [`IN_FLIGHT`] lines are
+    /// processed at once (each waits for its CDR's commit).
     async fn import(&mut self, path: &Path) -> anyhow::Result<()> {
         let bytes = tokio::fs::read(path)
             .await
@@ -127,51 +129,68 @@ impl Importer {
             .flexible(true)
             .delimiter(self.sep)
             .from_reader(bytes.as_slice());
-        let (mut good, mut bad, mut filtered) = (0u64, 0u64, 0u64);
+        let mut tally = Tally::default();
+        let mut running = tokio::task::JoinSet::new();
         let mut first = true;
         let mut record = csv::StringRecord::new();
         loop {
             let line_no = rd.position().line();
-            let outcome = match rd.read_record(&mut record) {
+            let (n, outcome) = match rd.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let line_no = record.position().map_or(line_no, csv::Position::line);
+                    let n = record.position().map_or(line_no, csv::Position::line);
                     if std::mem::take(&mut first) && self.cfg.header {
                         continue;
                     }
                     let row: Vec<String> = record.iter().map(str::to_owned).collect();
-                    (line_no, self.line(&name, line_no, &row).await)
+                    match self.event(&name, n, &row) {
+                        Err(outcome) => (n, outcome),
+                        Ok(m) => {
+                            while running.len() >= IN_FLIGHT {
+                                if let Some(Ok((n, o))) = running.join_next().await {
+                                    tally.add(&self.cfg.id, path, n, o);
+                                }
+                            }
+                            let state = Arc::clone(&self.state);
+                            running.spawn(async move {
+                                let o = match super::super::cdrs_event::process_event(&state, &m)
+                                    .await
+                                {
+                                    Ok(_) => Line::Imported,
+                                    Err(e) => Line::Bad(e.message),
+                                };
+                                (n, o)
+                            });
+                            continue;
+                        }
+                    }
                 }
                 Err(e) => (line_no, Line::Bad(format!("unreadable: {e}"))),
             };
-            match outcome {
-                (_, Line::Imported) => good += 1,
-                (_, Line::Filtered) => filtered += 1,
-                (n, Line::Bad(why)) => {
-                    bad += 1;
-                    tracing::warn!(importer = %self.cfg.id, "{}:{n}: line not imported: {why}", path.display());
-                    crate::serve::say(&format!(
-                        "import {}: {}:{n}: line not imported: {why}",
-                        self.cfg.id,
-                        path.display()
-                    ));
-                }
+            tally.add(&self.cfg.id, path, n, outcome);
+        }
+        while let Some(r) = running.join_next().await {
+            match r {
+                Ok((n, o)) => tally.add(&self.cfg.id, path, n, o),
+                Err(e) => tally.add(&self.cfg.id, path, 0, Line::Bad(e.to_string())),
             }
         }
         let to = self.cfg.processed_dir.join(&name);
         move_file(path, &to).await?;
         self.sizes.remove(path);
         let m = &self.state.export;
-        m.import(&self.cfg.id, "lines_imported", good);
-        m.import(&self.cfg.id, "bad_lines", bad);
-        m.import(&self.cfg.id, "lines_filtered", filtered);
+        m.import(&self.cfg.id, "lines_imported", tally.good);
+        m.import(&self.cfg.id, "bad_lines", tally.bad);
+        m.import(&self.cfg.id, "lines_filtered", tally.filtered);
         m.import(&self.cfg.id, "files", 1);
-        tracing::info!(importer = %self.cfg.id, file = %name, imported = good, bad, filtered, "file imported");
+        tracing::info!(importer = %self.cfg.id, file = %name, imported = tally.good,
+            bad = tally.bad, filtered = tally.filtered, "file imported");
         Ok(())
     }
 
-    /// One row: filters, template, `CDRsV1.ProcessEvent`.
-    async fn line(&self, file: &str, line_no: u64, row: &[String]) -> Line {
+    /// One row's CGREvent (filters, then the template), or what became
+    /// of the row without one.
+    fn event(&self, file: &str, line_no: u64, row: &[String]) -> Result<Map<String, Value>, Line> {
         if !self.cfg.filters.is_empty() {
             let mut ev = subsystems::Event {
                 tenant: "cgrates.org".to_owned(),
@@ -189,14 +208,14 @@ impl Importer {
             };
             match ctx.pass(&ev.tenant, &self.cfg.filters, &ev) {
                 Ok(true) => {}
-                Ok(false) => return Line::Filtered,
-                Err(e) => return Line::Bad(format!("filters: {e}")),
+                Ok(false) => return Err(Line::Filtered),
+                Err(e) => return Err(Line::Bad(format!("filters: {e}"))),
             }
         }
-        let fields = match self.tpl.render_named(&RowSource(row)) {
-            Ok(f) => f,
-            Err(e) => return Line::Bad(e.to_string()),
-        };
+        let fields = self
+            .tpl
+            .render_named(&RowSource(row))
+            .map_err(|e| Line::Bad(e.to_string()))?;
         let mut event = Map::new();
         for (k, v) in fields {
             event.insert(k, Value::String(v));
@@ -214,9 +233,34 @@ impl Importer {
             Value::String(format!("{}:{file}:{line_no}", self.cfg.id)),
         );
         m.insert("Event".into(), Value::Object(event));
-        match super::super::cdrs_event::process_event(&self.state, &m).await {
-            Ok(_) => Line::Imported,
-            Err(e) => Line::Bad(e.message),
+        Ok(m)
+    }
+}
+
+/// Lines processed at once per importer.
+const IN_FLIGHT: usize = 64;
+
+/// A file's counts.
+#[derive(Default)]
+struct Tally {
+    good: u64,
+    bad: u64,
+    filtered: u64,
+}
+
+impl Tally {
+    fn add(&mut self, id: &str, path: &Path, n: u64, outcome: Line) {
+        match outcome {
+            Line::Imported => self.good += 1,
+            Line::Filtered => self.filtered += 1,
+            Line::Bad(why) => {
+                self.bad += 1;
+                tracing::warn!(importer = %id, "{}:{n}: line not imported: {why}", path.display());
+                crate::serve::say(&format!(
+                    "import {id}: {}:{n}: line not imported: {why}",
+                    path.display()
+                ));
+            }
         }
     }
 }
