@@ -69,7 +69,7 @@ impl Importer {
                 if *stop.borrow() {
                     return;
                 }
-                if let Err(e) = self.import(&path).await {
+                if let Err(e) = self.import(&path, &stop).await {
                     tracing::warn!(importer = %self.cfg.id, file = %path.display(), error = %format!("{e:#}"), "import failed");
                     self.state.export.import(&self.cfg.id, "errors", 1);
                 }
@@ -116,7 +116,7 @@ impl Importer {
 
     /// Imports one file and moves it. Up to [`IN_FLIGHT`] lines are
     /// processed at once (each waits for its CDR's commit).
-    async fn import(&mut self, path: &Path) -> anyhow::Result<()> {
+    async fn import(&mut self, path: &Path, stop: &watch::Receiver<bool>) -> anyhow::Result<()> {
         let bytes = tokio::fs::read(path)
             .await
             .with_context(|| format!("reading {}", path.display()))?;
@@ -134,6 +134,14 @@ impl Importer {
         let mut first = true;
         let mut record = csv::StringRecord::new();
         loop {
+            if *stop.borrow() {
+                // Stopping: the file stays where it is and is imported again
+                // at the next start (what was imported is not stored or
+                // charged twice).
+                while running.join_next().await.is_some() {}
+                tracing::info!(importer = %self.cfg.id, file = %name, "import stopped by the shutdown");
+                return Ok(());
+            }
             let line_no = rd.position().line();
             let (n, outcome) = match rd.read_record(&mut record) {
                 Ok(false) => break,

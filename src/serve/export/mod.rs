@@ -385,7 +385,7 @@ impl Exporter {
             p.replay(&self.state.export).await;
         }
         loop {
-            if let Err(e) = self.poll().await {
+            if let Err(e) = self.poll(&stop).await {
                 tracing::warn!(exporter = %self.cfg.id, error = %format!("{e:#}"), "export poll failed");
                 self.state.export.export(&self.cfg.id, "errors", 1);
             }
@@ -429,7 +429,7 @@ impl Exporter {
     }
 
     /// Exports what is not marked yet, batch after batch.
-    async fn poll(&mut self) -> anyhow::Result<()> {
+    async fn poll(&mut self, stop: &watch::Receiver<bool>) -> anyhow::Result<()> {
         let id = self.cfg.id.clone();
         let metrics = Arc::clone(&self.state.export);
         if let Some(p) = &mut self.poster {
@@ -452,7 +452,7 @@ impl Exporter {
                     self.with_files(files::FileSink::close).await?;
                 }
             }
-            if n < self.cfg.batch_size.max(1) as usize || !full {
+            if n < self.cfg.batch_size.max(1) as usize || !full || *stop.borrow() {
                 break;
             }
         }
