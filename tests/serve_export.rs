@@ -124,7 +124,7 @@ fn fw_lines(dir: &Path) -> Vec<String> {
 fn csv_rows(dir: &Path) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     for (name, lines) in files(&dir.join("csv"), "csv") {
-        if name == "csv1_left.csv" {
+        if name == LEFT {
             continue;
         }
         assert_eq!(
@@ -138,6 +138,9 @@ fn csv_rows(dir: &Path) -> Vec<(String, String)> {
     rows.sort();
     rows
 }
+
+/// A file of csv1 left by a crash.
+const LEFT: &str = "csv1_20260102030405000000000_7.csv";
 
 fn fw_line(origin: &str, usage: &str, cost: &str) -> String {
     format!("{origin:<4}1001  55500220260102100005{usage:>5}{cost}  X")
@@ -185,9 +188,9 @@ fn files_scenario(db_args: &[&str]) {
     // A file of csv1 left half-written by a crash is completed at start.
     let (status, lines) = s.signal("-TERM");
     assert!(status.success(), "{lines:?}");
-    std::fs::write(dir.join("csv/csv1_left.csv.tmp"), "x\n").unwrap();
+    std::fs::write(dir.join(format!("csv/{LEFT}.tmp")), "x\n").unwrap();
     let s = Server::start_with(&args, Some(&config));
-    assert!(dir.join("csv/csv1_left.csv").exists());
+    assert!(dir.join("csv").join(LEFT).exists());
     process_cdr(&s, "c4", "1001", 30);
     wait_until("c4's fixed-width line", || fw_lines(&dir).len() == 4);
     // c4 waits in csv1's open file (one row of two) until the stop.

@@ -74,14 +74,13 @@ impl FileSink {
     }
 
     fn complete_leftovers(&self) -> anyhow::Result<()> {
-        let prefix = self.prefix();
         let list = std::fs::read_dir(&self.dir)
             .with_context(|| format!("listing {}", self.dir.display()))?;
         for entry in list.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if let Some(done) = name.strip_suffix(TMP) {
-                if name.starts_with(&prefix) {
+                if super::own_file(name, &self.id) {
                     let to = self.dir.join(done);
                     std::fs::rename(entry.path(), &to)
                         .with_context(|| format!("completing {}", to.display()))?;
@@ -211,5 +210,116 @@ impl FileSink {
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(dir: &Path, extra: &str) -> FileSink {
+        let cfg: ExporterConfig = toml::from_str(&format!(
+            "id = \"t\"\ntype = \"fixed_width\"\npath = \"{}\"\n{extra}",
+            dir.display()
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let tpl = Template::new(&[]).unwrap_or_else(|e| panic!("{e}"));
+        FileSink::open(&cfg, dir.to_path_buf(), b',', &tpl).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("accurate-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+        d
+    }
+
+    /// (name, content) of the folder's files, sorted by name.
+    fn listing(dir: &Path) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn rows(r: &[&str]) -> Vec<String> {
+        r.iter().map(|s| format!("{s}\n")).collect()
+    }
+
+    #[test]
+    fn rotates_by_count_and_completes_at_the_end() {
+        let dir = scratch("count");
+        let mut s = sink(&dir, "rotate-count = 2");
+        s.write_rows(&rows(&["a", "b", "c"]))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let l = listing(&dir);
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert!(l[0].0.ends_with("_1.fwv") && l[0].1 == "a\nb\n", "{l:?}");
+        assert!(l[1].0.ends_with("_2.fwv.tmp") && l[1].1 == "c\n", "{l:?}");
+        assert!(!s.close_after_poll() && !s.rotate_due());
+        s.finish().unwrap_or_else(|e| panic!("{e:#}"));
+        let l = listing(&dir);
+        assert!(l.iter().all(|(n, _)| n.ends_with(".fwv")), "{l:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rotates_by_age_and_one_file_per_poll_without_limits() {
+        let dir = scratch("age");
+        let mut s = sink(&dir, "rotate-secs = 1");
+        s.write_rows(&rows(&["a"]))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!s.rotate_due());
+        std::thread::sleep(Duration::from_millis(1_050));
+        assert!(s.rotate_due());
+        s.close().unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!s.rotate_due(), "nothing open");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let dir = scratch("poll");
+        let mut s = sink(&dir, "");
+        s.write_rows(&rows(&["a", "b"]))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(s.close_after_poll());
+        s.close().unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!s.close_after_poll());
+        s.write_rows(&[]).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!s.close_after_poll(), "no rows: no file");
+        assert_eq!(listing(&dir).len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn leftovers_of_this_exporter_are_completed_at_open() {
+        let dir = scratch("left");
+        let stamp = "20260102030405123456789";
+        for n in [
+            format!("t_{stamp}_1.fwv.tmp"),
+            format!("other_{stamp}_1.fwv.tmp"),
+            format!("t_x_{stamp}_1.fwv.tmp"),
+            format!("t_{stamp}_2.fwv"),
+        ] {
+            std::fs::write(dir.join(n), "x\n").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let _s = sink(&dir, "");
+        let names: Vec<String> = listing(&dir).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                format!("other_{stamp}_1.fwv.tmp"),
+                format!("t_{stamp}_1.fwv"),
+                format!("t_{stamp}_2.fwv"),
+                format!("t_x_{stamp}_1.fwv.tmp"),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

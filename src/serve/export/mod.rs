@@ -535,6 +535,16 @@ fn passes(
     ctx.pass(&c.tenant, filters, &ev)
 }
 
+/// Whether a file `name` of a shared folder is exporter `id`'s: `ID_`
+/// then the time stamp (20 digits or more) and `_` (so exporter `a` never
+/// takes exporter `a_1`'s files).
+fn own_file(name: &str, id: &str) -> bool {
+    name.strip_prefix(id)
+        .and_then(|r| r.strip_prefix('_'))
+        .and_then(|r| r.split_once('_'))
+        .is_some_and(|(stamp, _)| stamp.len() >= 20 && stamp.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The counter of an outcome.
 fn outcome_name(o: storage::ExportOutcome) -> &'static str {
     match o {

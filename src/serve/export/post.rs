@@ -168,12 +168,11 @@ impl Poster {
         let Some(dir) = self.dir.clone() else {
             return;
         };
-        let prefix = format!("{}_", self.id);
         let mut names: Vec<String> = match std::fs::read_dir(&dir) {
             Ok(list) => list
                 .flatten()
                 .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+                .filter(|n| super::own_file(n, &self.id) && n.ends_with(".json"))
                 .collect(),
             Err(e) => {
                 tracing::warn!(exporter = %self.id, dir = %dir.display(), error = %e, "cannot list the failed posts");
