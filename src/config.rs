@@ -55,6 +55,12 @@ pub(crate) struct Config {
     /// (`[cdrs]`).
     #[serde(default)]
     pub cdrs: CdrsSection,
+    /// CDR exporters (`[[exporters]]`: files or HTTP JSON posts).
+    #[serde(default)]
+    pub exporters: Vec<crate::serve::ExporterConfig>,
+    /// CDR importers (`[[importers]]`: CSV files in a watched folder).
+    #[serde(default)]
+    pub importers: Vec<crate::serve::ImporterConfig>,
     /// The one reassembly byte budget (`max-total-bytes`) of everything
     /// built from this config, made on first use. Not a key.
     #[serde(skip)]
@@ -362,6 +368,7 @@ impl Config {
         );
         // Regexes and CIDR blocks are checked by building the machine.
         sip_fsm::DialogMachine::new(self.dialog_config()).context("in section mapping")?;
+        crate::serve::check_exports(&self.exporters, &self.importers)?;
         Ok(())
     }
 

@@ -10,6 +10,8 @@
 //!   terminate, CDRs, prepaid debit loops, disconnects, TTL, snapshots).
 //! - [`cdrstore`]: the [`CdrStore`] trait stored CDRs are written and
 //!   queried through, and CGRateS's CDR filter.
+//! - [`export`]: export and import field templates (CGRateS's `cdre`
+//!   / `ers` fields): a CDR or a CSV row to formatted fields.
 //! - [`sessionstore`]: the durable store of live sessions
 //!   ([`SessionStore`]), so that a restart resumes them.
 #![forbid(unsafe_code)]
@@ -17,6 +19,7 @@
 pub mod cdr;
 pub mod cdrstore;
 mod error;
+pub mod export;
 pub mod manager;
 pub mod order;
 pub mod sessionstore;

@@ -70,6 +70,8 @@ pub(crate) struct State {
     pub resources: super::subsys::resources::ResourceService,
     /// ThresholdS: the hits and the event queue (`subsys/thresholds`).
     pub thresholds: super::subsys::thresholds::ThresholdService,
+    /// The exporters' and importers' counters (`/metrics`).
+    pub export: Arc<super::export::Metrics>,
 }
 
 /// Debits: `APIerSv1.DebitUsage` calls and the session manager's charging
@@ -221,6 +223,7 @@ impl State {
             stats: super::subsys::stats::Stats::default(),
             resources: super::subsys::resources::ResourceService::default(),
             thresholds,
+            export: Arc::default(),
         }
     }
 

@@ -77,6 +77,7 @@ pub(crate) fn render(state: &State) -> String {
     cdr_writer(&mut o, state);
     stat_queues(&mut o, state);
     resources_thresholds(&mut o, state);
+    export(&mut o, state);
     o.0
 }
 
@@ -140,6 +141,31 @@ fn cdr_writer(o: &mut Out, state: &State) {
         "CDRs queued for the database, not stored yet.",
         stats.pending(),
     );
+}
+
+/// The exporters' and importers' counters, by ID and name (only those
+/// that counted something).
+fn export(o: &mut Out, state: &State) {
+    for (metric, help, values) in [
+        (
+            "accurate_export_total",
+            "CDR exporters' counters, by exporter and name (exported, filtered, failed, parked, replayed, post_errors, errors).",
+            state.export.exports(),
+        ),
+        (
+            "accurate_import_total",
+            "CDR importers' counters, by importer and name (lines_imported, bad_lines, lines_filtered, files, errors).",
+            state.export.imports(),
+        ),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        o.head(metric, "counter", help);
+        for ((id, name), v) in values {
+            o.value(metric, &[("id", &id), ("name", name)], v);
+        }
+    }
 }
 
 fn sessions(o: &mut Out, state: &State) {

@@ -29,6 +29,7 @@ mod cdrs_event;
 mod cdrs_rate;
 mod eventcost;
 mod expiry;
+mod export;
 mod http;
 mod methods;
 mod metrics;
@@ -51,6 +52,7 @@ use tokio::sync::watch;
 use crate::args::Rounding;
 use crate::config::Config;
 use crate::exit::Failure;
+pub(crate) use export::{ExporterConfig, ImporterConfig, check as check_exports};
 use methods::{AUTH_METHOD, State, UNAUTHORIZED};
 pub(crate) use sessions::SessionsSection;
 
@@ -189,6 +191,8 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             say(&format!("restored {} active sessions", sessions.restored()));
         }
         let _ = state.sessions.set(Arc::clone(&sessions));
+        let export_tasks =
+            export::start(&state, &cfg.exporters, &cfg.importers, &cdr_url, &stop_rx).await?;
         // Capture first: its `listening on udp:...` lines come before the
         // RPC ones, so a supervisor reading up to those has seen them all.
         let mut captured = None;
@@ -246,6 +250,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         let _ = tcp_task.await;
         let _ = http_task.await;
         let _ = sched_task.await;
+        for t in export_tasks {
+            let _ = t.await;
+        }
         if let Some((c, consumer)) = captured {
             let (stats, extra) = c.join().await;
             // The dialog task has ended (its sender is gone): the consumer

@@ -25,7 +25,7 @@ mod redis_store;
 
 use std::path::PathBuf;
 
-pub use cdr::SqlCdrs;
+pub use cdr::{ExportOutcome, SqlCdrs};
 pub use embedded::{EmbeddedAccounts, EmbeddedOptions, Recovery};
 pub use redis_store::RedisAccounts;
 

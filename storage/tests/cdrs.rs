@@ -502,6 +502,38 @@ async fn big_batches_and_reopen(db: &mut Db) {
     assert_eq!(get(&db.store, &f).await, [cdr(2_999)]);
 }
 
+async fn export_marks_survive_a_reopen(db: &mut Db) {
+    use storage::ExportOutcome::{Exported, Filtered, Parked};
+    let all: Vec<Cdr> = (0..5).map(cdr).collect();
+    db.store.insert(&all).await.unwrap();
+    let first = db.store.unexported("csv1", 3).await.unwrap();
+    assert_eq!(first, all[..3], "oldest first, limited");
+    let key = |c: &Cdr| (c.cgrid.clone(), c.run_id.clone());
+    let marks = vec![
+        (key(&all[0]).0, key(&all[0]).1, Exported),
+        (key(&all[1]).0, key(&all[1]).1, Parked),
+        (key(&all[2]).0, key(&all[2]).1, Filtered),
+    ];
+    db.store.mark_exported("csv1", &marks).await.unwrap();
+    // Marked twice: kept once, with its first outcome.
+    db.store.mark_exported("csv1", &marks[..1]).await.unwrap();
+    db.reopen().await;
+    assert_eq!(db.store.unexported("csv1", 10).await.unwrap(), all[3..]);
+    assert_eq!(
+        db.store.unexported("other", 10).await.unwrap(),
+        all,
+        "marks are per exporter"
+    );
+    assert_eq!(db.store.export_count("csv1", Exported).await.unwrap(), 1);
+    assert_eq!(db.store.export_count("csv1", Parked).await.unwrap(), 1);
+    assert_eq!(db.store.export_count("other", Exported).await.unwrap(), 0);
+    // A CDR replaced (re-rated) keeps its mark.
+    let mut again = all[0].clone();
+    again.cost = Some(d("9"));
+    db.store.replace(&again).await.unwrap();
+    assert_eq!(db.store.unexported("csv1", 10).await.unwrap(), all[3..]);
+}
+
 macro_rules! suite {
     ($module:ident, $open:ident) => {
         mod $module {
@@ -547,6 +579,12 @@ macro_rules! suite {
             async fn big_batches_and_reopen() {
                 let mut db = Db::$open("big").await;
                 super::big_batches_and_reopen(&mut db).await;
+            }
+
+            #[tokio::test]
+            async fn export_marks_survive_a_reopen() {
+                let mut db = Db::$open("exports").await;
+                super::export_marks_survive_a_reopen(&mut db).await;
             }
         }
     };

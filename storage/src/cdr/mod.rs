@@ -9,8 +9,12 @@
 //! SELECT FROM UNNEST(arrays)` (PostgreSQL) per batch, in one transaction. SQLite runs in WAL mode with
 //! `synchronous = FULL`: a committed batch survives `kill -9` and a power
 //! cut.
+//!
+//! A second table, `cdr_exports`, marks which CDRs each exporter has dealt
+//! with ([`SqlCdrs::unexported`], [`SqlCdrs::mark_exported`]).
 
 mod costkey;
+mod export;
 mod postgres;
 mod query;
 mod sqlite;
@@ -24,6 +28,7 @@ use sessions::{BoxFuture, Cdr, CdrFilter, CdrStore, CostUpdate};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::Error;
+pub use export::ExportOutcome;
 
 /// CDRs in SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
