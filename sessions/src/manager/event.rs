@@ -140,6 +140,10 @@ pub struct SessionEvent {
     pub extra_fields: BTreeMap<String, String>,
     /// Who owns the call.
     pub owner: Owner,
+    /// The charging run ChargerS derived this event for (its session is
+    /// `(CGRID, run)`); `None` without ChargerS: the one `*default` run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// The event fields with a field of their own in [`SessionEvent`].
@@ -231,6 +235,7 @@ impl SessionEvent {
             debit_interval,
             extra_fields,
             owner,
+            run_id: None,
         })
     }
 
@@ -264,8 +269,19 @@ impl SessionEvent {
     pub fn key(&self) -> SessionKey {
         SessionKey {
             cgrid: cgrid(&self.origin_id, &self.origin_host),
-            run_id: DEFAULT_RUN_ID.to_owned(),
+            run_id: self.run().to_owned(),
         }
+    }
+
+    /// The charging run: ChargerS's, else `*default`.
+    pub fn run(&self) -> &str {
+        self.run_id.as_deref().unwrap_or(DEFAULT_RUN_ID)
+    }
+
+    /// Whether this is a run ChargerS derived (its unpriced CDRs carry
+    /// Cost -1, as CGRateS's).
+    pub fn derived(&self) -> bool {
+        self.run_id.is_some()
     }
 
     /// The session of a passive call: the CGRID of its CDR.
@@ -273,6 +289,15 @@ impl SessionEvent {
         SessionKey {
             cgrid: cgrid_bytes(&call.origin_id_bytes(), &origin_host(call)),
             run_id: DEFAULT_RUN_ID.to_owned(),
+        }
+    }
+
+    /// The session of one run of a passive call: the call's CGRID, this
+    /// event's run.
+    pub fn key_of_call_run(&self, call: &CallInfo) -> SessionKey {
+        SessionKey {
+            run_id: self.run().to_owned(),
+            ..SessionEvent::key_of_call(call)
         }
     }
 
