@@ -38,6 +38,7 @@
 //! call; it is removed with the session once the call's CDR is durable.
 
 mod config;
+pub(crate) mod derive;
 mod force;
 mod forgets;
 mod sink;
@@ -106,7 +107,8 @@ type Answer<T> = oneshot::Sender<T>;
 enum Cmd {
     Api {
         op: Op,
-        ev: Box<SessionEvent>,
+        /// The call's runs (one: no ChargerS), all of one CGRID.
+        evs: Vec<SessionEvent>,
         reply: Answer<Result<Reply, sessions::Error>>,
     },
     Dialog {
@@ -152,7 +154,13 @@ pub(crate) struct DriverCounters {
     /// Sessions (or dialogs) whose CDR could not be stored (refused, or
     /// the writer shut down): they stay saved.
     pub cdrs_unstored: AtomicU64,
+    /// Passive calls allocated over a resource limit (their CDRs flagged
+    /// `ResourceLimitExceeded`).
+    pub resource_limit_exceeded: AtomicU64,
 }
+
+/// `ExtraFields` flag of a passive call allocated over a resource limit.
+pub(crate) const EXTRA_RESOURCE_LIMIT: &str = "ResourceLimitExceeded";
 
 /// The owners a disconnect can be sent to, by [`Owner`]'s text.
 pub(crate) type Registry = Mutex<HashMap<String, Arc<dyn Disconnect + Send + Sync>>>;
@@ -369,6 +377,10 @@ impl Sessions {
             ("sessions.cdr_queue_waits", g(&d.cdr_queue_waits)),
             ("sessions.forget_waits", g(&d.forget_waits)),
             ("sessions.cdrs_unstored", g(&d.cdrs_unstored)),
+            (
+                "sessions.resource_limit_exceeded",
+                g(&d.resource_limit_exceeded),
+            ),
         ]);
         sum
     }
@@ -391,17 +403,26 @@ impl Sessions {
 
     /// Runs one API operation on the event's shard.
     pub(crate) async fn call(&self, op: Op, ev: SessionEvent) -> Result<Reply, sessions::Error> {
-        let i = shard_of(&ev.key().cgrid, self.shards.len());
+        self.call_runs(op, vec![ev]).await
+    }
+
+    /// Runs one API operation on every run of a call (ChargerS's, all of
+    /// one CGRID), on the call's shard, in order: the reply's MaxUsage is
+    /// the least of the runs that are charged or priced (not `*none`),
+    /// the first error is the answer (every run is still handled). An
+    /// operation that ends the call is answered once all its CDRs are
+    /// stored.
+    pub(crate) async fn call_runs(
+        &self,
+        op: Op,
+        evs: Vec<SessionEvent>,
+    ) -> Result<Reply, sessions::Error> {
+        let Some(first) = evs.first() else {
+            return Ok(Reply::default());
+        };
+        let i = shard_of(&first.key().cgrid, self.shards.len());
         let (tx, rx) = oneshot::channel();
-        self.send(
-            i,
-            Cmd::Api {
-                op,
-                ev: Box::new(ev),
-                reply: tx,
-            },
-        )
-        .await?;
+        self.send(i, Cmd::Api { op, evs, reply: tx }).await?;
         rx.await.map_err(|_| stopped())?
     }
 
@@ -642,13 +663,25 @@ impl Shard<'_> {
     fn handle(&mut self, cmd: Cmd) -> Vec<String> {
         let now = Utc::now();
         match cmd {
-            Cmd::Api { op, ev, reply } => {
-                let r = self.with_charging(|mgr, ch| match op {
-                    Op::Authorize => mgr.handle_authorize(&ev, now, ch),
-                    Op::Initiate => mgr.handle_initiate(&ev, now, ch),
-                    Op::Update => mgr.handle_update(&ev, now, ch),
-                    Op::Terminate => mgr.handle_terminate(&ev, now, ch),
-                    Op::ProcessCdr => mgr.handle_process_cdr(&ev, now, ch),
+            Cmd::Api { op, evs, reply } => {
+                let r = self.with_charging(|mgr, ch| {
+                    let mut all = evs.iter().map(|ev| {
+                        let r = match op {
+                            Op::Authorize => mgr.handle_authorize(ev, now, ch),
+                            Op::Initiate => mgr.handle_initiate(ev, now, ch),
+                            Op::Update => mgr.handle_update(ev, now, ch),
+                            Op::Terminate => mgr.handle_terminate(ev, now, ch),
+                            Op::ProcessCdr => mgr.handle_process_cdr(ev, now, ch),
+                        };
+                        (ev.request_type.trim() == "*none" && ev.derived(), r)
+                    });
+                    let Some((_, mut out)) = all.next() else {
+                        return Ok(Reply::default());
+                    };
+                    for (unpriced, r) in all {
+                        out = combine(out, r, unpriced);
+                    }
+                    out
                 });
                 // The reply waits for the actions (a Save durable first);
                 // an operation that ends a call also for its CDR to be
@@ -680,6 +713,43 @@ impl Shard<'_> {
                     self.put(&k, &*snap);
                     self.saved_dialogs.insert(k);
                 }
+                // Without attributes, chargers or resources a passive call
+                // is the one `*default` run its mapping made.
+                let base = derive::passive_subsystems(&self.shared.state)
+                    .then(|| self.mgr.call_event(&ev));
+                let runs = base
+                    .as_ref()
+                    .and_then(|b| derive::passive_runs(&self.shared.state, b, now));
+                if let Some(b) = &base
+                    && matches!(*ev, DialogEvent::End(_) | DialogEvent::Failed(_))
+                {
+                    self.release_resources(b);
+                }
+                if let Some(runs) = &runs
+                    && let Some(base) = &base
+                {
+                    let intents = self.mgr.end_intents(&ev, runs);
+                    if !intents.is_empty() {
+                        // Every run's end durable before any is charged.
+                        for intent in &intents {
+                            self.put(&end_key(&intent.key), intent);
+                        }
+                        let mut done = Vec::new();
+                        for intent in intents {
+                            done.extend(self.end_call(intent, now));
+                        }
+                        return done;
+                    }
+                    let r = self.with_charging(|mgr, ch| mgr.handle_dialog_runs(&ev, runs, now, ch));
+                    if let Err(e) = r {
+                        tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
+                    }
+                    if matches!(*ev, DialogEvent::Answer { .. }) {
+                        let keys = runs.iter().map(|r| r.key_of_call_run(ev.call())).collect();
+                        self.allocate_resources(&base, keys);
+                    }
+                    return Vec::new();
+                }
                 if let Some(intent) = self.mgr.end_intent(&ev) {
                     // Durable before the charge: a crash before the CDR is
                     // stored is finished at the next start.
@@ -689,6 +759,11 @@ impl Shard<'_> {
                 let r = self.with_charging(|mgr, ch| mgr.handle_dialog(&ev, now, ch));
                 if let Err(e) = r {
                     tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
+                }
+                if let Some(b) = &base
+                    && matches!(*ev, DialogEvent::Answer { .. })
+                {
+                    self.allocate_resources(b, vec![SessionEvent::key_of_call(ev.call())]);
                 }
                 Vec::new()
             }
@@ -706,6 +781,41 @@ impl Shard<'_> {
                 Vec::new()
             }
             Cmd::Stop => Vec::new(),
+        }
+    }
+
+    /// A passive call's resources at its answer: allocated even over a
+    /// limit (the call goes on anyway); over one, its sessions (`keys`)
+    /// are flagged [`EXTRA_RESOURCE_LIMIT`] (so are their CDRs) and it is
+    /// counted.
+    fn allocate_resources(&mut self, base: &SessionEvent, keys: Vec<SessionKey>) {
+        let state = &self.shared.state;
+        if !state.profiles.current().has("Resources.csv") {
+            return;
+        }
+        let ev = derive::to_event(base);
+        if !crate::serve::subsys::resources::allocate_passive(state, &ev, &base.origin_id) {
+            return;
+        }
+        self.shared
+            .counters
+            .resource_limit_exceeded
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(origin = %base.origin_id, "passive call over a resource limit: flagged");
+        for k in keys {
+            self.mgr.set_extra(&k, EXTRA_RESOURCE_LIMIT, "true");
+        }
+    }
+
+    /// A passive call's resources released at its end.
+    fn release_resources(&self, base: &SessionEvent) {
+        let state = &self.shared.state;
+        if !state.profiles.current().has("Resources.csv") {
+            return;
+        }
+        let ev = derive::to_event(base);
+        if let Err(e) = crate::serve::subsys::resources::release(state, &ev, &base.origin_id) {
+            tracing::debug!(origin = %base.origin_id, error = %e.message, "passive call: resource release");
         }
     }
 
@@ -727,27 +837,39 @@ impl Shard<'_> {
         while let Some(a) = self.mgr.poll_action() {
             actions.push(a);
         }
-        let mut it = actions.into_iter().peekable();
-        while let Some(a) = it.next() {
+        // An API reply waiting for its CDRs rides with the last one.
+        let last_cdr = actions
+            .iter()
+            .rposition(|a| matches!(a, Action::WriteCdr(_)));
+        let mut it = actions.into_iter().enumerate().peekable();
+        while let Some((i, a)) = it.next() {
             match a {
                 Action::WriteCdr(cdr) => {
                     let mut keys = Vec::new();
-                    if let Some(Action::Forget(k)) = it.peek()
+                    if let Some((_, Action::Forget(k))) = it.peek()
                         && k.cgrid == cdr.cgrid
                         && k.run_id == cdr.run_id
                     {
                         keys.push(session_key(k));
                         it.next();
                     }
-                    // The call's end and dialog keys go with its CDR.
-                    let (mine, rest): (Vec<String>, Vec<String>) =
-                        done.into_iter().partition(|d| {
-                            *d == dialog_key(&cdr.cgrid)
-                                || d.starts_with(&format!("{END_PREFIX}{}:", cdr.cgrid))
-                        });
+                    // The run's end key goes with its CDR, the call's
+                    // dialog key with its first CDR (the other runs' ends
+                    // stay saved until theirs are stored).
+                    let mine_end = end_key(&SessionKey {
+                        cgrid: cdr.cgrid.clone(),
+                        run_id: cdr.run_id.clone(),
+                    });
+                    let (mine, rest): (Vec<String>, Vec<String>) = done
+                        .into_iter()
+                        .partition(|d| *d == dialog_key(&cdr.cgrid) || *d == mine_end);
                     done = rest;
                     keys.extend(mine);
-                    let then = self.after_cdr.take();
+                    let then = if Some(i) == last_cdr {
+                        self.after_cdr.take()
+                    } else {
+                        None
+                    };
                     // Whatever the call saved is durable before its CDR
                     // (whose commit removes it).
                     self.writes.flush();
@@ -794,6 +916,29 @@ impl Shard<'_> {
             }
         }
     }
+}
+
+/// Two runs' replies as one: the least MaxUsage of the runs that are
+/// priced (`unpriced`: the new one is a ChargerS `*none` run), the first
+/// error.
+fn combine(
+    a: Result<Reply, sessions::Error>,
+    b: Result<Reply, sessions::Error>,
+    unpriced: bool,
+) -> Result<Reply, sessions::Error> {
+    let (mut a, b) = match (a, b) {
+        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+        (Ok(a), Ok(b)) => (a, b),
+    };
+    if !unpriced {
+        a.max_usage = match (a.max_usage, b.max_usage) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        a.cost = a.cost.or(b.cost);
+    }
+    a.replayed &= b.replayed;
+    Ok(a)
 }
 
 /// Removes saved keys (a session or dialog whose CDR is durable).
