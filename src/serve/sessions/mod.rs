@@ -39,6 +39,7 @@
 
 mod config;
 pub(crate) mod derive;
+pub(crate) mod flags;
 mod force;
 mod forgets;
 mod sink;
@@ -399,11 +400,6 @@ impl Sessions {
                     .map_err(|_| stopped())?
             }
         }
-    }
-
-    /// Runs one API operation on the event's shard.
-    pub(crate) async fn call(&self, op: Op, ev: SessionEvent) -> Result<Reply, sessions::Error> {
-        self.call_runs(op, vec![ev]).await
     }
 
     /// Runs one API operation on every run of a call (ChargerS's, all of
@@ -1018,14 +1014,14 @@ mod tests {
         )
         .unwrap();
         assert!(dialogs.is_empty());
-        s.call(Op::Initiate, event("f1")).await.unwrap();
+        s.call_runs(Op::Initiate, vec![event("f1")]).await.unwrap();
         let key = session_key(&event("f1").key());
         let keys = |st: &Arc<dyn SessionStore>| -> Vec<String> {
             st.list().unwrap().into_iter().map(|(k, _)| k).collect()
         };
         assert_eq!(keys(&store), std::slice::from_ref(&key));
         // TerminateSession is answered once its CDR is stored: not yet.
-        let mut term = std::pin::pin!(s.call(Op::Terminate, event("f1")));
+        let mut term = std::pin::pin!(s.call_runs(Op::Terminate, vec![event("f1")]));
         let early = tokio::time::timeout(Duration::from_millis(200), &mut term).await;
         assert!(early.is_err(), "answered before its CDR is durable");
         assert_eq!(s.active().await.unwrap().len(), 0);
@@ -1040,7 +1036,7 @@ mod tests {
         term.await.unwrap();
         wait_until(|| keys(&store).is_empty());
         // A restart with the session still saved resumes it.
-        s.call(Op::Initiate, event("f2")).await.unwrap();
+        s.call_runs(Op::Initiate, vec![event("f2")]).await.unwrap();
         s.stop_blocking();
         let state = Arc::new(State::new(
             rating::SharedTariffPlan::default(),
