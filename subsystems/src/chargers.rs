@@ -418,6 +418,30 @@ mod tests {
     }
 
     #[test]
+    fn runs_get_their_attributes_and_inline_ones() {
+        let p = load(PLAN).unwrap();
+        let path = Path::new("Attributes.csv");
+        let csv = "#Tenant,ID,Contexts,FilterIDs,ActivationInterval,AttributeFilterIDs,Path,Type,Value,Blocker,Weight\n\
+            cgrates.org,ATTR_SUPPLIER,*chargers,,,,*req.Subject,*constant,supplier1,false,10\n\
+            cgrates.org,ATTR_OTHER,*sessions,,,,*req.Subject,*constant,nobody,false,20\n";
+        let recs = rating::csv::parse(path, csv.as_bytes()).unwrap();
+        let attrs = AttributeProfiles::load(&recs, path).unwrap();
+        let f = FilterSet::default();
+        let runs = p.process(&ctx(&f), &attrs, &ev("1001", "1002")).unwrap();
+        let raw = &runs[0];
+        assert_eq!(raw.event.text("RequestType"), "*none");
+        assert_eq!(raw.event.text("Subject"), "");
+        let sup = &runs[1];
+        assert_eq!(sup.attribute_profiles, ["ATTR_SUPPLIER"]);
+        assert_eq!(sup.altered_fields, ["RunID", "*req.Subject"]);
+        assert_eq!(sup.event.text("Subject"), "supplier1");
+        assert_eq!(sup.event.text("RunID"), "supplier");
+        let def = &runs[2];
+        assert_eq!(def.event.text("RequestType"), "*postpaid");
+        assert!(def.attribute_profiles.is_empty());
+    }
+
+    #[test]
     fn bad_lines_name_file_line_and_column() {
         let e = load("cgrates.org,C1,,,r1,*none,heavy\n").unwrap_err();
         assert_eq!(e.to_string(), "Chargers.csv:1: column 7: Weight \"heavy\" is not a number");
