@@ -66,7 +66,11 @@ const S: u64 = 1_000_000_000;
 fn scenario(s: &Server) {
     // The service and the profiles.
     assert_eq!(call(s, "ChargerSv1.Ping", json!({})), json!("Pong"));
-    let ids = call(s, "APIerSv1.GetChargerProfileIDs", json!({"Tenant": "cgrates.org"}));
+    let ids = call(
+        s,
+        "APIerSv1.GetChargerProfileIDs",
+        json!({"Tenant": "cgrates.org"}),
+    );
     assert_eq!(ids, json!(["CRG_CUSTOMER", "CRG_RAW", "CRG_SUPPLIER"]));
     let p = call(
         s,
@@ -99,7 +103,11 @@ fn scenario(s: &Server) {
     let other = json!({"Tenant": "other.org", "Event": {"Account": "1"}});
     assert_eq!(err(&call(s, "ChargerSv1.ProcessEvent", other)), "NOT_FOUND");
     assert_eq!(
-        err(&call(s, "ChargerSv1.ProcessEvent", json!({"Tenant": "cgrates.org"}))),
+        err(&call(
+            s,
+            "ChargerSv1.ProcessEvent",
+            json!({"Tenant": "cgrates.org"})
+        )),
         "MANDATORY_IE_MISSING: [Event]"
     );
 
@@ -249,5 +257,8 @@ fn derived_charging_of_a_passive_call() {
     });
     assert_eq!(metric(&s, "accurate_cdrs_total"), 1);
     assert_eq!(metric(&s, "accurate_cdr_writer_total{name=\"stored\"}"), 3);
-    assert_eq!(call(&s, "SessionSv1.GetActiveSessionsCount", json!({})), json!(0));
+    assert_eq!(
+        call(&s, "SessionSv1.GetActiveSessionsCount", json!({})),
+        json!(0)
+    );
 }

@@ -13,7 +13,7 @@ use sessions::{Owner, Reply, SessionEvent, SessionKey, SessionSnapshot};
 
 use super::methods::{State, mandatory_missing, object};
 use super::sessions::Op;
-use super::sessions::flags::{Prepared, ResOp, ids, late, prepare, resources_op, routes_op};
+use super::sessions::flags::{Asked, Prepared, ResOp, ids, late, prepare, resources_op, routes_op};
 
 /// The methods answered here.
 pub(crate) const METHODS: &[&str] = &[
@@ -252,9 +252,7 @@ fn prepared(state: &State, m: &Map<String, Value>, attr_flag: &str) -> Result<Pr
 }
 
 /// `ThresholdIDs`/`StatIDs` when `ProcessThresholds`/`ProcessStats`.
-fn late_args(
-    m: &Map<String, Value>,
-) -> Result<(Option<Option<Vec<String>>>, Option<Option<Vec<String>>>), RpcError> {
+fn late_args(m: &Map<String, Value>) -> Result<(Asked, Asked), RpcError> {
     let th = if flag(m, "ProcessThresholds")? {
         Some(ids(m, "ThresholdIDs")?)
     } else {
@@ -460,9 +458,8 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
         routes = Some(routes_op(state, &p, false)?);
     }
     let param_ids = |k: &str| {
-        fl.get(k).map(|p| {
-            (!p.is_empty()).then(|| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-        })
+        fl.get(k)
+            .map(|p| (!p.is_empty()).then(|| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))
     };
     let l = late(
         state,

@@ -250,11 +250,7 @@ impl ChargerProfiles {
     ///
     /// # Errors
     /// [`Error::NotFound`] when none matches; filter errors.
-    pub fn matching(
-        &self,
-        ctx: &FilterCtx<'_>,
-        ev: &Event,
-    ) -> Result<Vec<&ChargerProfile>, Error> {
+    pub fn matching(&self, ctx: &FilterCtx<'_>, ev: &Event) -> Result<Vec<&ChargerProfile>, Error> {
         let mut out = Vec::new();
         for p in self.list.iter().filter(|p| p.tenant == ev.tenant) {
             if !p.activation.is_active_at(ctx.now) {
@@ -289,7 +285,8 @@ impl ChargerProfiles {
         for p in self.matching(ctx, ev)? {
             let mut e = ev.clone();
             e.set_text(RUN_ID_FIELD, p.run_id.clone());
-            e.opts.insert("*runID".into(), Value::String(p.run_id.clone()));
+            e.opts
+                .insert("*runID".into(), Value::String(p.run_id.clone()));
             let mut run = ChargerRun {
                 charger: p.id.clone(),
                 attribute_profiles: Vec::new(),
@@ -444,7 +441,10 @@ mod tests {
     #[test]
     fn bad_lines_name_file_line_and_column() {
         let e = load("cgrates.org,C1,,,r1,*none,heavy\n").unwrap_err();
-        assert_eq!(e.to_string(), "Chargers.csv:1: column 7: Weight \"heavy\" is not a number");
+        assert_eq!(
+            e.to_string(),
+            "Chargers.csv:1: column 7: Weight \"heavy\" is not a number"
+        );
         let e = load("cgrates.org,C1,,soon,r1,*none,1\n").unwrap_err();
         assert!(e.to_string().starts_with("Chargers.csv:1: column 4"), "{e}");
         let e = load(",C1,,,r1,*none,1\n").unwrap_err();
@@ -459,7 +459,10 @@ mod tests {
         let j = p.get("cgrates.org", "LATER").unwrap().to_json();
         assert_eq!(j["RunID"], "later");
         assert_eq!(j["AttributeIDs"], json!(["*none"]));
-        assert_eq!(j["ActivationInterval"]["ActivationTime"], "2099-01-01T00:00:00Z");
+        assert_eq!(
+            j["ActivationInterval"]["ActivationTime"],
+            "2099-01-01T00:00:00Z"
+        );
         assert!(p.get("cgrates.org", "DEFAULT").unwrap().to_json()["ActivationInterval"].is_null());
     }
 }

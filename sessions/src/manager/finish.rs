@@ -215,7 +215,11 @@ impl SessionManager {
         now: DateTime<Utc>,
         ch: &Charging<'_>,
     ) -> Result<Reply, Error> {
-        let EndIntent { key, event, mut cdr } = intent;
+        let EndIntent {
+            key,
+            event,
+            mut cdr,
+        } = intent;
         if let Some(s) = self.sessions.remove(&key) {
             self.unarm(&key);
             // What the session learnt (a resource limit flag...) goes

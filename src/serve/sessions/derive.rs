@@ -91,8 +91,7 @@ pub(crate) fn from_event(
     };
     m.remove("Time");
     let mut sev = SessionEvent::from_cgr_event(&m, owner)?;
-    sev.extra_fields
-        .remove(subsystems::chargers::RUN_ID_FIELD);
+    sev.extra_fields.remove(subsystems::chargers::RUN_ID_FIELD);
     sev.run_id = run;
     Ok(sev)
 }

@@ -88,11 +88,7 @@ pub(crate) fn prepare(
             now,
         ) {
             Ok(r) => {
-                attributes = json!({
-                    "MatchedProfiles": r.matched_profiles,
-                    "AlteredFields": r.altered_fields,
-                    "CGREvent": r.event.to_cgr_event(),
-                });
+                attributes = r.to_json();
                 event = r.event;
             }
             Err(subsystems::Error::NotFound) => {}
@@ -136,8 +132,12 @@ pub(crate) fn resources_op(state: &State, p: &Prepared, op: ResOp) -> Result<Val
     }
     let wrap = |e: RpcError| RpcError::server(format!("RESOURCES_ERROR:{}", e.message));
     Ok(match op {
-        ResOp::Authorize => json!(resources::authorize(state, &p.event, &usage_id, 1.0).map_err(wrap)?),
-        ResOp::Allocate => json!(resources::allocate(state, &p.event, &usage_id, 1.0).map_err(wrap)?),
+        ResOp::Authorize => {
+            json!(resources::authorize(state, &p.event, &usage_id, 1.0).map_err(wrap)?)
+        }
+        ResOp::Allocate => {
+            json!(resources::allocate(state, &p.event, &usage_id, 1.0).map_err(wrap)?)
+        }
         ResOp::Release => {
             resources::release(state, &p.event, &usage_id).map_err(wrap)?;
             Value::Null
@@ -174,14 +174,12 @@ pub(crate) struct Late {
     pub failed: bool,
 }
 
+/// Whether a subsystem is asked, and for which IDs only (`None`: all).
+pub(crate) type Asked = Option<Option<Vec<String>>>;
+
 /// Runs ThresholdS (`th`: asked, with only those IDs when given) and
 /// StatS (`st`) on the event.
-pub(crate) fn late(
-    state: &State,
-    ev: &Event,
-    th: Option<Option<Vec<String>>>,
-    st: Option<Option<Vec<String>>>,
-) -> Late {
+pub(crate) fn late(state: &State, ev: &Event, th: Asked, st: Asked) -> Late {
     let profiles = state.profiles.current();
     let mut out = Late {
         thresholds: Value::Null,

@@ -42,6 +42,7 @@ pub(crate) mod derive;
 pub(crate) mod flags;
 mod force;
 mod forgets;
+mod runs;
 mod sink;
 mod timed;
 mod writes;
@@ -660,25 +661,7 @@ impl Shard<'_> {
         let now = Utc::now();
         match cmd {
             Cmd::Api { op, evs, reply } => {
-                let r = self.with_charging(|mgr, ch| {
-                    let mut all = evs.iter().map(|ev| {
-                        let r = match op {
-                            Op::Authorize => mgr.handle_authorize(ev, now, ch),
-                            Op::Initiate => mgr.handle_initiate(ev, now, ch),
-                            Op::Update => mgr.handle_update(ev, now, ch),
-                            Op::Terminate => mgr.handle_terminate(ev, now, ch),
-                            Op::ProcessCdr => mgr.handle_process_cdr(ev, now, ch),
-                        };
-                        (ev.request_type.trim() == "*none" && ev.derived(), r)
-                    });
-                    let Some((_, mut out)) = all.next() else {
-                        return Ok(Reply::default());
-                    };
-                    for (unpriced, r) in all {
-                        out = combine(out, r, unpriced);
-                    }
-                    out
-                });
+                let r = self.api_runs(op, &evs, now);
                 // The reply waits for the actions (a Save durable first);
                 // an operation that ends a call also for its CDR to be
                 // stored, so an acknowledged end is never lost.
@@ -713,38 +696,10 @@ impl Shard<'_> {
                 // is the one `*default` run its mapping made.
                 let base = derive::passive_subsystems(&self.shared.state)
                     .then(|| self.mgr.call_event(&ev));
-                let runs = base
-                    .as_ref()
-                    .and_then(|b| derive::passive_runs(&self.shared.state, b, now));
-                if let Some(b) = &base
-                    && matches!(*ev, DialogEvent::End(_) | DialogEvent::Failed(_))
+                if let Some(base) = &base
+                    && let Some(done) = self.dialog_runs(&ev, base, now)
                 {
-                    self.release_resources(b);
-                }
-                if let Some(runs) = &runs
-                    && let Some(base) = &base
-                {
-                    let intents = self.mgr.end_intents(&ev, runs);
-                    if !intents.is_empty() {
-                        // Every run's end durable before any is charged.
-                        for intent in &intents {
-                            self.put(&end_key(&intent.key), intent);
-                        }
-                        let mut done = Vec::new();
-                        for intent in intents {
-                            done.extend(self.end_call(intent, now));
-                        }
-                        return done;
-                    }
-                    let r = self.with_charging(|mgr, ch| mgr.handle_dialog_runs(&ev, runs, now, ch));
-                    if let Err(e) = r {
-                        tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
-                    }
-                    if matches!(*ev, DialogEvent::Answer { .. }) {
-                        let keys = runs.iter().map(|r| r.key_of_call_run(ev.call())).collect();
-                        self.allocate_resources(&base, keys);
-                    }
-                    return Vec::new();
+                    return done;
                 }
                 if let Some(intent) = self.mgr.end_intent(&ev) {
                     // Durable before the charge: a crash before the CDR is
@@ -755,11 +710,6 @@ impl Shard<'_> {
                 let r = self.with_charging(|mgr, ch| mgr.handle_dialog(&ev, now, ch));
                 if let Err(e) = r {
                     tracing::debug!(cgrid = %cgrid, error = %e, "passive call");
-                }
-                if let Some(b) = &base
-                    && matches!(*ev, DialogEvent::Answer { .. })
-                {
-                    self.allocate_resources(b, vec![SessionEvent::key_of_call(ev.call())]);
                 }
                 Vec::new()
             }
@@ -777,41 +727,6 @@ impl Shard<'_> {
                 Vec::new()
             }
             Cmd::Stop => Vec::new(),
-        }
-    }
-
-    /// A passive call's resources at its answer: allocated even over a
-    /// limit (the call goes on anyway); over one, its sessions (`keys`)
-    /// are flagged [`EXTRA_RESOURCE_LIMIT`] (so are their CDRs) and it is
-    /// counted.
-    fn allocate_resources(&mut self, base: &SessionEvent, keys: Vec<SessionKey>) {
-        let state = &self.shared.state;
-        if !state.profiles.current().has("Resources.csv") {
-            return;
-        }
-        let ev = derive::to_event(base);
-        if !crate::serve::subsys::resources::allocate_passive(state, &ev, &base.origin_id) {
-            return;
-        }
-        self.shared
-            .counters
-            .resource_limit_exceeded
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(origin = %base.origin_id, "passive call over a resource limit: flagged");
-        for k in keys {
-            self.mgr.set_extra(&k, EXTRA_RESOURCE_LIMIT, "true");
-        }
-    }
-
-    /// A passive call's resources released at its end.
-    fn release_resources(&self, base: &SessionEvent) {
-        let state = &self.shared.state;
-        if !state.profiles.current().has("Resources.csv") {
-            return;
-        }
-        let ev = derive::to_event(base);
-        if let Err(e) = crate::serve::subsys::resources::release(state, &ev, &base.origin_id) {
-            tracing::debug!(origin = %base.origin_id, error = %e.message, "passive call: resource release");
         }
     }
 
@@ -912,29 +827,6 @@ impl Shard<'_> {
             }
         }
     }
-}
-
-/// Two runs' replies as one: the least MaxUsage of the runs that are
-/// priced (`unpriced`: the new one is a ChargerS `*none` run), the first
-/// error.
-fn combine(
-    a: Result<Reply, sessions::Error>,
-    b: Result<Reply, sessions::Error>,
-    unpriced: bool,
-) -> Result<Reply, sessions::Error> {
-    let (mut a, b) = match (a, b) {
-        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
-        (Ok(a), Ok(b)) => (a, b),
-    };
-    if !unpriced {
-        a.max_usage = match (a.max_usage, b.max_usage) {
-            (Some(x), Some(y)) => Some(x.min(y)),
-            (x, y) => x.or(y),
-        };
-        a.cost = a.cost.or(b.cost);
-    }
-    a.replayed &= b.replayed;
-    Ok(a)
 }
 
 /// Removes saved keys (a session or dialog whose CDR is durable).

@@ -15,8 +15,10 @@ use subsystems::{Event, FilterCtx};
 use crate::serve::methods::{State, mandatory_missing, object};
 
 /// The APIerSv1 methods answered here.
-pub(crate) const APIER_METHODS: &[&str] =
-    &["APIerSv1.GetChargerProfile", "APIerSv1.GetChargerProfileIDs"];
+pub(crate) const APIER_METHODS: &[&str] = &[
+    "APIerSv1.GetChargerProfile",
+    "APIerSv1.GetChargerProfileIDs",
+];
 
 /// A subsystem error as CGRateS's ChargerS answers it: `NOT_FOUND` as
 /// it is, anything else `SERVER_ERROR: ...`.
