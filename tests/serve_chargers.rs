@@ -111,6 +111,35 @@ fn scenario(s: &Server) {
         "MANDATORY_IE_MISSING: [Event]"
     );
 
+    // GetAttributes: the event AttributeS (`*sessions`) changed is the
+    // one charged, in every run; without it the alias has no account.
+    let mut a = ev(
+        json!({"GetAttributes": true, "GetMaxUsage": true}),
+        "c0",
+        "*prepaid",
+        "2000s",
+    );
+    a["Event"]["Account"] = json!("alias1001");
+    let r = call(s, "SessionSv1.AuthorizeEvent", a.clone());
+    assert_eq!(
+        r["Attributes"]["MatchedProfiles"],
+        json!(["ATTR_ALIAS"]),
+        "{r}"
+    );
+    assert_eq!(r["Attributes"]["AlteredFields"], json!(["*req.Account"]));
+    assert_eq!(r["Attributes"]["CGREvent"]["Event"]["Account"], "1001");
+    assert_eq!(r["MaxUsage"], json!(1000 * S), "{r}");
+    a["GetAttributes"] = json!(false);
+    let r = call(s, "SessionSv1.AuthorizeEvent", a);
+    assert!(err(&r).starts_with("RALS_ERROR:"), "{r}");
+    // Resources, routes: no Resources.csv/Routes.csv in this plan.
+    let r = call(
+        s,
+        "SessionSv1.AuthorizeEvent",
+        ev(json!({"AuthorizeResources": true}), "c0", "*prepaid", "1s"),
+    );
+    assert_eq!(err(&r), "NOT_CONNECTED: ResourceS");
+
     // Authorize: 10.00 pays the customer 1000 s; the supplier's run is
     // postpaid and the raw one not charged: the least is the customer's.
     let r = call(
@@ -261,4 +290,51 @@ fn derived_charging_of_a_passive_call() {
         call(&s, "SessionSv1.GetActiveSessionsCount", json!({})),
         json!(0)
     );
+}
+
+/// A passive call's runs survive a restart between its answer and its
+/// BYE: the three sessions are restored (each its own `s:` key with its
+/// run), the BYE after the restart ends them all, each charged once.
+#[test]
+fn passive_runs_survive_a_restart() {
+    let data = serve_common::temp_data_dir();
+    let start = |plan: bool| {
+        let mut args = vec![
+            "--hep".to_owned(),
+            "udp:127.0.0.1:0".to_owned(),
+            "--data-dir".to_owned(),
+            data.to_str().unwrap().to_owned(),
+        ];
+        if plan {
+            args.extend(["--tariffplan".to_owned(), plan_dir()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::start_with(&args, Some(CONFIG))
+    };
+    let s = start(true);
+    let hep = call_hep("early-media-183.pcap");
+    let bye = hep.iter().position(|h| is_bye(h)).unwrap();
+    let hep = restamp_hep(&hep, SystemTime::now());
+    send_udp(&hep_udp_addr(&s), &hep[..bye]);
+    let count = |s: &Server| call(s, "SessionSv1.GetActiveSessionsCount", json!({}));
+    wait_until("the answer", || count(&s) == json!(3));
+    let mut s = s;
+    s.signal("-TERM");
+    drop(s);
+    let s = start(false);
+    for line in ["restored 3 active sessions", "restored 1 calls in progress"] {
+        assert!(s.seen.iter().any(|l| l == line), "{:?}", s.seen);
+    }
+    assert_eq!(count(&s), json!(3));
+    send_udp(&hep_udp_addr(&s), &hep[bye..]);
+    let c = cdrs(&s, "1-13708@127.0.0.1", 3);
+    wait_until("the end", || count(&s) == json!(0));
+    let customer = cost(&c[0]);
+    assert!(customer > Decimal::ZERO, "{c:?}");
+    assert_eq!(cost(&c[1]), dec("-1"));
+    assert_eq!(cost(&c[2]), customer / dec("2"));
+    assert_eq!(credit(&s, "4971112345"), dec("10") - customer);
+    assert_eq!(credit(&s, "supplier1"), dec("10") - customer / dec("2"));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&data);
 }
