@@ -509,6 +509,27 @@ mod tests {
     }
 
     #[test]
+    fn a_chargers_run_is_its_own_session_of_the_call() {
+        let ev = parse(json!({"Event": {"OriginID": "x", "OriginHost": "h"}})).unwrap();
+        assert_eq!(ev.key().run_id, "*default");
+        assert!(!ev.derived());
+        let mut run = ev.clone();
+        run.run_id = Some("supplier".into());
+        assert_eq!(run.key().run_id, "supplier");
+        assert_eq!(run.key().cgrid, ev.key().cgrid);
+        assert!(run.derived());
+        // Saved before ChargerS (no run_id): still reads, as `*default`.
+        let mut v = serde_json::to_value(&ev).unwrap();
+        assert!(v.get("run_id").is_none(), "{v}");
+        v.as_object_mut().unwrap().remove("run_id");
+        let back: SessionEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, ev);
+        let v = serde_json::to_value(&run).unwrap();
+        let back: SessionEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back.run(), "supplier");
+    }
+
+    #[test]
     fn bad_fields_are_errors_not_panics() {
         for bad in [
             json!({"Event": {"Usage": "soon"}}),
