@@ -212,6 +212,35 @@ fn scenario(s: &Server) {
     assert_eq!(cost(&c[2]), dec("0.05"));
     assert_eq!(credit(s, "1001"), dec("9.45"));
     assert_eq!(credit(s, "supplier1"), dec("9.725"));
+
+    // CDRsV1.ProcessEvent's *chargers flag: accepted, the same runs.
+    let mut a = ev(
+        json!({"Flags": ["*chargers", "*rals"]}),
+        "c3",
+        "*postpaid",
+        "20s",
+    );
+    a["Event"]["AnswerTime"] = json!("2026-01-07T17:00:00Z");
+    assert_eq!(call(s, "CDRsV1.ProcessEvent", a), json!("OK"));
+    let c = cdrs(s, "c3", 3);
+    assert_eq!(cost(&c[0]), dec("0.20"));
+    assert_eq!(cost(&c[2]), dec("0.10"));
+
+    // SessionSv1.ProcessEvent: *attributes then *rals:*initiate, the
+    // alias's runs started as 1001's.
+    let mut a = ev(
+        json!({"Flags": ["*attributes", "*rals:*initiate"]}),
+        "c4",
+        "*prepaid",
+        "30s",
+    );
+    a["Event"]["Account"] = json!("alias1001");
+    let r = call(s, "SessionSv1.ProcessEvent", a);
+    assert_eq!(r["MaxUsage"], json!(30 * S), "{r}");
+    assert_eq!(r["Attributes"]["MatchedProfiles"], json!(["ATTR_ALIAS"]));
+    assert_eq!(credit(s, "1001"), dec("8.95"));
+    let n = call(s, "SessionSv1.GetActiveSessionsCount", json!({}));
+    assert_eq!(n, json!(3));
 }
 
 #[test]
