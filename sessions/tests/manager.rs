@@ -909,7 +909,14 @@ fn passive_call_charger_runs_each_charged_once() {
     // 20 minutes), bob's postpaid run nothing yet.
     assert_eq!(fx.money("ann"), d("0"));
     assert_eq!(fx.money("bob"), d("1"));
-    drain(&mut m);
+    // What the server learns later (a resource limit passed) is saved
+    // with the session and lands in its CDR.
+    let key = sessions::SessionKey {
+        run_id: "supplier".into(),
+        ..SessionEvent::key_of_call(&c)
+    };
+    assert!(m.set_extra(&key, "ResourceLimitExceeded", "true"));
+    assert!(matches!(drain(&mut m).last(), Some(Action::Save(s)) if s.key == key));
     let end = DialogEvent::End(record(&c, true, 61));
     let base = m.call_event(&end);
     assert_eq!(base.usage, Some(secs(61)));
@@ -934,6 +941,8 @@ fn passive_call_charger_runs_each_charged_once() {
         ]
     );
     assert_eq!(got[1].extra_fields["Leg"], "supplier");
+    assert_eq!(got[1].extra_fields["ResourceLimitExceeded"], "true");
+    assert!(!got[0].extra_fields.contains_key("ResourceLimitExceeded"));
     assert_eq!(got[1].request_type, "*postpaid");
     assert_eq!(fx.money("ann"), d("0.9"));
     assert_eq!(fx.money("bob"), d("0.9"));

@@ -223,3 +223,33 @@ pub(crate) fn passive_runs(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session event read by the subsystems and back is the same event
+    /// (times, usages, extra fields, debit interval), the run set apart.
+    #[test]
+    fn session_events_round_trip_through_the_subsystems_shape() {
+        let args = json!({"Tenant": "cgrates.org", "ID": "e1",
+            "Event": {"OriginID": "o1", "OriginHost": "h", "Account": "1001",
+                      "Subject": "s1", "Destination": "4930", "Category": "call",
+                      "ToR": "*voice", "RequestType": "*prepaid",
+                      "SetupTime": "2026-01-07T16:59:58Z",
+                      "AnswerTime": "2026-01-07T17:00:00.5Z",
+                      "Usage": "1m30s", "LastUsed": "10s", "Codec": "PCMA"},
+            "APIOpts": {"*sessionsDebitInterval": "5s"}});
+        let ev = SessionEvent::from_cgr_event(args.as_object().unwrap(), Owner::Api).unwrap();
+        let mut e = to_event(&ev);
+        assert_eq!(e.text("Usage"), "90000000000");
+        let back = from_event(&e, Owner::Api, None).unwrap();
+        assert_eq!(back, ev);
+        e.set_text("RunID", "supplier");
+        let run = from_event(&e, Owner::Passive, Some("supplier".into())).unwrap();
+        assert_eq!(run.key().run_id, "supplier");
+        assert_eq!(run.key().cgrid, ev.key().cgrid);
+        assert!(!run.extra_fields.contains_key("RunID"));
+        assert_eq!(run.owner, Owner::Passive);
+    }
+}
