@@ -304,6 +304,12 @@ fn derived_charging_of_a_passive_call() {
     assert_eq!(cost(&c[1]), dec("-1"));
     assert_eq!(c[2]["Account"], "supplier1");
     assert_eq!(c[2]["Subject"], "supplier1");
+    // AttributeS (`*sessions`) ran before ChargerS: every run has its tag.
+    assert!(
+        c.iter()
+            .all(|x| x["ExtraFields"]["Tag"] == "seen-on-the-wire"),
+        "{c:?}"
+    );
     // The same usage, the supplier's rate half the customer's.
     assert_eq!(c[0]["Usage"], c[2]["Usage"]);
     let customer = cost(&c[0]);
