@@ -293,10 +293,10 @@ async fn authorize(state: &State, m: &Map<String, Value>) -> Result<Value, RpcEr
     let mut reply = json!({"Attributes": p.attributes, "ResourceAllocation": alloc,
         "MaxUsage": max, "Suppliers": null, "ThresholdIDs": null, "StatQueueIDs": null});
     if flag(m, "GetSuppliers")? {
-        reply["Suppliers"] = routes_op(state, &p, true)?;
+        reply["Suppliers"] = routes_op(state, &p, m, true)?;
     }
     if flag(m, "GetRoutes")? {
-        reply["Routes"] = routes_op(state, &p, false)?;
+        reply["Routes"] = routes_op(state, &p, m, false)?;
     }
     let (th, st) = late_args(m)?;
     let l = late(state, &p.event, th, st);
@@ -452,10 +452,10 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
     let mut suppliers = Value::Null;
     let mut routes = None;
     if fl.contains_key("*suppliers") {
-        suppliers = routes_op(state, &p, true)?;
+        suppliers = routes_op(state, &p, m, true)?;
     }
     if fl.contains_key("*routes") {
-        routes = Some(routes_op(state, &p, false)?);
+        routes = Some(routes_op(state, &p, m, false)?);
     }
     let param_ids = |k: &str| {
         fl.get(k)

@@ -145,18 +145,46 @@ pub(crate) fn resources_op(state: &State, p: &Prepared, op: ResOp) -> Result<Val
     })
 }
 
-/// RouteS (`suppliers`: v0.10's SupplierS shape) for the event.
+/// v0.10's route arguments of a session call and the options CGRateS
+/// master reads them from.
+const ROUTE_ARGS: &[(&str, &str)] = &[
+    ("SuppliersMaxCost", "*routesMaxCost"),
+    ("RoutesMaxCost", "*routesMaxCost"),
+    ("SuppliersIgnoreErrors", "*routesIgnoreErrors"),
+    ("RoutesIgnoreErrors", "*routesIgnoreErrors"),
+    ("Limit", "*routesLimit"),
+    ("Offset", "*routesOffset"),
+];
+
+/// RouteS (`suppliers`: v0.10's SupplierS shape) for the event; the
+/// call's `SuppliersMaxCost`, `SuppliersIgnoreErrors`, `Limit` and
+/// `Offset` (v0.10) go to RouteS as master's options.
 ///
 /// # Errors
 /// `NOT_CONNECTED` without Routes.csv/Suppliers.csv;
 /// `ROUTES_ERROR:...` / `SUPPLIERS_ERROR:...`.
-pub(crate) fn routes_op(state: &State, p: &Prepared, suppliers: bool) -> Result<Value, RpcError> {
+pub(crate) fn routes_op(
+    state: &State,
+    p: &Prepared,
+    m: &Map<String, Value>,
+    suppliers: bool,
+) -> Result<Value, RpcError> {
     let profiles = state.profiles.current();
     let name = if suppliers { "SupplierS" } else { "RouteS" };
     if !profiles.has("Routes.csv") && !profiles.has("Suppliers.csv") {
         return Err(not_connected(name));
     }
-    routes::sorted_routes(state, &p.event, suppliers).map_err(|e| {
+    let mut ev = p.event.clone();
+    for (arg, opt) in ROUTE_ARGS {
+        match m.get(*arg) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(v) => {
+                ev.opts.insert((*opt).to_owned(), v.clone());
+            }
+        }
+    }
+    routes::sorted_routes(state, &ev, suppliers).map_err(|e| {
         let what = if suppliers { "SUPPLIERS" } else { "ROUTES" };
         RpcError::server(format!("{what}_ERROR:{}", e.message))
     })
