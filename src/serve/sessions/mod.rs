@@ -854,7 +854,7 @@ mod tests {
 
     /// A sink that holds every CDR until the test says it is durable.
     #[derive(Default)]
-    struct HoldSink(Mutex<Vec<(sessions::Cdr, Done)>>);
+    pub(super) struct HoldSink(pub(super) Mutex<Vec<(sessions::Cdr, Done)>>);
 
     impl CdrSink for HoldSink {
         fn submit(&self, cdr: sessions::Cdr, _: &AtomicU64) -> Pending {
@@ -864,7 +864,7 @@ mod tests {
         }
     }
 
-    fn wait_until(mut f: impl FnMut() -> bool) {
+    pub(super) fn wait_until(mut f: impl FnMut() -> bool) {
         let end = Instant::now() + Duration::from_secs(10);
         while !f() {
             assert!(Instant::now() < end, "timed out");

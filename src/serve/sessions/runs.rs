@@ -146,3 +146,84 @@ impl Shard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sessions::{Owner, SessionStore};
+
+    use super::super::tests::{HoldSink, wait_until};
+    use super::super::{CdrSink, Op, Sessions, SessionsSection, lock};
+    use super::*;
+    use crate::serve::methods::State;
+
+    fn runs(origin: &str) -> Vec<SessionEvent> {
+        let args = serde_json::json!({"Event": {"OriginID": origin, "OriginHost": "h",
+                                                "RequestType": "*none", "Usage": "10s"}});
+        let ev = SessionEvent::from_cgr_event(args.as_object().unwrap(), Owner::Api).unwrap();
+        ["*default", "*raw"]
+            .iter()
+            .map(|r| SessionEvent {
+                run_id: Some((*r).to_owned()),
+                ..ev.clone()
+            })
+            .collect()
+    }
+
+    /// A terminate of a call's runs is answered once every run's CDR is
+    /// durable, not at the first; each run's saved session goes with its
+    /// own CDR.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_terminate_of_runs_is_answered_once_all_their_cdrs_are_durable() {
+        let state = Arc::new(State::new(
+            rating::SharedTariffPlan::default(),
+            rating::RoundingMode::Exact,
+            rating::LoadPolicy::default(),
+            None,
+            "n".into(),
+            crate::serve::store::Store::memory(),
+            crate::serve::cdrs::Cdrs::unavailable(),
+        ));
+        let store: Arc<dyn SessionStore> = Arc::new(sessions::MemorySessions::new());
+        let sink = Arc::new(HoldSink::default());
+        let (s, _) = Sessions::start(
+            state,
+            &SessionsSection::default(),
+            Arc::clone(&store),
+            Arc::clone(&sink) as Arc<dyn CdrSink>,
+        )
+        .unwrap();
+        s.call_runs(Op::Initiate, runs("r1")).await.unwrap();
+        let keys = || -> Vec<String> {
+            let mut k: Vec<String> = store.list().unwrap().into_iter().map(|(k, _)| k).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys().len(), 2);
+        let mut term = std::pin::pin!(s.call_runs(Op::Terminate, runs("r1")));
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut term).await;
+        assert!(early.is_err(), "answered before its CDRs are durable");
+        let mut held = std::mem::take(&mut *lock(&sink.0));
+        assert_eq!(held.len(), 2);
+        let (last, last_done) = held.pop().unwrap();
+        let (first, first_done) = held.pop().unwrap();
+        assert_eq!(
+            (first.run_id.as_str(), last.run_id.as_str()),
+            ("*default", "*raw")
+        );
+        assert_eq!(first.cgrid, last.cgrid);
+        // Runs ChargerS made that nobody prices: Cost -1.
+        assert_eq!(first.cost, Some(rust_decimal::Decimal::NEGATIVE_ONE));
+        first_done.send(Ok(true)).unwrap();
+        let still = tokio::time::timeout(Duration::from_millis(200), &mut term).await;
+        assert!(still.is_err(), "answered before its last CDR is durable");
+        wait_until(|| keys().len() == 1);
+        assert!(keys()[0].ends_with(":*raw"), "{:?}", keys());
+        last_done.send(Ok(true)).unwrap();
+        term.await.unwrap();
+        wait_until(|| keys().is_empty());
+        s.stop_blocking();
+    }
+}
