@@ -373,3 +373,137 @@ fn passive_runs_survive_a_restart() {
     drop(s);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A TCP relay to `to` the test can cut (the CDR database going away).
+struct Relay {
+    port: u16,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn start(to: &str) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let relay = Relay {
+            port,
+            closed: std::sync::Arc::default(),
+            conns: std::sync::Arc::default(),
+        };
+        let (c, k, to) = (
+            std::sync::Arc::clone(&relay.closed),
+            std::sync::Arc::clone(&relay.conns),
+            to.to_owned(),
+        );
+        std::thread::spawn(move || {
+            while !c.load(Ordering::SeqCst) {
+                let Ok((a, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                a.set_nonblocking(false).unwrap();
+                let b = std::net::TcpStream::connect(&to).unwrap();
+                k.lock()
+                    .unwrap()
+                    .extend([a.try_clone().unwrap(), b.try_clone().unwrap()]);
+                pump(a.try_clone().unwrap(), b.try_clone().unwrap());
+                pump(b, a);
+            }
+        });
+        relay
+    }
+
+    fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// The CDR database goes away as a passive call with three runs ends:
+/// every run is charged, none of their CDRs can be stored, the server
+/// stops (exit 75) keeping each run's saved end; the next start finishes
+/// each run from its own end: three CDRs, and no account debited twice.
+#[test]
+fn passive_runs_whose_cdrs_could_not_be_stored_are_finished_at_the_next_start() {
+    const CDR_CONFIG: &str = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n\
+                              [cdrs]\nbatch-size = 1\nflush-interval-ms = 1\n\
+                              [mapping]\nrequest-type = \"*postpaid\"\n";
+    let pgs = PgSchema::new("serve_chargers_cut");
+    let db_host = pgs
+        .base
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.to_owned())
+        .unwrap();
+    let relay = Relay::start(&db_host);
+    let direct = pgs.url.clone();
+    let relayed = direct.replace(&db_host, &format!("127.0.0.1:{}", relay.port));
+    let data = serve_common::temp_data_dir();
+    let data_arg = data.to_str().unwrap();
+    let mut s = Server::start_with(
+        &[
+            "--hep",
+            "udp:127.0.0.1:0",
+            "--tariffplan",
+            &plan_dir(),
+            "--cdr-db",
+            &relayed,
+            "--data-dir",
+            data_arg,
+        ],
+        Some(CDR_CONFIG),
+    );
+    // The writer has its connection before the database goes away.
+    wait_until("the CDR database", || {
+        call(&s, "CDRsV1.GetCDRsCount", json!({})).is_number()
+    });
+    relay.close();
+    let hep = restamp_hep(&call_hep("early-media-183.pcap"), SystemTime::now());
+    send_udp(&hep_udp_addr(&s), &hep);
+    wait_until("the three CDRs submitted", || {
+        metric(&s, "accurate_cdr_writer_total{name=\"submitted\"}") == 3
+    });
+    let (customer, supplier) = (credit(&s, "4971112345"), credit(&s, "supplier1"));
+    assert!(customer < dec("10") && supplier < dec("10"));
+    let (status, lines) = s.signal("-TERM");
+    assert_eq!(status.code(), Some(75), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "serve: cdrs_abandoned: 3"),
+        "{lines:?}"
+    );
+    drop(s);
+
+    let s = Server::start_with(
+        &["--cdr-db", &direct, "--data-dir", data_arg],
+        Some(CDR_CONFIG),
+    );
+    let c = cdrs(&s, "1-13708@127.0.0.1", 3);
+    let runs: Vec<&str> = c.iter().map(|c| c["RunID"].as_str().unwrap()).collect();
+    assert_eq!(runs, ["*default", "*raw", "supplier"]);
+    assert_eq!(dec("10") - cost(&c[0]), customer);
+    assert_eq!(dec("10") - cost(&c[2]), supplier);
+    assert_eq!(cost(&c[1]), dec("-1"));
+    assert_eq!(credit(&s, "4971112345"), customer);
+    assert_eq!(credit(&s, "supplier1"), supplier);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&data);
+    pgs.drop_schema();
+}
