@@ -99,6 +99,7 @@ fn scenario(s: &Server) {
     assert_eq!(runs[1]["AttributeSProfiles"], json!(["ATTR_SUPPLIER"]));
     assert_eq!(runs[1]["CGREvent"]["Event"]["Subject"], "supplier1");
     assert_eq!(runs[1]["CGREvent"]["Event"]["RunID"], "supplier");
+    assert_eq!(runs[1]["AlteredFields"][0], "*req.RunID");
     assert_eq!(runs[2]["CGREvent"]["Event"]["RequestType"], "*none");
     let other = json!({"Tenant": "other.org", "Event": {"Account": "1"}});
     assert_eq!(err(&call(s, "ChargerSv1.ProcessEvent", other)), "NOT_FOUND");

@@ -77,9 +77,20 @@ impl ChargerProfile {
             "ActivationInterval": ai,
             "RunID": self.run_id,
             "AttributeIDs": self.attribute_ids,
-            "Weight": self.weight,
+            "Weight": go_float(self.weight),
         })
     }
+}
+
+/// A float as Go's JSON writes it: whole numbers without a fraction.
+fn go_float(x: f64) -> Value {
+    let whole = x.trunc();
+    if whole == x && whole.abs() < 9.0e15 {
+        // Exact: a whole number this small converts without loss.
+        #[allow(clippy::cast_possible_truncation)]
+        return json!(whole as i64);
+    }
+    json!(x)
 }
 
 /// One run of an event ([`ChargerProfiles::process`]): CGRateS's
@@ -92,7 +103,7 @@ pub struct ChargerRun {
     /// The attribute profiles applied.
     #[serde(rename = "AttributeSProfiles")]
     pub attribute_profiles: Vec<String>,
-    /// The fields changed (`RunID` first).
+    /// The fields changed (`*req.RunID` first, as CGRateS).
     #[serde(rename = "AlteredFields")]
     pub altered_fields: Vec<String>,
     /// The run's event.
@@ -290,7 +301,7 @@ impl ChargerProfiles {
             let mut run = ChargerRun {
                 charger: p.id.clone(),
                 attribute_profiles: Vec::new(),
-                altered_fields: vec![RUN_ID_FIELD.to_owned()],
+                altered_fields: vec![format!("*req.{RUN_ID_FIELD}")],
                 event: e,
             };
             if !p.no_attributes() {
@@ -408,7 +419,7 @@ mod tests {
         );
         let j = runs[2].to_json();
         assert_eq!(j["ChargerSProfile"], "DEFAULT");
-        assert_eq!(j["AlteredFields"], json!(["RunID"]));
+        assert_eq!(j["AlteredFields"], json!(["*req.RunID"]));
         assert_eq!(j["CGREvent"]["Event"]["RunID"], "*default");
         assert_eq!(j["CGREvent"]["Event"]["Account"], "1001");
         assert_eq!(j["CGREvent"]["APIOpts"]["*runID"], "*default");
@@ -430,7 +441,7 @@ mod tests {
         assert_eq!(raw.event.text("Subject"), "");
         let sup = &runs[1];
         assert_eq!(sup.attribute_profiles, ["ATTR_SUPPLIER"]);
-        assert_eq!(sup.altered_fields, ["RunID", "*req.Subject"]);
+        assert_eq!(sup.altered_fields, ["*req.RunID", "*req.Subject"]);
         assert_eq!(sup.event.text("Subject"), "supplier1");
         assert_eq!(sup.event.text("RunID"), "supplier");
         let def = &runs[2];
@@ -459,6 +470,7 @@ mod tests {
         let j = p.get("cgrates.org", "LATER").unwrap().to_json();
         assert_eq!(j["RunID"], "later");
         assert_eq!(j["AttributeIDs"], json!(["*none"]));
+        assert!(j.to_string().ends_with("\"Weight\":30}"), "{j}");
         assert_eq!(
             j["ActivationInterval"]["ActivationTime"],
             "2099-01-01T00:00:00Z"
