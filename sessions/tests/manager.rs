@@ -865,3 +865,92 @@ fn force_terminate_settles_the_usage_so_far_once() {
     assert_eq!(late.cost, Some(cost));
     assert_eq!(fx.money("ann"), d("1") - cost);
 }
+
+// A passive call split into ChargerS runs (as the server derives them):
+// the caller's prepaid `*default` run, `bob`'s postpaid `supplier` run and
+// a `*raw` run nobody pays. The answer starts the two charged sessions'
+// and the raw one; the end gives three CDRs of one CGRID: 61 s is two
+// started minutes, 0.10 each; the raw CDR has Cost -1. The end seen twice
+// charges nothing more.
+#[test]
+fn passive_call_charger_runs_each_charged_once() {
+    let fx = Fx::new();
+    fx.account("ann", "1", 0);
+    fx.account("bob", "1", 0);
+    let mut m = SessionManager::new(SessionConfig::default());
+    let c = call("runs@host", "ann", "*prepaid");
+    let answer = DialogEvent::Answer {
+        call: Arc::clone(&c),
+        answer_time: ts(t(0)),
+        to_tag: None,
+        pdd: None,
+        session_expires: None,
+    };
+    let runs = |base: SessionEvent| {
+        let mut def = base.clone();
+        def.run_id = Some("*default".into());
+        let mut sup = base.clone();
+        sup.run_id = Some("supplier".into());
+        "bob".clone_into(&mut sup.account);
+        "bob".clone_into(&mut sup.subject);
+        "*postpaid".clone_into(&mut sup.request_type);
+        sup.extra_fields.insert("Leg".into(), "supplier".into());
+        let mut raw = base;
+        raw.run_id = Some("*raw".into());
+        "*none".clone_into(&mut raw.request_type);
+        vec![def, sup, raw]
+    };
+    let base = m.call_event(&answer);
+    assert_eq!(base.answer_time, Some(t(0)));
+    m.handle_dialog_runs(&answer, &runs(base), t(0), &fx.ch())
+        .unwrap();
+    assert_eq!(m.active_count(), 3);
+    // The prepaid run reserved the whole MaxUsage (3 h capped by 1.00:
+    // 20 minutes), bob's postpaid run nothing yet.
+    assert_eq!(fx.money("ann"), d("0"));
+    assert_eq!(fx.money("bob"), d("1"));
+    // What the server learns later (a resource limit passed) is saved
+    // with the session and lands in its CDR.
+    let key = sessions::SessionKey {
+        run_id: "supplier".into(),
+        ..SessionEvent::key_of_call(&c)
+    };
+    assert!(m.set_extra(&key, "ResourceLimitExceeded", "true"));
+    assert!(matches!(drain(&mut m).last(), Some(Action::Save(s)) if s.key == key));
+    let end = DialogEvent::End(record(&c, true, 61));
+    let base = m.call_event(&end);
+    assert_eq!(base.usage, Some(secs(61)));
+    let intents = m.end_intents(&end, &runs(base));
+    assert_eq!(intents.len(), 3);
+    assert!(intents.iter().all(|i| i.key.cgrid == intents[0].key.cgrid));
+    for i in intents.clone() {
+        m.handle_end_intent(i, t(61), &fx.ch()).unwrap();
+    }
+    let acts = drain(&mut m);
+    let got = cdrs(&acts);
+    let view: Vec<(&str, &str, Option<Decimal>)> = got
+        .iter()
+        .map(|c| (c.run_id.as_str(), c.account.as_str(), c.cost))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("*default", "ann", Some(d("0.1"))),
+            ("supplier", "bob", Some(d("0.1"))),
+            ("*raw", "ann", Some(d("-1"))),
+        ]
+    );
+    assert_eq!(got[1].extra_fields["Leg"], "supplier");
+    assert_eq!(got[1].extra_fields["ResourceLimitExceeded"], "true");
+    assert!(!got[0].extra_fields.contains_key("ResourceLimitExceeded"));
+    assert_eq!(got[1].request_type, "*postpaid");
+    assert_eq!(fx.money("ann"), d("0.9"));
+    assert_eq!(fx.money("bob"), d("0.9"));
+    assert_eq!(m.active_count(), 0);
+    // Seen again (a copy, a restart replaying the saved ends).
+    for i in intents {
+        m.handle_end_intent(i, t(62), &fx.ch()).unwrap();
+    }
+    assert_eq!(fx.money("ann"), d("0.9"));
+    assert_eq!(fx.money("bob"), d("0.9"));
+}

@@ -58,7 +58,7 @@ pub(crate) async fn process_event(
     state: &Arc<State>,
     m: &Map<String, Value>,
 ) -> Result<Value, RpcError> {
-    let f = flags(m)?;
+    let f = flags(state, m)?;
     if f.rerate {
         rerate(state, m).await?;
     } else if f.rals {
@@ -75,9 +75,11 @@ pub(crate) async fn process_event(
 /// The flags. `*store` turned off and `*refund` alone are refused rather
 /// than ignored (AccuRate always stores; a refund without a re-rate is not
 /// done). `*attributes` and `*chargers` on fail as CGRateS fails without
-/// those connections (`PARTIALLY_EXECUTED`, nothing stored); `*export` is
-/// accepted (no online exports).
-fn flags(m: &Map<String, Value>) -> Result<Flags, RpcError> {
+/// those connections (`PARTIALLY_EXECUTED`, nothing stored), but
+/// `*chargers` is accepted when the plan has chargers (the event is
+/// charged as its runs); `*export` is accepted (no online exports).
+fn flags(state: &State, m: &Map<String, Value>) -> Result<Flags, RpcError> {
+    let chargers = super::subsys::chargers::enabled(state);
     let list = flags_of(m, "ArgV1ProcessEvent")?;
     let mut f = Flags {
         rals: true,
@@ -91,6 +93,7 @@ fn flags(m: &Map<String, Value>) -> Result<Flags, RpcError> {
             "*rals" => f.rals = on,
             "*rerate" => f.rerate = on,
             "*export" => {}
+            "*chargers" if chargers => {}
             "*attributes" | "*chargers" if on => return Err(partially_executed()),
             "*thresholds" | "*stats" if on => f.late = true,
             "*attributes" | "*chargers" | "*thresholds" | "*stats" => {}

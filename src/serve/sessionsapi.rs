@@ -13,6 +13,7 @@ use sessions::{Owner, Reply, SessionEvent, SessionKey, SessionSnapshot};
 
 use super::methods::{State, mandatory_missing, object};
 use super::sessions::Op;
+use super::sessions::flags::{Asked, Prepared, ResOp, ids, late, prepare, resources_op, routes_op};
 
 /// The methods answered here.
 pub(crate) const METHODS: &[&str] = &[
@@ -91,18 +92,6 @@ fn need_cgr_event(m: &Map<String, Value>) -> Result<(), RpcError> {
     }
 }
 
-/// CGRateS's error for a subsystem whose connection is not configured:
-/// AccuRate runs no ResourceS, SupplierS, ThresholdS or StatS (yet).
-fn not_connected(service: &str) -> RpcError {
-    RpcError::server(format!("NOT_CONNECTED: {service}"))
-}
-
-/// `GetAttributes` / `*attributes` without AttributeS: CGRateS wraps the
-/// connection error.
-fn attributes_error() -> RpcError {
-    RpcError::server("ATTRIBUTES_ERROR:NOT_CONNECTED: AttributeS")
-}
-
 /// What CGRateS answers once the rest ran when ThresholdS or StatS (not
 /// connected) was asked for.
 pub(super) fn partially_executed() -> RpcError {
@@ -122,17 +111,17 @@ fn event(m: &Map<String, Value>) -> Result<SessionEvent, RpcError> {
     SessionEvent::from_cgr_event(m, Owner::Api).map_err(|e| session_error(&e))
 }
 
-async fn run(state: &State, op: Op, ev: SessionEvent) -> Result<Reply, RpcError> {
+async fn run(state: &State, op: Op, evs: Vec<SessionEvent>) -> Result<Reply, RpcError> {
     let s = driver(state)?;
-    s.call(op, ev).await.map_err(|e| session_error(&e))
+    s.call_runs(op, evs).await.map_err(|e| session_error(&e))
 }
 
-/// The usage an authorization allows, in nanoseconds: 0 for an account
-/// that can pay nothing, as CGRateS's `GetMaxSessionTime` answers (no
-/// error).
-async fn authorize_ns(state: &State, ev: SessionEvent) -> Result<u64, RpcError> {
+/// The usage an authorization allows, in nanoseconds (the least over the
+/// call's charged runs): 0 for an account that can pay nothing, as
+/// CGRateS's `GetMaxSessionTime` answers (no error).
+async fn authorize_ns(state: &State, evs: Vec<SessionEvent>) -> Result<u64, RpcError> {
     let s = driver(state)?;
-    match s.call(Op::Authorize, ev).await {
+    match s.call_runs(Op::Authorize, evs).await {
         Ok(r) => Ok(max_usage_ns(&r)),
         Err(sessions::Error::Rating(rating::Error::InsufficientCredit { .. })) => Ok(0),
         Err(e) => Err(session_error(&e)),
@@ -146,8 +135,13 @@ async fn authorize_ns(state: &State, ev: SessionEvent) -> Result<u64, RpcError> 
 /// the error in `ExtraInfo`, answered `OK` as CGRateS does.
 pub(super) async fn process_cdr(state: &State, m: &Map<String, Value>) -> Result<(), RpcError> {
     let ev = cdr_event(m)?;
+    let mut args = m.clone();
+    if let (Some(Value::Object(e)), false) = (args.get_mut("Event"), ev.request_type.is_empty()) {
+        e.insert("RequestType".into(), json!(ev.request_type));
+    }
+    let runs = prepare(state, &args, ev, false, None)?.runs;
     let s = driver(state)?;
-    match s.call(Op::ProcessCdr, ev).await {
+    match s.call_runs(Op::ProcessCdr, runs).await {
         Ok(_)
         | Err(
             sessions::Error::Rating(_)
@@ -190,14 +184,12 @@ pub(crate) async fn call(
         "SessionSv1.UpdateSession" => {
             need_cgr_event(&m)?;
             any_flag(&m, &["GetAttributes", "UpdateSession"])?;
-            if flag(&m, "GetAttributes")? {
-                return Err(attributes_error());
-            }
+            let p = prepared(state, &m, "GetAttributes")?;
             let mut max = 0;
             if flag(&m, "UpdateSession")? {
-                max = max_usage_ns(&update(state, event(&m)?).await?);
+                max = max_usage_ns(&update(state, p.runs).await?);
             }
-            json!({"Attributes": null, "MaxUsage": max})
+            json!({"Attributes": p.attributes, "MaxUsage": max})
         }
         "SessionSv1.TerminateSession" => terminate(state, &m).await?,
         "SessionSv1.ProcessCDR" => {
@@ -252,8 +244,31 @@ pub(crate) async fn call(
     Ok(out.to_string())
 }
 
+/// The call's event through AttributeS when the flag `attr_flag` is on
+/// (`AttributeIDs` honoured), split into its runs.
+fn prepared(state: &State, m: &Map<String, Value>, attr_flag: &str) -> Result<Prepared, RpcError> {
+    let attrs = flag(m, attr_flag)?;
+    prepare(state, m, event(m)?, attrs, ids(m, "AttributeIDs")?)
+}
+
+/// `ThresholdIDs`/`StatIDs` when `ProcessThresholds`/`ProcessStats`.
+fn late_args(m: &Map<String, Value>) -> Result<(Asked, Asked), RpcError> {
+    let th = if flag(m, "ProcessThresholds")? {
+        Some(ids(m, "ThresholdIDs")?)
+    } else {
+        None
+    };
+    let st = if flag(m, "ProcessStats")? {
+        Some(ids(m, "StatIDs")?)
+    } else {
+        None
+    };
+    Ok((th, st))
+}
+
 /// `SessionSv1.AuthorizeEvent`: `V1AuthorizeArgs` in, `V1AuthorizeReply`
-/// out, the subsystems in CGRateS's order.
+/// out, the subsystems in CGRateS's order (attributes, max usage over
+/// the charged runs, resources, suppliers/routes, thresholds, stats).
 async fn authorize(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
     need_cgr_event(m)?;
     any_flag(
@@ -263,79 +278,89 @@ async fn authorize(state: &State, m: &Map<String, Value>) -> Result<Value, RpcEr
             "AuthorizeResources",
             "GetMaxUsage",
             "GetSuppliers",
+            "GetRoutes",
         ],
     )?;
-    if flag(m, "GetAttributes")? {
-        return Err(attributes_error());
-    }
+    let p = prepared(state, m, "GetAttributes")?;
     let mut max = 0;
     if flag(m, "GetMaxUsage")? {
-        max = authorize_ns(state, event(m)?).await?;
+        max = authorize_ns(state, p.runs.clone()).await?;
     }
+    let mut alloc = Value::Null;
     if flag(m, "AuthorizeResources")? {
-        return Err(not_connected("ResourceS"));
+        alloc = resources_op(state, &p, ResOp::Authorize)?;
     }
+    let mut reply = json!({"Attributes": p.attributes, "ResourceAllocation": alloc,
+        "MaxUsage": max, "Suppliers": null, "ThresholdIDs": null, "StatQueueIDs": null});
     if flag(m, "GetSuppliers")? {
-        return Err(not_connected("SupplierS"));
+        reply["Suppliers"] = routes_op(state, &p, m, true)?;
     }
-    if flag(m, "ProcessThresholds")? || flag(m, "ProcessStats")? {
+    if flag(m, "GetRoutes")? {
+        reply["Routes"] = routes_op(state, &p, m, false)?;
+    }
+    let (th, st) = late_args(m)?;
+    let l = late(state, &p.event, th, st);
+    if l.failed {
         return Err(partially_executed());
     }
-    Ok(
-        json!({"Attributes": null, "ResourceAllocation": null, "MaxUsage": max,
-               "Suppliers": null, "ThresholdIDs": null, "StatQueueIDs": null}),
-    )
+    reply["ThresholdIDs"] = l.thresholds;
+    reply["StatQueueIDs"] = l.stats;
+    Ok(reply)
 }
 
 /// `SessionSv1.InitiateSession`: `V1InitSessionArgs` in,
-/// `V1InitSessionReply` out.
+/// `V1InitSessionReply` out (resources allocated before the session
+/// starts).
 async fn initiate(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
     need_cgr_event(m)?;
     any_flag(m, &["GetAttributes", "AllocateResources", "InitSession"])?;
-    if flag(m, "GetAttributes")? {
-        return Err(attributes_error());
-    }
+    let p = prepared(state, m, "GetAttributes")?;
+    let mut alloc = Value::Null;
     if flag(m, "AllocateResources")? {
-        return Err(not_connected("ResourceS"));
+        alloc = resources_op(state, &p, ResOp::Allocate)?;
     }
     let mut max = 0;
     if flag(m, "InitSession")? {
-        max = max_usage_ns(&run(state, Op::Initiate, event(m)?).await?);
+        max = max_usage_ns(&run(state, Op::Initiate, p.runs.clone()).await?);
     }
-    if flag(m, "ProcessThresholds")? || flag(m, "ProcessStats")? {
+    let (th, st) = late_args(m)?;
+    let l = late(state, &p.event, th, st);
+    if l.failed {
         return Err(partially_executed());
     }
     Ok(
-        json!({"Attributes": null, "ResourceAllocation": null, "MaxUsage": max,
-               "ThresholdIDs": null, "StatQueueIDs": null}),
+        json!({"Attributes": p.attributes, "ResourceAllocation": alloc, "MaxUsage": max,
+               "ThresholdIDs": l.thresholds, "StatQueueIDs": l.stats}),
     )
 }
 
-/// `SessionSv1.TerminateSession`: `V1TerminateSessionArgs` in, `OK` out.
+/// `SessionSv1.TerminateSession`: `V1TerminateSessionArgs` in, `OK` out
+/// (every run ended and its CDR stored, then resources released).
 async fn terminate(state: &State, m: &Map<String, Value>) -> Result<Value, RpcError> {
     need_cgr_event(m)?;
     any_flag(m, &["TerminateSession", "ReleaseResources"])?;
+    let p = prepared(state, m, "GetAttributes")?;
     if flag(m, "TerminateSession")? {
-        let ev = event(m)?;
-        if ev.origin_id.is_empty() {
+        if p.runs.first().is_none_or(|e| e.origin_id.is_empty()) {
             return Err(mandatory_missing(&["OriginID"]));
         }
-        run(state, Op::Terminate, ev).await?;
+        run(state, Op::Terminate, p.runs.clone()).await?;
     }
     if flag(m, "ReleaseResources")? {
-        return Err(not_connected("ResourceS"));
+        resources_op(state, &p, ResOp::Release)?;
     }
-    if flag(m, "ProcessThresholds")? || flag(m, "ProcessStats")? {
+    let (th, st) = late_args(m)?;
+    if late(state, &p.event, th, st).failed {
         return Err(partially_executed());
     }
     Ok(json!("OK"))
 }
 
 /// An update of a session that is not active starts it, as CGRateS does.
-async fn update(state: &State, ev: SessionEvent) -> Result<Reply, RpcError> {
+async fn update(state: &State, evs: Vec<SessionEvent>) -> Result<Reply, RpcError> {
     let s = driver(state)?;
-    match s.call(Op::Update, ev.clone()).await {
-        Err(sessions::Error::SessionNotFound(_)) => run(state, Op::Initiate, ev).await,
+    match s.call_runs(Op::Update, evs.clone()).await {
+        Err(sessions::Error::SessionNotFound(_)) => run(state, Op::Initiate, evs).await,
         r => r.map_err(|e| session_error(&e)),
     }
 }
@@ -380,13 +405,28 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
     need_cgr_event(m)?;
     let flags = flags_of(m, "V1ProcessEventArgs")?;
     let fl = flag_params(&flags);
-    if fl.contains_key("*attributes") {
-        return Err(attributes_error());
+    let attr_ids = fl
+        .get("*attributes")
+        .filter(|p| !p.is_empty())
+        .map(|p| p.iter().map(|s| (*s).to_owned()).collect());
+    let p = prepare(
+        state,
+        m,
+        event(m)?,
+        fl.contains_key("*attributes"),
+        attr_ids,
+    )?;
+    let mut alloc = Value::Null;
+    if let Some(params) = fl.get("*resources") {
+        let op = if params.contains(&"*release") {
+            ResOp::Release
+        } else if params.contains(&"*allocate") {
+            ResOp::Allocate
+        } else {
+            ResOp::Authorize
+        };
+        alloc = resources_op(state, &p, op)?;
     }
-    if fl.contains_key("*resources") {
-        return Err(not_connected("ResourceS"));
-    }
-    let ev = event(m)?;
     let rals: Vec<&str> = ["*rals", "*accounts"]
         .iter()
         .filter_map(|k| fl.get(k))
@@ -400,29 +440,59 @@ async fn process_event(state: &State, m: &Map<String, Value>) -> Result<Value, R
         .find(|s| rals.contains(s))
     {
         match op {
-            "*authorize" => max = authorize_ns(state, ev.clone()).await?,
-            "*initiate" => max = max_usage_ns(&run(state, Op::Initiate, ev.clone()).await?),
-            "*update" => max = max_usage_ns(&update(state, ev.clone()).await?),
+            "*authorize" => max = authorize_ns(state, p.runs.clone()).await?,
+            "*initiate" => max = max_usage_ns(&run(state, Op::Initiate, p.runs.clone()).await?),
+            "*update" => max = max_usage_ns(&update(state, p.runs.clone()).await?),
             _ => {
-                run(state, Op::Terminate, ev.clone()).await?;
+                run(state, Op::Terminate, p.runs.clone()).await?;
                 terminated = true;
             }
         }
     }
+    let mut suppliers = Value::Null;
+    let mut routes = None;
     if fl.contains_key("*suppliers") {
-        return Err(not_connected("SupplierS"));
+        suppliers = routes_op(state, &p, m, true)?;
     }
-    let late = fl.contains_key("*thresholds") || fl.contains_key("*stats");
+    if fl.contains_key("*routes") {
+        routes = Some(routes_op(state, &p, m, false)?);
+    }
+    let param_ids = |k: &str| {
+        fl.get(k)
+            .map(|p| (!p.is_empty()).then(|| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))
+    };
+    let l = late(
+        state,
+        &p.event,
+        param_ids("*thresholds"),
+        param_ids("*stats"),
+    );
     if fl.contains_key("*cdrs") && !terminated {
-        process_cdr(state, m).await?;
+        if fl.contains_key("*attributes") {
+            // The event AttributeS changed, in its runs.
+            let s = driver(state)?;
+            match s.call_runs(Op::ProcessCdr, p.runs.clone()).await {
+                Ok(_)
+                | Err(
+                    sessions::Error::Rating(_)
+                    | sessions::Error::MandatoryMissing(_)
+                    | sessions::Error::InvalidField { .. },
+                ) => {}
+                Err(e) => return Err(session_error(&e)),
+            }
+        } else {
+            process_cdr(state, m).await?;
+        }
     }
-    if late {
+    if l.failed {
         return Err(partially_executed());
     }
-    Ok(
-        json!({"MaxUsage": max, "ResourceAllocation": null, "Attributes": null,
-               "Suppliers": null, "ThresholdIDs": null, "StatQueueIDs": null}),
-    )
+    let mut reply = json!({"MaxUsage": max, "ResourceAllocation": alloc, "Attributes": p.attributes,
+        "Suppliers": suppliers, "ThresholdIDs": l.thresholds, "StatQueueIDs": l.stats});
+    if let Some(r) = routes {
+        reply["Routes"] = r;
+    }
+    Ok(reply)
 }
 
 /// The `engine.CDR` fields of `CDRsV1.ProcessCDR` that are not event

@@ -43,6 +43,18 @@ pub struct Profiles {
     pub thresholds: ThresholdProfiles,
     /// Stats.csv.
     pub stats: StatProfiles,
+    /// The files among [`HANDLED_FILES`] that had at least one row: the
+    /// subsystems this plan runs (the session flags of one it does not
+    /// answer CGRateS's `NOT_CONNECTED`).
+    pub loaded: Vec<String>,
+}
+
+impl Profiles {
+    /// Whether the plan had rows in `file` (`Attributes.csv`...).
+    #[must_use]
+    pub fn has(&self, file: &str) -> bool {
+        self.loaded.iter().any(|f| f == file)
+    }
 }
 
 impl Profiles {
@@ -62,6 +74,9 @@ impl Profiles {
                 continue;
             }
             let records = rating::csv::parse(path, bytes.as_ref())?;
+            if records.iter().next().is_some() {
+                p.loaded.push(name.to_owned());
+            }
             match name {
                 "Filters.csv" => p.filters = FilterSet::load(&records, path)?,
                 "Attributes.csv" => p.attributes = AttributeProfiles::load(&records, path)?,

@@ -140,6 +140,10 @@ pub struct SessionEvent {
     pub extra_fields: BTreeMap<String, String>,
     /// Who owns the call.
     pub owner: Owner,
+    /// The charging run ChargerS derived this event for (its session is
+    /// `(CGRID, run)`); `None` without ChargerS: the one `*default` run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// The event fields with a field of their own in [`SessionEvent`].
@@ -231,6 +235,7 @@ impl SessionEvent {
             debit_interval,
             extra_fields,
             owner,
+            run_id: None,
         })
     }
 
@@ -264,8 +269,19 @@ impl SessionEvent {
     pub fn key(&self) -> SessionKey {
         SessionKey {
             cgrid: cgrid(&self.origin_id, &self.origin_host),
-            run_id: DEFAULT_RUN_ID.to_owned(),
+            run_id: self.run().to_owned(),
         }
+    }
+
+    /// The charging run: ChargerS's, else `*default`.
+    pub fn run(&self) -> &str {
+        self.run_id.as_deref().unwrap_or(DEFAULT_RUN_ID)
+    }
+
+    /// Whether this is a run ChargerS derived (its unpriced CDRs carry
+    /// Cost -1, as CGRateS's).
+    pub fn derived(&self) -> bool {
+        self.run_id.is_some()
     }
 
     /// The session of a passive call: the CGRID of its CDR.
@@ -273,6 +289,15 @@ impl SessionEvent {
         SessionKey {
             cgrid: cgrid_bytes(&call.origin_id_bytes(), &origin_host(call)),
             run_id: DEFAULT_RUN_ID.to_owned(),
+        }
+    }
+
+    /// The session of one run of a passive call: the call's CGRID, this
+    /// event's run.
+    pub fn key_of_call_run(&self, call: &CallInfo) -> SessionKey {
+        SessionKey {
+            run_id: self.run().to_owned(),
+            ..SessionEvent::key_of_call(call)
         }
     }
 
@@ -481,6 +506,27 @@ mod tests {
         .unwrap();
         assert_eq!(ev.debit_interval, Some(Duration::from_secs(7)));
         assert!(parse(json!({"Event": {"CGRDebitInterval": "soon"}})).is_err());
+    }
+
+    #[test]
+    fn a_chargers_run_is_its_own_session_of_the_call() {
+        let ev = parse(json!({"Event": {"OriginID": "x", "OriginHost": "h"}})).unwrap();
+        assert_eq!(ev.key().run_id, "*default");
+        assert!(!ev.derived());
+        let mut run = ev.clone();
+        run.run_id = Some("supplier".into());
+        assert_eq!(run.key().run_id, "supplier");
+        assert_eq!(run.key().cgrid, ev.key().cgrid);
+        assert!(run.derived());
+        // Saved before ChargerS (no run_id): still reads, as `*default`.
+        let mut v = serde_json::to_value(&ev).unwrap();
+        assert!(v.get("run_id").is_none(), "{v}");
+        v.as_object_mut().unwrap().remove("run_id");
+        let back: SessionEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, ev);
+        let v = serde_json::to_value(&run).unwrap();
+        let back: SessionEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back.run(), "supplier");
     }
 
     #[test]

@@ -77,6 +77,107 @@ impl SessionManager {
         }
     }
 
+    /// The event of a passive call as its dialog event shows it (the
+    /// mapping's charging fields, CGRateS's defaults; the answer time from
+    /// Answer, End and Failed, the usage from End): what AttributeS and
+    /// ChargerS derive the call's runs from.
+    pub fn call_event(&self, ev: &DialogEvent) -> SessionEvent {
+        if let Some(intent) = self.end_intent(ev) {
+            return intent.event;
+        }
+        let mut sev = SessionEvent::from_call(ev.call()).with_defaults();
+        if let DialogEvent::Answer { answer_time, .. } = ev {
+            sev.answer_time =
+                DateTime::from_timestamp(answer_time.secs(), answer_time.subsec_nanos());
+        }
+        sev
+    }
+
+    /// [`SessionManager::handle_dialog`] for a call ChargerS split into
+    /// `runs` (each [`SessionManager::call_event`] as its charger and
+    /// attributes made it, its `run_id` set): Attempt authorizes every
+    /// run, Answer initiates each, Update keeps each alive. End and Failed
+    /// go through [`SessionManager::end_intents`] instead.
+    ///
+    /// # Errors
+    /// The first run's error (every run is still handled).
+    pub fn handle_dialog_runs(
+        &mut self,
+        ev: &DialogEvent,
+        runs: &[SessionEvent],
+        now: DateTime<Utc>,
+        ch: &Charging<'_>,
+    ) -> Result<Reply, Error> {
+        let call = ev.call();
+        let mut out: Option<Result<Reply, Error>> = None;
+        for run in runs {
+            let key = run.key_of_call_run(call);
+            let r = match ev {
+                DialogEvent::Attempt { .. } => {
+                    let r = self.authorize(run, &key, now, ch);
+                    match &r {
+                        Ok(_) => self.counters.authorized += 1,
+                        Err(_) => self.counters.unauthorized += 1,
+                    }
+                    r.map(|m| Reply {
+                        max_usage: Some(m),
+                        ..Reply::default()
+                    })
+                }
+                DialogEvent::Answer { .. } => self.initiate(key, run.clone(), now, ch),
+                DialogEvent::Update { .. } => {
+                    if let Some(s) = self.sessions.get_mut(&key) {
+                        s.last_update = now;
+                        self.counters.updated += 1;
+                    }
+                    Ok(Reply::default())
+                }
+                DialogEvent::End(_) | DialogEvent::Failed(_) => Ok(Reply::default()),
+            };
+            // The first error, else the first reply.
+            if matches!((&out, &r), (None, _) | (Some(Ok(_)), Err(_))) {
+                out = Some(r);
+            }
+        }
+        out.unwrap_or_else(|| Ok(Reply::default()))
+    }
+
+    /// [`SessionManager::end_intent`] for a call ChargerS split into
+    /// `runs`: one end per run, its CDR the call's with the run's RunID
+    /// and charging fields (Tenant, Account, Subject, Destination,
+    /// Category, ToR, RequestType as the run's attributes left them, its
+    /// other fields added to `ExtraFields`). Empty for the events that do
+    /// not end a call.
+    pub fn end_intents(&self, ev: &DialogEvent, runs: &[SessionEvent]) -> Vec<EndIntent> {
+        let Some(base) = self.end_intent(ev) else {
+            return Vec::new();
+        };
+        let call = ev.call();
+        runs.iter()
+            .map(|run| {
+                let key = run.key_of_call_run(call);
+                let mut cdr = base.cdr.clone();
+                cdr.run_id.clone_from(&key.run_id);
+                cdr.tenant.clone_from(&run.tenant);
+                cdr.account.clone_from(&run.account);
+                cdr.subject.clone_from(&run.subject);
+                cdr.destination.clone_from(&run.destination);
+                cdr.category.clone_from(&run.category);
+                cdr.tor.clone_from(&run.tor);
+                cdr.request_type.clone_from(&run.request_type);
+                for (k, v) in &run.extra_fields {
+                    cdr.extra_fields
+                        .entry(k.clone())
+                        .or_insert_with(|| v.clone());
+                }
+                let mut event = run.clone();
+                event.answer_time = base.event.answer_time;
+                event.usage = base.event.usage;
+                EndIntent { key, event, cdr }
+            })
+            .collect()
+    }
+
     /// What the end of a passive call (End or Failed; `None` for the other
     /// events) will be charged and recorded as, before anything is
     /// charged: the driver makes it durable first, so a crash between the
@@ -114,9 +215,20 @@ impl SessionManager {
         now: DateTime<Utc>,
         ch: &Charging<'_>,
     ) -> Result<Reply, Error> {
-        let EndIntent { key, event, cdr } = intent;
+        let EndIntent {
+            key,
+            event,
+            mut cdr,
+        } = intent;
         if let Some(s) = self.sessions.remove(&key) {
             self.unarm(&key);
+            // What the session learnt (a resource limit flag...) goes
+            // into its CDR.
+            for (k, v) in &s.event.extra_fields {
+                cdr.extra_fields
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
             let usage = cdr.usage;
             return self.finish(&s, usage, cdr, now, ch);
         }
@@ -147,7 +259,11 @@ impl SessionManager {
         // An unanswered attempt needs no account: nothing is charged.
         let Some(answer) = ev.answer_time else {
             self.counters.failed_attempts += 1;
-            cdr.cost = (rt != RequestType::None).then_some(Decimal::ZERO);
+            cdr.cost = match rt {
+                RequestType::None if ev.derived() => Some(Decimal::NEGATIVE_ONE),
+                RequestType::None => None,
+                _ => Some(Decimal::ZERO),
+            };
             self.write_cdr(cdr);
             return Ok(Reply {
                 cost: cdr_cost(rt),
@@ -214,6 +330,10 @@ impl SessionManager {
                 cdr.cost = cost;
                 if cost.is_none() {
                     cdr.cost_source.clear();
+                    if s.event.derived() {
+                        // A ChargerS run not priced (`*none`): -1, as CGRateS.
+                        cdr.cost = Some(Decimal::NEGATIVE_ONE);
+                    }
                 } else if cdr.cost_source.is_empty() {
                     // As CGRateS marks a CDR its session charged.
                     "*sessions".clone_into(&mut cdr.cost_source);

@@ -210,6 +210,20 @@ impl SessionManager {
         self.finish(&s, usage, cdr, now, ch)
     }
 
+    /// Sets an `ExtraFields` entry of an active session's event (saved
+    /// with it, and written into its CDR: a passive call over a resource
+    /// limit...). `false` when the session is not active.
+    pub fn set_extra(&mut self, key: &SessionKey, name: &str, value: &str) -> bool {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return false;
+        };
+        s.event
+            .extra_fields
+            .insert(name.to_owned(), value.to_owned());
+        self.save(key);
+        true
+    }
+
     /// Resumes sessions persisted before a restart (their
     /// [`Action::Save`]s): timers re-armed, so a debit loop goes on where
     /// it was; a deadline already past fires at the next

@@ -38,8 +38,11 @@
 //! call; it is removed with the session once the call's CDR is durable.
 
 mod config;
+pub(crate) mod derive;
+pub(crate) mod flags;
 mod force;
 mod forgets;
+mod runs;
 mod sink;
 mod timed;
 mod writes;
@@ -106,7 +109,8 @@ type Answer<T> = oneshot::Sender<T>;
 enum Cmd {
     Api {
         op: Op,
-        ev: Box<SessionEvent>,
+        /// The call's runs (one: no ChargerS), all of one CGRID.
+        evs: Vec<SessionEvent>,
         reply: Answer<Result<Reply, sessions::Error>>,
     },
     Dialog {
@@ -152,7 +156,13 @@ pub(crate) struct DriverCounters {
     /// Sessions (or dialogs) whose CDR could not be stored (refused, or
     /// the writer shut down): they stay saved.
     pub cdrs_unstored: AtomicU64,
+    /// Passive calls allocated over a resource limit (their CDRs flagged
+    /// `ResourceLimitExceeded`).
+    pub resource_limit_exceeded: AtomicU64,
 }
+
+/// `ExtraFields` flag of a passive call allocated over a resource limit.
+pub(crate) const EXTRA_RESOURCE_LIMIT: &str = "ResourceLimitExceeded";
 
 /// The owners a disconnect can be sent to, by [`Owner`]'s text.
 pub(crate) type Registry = Mutex<HashMap<String, Arc<dyn Disconnect + Send + Sync>>>;
@@ -369,6 +379,10 @@ impl Sessions {
             ("sessions.cdr_queue_waits", g(&d.cdr_queue_waits)),
             ("sessions.forget_waits", g(&d.forget_waits)),
             ("sessions.cdrs_unstored", g(&d.cdrs_unstored)),
+            (
+                "sessions.resource_limit_exceeded",
+                g(&d.resource_limit_exceeded),
+            ),
         ]);
         sum
     }
@@ -389,19 +403,23 @@ impl Sessions {
         }
     }
 
-    /// Runs one API operation on the event's shard.
-    pub(crate) async fn call(&self, op: Op, ev: SessionEvent) -> Result<Reply, sessions::Error> {
-        let i = shard_of(&ev.key().cgrid, self.shards.len());
+    /// Runs one API operation on every run of a call (ChargerS's, all of
+    /// one CGRID), on the call's shard, in order: the reply's MaxUsage is
+    /// the least of the runs that are charged or priced (not `*none`),
+    /// the first error is the answer (every run is still handled). An
+    /// operation that ends the call is answered once all its CDRs are
+    /// stored.
+    pub(crate) async fn call_runs(
+        &self,
+        op: Op,
+        evs: Vec<SessionEvent>,
+    ) -> Result<Reply, sessions::Error> {
+        let Some(first) = evs.first() else {
+            return Ok(Reply::default());
+        };
+        let i = shard_of(&first.key().cgrid, self.shards.len());
         let (tx, rx) = oneshot::channel();
-        self.send(
-            i,
-            Cmd::Api {
-                op,
-                ev: Box::new(ev),
-                reply: tx,
-            },
-        )
-        .await?;
+        self.send(i, Cmd::Api { op, evs, reply: tx }).await?;
         rx.await.map_err(|_| stopped())?
     }
 
@@ -642,14 +660,8 @@ impl Shard<'_> {
     fn handle(&mut self, cmd: Cmd) -> Vec<String> {
         let now = Utc::now();
         match cmd {
-            Cmd::Api { op, ev, reply } => {
-                let r = self.with_charging(|mgr, ch| match op {
-                    Op::Authorize => mgr.handle_authorize(&ev, now, ch),
-                    Op::Initiate => mgr.handle_initiate(&ev, now, ch),
-                    Op::Update => mgr.handle_update(&ev, now, ch),
-                    Op::Terminate => mgr.handle_terminate(&ev, now, ch),
-                    Op::ProcessCdr => mgr.handle_process_cdr(&ev, now, ch),
-                });
+            Cmd::Api { op, evs, reply } => {
+                let r = self.api_runs(op, &evs, now);
                 // The reply waits for the actions (a Save durable first);
                 // an operation that ends a call also for its CDR to be
                 // stored, so an acknowledged end is never lost.
@@ -679,6 +691,15 @@ impl Shard<'_> {
                     let k = dialog_key(&cgrid);
                     self.put(&k, &*snap);
                     self.saved_dialogs.insert(k);
+                }
+                // Without attributes, chargers or resources a passive call
+                // is the one `*default` run its mapping made.
+                let base = derive::passive_subsystems(&self.shared.state)
+                    .then(|| self.mgr.call_event(&ev));
+                if let Some(base) = &base
+                    && let Some(done) = self.dialog_runs(&ev, base, now)
+                {
+                    return done;
                 }
                 if let Some(intent) = self.mgr.end_intent(&ev) {
                     // Durable before the charge: a crash before the CDR is
@@ -727,27 +748,39 @@ impl Shard<'_> {
         while let Some(a) = self.mgr.poll_action() {
             actions.push(a);
         }
-        let mut it = actions.into_iter().peekable();
-        while let Some(a) = it.next() {
+        // An API reply waiting for its CDRs rides with the last one.
+        let last_cdr = actions
+            .iter()
+            .rposition(|a| matches!(a, Action::WriteCdr(_)));
+        let mut it = actions.into_iter().enumerate().peekable();
+        while let Some((i, a)) = it.next() {
             match a {
                 Action::WriteCdr(cdr) => {
                     let mut keys = Vec::new();
-                    if let Some(Action::Forget(k)) = it.peek()
+                    if let Some((_, Action::Forget(k))) = it.peek()
                         && k.cgrid == cdr.cgrid
                         && k.run_id == cdr.run_id
                     {
                         keys.push(session_key(k));
                         it.next();
                     }
-                    // The call's end and dialog keys go with its CDR.
-                    let (mine, rest): (Vec<String>, Vec<String>) =
-                        done.into_iter().partition(|d| {
-                            *d == dialog_key(&cdr.cgrid)
-                                || d.starts_with(&format!("{END_PREFIX}{}:", cdr.cgrid))
-                        });
+                    // The run's end key goes with its CDR, the call's
+                    // dialog key with its first CDR (the other runs' ends
+                    // stay saved until theirs are stored).
+                    let mine_end = end_key(&SessionKey {
+                        cgrid: cdr.cgrid.clone(),
+                        run_id: cdr.run_id.clone(),
+                    });
+                    let (mine, rest): (Vec<String>, Vec<String>) = done
+                        .into_iter()
+                        .partition(|d| *d == dialog_key(&cdr.cgrid) || *d == mine_end);
                     done = rest;
                     keys.extend(mine);
-                    let then = self.after_cdr.take();
+                    let then = if Some(i) == last_cdr {
+                        self.after_cdr.take()
+                    } else {
+                        None
+                    };
                     // Whatever the call saved is durable before its CDR
                     // (whose commit removes it).
                     self.writes.flush();
@@ -821,7 +854,7 @@ mod tests {
 
     /// A sink that holds every CDR until the test says it is durable.
     #[derive(Default)]
-    struct HoldSink(Mutex<Vec<(sessions::Cdr, Done)>>);
+    pub(super) struct HoldSink(pub(super) Mutex<Vec<(sessions::Cdr, Done)>>);
 
     impl CdrSink for HoldSink {
         fn submit(&self, cdr: sessions::Cdr, _: &AtomicU64) -> Pending {
@@ -831,7 +864,7 @@ mod tests {
         }
     }
 
-    fn wait_until(mut f: impl FnMut() -> bool) {
+    pub(super) fn wait_until(mut f: impl FnMut() -> bool) {
         let end = Instant::now() + Duration::from_secs(10);
         while !f() {
             assert!(Instant::now() < end, "timed out");
@@ -873,14 +906,14 @@ mod tests {
         )
         .unwrap();
         assert!(dialogs.is_empty());
-        s.call(Op::Initiate, event("f1")).await.unwrap();
+        s.call_runs(Op::Initiate, vec![event("f1")]).await.unwrap();
         let key = session_key(&event("f1").key());
         let keys = |st: &Arc<dyn SessionStore>| -> Vec<String> {
             st.list().unwrap().into_iter().map(|(k, _)| k).collect()
         };
         assert_eq!(keys(&store), std::slice::from_ref(&key));
         // TerminateSession is answered once its CDR is stored: not yet.
-        let mut term = std::pin::pin!(s.call(Op::Terminate, event("f1")));
+        let mut term = std::pin::pin!(s.call_runs(Op::Terminate, vec![event("f1")]));
         let early = tokio::time::timeout(Duration::from_millis(200), &mut term).await;
         assert!(early.is_err(), "answered before its CDR is durable");
         assert_eq!(s.active().await.unwrap().len(), 0);
@@ -895,7 +928,7 @@ mod tests {
         term.await.unwrap();
         wait_until(|| keys(&store).is_empty());
         // A restart with the session still saved resumes it.
-        s.call(Op::Initiate, event("f2")).await.unwrap();
+        s.call_runs(Op::Initiate, vec![event("f2")]).await.unwrap();
         s.stop_blocking();
         let state = Arc::new(State::new(
             rating::SharedTariffPlan::default(),

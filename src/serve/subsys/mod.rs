@@ -13,10 +13,10 @@ use serde_json::Value;
 use super::methods::State;
 
 pub(crate) mod attributes;
-mod chargers;
+pub(crate) mod chargers;
 pub(crate) mod filters;
 pub(crate) mod resources;
-mod routes;
+pub(crate) mod routes;
 pub(crate) mod stats;
 pub(crate) mod thresholds;
 
@@ -33,9 +33,10 @@ pub(crate) const SERVICES: &[&str] = &[
 
 /// Whether `method` belongs to one of these services.
 pub(crate) fn handles(method: &str) -> bool {
-    method
-        .split_once('.')
-        .is_some_and(|(service, _)| SERVICES.contains(&service))
+    chargers::APIER_METHODS.contains(&method)
+        || method
+            .split_once('.')
+            .is_some_and(|(service, _)| SERVICES.contains(&service))
 }
 
 /// Runs one of these services' methods.
@@ -48,6 +49,9 @@ pub(crate) async fn call(
     let r = match service {
         "AttributeSv1" => attributes::call(state, method, params).await,
         "ChargerSv1" => chargers::call(state, method, params).await,
+        _ if chargers::APIER_METHODS.contains(&method) => {
+            chargers::call(state, method, params).await
+        }
         "RouteSv1" | "SupplierSv1" => routes::call(state, method, params).await,
         "ResourceSv1" => resources::call(state, method, params).await,
         "ThresholdSv1" => thresholds::call(state, method, params).await,
