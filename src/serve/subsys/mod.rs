@@ -3,8 +3,6 @@
 //! `StatSv1`) over the profiles in [`super::methods::State::profiles`].
 //! One file per service; each lists the methods it answers.
 
-#![allow(dead_code)] // skeleton hooks until the session integration calls them; removed at merge
-
 use std::sync::Arc;
 
 use jsonrpc::RpcError;
