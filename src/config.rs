@@ -55,6 +55,9 @@ pub(crate) struct Config {
     /// (`[cdrs]`).
     #[serde(default)]
     pub cdrs: CdrsSection,
+    /// The active agents (`[[agents.kamailio]]`).
+    #[serde(default)]
+    pub agents: crate::serve::AgentsSection,
     /// The one reassembly byte budget (`max-total-bytes`) of everything
     /// built from this config, made on first use. Not a key.
     #[serde(skip)]

@@ -38,6 +38,9 @@ pub fn decode(buf: &[u8], max: usize) -> Result<Decoded<'_>, Error> {
     let mut digits = 0;
     for (i, &b) in buf.iter().enumerate() {
         match b {
+            b'0'..=b'9' if digits == 1 && len == 0 => {
+                return Err(Error::Netstring("length with a leading zero"));
+            }
             b'0'..=b'9' => {
                 len = len
                     .checked_mul(10)
@@ -183,6 +186,15 @@ mod tests {
         assert!(matches!(decode(b"x:abc,", 10), Err(Error::Netstring(_))));
         assert!(matches!(decode(b"3:abcd", 10), Err(Error::Netstring(_))));
         assert!(matches!(decode(b" 3:abc,", 10), Err(Error::Netstring(_))));
+        // one spelling per length, as Kamailio writes it
+        assert!(matches!(decode(b"03:abc,", 10), Err(Error::Netstring(_))));
+        assert_eq!(
+            decode(b"0:,", 10),
+            Ok(Decoded::Frame {
+                payload: b"",
+                consumed: 3
+            })
+        );
         // refused from the digits alone, without waiting for the payload
         assert_eq!(decode(b"11", 10), Err(Error::TooLong { len: 11, max: 10 }));
         assert!(matches!(
