@@ -167,3 +167,45 @@ fn tutorial_messages_over_evapi_and_a_reconnect() {
     assert_eq!(r["TransactionIndex"], "9", "{r}");
     assert_eq!(r["MaxUsage"], json!(120), "{r}");
 }
+
+#[test]
+fn config_section_alias_process_cdr_and_a_late_kamailio() {
+    // Kamailio is not up when AccuRate starts: it keeps trying.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = format!(
+        "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n\
+         [[agents.kamailio]]\nevapi = \"{addr}\"\nalias = \"kam-a\"\n"
+    );
+    let s = Server::start_with(&["--tariffplan", &plan_dir()], Some(&config));
+    std::thread::sleep(Duration::from_millis(300));
+    let kam = TcpListener::bind(&addr).unwrap();
+    let mut k = Evapi::accept(&kam);
+
+    // CGR_PROCESS_CDR: answered under its own name, the CDR stored with
+    // the connection's alias as OriginHost.
+    k.send(&format!(
+        "{{\"event\":\"CGR_PROCESS_CDR\",\"tr_index\":\"5\",\"tr_label\":\"6\",\
+         \"OriginID\":\"pcdr1\",\"RequestType\":\"*postpaid\",\"Account\":\"1004\",\
+         \"Destination\":\"4930555002\",\"AnswerTime\":\"{}\",\"Usage\":\"30\"}}",
+        epoch()
+    ));
+    let r = k.recv();
+    assert_eq!(r["Event"], "CGR_PROCESS_CDR", "{r}");
+    assert_eq!(r["TransactionIndex"], "5");
+    assert_eq!(r["Error"], "", "{r}");
+    let mut cdrs = Vec::new();
+    wait_until("the processed CDR", || {
+        let r = rpc(&s, "CDRsV1.GetCDRs", json!({"OriginIDs": ["pcdr1"]}));
+        cdrs = r.as_array().cloned().unwrap_or_default();
+        !cdrs.is_empty()
+    });
+    assert_eq!(cdrs[0]["OriginHost"], "kam-a", "{cdrs:?}");
+    assert_eq!(cdrs[0]["Usage"], json!(30_000_000_000_u64), "{cdrs:?}");
+    // 30 s at 0.01/s
+    assert_eq!(credit(&s, "1004"), dec("9.70"));
+}
