@@ -94,12 +94,28 @@ fn auth(tr_index: u32) -> String {
     )
 }
 
+/// The tutorial's CGR_DLG_LIST_REPLY around a `dlg.list` result of these
+/// (Call-ID, From tag) dialogs.
+fn dlg_list_reply(dialogs: &[(&str, &str)]) -> String {
+    let result: Vec<Value> = dialogs
+        .iter()
+        .map(|(ci, tag)| json!({"h_entry": 9, "h_id": 2, "call-id": ci, "caller": {"tag": tag}, "variables": []}))
+        .collect();
+    format!(
+        "{{\"event\":\"CGR_DLG_LIST_REPLY\",\n\t\t\t\"jsonrpl_body\":{}}}",
+        json!({"jsonrpc": "2.0", "result": result, "id": 1})
+    )
+}
+
 #[test]
 fn tutorial_messages_over_evapi_and_a_reconnect() {
     let kam = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = kam.local_addr().unwrap().to_string();
     let s = Server::start(&["--tariffplan", &plan_dir(), "--kamailio-evapi", &addr]);
     let mut k = Evapi::accept(&kam);
+    // The session sync asks for the dialogs at once.
+    assert_eq!(k.recv(), json!({"Event": "CGR_DLG_LIST"}));
+    k.send(&dlg_list_reply(&[]));
 
     // Authorization: the reply route, the transaction echoed, every key,
     // MaxUsage in whole seconds.
@@ -153,6 +169,44 @@ fn tutorial_messages_over_evapi_and_a_reconnect() {
     // 50 s at the plan's 0.01/s
     assert_eq!(credit(&s, "1001"), dec("9.50"));
 
+    // Session sync: a call Kamailio no longer lists is ended, its CDR
+    // written; one it lists stays.
+    // (a prepaid start without Usage reserves all 1001 can pay)
+    let start = |origin: &str, h_id: &str, account: &str| {
+        format!(
+            "{{\"event\":\"CGR_CALL_START\",\"h_entry\":\"9\",\"h_id\":\"{h_id}\",\
+             \"cgr_flags\":\"*accounts\",\"OriginID\":\"{origin}\",\"RequestType\":\"*prepaid\",\
+             \"Account\":\"{account}\",\"Destination\":\"4930555002\",\"AnswerTime\":\"{}\"}}",
+            epoch()
+        )
+    };
+    k.send(&start("evc2@10.0.0.1;ft2", "1", "1001"));
+    k.send(&start("evc3@10.0.0.1;ft3", "2", "1004"));
+    wait_until("two sessions", || {
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(2)
+    });
+    // A start the session manager refuses (1001 has nothing left) is
+    // disconnected at once.
+    k.send(&start("evc4@10.0.0.1;ft4", "4", "1001"));
+    assert_eq!(
+        k.recv(),
+        json!({"Event": "CGR_SESSION_DISCONNECT", "HashEntry": "9", "HashId": "4", "Reason": "SERVER_ERROR"})
+    );
+    k.send(&dlg_list_reply(&[("evc3@10.0.0.1", "ft3")]));
+    wait_until("the lost call ended", || {
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(1)
+    });
+    let left = rpc(&s, "SessionSv1.GetActiveSessions", json!({}));
+    assert_eq!(left[0]["OriginID"], "evc3@10.0.0.1;ft3", "{left}");
+    wait_until("the lost call's CDR", || {
+        let r = rpc(
+            &s,
+            "CDRsV1.GetCDRs",
+            json!({"OriginIDs": ["evc2@10.0.0.1;ft2"]}),
+        );
+        r.as_array().is_some_and(|a| a.len() == 1)
+    });
+
     // A refused request is answered at once, the stream goes on.
     k.send(r#"{"event":"CGR_AUTH_REQUEST","tr_index":"","tr_label":"1"}"#);
     let r = k.recv();
@@ -162,6 +216,7 @@ fn tutorial_messages_over_evapi_and_a_reconnect() {
     // Kamailio restarts: the agent comes back and answers again.
     drop(k);
     let mut k = Evapi::accept(&kam);
+    assert_eq!(k.recv(), json!({"Event": "CGR_DLG_LIST"}));
     k.send(&auth(9));
     let r = k.recv();
     assert_eq!(r["TransactionIndex"], "9", "{r}");
@@ -185,6 +240,7 @@ fn config_section_alias_process_cdr_and_a_late_kamailio() {
     std::thread::sleep(Duration::from_millis(300));
     let kam = TcpListener::bind(&addr).unwrap();
     let mut k = Evapi::accept(&kam);
+    assert_eq!(k.recv(), json!({"Event": "CGR_DLG_LIST"}));
 
     // CGR_PROCESS_CDR: answered under its own name, the CDR stored with
     // the connection's alias as OriginHost.

@@ -3,7 +3,8 @@
 //! reconnecting on a Fibonacci back-off ([`agents::evapi::Backoff`]), its
 //! bytes fed to the sans-IO [`EvapiAgent`]. The operations it yields run
 //! through the same entry point as the SessionSv1 API
-//! ([`super::sessionsapi::call`]), each on its own task, and their answers
+//! ([`super::sessionsapi::call`]), one after the other in the order
+//! Kamailio sent them (one task per connection), and their answers
 //! go back through the agent. The connection registers itself with the
 //! session manager as the owner `evapi:ADDR` ([`sessions::Disconnect`]).
 
@@ -11,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agents::evapi::{AgentConfig, Backoff, EvapiAgent, Operation, SERVER_ERROR};
+use agents::evapi::{ActiveDialog, AgentConfig, Backoff, EvapiAgent, Operation, SERVER_ERROR};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
@@ -38,7 +39,14 @@ pub(crate) struct KamailioSection {
     pub alias: Option<String>,
     /// Write a CDR for every call end, not only those flagged `*cdrs`.
     pub create_cdr: bool,
+    /// Seconds between dialog list requests (session sync); 0: only when
+    /// the connection (re)opens.
+    pub sync_interval_secs: u64,
 }
+
+/// Operations read and not yet run, per connection (reading waits when
+/// it is full).
+const OPS_QUEUE: usize = 1024;
 
 /// The first reconnect delay and the longest.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -121,13 +129,20 @@ pub(crate) fn start(
                         Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
                     );
             }
-            tokio::spawn(run(Arc::clone(state), k.evapi, link, stop.clone()))
+            let sync = Duration::from_secs(k.sync_interval_secs);
+            tokio::spawn(run(Arc::clone(state), k.evapi, link, sync, stop.clone()))
         })
         .collect()
 }
 
 /// Connects, serves, reconnects, until `stop`.
-async fn run(state: Arc<State>, addr: String, link: Arc<Link>, mut stop: watch::Receiver<bool>) {
+async fn run(
+    state: Arc<State>,
+    addr: String,
+    link: Arc<Link>,
+    sync: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_MAX);
     while !*stop.borrow() {
         let conn = tokio::select! {
@@ -138,8 +153,13 @@ async fn run(state: Arc<State>, addr: String, link: Arc<Link>, mut stop: watch::
             Ok(stream) => {
                 backoff.reset();
                 tracing::info!(kamailio = %addr, "evapi connected");
-                link.agent().reconnected();
-                if let Err(e) = serve(&state, stream, &link, &mut stop).await {
+                {
+                    // Sessions Kamailio lost while we were away end now.
+                    let mut agent = link.agent();
+                    agent.reconnected();
+                    agent.request_dlg_list();
+                }
+                if let Err(e) = serve(&state, stream, &link, sync, &mut stop).await {
                     tracing::warn!(kamailio = %addr, error = %e, "evapi connection lost");
                 }
             }
@@ -158,9 +178,29 @@ async fn serve(
     state: &Arc<State>,
     mut stream: TcpStream,
     link: &Arc<Link>,
+    sync: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
+    // Its first tick is at once (the (re)connect's dialog list is queued
+    // already): skipped.
+    let period = if sync.is_zero() {
+        Duration::from_secs(86_400 * 365)
+    } else {
+        sync
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    // Operations run one after the other, in the order Kamailio sent
+    // them: a call's end never overtakes its start, and a dialog list
+    // is compared with the sessions started before it.
+    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::channel::<Operation>(OPS_QUEUE);
+    let (st, ln) = (Arc::clone(state), Arc::clone(link));
+    tokio::spawn(async move {
+        while let Some(op) = ops_rx.recv().await {
+            execute(Arc::clone(&st), Arc::clone(&ln), op).await;
+        }
+    });
     loop {
         flush(&mut stream, link).await?;
         tokio::select! {
@@ -173,14 +213,13 @@ async fn serve(
                 let ops = link.agent().handle_bytes(data, chrono::Utc::now())?;
                 for op in ops {
                     match op {
-                        Ok(op) => {
-                            tokio::spawn(execute(Arc::clone(state), Arc::clone(link), op));
-                        }
+                        Ok(op) => ops_tx.send(op).await?,
                         Err(e) => tracing::warn!(error = %e, "evapi message refused"),
                     }
                 }
             }
             () = link.wake.notified() => {}
+            _ = tick.tick() => link.agent().request_dlg_list(),
             _ = stop.changed() => return Ok(()),
         }
     }
@@ -249,12 +288,7 @@ async fn execute(state: Arc<State>, link: Arc<Link>, op: Operation) {
                 tracing::warn!(error = %e, "evapi call end: CDR refused");
             }
         }
-        Operation::DlgList { dialogs } => {
-            tracing::debug!(
-                dialogs = dialogs.len(),
-                "evapi dialog list (session sync not wired yet)"
-            );
-        }
+        Operation::DlgList { dialogs } => sync_sessions(&state, &link, &dialogs).await,
     }
     link.wake.notify_one();
 }
@@ -266,4 +300,44 @@ async fn call(state: &Arc<State>, method: &str, args: &Value) -> Result<Value, S
         .await
         .map_err(|e| e.message.clone())?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// The reason a session Kamailio no longer has is ended with.
+const SYNC_REASON: &str = "SESSION_SYNC";
+
+/// CGRateS's session sync: the sessions of this Kamailio (by
+/// `OriginHost`) that its dialog list no longer has are ended, their CDRs
+/// written, as `SessionSv1.ForceDisconnect` ends them.
+async fn sync_sessions(state: &Arc<State>, link: &Link, dialogs: &[ActiveDialog]) {
+    let host = link.agent().config().origin_host.clone();
+    let filter = json!({"Filters": [format!("*string:~*req.OriginHost:{host}")]});
+    let Ok(Value::Array(active)) = call(state, "SessionSv1.GetActiveSessions", &filter).await
+    else {
+        return;
+    };
+    for s in active {
+        let origin = s["OriginID"].as_str().unwrap_or_default();
+        let known = dialogs
+            .iter()
+            .any(|d| d.origin_id == origin && d.origin_host == host);
+        if known || origin.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            origin_id = origin,
+            "evapi session sync: Kamailio has no such dialog, ending the session"
+        );
+        link.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, o| o != origin);
+        link.agent().forget(origin);
+        // by CGRID: an OriginID holds `;`, a filter's value separator
+        let cgrid = s["CGRID"].as_str().unwrap_or_default();
+        let one =
+            json!({"Filters": [format!("*string:~*req.CGRID:{cgrid}")], "Reason": SYNC_REASON});
+        if let Err(e) = call(state, "SessionSv1.ForceDisconnect", &one).await {
+            tracing::warn!(origin_id = origin, error = %e, "evapi session sync: ending failed");
+        }
+    }
 }
