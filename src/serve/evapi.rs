@@ -341,3 +341,53 @@ async fn sync_sessions(state: &Arc<State>, link: &Link, dialogs: &[ActiveDialog]
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessions::Disconnect as _;
+
+    #[test]
+    fn the_session_managers_disconnect_reaches_the_dialog() {
+        let link = Link {
+            agent: Mutex::new(EvapiAgent::new(AgentConfig {
+                origin_host: "kam".into(),
+                ..AgentConfig::default()
+            })),
+            wake: Notify::new(),
+            calls: Mutex::default(),
+        };
+        let start = r#"{"event":"CGR_CALL_START","h_entry":"12","h_id":"34","OriginID":"c;t","AnswerTime":"1714564803","Account":"1001","Destination":"1002"}"#;
+        let ops = link
+            .agent()
+            .handle_bytes(
+                &agents::evapi::netstring::encode(start.as_bytes()),
+                chrono::Utc::now(),
+            )
+            .unwrap();
+        assert!(matches!(&ops[..], [Ok(Operation::Initiate { .. })]));
+        let cgrid = sessions::cgrid("c;t", "kam");
+        link.calls
+            .lock()
+            .unwrap()
+            .insert(cgrid.clone(), "c;t".into());
+        let key = sessions::SessionKey {
+            cgrid,
+            run_id: "*default".into(),
+        };
+        link.disconnect(&key, "INSUFFICIENT_CREDIT").unwrap();
+        let sent = link.agent().poll_transmit().unwrap();
+        let text = String::from_utf8(sent).unwrap();
+        assert!(
+            text.ends_with(r#""HashEntry":"12","HashId":"34","Reason":"INSUFFICIENT_CREDIT"},"#),
+            "{text}"
+        );
+        // a session this connection did not start
+        let other = sessions::SessionKey {
+            cgrid: "x".into(),
+            run_id: "*default".into(),
+        };
+        assert!(link.disconnect(&other, "X").is_err());
+        assert!(link.agent().poll_transmit().is_none());
+    }
+}
