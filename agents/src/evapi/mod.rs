@@ -381,3 +381,6 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;
