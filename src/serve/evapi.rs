@@ -144,6 +144,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_MAX);
+    let mut failing = false;
     while !*stop.borrow() {
         let conn = tokio::select! {
             c = TcpStream::connect(&addr) => c,
@@ -152,6 +153,7 @@ async fn run(
         match conn {
             Ok(stream) => {
                 backoff.reset();
+                failing = false;
                 tracing::info!(kamailio = %addr, "evapi connected");
                 {
                     // Sessions Kamailio lost while we were away end now.
@@ -162,6 +164,11 @@ async fn run(
                 if let Err(e) = serve(&state, stream, &link, sync, &mut stop).await {
                     tracing::warn!(kamailio = %addr, error = %e, "evapi connection lost");
                 }
+            }
+            // Said once per streak of failures, then only in debug logs.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(kamailio = %addr, error = %e, "evapi connect failed: retrying");
             }
             Err(e) => tracing::debug!(kamailio = %addr, error = %e, "evapi connect failed"),
         }
