@@ -61,6 +61,9 @@ pub(crate) struct Config {
     /// CDR importers (`[[importers]]`: CSV files in a watched folder).
     #[serde(default)]
     pub importers: Vec<crate::serve::ImporterConfig>,
+    /// The active agents (`[[agents.kamailio]]`).
+    #[serde(default)]
+    pub agents: crate::serve::AgentsSection,
     /// The one reassembly byte budget (`max-total-bytes`) of everything
     /// built from this config, made on first use. Not a key.
     #[serde(skip)]

@@ -1,3 +1,13 @@
 //! AccuRate active agents: Kamailio evapi, FreeSWITCH ESL, Asterisk ARI,
 //! OpenSIPS datagram, Diameter (Gy) and RADIUS.
+//!
+//! Each agent is a sans-IO protocol core (bytes and `now` in, operations
+//! and bytes out) driven by a small I/O loop in the binary.
+//!
+//! - [`evapi`]: Kamailio's evapi module as CGRateS's KamailioAgent speaks it.
 #![forbid(unsafe_code)]
+
+mod error;
+pub mod evapi;
+
+pub use error::Error;

@@ -27,6 +27,7 @@ mod cdrlog;
 mod cdrs;
 mod cdrs_event;
 mod cdrs_rate;
+mod evapi;
 mod eventcost;
 mod expiry;
 mod export;
@@ -53,6 +54,7 @@ use crate::args::Rounding;
 use crate::config::Config;
 use crate::exit::Failure;
 pub(crate) use export::{ExporterConfig, ImporterConfig, check as check_exports};
+pub(crate) use evapi::AgentsSection;
 use methods::{AUTH_METHOD, State, UNAUTHORIZED};
 pub(crate) use sessions::SessionsSection;
 
@@ -98,6 +100,10 @@ pub(crate) struct ServeArgs {
     /// [default: `[cdrs] db`, else SQLite cdrs.sqlite in the data dir].
     #[arg(long, value_name = "URL")]
     cdr_db: Option<String>,
+    /// Kamailio evapi to connect to, HOST:PORT (repeatable; also
+    /// `[[agents.kamailio]] evapi`).
+    #[arg(long = "kamailio-evapi", value_name = "ADDR")]
+    kamailio_evapi: Vec<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -218,6 +224,7 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
                 dialogs.len()
             ));
         }
+        let evapi_tasks = evapi::start(&state, &args.kamailio_evapi, &cfg.agents, &stop_rx);
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
             .map_err(|e| bind_failure("rpc-tcp", tcp_addr, e))?;
@@ -251,6 +258,7 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         let _ = http_task.await;
         let _ = sched_task.await;
         for t in export_tasks {
+        for t in evapi_tasks {
             let _ = t.await;
         }
         if let Some((c, consumer)) = captured {

@@ -1,0 +1,35 @@
+//! The agents' error type.
+
+/// What can go wrong reading or answering a switch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The byte stream is not netstrings: the connection must be dropped.
+    #[error("malformed netstring: {0}")]
+    Netstring(&'static str),
+    /// A netstring announced more bytes than the configured maximum.
+    #[error("netstring of {len} bytes exceeds the maximum of {max}")]
+    TooLong {
+        /// The announced length (or a lower bound of it).
+        len: usize,
+        /// The maximum accepted.
+        max: usize,
+    },
+    /// A message that is not a JSON object, even read leniently.
+    #[error("malformed evapi message: {0}")]
+    Json(String),
+    /// A message without an `event` or with one this agent does not know.
+    #[error("unsupported evapi event {0:?}")]
+    UnknownEvent(String),
+    /// A mandatory field is missing or empty (CGRateS's
+    /// `MANDATORY_IE_MISSING`).
+    #[error("MANDATORY_IE_MISSING: [{0}]")]
+    MandatoryMissing(String),
+    /// A time field that does not parse.
+    #[error("cannot parse {field} {value:?} as a time")]
+    Time {
+        /// The field (`SetupTime`, `AnswerTime`).
+        field: &'static str,
+        /// What it held.
+        value: String,
+    },
+}
