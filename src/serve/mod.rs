@@ -53,8 +53,8 @@ use tokio::sync::watch;
 use crate::args::Rounding;
 use crate::config::Config;
 use crate::exit::Failure;
-pub(crate) use export::{ExporterConfig, ImporterConfig, check as check_exports};
 pub(crate) use evapi::AgentsSection;
+pub(crate) use export::{ExporterConfig, ImporterConfig, check as check_exports};
 use methods::{AUTH_METHOD, State, UNAUTHORIZED};
 pub(crate) use sessions::SessionsSection;
 
@@ -258,6 +258,8 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         let _ = http_task.await;
         let _ = sched_task.await;
         for t in export_tasks {
+            let _ = t.await;
+        }
         for t in evapi_tasks {
             let _ = t.await;
         }
