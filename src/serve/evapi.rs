@@ -60,6 +60,8 @@ struct Link {
     wake: Notify,
     /// The sessions started here: CGRID to OriginID.
     calls: Mutex<HashMap<String, String>>,
+    /// The owner name the sessions started here carry (`evapi:ADDR`).
+    owner: String,
 }
 
 impl Link {
@@ -119,6 +121,7 @@ pub(crate) fn start(
                 })),
                 wake: Notify::new(),
                 calls: Mutex::default(),
+                owner: owner.clone(),
             });
             if let Some(s) = state.sessions.get() {
                 s.owners
@@ -251,7 +254,7 @@ async fn execute(state: Arc<State>, link: Arc<Link>, op: Operation) {
         Operation::Authorize { reply_to, args }
         | Operation::ProcessMessage { reply_to, args }
         | Operation::ProcessCdr { reply_to, args } => {
-            let out = call(&state, method, &args).await;
+            let out = call(&state, &link, method, &args).await;
             let mut agent = link.agent();
             match &out {
                 Ok(v) => agent.reply(&reply_to, Ok(v)),
@@ -269,7 +272,7 @@ async fn execute(state: Arc<State>, link: Arc<Link>, op: Operation) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(cgrid.clone(), origin_id);
-            if let Err(e) = call(&state, method, &args).await {
+            if let Err(e) = call(&state, &link, method, &args).await {
                 tracing::warn!(error = %e, "evapi call start refused: disconnecting");
                 link.calls
                     .lock()
@@ -288,10 +291,11 @@ async fn execute(state: Arc<State>, link: Arc<Link>, op: Operation) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&sessions::cgrid(&origin_id, host));
-            if let Err(e) = call(&state, method, &args).await {
+            if let Err(e) = call(&state, &link, method, &args).await {
                 tracing::warn!(error = %e, "evapi call end: terminate failed");
             }
-            if process_cdr && let Err(e) = call(&state, "SessionSv1.ProcessCDR", &args).await {
+            if process_cdr && let Err(e) = call(&state, &link, "SessionSv1.ProcessCDR", &args).await
+            {
                 tracing::warn!(error = %e, "evapi call end: CDR refused");
             }
         }
@@ -302,8 +306,14 @@ async fn execute(state: Arc<State>, link: Arc<Link>, op: Operation) {
 
 /// A SessionSv1 method as the API runs it: its reply object, or its
 /// error's text.
-async fn call(state: &Arc<State>, method: &str, args: &Value) -> Result<Value, String> {
-    let text = super::sessionsapi::call(state, method, args)
+async fn call(
+    state: &Arc<State>,
+    link: &Link,
+    method: &str,
+    args: &Value,
+) -> Result<Value, String> {
+    let owner = sessions::Owner::Agent(link.owner.clone());
+    let text = super::sessionsapi::call_as(state, method, args, owner)
         .await
         .map_err(|e| e.message.clone())?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
@@ -318,7 +328,7 @@ const SYNC_REASON: &str = "SESSION_SYNC";
 async fn sync_sessions(state: &Arc<State>, link: &Link, dialogs: &[ActiveDialog]) {
     let host = link.agent().config().origin_host.clone();
     let filter = json!({"Filters": [format!("*string:~*req.OriginHost:{host}")]});
-    let Ok(Value::Array(active)) = call(state, "SessionSv1.GetActiveSessions", &filter).await
+    let Ok(Value::Array(active)) = call(state, link, "SessionSv1.GetActiveSessions", &filter).await
     else {
         return;
     };
@@ -343,7 +353,7 @@ async fn sync_sessions(state: &Arc<State>, link: &Link, dialogs: &[ActiveDialog]
         let cgrid = s["CGRID"].as_str().unwrap_or_default();
         let one =
             json!({"Filters": [format!("*string:~*req.CGRID:{cgrid}")], "Reason": SYNC_REASON});
-        if let Err(e) = call(state, "SessionSv1.ForceDisconnect", &one).await {
+        if let Err(e) = call(state, link, "SessionSv1.ForceDisconnect", &one).await {
             tracing::warn!(origin_id = origin, error = %e, "evapi session sync: ending failed");
         }
     }
@@ -363,6 +373,7 @@ mod tests {
             })),
             wake: Notify::new(),
             calls: Mutex::default(),
+            owner: "evapi:test".into(),
         };
         let start = r#"{"event":"CGR_CALL_START","h_entry":"12","h_id":"34","OriginID":"c;t","AnswerTime":"1714564803","Account":"1001","Destination":"1002"}"#;
         let ops = link

@@ -107,8 +107,33 @@ pub(super) fn driver(state: &State) -> Result<&super::sessions::Sessions, RpcErr
         .ok_or_else(|| RpcError::server("SERVER_ERROR: the session manager is not running"))
 }
 
+tokio::task_local! {
+    /// Who the sessions a [`call_as`] creates belong to (an agent, so that
+    /// the session manager's disconnects reach it).
+    static OWNER: Owner;
+}
+
+/// The owner of the sessions the running call creates: the agent of a
+/// [`call_as`], else the JSON-RPC client (`Owner::Api`).
+pub(crate) fn current_owner() -> Owner {
+    OWNER.try_with(Clone::clone).unwrap_or(Owner::Api)
+}
+
+/// [`call`] on behalf of `owner` (an agent): the sessions it creates are
+/// the agent's, and a disconnect of one of them (money run out,
+/// `ForceDisconnect`, TTL) is sent to that agent's registered
+/// [`sessions::Disconnect`].
+pub(crate) async fn call_as(
+    state: &Arc<State>,
+    method: &str,
+    params: &Value,
+    owner: Owner,
+) -> Result<String, RpcError> {
+    OWNER.scope(owner, call(state, method, params)).await
+}
+
 fn event(m: &Map<String, Value>) -> Result<SessionEvent, RpcError> {
-    SessionEvent::from_cgr_event(m, Owner::Api).map_err(|e| session_error(&e))
+    SessionEvent::from_cgr_event(m, current_owner()).map_err(|e| session_error(&e))
 }
 
 async fn run(state: &State, op: Op, evs: Vec<SessionEvent>) -> Result<Reply, RpcError> {

@@ -8,7 +8,7 @@
 use chrono::Utc;
 use jsonrpc::RpcError;
 use serde_json::{Map, Value, json};
-use sessions::{Owner, SessionEvent};
+use sessions::SessionEvent;
 use subsystems::Event;
 
 use super::derive::{self, CONTEXT_SESSIONS, DeriveError};
@@ -95,7 +95,8 @@ pub(crate) fn prepare(
             Err(e) => return Err(RpcError::server(format!("ATTRIBUTES_ERROR:{e}"))),
         }
     }
-    let runs = derive::runs(state, &event, &Owner::Api, now).map_err(|e| match e {
+    let owner = super::super::sessionsapi::current_owner();
+    let runs = derive::runs(state, &event, &owner, now).map_err(|e| match e {
         DeriveError::Subsys(e) => RpcError::server(format!("CHARGERS_ERROR:{e}")),
         DeriveError::Session(e) => super::super::sessionsapi::session_error(&e),
     })?;
