@@ -410,14 +410,6 @@ fn host_of(hostport: &[u8]) -> &[u8] {
     hostport.get(..end).unwrap_or(hostport)
 }
 
-/// Everything before the first `c`.
-pub fn until(s: &[u8], c: u8) -> &[u8] {
-    match memchr(c, s) {
-        Some(i) => s.get(..i).unwrap_or(s),
-        None => s,
-    }
-}
-
 /// Everything before the first `c`, by a plain loop: the slices here are
 /// short, where `memchr`'s setup costs more than the search.
 pub(crate) fn until_byte(s: &[u8], c: u8) -> &[u8] {

@@ -361,7 +361,7 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
         .ok_or(ScanError::Empty)?;
     let input = input.get(skip..).unwrap_or_default();
     let lf = LineFeed::new();
-    let (first, mut pos) = next_line(&lf, input, 0);
+    let (first, mut rest) = split_line(&lf, input);
     let start = start_line(first)?;
 
     let mut call_id = None;
@@ -378,24 +378,24 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
     let mut content_length = None;
     let mut bad_content_length = false;
     let mut max_forwards = None;
-    let mut body_at = input.len();
+    // What follows the blank line; nothing when there is none.
+    let mut after_blank: &[u8] = &[];
 
-    while pos < input.len() {
-        let line_start = pos;
-        let (line, mut next) = next_line(&lf, input, pos);
+    while !rest.is_empty() {
+        let (line, mut next) = split_line(&lf, rest);
         if line.is_empty() {
-            body_at = next;
+            after_blank = next;
             break;
         }
         // Folded continuation lines belong to this header (RFC 3261 7.3.1).
-        let mut line_end = line_start + line.len();
-        while matches!(input.get(next), Some(b' ' | b'\t')) {
-            let (cont, after) = next_line(&lf, input, next);
-            line_end = next + cont.len();
+        let mut whole = line;
+        while let Some(b' ' | b'\t') = next.first() {
+            let (cont, after) = split_line(&lf, next);
+            // From the header's start to the end of `cont`.
+            whole = rest.get(..rest.len() - next.len() + cont.len()).unwrap_or(rest);
             next = after;
         }
-        pos = next;
-        let whole = input.get(line_start..line_end).unwrap_or_default();
+        rest = next;
         let (name, value_at) = header_name(whole).ok_or(ScanError::BadHeader)?;
         // Headers billing does not need are skipped before their value is
         // looked at.
@@ -454,10 +454,9 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
         }
         elem_param(v.get(semi + 1..)?, b"branch").and_then(non_empty)
     });
-    let rest = input.get(body_at..).unwrap_or_default();
     let body = match content_length {
-        Some(n) => rest.get(..n as usize).unwrap_or(rest),
-        None => rest,
+        Some(n) => after_blank.get(..n as usize).unwrap_or(after_blank),
+        None => after_blank,
     };
     Ok(RawMessage {
         start,
@@ -544,18 +543,14 @@ impl LineFeed {
     }
 }
 
-/// The line starting at `pos` (without CRLF or LF) and where the next starts.
+/// The first line of `s` (without CRLF or LF) and what follows it.
 #[inline(always)]
-fn next_line<'a>(lf: &LineFeed, input: &'a [u8], pos: usize) -> (&'a [u8], usize) {
-    let rest = input.get(pos..).unwrap_or_default();
-    match lf.find(rest) {
-        Some(nl) => {
-            let line = rest.get(..nl).unwrap_or_default();
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            (line, pos + nl + 1)
-        }
-        None => (rest.strip_suffix(b"\r").unwrap_or(rest), input.len()),
-    }
+fn split_line<'a>(lf: &LineFeed, s: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+    let (line, rest) = match lf.find(s).and_then(|nl| s.split_at_checked(nl)) {
+        Some((line, from_lf)) => (line, from_lf.get(1..).unwrap_or_default()),
+        None => (s, &[][..]),
+    };
+    (line.strip_suffix(b"\r").unwrap_or(line), rest)
 }
 
 fn start_line(line: &[u8]) -> Result<RawStart<'_>, ScanError> {
