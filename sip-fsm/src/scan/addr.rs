@@ -426,11 +426,21 @@ pub fn non_empty(s: &[u8]) -> Option<&[u8]> {
 
 /// Trims SP, HTAB, CR and LF (folded lines leave CRLF inside a value).
 #[inline]
-pub fn trim(s: &[u8]) -> &[u8] {
-    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
-    let start = s.iter().position(|c| !ws(c)).unwrap_or(s.len());
-    let end = s.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
-    s.get(start..end).unwrap_or_default()
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    // Slice patterns: no index arithmetic left to check.
+    while let [c, rest @ ..] = s {
+        if !is_ws(*c) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., c] = s {
+        if !is_ws(*c) {
+            break;
+        }
+        s = rest;
+    }
+    s
 }
 
 #[cfg(test)]
