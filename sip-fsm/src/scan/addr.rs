@@ -562,11 +562,7 @@ mod tests {
         for list in lists(b"tAg=; \",x", 6) {
             for name in [&b"tag"[..], b"x"] {
                 let cut = list.split(|&c| c == b',').next().unwrap_or_default();
-                assert_eq!(
-                    elem_param(&list, name),
-                    token_param(cut, name),
-                    "{list:?}"
-                );
+                assert_eq!(elem_param(&list, name), token_param(cut, name), "{list:?}");
             }
         }
         let via = b"branch=z9hG4bK-1 ; rport;received=\"10.0.0.1\" , x;branch=2";

@@ -392,7 +392,9 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
         while let Some(b' ' | b'\t') = next.first() {
             let (cont, after) = split_line(&lf, next);
             // From the header's start to the end of `cont`.
-            whole = rest.get(..rest.len() - next.len() + cont.len()).unwrap_or(rest);
+            whole = rest
+                .get(..rest.len() - next.len() + cont.len())
+                .unwrap_or(rest);
             next = after;
         }
         rest = next;
