@@ -142,40 +142,39 @@ struct Parts<'a> {
     params: &'a [u8],
 }
 
+/// Skips a leading quoted display name (quoted-string with backslash
+/// escapes, RFC 3261 25.1) of trimmed value `v`: the display name (if
+/// any, and non-empty) and what follows the closing quote. `None` when the
+/// quote is never closed.
+fn skip_quoted(v: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    if v.first() != Some(&b'"') {
+        return Some((None, v));
+    }
+    let mut i = 1;
+    while let Some(&c) = v.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => {
+                let display = non_empty(v.get(1..i).unwrap_or_default());
+                return Some((display, v.get(i + 1..).unwrap_or_default()));
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Cuts the first name-addr of a header value into display name, URI text
 /// and header parameters (RFC 3261 20.10).
 fn split_name_addr(value: &[u8]) -> Parts<'_> {
     let v = trim(value);
-    let mut display = None;
-    let mut rest = v;
-    if v.first() == Some(&b'"') {
-        // quoted-string with backslash escapes (RFC 3261 25.1).
-        let mut i = 1;
-        let mut close = None;
-        while let Some(&c) = v.get(i) {
-            match c {
-                b'\\' => i += 2,
-                b'"' => {
-                    close = Some(i);
-                    break;
-                }
-                _ => i += 1,
-            }
-        }
-        match close {
-            Some(c) => {
-                display = non_empty(v.get(1..c).unwrap_or_default());
-                rest = v.get(c + 1..).unwrap_or_default();
-            }
-            None => {
-                return Parts {
-                    display: None,
-                    uri: None,
-                    params: &v[..0],
-                };
-            }
-        }
-    }
+    let Some((mut display, rest)) = skip_quoted(v) else {
+        return Parts {
+            display: None,
+            uri: None,
+            params: &v[..0],
+        };
+    };
     match rest.iter().position(|&c| c == b'<') {
         Some(lt) => {
             if display.is_none() {
@@ -207,9 +206,24 @@ fn split_name_addr(value: &[u8]) -> Parts<'_> {
 }
 
 /// The `tag` parameter of a From or To value: what
-/// `NameAddr::parse(value).tag()` gives, without parsing the URI.
+/// `NameAddr::parse(value).tag()` gives, without parsing the URI or
+/// cutting the parameters out first (the dialog machine takes this path
+/// twice a packet).
 pub(crate) fn tag_of(value: &[u8]) -> Option<&[u8]> {
-    token_param(split_name_addr(value).params, b"tag").and_then(non_empty)
+    let (_, rest) = skip_quoted(trim(value))?;
+    let Some(lt) = rest.iter().position(|&c| c == b'<') else {
+        return token_param(split_name_addr(value).params, b"tag").and_then(non_empty);
+    };
+    let after = rest.get(lt + 1..).unwrap_or_default();
+    // No `>`: no parameters.
+    let gt = memchr(b'>', after)?;
+    let tail = after.get(gt + 1..).unwrap_or_default();
+    // `header_params`: the first list element, trimmed, must start with `;`.
+    let semi = tail.iter().position(|c| !is_ws(*c))?;
+    if tail.get(semi) != Some(&b';') {
+        return None;
+    }
+    elem_param(tail.get(semi + 1..)?, b"tag").and_then(non_empty)
 }
 
 /// The parameters after `>` up to the end of the first list element.
@@ -283,6 +297,90 @@ pub(crate) fn token_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]>
     }
 }
 
+/// [`token_param`] over the first element of a comma-separated list, for a
+/// `name` of lower-case letters:
+/// `token_param(until(params, b','), name)` in one pass, the value found
+/// four bytes at a time. The Via branch and the From/To tags take this
+/// path on every packet.
+pub(crate) fn elem_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let mut i = 0;
+    loop {
+        while params.get(i).is_some_and(|&c| is_ws(c)) {
+            i += 1;
+        }
+        let end = i + name.len();
+        // A comma inside `i..end` never matches: `name` is letters.
+        if params.get(i..end).is_some_and(|k| eq_letters(k, name)) {
+            let mut j = end;
+            while params.get(j).is_some_and(|&c| is_ws(c)) {
+                j += 1;
+            }
+            match params.get(j) {
+                // A flag parameter: an empty value.
+                None | Some(b';' | b',') => return params.get(j..j),
+                Some(b'=') => {
+                    let v = params.get(j + 1..).unwrap_or_default();
+                    let v = v.get(..value_len(v)).unwrap_or(v);
+                    return Some(unquote(trim(v)));
+                }
+                // A longer name ("tagx"), or text after it: not this one.
+                Some(_) => {}
+            }
+        }
+        // The next parameter, unless the element ends first.
+        let rest = params.get(i..)?;
+        let stop = value_len(rest);
+        if rest.get(stop) != Some(&b';') {
+            return None;
+        }
+        i += stop + 1;
+    }
+}
+
+/// `k.eq_ignore_ascii_case(lower)` for `lower` of lower-case ASCII
+/// letters: `c | 0x20` is such a letter exactly when `c` is that letter in
+/// either case, so one OR per byte does.
+#[inline]
+fn eq_letters(k: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.iter().all(u8::is_ascii_lowercase));
+    k.len() == lower.len() && k.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+}
+
+/// How many bytes at the start of `s` come before the first `;` or `,`,
+/// four at a time.
+#[inline]
+fn value_len(s: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some(&[a, b, c, d]) = s.get(n..n + 4) {
+        if PARAM_END[usize::from(a)]
+            | PARAM_END[usize::from(b)]
+            | PARAM_END[usize::from(c)]
+            | PARAM_END[usize::from(d)]
+        {
+            break;
+        }
+        n += 4;
+    }
+    while s.get(n).is_some_and(|&c| !PARAM_END[usize::from(c)]) {
+        n += 1;
+    }
+    n
+}
+
+/// `;` and `,` as a table: one load per byte.
+static PARAM_END: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b';' as usize] = true;
+    t[b',' as usize] = true;
+    t
+};
+
+/// Whitespace as [`trim`] counts it: SP, HTAB, CR, LF.
+#[inline]
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 /// Strips one pair of surrounding double quotes.
 pub fn unquote(v: &[u8]) -> &[u8] {
     match v {
@@ -312,14 +410,6 @@ fn host_of(hostport: &[u8]) -> &[u8] {
     hostport.get(..end).unwrap_or(hostport)
 }
 
-/// Everything before the first `c`.
-pub fn until(s: &[u8], c: u8) -> &[u8] {
-    match memchr(c, s) {
-        Some(i) => s.get(..i).unwrap_or(s),
-        None => s,
-    }
-}
-
 /// Everything before the first `c`, by a plain loop: the slices here are
 /// short, where `memchr`'s setup costs more than the search.
 pub(crate) fn until_byte(s: &[u8], c: u8) -> &[u8] {
@@ -336,11 +426,21 @@ pub fn non_empty(s: &[u8]) -> Option<&[u8]> {
 
 /// Trims SP, HTAB, CR and LF (folded lines leave CRLF inside a value).
 #[inline]
-pub fn trim(s: &[u8]) -> &[u8] {
-    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
-    let start = s.iter().position(|c| !ws(c)).unwrap_or(s.len());
-    let end = s.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
-    s.get(start..end).unwrap_or_default()
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    // Slice patterns: no index arithmetic left to check.
+    while let [c, rest @ ..] = s {
+        if !is_ws(*c) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., c] = s {
+        if !is_ws(*c) {
+            break;
+        }
+        s = rest;
+    }
+    s
 }
 
 #[cfg(test)]
@@ -437,6 +537,60 @@ mod tests {
         let via = b"branch=z9hG4bK-1 ; rport;received=\"10.0.0.1\"";
         for name in [&b"branch"[..], b"rport", b"received", b"ttl"] {
             assert_eq!(token_param(via, name), param(via, name));
+        }
+    }
+
+    /// Every list of up to `max` bytes over `alphabet`.
+    fn lists(alphabet: &[u8], max: u32) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for len in 0..=max {
+            for n in 0..alphabet.len().pow(len) {
+                let mut n = n;
+                let mut list = Vec::new();
+                for _ in 0..len {
+                    list.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                out.push(list);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn elem_param_is_token_param_on_the_first_element() {
+        for list in lists(b"tAg=; \",x", 6) {
+            for name in [&b"tag"[..], b"x"] {
+                let cut = list.split(|&c| c == b',').next().unwrap_or_default();
+                assert_eq!(elem_param(&list, name), token_param(cut, name), "{list:?}");
+            }
+        }
+        let via = b"branch=z9hG4bK-1 ; rport;received=\"10.0.0.1\" , x;branch=2";
+        for name in [&b"branch"[..], b"rport", b"received", b"ttl", b"x"] {
+            let cut = via.split(|&c| c == b',').next().unwrap_or_default();
+            assert_eq!(elem_param(via, name), token_param(cut, name));
+        }
+    }
+
+    #[test]
+    fn tag_of_is_the_parsed_tag() {
+        let mut values = Vec::new();
+        for tail in lists(b"tag=;, \"", 5) {
+            for head in [
+                &b""[..],
+                b"<sip:a@b>",
+                b"\"A\\\" <x>\" <sip:a@b;tag=u>",
+                b"B <sip:a@b",
+                b"sip:a@b",
+                b"\"open <sip:a@b>",
+                b" <sip:a@b> ",
+            ] {
+                values.push([head, &tail[..]].concat());
+                values.push([head, b";", &tail[..]].concat());
+            }
+        }
+        for v in values {
+            assert_eq!(tag_of(&v), NameAddr::parse(&v).tag(), "{v:?}");
         }
     }
 
