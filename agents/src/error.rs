@@ -32,4 +32,7 @@ pub enum Error {
         /// What it held.
         value: String,
     },
+    /// An OpenSIPS datagram that cannot be read.
+    #[error("malformed OpenSIPS datagram: {0}")]
+    Datagram(String),
 }
