@@ -115,10 +115,9 @@ pub(crate) fn start(
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     for o in cfg {
-        let mi_addr: SocketAddr = o
-            .mi
-            .parse()
-            .with_context(|| format!("[[agents.opensips]] mi {:?}", o.mi))?;
+        let mi_addr: SocketAddr =
+            o.mi.parse()
+                .with_context(|| format!("[[agents.opensips]] mi {:?}", o.mi))?;
         let events = std::net::UdpSocket::bind(&o.listen)
             .with_context(|| format!("[[agents.opensips]] listen {:?}", o.listen))?;
         let local = events.local_addr()?;
@@ -348,8 +347,7 @@ async fn execute(state: &Arc<State>, link: &Link, op: Operation) {
             if let Err(e) = call(state, link, method, &args).await {
                 tracing::warn!(error = %e, "OpenSIPS call end: terminate failed");
             }
-            if process_cdr && let Err(e) = call(state, link, "SessionSv1.ProcessCDR", &args).await
-            {
+            if process_cdr && let Err(e) = call(state, link, "SessionSv1.ProcessCDR", &args).await {
                 tracing::warn!(error = %e, "OpenSIPS call end: CDR refused");
             }
         }
@@ -364,7 +362,12 @@ async fn execute(state: &Arc<State>, link: &Link, op: Operation) {
 }
 
 /// A SessionSv1 method as the API runs it, on behalf of this OpenSIPS.
-async fn call(state: &Arc<State>, link: &Link, method: &str, args: &Value) -> Result<Value, String> {
+async fn call(
+    state: &Arc<State>,
+    link: &Link,
+    method: &str,
+    args: &Value,
+) -> Result<Value, String> {
     let owner = sessions::Owner::Agent(link.owner.clone());
     let text = super::sessionsapi::call_as(state, method, args, owner)
         .await
