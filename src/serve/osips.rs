@@ -374,3 +374,59 @@ async fn call(
         .map_err(|e| e.message.clone())?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessions::Disconnect as _;
+
+    #[test]
+    fn the_session_managers_disconnect_becomes_dlg_end_dlg() {
+        let link = Link {
+            agent: Mutex::new(OsipsAgent::new(AgentConfig {
+                origin_host: "10.0.0.9".into(),
+                ..AgentConfig::default()
+            })),
+            wake: Notify::new(),
+            resubscribe: Notify::new(),
+            calls: Mutex::default(),
+            owner: "opensips:test".into(),
+        };
+        let invite = "E_ACC_EVENT\nmethod::INVITE\ncallid::c1\ntime::1430579770\n\
+                      cgr_account::1001\ncgr_destination::1002\ndialog_id::12:34\n";
+        let op = link
+            .agent()
+            .handle_datagram(invite.as_bytes(), chrono::Utc::now())
+            .unwrap();
+        assert!(matches!(op, Some(Operation::Initiate { .. })));
+        let cgrid = sessions::cgrid("c1", "10.0.0.9");
+        link.calls().insert(cgrid.clone(), "c1".into());
+        let key = sessions::SessionKey {
+            cgrid,
+            run_id: "*default".into(),
+        };
+        link.disconnect(&key, "INSUFFICIENT_CREDIT").unwrap();
+        assert_eq!(
+            link.agent().poll_transmit().unwrap(),
+            b":dlg_end_dlg:\n12\n34\n\n".to_vec()
+        );
+        let other = sessions::SessionKey {
+            cgrid: "x".into(),
+            run_id: "*default".into(),
+        };
+        assert!(link.disconnect(&other, "X").is_err());
+        assert!(link.agent().poll_transmit().is_none());
+    }
+
+    #[test]
+    fn the_config_section_reads() {
+        let s: OpensipsSection = toml::from_str(
+            "listen = \"0.0.0.0:2020\"\nmi = \"10.0.0.1:8020\"\nsubscribe-expire-secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(s.listen, "0.0.0.0:2020");
+        assert_eq!(s.subscribe_expire_secs, 60);
+        assert!(s.create_cdr);
+        assert!(toml::from_str::<OpensipsSection>("lisen = \"x\"").is_err());
+    }
+}
