@@ -43,6 +43,11 @@ struct OpenSips {
 
 impl OpenSips {
     fn start() -> OpenSips {
+        OpenSips::start_failing(0)
+    }
+
+    /// An OpenSIPS whose MI refuses its first `refuse` commands.
+    fn start_failing(refuse: usize) -> OpenSips {
         let mi = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mi_addr = mi.local_addr().unwrap().to_string();
         let commands = Arc::new(Mutex::new(Vec::new()));
@@ -50,10 +55,14 @@ impl OpenSips {
         std::thread::spawn(move || {
             let mut buf = [0u8; 65_535];
             while let Ok((n, from)) = mi.recv_from(&mut buf) {
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                mi.send_to(b"200 OK\n\n", from).unwrap();
+                let mut seen = seen.lock().unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let answer: &[u8] = if seen.len() <= refuse {
+                    b"500 Server Internal Error\n\n"
+                } else {
+                    b"200 OK\n\n"
+                };
+                mi.send_to(answer, from).unwrap();
             }
         });
         // a free port for AccuRate's event socket
@@ -269,4 +278,15 @@ fn prepaid_call_cut_with_dlg_end_dlg_when_the_money_runs_out() {
         rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})),
         json!(0)
     );
+}
+
+#[test]
+fn a_refused_subscription_is_retried() {
+    let o = OpenSips::start_failing(1);
+    let _s = Server::start_with(&["--tariffplan", &plan_dir()], Some(&o.config(3600)));
+    // the first round stops at the refused command, the retry sends all
+    wait_until("the retried subscriptions", || o.subscriptions().len() >= 4);
+    let subs = o.subscriptions();
+    assert_eq!(subs[0], subs[1], "the refused E_ACC_CDR is sent again");
+    assert!(subs[3].starts_with(":event_subscribe:\nE_ACC_MISSED_EVENT\n"));
 }
