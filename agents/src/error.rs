@@ -18,7 +18,7 @@ pub enum Error {
     #[error("malformed evapi message: {0}")]
     Json(String),
     /// A message without an `event` or with one this agent does not know.
-    #[error("unsupported evapi event {0:?}")]
+    #[error("unsupported event {0:?}")]
     UnknownEvent(String),
     /// A mandatory field is missing or empty (CGRateS's
     /// `MANDATORY_IE_MISSING`).
@@ -32,4 +32,7 @@ pub enum Error {
         /// What it held.
         value: String,
     },
+    /// An OpenSIPS datagram that cannot be read.
+    #[error("malformed OpenSIPS datagram: {0}")]
+    Datagram(String),
 }

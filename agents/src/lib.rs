@@ -5,9 +5,11 @@
 //! and bytes out) driven by a small I/O loop in the binary.
 //!
 //! - [`evapi`]: Kamailio's evapi module as CGRateS's KamailioAgent speaks it.
+//! - [`osips`]: OpenSIPS's event_datagram and mi_datagram modules.
 #![forbid(unsafe_code)]
 
 mod error;
 pub mod evapi;
+pub mod osips;
 
 pub use error::Error;

@@ -27,6 +27,8 @@ use super::methods::State;
 pub(crate) struct AgentsSection {
     /// `[[agents.kamailio]]`: Kamailio evapi connections.
     pub kamailio: Vec<KamailioSection>,
+    /// `[[agents.opensips]]`: OpenSIPS event_datagram agents.
+    pub opensips: Vec<super::osips::OpensipsSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.

@@ -34,6 +34,7 @@ mod export;
 mod http;
 mod methods;
 mod metrics;
+mod osips;
 mod sessions;
 mod sessionsapi;
 mod store;
@@ -225,6 +226,7 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             ));
         }
         let evapi_tasks = evapi::start(&state, &args.kamailio_evapi, &cfg.agents, &stop_rx);
+        let osips_tasks = osips::start(&state, &cfg.agents.opensips, &stop_rx)?;
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
             .map_err(|e| bind_failure("rpc-tcp", tcp_addr, e))?;
@@ -261,6 +263,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = t.await;
         }
         for t in evapi_tasks {
+            let _ = t.await;
+        }
+        for t in osips_tasks {
             let _ = t.await;
         }
         if let Some((c, consumer)) = captured {
