@@ -5,8 +5,10 @@
 //! and bytes out) driven by a small I/O loop in the binary.
 //!
 //! - [`evapi`]: Kamailio's evapi module as CGRateS's KamailioAgent speaks it.
+//! - [`ari`]: Asterisk's REST Interface as CGRateS's AsteriskAgent speaks it.
 #![forbid(unsafe_code)]
 
+pub mod ari;
 mod error;
 pub mod evapi;
 
