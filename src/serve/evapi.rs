@@ -27,6 +27,8 @@ use super::methods::State;
 pub(crate) struct AgentsSection {
     /// `[[agents.kamailio]]`: Kamailio evapi connections.
     pub kamailio: Vec<KamailioSection>,
+    /// `[[agents.asterisk]]`: Asterisk ARI connections.
+    pub asterisk: Vec<super::ari::AsteriskSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.

@@ -496,7 +496,11 @@ impl AriAgent {
                 n if n < 0 => self.cfg.max_call_duration_ms,
                 n => i64::try_from(n / 1_000_000).unwrap_or(i64::MAX),
             };
-            out.push(AriRequest::setvar(channel, MAX_SESSION_TIME, &ms.to_string()));
+            out.push(AriRequest::setvar(
+                channel,
+                MAX_SESSION_TIME,
+                &ms.to_string(),
+            ));
         }
         if let Some(r) = reply["ResourceAllocation"].as_str() {
             out.push(AriRequest::setvar(channel, RESOURCE_ALLOCATION, r));

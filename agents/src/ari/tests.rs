@@ -99,7 +99,11 @@ fn stasis_start_authorizes_with_the_call_variables() {
         subscribe,
         AriRequest {
             method: Method::Post,
-            segments: vec!["applications".into(), "cgrates_auth".into(), "subscription".into()],
+            segments: vec![
+                "applications".into(),
+                "cgrates_auth".into(),
+                "subscription".into()
+            ],
             query: vec![("eventSource".into(), "channel:1714564800.7".into())],
         }
     );
@@ -176,7 +180,10 @@ fn authorized_sets_the_max_usage_in_milliseconds_then_continues() {
     // unlimited: the max call duration
     a.handle_message(&stasis_start(&[]), now()).unwrap();
     let reqs = a.authorized(id, Ok(&json!({"MaxUsage": -1})));
-    assert_eq!(reqs[0], AriRequest::setvar(id, "CGRMaxSessionTime", "10800000"));
+    assert_eq!(
+        reqs[0],
+        AriRequest::setvar(id, "CGRMaxSessionTime", "10800000")
+    );
     // postpaid without MaxUsage: only continue
     let reqs = a.authorized(id, Ok(&json!({"MaxUsage": null})));
     assert_eq!(reqs, vec![AriRequest::continue_dialplan(id)]);
@@ -224,13 +231,14 @@ fn answer_initiates_and_destroy_terminates_with_the_usage() {
     assert_eq!(args["Event"]["OriginHost"], "ast1");
     // a second Up is not a second answer
     assert_eq!(a.handle_message(&up, now()), Ok(None));
-    assert_eq!(a.initiated(id, Ok(&json!({"MaxUsage": 60_000_000_000i64}))), vec![]);
     assert_eq!(
-        a.initiated(id, Err("boom")),
-        vec![AriRequest::hangup(id)]
+        a.initiated(id, Ok(&json!({"MaxUsage": 60_000_000_000i64}))),
+        vec![]
     );
+    assert_eq!(a.initiated(id, Err("boom")), vec![AriRequest::hangup(id)]);
     let end = destroyed("2024-05-01T12:01:08.500+0000");
-    let Some(Operation::Terminate { args, cdr, .. }) = a.handle_message(&end, now()).unwrap() else {
+    let Some(Operation::Terminate { args, cdr, .. }) = a.handle_message(&end, now()).unwrap()
+    else {
         panic!()
     };
     let args = args.unwrap();
@@ -250,14 +258,16 @@ fn an_unanswered_call_writes_only_its_cdr_when_flagged() {
     a.handle_message(&stasis_start(&["cgr_flags=*accounts+*cdrs"]), now())
         .unwrap();
     let end = destroyed("2024-05-01T12:00:09.000+0000");
-    let Some(Operation::Terminate { args, cdr, .. }) = a.handle_message(&end, now()).unwrap() else {
+    let Some(Operation::Terminate { args, cdr, .. }) = a.handle_message(&end, now()).unwrap()
+    else {
         panic!()
     };
     assert!(args.is_none());
     assert_eq!(cdr.unwrap()["Event"]["Usage"], "0s");
     // without *cdrs nor create_cdr: nothing to write
     a.handle_message(&stasis_start(&[]), now()).unwrap();
-    let Some(Operation::Terminate { args, cdr, .. }) = a.handle_message(&end, now()).unwrap() else {
+    let Some(Operation::Terminate { args, cdr, .. }) = a.handle_message(&end, now()).unwrap()
+    else {
         panic!()
     };
     assert!(args.is_none() && cdr.is_none());
@@ -280,17 +290,29 @@ fn other_events_and_applications_are_ignored_and_garbage_refused() {
     let mut a = agent();
     let hangup_req = json!({"type": "ChannelHangupRequest", "cause": 16,
         "channel": {"id": "1714564800.7"}, "timestamp": "2024-05-01T12:00:09.000+0000"});
-    assert_eq!(a.handle_message(hangup_req.to_string().as_bytes(), now()), Ok(None));
+    assert_eq!(
+        a.handle_message(hangup_req.to_string().as_bytes(), now()),
+        Ok(None)
+    );
     let mut other: Value = serde_json::from_slice(&stasis_start(&[])).unwrap();
     other["application"] = "another_app".into();
-    assert_eq!(a.handle_message(other.to_string().as_bytes(), now()), Ok(None));
+    assert_eq!(
+        a.handle_message(other.to_string().as_bytes(), now()),
+        Ok(None)
+    );
     // a channel never seen
     assert_eq!(
         a.handle_message(&state_change("Up", "2024-05-01T12:00:03.000+0000"), now()),
         Ok(None)
     );
-    assert!(matches!(a.handle_message(b"[1,2]", now()), Err(Error::Json(_))));
-    assert!(matches!(a.handle_message(b"{\"type\":", now()), Err(Error::Json(_))));
+    assert!(matches!(
+        a.handle_message(b"[1,2]", now()),
+        Err(Error::Json(_))
+    ));
+    assert!(matches!(
+        a.handle_message(b"{\"type\":", now()),
+        Err(Error::Json(_))
+    ));
     let no_id = json!({"type": "StasisStart", "channel": {"state": "Ring"}});
     assert!(matches!(
         a.handle_message(no_id.to_string().as_bytes(), now()),
