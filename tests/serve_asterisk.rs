@@ -3,7 +3,7 @@
 //! events WebSocket (`GET /ari/events?app=...&api_key=...` upgraded) and
 //! the REST calls (recorded, answered 204). The events are the shapes
 //! Asterisk sends for `Stasis(cgrates_auth,...)` calls.
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::result_large_err, dead_code)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -560,7 +560,7 @@ fn usage_ns(v: &Value) -> Option<i128> {
             .as_i64()
             .map(i128::from)
             .or_else(|| n.as_u64().map(i128::from))
-            .or_else(|| n.as_f64().map(|f| f as i128)),
+            .or_else(|| n.as_f64().and_then(|f| format!("{f:.0}").parse().ok())),
         Value::String(s) => {
             // whole seconds, as the evapi replies read them
             let secs = crate::evapi::reply::max_usage_secs(v);
