@@ -186,14 +186,18 @@ async fn rest(mut stream: tokio::net::TcpStream, sh: Arc<Shared>) {
         .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
+    // Asterisk's channel list: none (every call ended meanwhile)
+    let answer: &[u8] = if method == "GET" && target == "/ari/channels" {
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]"
+    } else {
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    };
     sh.rest.lock().unwrap().push(Rest {
         method,
         target,
         auth,
     });
-    let _ = stream
-        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .await;
+    let _ = stream.write_all(answer).await;
 }
 
 /// An ARI time, as Asterisk writes it.
@@ -352,11 +356,28 @@ fn calls_authorized_answered_refused_cut_off_and_a_reconnect() {
     assert_eq!(cdrs[0]["Usage"], json!(2_000_000_000_u64), "{cdrs:?}");
     assert_eq!(credit(&s, "1002"), dec("0"));
 
-    // Asterisk restarts: the agent reconnects and serves again.
+    // Asterisk restarts in the middle of a call: the agent reconnects,
+    // finds the channel gone (session sync) and ends its session.
+    let lost = "1714564800.15";
+    ast.event(stasis_start(lost, "1001"));
+    ast.wait_for(lost, &format!("POST /ari/channels/{lost}/continue"));
+    ast.event(answered(lost, "1001", Utc::now()));
+    wait_until("the session", || {
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(1)
+    });
     ast.drop_ws();
     wait_until("the reconnect", || {
         ast.shared.connections.load(Ordering::SeqCst) == 2
     });
+    assert!(
+        ast.rest()
+            .iter()
+            .any(|r| r.method == "GET" && r.target == "/ari/channels")
+    );
+    wait_until("the lost call ended", || {
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(0)
+    });
+    assert_eq!(cdrs_of(&s, lost).len(), 1);
     let again = "1714564800.14";
     ast.event(stasis_start(again, "1001"));
     let calls = ast.wait_for(again, &format!("POST /ari/channels/{again}/continue"));

@@ -226,6 +226,7 @@ async fn run(state: Arc<State>, link: Arc<Link>, mut stop: watch::Receiver<bool>
                 backoff.reset();
                 failing = false;
                 tracing::info!(asterisk = %addr, "ari connected");
+                sync_calls(&state, &link).await;
                 if let Err(e) = serve(&state, ws, &link, &mut stop).await {
                     tracing::warn!(asterisk = %addr, error = %format!("{e:#}"), "ari connection lost");
                 }
@@ -372,9 +373,9 @@ fn path_of(req: &AriRequest) -> String {
     path
 }
 
-/// One REST request; `Ok` on a 2xx answer.
-async fn rest(link: &Link, req: &AriRequest) -> anyhow::Result<()> {
-    use http_body_util::Empty;
+/// One REST request; `Ok` (its body) on a 2xx answer.
+async fn rest(link: &Link, req: &AriRequest) -> anyhow::Result<bytes::Bytes> {
+    use http_body_util::{BodyExt as _, Empty};
     let path = path_of(req);
     let fut = async {
         let stream = tokio::net::TcpStream::connect(&link.host_port).await?;
@@ -389,12 +390,65 @@ async fn rest(link: &Link, req: &AriRequest) -> anyhow::Result<()> {
             .body(Empty::<bytes::Bytes>::new())?;
         let resp = sender.send_request(request).await?;
         anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
-        anyhow::Ok(())
+        anyhow::Ok(resp.into_body().collect().await?.to_bytes())
     };
     tokio::time::timeout(REST_TIMEOUT, fut)
         .await
         .with_context(|| format!("{} {path}: timed out", req.method.as_str()))?
         .with_context(|| format!("{} {path}", req.method.as_str()))
+}
+
+/// The reason a session Asterisk no longer has is ended with.
+const SYNC_REASON: &str = "SESSION_SYNC";
+
+/// Session sync on (re)connect (CGRateS's `V1GetActiveSessionIDs`): the
+/// calls followed that `GET /ari/channels` no longer lists ended while the
+/// WebSocket was down; their sessions end now, as
+/// `SessionSv1.ForceDisconnect` ends them (CDR written).
+async fn sync_calls(state: &Arc<State>, link: &Link) {
+    if link.agent().channels().is_empty() {
+        return;
+    }
+    let lost = match rest(link, &AriRequest::channels()).await {
+        Ok(body) => link.agent().sync(&body),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "ari session sync: channels not listed");
+            return;
+        }
+    };
+    let lost = match lost {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "ari session sync: bad channel list");
+            return;
+        }
+    };
+    for channel in lost {
+        let cgrid = {
+            let mut calls = link.calls();
+            let cgrid = calls
+                .iter()
+                .find(|(_, c)| **c == channel)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = &cgrid {
+                calls.remove(k);
+            }
+            cgrid
+        };
+        // never answered: no session to end
+        let Some(cgrid) = cgrid else { continue };
+        tracing::info!(
+            channel,
+            "ari session sync: Asterisk has no such channel, ending the session"
+        );
+        let one = serde_json::json!({
+            "Filters": [format!("*string:~*req.CGRID:{cgrid}")],
+            "Reason": SYNC_REASON,
+        });
+        if let Err(e) = call(state, link, "SessionSv1.ForceDisconnect", &one).await {
+            tracing::warn!(channel, error = %e, "ari session sync: ending failed");
+        }
+    }
 }
 
 /// A SessionSv1 method as the API runs it, on behalf of this Asterisk.

@@ -172,6 +172,11 @@ impl AriRequest {
         )
     }
 
+    /// `GET /ari/channels`: the channels Asterisk has (session sync).
+    pub fn channels() -> Self {
+        Self::new(Method::Get, &["channels"], &[])
+    }
+
     /// Whether this request hangs a channel up.
     pub fn is_hangup(&self) -> bool {
         self.method == Method::Delete
@@ -545,6 +550,28 @@ impl AriAgent {
         self.calls
             .contains_key(channel)
             .then(|| AriRequest::hangup(channel))
+    }
+
+    /// Session sync: `body` is Asterisk's answer to
+    /// [`AriRequest::channels`] (a JSON list of channels); the calls it no
+    /// longer has are forgotten and returned (their sessions are over).
+    ///
+    /// # Errors
+    /// [`Error::Json`] when `body` is not a list of channels.
+    pub fn sync(&mut self, body: &[u8]) -> Result<Vec<String>, Error> {
+        let list: Vec<Channel> =
+            serde_json::from_slice(body).map_err(|e| Error::Json(e.to_string()))?;
+        let live: std::collections::HashSet<&str> = list.iter().map(|c| c.id.as_str()).collect();
+        let lost: Vec<String> = self
+            .calls
+            .keys()
+            .filter(|c| !live.contains(c.as_str()))
+            .cloned()
+            .collect();
+        for c in &lost {
+            self.calls.remove(c);
+        }
+        Ok(lost)
     }
 
     /// Forgets a call (Asterisk no longer has it).

@@ -13,8 +13,11 @@ fn agent() -> AriAgent {
     })
 }
 
-/// A StasisStart as Asterisk 18 sends it for
-/// `Stasis(cgrates_auth,cgr_reqtype=*prepaid,...)`.
+/// A StasisStart as Asterisk sends it for
+/// `Stasis(cgrates_auth,cgr_reqtype=*prepaid,...)`: the event and channel
+/// fields of ARI's REST Data Models (docs.asterisk.org, "Asterisk REST
+/// Data Models": StasisStart, Channel), laid out as in a captured event
+/// stream (https://pastebin.com/8tdBZBrM).
 fn stasis_start(args: &[&str]) -> Vec<u8> {
     json!({
         "type": "StasisStart",
@@ -340,4 +343,30 @@ fn a_missing_timestamp_is_now() {
         panic!()
     };
     assert_eq!(args["Time"], "2024-05-01T12:00:00Z");
+}
+
+#[test]
+fn sync_forgets_the_calls_asterisk_no_longer_has() {
+    let mut a = agent();
+    a.handle_message(&stasis_start(&[]), now()).unwrap();
+    let mut other: Value = serde_json::from_slice(&stasis_start(&[])).unwrap();
+    other["channel"]["id"] = "1714564800.9".into();
+    a.handle_message(other.to_string().as_bytes(), now())
+        .unwrap();
+    let body = json!([{"id": "1714564800.9", "name": "PJSIP/1001-00000004", "state": "Up",
+        "caller": {"name": "", "number": "1001"}, "creationtime": "2024-05-01T14:00:00.900+0200"}]);
+    let lost = a.sync(body.to_string().as_bytes()).unwrap();
+    assert_eq!(lost, vec!["1714564800.7".to_string()]);
+    assert!(!a.has_call("1714564800.7") && a.has_call("1714564800.9"));
+    assert!(a.sync(b"{}").is_err());
+    assert_eq!(a.sync(b"[]").unwrap(), vec!["1714564800.9".to_string()]);
+}
+
+#[test]
+fn timestamps_keep_their_offset() {
+    // as in a captured ARI event stream (https://pastebin.com/8tdBZBrM)
+    let t = event::parse_time("timestamp", "2019-04-01T19:57:23.302+0200").unwrap();
+    assert_eq!(event::rfc3339(t), "2019-04-01T17:57:23.302Z");
+    let t = event::parse_time("timestamp", "2019-04-01T17:57:23Z").unwrap();
+    assert_eq!(event::rfc3339(t), "2019-04-01T17:57:23Z");
 }
