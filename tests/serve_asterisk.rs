@@ -47,6 +47,8 @@ struct Shared {
     /// The events WebSocket requests (path and query).
     upgrades: Mutex<Vec<String>>,
     connections: AtomicUsize,
+    /// REST calls whose target holds this are answered 500.
+    fail: Mutex<Option<String>>,
 }
 
 /// The fake Asterisk: its own runtime, serving until dropped.
@@ -187,7 +189,15 @@ async fn rest(mut stream: tokio::net::TcpStream, sh: Arc<Shared>) {
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
     // Asterisk's channel list: none (every call ended meanwhile)
-    let answer: &[u8] = if method == "GET" && target == "/ari/channels" {
+    let fail = sh
+        .fail
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|f| target.contains(f.as_str()));
+    let answer: &[u8] = if fail {
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    } else if method == "GET" && target == "/ari/channels" {
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]"
     } else {
         b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -221,10 +231,14 @@ fn channel(id: &str, caller: &str, state: &str) -> Value {
 }
 
 fn stasis_start(id: &str, caller: &str) -> Value {
+    stasis_start_with(id, caller, "*accounts")
+}
+
+fn stasis_start_with(id: &str, caller: &str, flags: &str) -> Value {
     json!({
         "type": "StasisStart",
         "timestamp": ari_time(Utc::now()),
-        "args": ["cgr_reqtype=*prepaid", "cgr_flags=*accounts"],
+        "args": ["cgr_reqtype=*prepaid", format!("cgr_flags={flags}")],
         "channel": channel(id, caller, "Ring"),
         "asterisk_id": "08:00:27:18:d8:cf",
         "application": "cgrates_auth"
@@ -382,4 +396,59 @@ fn calls_authorized_answered_refused_cut_off_and_a_reconnect() {
     ast.event(stasis_start(again, "1001"));
     let calls = ast.wait_for(again, &format!("POST /ari/channels/{again}/continue"));
     assert_eq!(calls.len(), 3, "{calls:?}");
+}
+
+#[test]
+fn garbage_refused_a_failed_setvar_hangs_up_and_flagged_cdrs() {
+    let ast = Asterisk::start();
+    let config = format!(
+        "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n\
+         [[agents.asterisk]]\nurl = \"http://{}\"\nuser = \"u\"\npassword = \"p\"\n\
+         alias = \"ast-a\"\n",
+        ast.addr
+    );
+    let s = Server::start_with(&["--tariffplan", &plan_dir()], Some(&config));
+    // Malformed events are refused; the stream goes on.
+    ast.event(json!("not an object"));
+    let tx = {
+        wait_until("the events WebSocket", || {
+            ast.shared.ws.lock().unwrap().is_some()
+        });
+        ast.shared.ws.lock().unwrap().clone().unwrap()
+    };
+    tx.send(Message::text("{\"type\":\"StasisStart\","))
+        .unwrap();
+    tx.send(Message::binary(vec![0xff, 0x00])).unwrap();
+
+    // Asterisk refuses the max usage variable: the channel is hung up,
+    // never continued.
+    *ast.shared.fail.lock().unwrap() = Some("CGRMaxSessionTime".into());
+    let id = "1714564900.1";
+    ast.event(stasis_start(id, "1001"));
+    let calls = ast.wait_for(id, &hangup(id));
+    assert_eq!(
+        calls,
+        vec![
+            subscribe(id),
+            format!("POST /ari/channels/{id}/variable?variable=CGRMaxSessionTime&value=1000000"),
+            hangup(id),
+        ]
+    );
+    *ast.shared.fail.lock().unwrap() = None;
+
+    // Without create-cdr, a call flagged *cdrs writes its CDR, under the
+    // alias.
+    let id = "1714564900.2";
+    ast.event(stasis_start_with(id, "1001", "*accounts+*cdrs"));
+    ast.wait_for(id, &format!("POST /ari/channels/{id}/continue"));
+    let t0 = Utc::now();
+    ast.event(answered(id, "1001", t0));
+    wait_until("the session", || {
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(1)
+    });
+    ast.event(destroyed(id, "1001", t0 + chrono::Duration::seconds(30)));
+    let cdrs = cdrs_of(&s, id);
+    assert_eq!(cdrs[0]["OriginHost"], "ast-a", "{cdrs:?}");
+    assert_eq!(cdrs[0]["Usage"], json!(30_000_000_000_u64), "{cdrs:?}");
+    assert_eq!(credit(&s, "1001"), dec("9.70"));
 }
