@@ -6,8 +6,10 @@
 //!
 //! - [`evapi`]: Kamailio's evapi module as CGRateS's KamailioAgent speaks it.
 //! - [`osips`]: OpenSIPS's event_datagram and mi_datagram modules.
+//! - [`ari`]: Asterisk's REST Interface as CGRateS's AsteriskAgent speaks it.
 #![forbid(unsafe_code)]
 
+pub mod ari;
 mod error;
 pub mod evapi;
 pub mod osips;

@@ -29,6 +29,8 @@ pub(crate) struct AgentsSection {
     pub kamailio: Vec<KamailioSection>,
     /// `[[agents.opensips]]`: OpenSIPS event_datagram agents.
     pub opensips: Vec<super::osips::OpensipsSection>,
+    /// `[[agents.asterisk]]`: Asterisk ARI connections.
+    pub asterisk: Vec<super::ari::AsteriskSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.

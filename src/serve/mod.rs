@@ -21,6 +21,7 @@
 
 mod accounts;
 mod actionapi;
+mod ari;
 mod balances;
 mod capture;
 mod cdrlog;
@@ -227,6 +228,7 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         }
         let evapi_tasks = evapi::start(&state, &args.kamailio_evapi, &cfg.agents, &stop_rx);
         let osips_tasks = osips::start(&state, &cfg.agents.opensips, &stop_rx)?;
+        let ari_tasks = ari::start(&state, &cfg.agents.asterisk, &stop_rx);
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
             .map_err(|e| bind_failure("rpc-tcp", tcp_addr, e))?;
@@ -266,6 +268,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = t.await;
         }
         for t in osips_tasks {
+            let _ = t.await;
+        }
+        for t in ari_tasks {
             let _ = t.await;
         }
         if let Some((c, consumer)) = captured {

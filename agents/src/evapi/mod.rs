@@ -15,7 +15,7 @@
 
 pub mod message;
 pub mod netstring;
-mod ops;
+pub(crate) mod ops;
 pub mod reply;
 
 use std::collections::{HashMap, VecDeque};
