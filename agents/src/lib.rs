@@ -5,9 +5,11 @@
 //! and bytes out) driven by a small I/O loop in the binary.
 //!
 //! - [`evapi`]: Kamailio's evapi module as CGRateS's KamailioAgent speaks it.
+//! - [`esl`]: FreeSWITCH's inbound event socket as CGRateS's FreeSWITCHAgent speaks it.
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod esl;
 pub mod evapi;
 
 pub use error::Error;

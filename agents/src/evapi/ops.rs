@@ -120,7 +120,7 @@ impl Operation {
 
 /// Which SessionSv1 call the switches are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Authorize,
     Initiate,
     Terminate,
@@ -130,7 +130,7 @@ pub(super) enum Kind {
 /// The v0.10 switches `cgr_flags` sets for `kind` (CGRateS's `ParseFlags`);
 /// without `cgr_flags`, CGRateS's defaults (`GetMaxUsage`,
 /// `InitSession`, `TerminateSession`; nothing for a message).
-pub(super) fn switches(kind: Kind, flags: Option<&Flags>, args: &mut Map<String, Value>) {
+pub(crate) fn switches(kind: Kind, flags: Option<&Flags>, args: &mut Map<String, Value>) {
     let Some(flags) = flags else {
         match kind {
             Kind::Authorize => args.insert("GetMaxUsage".into(), true.into()),
