@@ -27,6 +27,8 @@ use super::methods::State;
 pub(crate) struct AgentsSection {
     /// `[[agents.kamailio]]`: Kamailio evapi connections.
     pub kamailio: Vec<KamailioSection>,
+    /// `[[agents.freeswitch]]`: FreeSWITCH event socket connections.
+    pub freeswitch: Vec<super::esl::FreeswitchSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.
