@@ -59,8 +59,14 @@ impl Esl {
         }
     }
 
-    /// Accepts, checks the password and the subscription.
+    /// Accepts, checks the password and the subscription, answers the
+    /// session sync's `show channels` with no channel.
     fn login(l: &TcpListener, password: &str) -> Esl {
+        Esl::login_with(l, password, &[])
+    }
+
+    /// As [`Esl::login`], `show channels` listing `channels`.
+    fn login_with(l: &TcpListener, password: &str, channels: &[&str]) -> Esl {
         let mut e = Esl::accept(l);
         assert_eq!(e.recv_raw(), format!("auth {password}"));
         e.reply("+OK accepted");
@@ -70,6 +76,25 @@ impl Esl {
             assert!(sub.contains(ev), "{sub}");
         }
         e.reply("+OK event listener enabled plain");
+        assert_eq!(e.recv_raw(), "api show channels");
+        // `show channels` as FreeSWITCH prints it (fsapi show.c: a CSV
+        // header, a row per channel, `N total.`)
+        let mut body = String::from(
+            "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,application,application_data,dialplan,context,read_codec,read_rate,read_bit_rate,write_codec,write_rate,write_bit_rate,secure,hostname,presence_id,presence_data,accountcode,callstate\n",
+        );
+        for c in channels {
+            body.push_str(&format!(
+                "{c},inbound,2024-05-01 12:00:00,1714564800,sofia/internal/1001@10.0.0.5,CS_EXECUTE,Extension 1001,1001,10.0.0.9,4930555002,,,XML,default,PCMU,8000,64000,PCMU,8000,64000,,fs1,,,,ACTIVE\n"
+            ));
+        }
+        body.push_str(&format!("\n{} total.\n", channels.len()));
+        e.send(
+            format!(
+                "Content-Type: api/response\nContent-Length: {}\n\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
         e
     }
 
@@ -241,12 +266,39 @@ fn a_call_authorized_answered_hung_up_and_a_reconnect() {
     );
     assert_eq!(cmds[1], "uuid_kill u-2 MANAGER_REQUEST");
 
-    // FreeSWITCH restarts: the agent logs in again and goes on.
+    // Two calls up when FreeSWITCH restarts; after it only u-5 is listed:
+    // the session of u-4 ends by the sync, its CDR written.
+    // (a prepaid answer without Usage reserves all its account can pay:
+    // two accounts)
+    for (u, account) in [("u-4", "1004"), ("u-5", "4971112345")] {
+        f.event("CHANNEL_ANSWER", u, account, &[]);
+        f.apis(2);
+    }
+    wait_until("two sessions", || {
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(2)
+    });
     drop(f);
-    let mut f = Esl::login(&fs, "ClueCon");
+    let mut f = Esl::login_with(&fs, "ClueCon", &["u-5"]);
+    wait_until("the lost call ended", || {
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(1)
+    });
+    let left = rpc(&s, "SessionSv1.GetActiveSessions", json!({}));
+    assert_eq!(left[0]["OriginID"], "u-5", "{left}");
+    wait_until("the lost call's CDR", || {
+        let r = rpc(&s, "CDRsV1.GetCDRs", json!({"OriginIDs": ["u-4"]}));
+        r.as_array().is_some_and(|a| a.len() == 1)
+    });
+    // ... and goes on.
     f.event("CHANNEL_PARK", "u-3", "1004", &[]);
     let cmds = f.apis(4);
-    assert_eq!(cmds[0], "uuid_setvar u-3 cgr_max_usage 1000", "{cmds:?}");
+    // 1004's reservation came back but for the second(s) u-4 used
+    let secs: u32 = cmds[0]
+        .strip_prefix("uuid_setvar u-3 cgr_max_usage ")
+        .unwrap_or_else(|| panic!("{cmds:?}"))
+        .parse()
+        .unwrap();
+    assert!((990..=1000).contains(&secs), "{cmds:?}");
+    assert_eq!(cmds[2], "uuid_setvar u-3 cgr_notify +AUTH_OK");
     assert_eq!(cmds[3], "uuid_transfer u-3 4930555002");
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use agents::esl::{AgentConfig, EslAgent, Operation};
 use agents::evapi::Backoff;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
@@ -38,6 +38,9 @@ pub(crate) struct FreeswitchSection {
     pub subscribe_park: bool,
     /// Subscribe to JSON events rather than plain ones.
     pub json_events: bool,
+    /// Seconds between `show channels` session syncs; 0: only when the
+    /// connection (re)opens.
+    pub sync_interval_secs: u64,
 }
 
 impl Default for FreeswitchSection {
@@ -49,6 +52,7 @@ impl Default for FreeswitchSection {
             create_cdr: false,
             subscribe_park: true,
             json_events: false,
+            sync_interval_secs: 0,
         }
     }
 }
@@ -138,13 +142,20 @@ pub(crate) fn start(
                         Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
                     );
             }
-            tokio::spawn(run(Arc::clone(state), f.address, link, stop.clone()))
+            let sync = Duration::from_secs(f.sync_interval_secs);
+            tokio::spawn(run(Arc::clone(state), f.address, link, sync, stop.clone()))
         })
         .collect()
 }
 
 /// Connects, serves, reconnects, until `stop`.
-async fn run(state: Arc<State>, addr: String, link: Arc<Link>, mut stop: watch::Receiver<bool>) {
+async fn run(
+    state: Arc<State>,
+    addr: String,
+    link: Arc<Link>,
+    sync: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_MAX);
     let mut failing = false;
     while !*stop.borrow() {
@@ -156,8 +167,13 @@ async fn run(state: Arc<State>, addr: String, link: Arc<Link>, mut stop: watch::
             Ok(stream) => {
                 failing = false;
                 tracing::info!(freeswitch = %addr, "event socket connected");
-                link.agent().reconnected();
-                match serve(&state, stream, &link, &mut stop).await {
+                {
+                    // Calls FreeSWITCH lost while we were away end now.
+                    let mut agent = link.agent();
+                    agent.reconnected();
+                    agent.request_channels();
+                }
+                match serve(&state, stream, &link, sync, &mut stop).await {
                     Ok(true) => backoff.reset(),
                     Ok(false) => return,
                     Err(e) => {
@@ -190,9 +206,18 @@ async fn serve(
     state: &Arc<State>,
     mut stream: TcpStream,
     link: &Arc<Link>,
+    sync: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<bool> {
     let mut buf = vec![0u8; 64 * 1024];
+    // The first tick is at once (the connect's sync is queued): skipped.
+    let period = if sync.is_zero() {
+        Duration::from_secs(86_400 * 365)
+    } else {
+        sync
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
     let (ops_tx, mut ops_rx) = tokio::sync::mpsc::channel::<Operation>(OPS_QUEUE);
     let (st, ln) = (Arc::clone(state), Arc::clone(link));
     tokio::spawn(async move {
@@ -219,6 +244,7 @@ async fn serve(
                 }
             }
             () = link.wake.notified() => {}
+            _ = tick.tick() => link.agent().request_channels(),
             _ = stop.changed() => return Ok(false),
         }
     }
@@ -284,6 +310,40 @@ async fn execute(state: &Arc<State>, link: &Link, op: Operation) {
             if process_cdr && let Err(e) = call(state, link, "SessionSv1.ProcessCDR", &args).await {
                 tracing::warn!(uuid = %uuid, error = %e, "FreeSWITCH hangup: CDR refused");
             }
+        }
+        Operation::Channels { uuids } => sync_sessions(state, link, &uuids).await,
+    }
+}
+
+/// The reason a session FreeSWITCH no longer has is ended with.
+const SYNC_REASON: &str = "SESSION_SYNC";
+
+/// Session sync: this FreeSWITCH's sessions (by `OriginHost`) whose
+/// channel `show channels` no longer lists are ended, their CDRs written,
+/// as `SessionSv1.ForceDisconnect` ends them.
+async fn sync_sessions(state: &Arc<State>, link: &Link, uuids: &[String]) {
+    let host = link.agent().config().origin_host.clone();
+    let filter = json!({"Filters": [format!("*string:~*req.OriginHost:{host}")]});
+    let Ok(Value::Array(active)) = call(state, link, "SessionSv1.GetActiveSessions", &filter).await
+    else {
+        return;
+    };
+    for s in active {
+        let origin = s["OriginID"].as_str().unwrap_or_default();
+        if origin.is_empty() || uuids.iter().any(|u| u == origin) {
+            continue;
+        }
+        tracing::info!(
+            uuid = origin,
+            "FreeSWITCH session sync: no such channel, ending the session"
+        );
+        let cgrid = s["CGRID"].as_str().unwrap_or_default();
+        link.calls().remove(cgrid);
+        link.agent().forget(origin);
+        let one =
+            json!({"Filters": [format!("*string:~*req.CGRID:{cgrid}")], "Reason": SYNC_REASON});
+        if let Err(e) = call(state, link, "SessionSv1.ForceDisconnect", &one).await {
+            tracing::warn!(uuid = origin, error = %e, "FreeSWITCH session sync: ending failed");
         }
     }
 }

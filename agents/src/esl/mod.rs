@@ -119,6 +119,12 @@ pub enum Operation {
         /// The `V1TerminateSessionArgs` (also the CDR's CGREvent).
         args: Value,
     },
+    /// The reply to `show channels`: the channels FreeSWITCH has; the
+    /// sessions of this connection not among them are over.
+    Channels {
+        /// Their UUIDs.
+        uuids: Vec<String>,
+    },
 }
 
 /// What a command sent waits for.
@@ -127,6 +133,7 @@ enum Pending {
     Auth,
     Subscribe,
     Command(String),
+    Channels,
 }
 
 /// Counters of one connection.
@@ -218,8 +225,8 @@ impl EslAgent {
                         Some(t) if f.body.is_empty() => t.to_string(),
                         _ => f.body_text(),
                     };
-                    if let Some(e) = self.reply(text.trim())? {
-                        out.push(Err(e));
+                    if let Some(r) = self.reply(text.trim())? {
+                        out.push(r);
                     }
                 }
                 "text/event-plain" | "text/event-json" => {
@@ -248,7 +255,7 @@ impl EslAgent {
     }
 
     /// A reply to the oldest command awaiting one.
-    fn reply(&mut self, text: &str) -> Result<Option<Error>, Error> {
+    fn reply(&mut self, text: &str) -> Result<Option<Result<Operation, Error>>, Error> {
         let ok = !text.starts_with("-ERR");
         match self.pending.pop_front() {
             Some(Pending::Auth) if ok => {
@@ -261,7 +268,12 @@ impl EslAgent {
                 self.ready = true;
                 while let Some((cmd, bytes)) = self.held.pop_front() {
                     self.out.push_back(bytes);
-                    self.pending.push_back(Pending::Command(cmd));
+                    let what = if cmd == SHOW_CHANNELS {
+                        Pending::Channels
+                    } else {
+                        Pending::Command(cmd)
+                    };
+                    self.pending.push_back(what);
                 }
                 Ok(None)
             }
@@ -271,11 +283,19 @@ impl EslAgent {
             }),
             Some(Pending::Command(command)) if !ok => {
                 self.stats.refused += 1;
-                Ok(Some(Error::EslCommand {
+                Ok(Some(Err(Error::EslCommand {
                     command,
                     reply: text.to_string(),
-                }))
+                })))
             }
+            Some(Pending::Channels) => Ok(Some(
+                parse_channels(text)
+                    .map(|uuids| Operation::Channels { uuids })
+                    .ok_or_else(|| Error::EslCommand {
+                        command: "api show channels".into(),
+                        reply: text.chars().take(200).collect(),
+                    }),
+            )),
             _ => Ok(None),
         }
     }
@@ -294,6 +314,23 @@ impl EslAgent {
             self.pending.push_back(Pending::Command(line));
         } else {
             self.held.push_back((line, bytes));
+        }
+    }
+
+    /// Queues `api show channels` (session sync): its reply becomes
+    /// [`Operation::Channels`]. At most one is waiting at a time.
+    pub fn request_channels(&mut self) {
+        let waiting = self.pending.contains(&Pending::Channels)
+            || self.held.iter().any(|(c, _)| c == SHOW_CHANNELS);
+        if waiting {
+            return;
+        }
+        let bytes = frame::command(SHOW_CHANNELS);
+        if self.ready {
+            self.out.push_back(bytes);
+            self.pending.push_back(Pending::Channels);
+        } else {
+            self.held.push_back((SHOW_CHANNELS.into(), bytes));
         }
     }
 
@@ -505,6 +542,31 @@ impl EslAgent {
     pub fn forget(&mut self, uuid: &str) -> bool {
         self.answered.remove(uuid)
     }
+}
+
+/// The command of the session sync.
+const SHOW_CHANNELS: &str = "api show channels";
+
+/// The UUIDs of a `show channels` reply: a CSV header naming a `uuid`
+/// column, one row per channel, then `N total.`; `None` when it is not
+/// that.
+pub fn parse_channels(text: &str) -> Option<Vec<String>> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let header = lines.next()?;
+    if header.ends_with("total.") {
+        return header.starts_with("0 ").then(Vec::new);
+    }
+    let col = header.split(',').position(|c| c == "uuid")?;
+    let mut uuids = Vec::new();
+    for l in lines {
+        if l.ends_with(" total.") {
+            return Some(uuids);
+        }
+        if let Some(u) = l.split(',').nth(col).filter(|u| !u.is_empty()) {
+            uuids.push(u.to_string());
+        }
+    }
+    None
 }
 
 /// The attribute reply's altered fields with their new values

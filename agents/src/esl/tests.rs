@@ -360,3 +360,46 @@ fn an_event_split_anywhere_gives_the_same_operation() {
         );
     }
 }
+
+#[test]
+fn show_channels_is_the_session_sync() {
+    let mut a = agent();
+    a.request_channels();
+    a.request_channels();
+    login(&mut a);
+    assert_eq!(
+        sent(&mut a),
+        ["api show channels\n\n"],
+        "one request, after the login"
+    );
+    let body = "uuid,direction,created,created_epoch,name,state\nc1,inbound,2024-05-01 12:00:00,1714564800,sofia/internal/1001@10.0.0.5,CS_EXECUTE\nc2,inbound,2024-05-01 12:00:01,1714564801,sofia/internal/1002@10.0.0.5,CS_EXECUTE\n\n2 total.\n";
+    let f = format!(
+        "Content-Type: api/response\nContent-Length: {}\n\n{body}",
+        body.len()
+    );
+    let ops = a.handle_bytes(f.as_bytes()).unwrap();
+    assert_eq!(
+        ops,
+        [Ok(Operation::Channels {
+            uuids: vec!["c1".into(), "c2".into()]
+        })]
+    );
+    assert_eq!(parse_channels("\n0 total.\n"), Some(vec![]));
+    assert_eq!(parse_channels("+OK"), None);
+    assert_eq!(
+        parse_channels("uuid,direction\nc1,inbound\n"),
+        None,
+        "no total: cut short"
+    );
+    a.request_channels();
+    sent(&mut a);
+    let ops = a
+        .handle_bytes(
+            b"Content-Type: api/response\nContent-Length: 22\n\n-ERR no reply\n\n\n\n\n\n\n\n\n",
+        )
+        .unwrap();
+    assert!(
+        matches!(&ops[..], [Err(Error::EslCommand { .. })]),
+        "{ops:?}"
+    );
+}
