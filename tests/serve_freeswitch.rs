@@ -98,6 +98,15 @@ impl Esl {
         e
     }
 
+    /// AccuRate closes the socket (a reset counts; a timeout does not).
+    fn assert_closed(&mut self) {
+        let mut rest = [0u8; 16];
+        match self.stream.read(&mut rest) {
+            Ok(n) => assert_eq!(n, 0, "AccuRate sent more instead of closing"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+
     fn send(&mut self, b: &[u8]) {
         self.stream.write_all(b).unwrap();
     }
@@ -341,6 +350,20 @@ fn little_credit_gets_sched_hangup_then_a_refusal() {
             "uuid_transfer p-2 4930555002"
         ]
     );
+    // Answered anyway (the dialplan let it through): the start is
+    // refused, the channel killed.
+    f.event("CHANNEL_ANSWER", "p-2", "1003", &[]);
+    assert_eq!(f.api(), "uuid_setvar p-2 cgr_originhost fs-a");
+    let cmds = f.apis(2);
+    assert!(
+        cmds[0].starts_with("uuid_setvar p-2 cgr_notify "),
+        "{cmds:?}"
+    );
+    assert_eq!(cmds[1], "uuid_kill p-2 MANAGER_REQUEST");
+    assert_eq!(
+        rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})),
+        json!(0)
+    );
     // An account the plan does not have: the error is the notification.
     f.event("CHANNEL_PARK", "p-3", "7777", &[]);
     let cmds = f.apis(2);
@@ -362,8 +385,7 @@ fn a_wrong_password_is_retried_and_partial_frames_are_read() {
     let mut f = Esl::accept(&fs);
     assert_eq!(f.recv_raw(), "auth ClueCon");
     f.reply("-ERR invalid");
-    let mut rest = [0u8; 16];
-    assert_eq!(f.stream.read(&mut rest).unwrap_or(0), 0, "socket closed");
+    f.assert_closed();
     let mut f = Esl::login(&fs, "ClueCon");
     // An event written a few bytes at a time.
     let bytes = event_bytes("CHANNEL_PARK", "w-1", "1004", &[]);
@@ -373,5 +395,11 @@ fn a_wrong_password_is_retried_and_partial_frames_are_read() {
     }
     let cmds = f.apis(4);
     assert_eq!(cmds[0], "uuid_setvar w-1 cgr_max_usage 1000", "{cmds:?}");
+    // Bytes that are not ESL: AccuRate drops the socket and comes back.
+    f.send(b"this is not a header block\n\n");
+    f.assert_closed();
+    let mut f = Esl::login(&fs, "ClueCon");
+    f.event("CHANNEL_PARK", "w-2", "1004", &[]);
+    assert_eq!(f.apis(4)[3], "uuid_transfer w-2 4930555002");
     drop(s);
 }
