@@ -76,6 +76,9 @@ impl Esl {
             assert!(sub.contains(ev), "{sub}");
         }
         e.reply("+OK event listener enabled plain");
+        // CGRateS bills the inbound legs only
+        assert_eq!(e.recv_raw(), "filter Call-Direction inbound");
+        e.reply("+OK filter added. [Call-Direction]=[inbound]");
         assert_eq!(e.recv_raw(), "api show channels");
         // `show channels` as FreeSWITCH prints it (fsapi show.c: a CSV
         // header, a row per channel, `N total.`)

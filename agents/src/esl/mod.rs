@@ -3,7 +3,8 @@
 //!
 //! AccuRate connects to FreeSWITCH (the socket is a server), answers its
 //! `auth/request` with `auth PASSWORD`, subscribes to `CHANNEL_PARK`,
-//! `CHANNEL_ANSWER`, `CHANNEL_HANGUP_COMPLETE` (and `CUSTOM` events) and
+//! `CHANNEL_ANSWER`, `CHANNEL_HANGUP_COMPLETE` (and `CUSTOM` events) of
+//! inbound legs (`filter Call-Direction inbound`, as CGRateS) and
 //! turns them into [`Operation`]s for the server: authorize on park (then
 //! `uuid_setvar` the max usage and `cgr_notify`, and `uuid_transfer` the
 //! call on), initiate on answer (`sched_hangup` for prepaid), terminate
@@ -36,6 +37,10 @@ pub const INSUFFICIENT_FUNDS: &str = "-INSUFFICIENT_FUNDS";
 pub const MISSING_PARAMETER: &str = "-MISSING_PARAMETER";
 /// The hangup cause of a disconnect AccuRate asks for.
 pub const MANAGER_REQUEST: &str = "MANAGER_REQUEST";
+
+/// Only the inbound (A) legs' events, as CGRateS filters them: a bridged
+/// call is billed once.
+pub const FILTER: &str = "filter Call-Direction inbound";
 
 /// The events subscribed to.
 pub const EVENTS: &str = "CHANNEL_PARK CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE CUSTOM";
@@ -132,6 +137,7 @@ pub enum Operation {
 enum Pending {
     Auth,
     Subscribe,
+    Filter,
     Command(String),
     Channels,
 }
@@ -265,6 +271,10 @@ impl EslAgent {
             }
             Some(Pending::Auth) => Err(Error::EslAuth(text.to_string())),
             Some(Pending::Subscribe) if ok => {
+                self.login(FILTER, Pending::Filter);
+                Ok(None)
+            }
+            Some(Pending::Filter) => {
                 self.ready = true;
                 while let Some((cmd, bytes)) = self.held.pop_front() {
                     self.out.push_back(bytes);
@@ -275,7 +285,12 @@ impl EslAgent {
                     };
                     self.pending.push_back(what);
                 }
-                Ok(None)
+                Ok((!ok).then(|| {
+                    Err(Error::EslCommand {
+                        command: FILTER.into(),
+                        reply: text.to_string(),
+                    })
+                }))
             }
             Some(Pending::Subscribe) => Err(Error::EslCommand {
                 command: "event".into(),
@@ -365,6 +380,9 @@ impl EslAgent {
                 "CHANNEL_PARK" | "CHANNEL_ANSWER" | "CHANNEL_HANGUP_COMPLETE"
             )
         {
+            return None;
+        }
+        if ev.get("Call-Direction").is_some_and(|d| d != "inbound") {
             return None;
         }
         if event::request_type(ev, &self.cfg.request_type) == "*none" {

@@ -87,6 +87,12 @@ fn login(a: &mut EslAgent) {
         b"Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n",
     )
     .unwrap();
+    assert!(!a.is_ready());
+    assert_eq!(sent(a), ["filter Call-Direction inbound\n\n"]);
+    a.handle_bytes(
+        b"Content-Type: command/reply\nReply-Text: +OK filter added. [Call-Direction]=[inbound]\n\n",
+    )
+    .unwrap();
     assert!(a.is_ready());
 }
 
@@ -402,4 +408,19 @@ fn show_channels_is_the_session_sync() {
         matches!(&ops[..], [Err(Error::EslCommand { .. })]),
         "{ops:?}"
     );
+}
+
+#[test]
+fn outbound_legs_are_not_billed() {
+    let mut a = agent();
+    login(&mut a);
+    let ops = a
+        .handle_bytes(&ev(
+            "CHANNEL_ANSWER",
+            "b-leg",
+            &[("Call-Direction", "outbound")],
+        ))
+        .unwrap();
+    assert!(ops.is_empty());
+    assert!(sent(&mut a).is_empty());
 }
