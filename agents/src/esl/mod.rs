@@ -19,6 +19,9 @@ pub mod frame;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod props;
+
 use std::collections::{HashSet, VecDeque};
 
 use serde_json::{Map, Value};
