@@ -35,4 +35,32 @@ pub enum Error {
     /// An OpenSIPS datagram that cannot be read.
     #[error("malformed OpenSIPS datagram: {0}")]
     Datagram(String),
+    /// The event socket's byte stream is not ESL: drop the connection.
+    #[error("malformed ESL frame: {0}")]
+    EslFrame(&'static str),
+    /// An ESL header block or body larger than the configured maximum.
+    #[error("ESL frame of {len} bytes exceeds the maximum of {max}")]
+    EslTooLong {
+        /// The size seen (or announced).
+        len: usize,
+        /// The maximum accepted.
+        max: usize,
+    },
+    /// An ESL event whose body does not read (plain or JSON).
+    #[error("malformed ESL event: {0}")]
+    EslEvent(String),
+    /// FreeSWITCH refused the password (`-ERR invalid`).
+    #[error("FreeSWITCH refused the event socket password: {0}")]
+    EslAuth(String),
+    /// FreeSWITCH refused a command (`-ERR ...` reply).
+    #[error("FreeSWITCH refused {command:?}: {reply}")]
+    EslCommand {
+        /// The command sent.
+        command: String,
+        /// What FreeSWITCH answered.
+        reply: String,
+    },
+    /// FreeSWITCH closes the socket (`text/disconnect-notice`).
+    #[error("FreeSWITCH disconnects: {0}")]
+    EslDisconnect(String),
 }

@@ -7,10 +7,12 @@
 //! - [`evapi`]: Kamailio's evapi module as CGRateS's KamailioAgent speaks it.
 //! - [`osips`]: OpenSIPS's event_datagram and mi_datagram modules.
 //! - [`ari`]: Asterisk's REST Interface as CGRateS's AsteriskAgent speaks it.
+//! - [`esl`]: FreeSWITCH's inbound event socket as CGRateS's FreeSWITCHAgent speaks it.
 #![forbid(unsafe_code)]
 
 pub mod ari;
 mod error;
+pub mod esl;
 pub mod evapi;
 pub mod osips;
 

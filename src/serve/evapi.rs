@@ -31,6 +31,8 @@ pub(crate) struct AgentsSection {
     pub opensips: Vec<super::osips::OpensipsSection>,
     /// `[[agents.asterisk]]`: Asterisk ARI connections.
     pub asterisk: Vec<super::ari::AsteriskSection>,
+    /// `[[agents.freeswitch]]`: FreeSWITCH event socket connections.
+    pub freeswitch: Vec<super::esl::FreeswitchSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.

@@ -28,6 +28,7 @@ mod cdrlog;
 mod cdrs;
 mod cdrs_event;
 mod cdrs_rate;
+mod esl;
 mod evapi;
 mod eventcost;
 mod expiry;
@@ -106,6 +107,10 @@ pub(crate) struct ServeArgs {
     /// `[[agents.kamailio]] evapi`).
     #[arg(long = "kamailio-evapi", value_name = "ADDR")]
     kamailio_evapi: Vec<String>,
+    /// FreeSWITCH event socket to connect to, HOST:PORT, password
+    /// `ClueCon` (repeatable; also `[[agents.freeswitch]] address`).
+    #[arg(long = "freeswitch-esl", value_name = "ADDR")]
+    freeswitch_esl: Vec<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -229,6 +234,12 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         let evapi_tasks = evapi::start(&state, &args.kamailio_evapi, &cfg.agents, &stop_rx);
         let osips_tasks = osips::start(&state, &cfg.agents.opensips, &stop_rx)?;
         let ari_tasks = ari::start(&state, &cfg.agents.asterisk, &stop_rx);
+        let esl_tasks = esl::start(
+            &state,
+            &args.freeswitch_esl,
+            &cfg.agents.freeswitch,
+            &stop_rx,
+        );
         let tcp = tokio::net::TcpListener::bind(tcp_addr)
             .await
             .map_err(|e| bind_failure("rpc-tcp", tcp_addr, e))?;
@@ -271,6 +282,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = t.await;
         }
         for t in ari_tasks {
+            let _ = t.await;
+        }
+        for t in esl_tasks {
             let _ = t.await;
         }
         if let Some((c, consumer)) = captured {

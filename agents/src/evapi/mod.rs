@@ -30,6 +30,7 @@ pub use reply::{ActiveDialog, KamReply};
 
 use crate::Error;
 use ops::{Defaults, Kind};
+pub(crate) use ops::{Kind as SwitchKind, switches};
 
 /// The reason CGRateS gives Kamailio for a disconnect it asks for.
 pub const INSUFFICIENT_CREDIT: &str = "INSUFFICIENT_CREDIT";
