@@ -243,6 +243,28 @@ impl ChargerProfiles {
         self.list.iter().find(|p| p.tenant == tenant && p.id == id)
     }
 
+    /// Adds a profile, or replaces the one with its tenant and ID (in
+    /// its place).
+    pub fn insert(&mut self, p: ChargerProfile) {
+        match self
+            .list
+            .iter_mut()
+            .find(|q| q.tenant == p.tenant && q.id == p.id)
+        {
+            Some(slot) => *slot = p,
+            None => self.list.push(p),
+        }
+    }
+
+    /// Removes the profile `id` of `tenant`; the profile removed, if any.
+    pub fn remove(&mut self, tenant: &str, id: &str) -> Option<ChargerProfile> {
+        let i = self
+            .list
+            .iter()
+            .position(|p| p.tenant == tenant && p.id == id)?;
+        Some(self.list.remove(i))
+    }
+
     /// The IDs of `tenant`'s profiles, sorted.
     #[must_use]
     pub fn ids(&self, tenant: &str) -> Vec<String> {
