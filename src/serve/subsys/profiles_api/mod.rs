@@ -102,7 +102,10 @@ fn tenant_id(params: &Value, ty: &str) -> Result<(String, String), RpcError> {
     if id.is_empty() {
         return Err(mandatory_missing(&["ID"]));
     }
-    Ok((tenant_or_default(str_field(&m, "Tenant", ty)?), id.to_owned()))
+    Ok((
+        tenant_or_default(str_field(&m, "Tenant", ty)?),
+        id.to_owned(),
+    ))
 }
 
 fn set(state: &State, kind: Kind, params: &Value) -> Result<String, RpcError> {
@@ -156,7 +159,10 @@ fn get(state: &State, kind: Kind, params: &Value) -> Result<String, RpcError> {
             .resources
             .get(&tenant, &id)
             .map(|p| super::resources::profile_json(p)),
-        Kind::Threshold => profiles.thresholds.get(&tenant, &id).map(|p| json::threshold(p)),
+        Kind::Threshold => profiles
+            .thresholds
+            .get(&tenant, &id)
+            .map(|p| json::threshold(p)),
         Kind::Stat => profiles.stats.get(&tenant, &id).map(json::stat),
         Kind::Attribute => profiles.attributes.get(&tenant, &id).map(|p| p.to_json()),
         Kind::Charger => profiles.chargers.get(&tenant, &id).map(|p| p.to_json()),
@@ -198,7 +204,12 @@ fn read(state: &State) -> anyhow::Result<Saved> {
         for x in p.get("Set").and_then(Value::as_array).into_iter().flatten() {
             part.set.insert(key(x), x.clone());
         }
-        for x in p.get("Removed").and_then(Value::as_array).into_iter().flatten() {
+        for x in p
+            .get("Removed")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             part.removed.insert(key(x));
         }
         saved.insert(kind.key(), part);
@@ -265,7 +276,10 @@ fn edit(
 /// A store error or a damaged blob.
 pub(crate) fn restore_locked(state: &State) -> anyhow::Result<()> {
     let saved = read(state)?;
-    if saved.values().all(|p| p.set.is_empty() && p.removed.is_empty()) {
+    if saved
+        .values()
+        .all(|p| p.set.is_empty() && p.removed.is_empty())
+    {
         return Ok(());
     }
     let mut profiles = (*state.profiles.current()).clone();

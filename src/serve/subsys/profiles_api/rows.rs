@@ -184,6 +184,8 @@ impl Kind {
                     r.extend([ids(a, "FilterIDs")?, path, scalar(a, "Type")?, rules(a)?]);
                     if i == 0 {
                         r.extend(tail.clone());
+                    } else {
+                        r.resize(r.len() + tail.len(), String::new());
                     }
                     rows.push(r);
                 }
@@ -253,6 +255,8 @@ impl Kind {
                     r.extend([metric, filters]);
                     if i == 0 {
                         r.extend(tail.clone());
+                    } else {
+                        r.resize(r.len() + tail.len(), String::new());
                     }
                     r
                 };
@@ -287,7 +291,10 @@ fn ids(m: &Map<String, Value>, k: &str) -> Result<String, String> {
         Some(Value::Array(a)) => {
             let parts: Vec<&str> = a
                 .iter()
-                .map(|x| x.as_str().ok_or_else(|| format!("{k} holds a non-string: {x}")))
+                .map(|x| {
+                    x.as_str()
+                        .ok_or_else(|| format!("{k} holds a non-string: {x}"))
+                })
                 .collect::<Result<_, _>>()?;
             Ok(parts.join(";"))
         }
