@@ -133,7 +133,10 @@ pub(crate) async fn process_event(
         no_stats(&keys, false);
     }
     r?;
-    let mut partial = false;
+    // ThresholdS, StatS: without their file CGRateS has no connection.
+    let profiles = state.profiles.current();
+    let mut partial = (f.thresholds && !profiles.has("Thresholds.csv"))
+        || (f.stats == Some(true) && !profiles.has("Stats.csv"));
     for run in &runs {
         let ev = derive::to_event(run);
         if f.thresholds {
@@ -142,9 +145,6 @@ pub(crate) async fn process_event(
         if f.stats == Some(true) && !f.store {
             partial |= !hook_ok(super::subsys::stats::process_event(state, &ev, None));
         }
-    }
-    if f.stats == Some(true) && f.store && !state.profiles.current().has("Stats.csv") {
-        partial = true;
     }
     if partial {
         return Err(partially_executed());
