@@ -3,7 +3,8 @@
 //! AttributeS profile of the `*cdrs` context, a threshold and a stat
 //! queue of 1001's customer runs): `*attributes`, `*chargers:false`,
 //! `*rerate` and `*rals:false` over every run, `*store:false`,
-//! `*thresholds`, `*stats` and `*stats:false`. On SQLite and PostgreSQL.
+//! `*thresholds`, `*stats` and `*stats:false`; `CDRsV1.ProcessExternalCDR`.
+//! On SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -170,6 +171,21 @@ fn scenario(s: &Server) {
     // (the rerate stores no new CDR) + c8 20.
     wait_until("StatS", || tcd(s) == 90.0);
     assert_eq!(tcd(s), 90.0);
+
+    // CDRsV1.ProcessExternalCDR (v0.10): the CDR with its times as text,
+    // split into its runs as CDRsV1.ProcessCDR.
+    let x = json!({"CGRID": "", "RunID": "", "OriginHost": "10.0.0.1", "Source": "ext",
+        "OriginID": "c9", "ToR": "*voice", "RequestType": "*postpaid",
+        "Tenant": "cgrates.org", "Category": "call", "Account": "1001", "Subject": "1001",
+        "Destination": "4930123", "SetupTime": "2026-01-07T16:59:58Z",
+        "AnswerTime": "2026-01-07T17:00:00Z", "Usage": "10s", "ExtraFields": {"Tag": "ext"},
+        "CostSource": "", "Cost": -1, "CostDetails": "", "ExtraInfo": "", "PreRated": false});
+    assert_eq!(call(s, "CDRsV1.ProcessExternalCDR", x), "OK");
+    let c = cdrs(s, "c9", 3);
+    assert_eq!(cost(&c[0]), dec("0.10"));
+    assert_eq!(c[0]["ExtraFields"]["Tag"], "ext", "{c:?}");
+    assert_eq!(c[0]["Source"], "ext", "{c:?}");
+    assert_eq!(credit(s, "1001"), dec("9.00"));
 }
 
 #[test]
