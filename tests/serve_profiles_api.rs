@@ -1,5 +1,5 @@
 //! The v0.10 APIerSv1 profile setters and removers (attributes, chargers,
-//! resources, thresholds, stat queues) and the getters they pair with:
+//! resources, thresholds, stat queues, routes / v0.10's suppliers) and the getters they pair with:
 //! a set profile is used at once, a restart keeps the API's changes, and
 //! a restart with the folder (a plan load) brings back the IDs the folder
 //! defines while keeping the API-set ones it does not.
@@ -78,6 +78,16 @@ fn kinds() -> Vec<Kind> {
                     {"MetricID": "*acd", "FilterIDs": ["*gt:~*req.Usage:0"]}],
                 "Stored": false, "Blocker": false, "Weight": 30, "ThresholdIDs": ["*none"]}),
             check: ("QueueLength", json!(5)),
+        },
+        Kind {
+            stem: "RouteProfile",
+            api: json!({"Tenant": "cgrates.org", "ID": "API_1",
+                "FilterIDs": ["*string:~*req.Account:1003"], "Sorting": "*weight",
+                "SortingParameters": [], "Routes": [
+                    {"ID": "r1", "FilterIDs": [], "Weight": 10, "Blocker": false},
+                    {"ID": "r2", "Weight": 20, "RouteParameters": "gw2"}],
+                "Weight": 30}),
+            check: ("Sorting", json!("*weight")),
         },
     ]
 }
@@ -175,6 +185,30 @@ fn set_get_remove_restart_and_plan_load() {
     );
     let r = rpc(&s, "ThresholdSv1.ProcessEvent", ev.clone());
     assert_eq!(r, json!(["API_1"]));
+    let r = rpc(&s, "RouteSv1.GetRoutes", ev.clone());
+    let routes: Vec<&str> = r[0]["Routes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|x| x["RouteID"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes, ["r2", "r1"], "{r}");
+    // v0.10's supplier names, the same profiles.
+    let sup = json!({"Tenant": "cgrates.org", "ID": "API_SUP", "Sorting": "*weight",
+        "Suppliers": [{"ID": "s1", "Weight": 5, "SupplierParameters": "gw"}], "Weight": 5});
+    assert_eq!(rpc(&s, "APIerSv1.SetSupplierProfile", sup), json!("OK"));
+    let got = get(&s, "SupplierProfile", "API_SUP");
+    assert_eq!(got["Suppliers"][0]["SupplierParameters"], "gw", "{got}");
+    assert_eq!(get(&s, "RouteProfile", "API_SUP")["Routes"][0]["ID"], "s1");
+    assert_eq!(
+        rpc(
+            &s,
+            "APIerSv1.RemoveSupplierProfile",
+            json!({"ID": "API_SUP"})
+        ),
+        json!("OK")
+    );
+    assert_eq!(err(&get(&s, "RouteProfile", "API_SUP")), "NOT_FOUND");
     stop(s);
 
     // A restart from the store alone keeps the API's changes.

@@ -366,6 +366,27 @@ mod tests {
         ChargerProfiles::load(&recs, path)
     }
 
+    #[test]
+    fn insert_replaces_in_place_and_remove() {
+        let mut set = load(PLAN).unwrap();
+        let mut p = set.get("cgrates.org", "RAW").unwrap().clone();
+        p.weight = 99.0;
+        set.insert(p);
+        assert_eq!(set.len(), 5);
+        assert_eq!(set.get("cgrates.org", "RAW").unwrap().weight, 99.0);
+        let mut q = set.get("cgrates.org", "RAW").unwrap().clone();
+        q.id = "NEW".into();
+        set.insert(q);
+        assert_eq!(
+            set.ids("cgrates.org"),
+            ["DEFAULT", "LATER", "NEW", "RAW", "SUPPLIER"]
+        );
+        assert!(set.remove("cgrates.org", "RAW").is_some());
+        assert!(set.remove("cgrates.org", "RAW").is_none());
+        assert!(set.get("other.org", "DEFAULT").is_some());
+        assert_eq!(set.len(), 5);
+    }
+
     const PLAN: &str = "#Tenant,ID,FilterIDs,ActivationInterval,RunID,AttributeIDs,Weight\n\
         cgrates.org,DEFAULT,,,*default,*none,0\n\
         cgrates.org,RAW,,,*raw,*constant:*req.RequestType:*none,20\n\

@@ -1,7 +1,8 @@
 //! The v0.10 APIerSv1 profile setters, removers and the getters not
 //! answered elsewhere: `Set`/`Remove` of attribute, charger, resource,
-//! threshold and stat queue profiles, `GetResourceProfile`,
-//! `GetThresholdProfile`, `GetStatQueueProfile`.
+//! threshold, stat queue and route (v0.10: supplier) profiles,
+//! `GetResourceProfile`, `GetThresholdProfile`, `GetStatQueueProfile`,
+//! `GetRouteProfile` / `GetSupplierProfile`.
 //!
 //! A set profile (v0.10's JSON, the profile embedded or under its type's
 //! name) is loaded by its subsystem's CSV loader ([`rows`]) and put in
@@ -41,6 +42,12 @@ pub(crate) const METHODS: &[&str] = &[
     "APIerSv1.SetStatQueueProfile",
     "APIerSv1.GetStatQueueProfile",
     "APIerSv1.RemoveStatQueueProfile",
+    "APIerSv1.SetRouteProfile",
+    "APIerSv1.GetRouteProfile",
+    "APIerSv1.RemoveRouteProfile",
+    "APIerSv1.SetSupplierProfile",
+    "APIerSv1.GetSupplierProfile",
+    "APIerSv1.RemoveSupplierProfile",
 ];
 
 /// The store blob holding the API's profile changes.
@@ -64,7 +71,7 @@ pub(crate) async fn call(
         match verb {
             "Set" => set(&st, kind, &p),
             "Remove" => remove(&st, kind, &p),
-            _ => get(&st, kind, &p),
+            _ => get(&st, kind, &p, name.contains("Supplier")),
         }
     })
     .await
@@ -82,6 +89,7 @@ fn parse_method(name: &str) -> Option<(&'static str, Kind)> {
         "ResourceProfile" => Kind::Resource,
         "ThresholdProfile" => Kind::Threshold,
         "StatQueueProfile" => Kind::Stat,
+        "RouteProfile" | "SupplierProfile" => Kind::Route,
         _ => return None,
     };
     Some((verb, kind))
@@ -114,7 +122,8 @@ fn set(state: &State, kind: Kind, params: &Value) -> Result<String, RpcError> {
     // object under the type's name is read too.
     let nested = ["AttributeProfile", "ChargerProfile", "ResourceProfile"]
         .into_iter()
-        .chain(["ThresholdProfile", "StatQueueProfile", "Profile"])
+        .chain(["ThresholdProfile", "StatQueueProfile", "RouteProfile"])
+        .chain(["SupplierProfile", "Profile"])
         .find_map(|k| m.get(k).filter(|v| v.is_object()));
     let mut v = match nested {
         Some(v) => v.clone(),
@@ -151,7 +160,8 @@ fn remove(state: &State, kind: Kind, params: &Value) -> Result<String, RpcError>
     })
 }
 
-fn get(state: &State, kind: Kind, params: &Value) -> Result<String, RpcError> {
+/// A getter; `suppliers`: v0.10's `GetSupplierProfile` shape.
+fn get(state: &State, kind: Kind, params: &Value, suppliers: bool) -> Result<String, RpcError> {
     let (tenant, id) = tenant_id(params, "utils.TenantID")?;
     let profiles = state.profiles.current();
     let v = match kind {
@@ -166,6 +176,10 @@ fn get(state: &State, kind: Kind, params: &Value) -> Result<String, RpcError> {
         Kind::Stat => profiles.stats.get(&tenant, &id).map(json::stat),
         Kind::Attribute => profiles.attributes.get(&tenant, &id).map(|p| p.to_json()),
         Kind::Charger => profiles.chargers.get(&tenant, &id).map(|p| p.to_json()),
+        Kind::Route => profiles
+            .routes
+            .get(&tenant, &id)
+            .map(|p| p.to_json(suppliers)),
     };
     v.map(|v| v.to_string())
         .ok_or_else(|| RpcError::server("NOT_FOUND"))

@@ -21,16 +21,19 @@ pub(crate) enum Kind {
     Threshold,
     /// Stats.csv.
     Stat,
+    /// Routes.csv (v0.10's Suppliers).
+    Route,
 }
 
 impl Kind {
     /// Every kind, in blob order.
-    pub(crate) const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 6] = [
         Kind::Attribute,
         Kind::Charger,
         Kind::Resource,
         Kind::Threshold,
         Kind::Stat,
+        Kind::Route,
     ];
 
     /// The key of its part of the saved blob.
@@ -41,6 +44,7 @@ impl Kind {
             Kind::Resource => "Resources",
             Kind::Threshold => "Thresholds",
             Kind::Stat => "Stats",
+            Kind::Route => "Routes",
         }
     }
 
@@ -56,6 +60,7 @@ impl Kind {
             Kind::Resource => profiles.resources.get(tenant, id).is_some(),
             Kind::Threshold => profiles.thresholds.get(tenant, id).is_some(),
             Kind::Stat => profiles.stats.get(tenant, id).is_some(),
+            Kind::Route => profiles.routes.get(tenant, id).is_some(),
         }
     }
 
@@ -67,6 +72,7 @@ impl Kind {
             Kind::Resource => profiles.resources.remove(tenant, id).is_some(),
             Kind::Threshold => profiles.thresholds.remove(tenant, id).is_some(),
             Kind::Stat => profiles.stats.remove(tenant, id).is_some(),
+            Kind::Route => profiles.routes.remove(tenant, id).is_some(),
         }
     }
 
@@ -124,6 +130,12 @@ impl Kind {
                     .map_err(|e| e.to_string())?;
                 let p = set.get(tenant, id).ok_or_else(missing)?;
                 profiles.stats.insert(p.clone());
+            }
+            Kind::Route => {
+                let set = subsystems::routes::RouteProfiles::load(&records, path)
+                    .map_err(|e| e.to_string())?;
+                set.get(tenant, id).ok_or_else(missing)?;
+                profiles.routes.merge(set);
             }
         }
         Ok(())
@@ -268,9 +280,68 @@ impl Kind {
                     rows.push(one(i, scalar(x, "MetricID")?, ids(x, "FilterIDs")?));
                 }
             }
+            Kind::Route => route_rows(m, &head, &mut rows)?,
         }
         Ok(rows)
     }
+}
+
+/// A route profile's rows (master's `Routes` or v0.10's `Suppliers`),
+/// one per route, the profile's own columns on the first.
+fn route_rows(
+    m: &Map<String, Value>,
+    head: &[String],
+    rows: &mut Vec<Vec<String>>,
+) -> Result<(), String> {
+    let routes: Vec<&Value> = match m.get("Routes").or_else(|| m.get("Suppliers")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(_) => return Err("Routes is not a list".into()),
+    };
+    let mut first = head.to_vec();
+    first.extend([scalar(m, "Sorting")?, ids(m, "SortingParameters")?]);
+    let weight = scalar(m, "Weight")?;
+    let mut push = |i: usize, route: [String; 9]| {
+        let mut r = if i == 0 {
+            first.clone()
+        } else {
+            let mut r = head.get(..2).unwrap_or_default().to_vec();
+            r.resize(6, String::new());
+            r
+        };
+        r.extend(route);
+        r.push(if i == 0 {
+            weight.clone()
+        } else {
+            String::new()
+        });
+        rows.push(r);
+    };
+    if routes.is_empty() {
+        push(0, Default::default());
+    }
+    for (i, x) in routes.iter().enumerate() {
+        let x = x.as_object().ok_or("a route is not an object")?;
+        let params = match x.get("RouteParameters") {
+            Some(_) => scalar(x, "RouteParameters")?,
+            None => scalar(x, "SupplierParameters")?,
+        };
+        push(
+            i,
+            [
+                scalar(x, "ID")?,
+                ids(x, "FilterIDs")?,
+                ids(x, "AccountIDs")?,
+                ids(x, "RatingPlanIDs")?,
+                ids(x, "ResourceIDs")?,
+                ids(x, "StatIDs")?,
+                scalar(x, "Weight")?,
+                scalar(x, "Blocker")?,
+                params,
+            ],
+        );
+    }
+    Ok(())
 }
 
 /// A field as CSV text: a string as it is, a number or bool as written,
