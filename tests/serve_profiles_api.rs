@@ -156,6 +156,35 @@ fn set_get_remove_restart_and_plan_load() {
         assert_eq!(err(&get(&s, k.stem, "API_BAD")), "NOT_FOUND");
     }
 
+    // The IDs, sorted, paginated.
+    for stem in [
+        "ResourceProfile",
+        "ThresholdProfile",
+        "StatQueueProfile",
+        "RouteProfile",
+        "SupplierProfile",
+    ] {
+        let m = format!("APIerSv1.Get{stem}IDs");
+        assert_eq!(
+            rpc(&s, &m, json!({"Tenant": "cgrates.org"})),
+            json!(["API_1", "PLAN_A"]),
+            "{stem}"
+        );
+        assert_eq!(
+            rpc(
+                &s,
+                &m,
+                json!({"Tenant": "cgrates.org", "Limit": 1, "Offset": 1})
+            ),
+            json!(["PLAN_A"]),
+            "{stem}"
+        );
+        assert_eq!(
+            err(&rpc(&s, &m, json!({"Tenant": "nobody.org"}))),
+            "NOT_FOUND"
+        );
+    }
+
     // The set profiles are in force.
     let ev = json!({"Tenant": "cgrates.org", "ID": "e1", "Context": "*sessions",
         "Event": {"Account": "1003", "Destination": "4930"}});

@@ -302,6 +302,19 @@ impl RouteProfiles {
         }
     }
 
+    /// The IDs of `tenant`'s profiles, sorted.
+    #[must_use]
+    pub fn ids(&self, tenant: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .profiles
+            .iter()
+            .filter(|p| p.tenant == tenant)
+            .map(|p| p.id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Removes the profile `id` of `tenant`; the profile removed, if any.
     pub fn remove(&mut self, tenant: &str, id: &str) -> Option<RouteProfile> {
         let i = self.index.remove(&(tenant.to_owned(), id.to_owned()))?;

@@ -48,6 +48,11 @@ pub(crate) const METHODS: &[&str] = &[
     "APIerSv1.SetSupplierProfile",
     "APIerSv1.GetSupplierProfile",
     "APIerSv1.RemoveSupplierProfile",
+    "APIerSv1.GetResourceProfileIDs",
+    "APIerSv1.GetThresholdProfileIDs",
+    "APIerSv1.GetStatQueueProfileIDs",
+    "APIerSv1.GetRouteProfileIDs",
+    "APIerSv1.GetSupplierProfileIDs",
 ];
 
 /// The store blob holding the API's profile changes.
@@ -71,6 +76,7 @@ pub(crate) async fn call(
         match verb {
             "Set" => set(&st, kind, &p),
             "Remove" => remove(&st, kind, &p),
+            _ if name.ends_with("IDs") => get_ids(&st, kind, &p),
             _ => get(&st, kind, &p, name.contains("Supplier")),
         }
     })
@@ -83,7 +89,7 @@ fn parse_method(name: &str) -> Option<(&'static str, Kind)> {
     let (verb, rest) = ["Set", "Get", "Remove"]
         .into_iter()
         .find_map(|v| name.strip_prefix(v).map(|r| (v, r)))?;
-    let kind = match rest {
+    let kind = match rest.strip_suffix("IDs").unwrap_or(rest) {
         "AttributeProfile" => Kind::Attribute,
         "ChargerProfile" => Kind::Charger,
         "ResourceProfile" => Kind::Resource,
@@ -183,6 +189,42 @@ fn get(state: &State, kind: Kind, params: &Value, suppliers: bool) -> Result<Str
     };
     v.map(|v| v.to_string())
         .ok_or_else(|| RpcError::server("NOT_FOUND"))
+}
+
+/// `Get...ProfileIDs` (`utils.TenantArgWithPaginator`: `Tenant`,
+/// `Limit`, `Offset`): the IDs, sorted; `NOT_FOUND` when none.
+fn get_ids(state: &State, kind: Kind, params: &Value) -> Result<String, RpcError> {
+    const TY: &str = "utils.TenantArgWithPaginator";
+    let m = object(params, TY)?;
+    let tenant = tenant_or_default(str_field(&m, "Tenant", TY)?);
+    let int = |k: &str| -> Result<Option<usize>, RpcError> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(usize::try_from(n).unwrap_or(usize::MAX)))
+                .ok_or_else(|| {
+                    RpcError::new(
+                        jsonrpc::code::INVALID_PARAMS,
+                        format!(
+                            "json: cannot unmarshal {} into Go struct field {TY}.{k} of type int",
+                            jsonrpc::kind(v)
+                        ),
+                    )
+                }),
+        }
+    };
+    let (limit, offset) = (int("Limit")?, int("Offset")?.unwrap_or(0));
+    let ids: Vec<String> = kind
+        .ids(&state.profiles.current(), &tenant)
+        .into_iter()
+        .skip(offset)
+        .take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
+        .collect();
+    if ids.is_empty() {
+        return Err(RpcError::server("NOT_FOUND"));
+    }
+    Ok(json!(ids).to_string())
 }
 
 /// One kind's API changes.

@@ -64,6 +64,29 @@ impl Kind {
         }
     }
 
+    /// The IDs of `tenant`'s profiles of this kind, sorted.
+    pub(crate) fn ids(self, profiles: &Profiles, tenant: &str) -> Vec<String> {
+        let mut v: Vec<String> = match self {
+            Kind::Attribute => profiles.attributes.ids(tenant),
+            Kind::Charger => profiles.chargers.ids(tenant),
+            Kind::Route => profiles.routes.ids(tenant),
+            Kind::Resource => (profiles.resources.iter())
+                .filter(|p| p.tenant == tenant)
+                .map(|p| p.id.clone())
+                .collect(),
+            Kind::Threshold => (profiles.thresholds.iter())
+                .filter(|p| p.tenant == tenant)
+                .map(|p| p.id.clone())
+                .collect(),
+            Kind::Stat => (profiles.stats.iter())
+                .filter(|p| p.tenant == tenant)
+                .map(|p| p.id.clone())
+                .collect(),
+        };
+        v.sort();
+        v
+    }
+
     /// Removes the profile `tenant`/`id` of this kind; whether there was one.
     pub(crate) fn remove(self, profiles: &mut Profiles, tenant: &str, id: &str) -> bool {
         match self {
