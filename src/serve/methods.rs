@@ -288,6 +288,9 @@ pub(crate) async fn dispatch(
         m if super::subsys::filters::METHODS.contains(&m) => {
             super::subsys::filters::call(state, m, &params).await
         }
+        m if super::subsys::profiles_api::METHODS.contains(&m) => {
+            super::subsys::profiles_api::call(state, m, &params).await
+        }
         super::cdrs_rate::METHOD => super::cdrs_rate::rate_cdrs(state, &params).await,
         m if STORE_METHODS.contains(&m) => {
             // Store calls block (an fsync, a Redis round trip): off the

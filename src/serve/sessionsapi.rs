@@ -27,6 +27,7 @@ pub(crate) const METHODS: &[&str] = &[
     "SessionSv1.GetActiveSessionsCount",
     "SessionSv1.ForceDisconnect",
     "CDRsV1.ProcessCDR",
+    "CDRsV1.ProcessExternalCDR",
     "CDRsV1.ProcessEvent",
 ];
 
@@ -227,7 +228,9 @@ pub(crate) async fn call(
             json!("OK")
         }
         "SessionSv1.ProcessEvent" => process_event(state, &m).await?,
-        "CDRsV1.ProcessCDR" => {
+        // v0.10's ExternalCDR is the CDR with its times and usage as text,
+        // which the event reads anyway.
+        "CDRsV1.ProcessCDR" | "CDRsV1.ProcessExternalCDR" => {
             process_cdr(state, &cdr_as_event(&m)?).await?;
             json!("OK")
         }

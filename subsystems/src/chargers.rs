@@ -243,6 +243,28 @@ impl ChargerProfiles {
         self.list.iter().find(|p| p.tenant == tenant && p.id == id)
     }
 
+    /// Adds a profile, or replaces the one with its tenant and ID (in
+    /// its place).
+    pub fn insert(&mut self, p: ChargerProfile) {
+        match self
+            .list
+            .iter_mut()
+            .find(|q| q.tenant == p.tenant && q.id == p.id)
+        {
+            Some(slot) => *slot = p,
+            None => self.list.push(p),
+        }
+    }
+
+    /// Removes the profile `id` of `tenant`; the profile removed, if any.
+    pub fn remove(&mut self, tenant: &str, id: &str) -> Option<ChargerProfile> {
+        let i = self
+            .list
+            .iter()
+            .position(|p| p.tenant == tenant && p.id == id)?;
+        Some(self.list.remove(i))
+    }
+
     /// The IDs of `tenant`'s profiles, sorted.
     #[must_use]
     pub fn ids(&self, tenant: &str) -> Vec<String> {
@@ -342,6 +364,27 @@ mod tests {
         let path = Path::new("Chargers.csv");
         let recs = rating::csv::parse(path, csv.as_bytes()).unwrap();
         ChargerProfiles::load(&recs, path)
+    }
+
+    #[test]
+    fn insert_replaces_in_place_and_remove() {
+        let mut set = load(PLAN).unwrap();
+        let mut p = set.get("cgrates.org", "RAW").unwrap().clone();
+        p.weight = 99.0;
+        set.insert(p);
+        assert_eq!(set.len(), 5);
+        assert_eq!(set.get("cgrates.org", "RAW").unwrap().weight, 99.0);
+        let mut q = set.get("cgrates.org", "RAW").unwrap().clone();
+        q.id = "NEW".into();
+        set.insert(q);
+        assert_eq!(
+            set.ids("cgrates.org"),
+            ["DEFAULT", "LATER", "NEW", "RAW", "SUPPLIER"]
+        );
+        assert!(set.remove("cgrates.org", "RAW").is_some());
+        assert!(set.remove("cgrates.org", "RAW").is_none());
+        assert!(set.get("other.org", "DEFAULT").is_some());
+        assert_eq!(set.len(), 5);
     }
 
     const PLAN: &str = "#Tenant,ID,FilterIDs,ActivationInterval,RunID,AttributeIDs,Weight\n\

@@ -37,6 +37,12 @@ const DEFAULT_TENANT: &str = "cgrates.org";
 /// Serializes the read-modify-write of the profiles and the blob.
 static EDIT: Mutex<()> = Mutex::new(());
 
+/// Takes the lock every API edit of the profiles in force holds.
+pub(crate) fn lock() -> std::sync::MutexGuard<'static, ()> {
+    EDIT.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs one of [`METHODS`] (off the async workers: writes reach the
 /// store).
 pub(crate) async fn call(
@@ -257,6 +263,7 @@ pub(crate) fn restore(state: &State) -> anyhow::Result<usize> {
     let _guard = EDIT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    super::profiles_api::restore_locked(state)?;
     let saved = Saved::read(state)?;
     if saved.is_empty() {
         return Ok(0);
@@ -286,6 +293,7 @@ pub(crate) fn put_in_force(state: &State, mut profiles: Profiles) -> anyhow::Res
         saved.write(state)?;
         saved.apply(&mut profiles);
     }
+    super::profiles_api::rebase(state, &mut profiles)?;
     state.profiles.replace(profiles);
     Ok(())
 }

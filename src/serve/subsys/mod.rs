@@ -13,6 +13,7 @@ use super::methods::State;
 pub(crate) mod attributes;
 pub(crate) mod chargers;
 pub(crate) mod filters;
+pub(crate) mod profiles_api;
 pub(crate) mod resources;
 pub(crate) mod routes;
 pub(crate) mod stats;

@@ -107,6 +107,23 @@ impl AttributeProfiles {
         self.profiles.push(Arc::new(p));
     }
 
+    /// Removes the profile `id` of `tenant` (the index is rebuilt); the
+    /// profile removed, if there was one.
+    pub fn remove(&mut self, tenant: &str, id: &str) -> Option<Arc<AttributeProfile>> {
+        let i = self.by_id.remove(&(tenant.to_owned(), id.to_owned()))?;
+        if i >= self.profiles.len() {
+            return None;
+        }
+        let p = self.profiles.remove(i);
+        for slot in self.by_id.values_mut() {
+            if *slot > i {
+                *slot -= 1;
+            }
+        }
+        self.reindex();
+        Some(p)
+    }
+
     fn reindex(&mut self) {
         self.index = index::Index::build(&self.profiles);
     }

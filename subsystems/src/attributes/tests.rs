@@ -442,3 +442,33 @@ mod props {
         }
     }
 }
+
+#[test]
+fn remove_keeps_the_other_profiles_and_the_index() {
+    let (mut attrs, filters) = fixture();
+    let n = attrs.len();
+    assert!(attrs.remove("cgrates.org", "ATTR_ANY_HIGH").is_some());
+    assert!(attrs.remove("cgrates.org", "ATTR_ANY_HIGH").is_none());
+    assert_eq!(attrs.len(), n - 1);
+    assert!(attrs.get("cgrates.org", "ATTR_ANY_HIGH").is_none());
+    // Profiles after the removed one are still found by ID and by event.
+    assert_eq!(
+        attrs.get("cgrates.org", "ATTR_NORM").unwrap().id,
+        "ATTR_NORM"
+    );
+    assert_eq!(attrs.get("cgrates.com", "ATTR_TNT").unwrap().id, "ATTR_TNT");
+    let ctx = FilterCtx {
+        filters: &filters,
+        plan: None,
+        now: now(),
+    };
+    let args = AttrArgs {
+        context: "*sessions".into(),
+        profile_ids: Vec::new(),
+        process_runs: 1,
+    };
+    let r = attrs
+        .process(&ctx, Event::from_cgr_event(&acc("2002")), &args)
+        .unwrap();
+    assert_eq!(r.matched_profiles, ["ATTR_FLT"]);
+}

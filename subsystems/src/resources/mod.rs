@@ -223,6 +223,11 @@ impl ResourceProfiles {
             .insert((p.tenant.clone(), p.id.clone()), Arc::new(p));
     }
 
+    /// Removes the profile `id` of `tenant`; the profile removed, if any.
+    pub fn remove(&mut self, tenant: &str, id: &str) -> Option<Arc<ResourceProfile>> {
+        self.by_id.remove(&(tenant.to_owned(), id.to_owned()))
+    }
+
     /// Every profile, by tenant and ID.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<ResourceProfile>> {
         self.by_id.values()

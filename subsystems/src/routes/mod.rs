@@ -302,6 +302,37 @@ impl RouteProfiles {
         }
     }
 
+    /// The IDs of `tenant`'s profiles, sorted.
+    #[must_use]
+    pub fn ids(&self, tenant: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .profiles
+            .iter()
+            .filter(|p| p.tenant == tenant)
+            .map(|p| p.id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Removes the profile `id` of `tenant`; the profile removed, if any.
+    pub fn remove(&mut self, tenant: &str, id: &str) -> Option<RouteProfile> {
+        let i = self.index.remove(&(tenant.to_owned(), id.to_owned()))?;
+        if i >= self.profiles.len() {
+            return None;
+        }
+        let p = self.profiles.remove(i);
+        if i < self.route_keys.len() {
+            self.route_keys.remove(i);
+        }
+        for slot in self.index.values_mut() {
+            if *slot > i {
+                *slot -= 1;
+            }
+        }
+        Some(p)
+    }
+
     /// The profile `id` of `tenant`.
     #[must_use]
     pub fn get(&self, tenant: &str, id: &str) -> Option<&RouteProfile> {

@@ -476,3 +476,19 @@ fn costs_from_a_real_plan_on_each_route_rating_plan() {
         .unwrap();
     assert_eq!(c.cost, dec("0.6"));
 }
+
+#[test]
+fn remove_keeps_the_other_profiles_and_merge_replaces() {
+    let rows = "cgrates.org,R1,,,*weight,,a,,,,,,10,false,,10\n\
+                cgrates.org,R2,,,*weight,,b,,,,,,10,false,,20\n\
+                cgrates.org,R3,,,*weight,,c,,,,,,10,false,,30\n";
+    let mut set = load(rows).unwrap();
+    assert!(set.remove("cgrates.org", "R1").is_some());
+    assert!(set.remove("cgrates.org", "R1").is_none());
+    assert_eq!(set.len(), 2);
+    assert_eq!(set.get("cgrates.org", "R3").unwrap().routes[0].id, "c");
+    set.merge(load("cgrates.org,R2,,,*weight,,z,,,,,,10,false,,20\n").unwrap());
+    assert_eq!(set.len(), 2);
+    assert_eq!(set.get("cgrates.org", "R2").unwrap().routes[0].id, "z");
+    assert_eq!(set.get("cgrates.org", "R3").unwrap().routes[0].id, "c");
+}

@@ -204,6 +204,11 @@ impl StatProfiles {
         self.by_id.insert((p.tenant.clone(), p.id.clone()), p);
     }
 
+    /// Removes the profile `id` of `tenant`; the profile removed, if any.
+    pub fn remove(&mut self, tenant: &str, id: &str) -> Option<StatProfile> {
+        self.by_id.remove(&(tenant.to_owned(), id.to_owned()))
+    }
+
     /// How many profiles there are.
     #[must_use]
     pub fn len(&self) -> usize {

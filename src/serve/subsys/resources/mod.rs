@@ -270,7 +270,7 @@ fn tenant_id(params: &Value) -> Result<(String, String), RpcError> {
 }
 
 /// CGRateS's `ResourceProfile` JSON.
-fn profile_json(p: &ResourceProfile) -> Value {
+pub(crate) fn profile_json(p: &ResourceProfile) -> Value {
     let ttl: i64 = match p.usage_ttl {
         UsageTtl::Never => -1,
         UsageTtl::NotRecorded => 0,

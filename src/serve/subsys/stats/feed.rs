@@ -67,6 +67,10 @@ pub(crate) fn start(state: &Arc<State>) -> anyhow::Result<()> {
         return Ok(());
     }
     let hook = move |cdr: &Cdr| {
+        // `CDRsV1.ProcessEvent` with `*stats:false`.
+        if crate::serve::cdrs_event::skip_stats(&cdr.cgrid, &cdr.run_id) {
+            return;
+        }
         if tx.try_send(Feed::Cdr(Box::new(cdr.clone()))).is_err()
             && DROPPED.fetch_add(1, Ordering::Relaxed) % 10_000 == 0
         {
