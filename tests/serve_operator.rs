@@ -327,7 +327,7 @@ fn an_operators_folder_behaves_as_in_cgrates() {
     let r = rpc(
         &s,
         "CDRsV1.ProcessEvent",
-        json!({"Flags": ["*attributes", "*chargers"], "CGREvent": call_event(json!({}), "c4", "10s")}),
+        call_event(json!({"Flags": ["*attributes", "*chargers"]}), "c4", "10s"),
     );
     assert_eq!(r, json!("OK"), "{r}");
     wait_until("the third call in the queue", || {
@@ -338,6 +338,8 @@ fn an_operators_folder_behaves_as_in_cgrates() {
         )["Hits"]
             == json!(3)
     });
+    let c4 = rpc(&s, "CDRsV1.GetCDRs", json!({"OriginIDs": ["c4"]}));
+    assert_eq!(c4.as_array().map(Vec::len), Some(3), "{c4}");
     wait_until("the HTTP posts of c4", || posted.lock().unwrap().len() == 9);
     assert_eq!(posted.lock().unwrap().len(), 9, "nothing exported twice");
 }
