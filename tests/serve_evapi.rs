@@ -83,13 +83,12 @@ fn epoch() -> u64 {
         .as_secs()
 }
 
-/// CGRATES_SESSIONAUTH_REQUEST as the tutorial writes it, `cgr_flags`
-/// reduced to what this server answers without profiles, and an
-/// `OriginID` added: the session manager requires one to authorize
-/// (CGRateS does not; the tutorial sends none).
+/// CGRATES_SESSIONAUTH_REQUEST as the tutorial writes it (no `OriginID`:
+/// an authorization needs none, as in CGRateS), `cgr_flags` reduced to
+/// what this server answers without profiles.
 fn auth(tr_index: u32) -> String {
     format!(
-        "{{\"event\":\"CGR_AUTH_REQUEST\",\n\t\t\"tr_index\":\"{tr_index}\",\n\t\t\"tr_label\":\"77\",\n\t\t\"cgr_flags\":\"*accounts\",\n\t\t\"reply_route\":\"CGR_SESSIONAUTH_REPLY\",\n\t\t\"OriginID\":\"auth{tr_index}\",\n\t\t\"RequestType\":\"*prepaid\",\n\t\t\"Account\":\"1001\",\n\t\t\"Destination\":\"4930555002\",\n\t\t\"Usage\":\"120\",\n\t\t\"SetupTime\":\"{}\"}}",
+        "{{\"event\":\"CGR_AUTH_REQUEST\",\n\t\t\"tr_index\":\"{tr_index}\",\n\t\t\"tr_label\":\"77\",\n\t\t\"cgr_flags\":\"*accounts\",\n\t\t\"reply_route\":\"CGR_SESSIONAUTH_REPLY\",\n\t\t\"RequestType\":\"*prepaid\",\n\t\t\"Account\":\"1001\",\n\t\t\"Destination\":\"4930555002\",\n\t\t\"Usage\":\"120\",\n\t\t\"SetupTime\":\"{}\"}}",
         epoch()
     )
 }
