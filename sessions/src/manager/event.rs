@@ -568,7 +568,10 @@ mod tests {
         assert!(ev.check_mandatory(RequestType::None).is_err());
         assert!(ev.check_authorize(RequestType::None).is_ok());
         let e = ev.check_authorize(RequestType::Prepaid).unwrap_err();
-        assert_eq!(e.to_string(), Error::MandatoryMissing(vec!["Destination"]).to_string());
+        assert_eq!(
+            e.to_string(),
+            Error::MandatoryMissing(vec!["Destination"]).to_string()
+        );
         assert!(RequestType::parse("*prepay").is_err());
     }
 }

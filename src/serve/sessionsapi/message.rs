@@ -38,8 +38,10 @@ pub(super) async fn process_message(
     if l.failed {
         return Err(partially_executed());
     }
-    Ok(json!({"MaxUsage": max, "ResourceAllocation": alloc, "Attributes": p.attributes,
-        "Suppliers": suppliers, "ThresholdIDs": l.thresholds, "StatQueueIDs": l.stats}))
+    Ok(
+        json!({"MaxUsage": max, "ResourceAllocation": alloc, "Attributes": p.attributes,
+        "Suppliers": suppliers, "ThresholdIDs": l.thresholds, "StatQueueIDs": l.stats}),
+    )
 }
 
 /// v0.10's `chargeEvent`: the usage the event may have (its `Usage`, by
