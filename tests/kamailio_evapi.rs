@@ -8,7 +8,7 @@
 //! ```
 //!
 //! AccuRate's passive side has `[mapping] request-type = "*none"`: it keeps
-//! an uncharged CDR of every call it saw; the evapi side charges. Two calls,
+//! an uncharged CDR of every call it saw; the evapi side charges. Three calls,
 //! one after the other, on free loopback ports:
 //!
 //! - 1001 (10.00 at 0.01/s): authorized with MaxUsage 1000 (what the
@@ -18,11 +18,15 @@
 //!   money runs out (`CGR_SESSION_DISCONNECT` -> `dlg.end_dlg`: BYE to both
 //!   sides, before Kamailio's own backstop at MaxUsage + 5 s); its CDR says
 //!   why, the balance is 0.
+//! - 1001 again, cut from the API after a second:
+//!   `SessionSv1.ForceDisconnect` of the agent's session reaches Kamailio
+//!   as `CGR_SESSION_DISCONNECT` (`FORCED_DISCONNECT`); charged for what
+//!   was used.
 //!
 //! Needs the Debian packages `kamailio`, `kamailio-extra-modules` (evapi),
 //! `kamailio-json-modules` (json) and `sip-tester` (sipp): without Kamailio
 //! the test says so and passes (CI has it); another one missing fails it.
-//! About 10 s.
+//! About 8 s.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
@@ -79,18 +83,33 @@ struct Peers {
     ctl: [u16; 2],
 }
 
+/// A call under way.
+struct Call {
+    uas: Proc,
+    uac: Proc,
+    t0: Instant,
+    uas_log: String,
+    uac_log: String,
+}
+
 impl Peers {
     /// One call from `account` to 4930555002: the UAS answers after 300 ms
     /// and waits for a BYE; the UAC runs `uac` (of tests/peers/e2e/sipp/)
     /// with `extra` arguments. Returns how long the UAC took. `uas_bye`:
     /// the UAS must get its BYE (else it is only waited for a moment).
     fn call(&self, tag: &str, account: &str, uac: &str, extra: &[&str], uas_bye: bool) -> Duration {
+        let c = self.start(tag, account, uac, extra);
+        self.finish(c, uas_bye)
+    }
+
+    /// The first half of [`Peers::call`]: both sipp started.
+    fn start(&self, tag: &str, account: &str, uac: &str, extra: &[&str]) -> Call {
         let peers = root().join("tests/peers");
         let callers = self.dir.file(&format!("{tag}-callers.csv"));
         std::fs::write(&callers, format!("SEQUENTIAL\n{account};\n")).unwrap();
         let uas_log = format!("{tag}-uas.log");
         let uac_log = format!("{tag}-uac.log");
-        let mut uas = Proc::spawn(
+        let uas = Proc::spawn(
             "sipp UAS",
             Command::new(&self.sipp)
                 .arg("-sf")
@@ -107,7 +126,7 @@ impl Peers {
             UdpSocket::bind(("127.0.0.1", uas_port)).is_err()
         });
         let t0 = Instant::now();
-        let mut uac = Proc::spawn(
+        let uac = Proc::spawn(
             "sipp UAC",
             Command::new(&self.sipp)
                 .arg("-sf")
@@ -124,6 +143,24 @@ impl Peers {
                 .stdout(self.dir.log(&uac_log))
                 .stderr(Stdio::null()),
         );
+        Call {
+            uas,
+            uac,
+            t0,
+            uas_log,
+            uac_log,
+        }
+    }
+
+    /// The second half of [`Peers::call`]: both sipp done.
+    fn finish(&self, c: Call, uas_bye: bool) -> Duration {
+        let Call {
+            mut uas,
+            mut uac,
+            t0,
+            uas_log,
+            uac_log,
+        } = c;
         let st = uac
             .wait_timeout(Duration::from_secs(30))
             .unwrap_or_else(|| panic!("sipp UAC did not finish:\n{}", self.dir.read(&uac_log)));
@@ -319,9 +356,47 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
     wait_until("no session left", || {
         rpc(&s, "SessionSv1.GetActiveSessionsCount", json!({})) == json!(0)
     });
+    // ---- 1001 again, cut from the API: SessionSv1.ForceDisconnect of
+    // the agent's session reaches Kamailio as CGR_SESSION_DISCONNECT.
+    let before = credit(&s, "1001");
+    let call = peers.start("c3", "1001", "answered-callee-bye-uac.xml", &[]);
+    let agent_session = json!({"Filters": ["*string:~*req.Account:1001",
+        format!("*string:~*req.OriginHost:127.0.0.1:{evapi}")]});
+    wait_until("the agent's session of the third call", || {
+        rpc(
+            &s,
+            "SessionSv1.GetActiveSessionsCount",
+            agent_session.clone(),
+        ) == json!(1)
+    });
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(
+        rpc(&s, "SessionSv1.ForceDisconnect", agent_session.clone()),
+        json!("OK")
+    );
+    let took = peers.finish(call, false);
+    assert!(took < Duration::from_secs(5), "the call lasted {took:?}");
+    let log = dir.read("kamailio.log");
+    assert!(log.contains("FORCED_DISCONNECT"), "{log}");
+    wait_until("the forced call's CDR", || {
+        cdrs(&s, "1001", "KamailioAgent").len() == 2
+    });
+    let forced = cdrs(&s, "1001", "KamailioAgent");
+    let c = forced
+        .iter()
+        .find(|c| c["ExtraFields"]["DisconnectRequested"] == "FORCED_DISCONNECT")
+        .unwrap_or_else(|| panic!("{forced:?}"));
+    let usage = usage_ns(c);
+    assert!(
+        (1_000_000_000..3_000_000_000).contains(&usage),
+        "usage {usage}: {c}"
+    );
+    assert_eq!(credit(&s, "1001"), before - cost(c), "{c}");
+    let charged = dec("10") - credit(&s, "1001");
+
     // Charged once: nothing moves afterwards.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(credit(&s, "1001"), dec("10") - charged);
-    assert_eq!(cdrs(&s, "1001", "KamailioAgent").len(), 1);
+    assert_eq!(cdrs(&s, "1001", "KamailioAgent").len(), 2);
     assert_eq!(cdrs(&s, "1003", "KamailioAgent").len(), 1);
 }
