@@ -8,7 +8,7 @@
 //! ```
 //!
 //! AccuRate's passive side has `[mapping] request-type = "*none"`: it keeps
-//! an uncharged CDR of every call it saw; the evapi side charges. Three calls,
+//! an uncharged CDR of every call it saw; the evapi side charges. Four calls,
 //! one after the other, on free loopback ports:
 //!
 //! - 1001 (10.00 at 0.01/s): authorized with MaxUsage 1000 (what the
@@ -22,12 +22,15 @@
 //!   `SessionSv1.ForceDisconnect` of the agent's session reaches Kamailio
 //!   as `CGR_SESSION_DISCONNECT` (`FORCED_DISCONNECT`); charged for what
 //!   was used.
+//! - 1001 once more, 5 s, and AccuRate restarted (SIGTERM, same data dir)
+//!   while it is up: the agent reconnects, the session is resumed, the
+//!   call's end is charged once.
 //!
 //! Needs the Debian packages `kamailio`, `kamailio-extra-modules` (evapi),
 //! `kamailio-json-modules` (json) and `sip-tester` (sipp): without Kamailio
 //! the test says so and passes (unless `ACCURATE_REQUIRE_PEERS` is set, as
 //! in CI); another one missing fails it.
-//! About 8 s.
+//! About 14 s.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
@@ -235,17 +238,18 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
     let plan = root().join("tests/data/tariffplans/kamevapi");
     let config = "[api]\nrpc-tcp = \"127.0.0.1:0\"\nrpc-http = \"127.0.0.1:0\"\n\
                   [mapping]\nrequest-type = \"*none\"\n";
-    let s = Server::start_with(
-        &[
-            "--tariffplan",
-            plan.to_str().unwrap(),
-            "--hep",
-            &format!("udp:127.0.0.1:{hep}"),
-            "--kamailio-evapi",
-            &format!("127.0.0.1:{evapi}"),
-        ],
-        Some(config),
-    );
+    let data = dir.file("accurate-data");
+    let hep_bind = format!("udp:127.0.0.1:{hep}");
+    let evapi_addr = format!("127.0.0.1:{evapi}");
+    let serve_args = |plan: Option<&str>| {
+        let mut a = vec!["--data-dir", data.to_str().unwrap()];
+        a.extend(["--hep", &hep_bind, "--kamailio-evapi", &evapi_addr]);
+        if let Some(p) = plan {
+            a.extend(["--tariffplan", p]);
+        }
+        Server::start_with(&a, Some(config))
+    };
+    let mut s = serve_args(Some(plan.to_str().unwrap()));
 
     let rundir = dir.file("run");
     std::fs::create_dir_all(&rundir).unwrap();
@@ -399,9 +403,61 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
     assert_eq!(credit(&s, "1001"), before - cost(c), "{c}");
     let charged = dec("10") - credit(&s, "1001");
 
+    // ---- AccuRate restarted during a call (same data dir, the plan from
+    // its store): the agent reconnects, Kamailio still lists the dialog,
+    // the session goes on and the call is charged once when it ends.
+    let seen: Vec<Value> = cdrs(&s, "1001", "KamailioAgent");
+    let call = peers.start("c4", "1001", "answered-caller-bye-uac.xml", &["-d", "5000"]);
+    wait_until("the agent's session of the fourth call", || {
+        rpc(
+            &s,
+            "SessionSv1.GetActiveSessionsCount",
+            agent_session.clone(),
+        ) == json!(1)
+    });
+    let (st, _) = s.signal("-TERM");
+    assert!(st.success(), "accurate serve exited with {st}");
+    drop(s);
+    let s = serve_args(None);
+    wait_until("the agent back on evapi", || {
+        dir.read("kamailio.log")
+            .matches("accurate: evapi connection")
+            .count()
+            == 2
+    });
+    assert_eq!(
+        rpc(
+            &s,
+            "SessionSv1.GetActiveSessionsCount",
+            agent_session.clone()
+        ),
+        json!(1),
+        "the session did not survive the restart"
+    );
+    peers.finish(call, true);
+    wait_until("the fourth call's CDR", || {
+        cdrs(&s, "1001", "KamailioAgent").len() == 3
+    });
+    let all = cdrs(&s, "1001", "KamailioAgent");
+    let c = all
+        .iter()
+        .find(|c| !seen.iter().any(|o| o["OriginID"] == c["OriginID"]))
+        .unwrap();
+    let usage = usage_ns(c);
+    assert!(
+        [5_000_000_000, 6_000_000_000].contains(&usage),
+        "usage {usage}: {c}"
+    );
+    assert_eq!(
+        cost(c),
+        Decimal::from(usage / 1_000_000_000) * dec("0.01"),
+        "{c}"
+    );
+    let charged = charged + cost(c);
+
     // Charged once: nothing moves afterwards.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(credit(&s, "1001"), dec("10") - charged);
-    assert_eq!(cdrs(&s, "1001", "KamailioAgent").len(), 2);
+    assert_eq!(cdrs(&s, "1001", "KamailioAgent").len(), 3);
     assert_eq!(cdrs(&s, "1003", "KamailioAgent").len(), 1);
 }
