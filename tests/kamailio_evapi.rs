@@ -8,7 +8,7 @@
 //! ```
 //!
 //! AccuRate's passive side has `[mapping] request-type = "*none"`: it keeps
-//! an uncharged CDR of every call it saw; the evapi side charges. Four calls,
+//! an uncharged CDR of every call it saw; the evapi side charges. Five calls,
 //! one after the other, on free loopback ports:
 //!
 //! - 1001 (10.00 at 0.01/s): authorized with MaxUsage 1000 (what the
@@ -25,12 +25,15 @@
 //! - 1001 once more, 5 s, and AccuRate restarted (SIGTERM, same data dir)
 //!   while it is up: the agent reconnects, the session is resumed, the
 //!   call's end is charged once.
+//! - 1001 again, and Kamailio restarted while it is up: its dialogs are
+//!   gone, the session sync at the agent's reconnect ends the session with
+//!   its CDR; the caller's BYE later charges nothing more.
 //!
 //! Needs the Debian packages `kamailio`, `kamailio-extra-modules` (evapi),
 //! `kamailio-json-modules` (json) and `sip-tester` (sipp): without Kamailio
 //! the test says so and passes (unless `ACCURATE_REQUIRE_PEERS` is set, as
 //! in CI); another one missing fails it.
-//! About 14 s.
+//! About 18 s.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
@@ -253,26 +256,29 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
 
     let rundir = dir.file("run");
     std::fs::create_dir_all(&rundir).unwrap();
-    let _kam = Proc::spawn(
-        "kamailio",
-        Command::new(&kamailio)
-            .arg("-f")
-            .arg(root().join("examples/kamailio/kamailio-accurate.cfg"))
-            .arg("-L")
-            .arg(&modules)
-            .arg("-Y")
-            .arg(&rundir)
-            .args(["-DD", "-E"])
-            .args(["-A", &format!("SIP_PORT={sip}")])
-            .args(["-A", &format!("UAS_HOSTPORT=\"127.0.0.1:{}\"", peers.uas)])
-            .args(["-A", &format!("HEP_URI=\"sip:127.0.0.1:{hep}\"")])
-            .args(["-A", &format!("EVAPI_BIND=\"127.0.0.1:{evapi}\"")])
-            .arg("-A")
-            .arg(format!("CTL_SOCK=\"unix:{}/ctl\"", rundir.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(dir.log("kamailio.log")),
-    );
+    let start_kamailio = |log: &str| {
+        Proc::spawn(
+            "kamailio",
+            Command::new(&kamailio)
+                .arg("-f")
+                .arg(root().join("examples/kamailio/kamailio-accurate.cfg"))
+                .arg("-L")
+                .arg(&modules)
+                .arg("-Y")
+                .arg(&rundir)
+                .args(["-DD", "-E"])
+                .args(["-A", &format!("SIP_PORT={sip}")])
+                .args(["-A", &format!("UAS_HOSTPORT=\"127.0.0.1:{}\"", peers.uas)])
+                .args(["-A", &format!("HEP_URI=\"sip:127.0.0.1:{hep}\"")])
+                .args(["-A", &format!("EVAPI_BIND=\"127.0.0.1:{evapi}\"")])
+                .arg("-A")
+                .arg(format!("CTL_SOCK=\"unix:{}/ctl\"", rundir.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(dir.log(log)),
+        )
+    };
+    let mut kam = start_kamailio("kamailio.log");
     // AccuRate connects to evapi (it keeps retrying until Kamailio is up).
     wait_until("AccuRate's evapi connection in kamailio.log", || {
         dir.read("kamailio.log")
@@ -455,9 +461,54 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
     );
     let charged = charged + cost(c);
 
+    // ---- Kamailio restarted during a call: its dialogs are gone, so the
+    // session sync at the agent's reconnect (CGR_DLG_LIST) ends the session
+    // there and then, its CDR written; the caller's later BYE (relayed by
+    // the new Kamailio, which knows no dialog) charges nothing more.
+    let seen: Vec<Value> = cdrs(&s, "1001", "KamailioAgent");
+    let before = credit(&s, "1001");
+    let call = peers.start("c5", "1001", "answered-caller-bye-uac.xml", &["-d", "4000"]);
+    wait_until("the agent's session of the fifth call", || {
+        rpc(
+            &s,
+            "SessionSv1.GetActiveSessionsCount",
+            agent_session.clone(),
+        ) == json!(1)
+    });
+    kam.stop("TERM", Duration::from_secs(10));
+    kam = start_kamailio("kamailio2.log");
+    wait_until("the agent on the new Kamailio", || {
+        dir.read("kamailio2.log")
+            .contains("accurate: evapi connection")
+    });
+    wait_until("the lost dialog's session ended by the sync", || {
+        rpc(
+            &s,
+            "SessionSv1.GetActiveSessionsCount",
+            agent_session.clone(),
+        ) == json!(0)
+    });
+    peers.finish(call, true);
+    wait_until("the fifth call's CDR", || {
+        cdrs(&s, "1001", "KamailioAgent").len() == seen.len() + 1
+    });
+    let all = cdrs(&s, "1001", "KamailioAgent");
+    let c = all
+        .iter()
+        .find(|c| !seen.iter().any(|o| o["OriginID"] == c["OriginID"]))
+        .unwrap();
+    let usage = usage_ns(c);
+    assert!(
+        (1..4_000_000_000).contains(&usage),
+        "usage {usage}: {c}"
+    );
+    assert_eq!(credit(&s, "1001"), before - cost(c), "{c}");
+    let charged = charged + cost(c);
+    drop(kam);
+
     // Charged once: nothing moves afterwards.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(credit(&s, "1001"), dec("10") - charged);
-    assert_eq!(cdrs(&s, "1001", "KamailioAgent").len(), 3);
+    assert_eq!(cdrs(&s, "1001", "KamailioAgent").len(), 4);
     assert_eq!(cdrs(&s, "1003", "KamailioAgent").len(), 1);
 }
