@@ -498,10 +498,7 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
         .find(|c| !seen.iter().any(|o| o["OriginID"] == c["OriginID"]))
         .unwrap();
     let usage = usage_ns(c);
-    assert!(
-        (1..4_000_000_000).contains(&usage),
-        "usage {usage}: {c}"
-    );
+    assert!((1..4_000_000_000).contains(&usage), "usage {usage}: {c}");
     assert_eq!(credit(&s, "1001"), before - cost(c), "{c}");
     let charged = charged + cost(c);
     drop(kam);
