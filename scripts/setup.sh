@@ -9,6 +9,9 @@ need=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
 if [ "${ACCURATE_SETUP_MINIMAL:-0}" != 1 ]; then
   command -v kamailio >/dev/null || need+=(kamailio)
+  # evapi (the Kamailio agent's real-peer test) and json
+  dpkg -s kamailio-extra-modules >/dev/null 2>&1 || need+=(kamailio-extra-modules)
+  dpkg -s kamailio-json-modules >/dev/null 2>&1 || need+=(kamailio-json-modules)
   command -v sipp >/dev/null || need+=(sip-tester)
   command -v tcpdump >/dev/null || need+=(tcpdump)
   command -v tshark >/dev/null || need+=(tshark)

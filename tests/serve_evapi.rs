@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 mod serve_common;
 
-use serve_common::{Server, credit, dec, rpc, wait_until};
+use serve_common::{Server, credit, dec, err, rpc, wait_until};
 
 fn plan_dir() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -83,13 +83,12 @@ fn epoch() -> u64 {
         .as_secs()
 }
 
-/// CGRATES_SESSIONAUTH_REQUEST as the tutorial writes it, `cgr_flags`
-/// reduced to what this server answers without profiles, and an
-/// `OriginID` added: the session manager requires one to authorize
-/// (CGRateS does not; the tutorial sends none).
+/// CGRATES_SESSIONAUTH_REQUEST as the tutorial writes it (no `OriginID`:
+/// an authorization needs none, as in CGRateS), `cgr_flags` reduced to
+/// what this server answers without profiles.
 fn auth(tr_index: u32) -> String {
     format!(
-        "{{\"event\":\"CGR_AUTH_REQUEST\",\n\t\t\"tr_index\":\"{tr_index}\",\n\t\t\"tr_label\":\"77\",\n\t\t\"cgr_flags\":\"*accounts\",\n\t\t\"reply_route\":\"CGR_SESSIONAUTH_REPLY\",\n\t\t\"OriginID\":\"auth{tr_index}\",\n\t\t\"RequestType\":\"*prepaid\",\n\t\t\"Account\":\"1001\",\n\t\t\"Destination\":\"4930555002\",\n\t\t\"Usage\":\"120\",\n\t\t\"SetupTime\":\"{}\"}}",
+        "{{\"event\":\"CGR_AUTH_REQUEST\",\n\t\t\"tr_index\":\"{tr_index}\",\n\t\t\"tr_label\":\"77\",\n\t\t\"cgr_flags\":\"*accounts\",\n\t\t\"reply_route\":\"CGR_SESSIONAUTH_REPLY\",\n\t\t\"RequestType\":\"*prepaid\",\n\t\t\"Account\":\"1001\",\n\t\t\"Destination\":\"4930555002\",\n\t\t\"Usage\":\"120\",\n\t\t\"SetupTime\":\"{}\"}}",
         epoch()
     )
 }
@@ -264,4 +263,68 @@ fn config_section_alias_process_cdr_and_a_late_kamailio() {
     assert_eq!(cdrs[0]["Usage"], json!(30_000_000_000_u64), "{cdrs:?}");
     // 30 s at 0.01/s
     assert_eq!(credit(&s, "1004"), dec("9.70"));
+}
+
+#[test]
+fn process_message_over_evapi_and_the_api() {
+    let kam = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = kam.local_addr().unwrap().to_string();
+    let s = Server::start(&["--tariffplan", &plan_dir(), "--kamailio-evapi", &addr]);
+    let mut k = Evapi::accept(&kam);
+    assert_eq!(k.recv(), json!({"Event": "CGR_DLG_LIST"}));
+    k.send(&dlg_list_reply(&[]));
+
+    // CGR_PROCESS_MESSAGE with *accounts: SessionSv1.ProcessMessage's
+    // Debit, answered with the usage charged (whole seconds).
+    let msg = |tr: u32, origin: &str| {
+        format!(
+            "{{\"event\":\"CGR_PROCESS_MESSAGE\",\"tr_index\":\"{tr}\",\"tr_label\":\"8\",\
+             \"reply_route\":\"CGR_PROCESS_MESSAGE_REPLY\",\"cgr_flags\":\"*accounts\",\
+             \"OriginID\":\"{origin}\",\"RequestType\":\"*prepaid\",\"Account\":\"1004\",\
+             \"Destination\":\"4930555002\",\"AnswerTime\":\"{}\",\"Usage\":\"20\"}}",
+            epoch()
+        )
+    };
+    k.send(&msg(1, "msg1"));
+    let r = k.recv();
+    assert_eq!(r["Event"], "CGR_PROCESS_MESSAGE_REPLY", "{r}");
+    assert_eq!(r["TransactionIndex"], "1");
+    assert_eq!(r["Error"], "", "{r}");
+    assert_eq!(r["MaxUsage"], json!(20), "{r}");
+    // 20 s at 0.01/s, stored as one CDR
+    assert_eq!(credit(&s, "1004"), dec("9.80"));
+    let cdrs = rpc(&s, "CDRsV1.GetCDRs", json!({"OriginIDs": ["msg1"]}));
+    assert_eq!(cdrs.as_array().map(Vec::len), Some(1), "{cdrs}");
+    assert_eq!(cdrs[0]["Usage"], json!(20_000_000_000_u64), "{cdrs}");
+    // The same message again is charged once.
+    k.send(&msg(2, "msg1"));
+    assert_eq!(k.recv()["MaxUsage"], json!(20));
+    assert_eq!(credit(&s, "1004"), dec("9.80"));
+
+    // Through the API, v0.10's V1ProcessMessageArgs: a *prepaid message
+    // gets at most what the account pays (1003 has 0.30: 30 s) ...
+    let args = |origin: &str, usage: &str| {
+        json!({"Debit": true, "Tenant": "cgrates.org", "ID": "m",
+               "Event": {"OriginID": origin, "RequestType": "*prepaid", "Account": "1003",
+                         "Destination": "4930555002", "SetupTime": "2024-05-01T12:00:00Z",
+                         "Usage": usage}})
+    };
+    let r = rpc(&s, "SessionSv1.ProcessMessage", args("api1", "45s"));
+    assert_eq!(r["MaxUsage"], json!(30_000_000_000_u64), "{r}");
+    assert_eq!(r["ResourceAllocation"], Value::Null);
+    assert_eq!(credit(&s, "1003"), dec("0"));
+    // ... and nothing once it is empty.
+    let v = rpc(&s, "SessionSv1.ProcessMessage", args("api2", "5s"));
+    assert!(err(&v).contains("INSUFFICIENT_CREDIT"), "{v}");
+    // No Debit: nothing charged, MaxUsage 0.
+    let r = rpc(
+        &s,
+        "SessionSv1.ProcessMessage",
+        json!({"Event": {"OriginID": "api3", "Account": "1004", "Destination": "4930555002"}}),
+    );
+    assert_eq!(r["MaxUsage"], json!(0), "{r}");
+    assert_eq!(credit(&s, "1004"), dec("9.80"));
+    // No CGREvent at all: CGRateS's error.
+    let v = rpc(&s, "SessionSv1.ProcessMessage", json!({"Debit": true}));
+    assert!(err(&v).contains("MANDATORY_IE_MISSING"), "{v}");
 }

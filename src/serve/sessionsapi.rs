@@ -15,6 +15,8 @@ use super::methods::{State, mandatory_missing, object};
 use super::sessions::Op;
 use super::sessions::flags::{Asked, Prepared, ResOp, ids, late, prepare, resources_op, routes_op};
 
+mod message;
+
 /// The methods answered here.
 pub(crate) const METHODS: &[&str] = &[
     "SessionSv1.AuthorizeEvent",
@@ -23,6 +25,7 @@ pub(crate) const METHODS: &[&str] = &[
     "SessionSv1.TerminateSession",
     "SessionSv1.ProcessCDR",
     "SessionSv1.ProcessEvent",
+    "SessionSv1.ProcessMessage",
     "SessionSv1.GetActiveSessions",
     "SessionSv1.GetActiveSessionsCount",
     "SessionSv1.ForceDisconnect",
@@ -228,6 +231,7 @@ pub(crate) async fn call(
             json!("OK")
         }
         "SessionSv1.ProcessEvent" => process_event(state, &m).await?,
+        "SessionSv1.ProcessMessage" => message::process_message(state, &m).await?,
         // v0.10's ExternalCDR is the CDR with its times and usage as text,
         // which the event reads anyway.
         "CDRsV1.ProcessCDR" | "CDRsV1.ProcessExternalCDR" => {

@@ -333,8 +333,23 @@ impl SessionEvent {
     /// # Errors
     /// [`Error::MandatoryMissing`] naming them.
     pub fn check_mandatory(&self, rt: RequestType) -> Result<(), Error> {
+        self.check_fields(rt, true)
+    }
+
+    /// The fields an authorization needs: as
+    /// [`SessionEvent::check_mandatory`] but no `OriginID` (CGRateS's
+    /// `AuthorizeEvent`/`GetMaxUsage` prices the event without a session,
+    /// and CGRateS's Kamailio tutorial authorizes without one).
+    ///
+    /// # Errors
+    /// [`Error::MandatoryMissing`] naming them.
+    pub fn check_authorize(&self, rt: RequestType) -> Result<(), Error> {
+        self.check_fields(rt, false)
+    }
+
+    fn check_fields(&self, rt: RequestType, origin_id: bool) -> Result<(), Error> {
         let mut missing = Vec::new();
-        if self.origin_id.is_empty() {
+        if origin_id && self.origin_id.is_empty() {
             missing.push("OriginID");
         }
         if rt != RequestType::None {
@@ -548,6 +563,15 @@ mod tests {
         let e = ev.check_mandatory(RequestType::Postpaid).unwrap_err();
         assert_eq!(e.to_string(), "MANDATORY_IE_MISSING: [Account Destination]");
         assert!(ev.check_mandatory(RequestType::None).is_ok());
+        // an authorization needs no OriginID, the charged fields still
+        let ev = parse(json!({"Event": {"Account": "1001"}})).unwrap();
+        assert!(ev.check_mandatory(RequestType::None).is_err());
+        assert!(ev.check_authorize(RequestType::None).is_ok());
+        let e = ev.check_authorize(RequestType::Prepaid).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            Error::MandatoryMissing(vec!["Destination"]).to_string()
+        );
         assert!(RequestType::parse("*prepay").is_err());
     }
 }

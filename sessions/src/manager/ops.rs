@@ -56,7 +56,7 @@ impl SessionManager {
         ch: &Charging<'_>,
     ) -> Result<Duration, Error> {
         let rt = ev.request_type()?;
-        ev.check_mandatory(rt)?;
+        ev.check_authorize(rt)?;
         let want = self.wanted(ev);
         match rt {
             RequestType::Prepaid | RequestType::PseudoPrepaid => {
