@@ -42,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(ops) = agent.handle_bytes(data) {
         for op in ops.into_iter().flatten() {
             match op {
-                Operation::Authorize { uuid, dest_nr, args } => {
+                Operation::Authorize {
+                    uuid,
+                    dest_nr,
+                    args,
+                } => {
                     agent.authorized(&uuid, &dest_nr, true, Ok(&args));
                 }
                 Operation::Initiate { uuid, prepaid, .. } => {

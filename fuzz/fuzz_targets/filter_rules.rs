@@ -26,7 +26,10 @@ fn plan() -> Option<&'static TariffPlan> {
                 "WORKDAYS,*any,*any,*any,1;2;3;4;5,08:00:00\n",
             ),
             (Path::new("Rates.csv"), "RT_1,0,0.1,60s,60s,0s\n"),
-            (Path::new("DestinationRates.csv"), "DR_1,DST_DE,RT_1,*up,4,0,\n"),
+            (
+                Path::new("DestinationRates.csv"),
+                "DR_1,DST_DE,RT_1,*up,4,0,\n",
+            ),
             (Path::new("RatingPlans.csv"), "RP_1,DR_1,*any,10\n"),
             (
                 Path::new("RatingProfiles.csv"),
@@ -66,7 +69,10 @@ fuzz_target!(|data: &[u8]| {
         }
     };
 
-    let now = Utc.timestamp_opt(1_715_594_400, 0).single().unwrap_or_default();
+    let now = Utc
+        .timestamp_opt(1_715_594_400, 0)
+        .single()
+        .unwrap_or_default();
     for plan in [None, plan()] {
         let ctx = FilterCtx {
             filters: &set,

@@ -22,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
         let lines: Vec<&str> = text.split('\n').collect();
         assert_eq!(lines.len(), 5, "{text:?}");
         assert_eq!(lines[0], ":dlg_end_dlg:");
-        assert!(lines[1..3].iter().all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())));
+        assert!(
+            lines[1..3]
+                .iter()
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        );
     }
 });
