@@ -324,6 +324,12 @@ fn an_operators_folder_behaves_as_in_cgrates() {
         json!({"Tenant": "cgrates.org", "ID": "STATS_CUSTOMERS"}),
     );
     assert_eq!(m["*tcc"], "0.9", "{m}");
+    let nested = json!({"Flags": ["*chargers"], "CGREvent": call_event(json!({}), "c4", "10s")});
+    assert_eq!(
+        err(&rpc(&s, "CDRsV1.ProcessEvent", nested)),
+        "MANDATORY_IE_MISSING: [CGREvent]",
+        "v0.10 embeds the CGREvent"
+    );
     let r = rpc(
         &s,
         "CDRsV1.ProcessEvent",

@@ -115,6 +115,9 @@ pub(crate) async fn process_event(
     state: &Arc<State>,
     m: &Map<String, Value>,
 ) -> Result<Value, RpcError> {
+    // v0.10 embeds the CGREvent (flattened): arguments with none of its
+    // fields (e.g. nested under "CGREvent") are refused, not stored empty.
+    super::sessionsapi::need_cgr_event(m)?;
     let f = flags(state, m)?;
     let runs = runs(state, m, f)?;
     let keys: Vec<(String, String)> = runs

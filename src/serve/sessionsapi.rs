@@ -85,7 +85,7 @@ fn any_flag(m: &Map<String, Value>, flags: &[&str]) -> Result<(), RpcError> {
 /// The embedded `*utils.CGREvent` of the arguments: Go leaves it nil when
 /// none of its fields came, and CGRateS answers `MANDATORY_IE_MISSING:
 /// [CGREvent]`.
-fn need_cgr_event(m: &Map<String, Value>) -> Result<(), RpcError> {
+pub(super) fn need_cgr_event(m: &Map<String, Value>) -> Result<(), RpcError> {
     if ["Tenant", "ID", "Time", "Event"]
         .iter()
         .any(|k| m.contains_key(*k))
