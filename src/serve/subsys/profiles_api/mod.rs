@@ -9,7 +9,7 @@
 //! the profiles in force, replacing the one with its tenant and ID. The
 //! changes are saved in the store (blob [`BLOB`]: per kind the profiles
 //! set, as JSON, and the IDs removed), so a restart has them
-//! ([`restore`]); a tariff-plan load ([`rebase`]) forgets the API-set
+//! ([`restore_locked`]); a tariff-plan load ([`rebase`]) forgets the API-set
 //! profiles whose IDs the plan defines and every removal, as the filters
 //! API does ([`super::filters`], whose lock these edits share).
 
