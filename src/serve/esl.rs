@@ -133,15 +133,11 @@ pub(crate) fn start(
                 calls: Mutex::default(),
                 owner: owner.clone(),
             });
-            if let Some(s) = state.sessions.get() {
-                s.owners
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(
-                        owner,
-                        Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
-                    );
-            }
+            super::agentio::register(
+                state,
+                &owner,
+                Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
+            );
             let sync = Duration::from_secs(f.sync_interval_secs);
             tokio::spawn(run(Arc::clone(state), f.address, link, sync, stop.clone()))
         })
@@ -356,9 +352,5 @@ async fn call(
     method: &str,
     args: &Value,
 ) -> Result<Value, String> {
-    let owner = sessions::Owner::Agent(link.owner.clone());
-    let text = super::sessionsapi::call_as(state, method, args, owner)
-        .await
-        .map_err(|e| e.message.clone())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    super::agentio::call(state, &link.owner, method, args).await
 }

@@ -21,6 +21,7 @@
 
 mod accounts;
 mod actionapi;
+mod agentio;
 mod ari;
 mod balances;
 mod capture;

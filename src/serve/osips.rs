@@ -152,15 +152,11 @@ pub(crate) fn start(
             calls: Mutex::default(),
             owner: owner.clone(),
         });
-        if let Some(s) = state.sessions.get() {
-            s.owners
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    owner,
-                    Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
-                );
-        }
+        super::agentio::register(
+            state,
+            &owner,
+            Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
+        );
         tracing::info!(listen = %local, mi = %mi_addr, "OpenSIPS agent listening for datagram events");
         let sub = Subscription::new(Duration::from_secs(o.subscribe_expire_secs));
         tasks.push(tokio::spawn(subscribe(
@@ -368,11 +364,7 @@ async fn call(
     method: &str,
     args: &Value,
 ) -> Result<Value, String> {
-    let owner = sessions::Owner::Agent(link.owner.clone());
-    let text = super::sessionsapi::call_as(state, method, args, owner)
-        .await
-        .map_err(|e| e.message.clone())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    super::agentio::call(state, &link.owner, method, args).await
 }
 
 #[cfg(test)]
