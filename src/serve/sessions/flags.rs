@@ -1,5 +1,6 @@
 //! The subsystems a SessionSv1 call's flags ask for, in CGRateS v0.10's
-//! shapes: AttributeS before anything (context `*sessions`; the event it
+//! shapes: AttributeS before anything (context: the event's `*context`
+//! option, else `*sessions`; the event it
 //! returns is the one charged), then the call's ChargerS runs, ResourceS,
 //! RouteS/SupplierS, ThresholdS and StatS through the hooks of
 //! `serve::subsys`. A subsystem whose file the plan does not have answers
@@ -83,7 +84,7 @@ pub(crate) fn prepare(
         match derive::attributes(
             state,
             event.clone(),
-            CONTEXT_SESSIONS,
+            attr_context(&event),
             attr_ids.unwrap_or_default(),
             now,
         ) {
@@ -105,6 +106,16 @@ pub(crate) fn prepare(
         attributes,
         runs,
     })
+}
+
+/// The AttributeS context of a session call: the event's `*context`
+/// option when set (an agent's `cgr_context`, e.g. Kamailio's
+/// `simpleauth`), else `*sessions`, as CGRateS's SessionS.
+fn attr_context(event: &Event) -> &str {
+    match event.opts.get("*context") {
+        Some(Value::String(c)) if !c.is_empty() => c,
+        _ => CONTEXT_SESSIONS,
+    }
 }
 
 /// What ResourceS is asked.
@@ -245,4 +256,26 @@ pub(crate) fn late(state: &State, ev: &Event, th: Asked, st: Asked) -> Late {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use subsystems::Event;
+
+    use super::attr_context;
+
+    #[test]
+    fn attribute_context_from_the_events_options() {
+        // what the Kamailio agent sends for a simpleauth CGR_AUTH_REQUEST
+        let ev = Event::from_cgr_event(&json!({"Tenant": "cgrates.org",
+            "Event": {"Account": "1001"}, "GetAttributes": true,
+            "APIOpts": {"*context": "simpleauth"}}));
+        assert_eq!(attr_context(&ev), "simpleauth");
+        let ev = Event::from_cgr_event(&json!({"Event": {"Account": "1001"},
+            "APIOpts": {"*context": ""}}));
+        assert_eq!(attr_context(&ev), "*sessions");
+        let ev = Event::from_cgr_event(&json!({"Event": {"Account": "1001"}}));
+        assert_eq!(attr_context(&ev), "*sessions");
+    }
 }
