@@ -7,6 +7,10 @@
 //!               `-- evapi (AccuRate connects) <- accurate serve --kamailio-evapi ...
 //! ```
 //!
+//! First a sipp REGISTER of 1001 with digest auth: Kamailio checks the
+//! credentials against the password AccuRate's AttributeS gives
+//! (`simpleauth`), the right one gets 200, a wrong one 403.
+//!
 //! AccuRate's passive side has `[mapping] request-type = "*none"`: it keeps
 //! an uncharged CDR of every call it saw; the evapi side charges. Five calls,
 //! one after the other, on free loopback ports:
@@ -107,6 +111,34 @@ impl Peers {
     fn call(&self, tag: &str, account: &str, uac: &str, extra: &[&str], uas_bye: bool) -> Duration {
         let c = self.start(tag, account, uac, extra);
         self.finish(c, uas_bye)
+    }
+
+    /// A REGISTER of `account` with digest `password` (sipp's `-au`/`-ap`):
+    /// whether sipp got its 200, and its log.
+    fn register(&self, tag: &str, account: &str, password: &str) -> (bool, String) {
+        let users = self.dir.file(&format!("{tag}-users.csv"));
+        std::fs::write(&users, format!("SEQUENTIAL\n{account};\n")).unwrap();
+        let log = format!("{tag}-register.log");
+        let mut uac = Proc::spawn(
+            "sipp REGISTER",
+            Command::new(&self.sipp)
+                .arg("-sf")
+                .arg(root().join("tests/peers/kamevapi/register-auth-uac.xml"))
+                .arg(format!("127.0.0.1:{}", self.sip))
+                .args(["-i", "127.0.0.1", "-p", &self.uac.to_string()])
+                .args(["-cp", &self.ctl[1].to_string()])
+                .args(["-au", account, "-ap", password, "-m", "1"])
+                .arg("-inf")
+                .arg(&users)
+                .args(["-nostdin", "-timeout", "10", "-timeout_error"])
+                .stdin(Stdio::null())
+                .stdout(self.dir.log(&log))
+                .stderr(Stdio::null()),
+        );
+        let st = uac
+            .wait_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("sipp REGISTER did not finish:\n{}", self.dir.read(&log)));
+        (st.success(), self.dir.read(&log))
     }
 
     /// The first half of [`Peers::call`]: both sipp started.
@@ -284,6 +316,28 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
         dir.read("kamailio.log")
             .contains("accurate: evapi connection")
     });
+
+    // ---- REGISTER with digest auth: Kamailio asks AccuRate for 1001's
+    // password (CGR_AUTH_REQUEST, simpleauth context, *attributes) and
+    // checks the credentials with it (pv_auth_check).
+    let (ok, out) = peers.register("r1", "1001", "reg-1001-pw");
+    assert!(
+        ok,
+        "REGISTER with the right password:\n{out}\nkamailio:\n{}",
+        dir.read("kamailio.log")
+    );
+    assert!(
+        dir.read("kamailio.log")
+            .contains("REGISTER 1001 authenticated")
+    );
+    let (ok, _) = peers.register("r2", "1001", "wrong-pw");
+    assert!(!ok, "REGISTER with a wrong password was accepted");
+    assert!(
+        dir.read("kamailio.log")
+            .contains("REGISTER 1001 refused: wrong credentials"),
+        "{}",
+        dir.read("kamailio.log")
+    );
 
     // ---- 1001: an ordinary prepaid call, ended by the caller.
     peers.call(

@@ -63,6 +63,15 @@ fn limit_release_ttl_and_restart() {
     let plan = plan_dir();
     let s = Server::start(&["--data-dir", &dir, "--tariffplan", &plan]);
     assert_eq!(rpc(&s, "ResourceSv1.Ping", json!({})), json!("Pong"));
+    // SessionS authorizing resources for an event without OriginID (what
+    // CGRateS's Kamailio tutorial sends): a fresh usage ID, as CGRateS.
+    let r = rpc(
+        &s,
+        "SessionSv1.AuthorizeEvent",
+        json!({"AuthorizeResources": true, "Tenant": "cgrates.org",
+               "Event": {"Account": "1001", "Destination": "4930"}}),
+    );
+    assert_eq!(r["ResourceAllocation"], json!("ONE_OF_TWO"), "{r}");
     // Limit 2: the first two are granted with the allocation message, the
     // third refused (authorized or allocated).
     assert_eq!(

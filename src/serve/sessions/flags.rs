@@ -1,14 +1,18 @@
 //! The subsystems a SessionSv1 call's flags ask for, in CGRateS v0.10's
-//! shapes: AttributeS before anything (context `*sessions`; the event it
+//! shapes: AttributeS before anything (context: the event's `*context`
+//! option, else `*sessions`; the event it
 //! returns is the one charged), then the call's ChargerS runs, ResourceS,
 //! RouteS/SupplierS, ThresholdS and StatS through the hooks of
 //! `serve::subsys`. A subsystem whose file the plan does not have answers
 //! CGRateS's "not connected" errors, as before AccuRate ran it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::Utc;
 use jsonrpc::RpcError;
 use serde_json::{Map, Value, json};
 use sessions::SessionEvent;
+use sha1::{Digest, Sha1};
 use subsystems::Event;
 
 use super::derive::{self, CONTEXT_SESSIONS, DeriveError};
@@ -83,7 +87,7 @@ pub(crate) fn prepare(
         match derive::attributes(
             state,
             event.clone(),
-            CONTEXT_SESSIONS,
+            attr_context(&event),
             attr_ids.unwrap_or_default(),
             now,
         ) {
@@ -107,6 +111,16 @@ pub(crate) fn prepare(
     })
 }
 
+/// The AttributeS context of a session call: the event's `*context`
+/// option when set (an agent's `cgr_context`, e.g. Kamailio's
+/// `simpleauth`), else `*sessions`, as CGRateS's SessionS.
+fn attr_context(event: &Event) -> &str {
+    match event.opts.get("*context") {
+        Some(Value::String(c)) if !c.is_empty() => c,
+        _ => CONTEXT_SESSIONS,
+    }
+}
+
 /// What ResourceS is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ResOp {
@@ -127,10 +141,7 @@ pub(crate) fn resources_op(state: &State, p: &Prepared, op: ResOp) -> Result<Val
     if !state.profiles.current().has("Resources.csv") {
         return Err(not_connected("ResourceS"));
     }
-    let usage_id = p.event.text("OriginID").into_owned();
-    if usage_id.is_empty() {
-        return Err(crate::serve::methods::mandatory_missing(&["OriginID"]));
-    }
+    let usage_id = usage_id(&p.event, op)?;
     let wrap = |e: RpcError| RpcError::server(format!("RESOURCES_ERROR:{}", e.message));
     Ok(match op {
         ResOp::Authorize => {
@@ -144,6 +155,27 @@ pub(crate) fn resources_op(state: &State, p: &Prepared, op: ResOp) -> Result<Val
             Value::Null
         }
     })
+}
+
+/// The resource usage ID of a session call: its OriginID. An
+/// authorization without one gets a fresh ID (CGRateS's
+/// `UUIDSha1Prefix()`: Kamailio's tutorial CGR_AUTH_REQUEST has no
+/// OriginID); allocating and releasing need it (`MANDATORY_IE_MISSING`).
+fn usage_id(event: &Event, op: ResOp) -> Result<String, RpcError> {
+    let id = event.text("OriginID").into_owned();
+    if !id.is_empty() {
+        return Ok(id);
+    }
+    if op != ResOp::Authorize {
+        return Err(crate::serve::methods::mandatory_missing(&["OriginID"]));
+    }
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let now = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let digest = Sha1::digest(format!("{now}:{}:{seq}", std::process::id()));
+    let mut hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    hex.truncate(7);
+    Ok(hex)
 }
 
 /// v0.10's route arguments of a session call and the options CGRateS
@@ -245,4 +277,45 @@ pub(crate) fn late(state: &State, ev: &Event, th: Asked, st: Asked) -> Late {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use subsystems::Event;
+
+    use super::{ResOp, attr_context, usage_id};
+
+    #[test]
+    fn attribute_context_from_the_events_options() {
+        // what the Kamailio agent sends for a simpleauth CGR_AUTH_REQUEST
+        let ev = Event::from_cgr_event(&json!({"Tenant": "cgrates.org",
+            "Event": {"Account": "1001"}, "GetAttributes": true,
+            "APIOpts": {"*context": "simpleauth"}}));
+        assert_eq!(attr_context(&ev), "simpleauth");
+        let ev = Event::from_cgr_event(&json!({"Event": {"Account": "1001"},
+            "APIOpts": {"*context": ""}}));
+        assert_eq!(attr_context(&ev), "*sessions");
+        let ev = Event::from_cgr_event(&json!({"Event": {"Account": "1001"}}));
+        assert_eq!(attr_context(&ev), "*sessions");
+    }
+
+    #[test]
+    fn resource_usage_id_without_origin_id() {
+        // Kamailio's tutorial CGR_AUTH_REQUEST (flags *resources...): no OriginID
+        let ev = Event::from_cgr_event(&json!({"Tenant": "cgrates.org",
+            "Event": {"Account": "1001", "Destination": "1002",
+                "SetupTime": "1700000000"}, "AuthorizeResources": true}));
+        let a = usage_id(&ev, ResOp::Authorize).unwrap();
+        let b = usage_id(&ev, ResOp::Authorize).unwrap();
+        assert_eq!(a.len(), 7);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+        for op in [ResOp::Allocate, ResOp::Release] {
+            let e = usage_id(&ev, op).unwrap_err();
+            assert!(e.message.contains("MANDATORY_IE_MISSING"), "{}", e.message);
+        }
+        let ev = Event::from_cgr_event(&json!({"Event": {"OriginID": "abc;12"}}));
+        assert_eq!(usage_id(&ev, ResOp::Allocate).unwrap(), "abc;12");
+    }
 }
