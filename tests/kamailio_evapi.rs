@@ -148,6 +148,7 @@ impl Peers {
         std::fs::write(&callers, format!("SEQUENTIAL\n{account};\n")).unwrap();
         let uas_log = format!("{tag}-uas.log");
         let uac_log = format!("{tag}-uac.log");
+        quiet_uas_port(self.uas);
         let uas = Proc::spawn(
             "sipp UAS",
             Command::new(&self.sipp)
@@ -562,4 +563,47 @@ fn prepaid_calls_through_kamailio_evapi_and_siptrace() {
     assert_eq!(credit(&s, "1001"), dec("10") - charged);
     assert_eq!(cdrs(&s, "1001", "KamailioAgent").len(), 4);
     assert_eq!(cdrs(&s, "1003", "KamailioAgent").len(), 1);
+}
+
+/// Answers, on the callee's port, what Kamailio still sends there for an
+/// earlier call (a BYE retransmitted after that call's sipp UAS had gone,
+/// see `finish`), until the port is quiet: otherwise the next call's UAS
+/// takes it for its INVITE's place and fails.
+fn quiet_uas_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let sock = loop {
+        match UdpSocket::bind(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("the callee's port {port} stays taken: {e}"),
+        }
+    };
+    sock.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    while Instant::now() < deadline {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            return;
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !msg.starts_with("BYE ") {
+            continue;
+        }
+        let mut reply = String::from("SIP/2.0 200 OK\r\n");
+        for line in msg.lines() {
+            let name = line
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str())
+            {
+                reply.push_str(line.trim_end());
+                reply.push_str("\r\n");
+            }
+        }
+        reply.push_str("Content-Length: 0\r\n\r\n");
+        let _ = sock.send_to(reply.as_bytes(), from);
+    }
 }
