@@ -141,14 +141,6 @@ pub struct ChargerProfiles {
     list: Vec<ChargerProfile>,
 }
 
-fn split_ids(s: &str) -> Vec<String> {
-    s.split(';')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 impl ChargerProfiles {
     /// Loads the file's records.
     ///
@@ -201,14 +193,14 @@ impl ChargerProfiles {
                     }
                 }
             };
-            p.filter_ids.extend(split_ids(r.field(2)));
+            p.filter_ids.extend(crate::columns::list(r.field(2)));
             if activation != ActivationInterval::default() {
                 p.activation = activation;
             }
             if !run_id.is_empty() {
                 run_id.clone_into(&mut p.run_id);
             }
-            p.attribute_ids.extend(split_ids(r.field(5)));
+            p.attribute_ids.extend(crate::columns::list(r.field(5)));
             if let Some(w) = weight {
                 p.weight = w;
             }

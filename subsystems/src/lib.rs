@@ -17,6 +17,7 @@
 pub mod activation;
 pub mod attributes;
 pub mod chargers;
+mod columns;
 mod error;
 pub mod event;
 pub mod filters;

@@ -8,14 +8,6 @@ use super::{Attribute, AttributeProfile, AttributeProfiles, Kind, Template};
 use crate::Error;
 use crate::activation::ActivationInterval;
 
-fn split_list(s: &str) -> Vec<String> {
-    s.split(';')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn add_unique(to: &mut Vec<String>, from: Vec<String>) {
     for x in from {
         if !to.contains(&x) {
@@ -121,7 +113,7 @@ pub(super) fn load(
                 ));
             }
             Some(Attribute {
-                filter_ids: split_list(r.field(5)),
+                filter_ids: crate::columns::list(r.field(5)),
                 path: r.field(6).to_owned(),
                 kind,
                 value,
@@ -141,8 +133,8 @@ pub(super) fn load(
                 weight: 0.0,
             }
         });
-        add_unique(&mut p.contexts, split_list(r.field(2)));
-        add_unique(&mut p.filter_ids, split_list(r.field(3)));
+        add_unique(&mut p.contexts, crate::columns::list(r.field(2)));
+        add_unique(&mut p.filter_ids, crate::columns::list(r.field(3)));
         if activation != ActivationInterval::default() {
             p.activation = activation;
         }

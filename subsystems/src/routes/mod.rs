@@ -120,32 +120,22 @@ pub struct RouteProfiles {
     route_keys: Vec<FxHashMap<(String, String), usize>>,
 }
 
-fn list(s: &str) -> Vec<String> {
-    s.split(';')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
+use crate::columns::list;
 
+/// A number column; `None` when empty (not given).
 fn parse_f64(s: &str) -> Result<Option<f64>, String> {
-    if s.is_empty() {
+    if s.trim().is_empty() {
         return Ok(None);
     }
-    s.parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .map(Some)
-        .ok_or_else(|| format!("not a number: {s:?}"))
+    crate::columns::parse_f64(s).map(Some)
 }
 
+/// A boolean column; `None` when empty (not given).
 fn parse_bool(s: &str) -> Result<Option<bool>, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "" => Ok(None),
-        "true" | "1" => Ok(Some(true)),
-        "false" | "0" => Ok(Some(false)),
-        _ => Err(format!("not a boolean: {s:?}")),
+    if s.trim().is_empty() {
+        return Ok(None);
     }
+    crate::columns::parse_bool(s).map(Some)
 }
 
 impl RouteProfiles {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::activation::ActivationInterval;
-use crate::resources::{list, parse_bool, parse_f64};
+use crate::columns::{list, parse_bool, parse_f64};
 
 mod engine;
 
