@@ -63,4 +63,8 @@ pub enum Error {
     /// FreeSWITCH closes the socket (`text/disconnect-notice`).
     #[error("FreeSWITCH disconnects: {0}")]
     EslDisconnect(String),
+    /// A request processor or field template that does not compile or
+    /// cannot be evaluated.
+    #[error("template: {0}")]
+    Template(String),
 }
