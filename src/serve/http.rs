@@ -1,6 +1,7 @@
 //! JSON-RPC over HTTP: `POST /jsonrpc` with one request as the body,
-//! answered `200` with the reply (`204` for a 2.0 notification), and
-//! `GET /metrics` (Prometheus text, [`super::metrics`]). Other paths are
+//! answered `200` with the reply (`204` for a 2.0 notification),
+//! `GET /metrics` (Prometheus text, [`super::metrics`]), and the plain
+//! `POST /v1/authorize` and `POST /v1/cdrs` ([`super::httpapi`]). Other paths are
 //! `404`, other methods `405`; a body over the limit `413`; a missing or
 //! wrong bearer token, when one is configured, `401` (on both paths).
 
@@ -128,30 +129,12 @@ fn unauthorized(state: &State) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
-    if req.uri().path() == METRICS_PATH {
-        return metrics(&req, state);
-    }
-    if req.uri().path() != PATH {
-        return refused(
-            state,
-            StatusCode::NOT_FOUND,
-            "not found: POST /jsonrpc or GET /metrics",
-        );
-    }
-    if req.method() != Method::POST {
-        let mut r = refused(
-            state,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: POST only",
-        );
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return r;
-    }
-    if !bearer_ok(&req, state) {
-        return unauthorized(state);
-    }
+/// The body read whole (within the limit) and parsed as JSON, or the
+/// answer refusing it.
+async fn json_body(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<serde_json::Value, Response<Full<Bytes>>> {
     let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await
@@ -161,24 +144,92 @@ async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Byt
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                return refused(
+                return Err(refused(
                     state,
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("request larger than {MAX_REQUEST_BYTES} bytes"),
-                );
+                ));
             }
-            return refused(state, StatusCode::BAD_REQUEST, "cannot read the body");
+            return Err(refused(
+                state,
+                StatusCode::BAD_REQUEST,
+                "cannot read the body",
+            ));
         }
     };
-    let value = match serde_json::from_slice::<serde_json::Value>(&body) {
+    serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| {
+        state.counters.http_refused.fetch_add(1, Ordering::Relaxed);
+        response(
+            StatusCode::BAD_REQUEST,
+            parse_error(&format!("parse error: {e}")),
+        )
+    })
+}
+
+fn post_only(state: &State) -> Response<Full<Bytes>> {
+    let mut r = refused(
+        state,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: POST only",
+    );
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+/// `POST /v1/authorize` and `POST /v1/cdrs` ([`super::httpapi`]).
+async fn plain(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST {
+        return post_only(state);
+    }
+    if !bearer_ok(&req, state) {
+        return unauthorized(state);
+    }
+    let authorize = req.uri().path() == super::httpapi::AUTHORIZE_PATH;
+    let value = match json_body(req, state).await {
         Ok(v) => v,
-        Err(e) => {
-            state.counters.http_refused.fetch_add(1, Ordering::Relaxed);
-            return response(
-                StatusCode::BAD_REQUEST,
-                parse_error(&format!("parse error: {e}")),
-            );
-        }
+        Err(r) => return r,
+    };
+    let (status, reply) = if authorize {
+        super::httpapi::authorize(state, &value).await
+    } else {
+        super::httpapi::cdrs(state, &value).await
+    };
+    // Counted with the JSON-RPC methods, by path: requests, and as
+    // errors those not authorized or not stored.
+    let path = if authorize {
+        super::httpapi::AUTHORIZE_PATH
+    } else {
+        super::httpapi::CDRS_PATH
+    };
+    state.counters.count(path, !status.is_success());
+    response(status, reply.to_string().into_bytes())
+}
+
+async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if path == METRICS_PATH {
+        return metrics(&req, state);
+    }
+    if path == super::httpapi::AUTHORIZE_PATH || path == super::httpapi::CDRS_PATH {
+        return plain(req, state).await;
+    }
+    if path != PATH {
+        return refused(
+            state,
+            StatusCode::NOT_FOUND,
+            "not found: POST /jsonrpc, /v1/authorize, /v1/cdrs or GET /metrics",
+        );
+    }
+    if req.method() != Method::POST {
+        return post_only(state);
+    }
+    if !bearer_ok(&req, state) {
+        return unauthorized(state);
+    }
+    let value = match json_body(req, state).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     // The bearer token (checked above) authenticates the request.
     let mut auth = Auth::Done;

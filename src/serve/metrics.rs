@@ -200,7 +200,7 @@ fn rpc(o: &mut Out, state: &State) {
     o.head(
         "accurate_rpc_requests_total",
         "counter",
-        "JSON-RPC requests answered, by method (unknown: no such method; invalid: refused before dispatch).",
+        "JSON-RPC requests answered, by method (unknown: no such method; invalid: refused before dispatch); the plain HTTP calls by path (/v1/authorize, /v1/cdrs).",
     );
     for (m, (n, _)) in &by_method {
         o.value("accurate_rpc_requests_total", &[("method", m)], n);
@@ -208,7 +208,7 @@ fn rpc(o: &mut Out, state: &State) {
     o.head(
         "accurate_rpc_errors_total",
         "counter",
-        "JSON-RPC requests answered with an error, by method.",
+        "JSON-RPC requests answered with an error, by method; plain HTTP calls not authorized or not stored, by path.",
     );
     for (m, (_, e)) in &by_method {
         o.value("accurate_rpc_errors_total", &[("method", m)], e);

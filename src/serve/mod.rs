@@ -35,6 +35,7 @@ mod eventcost;
 mod expiry;
 mod export;
 mod http;
+mod httpapi;
 mod methods;
 mod metrics;
 mod osips;
