@@ -13,11 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agents::esl::{AgentConfig, EslAgent, Operation};
-use agents::evapi::Backoff;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use super::methods::State;
@@ -57,11 +54,6 @@ impl Default for FreeswitchSection {
     }
 }
 
-/// Operations read and not yet run, per connection.
-const OPS_QUEUE: usize = 1024;
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
 /// One FreeSWITCH: the agent core shared by the connection task, the
 /// operation task and the session manager's disconnects.
 struct Link {
@@ -79,6 +71,43 @@ impl Link {
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl super::agentio::Client for Link {
+    type Op = Operation;
+    const PEER: &'static str = "freeswitch";
+
+    fn connected(&self) {
+        // Calls FreeSWITCH lost while we were away end now.
+        let mut agent = self.agent();
+        agent.reconnected();
+        agent.request_channels();
+    }
+
+    fn sync(&self) {
+        self.agent().request_channels();
+    }
+
+    fn ready(&self) -> bool {
+        // Logged in: a connection refused at login backs off further.
+        self.agent().is_ready()
+    }
+
+    fn handle(&self, data: &[u8]) -> Result<Vec<Result<Operation, agents::Error>>, agents::Error> {
+        self.agent().handle_bytes(data)
+    }
+
+    fn poll_transmit(&self) -> Option<Vec<u8>> {
+        self.agent().poll_transmit()
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    async fn execute(state: Arc<State>, link: Arc<Self>, op: Operation) {
+        execute(&state, &link, op).await;
     }
 }
 
@@ -139,122 +168,15 @@ pub(crate) fn start(
                 Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
             );
             let sync = Duration::from_secs(f.sync_interval_secs);
-            tokio::spawn(run(Arc::clone(state), f.address, link, sync, stop.clone()))
+            tokio::spawn(super::agentio::run_client(
+                Arc::clone(state),
+                f.address,
+                link,
+                sync,
+                stop.clone(),
+            ))
         })
         .collect()
-}
-
-/// Connects, serves, reconnects, until `stop`.
-async fn run(
-    state: Arc<State>,
-    addr: String,
-    link: Arc<Link>,
-    sync: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_MAX);
-    let mut failing = false;
-    while !*stop.borrow() {
-        let conn = tokio::select! {
-            c = TcpStream::connect(&addr) => c,
-            _ = stop.changed() => return,
-        };
-        match conn {
-            Ok(stream) => {
-                failing = false;
-                tracing::info!(freeswitch = %addr, "event socket connected");
-                {
-                    // Calls FreeSWITCH lost while we were away end now.
-                    let mut agent = link.agent();
-                    agent.reconnected();
-                    agent.request_channels();
-                }
-                match serve(&state, stream, &link, sync, &mut stop).await {
-                    Ok(true) => backoff.reset(),
-                    Ok(false) => return,
-                    Err(e) => {
-                        if link.agent().is_ready() {
-                            backoff.reset();
-                        }
-                        tracing::warn!(freeswitch = %addr, error = %e, "event socket lost");
-                    }
-                }
-            }
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(freeswitch = %addr, error = %e, "event socket connect failed: retrying");
-            }
-            Err(e) => {
-                tracing::debug!(freeswitch = %addr, error = %e, "event socket connect failed")
-            }
-        }
-        let wait = backoff.next_delay();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// One connection: reads and writes until it fails (`Err`) or `stop`
-/// (`Ok(false)`).
-async fn serve(
-    state: &Arc<State>,
-    mut stream: TcpStream,
-    link: &Arc<Link>,
-    sync: Duration,
-    stop: &mut watch::Receiver<bool>,
-) -> anyhow::Result<bool> {
-    let mut buf = vec![0u8; 64 * 1024];
-    // The first tick is at once (the connect's sync is queued): skipped.
-    let period = if sync.is_zero() {
-        Duration::from_secs(86_400 * 365)
-    } else {
-        sync
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.tick().await;
-    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::channel::<Operation>(OPS_QUEUE);
-    let (st, ln) = (Arc::clone(state), Arc::clone(link));
-    tokio::spawn(async move {
-        while let Some(op) = ops_rx.recv().await {
-            execute(&st, &ln, op).await;
-            ln.wake.notify_one();
-        }
-    });
-    loop {
-        flush(&mut stream, link).await?;
-        tokio::select! {
-            n = stream.read(&mut buf) => {
-                let n = n?;
-                if n == 0 {
-                    anyhow::bail!("closed by FreeSWITCH");
-                }
-                let data = buf.get(..n).unwrap_or_default();
-                let ops = link.agent().handle_bytes(data)?;
-                for op in ops {
-                    match op {
-                        Ok(op) => ops_tx.send(op).await?,
-                        Err(e) => tracing::warn!(error = %e, "event socket"),
-                    }
-                }
-            }
-            () = link.wake.notified() => {}
-            _ = tick.tick() => link.agent().request_channels(),
-            _ = stop.changed() => return Ok(false),
-        }
-    }
-}
-
-/// Writes what the agent queued.
-async fn flush(stream: &mut TcpStream, link: &Link) -> std::io::Result<()> {
-    loop {
-        let next = link.agent().poll_transmit();
-        match next {
-            Some(bytes) => stream.write_all(&bytes).await?,
-            None => return Ok(()),
-        }
-    }
 }
 
 /// Runs one operation and hands its outcome back to the agent.

@@ -12,11 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agents::evapi::{ActiveDialog, AgentConfig, Backoff, EvapiAgent, Operation, SERVER_ERROR};
+use agents::evapi::{ActiveDialog, AgentConfig, EvapiAgent, Operation, SERVER_ERROR};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use super::methods::State;
@@ -50,14 +48,6 @@ pub(crate) struct KamailioSection {
     pub sync_interval_secs: u64,
 }
 
-/// Operations read and not yet run, per connection (reading waits when
-/// it is full).
-const OPS_QUEUE: usize = 1024;
-
-/// The first reconnect delay and the longest.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
 /// One Kamailio: the agent core, shared by the connection task, the
 /// operation tasks and the session manager's disconnects.
 struct Link {
@@ -73,6 +63,42 @@ struct Link {
 impl Link {
     fn agent(&self) -> std::sync::MutexGuard<'_, EvapiAgent> {
         self.agent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl super::agentio::Client for Link {
+    type Op = Operation;
+    const PEER: &'static str = "kamailio";
+
+    fn connected(&self) {
+        // Sessions Kamailio lost while we were away end now.
+        let mut agent = self.agent();
+        agent.reconnected();
+        agent.request_dlg_list();
+    }
+
+    fn sync(&self) {
+        self.agent().request_dlg_list();
+    }
+
+    fn ready(&self) -> bool {
+        true
+    }
+
+    fn handle(&self, data: &[u8]) -> Result<Vec<Result<Operation, agents::Error>>, agents::Error> {
+        self.agent().handle_bytes(data, chrono::Utc::now())
+    }
+
+    fn poll_transmit(&self) -> Option<Vec<u8>> {
+        self.agent().poll_transmit()
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    async fn execute(state: Arc<State>, link: Arc<Self>, op: Operation) {
+        execute(state, link, op).await;
     }
 }
 
@@ -135,117 +161,15 @@ pub(crate) fn start(
                 Arc::clone(&link) as Arc<dyn sessions::Disconnect + Send + Sync>,
             );
             let sync = Duration::from_secs(k.sync_interval_secs);
-            tokio::spawn(run(Arc::clone(state), k.evapi, link, sync, stop.clone()))
+            tokio::spawn(super::agentio::run_client(
+                Arc::clone(state),
+                k.evapi,
+                link,
+                sync,
+                stop.clone(),
+            ))
         })
         .collect()
-}
-
-/// Connects, serves, reconnects, until `stop`.
-async fn run(
-    state: Arc<State>,
-    addr: String,
-    link: Arc<Link>,
-    sync: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_MAX);
-    let mut failing = false;
-    while !*stop.borrow() {
-        let conn = tokio::select! {
-            c = TcpStream::connect(&addr) => c,
-            _ = stop.changed() => return,
-        };
-        match conn {
-            Ok(stream) => {
-                backoff.reset();
-                failing = false;
-                tracing::info!(kamailio = %addr, "evapi connected");
-                {
-                    // Sessions Kamailio lost while we were away end now.
-                    let mut agent = link.agent();
-                    agent.reconnected();
-                    agent.request_dlg_list();
-                }
-                if let Err(e) = serve(&state, stream, &link, sync, &mut stop).await {
-                    tracing::warn!(kamailio = %addr, error = %e, "evapi connection lost");
-                }
-            }
-            // Said once per streak of failures, then only in debug logs.
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(kamailio = %addr, error = %e, "evapi connect failed: retrying");
-            }
-            Err(e) => tracing::debug!(kamailio = %addr, error = %e, "evapi connect failed"),
-        }
-        let wait = backoff.next_delay();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// One connection: reads and writes until it fails or `stop`.
-async fn serve(
-    state: &Arc<State>,
-    mut stream: TcpStream,
-    link: &Arc<Link>,
-    sync: Duration,
-    stop: &mut watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    // Its first tick is at once (the (re)connect's dialog list is queued
-    // already): skipped.
-    let period = if sync.is_zero() {
-        Duration::from_secs(86_400 * 365)
-    } else {
-        sync
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.tick().await;
-    // Operations run one after the other, in the order Kamailio sent
-    // them: a call's end never overtakes its start, and a dialog list
-    // is compared with the sessions started before it.
-    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::channel::<Operation>(OPS_QUEUE);
-    let (st, ln) = (Arc::clone(state), Arc::clone(link));
-    tokio::spawn(async move {
-        while let Some(op) = ops_rx.recv().await {
-            execute(Arc::clone(&st), Arc::clone(&ln), op).await;
-        }
-    });
-    loop {
-        flush(&mut stream, link).await?;
-        tokio::select! {
-            n = stream.read(&mut buf) => {
-                let n = n?;
-                if n == 0 {
-                    anyhow::bail!("closed by Kamailio");
-                }
-                let data = buf.get(..n).unwrap_or_default();
-                let ops = link.agent().handle_bytes(data, chrono::Utc::now())?;
-                for op in ops {
-                    match op {
-                        Ok(op) => ops_tx.send(op).await?,
-                        Err(e) => tracing::warn!(error = %e, "evapi message refused"),
-                    }
-                }
-            }
-            () = link.wake.notified() => {}
-            _ = tick.tick() => link.agent().request_dlg_list(),
-            _ = stop.changed() => return Ok(()),
-        }
-    }
-}
-
-/// Writes what the agent queued.
-async fn flush(stream: &mut TcpStream, link: &Link) -> std::io::Result<()> {
-    loop {
-        let next = link.agent().poll_transmit();
-        match next {
-            Some(bytes) => stream.write_all(&bytes).await?,
-            None => return Ok(()),
-        }
-    }
 }
 
 /// Runs one operation through the SessionSv1 entry point and queues its
