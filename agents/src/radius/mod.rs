@@ -141,6 +141,14 @@ pub struct Job {
     had_message_auth: bool,
 }
 
+impl Job {
+    /// Where the request came from (the reply goes there).
+    #[must_use]
+    pub fn from(&self) -> SocketAddr {
+        self.from
+    }
+}
+
 /// What [`RadiusAgent::handle`] makes of a datagram.
 #[derive(Debug)]
 pub enum Handled {
@@ -610,7 +618,9 @@ impl RadiusAgent {
     /// The reply's bytes, Message-Authenticator (when the request had
     /// one) and Response Authenticator set.
     fn sign(&self, code: Code, job: &Job, mut attrs: Vec<Attr>) -> Vec<u8> {
-        if job.had_message_auth {
+        // Access replies only: RFC 3579 section 3.2 (accounting replies
+        // compute it differently among implementations; none needs it).
+        if job.had_message_auth && matches!(code, Code::AccessAccept | Code::AccessReject) {
             attrs.insert(0, Attr::new(MESSAGE_AUTHENTICATOR, vec![0; 16]));
         }
         let p = Packet {

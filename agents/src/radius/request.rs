@@ -175,7 +175,50 @@ pub fn credentials(p: &Packet, secret: &[u8]) -> Credentials {
             username,
         }));
     }
+    if let Some(resp) = p.attr(206) {
+        return Credentials::Digest(Box::new(sterman(p, resp)));
+    }
     Credentials::None
+}
+
+/// Digest as draft-sterman-aaa-sip (what FreeRADIUS 3's `radclient` and
+/// Kamailio's `auth_radius` send): Digest-Response (206) and
+/// Digest-Attributes (207), each holding one sub-attribute (1 realm, 2
+/// nonce, 3 method, 4 URI, 5 qop, 6 algorithm, 8 cnonce, 9 nonce count,
+/// 10 user name).
+fn sterman(p: &Packet, response: &[u8]) -> DigestParams {
+    let mut d = DigestParams {
+        response: String::from_utf8_lossy(response).into_owned(),
+        ..DigestParams::default()
+    };
+    for a in p.attributes.iter().filter(|a| a.typ == 207) {
+        let [typ, len, rest @ ..] = a.value.as_slice() else {
+            continue;
+        };
+        let Some(v) = rest.get(..usize::from(*len).saturating_sub(2)) else {
+            continue;
+        };
+        let v = String::from_utf8_lossy(v).into_owned();
+        match typ {
+            1 => d.realm = v,
+            2 => d.nonce = v,
+            3 => d.method = v,
+            4 => d.uri = v,
+            5 => d.qop = v,
+            6 => d.algorithm = v,
+            8 => d.cnonce = v,
+            9 => d.nonce_count = v,
+            10 => d.username = v,
+            _ => {}
+        }
+    }
+    if d.username.is_empty() {
+        d.username = p
+            .attr(1)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+    }
+    d
 }
 
 fn field(path: &str, kind: &str, value: &str, mandatory: bool) -> FieldCfg {
@@ -253,7 +296,9 @@ pub fn default_processors() -> Vec<ProcessorCfg> {
     let start = ProcessorCfg {
         id: "radius-acct-start".into(),
         filters: kind_filter(ReqKind::AcctStart),
-        flags: flags(&["*initiate", "*accounts", "*attributes", "*extra_vsas"]),
+        // No *attributes: what AttributeS adds (the password) would be
+        // kept in the session and its CDR.
+        flags: flags(&["*initiate", "*accounts", "*extra_vsas"]),
         request_fields: common(true),
         ..ProcessorCfg::default()
     };
@@ -329,5 +374,46 @@ mod tests {
             Some("*radAcctUpdate")
         );
         assert_eq!(ReqKind::of(&p), Some(ReqKind::AcctUpdate));
+    }
+}
+
+#[cfg(test)]
+mod sterman_tests {
+    use super::*;
+    use crate::radius::packet::Attr;
+
+    #[test]
+    fn draft_sterman_digest_is_read_and_checked() {
+        let mut d = DigestParams {
+            realm: "r".into(),
+            nonce: "n".into(),
+            method: "INVITE".into(),
+            uri: "sip:x".into(),
+            username: "1001".into(),
+            ..DigestParams::default()
+        };
+        d.response = crate::radius::auth::digest_response(&d, b"pw");
+        let sub = |t: u8, v: &str| {
+            let mut b = vec![t, u8::try_from(v.len() + 2).unwrap()];
+            b.extend_from_slice(v.as_bytes());
+            Attr::new(207, b)
+        };
+        let p = Packet {
+            code: Code::AccessRequest,
+            identifier: 1,
+            authenticator: [0; 16],
+            attributes: vec![
+                Attr::new(1, b"1001".to_vec()),
+                Attr::new(206, d.response.clone().into_bytes()),
+                sub(1, "r"),
+                sub(2, "n"),
+                sub(3, "INVITE"),
+                sub(4, "sip:x"),
+            ],
+        };
+        let c = credentials(&p, b"s");
+        assert_eq!(c, Credentials::Digest(Box::new(d)));
+        assert!(c.check(b"pw"));
+        assert!(!c.check(b"other"));
     }
 }
