@@ -41,10 +41,13 @@ pub(crate) struct RadiusSection {
     /// FreeRADIUS dictionary files loaded over the embedded base set
     /// (their `$INCLUDE`s relative to each file).
     pub dictionaries: Vec<String>,
-    /// Request processors (CGRateS's `request_processors`); empty: the
-    /// defaults (authorize, start, interim, stop).
+    /// Request processors (CGRateS's `request_processors`), tried before
+    /// the built-in ones (authorize, start, interim, stop).
     #[serde(alias = "request_processors")]
     pub request_processors: Vec<ProcessorCfg>,
+    /// The built-in processors run after the configured ones (the first
+    /// that matches a request takes it, as CGRateS selects).
+    pub builtin_processors: bool,
     /// The NASes allowed.
     pub clients: Vec<RadiusClient>,
     /// How long answered requests are kept for duplicates, seconds.
@@ -63,6 +66,7 @@ impl Default for RadiusSection {
             tenant: "cgrates.org".into(),
             dictionaries: Vec::new(),
             request_processors: Vec::new(),
+            builtin_processors: true,
             clients: Vec::new(),
             duplicate_window_secs: 30,
             dynauth_timeout_secs: 2,
@@ -158,11 +162,10 @@ pub(crate) fn agent_config(r: &RadiusSection, id_prefix: &str) -> anyhow::Result
         dict.load_file(Path::new(d))
             .with_context(|| format!("[[agents.radius]] dictionaries {d:?}"))?;
     }
-    let cfgs = if r.request_processors.is_empty() {
-        request::default_processors()
-    } else {
-        r.request_processors.clone()
-    };
+    let mut cfgs = r.request_processors.clone();
+    if r.builtin_processors || cfgs.is_empty() {
+        cfgs.extend(request::default_processors());
+    }
     let processors = cfgs
         .iter()
         .map(Processor::compile)
@@ -396,5 +399,48 @@ async fn worker(
         if let Err(e) = sock.send_to(&bytes, to).await {
             tracing::warn!(nas = %to, error = %e, "RADIUS reply not sent");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        agents: super::super::AgentsSection,
+    }
+
+    #[test]
+    fn the_example_compiles_and_keeps_the_builtin_processors() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/radius.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let f: File = toml::from_str(&text).unwrap();
+        let r = &f.agents.radius[0];
+        let cfg = agent_config(r, "radius:test").unwrap();
+        let ids: Vec<&str> = cfg.processors.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "auth",
+                "radius-auth",
+                "radius-acct-start",
+                "radius-acct-update",
+                "radius-acct-stop"
+            ]
+        );
+        assert_eq!(cfg.clients[0].dynauth_port, 3799);
+        let only = RadiusSection {
+            builtin_processors: false,
+            ..r.clone()
+        };
+        assert_eq!(agent_config(&only, "t").unwrap().processors.len(), 1);
+        let bad = RadiusSection {
+            dictionaries: vec!["/nonexistent/dictionary".into()],
+            ..r.clone()
+        };
+        assert!(agent_config(&bad, "t").is_err());
+        let unknown = "[[agents.radius]]\nauth = \"127.0.0.1:1812\"\nsecrets = 1\n";
+        assert!(toml::from_str::<File>(unknown).is_err());
     }
 }

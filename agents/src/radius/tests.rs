@@ -357,3 +357,31 @@ fn a_missing_mandatory_field_is_an_error() {
     let r = Packet::decode(&a.reject(nas(), &b, &e.to_string(), t0()).unwrap()).unwrap();
     assert_eq!(r.code, Code::AccessReject);
 }
+
+#[test]
+fn radauth_requires_credentials_and_method_flags_limit_them() {
+    let none = Credentials::None;
+    let flags = |f: &[&str]| f.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(check_password(&none, Some("pw"), &[]), Ok(()));
+    assert_eq!(
+        check_password(&none, Some("pw"), &flags(&["*radauth"])),
+        Err("AUTHENTICATION_REQUIRED".into())
+    );
+    let pap = Credentials::Pap(b"pw".to_vec());
+    assert_eq!(
+        check_password(&pap, Some("pw"), &flags(&["*radauth", "*pap"])),
+        Ok(())
+    );
+    assert_eq!(
+        check_password(&pap, Some("pw"), &flags(&["*radauth", "*chap"])),
+        Err("UNSUPPORTED_AUTH_METHOD *pap".into())
+    );
+    assert_eq!(
+        check_password(&pap, None, &[]),
+        Err("NO_PASSWORD_KNOWN".into())
+    );
+    assert_eq!(
+        check_password(&pap, Some("x"), &[]),
+        Err("AUTHENTICATION_FAILED".into())
+    );
+}
