@@ -3,7 +3,8 @@
 //! Accounting-Requests and one (ephemeral) for the Disconnect-Requests
 //! sent to the NASes' dynamic authorization ports. One task reads the
 //! sockets and feeds the sans-IO [`RadiusAgent`]; the session calls it
-//! asks for run in order on two worker tasks (authorization, accounting)
+//! asks for run on two worker tasks (authorization: up to 64 requests at
+//! once; accounting: in order)
 //! through the SessionSv1 entry point ([`super::agentio::call`], owner
 //! `radius:AUTH`), and their replies go back from the socket the request
 //! came in on. The agent registers as the owner of the sessions it starts
@@ -248,12 +249,16 @@ pub(crate) fn start(
         let (auth, acct) = (Arc::new(auth), Arc::new(acct));
         let (auth_tx, auth_rx) = mpsc::channel(JOB_QUEUE);
         let (acct_tx, acct_rx) = mpsc::channel(JOB_QUEUE);
-        for (rx, sock) in [(auth_rx, Arc::clone(&auth)), (acct_rx, Arc::clone(&acct))] {
+        for (rx, sock, parallel) in [
+            (auth_rx, Arc::clone(&auth), AUTH_PARALLEL),
+            (acct_rx, Arc::clone(&acct), 1),
+        ] {
             tasks.push(tokio::spawn(worker(
                 Arc::clone(state),
                 Arc::clone(&link),
                 sock,
                 rx,
+                parallel,
             )));
         }
         tasks.push(tokio::spawn(serve(
@@ -376,29 +381,59 @@ fn log_drop(from: SocketAddr, reason: DropReason) {
     }
 }
 
-/// Runs each request's session calls in order and sends its reply.
+/// Access-Requests run at the same time, at most this many (they are
+/// independent); accounting runs in order (a Stop never overtakes its
+/// Start).
+const AUTH_PARALLEL: usize = 64;
+
+/// Runs the requests' session calls and sends their replies: one after
+/// the other, or (`parallel` > 1) up to that many at once.
 async fn worker(
     state: Arc<State>,
     link: Arc<Link>,
     sock: Arc<UdpSocket>,
     mut rx: mpsc::Receiver<Box<Job>>,
+    parallel: usize,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     while let Some(job) = rx.recv().await {
-        let mut answers: Vec<Result<Value, String>> = Vec::with_capacity(job.calls.len());
-        for c in &job.calls {
-            let a = super::agentio::call(&state, &link.owner, c.method, &c.args).await;
-            if let Err(e) = &a {
-                tracing::info!(method = c.method, error = %e, "RADIUS session call failed");
-            }
-            answers.push(a);
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let run = run_job(
+            Arc::clone(&state),
+            Arc::clone(&link),
+            Arc::clone(&sock),
+            job,
+        );
+        if parallel > 1 {
+            tokio::spawn(async move {
+                run.await;
+                drop(slot);
+            });
+        } else {
+            run.await;
+            drop(slot);
         }
-        let to = job.from();
-        let bytes = with_filters(&state, |ctx| {
-            link.agent().finish(*job, &answers, ctx, Utc::now())
-        });
-        if let Err(e) = sock.send_to(&bytes, to).await {
-            tracing::warn!(nas = %to, error = %e, "RADIUS reply not sent");
+    }
+}
+
+/// One request's calls, in order, then its reply.
+async fn run_job(state: Arc<State>, link: Arc<Link>, sock: Arc<UdpSocket>, job: Box<Job>) {
+    let mut answers: Vec<Result<Value, String>> = Vec::with_capacity(job.calls.len());
+    for c in &job.calls {
+        let a = super::agentio::call(&state, &link.owner, c.method, &c.args).await;
+        if let Err(e) = &a {
+            tracing::info!(method = c.method, error = %e, "RADIUS session call failed");
         }
+        answers.push(a);
+    }
+    let to = job.from();
+    let bytes = with_filters(&state, |ctx| {
+        link.agent().finish(*job, &answers, ctx, Utc::now())
+    });
+    if let Err(e) = sock.send_to(&bytes, to).await {
+        tracing::warn!(nas = %to, error = %e, "RADIUS reply not sent");
     }
 }
 
