@@ -45,6 +45,8 @@ use crate::template::{Built, Processor, ReplyProvider, run_fields, select};
 
 /// Reply-Message (RFC 2865 section 5.18).
 const REPLY_MESSAGE: u8 = 18;
+/// Proxy-State (RFC 2865 section 5.33).
+const PROXY_STATE: u8 = 33;
 /// Acct-Session-Id, User-Name: what a Disconnect-Request names.
 const ACCT_SESSION_ID: u8 = 44;
 const USER_NAME: u8 = 1;
@@ -180,7 +182,7 @@ pub struct Counters {
     pub template_errors: u64,
     /// Disconnect-Requests queued.
     pub disconnects: u64,
-    /// Disconnect-ACKs, -NAKs and timeouts.
+    /// Disconnect-ACKs.
     pub disconnect_acks: u64,
     /// Disconnect-NAKs.
     pub disconnect_naks: u64,
@@ -623,6 +625,14 @@ impl RadiusAgent {
         if job.had_message_auth && matches!(code, Code::AccessAccept | Code::AccessReject) {
             attrs.insert(0, Attr::new(MESSAGE_AUTHENTICATOR, vec![0; 16]));
         }
+        // Proxy-State is copied unmodified, in order (RFC 2865 section 5.33).
+        attrs.extend(
+            job.packet
+                .attributes
+                .iter()
+                .filter(|a| a.typ == PROXY_STATE)
+                .cloned(),
+        );
         let p = Packet {
             code,
             identifier: job.packet.identifier,

@@ -385,3 +385,26 @@ fn radauth_requires_credentials_and_method_flags_limit_them() {
         Err("AUTHENTICATION_FAILED".into())
     );
 }
+
+#[test]
+fn proxy_state_is_copied_into_the_reply() {
+    let mut a = agent(false);
+    let mut b = acct(9, 7, 0, SECRET);
+    let mut p = Packet::decode(&b).unwrap();
+    p.attributes.push(Attr::new(PROXY_STATE, b"hop1".to_vec()));
+    p.attributes.push(Attr::new(PROXY_STATE, b"hop2".to_vec()));
+    b = p.encode().unwrap();
+    auth::sign_request(&mut b, SECRET);
+    // Accounting-On: no processor, answered at once.
+    let j = job(run(&mut a, &b, true));
+    assert!(j.calls.is_empty());
+    let r = finish(&mut a, j, &[]);
+    assert_eq!(r.code, Code::AccountingResponse);
+    let ps: Vec<&[u8]> = r
+        .attributes
+        .iter()
+        .filter(|x| x.typ == PROXY_STATE)
+        .map(|x| x.value.as_slice())
+        .collect();
+    assert_eq!(ps, [&b"hop1"[..], &b"hop2"[..]]);
+}
