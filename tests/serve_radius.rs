@@ -465,13 +465,14 @@ fn pyrad_duplicates_wrong_secrets_and_disconnects() {
             {"code": "auth", "attrs": dig, "message_authenticator": true},
             {"code": "auth", "attrs": base, "password": "CGRateSPassword1", "message_authenticator": true, "copies": 2},
             {"code": "auth", "attrs": base, "password": "wrong"},
+            {"code": "auth", "attrs": base, "chap": "CGRateSPassword1"},
         ]),
         "3",
     );
     let codes: Vec<&Value> = replies.iter().map(|r| &r["code"]).collect();
     assert_eq!(
         codes,
-        [&json!(2), &json!(2), &json!(2), &json!(3)],
+        [&json!(2), &json!(2), &json!(2), &json!(3), &json!(2)],
         "{replies:?}"
     );
     assert!(
