@@ -22,7 +22,7 @@ fn md5(parts: &[&[u8]]) -> [u8; 16] {
 }
 
 /// Equality without an early exit.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -129,7 +129,7 @@ impl Credentials {
     pub fn check(&self, password: &[u8]) -> bool {
         match self {
             Credentials::None | Credentials::Malformed => false,
-            Credentials::Pap(p) => p == password,
+            Credentials::Pap(p) => super::auth::same(p, password),
             Credentials::Chap {
                 password: cp,
                 challenge,
