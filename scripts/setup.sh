@@ -18,6 +18,8 @@ if [ "${ACCURATE_SETUP_MINIMAL:-0}" != 1 ]; then
   command -v sngrep >/dev/null || need+=(sngrep)
   command -v ss >/dev/null || need+=(iproute2)
   command -v ip >/dev/null || need+=(iproute2)
+  # RADIUS: radclient and Debian's FreeRADIUS dictionaries (tests/serve_radius.rs)
+  dpkg -s freeradius-utils freeradius-common >/dev/null 2>&1 || need+=(freeradius-utils freeradius-common)
 fi
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}" >&2
@@ -27,4 +29,6 @@ if ((${#need[@]})); then
   # tshark asks whether non-root users may capture; the default (no) is fine.
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# pyrad: the RADIUS NAS of tests/serve_radius.rs (tests/peers/radius/nas.py)
+[ "${ACCURATE_SETUP_MINIMAL:-0}" = 1 ] || python3 -c 'import pyrad' 2>/dev/null || python3 -m pip install --quiet pyrad
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup) first" >&2; exit 1; }

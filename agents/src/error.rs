@@ -67,4 +67,10 @@ pub enum Error {
     /// cannot be evaluated.
     #[error("template: {0}")]
     Template(String),
+    /// A RADIUS packet that cannot be read or written.
+    #[error("RADIUS: {0}")]
+    Radius(String),
+    /// A RADIUS dictionary that cannot be read.
+    #[error("RADIUS dictionary: {0}")]
+    Dictionary(String),
 }

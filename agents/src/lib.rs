@@ -8,6 +8,7 @@
 //! - [`osips`]: OpenSIPS's event_datagram and mi_datagram modules.
 //! - [`ari`]: Asterisk's REST Interface as CGRateS's AsteriskAgent speaks it.
 //! - [`esl`]: FreeSWITCH's inbound event socket as CGRateS's FreeSWITCHAgent speaks it.
+//! - [`radius`]: RADIUS authentication, accounting and Disconnect-Requests.
 //! - [`template`]: request processors (filters, flags, request and reply
 //!   field templates) shared by the Diameter and RADIUS agents.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ mod error;
 pub mod esl;
 pub mod evapi;
 pub mod osips;
+pub mod radius;
 pub mod template;
 
 pub use error::Error;

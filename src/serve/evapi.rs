@@ -31,6 +31,8 @@ pub(crate) struct AgentsSection {
     pub asterisk: Vec<super::ari::AsteriskSection>,
     /// `[[agents.freeswitch]]`: FreeSWITCH event socket connections.
     pub freeswitch: Vec<super::esl::FreeswitchSection>,
+    /// `[[agents.radius]]`: RADIUS authentication and accounting.
+    pub radius: Vec<super::radius::RadiusSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.

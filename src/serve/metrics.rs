@@ -78,7 +78,72 @@ pub(crate) fn render(state: &State) -> String {
     stat_queues(&mut o, state);
     resources_thresholds(&mut o, state);
     export(&mut o, state);
+    radius(&mut o);
     o.0
+}
+
+/// The RADIUS agents' requests, replies, drops and disconnects.
+fn radius(o: &mut Out) {
+    let all = super::radius::counters();
+    if all.is_empty() {
+        return;
+    }
+    o.head(
+        "accurate_radius_packets_total",
+        "counter",
+        "RADIUS agents: datagrams received, replies sent by kind, duplicates answered from the cache, requests whose templates failed.",
+    );
+    for (agent, c) in &all {
+        for (kind, v) in [
+            ("received", c.received),
+            ("access_accept", c.accepts),
+            ("access_reject", c.rejects),
+            ("accounting_response", c.accounting),
+            ("duplicate_answered", c.duplicates),
+            ("template_error", c.template_errors),
+        ] {
+            o.value(
+                "accurate_radius_packets_total",
+                &[("agent", agent), ("kind", kind)],
+                v,
+            );
+        }
+    }
+    o.head(
+        "accurate_radius_dropped_total",
+        "counter",
+        "RADIUS datagrams dropped without an answer, by reason (bad_authenticator, bad_message_authenticator: a wrong secret).",
+    );
+    for (agent, c) in &all {
+        let mut reasons: Vec<_> = c.dropped.iter().collect();
+        reasons.sort();
+        for (reason, v) in reasons {
+            o.value(
+                "accurate_radius_dropped_total",
+                &[("agent", agent), ("reason", reason)],
+                v,
+            );
+        }
+    }
+    o.head(
+        "accurate_radius_disconnects_total",
+        "counter",
+        "Disconnect-Requests sent to NASes and how they ended.",
+    );
+    for (agent, c) in &all {
+        for (kind, v) in [
+            ("sent", c.disconnects),
+            ("ack", c.disconnect_acks),
+            ("nak", c.disconnect_naks),
+            ("timeout", c.disconnect_timeouts),
+        ] {
+            o.value(
+                "accurate_radius_disconnects_total",
+                &[("agent", agent), ("kind", kind)],
+                v,
+            );
+        }
+    }
 }
 
 /// StatS: each queue's metrics that have a value (`*acd` and the other

@@ -39,6 +39,7 @@ mod httpapi;
 mod methods;
 mod metrics;
 mod osips;
+mod radius;
 mod sessions;
 mod sessionsapi;
 mod store;
@@ -236,6 +237,7 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         let evapi_tasks = evapi::start(&state, &args.kamailio_evapi, &cfg.agents, &stop_rx);
         let osips_tasks = osips::start(&state, &cfg.agents.opensips, &stop_rx)?;
         let ari_tasks = ari::start(&state, &cfg.agents.asterisk, &stop_rx);
+        let radius_tasks = radius::start(&state, &cfg.agents.radius, &stop_rx)?;
         let esl_tasks = esl::start(
             &state,
             &args.freeswitch_esl,
@@ -284,6 +286,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = t.await;
         }
         for t in ari_tasks {
+            let _ = t.await;
+        }
+        for t in radius_tasks {
             let _ = t.await;
         }
         for t in esl_tasks {
