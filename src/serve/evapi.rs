@@ -33,6 +33,8 @@ pub(crate) struct AgentsSection {
     pub asterisk: Vec<super::ari::AsteriskSection>,
     /// `[[agents.freeswitch]]`: FreeSWITCH event socket connections.
     pub freeswitch: Vec<super::esl::FreeswitchSection>,
+    /// `[[agents.diameter]]`: Diameter credit-control (Gy) listeners.
+    pub diameter: Vec<super::diameter::DiameterSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.
