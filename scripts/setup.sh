@@ -27,4 +27,6 @@ if ((${#need[@]})); then
   # tshark asks whether non-root users may capture; the default (no) is fine.
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# python-diameter: the Gy client of tests/serve_diameter.rs (pip; Debian's own pip needs --break-system-packages)
+[ "${ACCURATE_SETUP_MINIMAL:-0}" = 1 ] || python3 -c 'import diameter.message' 2>/dev/null || python3 -m pip install -q python-diameter 2>/dev/null || python3 -m pip install -q --break-system-packages python-diameter
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup) first" >&2; exit 1; }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 mod serve_common;
 
-use serve_common::{Server, credit, dec, rpc, wait_until};
+use serve_common::{Server, credit, dec, metric, rpc, wait_until};
 
 fn repo(path: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -444,4 +444,22 @@ fn gy_client_charges_like_the_session_api() {
     assert_eq!(a["error_bit"], true, "{a}");
     assert_eq!(a["closed_after"], true, "{a}");
     assert!(!active(&s, "gy-early"));
+
+    // The counters: seven INITIALs reached credit control (the 5001 and
+    // the 3010 ones were refused before), one 4012, two ASRs sent (the
+    // dropped peer's could not be).
+    assert_eq!(
+        metric(&s, "accurate_diameter_ccr_total{type=\"initial\"}"),
+        7
+    );
+    assert_eq!(
+        metric(&s, "accurate_diameter_cca_total{result=\"4xxx\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&s, "accurate_diameter_cca_total{result=\"5xxx\"}"),
+        1
+    );
+    assert_eq!(metric(&s, "accurate_diameter_refused_total"), 2);
+    assert_eq!(metric(&s, "accurate_diameter_asr_total"), 2);
 }

@@ -54,9 +54,20 @@ pub(crate) struct DiameterSection {
     pub tenant: String,
     /// Validity-Time sent with granted units.
     pub validity_time_secs: Option<u32>,
-    /// The request processors; none: the defaults.
-    #[serde(alias = "request_processors")]
+    /// The request processors; none: the defaults. Compiled while the
+    /// file is read, so `config check` finds a bad field template.
+    #[serde(alias = "request_processors", deserialize_with = "processors")]
     pub request_processors: Vec<ProcessorCfg>,
+}
+
+fn processors<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ProcessorCfg>, D::Error> {
+    use serde::de::Error as _;
+    let all = Vec::<ProcessorCfg>::deserialize(d)?;
+    for p in &all {
+        agents::template::Processor::compile(p)
+            .map_err(|e| D::Error::custom(format!("request processor {:?}: {e}", p.id)))?;
+    }
+    Ok(all)
 }
 
 impl DiameterSection {
@@ -139,6 +150,40 @@ struct Counters {
     requests: AtomicU64,
     bad: AtomicU64,
     errors: AtomicU64,
+}
+
+/// The `/metrics` counters of every Diameter listener.
+pub(crate) struct Metrics {
+    /// Whether a listener runs (the metrics are shown only then).
+    pub active: std::sync::atomic::AtomicBool,
+    /// CCRs by CC-Request-Type (INITIAL, UPDATE, TERMINATION, EVENT).
+    pub ccr: [AtomicU64; 4],
+    /// CCAs by Result-Code class: 2xxx, 4xxx, 5xxx (and others).
+    pub cca: [AtomicU64; 3],
+    /// Messages refused by the base protocol (bad framing or AVPs, unknown
+    /// mandatory AVPs, requests before the CER, unsupported commands).
+    pub bad: AtomicU64,
+    /// Session calls that failed.
+    pub errors: AtomicU64,
+    /// Abort-Session-Requests sent.
+    pub asr: AtomicU64,
+    /// Peer connections open.
+    pub peers: AtomicU64,
+}
+
+/// The counters.
+pub(crate) static METRICS: Metrics = Metrics {
+    active: std::sync::atomic::AtomicBool::new(false),
+    ccr: [const { AtomicU64::new(0) }; 4],
+    cca: [const { AtomicU64::new(0) }; 3],
+    bad: AtomicU64::new(0),
+    errors: AtomicU64::new(0),
+    asr: AtomicU64::new(0),
+    peers: AtomicU64::new(0),
+};
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 /// One listener: the cores' configuration, the connections and the
@@ -225,6 +270,7 @@ pub(crate) fn start(
             &owner,
             Arc::clone(&agent) as Arc<dyn sessions::Disconnect + Send + Sync>,
         );
+        METRICS.active.store(true, Ordering::Relaxed);
         super::say(&format!("listening on diameter:{local}"));
         tasks.push(tokio::spawn(accept(
             Arc::clone(state),
@@ -282,6 +328,7 @@ async fn connection(
     let mut cfg = agent.peer.clone();
     cfg.id_seed = u32::try_from(id & 0xffff).unwrap_or(1) << 16;
     let mut peer = Peer::new(cfg, Arc::clone(&agent.dict), Instant::now());
+    bump(&METRICS.peers);
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
     agent
         .conns
@@ -322,7 +369,9 @@ async fn connection(
                 Err(e) => break format!("read: {e}"),
             },
             Some(Command::Abort(sid)) = cmd_rx.recv() => {
-                if !peer.abort_session(&sid) {
+                if peer.abort_session(&sid) {
+                    bump(&METRICS.asr);
+                } else {
                     tracing::warn!(session_id = sid, "diameter ASR: peer not open");
                 }
                 Vec::new()
@@ -350,6 +399,7 @@ async fn connection(
                 }
                 Event::Bad(reason) => {
                     agent.counters.bad.fetch_add(1, Ordering::Relaxed);
+                    bump(&METRICS.bad);
                     tracing::warn!(peer = %remote, ?reason, "diameter message refused");
                 }
                 Event::Closed(reason) => {
@@ -362,6 +412,7 @@ async fn connection(
     let _ = stream.shutdown().await;
     drop(ccr_tx);
     worker.abort();
+    METRICS.peers.fetch_sub(1, Ordering::Relaxed);
     agent
         .conns
         .lock()
@@ -393,6 +444,38 @@ async fn credit_control(
     ccr: Message,
     remote: &str,
 ) -> Message {
+    let cca = answer_ccr(state, agent, conn, ccr, remote).await;
+    let rc = cca
+        .find(agents::diameter::code::RESULT_CODE, None)
+        .and_then(agents::diameter::Avp::as_u32)
+        .unwrap_or(0);
+    if let Some(c) = METRICS.cca.get(match rc / 1000 {
+        2 => 0,
+        4 => 1,
+        _ => 2,
+    }) {
+        bump(c);
+    }
+    cca
+}
+
+async fn answer_ccr(
+    state: &Arc<State>,
+    agent: &Agent,
+    conn: u64,
+    ccr: Message,
+    remote: &str,
+) -> Message {
+    let kind = ccr
+        .find(agents::diameter::code::CC_REQUEST_TYPE, None)
+        .and_then(agents::diameter::Avp::as_u32)
+        .unwrap_or(0);
+    if let Some(c) = (kind as usize)
+        .checked_sub(1)
+        .and_then(|i| METRICS.ccr.get(i))
+    {
+        bump(c);
+    }
     let mut req: CcRequest = {
         let profiles = state.profiles.current();
         let plan = state.plan.current();
@@ -453,6 +536,7 @@ async fn credit_control(
         let out = super::agentio::call(state, &agent.owner, call.method, &call.args).await;
         if let Err(e) = &out {
             agent.counters.errors.fetch_add(1, Ordering::Relaxed);
+            bump(&METRICS.errors);
             tracing::info!(method = call.method, session_id = req.session_id, error = %e, "diameter session call refused");
         }
         replies.push(out);
@@ -485,4 +569,53 @@ async fn credit_control(
         );
     }
     cca
+}
+
+/// The `/metrics` lines of the Diameter listeners (none without one).
+pub(crate) fn metrics_text() -> Vec<(
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str, u64)>,
+)> {
+    if !METRICS.active.load(Ordering::Relaxed) {
+        return Vec::new();
+    }
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let types = ["initial", "update", "termination", "event"];
+    let classes = ["2xxx", "4xxx", "5xxx"];
+    vec![
+        (
+            "accurate_diameter_ccr_total",
+            "Credit-Control-Requests by CC-Request-Type.",
+            types
+                .iter()
+                .zip(&METRICS.ccr)
+                .map(|(t, c)| ("type", *t, get(c)))
+                .collect(),
+        ),
+        (
+            "accurate_diameter_cca_total",
+            "Credit-Control-Answers by Result-Code class.",
+            classes
+                .iter()
+                .zip(&METRICS.cca)
+                .map(|(t, c)| ("result", *t, get(c)))
+                .collect(),
+        ),
+        (
+            "accurate_diameter_refused_total",
+            "Messages refused by the base protocol (framing, AVPs, unknown mandatory AVPs, before the CER, unsupported commands).",
+            vec![("", "", get(&METRICS.bad))],
+        ),
+        (
+            "accurate_diameter_session_errors_total",
+            "Session calls of Credit-Control-Requests that failed.",
+            vec![("", "", get(&METRICS.errors))],
+        ),
+        (
+            "accurate_diameter_asr_total",
+            "Abort-Session-Requests sent.",
+            vec![("", "", get(&METRICS.asr))],
+        ),
+    ]
 }

@@ -78,7 +78,22 @@ pub(crate) fn render(state: &State) -> String {
     stat_queues(&mut o, state);
     resources_thresholds(&mut o, state);
     export(&mut o, state);
+    diameter(&mut o);
     o.0
+}
+
+/// The Diameter listeners' counters (`[[agents.diameter]]`).
+fn diameter(o: &mut Out) {
+    for (name, help, samples) in super::diameter::metrics_text() {
+        o.head(name, "counter", help);
+        for (label, value, n) in samples {
+            if label.is_empty() {
+                o.value(name, &[], n);
+            } else {
+                o.value(name, &[(label, value)], n);
+            }
+        }
+    }
 }
 
 /// StatS: each queue's metrics that have a value (`*acd` and the other
