@@ -571,12 +571,16 @@ async fn answer_ccr(
     cca
 }
 
-/// The `/metrics` lines of the Diameter listeners (none without one).
-pub(crate) fn metrics_text() -> Vec<(
+/// One counter of `/metrics`: its name, its help and its samples
+/// (label name, label value, count; an empty label name for none).
+pub(crate) type Counter = (
     &'static str,
     &'static str,
     Vec<(&'static str, &'static str, u64)>,
-)> {
+);
+
+/// The `/metrics` lines of the Diameter listeners (none without one).
+pub(crate) fn metrics_text() -> Vec<Counter> {
     if !METRICS.active.load(Ordering::Relaxed) {
         return Vec::new();
     }

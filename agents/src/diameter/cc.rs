@@ -22,6 +22,9 @@ use super::{code, result};
 use crate::Error;
 use crate::template::{Built, Processor, ProcessorCfg, ReplyProvider, run_fields, select};
 
+/// Error-Message (RFC 6733 §7.3).
+const ERROR_MESSAGE: u32 = 281;
+
 /// The credit-control side of one `[[agents.diameter]]`.
 #[derive(Debug, Clone, Default)]
 pub struct CcConfig {
@@ -278,7 +281,12 @@ impl CcAgent {
         let tenant = self.cfg.tenant.as_str();
         let fail = |ccr: &Message, rc: u32, why: &str| {
             let mut a = self.base_answer(ccr, rc);
-            a.push(Avp::new(281, None, false, why.as_bytes().to_vec()));
+            a.push(Avp::new(
+                ERROR_MESSAGE,
+                None,
+                false,
+                why.as_bytes().to_vec(),
+            ));
             Box::new(a)
         };
         let view = CcrView {
@@ -397,7 +405,10 @@ impl CcAgent {
             .and_then(|v| v.parse().ok())
             .unwrap_or(rc);
         let mut cca = self.base_answer(&req.request, rc);
-        cca.push(Avp::u32(code::AUTH_APP, code::APP_CREDIT_CONTROL));
+        cca.push(Avp::u32(
+            code::AUTH_APPLICATION_ID,
+            code::APP_CREDIT_CONTROL,
+        ));
         for c in [code::CC_REQUEST_TYPE, code::CC_REQUEST_NUMBER] {
             if let Some(a) = req.request.find(c, None) {
                 cca.push(a.clone());

@@ -129,7 +129,7 @@ fn reply_fields() -> Vec<FieldCfg> {
                 &format!("*rep.{MSCC}.Rating-Group"),
                 "*variable",
                 &format!("~*req.{MSCC}.Rating-Group"),
-                &[exists.clone()],
+                std::slice::from_ref(&exists),
             ));
         }
         let tor = |t: &str| {

@@ -72,8 +72,6 @@ pub mod code {
     pub const CC_REQUEST_NUMBER: u32 = 415;
     /// CC-Request-Type.
     pub const CC_REQUEST_TYPE: u32 = 416;
-    /// Auth-Application-Id's value in a CCA.
-    pub const AUTH_APP: u32 = 258;
 }
 
 /// Result-Code values (RFC 6733 §7.1, RFC 4006 §9).
@@ -82,7 +80,7 @@ pub mod result {
     pub const SUCCESS: u32 = 2001;
     /// DIAMETER_COMMAND_UNSUPPORTED.
     pub const COMMAND_UNSUPPORTED: u32 = 3001;
-    /// DIAMETER_UNABLE_TO_COMPLY... of the application: APPLICATION_UNSUPPORTED.
+    /// DIAMETER_APPLICATION_UNSUPPORTED.
     pub const APPLICATION_UNSUPPORTED: u32 = 3007;
     /// DIAMETER_UNKNOWN_PEER.
     pub const UNKNOWN_PEER: u32 = 3010;

@@ -169,7 +169,12 @@ fn unknown_mandatory_avps_get_5001_with_the_failed_avp() {
     ccr.push(Avp::new(7777, Some(1), false, vec![1]));
     let unknown = Avp::new(7778, Some(1), true, vec![1, 2, 3, 4]);
     // inside a known Grouped AVP
-    ccr.push(Avp::grouped(456, None, true, &[unknown.clone()]));
+    ccr.push(Avp::grouped(
+        456,
+        None,
+        true,
+        std::slice::from_ref(&unknown),
+    ));
     let ev = p.handle_bytes(&ccr.encode(), now);
     assert_eq!(ev, vec![Event::Bad(BadReason::UnknownMandatory)]);
     let a = sent(&mut p).remove(0);
