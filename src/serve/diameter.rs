@@ -208,19 +208,16 @@ impl sessions::Disconnect for Agent {
         session: &sessions::SessionKey,
         reason: &str,
     ) -> Result<(), sessions::Error> {
-        let found = self
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&session.cgrid)
-            .cloned();
-        let sent = found.and_then(|st| {
+        let mut known = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let sent = known.get(&session.cgrid).and_then(|st| {
             let conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
             conns
                 .get(&st.conn)
-                .map(|tx| tx.send(Command::Abort(st.session_id)).is_ok())
+                .map(|tx| tx.send(Command::Abort(st.session_id.clone())).is_ok())
         });
         if sent != Some(true) {
+            // Its peer is gone: the session manager ends it all the same.
+            known.remove(&session.cgrid);
             return Err(sessions::Error::Disconnect(format!(
                 "no Diameter peer connection for session {session}"
             )));
@@ -410,8 +407,10 @@ async fn connection(
     };
     let _ = flush(&mut stream, &mut peer).await;
     let _ = stream.shutdown().await;
+    // The CCRs already read still run (their sessions stay accounted);
+    // their answers have nowhere to go.
     drop(ccr_tx);
-    worker.abort();
+    drop(worker);
     METRICS.peers.fetch_sub(1, Ordering::Relaxed);
     agent
         .conns
@@ -525,6 +524,8 @@ async fn answer_ccr(
         req.settle_total(before);
         if let Some(s) = known.get_mut(&cgrid) {
             s.reported_ns += req.reported_ns();
+            // A peer that reconnected goes on with its session here.
+            s.conn = conn;
         }
     }
     let mut replies: Vec<Result<Value, String>> = Vec::new();
