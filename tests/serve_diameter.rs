@@ -463,3 +463,107 @@ fn gy_client_charges_like_the_session_api() {
     assert_eq!(metric(&s, "accurate_diameter_refused_total"), 2);
     assert_eq!(metric(&s, "accurate_diameter_asr_total"), 2);
 }
+
+/// Request processors and an extra dictionary from the configuration:
+/// the IMSI is the account, an authorization only, and vendor 99999's
+/// AVP 4242 is known (no 5001) and readable by the templates.
+#[test]
+fn configured_processors_and_dictionaries() {
+    if !have_client() {
+        return;
+    }
+    let dir = serve_common::temp_data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let dict = dir.join("vendor.dict");
+    std::fs::write(
+        &dict,
+        "vendor 99999 Test\navp 4242 99999 OctetString M Test-Tag\n",
+    )
+    .unwrap();
+    let config = format!(
+        r#"
+[[agents.diameter]]
+listen = "127.0.0.1:0"
+origin-host = "accurate.test"
+origin-realm = "test"
+dictionaries = [{dict:?}]
+
+[[agents.diameter.request-processors]]
+id = "imsi_auth"
+filters = ["*string:~*vars.*cmd:CCR", "*string:~*req.CC-Request-Type:1", "*string:~*req.Test-Tag:what"]
+flags = ["*authorize", "*accounts"]
+request_fields = [
+  {{ path = "*cgreq.ToR", type = "*constant", value = "*voice" }},
+  {{ path = "*cgreq.OriginID", type = "*variable", value = "~*req.Session-Id", mandatory = true }},
+  {{ path = "*cgreq.RequestType", type = "*constant", value = "*prepaid" }},
+  {{ path = "*cgreq.Category", type = "*constant", value = "call" }},
+  {{ path = "*cgreq.Account", type = "*variable", value = "~*req.Subscription-Id.Subscription-Id-Data[~Subscription-Id-Type(1)]", mandatory = true }},
+  {{ path = "*cgreq.Subject", type = "*variable", value = "~*cgreq.Account" }},
+  {{ path = "*cgreq.Destination", type = "*constant", value = "+4930123" }},
+  {{ path = "*cgreq.Usage", type = "*variable", value = "~*req.Requested-Service-Unit.CC-Time;s" }},
+]
+reply_fields = [
+  {{ path = "*rep.Granted-Service-Unit.CC-Time", type = "*variable", value = "~*cgrep.MaxUsage{{*duration_seconds}}", filters = ["*string:~*vars.Result-Code:2001"] }},
+]
+"#,
+        dict = dict.to_str().unwrap()
+    );
+    let s = Server::start_with(
+        &[
+            "--rpc-tcp",
+            "127.0.0.1:0",
+            "--rpc-http",
+            "127.0.0.1:0",
+            "--tariffplan",
+            &repo("tests/data/tariffplans/aaa"),
+        ],
+        Some(&config),
+    );
+    let addr = s
+        .seen
+        .iter()
+        .find_map(|l| l.strip_prefix("listening on diameter:"))
+        .unwrap()
+        .to_owned();
+    let mut g = Gy::start(&addr);
+    g.open("main");
+    let before = credit(&s, "1001");
+    let a = g.voice(
+        "imsi-1",
+        1,
+        0,
+        "4930555",
+        json!({"imsi": "1001", "time": 60, "unknown_m": true}),
+    );
+    assert_eq!(
+        (a["result_code"].clone(), a["gsu_cc_time"].clone()),
+        (json!(2001), json!(60)),
+        "{a}"
+    );
+    let a = g.voice(
+        "imsi-3",
+        1,
+        0,
+        "4930555",
+        json!({"imsi": "1003", "time": 60, "unknown_m": true}),
+    );
+    assert_eq!(
+        (a["result_code"].clone(), a["gsu_cc_time"].clone()),
+        (json!(2001), json!(3)),
+        "{a}"
+    );
+    // An authorization only: no session, nothing debited.
+    assert!(!active(&s, "imsi-1"));
+    assert_eq!(credit(&s, "1001"), before);
+    // No processor takes a request without the tag: 5012.
+    let a = g.voice(
+        "imsi-x",
+        1,
+        0,
+        "4930555",
+        json!({"imsi": "1001", "time": 60}),
+    );
+    assert_eq!(a["result_code"], 5012, "{a}");
+    drop(g);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,8 @@ process holds several peer connections. A reader thread answers what AccuRate se
   ccr                   a CCR; keys: session, type (1-4), number, account,
                         called, time / octets / units (requested),
                         used_time / used_octets / used_units, mscc (bool),
-                        rating_group, unknown_m (add an unknown M-bit AVP)
+                        rating_group, imsi (the END_USER_IMSI id),
+                        unknown_m (add an M-bit AVP of vendor 99999)
   raw_ccr_before_cer    a CCR on a connection without CER
   wait_asr              the next ASR's Session-Id (answered ASA 2001)
   wait_dwr              waits for AccuRate's DWR (answered DWA 2001)
@@ -201,7 +202,7 @@ def ccr(c, cmd):
     r.cc_request_type = cmd["type"]
     r.cc_request_number = cmd.get("number", 0)
     r.subscription_id = [
-        SubscriptionId(subscription_id_type=1, subscription_id_data="262019999999999"),
+        SubscriptionId(subscription_id_type=1, subscription_id_data=cmd.get("imsi", "262019999999999")),
         SubscriptionId(subscription_id_type=0, subscription_id_data=cmd["account"]),
     ]
     requested = RequestedServiceUnit(
