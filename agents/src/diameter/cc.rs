@@ -516,6 +516,17 @@ fn calls_for(p: &Processor, built: &Built, tenant: &str, session_id: &str) -> Ve
             out.push(cdr());
         }
     }
+    if p.has_flag("*message") {
+        // SessionSv1.ProcessMessage: the debit in one call (no CDR).
+        out.push(CcCall {
+            method: "SessionSv1.ProcessMessage",
+            args: mk("Debit", &extra),
+            after_grant: false,
+        });
+        if p.has_flag("*cdrs") {
+            out.push(cdr());
+        }
+    }
     if p.has_flag("*event") {
         // One-shot charging: the authorization, then the CDR, which
         // debits a *prepaid event.

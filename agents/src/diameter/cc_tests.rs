@@ -183,6 +183,24 @@ fn each_request_type_runs_its_session_methods() {
         )
         .unwrap();
     assert_eq!(data.calls[0].args["Event"]["ToR"], "*data");
+    let msg = CcAgent::new(
+        CcConfig {
+            tenant: "t".into(),
+            processors: vec![crate::template::ProcessorCfg {
+                flags: vec!["*message".into(), "*accounts".into()],
+                ..crate::template::ProcessorCfg::default()
+            }],
+            validity_time: None,
+        },
+        dict(),
+        "h",
+        "r",
+    )
+    .unwrap()
+    .request(ccr(4, vec![]), "x", &ctx(&fs), now)
+    .unwrap();
+    assert_eq!(methods(&msg), ["SessionSv1.ProcessMessage"]);
+    assert_eq!(msg.calls[0].args["Debit"], true);
     assert_eq!(data.calls[0].args["Event"]["Usage"], "5000");
     // the debit runs only when the authorization granted it all
     assert!(CcAgent::should_run(
