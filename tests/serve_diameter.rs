@@ -466,7 +466,8 @@ fn gy_client_charges_like_the_session_api() {
 
 /// Request processors and an extra dictionary from the configuration:
 /// the IMSI is the account, an authorization only, and vendor 99999's
-/// AVP 4242 is known (no 5001) and readable by the templates.
+/// AVP 4242 is known (no 5001) and readable by the templates; a DPR to
+/// the peer when the server stops.
 #[test]
 fn configured_processors_and_dictionaries() {
     if !have_client() {
@@ -508,7 +509,7 @@ reply_fields = [
 "#,
         dict = dict.to_str().unwrap()
     );
-    let s = Server::start_with(
+    let mut s = Server::start_with(
         &[
             "--rpc-tcp",
             "127.0.0.1:0",
@@ -564,6 +565,11 @@ reply_fields = [
         json!({"imsi": "1001", "time": 60}),
     );
     assert_eq!(a["result_code"], 5012, "{a}");
+    // Stopping: each peer gets a DPR (REBOOTING).
+    let (status, _) = s.signal("-TERM");
+    assert!(status.success(), "{status}");
+    let dpr = g.cmd(json!({"op": "wait_dpr"}));
+    assert_eq!(dpr["disconnect_cause"], 0, "{dpr}");
     drop(g);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,6 +21,7 @@ process holds several peer connections. A reader thread answers what AccuRate se
   raw_ccr_before_cer    a CCR on a connection without CER
   wait_asr              the next ASR's Session-Id (answered ASA 2001)
   wait_dwr              waits for AccuRate's DWR (answered DWA 2001)
+  wait_dpr              the Disconnect-Cause of AccuRate's DPR (answered DPA)
   drop                  closes the connection without a DPR
 """
 import json
@@ -35,7 +36,8 @@ from diameter.message.avp.grouped import (
     ServiceInformation, SubscriptionId, UsedServiceUnit)
 from diameter.message.commands import (
     AbortSessionAnswer, CapabilitiesExchangeRequest, CreditControlRequest,
-    DeviceWatchdogAnswer, DeviceWatchdogRequest, DisconnectPeerRequest)
+    DeviceWatchdogAnswer, DeviceWatchdogRequest, DisconnectPeerAnswer,
+    DisconnectPeerRequest)
 
 ORIGIN_HOST = "gy-client.test"
 ORIGIN_REALM = "test"
@@ -55,6 +57,7 @@ class Conn:
         self.answers = []
         self.asrs = []
         self.dwrs = 0
+        self.dprs = []
         self.closed = False
         self.wlock = threading.Lock()
         threading.Thread(target=self.reader, daemon=True).start()
@@ -105,6 +108,17 @@ class Conn:
             self.send(a)
             with self.cond:
                 self.dwrs += 1
+                self.cond.notify_all()
+        elif msg.header.command_code == 282:
+            a = DisconnectPeerAnswer()
+            a.header.hop_by_hop_identifier = msg.header.hop_by_hop_identifier
+            a.header.end_to_end_identifier = msg.header.end_to_end_identifier
+            a.result_code = 2001
+            a.origin_host = ORIGIN_HOST.encode()
+            a.origin_realm = ORIGIN_REALM.encode()
+            self.send(a)
+            with self.cond:
+                self.dprs.append(msg.disconnect_cause)
                 self.cond.notify_all()
         elif msg.header.command_code == 274:
             a = AbortSessionAnswer()
@@ -292,6 +306,9 @@ def main():
                 seen = c.dwrs
                 ok = c.wait_for(lambda: c.dwrs > seen, cmd.get("seconds", WAIT))
                 out = {"answered_dwr": ok}
+            elif op == "wait_dpr":
+                ok = c.wait_for(lambda: bool(c.dprs), cmd.get("seconds", WAIT))
+                out = {"disconnect_cause": c.dprs[0]} if ok else {"error": "no DPR"}
             elif op == "drop":
                 c.sock.shutdown(socket.SHUT_RDWR)
                 c.sock.close()
