@@ -262,3 +262,42 @@ fn abort_session_and_disconnect() {
     );
     assert_eq!(sent(&mut p)[0].code, code::DISCONNECT_PEER);
 }
+
+proptest::proptest! {
+    /// Whatever follows the CER, the peer never panics and everything it
+    /// queues is a well-formed answer (or one of its own requests).
+    #[test]
+    fn any_bytes_after_the_cer(chunks in proptest::collection::vec(
+        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..6)) {
+        let now = Instant::now();
+        let mut p = open(now);
+        for c in &chunks {
+            let _ = p.handle_bytes(c, now);
+        }
+        let _ = p.handle_timeout(now + Duration::from_secs(60));
+        while let Some(b) = p.poll_transmit() {
+            let decoded = matches!(decode(&b, 1 << 20), Ok(Decoded::Message { .. }));
+            proptest::prop_assert!(decoded);
+        }
+    }
+
+    /// A valid CCR cut anywhere still comes out whole, once.
+    #[test]
+    fn a_ccr_in_pieces(cuts in proptest::collection::vec(0usize..200, 0..5)) {
+        let now = Instant::now();
+        let mut p = open(now);
+        let mut ccr = Message::request(code::CREDIT_CONTROL, 4, true, 3, 4);
+        ccr.push(Avp::text(code::SESSION_ID, "s;1"));
+        ccr.push(Avp::u32(code::CC_REQUEST_TYPE, 1));
+        let bytes = ccr.encode();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % bytes.len()).collect();
+        cuts.sort_unstable();
+        let mut events = Vec::new();
+        let mut at = 0;
+        for c in cuts.into_iter().chain([bytes.len()]) {
+            events.extend(p.handle_bytes(&bytes[at..c.max(at)], now));
+            at = c.max(at);
+        }
+        proptest::prop_assert_eq!(events, vec![Event::CreditControl(ccr)]);
+    }
+}
