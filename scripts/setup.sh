@@ -31,4 +31,6 @@ if ((${#need[@]})); then
 fi
 # pyrad: the RADIUS NAS of tests/serve_radius.rs (tests/peers/radius/nas.py)
 [ "${ACCURATE_SETUP_MINIMAL:-0}" = 1 ] || python3 -c 'import pyrad' 2>/dev/null || python3 -m pip install --quiet pyrad
+# python-diameter: the Gy client of tests/serve_diameter.rs (pip; Debian's own pip needs --break-system-packages)
+[ "${ACCURATE_SETUP_MINIMAL:-0}" = 1 ] || python3 -c 'import diameter.message' 2>/dev/null || python3 -m pip install -q python-diameter 2>/dev/null || python3 -m pip install -q --break-system-packages python-diameter
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup) first" >&2; exit 1; }

@@ -73,4 +73,14 @@ pub enum Error {
     /// A RADIUS dictionary that cannot be read.
     #[error("RADIUS dictionary: {0}")]
     Dictionary(String),
+    /// A Diameter AVP that does not decode or a value that does not fit
+    /// its type.
+    #[error("Diameter AVP: {0}")]
+    DiameterAvp(String),
+    /// A Diameter message header that does not frame a message.
+    #[error("Diameter message: {0}")]
+    DiameterMessage(String),
+    /// A Diameter dictionary line that does not read.
+    #[error("Diameter dictionary: {0}")]
+    DiameterDict(String),
 }

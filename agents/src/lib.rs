@@ -9,11 +9,13 @@
 //! - [`ari`]: Asterisk's REST Interface as CGRateS's AsteriskAgent speaks it.
 //! - [`esl`]: FreeSWITCH's inbound event socket as CGRateS's FreeSWITCHAgent speaks it.
 //! - [`radius`]: RADIUS authentication, accounting and Disconnect-Requests.
+//! - [`diameter`]: Diameter credit control (Gy) as CGRateS's DiameterAgent speaks it.
 //! - [`template`]: request processors (filters, flags, request and reply
 //!   field templates) shared by the Diameter and RADIUS agents.
 #![forbid(unsafe_code)]
 
 pub mod ari;
+pub mod diameter;
 mod error;
 pub mod esl;
 pub mod evapi;

@@ -33,6 +33,8 @@ pub(crate) struct AgentsSection {
     pub freeswitch: Vec<super::esl::FreeswitchSection>,
     /// `[[agents.radius]]`: RADIUS authentication and accounting.
     pub radius: Vec<super::radius::RadiusSection>,
+    /// `[[agents.diameter]]`: Diameter credit-control (Gy) listeners.
+    pub diameter: Vec<super::diameter::DiameterSection>,
 }
 
 /// `[[agents.kamailio]]`: one Kamailio's evapi.

@@ -79,6 +79,7 @@ pub(crate) fn render(state: &State) -> String {
     resources_thresholds(&mut o, state);
     export(&mut o, state);
     radius(&mut o);
+    diameter(&mut o);
     o.0
 }
 
@@ -142,6 +143,20 @@ fn radius(o: &mut Out) {
                 &[("agent", agent), ("kind", kind)],
                 v,
             );
+        }
+    }
+}
+
+/// The Diameter listeners' counters (`[[agents.diameter]]`).
+fn diameter(o: &mut Out) {
+    for (name, help, samples) in super::diameter::metrics_text() {
+        o.head(name, "counter", help);
+        for (label, value, n) in samples {
+            if label.is_empty() {
+                o.value(name, &[], n);
+            } else {
+                o.value(name, &[(label, value)], n);
+            }
         }
     }
 }

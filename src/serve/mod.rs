@@ -29,6 +29,7 @@ mod cdrlog;
 mod cdrs;
 mod cdrs_event;
 mod cdrs_rate;
+mod diameter;
 mod esl;
 mod evapi;
 mod eventcost;
@@ -238,6 +239,7 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
         let osips_tasks = osips::start(&state, &cfg.agents.opensips, &stop_rx)?;
         let ari_tasks = ari::start(&state, &cfg.agents.asterisk, &stop_rx);
         let radius_tasks = radius::start(&state, &cfg.agents.radius, &stop_rx)?;
+        let diameter_tasks = diameter::start(&state, &cfg.agents.diameter, &stop_rx)?;
         let esl_tasks = esl::start(
             &state,
             &args.freeswitch_esl,
@@ -292,6 +294,9 @@ pub(crate) fn run(mut args: ServeArgs, config: Option<&Path>) -> anyhow::Result<
             let _ = t.await;
         }
         for t in esl_tasks {
+            let _ = t.await;
+        }
+        for t in diameter_tasks {
             let _ = t.await;
         }
         if let Some((c, consumer)) = captured {
