@@ -954,3 +954,68 @@ fn passive_call_charger_runs_each_charged_once() {
     assert_eq!(fx.money("ann"), d("0.9"));
     assert_eq!(fx.money("bob"), d("0.9"));
 }
+
+// LastUsed is the usage since the previous report: 60 s, 60 s, then a
+// terminate with LastUsed 30 s and no Usage is a call of 150 s, 3 started
+// minutes, 0.15.
+#[test]
+fn last_used_reports_add_up() {
+    let fx = Fx::new();
+    fx.account("lu", "1", 0);
+    let mut m = SessionManager::new(SessionConfig::default());
+    m.handle_initiate(&ev("c9", "lu", "*postpaid", json!({})), t(0), &fx.ch())
+        .unwrap();
+    for at in [60, 120] {
+        m.handle_update(
+            &ev("c9", "lu", "*postpaid", json!({"LastUsed": "60s"})),
+            t(at),
+            &fx.ch(),
+        )
+        .unwrap();
+    }
+    let r = m
+        .handle_terminate(
+            &ev("c9", "lu", "*postpaid", json!({"LastUsed": "30s"})),
+            t(150),
+            &fx.ch(),
+        )
+        .unwrap();
+    assert_eq!(r.cost, Some(d("0.15")));
+    let acts = drain(&mut m);
+    assert_eq!(cdrs(&acts)[0].usage, secs(150));
+    assert_eq!(fx.money("lu"), d("0.85"));
+}
+
+// A prepaid call that asked for 1000 ns: its reservation runs out at once.
+// Each further step is at least a second and covers the time the deadline
+// is behind, so the timer fires a bounded number of times (it used to
+// re-reserve 1000 ns forever). Terminated with 400 ns: one started minute.
+#[test]
+fn a_tiny_requested_usage_does_not_spin_the_reservation_timer() {
+    let fx = Fx::new();
+    fx.account("tiny", "1", 0);
+    let mut m = SessionManager::new(SessionConfig::default());
+    let r = m
+        .handle_initiate(
+            &ev("c10", "tiny", "*prepaid", json!({"Usage": "1000"})),
+            t(0),
+            &fx.ch(),
+        )
+        .unwrap();
+    assert_eq!(r.max_usage, Some(Duration::from_nanos(1000)));
+    // Two minutes later (the API's clock): one catch-up step.
+    let before = m.counters().reservations;
+    m.handle_timeout(t(120), &fx.ch());
+    let steps = m.counters().reservations - before;
+    assert!(steps <= 2, "{steps} reservations");
+    assert!(m.poll_timeout().unwrap() > t(120));
+    let r = m
+        .handle_terminate(
+            &ev("c10", "tiny", "*prepaid", json!({"Usage": "400"})),
+            t(121),
+            &fx.ch(),
+        )
+        .unwrap();
+    assert_eq!(r.cost, Some(d("0.05")));
+    assert_eq!(fx.money("tiny"), d("0.95"));
+}

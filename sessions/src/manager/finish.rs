@@ -21,6 +21,8 @@ use crate::cdr::{Cdr, CdrOptions};
 
 /// `ExtraFields` key CGRateS events carry the disconnect cause in.
 const DISCONNECT_CAUSE: &str = "DisconnectCause";
+/// The least a prepaid session's reservation grows by when it runs out.
+const MIN_RESERVE_STEP: Duration = Duration::from_secs(1);
 
 fn ts(t: DateTime<Utc>) -> Timestamp {
     Timestamp::from_secs_nanos(t.timestamp(), t.timestamp_subsec_nanos())
@@ -377,15 +379,28 @@ impl SessionManager {
     /// extending it: reserve the next piece (the debit interval, or with
     /// no loop the usage granted at initiate) or, when the balance cannot
     /// pay any of it, ask for the disconnect at this very moment.
-    pub(super) fn reserve_end(&mut self, key: &SessionKey, at: DateTime<Utc>, ch: &Charging<'_>) {
+    pub(super) fn reserve_end(
+        &mut self,
+        key: &SessionKey,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        ch: &Charging<'_>,
+    ) {
         let Some(mut s) = self.sessions.remove(key) else {
             return;
         };
+        // A reservation of a few nanoseconds (a tiny requested Usage or
+        // debit interval) would run out again at once: each step is at
+        // least MIN_RESERVE_STEP, and without a debit interval it also
+        // covers the time the deadline is behind `now` (an AnswerTime in
+        // the past), so the timer cannot fire forever.
         let chunk = if s.debit_interval.is_zero() {
-            self.wanted(&s.event)
+            let behind = (now - at).to_std().unwrap_or(Duration::ZERO);
+            self.wanted(&s.event).max(behind)
         } else {
             s.debit_interval
-        };
+        }
+        .max(MIN_RESERVE_STEP);
         let reason = match self.reserve_more(&mut s, chunk, at, ch) {
             Ok(got) if got.is_zero() => Some(self.exhausted_reason(&s)),
             Ok(_) => None,

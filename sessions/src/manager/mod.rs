@@ -145,7 +145,7 @@ impl SessionManager {
                 list.retain(|t| *t != (at, timer));
             }
             match timer {
-                Timer::ReserveEnd => self.reserve_end(&key, at, ch),
+                Timer::ReserveEnd => self.reserve_end(&key, at, now, ch),
                 Timer::Ttl => self.ttl_end(&key, at, ch),
             }
         }

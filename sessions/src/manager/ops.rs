@@ -189,7 +189,7 @@ impl SessionManager {
     }
 
     /// `SessionSv1.UpdateSession`: LastUsed (the usage since the last
-    /// update) corrects the usage known; `*prepaid` without a debit loop
+    /// update) adds to the usage known; `*prepaid` without a debit loop
     /// reserves up to that usage plus the requested Usage (default
     /// `max-call-duration`). Restarts the TTL.
     ///
@@ -223,11 +223,12 @@ impl SessionManager {
         self.counters.updated += 1;
         s.last_update = now;
         s.event.extra_fields.extend(ev.extra_fields.clone());
+        // LastUsed is the usage since the previous report (Diameter's
+        // Used-Service-Unit, RADIUS's Interim difference): the usage known
+        // is their sum, as CGRateS's TotalUsage ends up once each granted
+        // chunk is corrected by the LastUsed that follows it.
         if let Some(lu) = ev.last_used {
-            s.total_usage = s
-                .total_usage
-                .saturating_sub(s.last_usage)
-                .saturating_add(lu);
+            s.total_usage = s.total_usage.saturating_add(lu);
             s.last_usage = lu;
         }
         let want = self.wanted(ev);
@@ -259,7 +260,7 @@ impl SessionManager {
     }
 
     /// `SessionSv1.TerminateSession`: ends the session with its total
-    /// Usage (else the usage known, corrected by LastUsed), settles the
+    /// Usage (else the usage known plus LastUsed), settles the
     /// charge (reservations given back, the real usage debited, below
     /// zero if need be) and writes its CDR. A session not active (a
     /// repeated terminate, a restart) is charged as a finished call: if it
@@ -285,10 +286,7 @@ impl SessionManager {
         s.event.extra_fields.extend(ev.extra_fields.clone());
         let usage = match (ev.usage, ev.last_used) {
             (Some(u), _) => u,
-            (None, Some(lu)) => s
-                .total_usage
-                .saturating_sub(s.last_usage)
-                .saturating_add(lu),
+            (None, Some(lu)) => s.total_usage.saturating_add(lu),
             (None, None) => s.total_usage,
         };
         let cdr = self.cdr_of_event(&s.event, &key, Some(s.answer_time), usage, now);
