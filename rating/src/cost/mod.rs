@@ -215,7 +215,7 @@ impl TariffPlan {
         let start_parts = DateParts::new(cd.start);
         let slices = match only {
             None => resolve(self, cd, subject, (cd.start, &start_parts), window_end)?,
-            Some(plan) => vec![RatingSlice {
+            Some(plan) => smallvec::smallvec![RatingSlice {
                 from: cd.start,
                 plan,
                 subject: &plan.id,
