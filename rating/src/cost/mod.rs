@@ -437,6 +437,16 @@ fn span_cost(
     let (rate, unit) = (slot.rate.amount(), slot.unit);
     let exact = |len: u64| ExactAmount::ratio(rate, len, unit).ok_or_else(|| overflow("cost"));
     let decimal = |x: ExactAmount| x.to_decimal().ok_or_else(|| overflow("cost"));
+    // The span's exact cost, `rate x billed / unit`: `billed` is `n`
+    // increments, so it is `n` times one increment's cost when that was
+    // worked out at load (the same fraction, reduced the same way; taken
+    // only where the direct product fits, so overflows stay errors alike).
+    let span_exact = || match inc_cost {
+        Some((inc, _)) if rate.mantissa().checked_mul(i128::from(billed)).is_some() => {
+            inc.checked_mul_int(n).ok_or_else(|| overflow("cost"))
+        }
+        _ => exact(billed),
+    };
     match mode {
         RoundingMode::Exact => {
             // One increment's cost was worked out at load.
@@ -447,14 +457,14 @@ fn span_cost(
                     (inc, decimal(inc)?)
                 }
             };
-            let span = exact(billed)?;
+            let span = span_exact()?;
             Ok((inc_dec, decimal(span)?, (span, inc)))
         }
         RoundingMode::Cgrates => {
             // CGRateS: span cost rounded to 5 decimals *middle, divided by
             // the number of increments and rounded again; the span costs
             // that increment cost times the number of increments.
-            let span = CGRATES_STEP.apply_cgrates(decimal(exact(billed)?)?);
+            let span = CGRATES_STEP.apply_cgrates(decimal(span_exact()?)?);
             let inc = if n == 0 {
                 Decimal::ZERO
             } else {
