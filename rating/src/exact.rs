@@ -205,6 +205,29 @@ impl ExactAmount {
         })
     }
 
+    /// The sum of `terms`, reduced once at the end instead of after each
+    /// addition (the same fraction as adding them one by one: the running
+    /// denominator is the exact LCM of the terms' ones). `None` when a term
+    /// or a step does not fit 64 bits; the caller then adds one by one.
+    pub(crate) fn sum64(terms: impl IntoIterator<Item = Self>) -> Option<Self> {
+        let (mut num, mut den) = (0_i64, 1_u64);
+        for t in terms {
+            let (n, d) = (i64::try_from(t.num).ok()?, u64::try_from(t.den).ok()?);
+            if d == den {
+                num = num.checked_add(n)?;
+                continue;
+            }
+            // lcm = den * (d / g); the running sum and the term scaled to it.
+            let g = gcd64(den, d);
+            let (m_sum, m_term) = (d / g, den / g);
+            let a = num.checked_mul(i64::try_from(m_sum).ok()?)?;
+            let b = n.checked_mul(i64::try_from(m_term).ok()?)?;
+            num = a.checked_add(b)?;
+            den = den.checked_mul(m_sum)?;
+        }
+        Some(Self::reduced64(num, den))
+    }
+
     /// The sum on 64 bits (numerators and denominators that fit, and no
     /// overflow on the way), or `None` to take the 128-bit path.
     fn add64(self, o: Self) -> Option<Self> {
@@ -497,6 +520,23 @@ mod tests {
                     let Some(x) = ExactAmount::reduced(k, den) else { continue };
                     proptest::prop_assert!(same_decimal(x.to_decimal(), decimal_div(x)), "{}/{}", k, den);
                 }
+            }
+        }
+
+        #[test]
+        fn sum_reduced_once_is_the_sum_step_by_step(
+            terms in proptest::collection::vec(
+                (-1_000_000_000_i64..1_000_000_000, proptest::sample::select(vec![1u64, 3, 7, 20, 60, 1000, 2000, 3600, 60_000_000_000])),
+                0..6,
+            ),
+        ) {
+            let terms: Vec<ExactAmount> = terms
+                .into_iter()
+                .map(|(n, d)| ExactAmount::reduced(n.into(), d.into()).unwrap())
+                .collect();
+            let step = terms.iter().try_fold(ExactAmount::ZERO, |acc, t| acc.checked_add(*t));
+            if let Some(once) = ExactAmount::sum64(terms.iter().copied()) {
+                proptest::prop_assert_eq!(Some(once), step);
             }
         }
 

@@ -497,7 +497,25 @@ fn totals(
     // CGRateS adds each running total into MaxCostSoFar (so it reaches
     // MaxCost early when a call has several spans); `cgrates` mode keeps it.
     let mut cg_so_far = ExactAmount::ZERO;
-    for ts in &spans {
+    // With no `*free` MaxCost no running total is looked at: the sum is
+    // reduced once (when it fits 64 bits), not after each span.
+    let free_cap = |ts: &TimeSpan| {
+        ts.max_cost
+            .is_some_and(|m| m.strategy == MaxCostStrategy::Free)
+    };
+    let summed = if spans.iter().any(free_cap) {
+        None
+    } else {
+        ExactAmount::sum64(std::iter::once(total).chain(spans.iter().map(|ts| ts.exact.0)))
+    };
+    let steps = match summed {
+        Some(sum) => {
+            total = sum;
+            &[][..]
+        }
+        None => &spans[..],
+    };
+    for ts in steps {
         total = total.checked_add(ts.exact.0).ok_or_else(of)?;
         if mode == RoundingMode::Cgrates {
             cg_so_far = cg_so_far.checked_add(total).ok_or_else(of)?;
