@@ -109,6 +109,20 @@ impl ExactAmount {
         Some(ExactAmount { num, den })
     }
 
+    /// [`ExactAmount::reduced`] of a 64-bit fraction, `den > 0`: the same
+    /// result, with no 128-bit arithmetic at all.
+    fn reduced64(num: i64, den: u64) -> Self {
+        if num == 0 {
+            return Self::ZERO;
+        }
+        let g = gcd64(num.unsigned_abs(), den);
+        let n = i128::from(num.unsigned_abs() / g);
+        ExactAmount {
+            num: if num < 0 { -n } else { n },
+            den: u128::from(den / g),
+        }
+    }
+
     /// The decimal as a fraction.
     #[must_use]
     pub fn from_decimal(d: Decimal) -> Option<Self> {
@@ -117,6 +131,18 @@ impl ExactAmount {
 
     /// `rate x len / unit`, exactly.
     pub(crate) fn ratio(rate: Decimal, len: u64, unit: u64) -> Option<Self> {
+        // On 64 bits when everything fits (rates with a few decimals).
+        if let Ok(m) = i64::try_from(rate.mantissa()) {
+            let num = i64::try_from(len).ok().and_then(|l| m.checked_mul(l));
+            let den = POW10
+                .get(rate.scale() as usize)
+                .and_then(|&p| u64::try_from(p).ok())
+                .and_then(|p| p.checked_mul(unit))
+                .filter(|&d| d > 0);
+            if let (Some(num), Some(den)) = (num, den) {
+                return Some(Self::reduced64(num, den));
+            }
+        }
         let num = rate.mantissa().checked_mul(i128::from(len))?;
         let den = pow10(rate.scale())?.checked_mul(u128::from(unit))?;
         Self::reduced(num, den)
@@ -131,6 +157,9 @@ impl ExactAmount {
         }
         if self.num == 0 {
             return Some(o);
+        }
+        if let Some(sum) = self.add64(o) {
+            return Some(sum);
         }
         if self.den == o.den {
             return Self::reduced(self.num.checked_add(o.num)?, self.den);
@@ -150,6 +179,70 @@ impl ExactAmount {
         let a = self.num.checked_mul(i128::try_from(lcm / self.den).ok()?)?;
         let b = o.num.checked_mul(i128::try_from(lcm / o.den).ok()?)?;
         Self::reduced(a.checked_add(b)?, lcm)
+    }
+
+    /// `self x n`, exactly: with `self` reduced, only the common factor
+    /// of `n` and the denominator needs dividing out (a GCD of two small
+    /// numbers, where `rate x len / unit` works one out on the products).
+    pub(crate) fn checked_mul_int(self, n: u64) -> Option<Self> {
+        if self.num == 0 || n == 0 {
+            return Some(Self::ZERO);
+        }
+        if let (Ok(num), Ok(den)) = (i64::try_from(self.num), u64::try_from(self.den)) {
+            let g = gcd64(n, den);
+            if let Some(num) = i64::try_from(n / g).ok().and_then(|k| num.checked_mul(k)) {
+                return Some(ExactAmount {
+                    num: i128::from(num),
+                    den: u128::from(den / g),
+                });
+            }
+        }
+        let g = gcd(u128::from(n), self.den);
+        let k = i128::try_from(u128::from(n) / g).ok()?;
+        Some(ExactAmount {
+            num: self.num.checked_mul(k)?,
+            den: self.den / g,
+        })
+    }
+
+    /// The sum of `terms`, reduced once at the end instead of after each
+    /// addition (the same fraction as adding them one by one: the running
+    /// denominator is the exact LCM of the terms' ones). `None` when a term
+    /// or a step does not fit 64 bits; the caller then adds one by one.
+    pub(crate) fn sum64(terms: impl IntoIterator<Item = Self>) -> Option<Self> {
+        let (mut num, mut den) = (0_i64, 1_u64);
+        for t in terms {
+            let (n, d) = (i64::try_from(t.num).ok()?, u64::try_from(t.den).ok()?);
+            if d == den {
+                num = num.checked_add(n)?;
+                continue;
+            }
+            // lcm = den * (d / g); the running sum and the term scaled to it.
+            let g = gcd64(den, d);
+            let (m_sum, m_term) = (d / g, den / g);
+            let a = num.checked_mul(i64::try_from(m_sum).ok()?)?;
+            let b = n.checked_mul(i64::try_from(m_term).ok()?)?;
+            num = a.checked_add(b)?;
+            den = den.checked_mul(m_sum)?;
+        }
+        Some(Self::reduced64(num, den))
+    }
+
+    /// The sum on 64 bits (numerators and denominators that fit, and no
+    /// overflow on the way), or `None` to take the 128-bit path.
+    fn add64(self, o: Self) -> Option<Self> {
+        let (n1, n2) = (i64::try_from(self.num).ok()?, i64::try_from(o.num).ok()?);
+        let (d1, d2) = (u64::try_from(self.den).ok()?, u64::try_from(o.den).ok()?);
+        if d1 == d2 {
+            return Some(Self::reduced64(n1.checked_add(n2)?, d1));
+        }
+        // lcm = d1 * (d2 / g).
+        let g = gcd64(d1, d2);
+        let (m1, m2) = (d2 / g, d1 / g);
+        let lcm = d1.checked_mul(m1)?;
+        let a = n1.checked_mul(i64::try_from(m1).ok()?)?;
+        let b = n2.checked_mul(i64::try_from(m2).ok()?)?;
+        Some(Self::reduced64(a.checked_add(b)?, lcm))
     }
 
     /// The nearest decimal (28 significant digits), for display: what
@@ -428,6 +521,40 @@ mod tests {
                     proptest::prop_assert!(same_decimal(x.to_decimal(), decimal_div(x)), "{}/{}", k, den);
                 }
             }
+        }
+
+        #[test]
+        fn sum_reduced_once_is_the_sum_step_by_step(
+            terms in proptest::collection::vec(
+                (-1_000_000_000_i64..1_000_000_000, proptest::sample::select(vec![1u64, 3, 7, 20, 60, 1000, 2000, 3600, 60_000_000_000])),
+                0..6,
+            ),
+        ) {
+            let terms: Vec<ExactAmount> = terms
+                .into_iter()
+                .map(|(n, d)| ExactAmount::reduced(n.into(), d.into()).unwrap())
+                .collect();
+            let step = terms.iter().try_fold(ExactAmount::ZERO, |acc, t| acc.checked_add(*t));
+            if let Some(once) = ExactAmount::sum64(terms.iter().copied()) {
+                proptest::prop_assert_eq!(Some(once), step);
+            }
+        }
+
+        #[test]
+        fn increment_cost_times_n_is_the_span_ratio(
+            mantissa in -10_000_000_i64..10_000_000,
+            scale in 0u32..9,
+            unit_s in proptest::sample::select(vec![1u64, 6, 30, 60, 3600]),
+            inc_s in proptest::sample::select(vec![1u64, 6, 10, 30, 60]),
+            n in 0u64..100_000,
+        ) {
+            let rate = Decimal::new(mantissa, scale);
+            let (unit, inc) = (unit_s * 1_000_000_000, inc_s * 1_000_000_000);
+            let one = ExactAmount::ratio(rate, inc, unit).unwrap();
+            proptest::prop_assert_eq!(one.checked_mul_int(n), ExactAmount::ratio(rate, n * inc, unit));
+            let big = ExactAmount::reduced(i128::from(mantissa) << 70, 7).unwrap();
+            let want = ExactAmount::reduced(big.num * i128::from(n), big.den);
+            proptest::prop_assert_eq!(big.checked_mul_int(n), want);
         }
 
         #[test]

@@ -153,7 +153,7 @@ pub(crate) struct RatingPlan {
     /// One per interval.
     pub heads: Vec<IntervalHead>,
     /// Destination index -> (start, length) of its run in `intervals`.
-    pub by_dest: FastMap<u32, (u32, u32)>,
+    pub by_dest: DestRuns,
     /// (start, length) of the `*any` destination's run; length 0: none.
     pub any: (u32, u32),
 }
@@ -172,7 +172,7 @@ impl RatingPlan {
 
     /// The rate intervals for destination `d`, if the plan prices it.
     pub fn dest_intervals(&self, d: u32) -> Option<Run<'_>> {
-        self.by_dest.get(&d).map(|&r| self.run(r))
+        self.by_dest.get(d).map(|r| self.run(r))
     }
 
     /// The rate intervals of the `*any` destination (empty: none).
@@ -197,7 +197,7 @@ impl RatingPlan {
         }
         self.intervals = Vec::with_capacity(groups.values().map(Vec::len).sum());
         self.heads = Vec::with_capacity(self.intervals.capacity());
-        self.by_dest = FastMap::default();
+        let mut by_dest = Vec::new();
         self.any = (0, 0);
         for dest in order {
             let Some(run) = groups.remove(&dest) else {
@@ -212,11 +212,59 @@ impl RatingPlan {
             }));
             self.intervals.extend(run);
             match dest {
-                Some(d) => {
-                    self.by_dest.insert(d, range);
-                }
+                Some(d) => by_dest.push((d, range)),
                 None => self.any = range,
             }
+        }
+        self.by_dest = DestRuns::new(by_dest);
+    }
+}
+
+/// Destination index -> (start, length) of its run of rate intervals.
+///
+/// A plan that prices most of the destinations keeps the runs in a table
+/// indexed by destination: the lookup on every call reads one 8-byte slot
+/// (one cache line) instead of a hash table's control bytes and bucket.
+/// A plan pricing few of many destinations keeps a map, so that many such
+/// plans do not take a table as long as the destination list each.
+#[derive(Debug, Clone)]
+pub(crate) enum DestRuns {
+    /// Indexed by destination; a length of 0 marks a destination the plan
+    /// does not price (a run is never empty).
+    Dense(Box<[(u32, u32)]>),
+    /// The destinations the plan prices.
+    Sparse(FastMap<u32, (u32, u32)>),
+}
+
+impl Default for DestRuns {
+    fn default() -> Self {
+        DestRuns::Sparse(FastMap::default())
+    }
+}
+
+impl DestRuns {
+    /// The table when it is at most four times as long as the runs
+    /// listed, else the map.
+    fn new(runs: Vec<(u32, (u32, u32))>) -> Self {
+        let slots = runs.iter().map(|&(d, _)| d as usize + 1).max().unwrap_or(0);
+        if slots <= runs.len().saturating_mul(4) {
+            let mut table = vec![(0_u32, 0_u32); slots].into_boxed_slice();
+            for (d, range) in runs {
+                if let Some(slot) = table.get_mut(d as usize) {
+                    *slot = range;
+                }
+            }
+            DestRuns::Dense(table)
+        } else {
+            DestRuns::Sparse(runs.into_iter().collect())
+        }
+    }
+
+    /// The run of destination `d`, if the plan prices it.
+    pub fn get(&self, d: u32) -> Option<(u32, u32)> {
+        match self {
+            DestRuns::Dense(t) => t.get(d as usize).copied().filter(|r| r.1 > 0),
+            DestRuns::Sparse(m) => m.get(&d).copied(),
         }
     }
 }

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
 use crate::Error;
 use crate::call::CallDescriptor;
@@ -22,6 +23,11 @@ const MAX_FALLBACK_DEPTH: usize = 3;
 
 /// The subject CGRateS falls back to when a subject has no profile.
 pub(crate) const ANY: &str = "*any";
+
+/// The rating slices of a call, in time order: almost always one (a
+/// second when the call crosses an activation), kept inline so that
+/// rating a call does not allocate for them.
+pub(crate) type Slices<'p> = SmallVec<[RatingSlice<'p>; 2]>;
 
 /// From `from` (until the next slice), rate with `intervals` of `plan`.
 #[derive(Debug)]
@@ -96,8 +102,8 @@ pub(crate) fn resolve<'p>(
     subject: &str,
     (from, from_parts): (DateTime<Utc>, &DateParts),
     to: DateTime<Utc>,
-) -> Result<Vec<RatingSlice<'p>>, Error> {
-    let mut out = Vec::with_capacity(1);
+) -> Result<Slices<'p>, Error> {
+    let mut out = Slices::new();
     let ctx = Ctx {
         tp,
         cd,
@@ -133,7 +139,7 @@ fn subject_slices<'p>(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     depth: usize,
-    out: &mut Vec<RatingSlice<'p>>,
+    out: &mut Slices<'p>,
 ) -> Result<(), Fail> {
     if depth > MAX_FALLBACK_DEPTH {
         return Err(Fail::Hard(Error::FallbackDepth {

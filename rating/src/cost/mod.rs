@@ -215,7 +215,7 @@ impl TariffPlan {
         let start_parts = DateParts::new(cd.start);
         let slices = match only {
             None => resolve(self, cd, subject, (cd.start, &start_parts), window_end)?,
-            Some(plan) => vec![RatingSlice {
+            Some(plan) => smallvec::smallvec![RatingSlice {
                 from: cd.start,
                 plan,
                 subject: &plan.id,
@@ -437,6 +437,16 @@ fn span_cost(
     let (rate, unit) = (slot.rate.amount(), slot.unit);
     let exact = |len: u64| ExactAmount::ratio(rate, len, unit).ok_or_else(|| overflow("cost"));
     let decimal = |x: ExactAmount| x.to_decimal().ok_or_else(|| overflow("cost"));
+    // The span's exact cost, `rate x billed / unit`: `billed` is `n`
+    // increments, so it is `n` times one increment's cost when that was
+    // worked out at load (the same fraction, reduced the same way; taken
+    // only where the direct product fits, so overflows stay errors alike).
+    let span_exact = || match inc_cost {
+        Some((inc, _)) if rate.mantissa().checked_mul(i128::from(billed)).is_some() => {
+            inc.checked_mul_int(n).ok_or_else(|| overflow("cost"))
+        }
+        _ => exact(billed),
+    };
     match mode {
         RoundingMode::Exact => {
             // One increment's cost was worked out at load.
@@ -447,14 +457,14 @@ fn span_cost(
                     (inc, decimal(inc)?)
                 }
             };
-            let span = exact(billed)?;
+            let span = span_exact()?;
             Ok((inc_dec, decimal(span)?, (span, inc)))
         }
         RoundingMode::Cgrates => {
             // CGRateS: span cost rounded to 5 decimals *middle, divided by
             // the number of increments and rounded again; the span costs
             // that increment cost times the number of increments.
-            let span = CGRATES_STEP.apply_cgrates(decimal(exact(billed)?)?);
+            let span = CGRATES_STEP.apply_cgrates(decimal(span_exact()?)?);
             let inc = if n == 0 {
                 Decimal::ZERO
             } else {
@@ -487,7 +497,25 @@ fn totals(
     // CGRateS adds each running total into MaxCostSoFar (so it reaches
     // MaxCost early when a call has several spans); `cgrates` mode keeps it.
     let mut cg_so_far = ExactAmount::ZERO;
-    for ts in &spans {
+    // With no `*free` MaxCost no running total is looked at: the sum is
+    // reduced once (when it fits 64 bits), not after each span.
+    let free_cap = |ts: &TimeSpan| {
+        ts.max_cost
+            .is_some_and(|m| m.strategy == MaxCostStrategy::Free)
+    };
+    let summed = if spans.iter().any(free_cap) {
+        None
+    } else {
+        ExactAmount::sum64(std::iter::once(total).chain(spans.iter().map(|ts| ts.exact.0)))
+    };
+    let steps = match summed {
+        Some(sum) => {
+            total = sum;
+            &[][..]
+        }
+        None => &spans[..],
+    };
+    for ts in steps {
         total = total.checked_add(ts.exact.0).ok_or_else(of)?;
         if mode == RoundingMode::Cgrates {
             cg_so_far = cg_so_far.checked_add(total).ok_or_else(of)?;

@@ -20,8 +20,8 @@ use crate::duration::parse_duration;
 use crate::exact::ExactAmount;
 use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
 use crate::plan::{
-    Activation, MaxCost, MaxCostStrategy, Profile, RateGroup, RateInterval, RateSlot, RatingPlan,
-    TariffPlan,
+    Activation, DestRuns, MaxCost, MaxCostStrategy, Profile, RateGroup, RateInterval, RateSlot,
+    RatingPlan, TariffPlan,
 };
 use crate::prefix::FastMap;
 use crate::timing::Timing;
@@ -697,7 +697,7 @@ impl Builder {
                         id: Arc::from(id),
                         intervals: Vec::new(),
                         heads: Vec::new(),
-                        by_dest: FastMap::default(),
+                        by_dest: DestRuns::default(),
                         any: (0, 0),
                     });
                     self.pending.push(Vec::new());
