@@ -786,17 +786,35 @@ impl sessions::SessionStore for EmbeddedAccounts {
                 .sessions
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
+            // Every record of the batch in one write, then the map.
+            let mut records = Vec::with_capacity(puts.len() + removes.len());
             for (k, v) in puts {
-                self.log(&Op::Session((*k).to_owned(), v.to_vec()))?;
+                records.push(named(b'S', k, v)?);
+            }
+            // An absent key is journaled nothing; the wait below covers a
+            // remove of it not yet durable. (Puts come first: a key both
+            // put and removed in one batch is removed, as one by one.)
+            let put: std::collections::HashSet<&str> = if removes.is_empty() {
+                std::collections::HashSet::new()
+            } else {
+                puts.iter().map(|(k, _)| *k).collect()
+            };
+            let gone: Vec<&str> = removes
+                .iter()
+                .copied()
+                .filter(|k| map.contains_key(*k) || put.contains(k))
+                .collect();
+            for k in &gone {
+                records.push([b"s".as_slice(), k.as_bytes()].concat());
+            }
+            if !records.is_empty() {
+                self.journal.append_many(&records)?;
+            }
+            for (k, v) in puts {
                 map.insert((*k).to_owned(), v.to_vec());
             }
-            for k in removes {
-                // An absent key is journaled nothing; the wait below covers
-                // a remove of it not yet durable.
-                if map.contains_key(*k) {
-                    self.log(&Op::SessionDel((*k).to_owned()))?;
-                    map.remove(*k);
-                }
+            for k in gone {
+                map.remove(k);
             }
             // Every record above, and anything written before: one fsync.
             self.journal.written()

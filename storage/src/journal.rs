@@ -185,9 +185,20 @@ impl Journal {
 
     /// Writes one record (not yet durable); its sequence number.
     pub(crate) fn append(&self, payload: &[u8]) -> Result<u64, Error> {
+        self.append_many(std::slice::from_ref(&payload))
+    }
+
+    /// Writes `payloads` as consecutive records with one `write` (not yet
+    /// durable); the sequence number of the last. A crash may tear the
+    /// write anywhere: [`parse`] keeps the whole records before the tear,
+    /// none of them acknowledged before the `fsync` that covers them all.
+    pub(crate) fn append_many<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<u64, Error> {
         self.check()?;
-        let mut buf = Vec::with_capacity(payload.len() + HEADER);
-        frame(payload, &mut buf)?;
+        let size = payloads.iter().map(|p| p.as_ref().len() + HEADER).sum();
+        let mut buf = Vec::with_capacity(size);
+        for p in payloads {
+            frame(p.as_ref(), &mut buf)?;
+        }
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = w.file.write_all(&buf) {
             // Cut a partial record off, or a later record would sit behind
@@ -202,7 +213,7 @@ impl Journal {
             });
         }
         w.len += buf.len() as u64;
-        w.lsn += 1;
+        w.lsn += payloads.len() as u64;
         self.written.store(w.lsn, Ordering::Release);
         Ok(w.lsn)
     }

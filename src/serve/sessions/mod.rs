@@ -11,7 +11,9 @@
 //!
 //! - `WriteCdr`: to the [`CdrSink`], on the shard's thread, which waits
 //!   there while the CDR writer's queue is full (a slow CDR database):
-//!   the shard's callers wait in turn, nothing piles up in memory;
+//!   the shard's callers wait in turn, nothing piles up in memory. The
+//!   CDRs of a round are handed over together at its end, after one flush
+//!   of the round's store writes (not one flush per CDR);
 //! - `Save`: the session's JSON into the [`sessions::SessionStore`] (key
 //!   `s:CGRID:RUNID`), buffered with the shard's other store writes
 //!   ([`writes`]) and made durable in one batch before any account
@@ -520,6 +522,11 @@ struct Shard<'a> {
     /// Runs once the next CDR written is durable (an API reply that
     /// waits for it).
     after_cdr: Option<forgets::Then>,
+    /// The round's CDRs, with the keys their commit removes and what
+    /// waits for them: handed to the sink together by
+    /// [`Shard::submit_cdrs`], after one flush of the round's store
+    /// writes (instead of one flush per CDR).
+    cdrs: Vec<(Box<sessions::Cdr>, Vec<String>, Option<forgets::Then>)>,
     shared: &'a Shared,
 }
 
@@ -538,6 +545,7 @@ fn run_shard(
             saved_dialogs,
             forgets: Forgets::start(scope, index, shared.store.as_ref(), &shared.counters),
             after_cdr: None,
+            cdrs: Vec::new(),
             writes: StoreWrites::new(shared.store.as_ref(), &shared.counters),
             shared,
         };
@@ -555,6 +563,7 @@ fn shard_loop(mut sh: Shard<'_>, ends: Vec<EndIntent>, rx: &Receiver<Cmd>) {
         let done = sh.end_call(e, Utc::now());
         sh.apply(done);
     }
+    sh.submit_cdrs();
     sh.publish();
     loop {
         let mut wait = sh.mgr.poll_timeout().map_or(MAX_WAIT, |t| {
@@ -595,6 +604,7 @@ fn shard_loop(mut sh: Shard<'_>, ends: Vec<EndIntent>, rx: &Receiver<Cmd>) {
             sh.with_charging(|mgr, ch| mgr.handle_timeout(now, ch));
         }
         sh.apply(Vec::new());
+        sh.submit_cdrs();
         sh.writes.flush();
         sh.forgets.reap();
         sh.publish();
@@ -781,16 +791,9 @@ impl Shard<'_> {
                     } else {
                         None
                     };
-                    // Whatever the call saved is durable before its CDR
-                    // (whose commit removes it).
-                    self.writes.flush();
-                    let pending = self
-                        .shared
-                        .sink
-                        .submit(*cdr, &self.shared.counters.cdr_queue_waits);
-                    if !keys.is_empty() || then.is_some() {
-                        self.forgets.track(pending, keys, then);
-                    }
+                    // Submitted with the round's other CDRs, after the
+                    // flush that makes what the call saved durable.
+                    self.cdrs.push((cdr, keys, then));
                 }
                 Action::Forget(k) => self.writes.remove(session_key(&k)),
                 Action::Save(s) => self.put(&session_key(&s.key), &*s),
@@ -801,6 +804,25 @@ impl Shard<'_> {
         }
         for k in done {
             self.writes.remove(k);
+        }
+    }
+
+    /// Hands the round's CDRs to the sink, in the order they were
+    /// written, after one flush: whatever their calls saved is durable
+    /// before any of them (whose commit removes it).
+    fn submit_cdrs(&mut self) {
+        if self.cdrs.is_empty() {
+            return;
+        }
+        self.writes.flush();
+        for (cdr, keys, then) in std::mem::take(&mut self.cdrs) {
+            let pending = self
+                .shared
+                .sink
+                .submit(*cdr, &self.shared.counters.cdr_queue_waits);
+            if !keys.is_empty() || then.is_some() {
+                self.forgets.track(pending, keys, then);
+            }
         }
     }
 
