@@ -145,6 +145,19 @@ fn a_finished_call_handed_in_is_charged_and_stored_once() {
     assert_eq!(cdrs[0]["Account"], "1001");
     assert_eq!(credit(&s, "1001"), dec("9.3"));
 
+    // A call with a usage and no AnswerTime was answered: charged for its
+    // 30 s (0.30), not stored as unanswered.
+    let (status, r) = post(
+        &s,
+        "/v1/cdrs",
+        &json!({"Tenant": "cgrates.org", "OriginID": "h5", "Account": "1001",
+            "Destination": "4930123", "RequestType": "*postpaid", "Usage": "30s"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let cdrs = stored(&s, "h5");
+    assert_eq!(cdrs[0]["Usage"], 30_000_000_000_i64, "{:?}", cdrs[0]);
+    assert_eq!(credit(&s, "1001"), dec("9.0"));
+
     // A call without an account is refused, not stored.
     let (status, r) = post(
         &s,
@@ -161,6 +174,6 @@ fn a_finished_call_handed_in_is_charged_and_stored_once() {
     );
     assert_eq!(
         metric(&s, "accurate_rpc_requests_total{method=\"/v1/cdrs\"}"),
-        4
+        5
     );
 }

@@ -16,10 +16,14 @@
 //! Status codes: `200` authorized / stored; `403` not authorized (no
 //! credit, unknown account, refused by a subsystem), with the reason;
 //! `400` a body that is not a JSON object or lacks a mandatory field (a
-//! call handed in needs its `OriginID` and `Account`).
+//! call handed in needs its `OriginID` and `Account`). A call handed in
+//! with a Usage but no AnswerTime was answered at its SetupTime, else its
+//! Usage before it was handed in.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use hyper::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -161,6 +165,10 @@ pub(crate) async fn cdrs(state: &Arc<State>, body: &Value) -> (StatusCode, Value
         let e = format!("MANDATORY_IE_MISSING: [{}]", missing.join(" "));
         return (StatusCode::BAD_REQUEST, json!({"ok": false, "Error": e}));
     }
+    let mut args = args;
+    if let Some(Value::Object(ev)) = args.get_mut("Event") {
+        answered_by_default(ev, Utc::now());
+    }
     match super::sessionsapi::call_as(
         state,
         "SessionSv1.ProcessCDR",
@@ -179,6 +187,40 @@ pub(crate) async fn cdrs(state: &Arc<State>, body: &Value) -> (StatusCode, Value
             json!({"ok": false, "Error": e.message}),
         ),
     }
+}
+
+/// A call handed in with a usage but no AnswerTime was answered (else the
+/// session manager stores it as unanswered, usage 0): at its SetupTime, or
+/// its usage before `now`.
+fn answered_by_default(ev: &mut Map<String, Value>, now: DateTime<Utc>) {
+    let set = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty() && !s.starts_with("0001-01-01"),
+        Some(Value::Number(n)) => n.as_i64() != Some(0),
+        Some(_) => true,
+    };
+    if set(ev.get("AnswerTime")) {
+        return;
+    }
+    let usage = match ev.get("Usage") {
+        Some(Value::Number(n)) => n.as_u64().map(Duration::from_nanos),
+        Some(Value::String(s)) => rating::parse_duration(s.trim()).ok(),
+        _ => None,
+    };
+    let Some(usage) = usage.filter(|u| !u.is_zero()) else {
+        return;
+    };
+    let at = match ev.get("SetupTime") {
+        Some(v) if set(Some(v)) => v.clone(),
+        _ => {
+            let start = TimeDelta::from_std(usage)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(now);
+            Value::String(start.to_rfc3339_opts(SecondsFormat::Nanos, true))
+        }
+    };
+    ev.insert("AnswerTime".into(), at);
 }
 
 fn refusal(reason: &str) -> Value {
@@ -214,5 +256,30 @@ mod tests {
         assert_eq!(b["APIOpts"]["k"], 1);
         assert!(cgr_args(&json!([1])).is_err());
         assert!(cgr_args(&json!({"Event": "x"})).is_err());
+    }
+
+    #[test]
+    fn a_call_with_usage_and_no_answer_time_was_answered() {
+        let now = DateTime::parse_from_rfc3339("2026-11-30T10:01:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut ev = json!({"Usage": "60s"}).as_object().unwrap().clone();
+        answered_by_default(&mut ev, now);
+        assert_eq!(ev["AnswerTime"], "2026-11-30T10:00:00.000000000Z");
+        let mut ev = json!({"Usage": 5_000_000_000_u64, "SetupTime": "2026-11-30T09:00:00Z"})
+            .as_object()
+            .unwrap()
+            .clone();
+        answered_by_default(&mut ev, now);
+        assert_eq!(ev["AnswerTime"], "2026-11-30T09:00:00Z");
+        let mut ev = json!({"Usage": "0s"}).as_object().unwrap().clone();
+        answered_by_default(&mut ev, now);
+        assert!(!ev.contains_key("AnswerTime"));
+        let mut ev = json!({"Usage": "9s", "AnswerTime": "2026-11-30T08:00:00Z"})
+            .as_object()
+            .unwrap()
+            .clone();
+        answered_by_default(&mut ev, now);
+        assert_eq!(ev["AnswerTime"], "2026-11-30T08:00:00Z");
     }
 }
