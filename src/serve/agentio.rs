@@ -75,11 +75,12 @@ pub(crate) trait Client: Send + Sync + 'static {
 }
 
 /// Operations read and not yet run, per connection (reading waits when
-/// it is full).
-const OPS_QUEUE: usize = 1024;
-/// The first reconnect delay and the longest.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// it is full); every agent's queue.
+pub(crate) const OPS_QUEUE: usize = 1024;
+/// The first reconnect delay and the longest, for every agent that
+/// reconnects.
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Connects to `addr`, serves, reconnects on a Fibonacci back-off, until
 /// `stop`. A failed connect is logged once per streak of failures.

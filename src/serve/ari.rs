@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::agentio;
 use super::methods::State;
 
 /// `[[agents.asterisk]]`: one Asterisk's ARI.
@@ -46,11 +47,6 @@ pub(crate) struct AsteriskSection {
     pub max_call_duration_secs: Option<u64>,
 }
 
-/// Operations read and not yet run, per connection.
-const OPS_QUEUE: usize = 1024;
-/// The first reconnect delay and the longest.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The longest a REST request may take.
 const REST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -209,7 +205,7 @@ async fn send_hangups(
 
 /// Connects, serves, reconnects, until `stop`.
 async fn run(state: Arc<State>, link: Arc<Link>, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_MAX);
+    let mut backoff = Backoff::new(agentio::BACKOFF_BASE, agentio::BACKOFF_MAX);
     let mut failing = false;
     let addr = link.host_port.clone();
     while !*stop.borrow() {
@@ -251,7 +247,7 @@ async fn serve(
     link: &Arc<Link>,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let (ops_tx, mut ops_rx) = mpsc::channel::<Operation>(OPS_QUEUE);
+    let (ops_tx, mut ops_rx) = mpsc::channel::<Operation>(agentio::OPS_QUEUE);
     let (st, ln) = (Arc::clone(state), Arc::clone(link));
     tokio::spawn(async move {
         while let Some(op) = ops_rx.recv().await {

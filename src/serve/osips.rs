@@ -59,8 +59,6 @@ impl Default for OpensipsSection {
 
 /// How long an MI reply is waited for.
 const MI_TIMEOUT: Duration = Duration::from_secs(2);
-/// Operations read and not yet run (reading waits when full).
-const OPS_QUEUE: usize = 1024;
 
 /// One OpenSIPS: the agent core, shared by the event task, the
 /// operation task and the session manager's disconnects.
@@ -252,7 +250,7 @@ async fn serve(
     link: Arc<Link>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::channel::<Operation>(OPS_QUEUE);
+    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::channel::<Operation>(super::agentio::OPS_QUEUE);
     let (st, ln) = (Arc::clone(&state), Arc::clone(&link));
     tokio::spawn(async move {
         while let Some(op) = ops_rx.recv().await {
