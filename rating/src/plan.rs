@@ -106,12 +106,31 @@ pub(crate) struct RateInterval {
     pub rates: Arc<RateGroup>,
     pub rounding: Rounding,
     pub max_cost: Option<MaxCost>,
-    /// The DestinationRates ID.
-    pub dr_id: Arc<str>,
+    /// What a timespan it prices is named by (one allocation per
+    /// interval, made at load, shared by every such span).
+    pub names: Arc<SpanNames>,
     /// Per slot of `rates`: one increment's exact cost and its decimal,
     /// worked out once at load (`None` where that overflows; the cost
     /// then reports it). One allocation per Rates ID, shared.
     pub inc_costs: Arc<[Option<(ExactAmount, Decimal)>]>,
+}
+
+/// The names of a timespan that do not depend on the call: the rating
+/// plan, destination, DestinationRates, timing and Rates IDs of the rate
+/// interval that priced it. A span holds one shared handle to them, not
+/// five strings (one reference count to touch per span, not five).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SpanNames {
+    /// The RatingPlans ID.
+    pub rating_plan: Arc<str>,
+    /// The destination ID (`*any` for the plan's catch-all).
+    pub destination_id: Arc<str>,
+    /// The DestinationRates ID.
+    pub destination_rate: Arc<str>,
+    /// The timing ID.
+    pub timing: Arc<str>,
+    /// The Rates ID.
+    pub rate_id: Arc<str>,
 }
 
 /// What picking a rate interval reads of it (16 bytes, so a

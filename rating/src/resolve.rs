@@ -50,28 +50,6 @@ pub(crate) struct DestinationMatch<'p> {
     pub intervals: Run<'p>,
 }
 
-impl DestinationMatch<'_> {
-    /// The destination ID and the matched prefix, as a timespan names
-    /// them (`*any` and `*any` for the catch-all).
-    pub fn names(&self, tp: &TariffPlan, number: &str) -> (Arc<str>, Arc<str>) {
-        let Some(d) = self.dest else {
-            let any: Arc<str> = Arc::from(ANY);
-            return (any.clone(), any);
-        };
-        let id = tp
-            .dest_ids
-            .get(d as usize)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""));
-        let len = self.prefix_len;
-        let prefix: Arc<str> = match number.get(..len) {
-            Some(p) => Arc::from(p),
-            None => Arc::from(String::from_utf8_lossy(&number.as_bytes()[..len]).as_ref()),
-        };
-        (id, prefix)
-    }
-}
-
 enum Fail {
     NotFound,
     Unauthorized,

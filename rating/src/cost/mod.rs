@@ -9,7 +9,6 @@
 //! usage counts units, not time: their timing is the one in force at the
 //! start, and only GroupIntervalStart cuts them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -22,58 +21,13 @@ use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
 use crate::plan::{
     IntervalHead, MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, Run, TariffPlan,
 };
-use crate::resolve::{DestinationMatch, RatingSlice, match_destination, resolve};
+use crate::resolve::{ANY, DestinationMatch, RatingSlice, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
-/// One piece of a call at one price.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeSpan {
-    /// Start of the span.
-    pub start: DateTime<Utc>,
-    /// End of the span (start plus the rated usage).
-    pub end: DateTime<Utc>,
-    /// Where the span starts, counted from the start of the call (the
-    /// descriptor's offset plus the usage rated before it).
-    pub call_offset: Duration,
-    /// Rated usage: whole increments.
-    pub usage: Duration,
-    /// The subject whose rating profile priced the span.
-    pub matched_subject: Arc<str>,
-    /// The rating plan.
-    pub rating_plan: Arc<str>,
-    /// The destination ID (`*any` for the plan's catch-all).
-    pub destination_id: Arc<str>,
-    /// The prefix of the number that matched.
-    pub matched_prefix: Arc<str>,
-    /// The DestinationRates ID.
-    pub destination_rate: Arc<str>,
-    /// The timing.
-    pub timing: Arc<str>,
-    /// The RatingPlans weight.
-    pub weight: Decimal,
-    /// The Rates ID.
-    pub rate_id: Arc<str>,
-    /// Price per rate unit.
-    pub rate: Money,
-    /// RateUnit.
-    pub rate_unit: Duration,
-    /// RateIncrement.
-    pub rate_increment: Duration,
-    /// GroupIntervalStart of the rate row used.
-    pub group_interval_start: Duration,
-    /// Number of increments.
-    pub increments: u64,
-    /// Cost of one increment (exact, or CGRateS-rounded in `cgrates` mode).
-    pub increment_cost: Money,
-    /// Cost of the span, before the call's final rounding.
-    pub cost: Money,
-    /// The destination rate's rounding.
-    pub rounding: Rounding,
-    /// The destination rate's MaxCost.
-    pub max_cost: Option<MaxCost>,
-    /// `cost` and `increment_cost` as exact fractions.
-    pub(crate) exact: (ExactAmount, ExactAmount),
-}
+mod span;
+
+use span::MatchedPrefix;
+pub use span::TimeSpan;
 
 /// The cost of a call and how it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,8 +189,6 @@ impl TariffPlan {
         let mut si = 0_usize;
         let mut connect_fee = Money::ZERO;
         let mut picked: Option<Picked<'_>> = None;
-        // The destination's names, made once per destination picked.
-        let mut names: Option<Names> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
             if voice {
@@ -288,19 +240,6 @@ impl TariffPlan {
             else {
                 return Err(overflow("destination"));
             };
-            let (destination_id, prefix) = match &names {
-                Some((d, len, id, prefix)) if *d == dest && *len == prefix_len => (id, prefix),
-                _ => {
-                    let (id, prefix) = DestinationMatch {
-                        dest,
-                        prefix_len,
-                        intervals,
-                    }
-                    .names(self, cd.destination);
-                    let n = names.insert((dest, prefix_len, id, prefix));
-                    (&n.2, &n.3)
-                }
-            };
             let ri_idx = winner(intervals, &parts, gs).ok_or_else(no_interval)?;
             let ri = intervals.full.get(ri_idx).ok_or_else(no_interval)?;
             let slot_idx = ri.rates.slot_index_at(gs).ok_or_else(no_interval)?;
@@ -341,14 +280,13 @@ impl TariffPlan {
                 end: add_ns(t, billed)?,
                 call_offset: Duration::from_nanos(gs),
                 usage: Duration::from_nanos(billed),
-                matched_subject: slice.subject.clone(),
-                rating_plan: slice.plan.id.clone(),
-                destination_id: destination_id.clone(),
-                matched_prefix: prefix.clone(),
-                destination_rate: ri.dr_id.clone(),
-                timing: ri.timing.id_arc().clone(),
+                subject: slice.subject.clone(),
+                names: ri.names.clone(),
+                prefix: match dest {
+                    Some(_) => MatchedPrefix::of_number(cd.destination, prefix_len),
+                    None => MatchedPrefix::new(ANY),
+                },
                 weight: ri.weight,
-                rate_id: ri.rates.id.clone(),
                 rate: slot.rate,
                 rate_unit: Duration::from_nanos(slot.unit),
                 rate_increment: Duration::from_nanos(slot.increment),
@@ -365,10 +303,6 @@ impl TariffPlan {
         totals(cd.usage, Duration::from_nanos(p), connect_fee, spans, mode)
     }
 }
-
-/// A destination (index, prefix length) and its ID and prefix as a
-/// timespan names them.
-type Names = (Option<u32>, usize, Arc<str>, Arc<str>);
 
 /// The destination picked for a rating slice on one calendar day.
 struct Picked<'p> {

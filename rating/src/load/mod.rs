@@ -21,7 +21,7 @@ use crate::exact::ExactAmount;
 use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
 use crate::plan::{
     Activation, DestRuns, MaxCost, MaxCostStrategy, Profile, RateGroup, RateInterval, RateSlot,
-    RatingPlan, TariffPlan,
+    RatingPlan, SpanNames, TariffPlan,
 };
 use crate::prefix::FastMap;
 use crate::timing::Timing;
@@ -653,6 +653,7 @@ impl Builder {
 
     /// RatingPlans.csv: `ID,DestinationRatesID,TimingID,Weight`.
     fn rating_plans(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        let any: Arc<str> = Arc::from(crate::resolve::ANY);
         for r in recs.iter() {
             check_width(path, r, 4, 4, "ID,DestinationRatesID,TimingID,Weight")?;
             let id = id_field(path, r, 0, "a rating plan ID")?;
@@ -705,7 +706,10 @@ impl Builder {
                     i
                 }
             };
-            let Some(pending) = self.pending.get_mut(plan_idx as usize) else {
+            let (Some(pending), Some(plan_id)) = (
+                self.pending.get_mut(plan_idx as usize),
+                self.plan.plans.get(plan_idx as usize).map(|p| p.id.clone()),
+            ) else {
                 return Err(load_err(path, r.line, 1, "a rating plan", id));
             };
             for row in rows {
@@ -718,10 +722,24 @@ impl Builder {
                         id,
                     ));
                 }
-                let dest = match row.dest {
-                    DestRef::Any => None,
-                    DestRef::Dest(d) => Some(d),
+                let (dest, destination_id) = match row.dest {
+                    DestRef::Any => (None, any.clone()),
+                    DestRef::Dest(d) => (
+                        Some(d),
+                        self.plan
+                            .dest_ids
+                            .get(d as usize)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::from("")),
+                    ),
                 };
+                let names = Arc::new(SpanNames {
+                    rating_plan: plan_id.clone(),
+                    destination_id,
+                    destination_rate: dr_name.clone(),
+                    timing: timing.id_arc().clone(),
+                    rate_id: row.rates.id.clone(),
+                });
                 pending.push((
                     dest,
                     RateInterval {
@@ -730,7 +748,7 @@ impl Builder {
                         rates: row.rates.clone(),
                         rounding: row.rounding,
                         max_cost: row.max_cost,
-                        dr_id: dr_name.clone(),
+                        names,
                         inc_costs: row.inc_costs.clone(),
                     },
                 ));
