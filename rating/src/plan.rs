@@ -34,6 +34,9 @@ pub(crate) struct RateGroup {
     pub id: Arc<str>,
     /// The ConnectFee of the row with the lowest GroupIntervalStart.
     pub connect_fee: Money,
+    /// The same as an exact fraction, made once at load (`None` if it
+    /// does not convert; the cost then reports it).
+    pub connect_fee_exact: Option<ExactAmount>,
     /// Sorted by `gis`.
     pub slots: Box<[RateSlot]>,
 }
@@ -467,6 +470,7 @@ mod tests {
         let g = RateGroup {
             id: Arc::from("RT"),
             connect_fee: Money::ZERO,
+            connect_fee_exact: Some(ExactAmount::ZERO),
             slots: vec![slot(0, 1), slot(60, 2)].into(),
         };
         assert_eq!(g.slot_at(0).map(|s| s.gis), Some(0));
@@ -477,6 +481,7 @@ mod tests {
         let late = RateGroup {
             id: Arc::from("RT"),
             connect_fee: Money::ZERO,
+            connect_fee_exact: Some(ExactAmount::ZERO),
             slots: vec![slot(60, 2)].into(),
         };
         assert!(late.slot_at(0).is_none());

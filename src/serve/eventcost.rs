@@ -49,7 +49,10 @@ fn rates_id(ts: &TimeSpan) -> String {
 fn filter_id(ts: &TimeSpan) -> String {
     format!(
         "{}:{}:{}:{}",
-        ts.matched_subject(), ts.rating_plan(), ts.destination_id(), ts.matched_prefix()
+        ts.matched_subject(),
+        ts.rating_plan(),
+        ts.destination_id(),
+        ts.matched_prefix()
     )
 }
 

@@ -187,7 +187,7 @@ impl TariffPlan {
         let same_day_ok = cd.start.timestamp_subsec_nanos() < 1_000_000_000;
         let mut p = 0_u64;
         let mut si = 0_usize;
-        let mut connect_fee = Money::ZERO;
+        let mut connect_fee = (Money::ZERO, Some(ExactAmount::ZERO));
         let mut picked: Option<Picked<'_>> = None;
         while p < usage {
             let t = add_ns(cd.start, p)?;
@@ -272,7 +272,7 @@ impl TariffPlan {
                 .ok_or_else(|| overflow("usage"))?;
             if spans.is_empty() && offset == 0 {
                 // Once per call: the first span's rate, on the first piece.
-                connect_fee = ri.rates.connect_fee;
+                connect_fee = (ri.rates.connect_fee, ri.rates.connect_fee_exact);
             }
             let (inc_cost, ts_cost, exact) = span_cost(slot, inc_cost, n, billed, mode)?;
             spans.push(TimeSpan {
@@ -417,16 +417,18 @@ fn span_cost(
     }
 }
 
+/// The call's cost from its spans; `connect_fee` with its exact fraction
+/// (made at load).
 fn totals(
     usage: Duration,
     rated: Duration,
-    connect_fee: Money,
+    (connect_fee, connect_fee_exact): (Money, Option<ExactAmount>),
     spans: Vec<TimeSpan>,
     mode: RoundingMode,
 ) -> Result<CallCost, Error> {
     let of = || overflow("cost");
     let as_exact = |m: Money| ExactAmount::from_decimal(m.amount()).ok_or_else(of);
-    let mut total = as_exact(connect_fee)?;
+    let mut total = connect_fee_exact.ok_or_else(of)?;
     let mut capped = false;
     // CGRateS adds each running total into MaxCostSoFar (so it reaches
     // MaxCost early when a call has several spans); `cgrates` mode keeps it.

@@ -556,6 +556,7 @@ impl Builder {
             let group = RateGroup {
                 id,
                 connect_fee,
+                connect_fee_exact: ExactAmount::from_decimal(connect_fee.amount()),
                 slots,
             };
             let inc_costs = group.inc_costs();
