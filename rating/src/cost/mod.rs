@@ -189,8 +189,14 @@ impl TariffPlan {
         let mut si = 0_usize;
         let mut connect_fee = (Money::ZERO, Some(ExactAmount::ZERO));
         let mut picked: Option<Picked<'_>> = None;
+        let mut next_t: Option<DateTime<Utc>> = None;
         while p < usage {
-            let t = add_ns(cd.start, p)?;
+            // The last span's end is this one's start (`start + p`); worked
+            // out again only where `p` would not convert.
+            let t = match next_t {
+                Some(end) if i64::try_from(p).is_ok() => end,
+                _ => add_ns(cd.start, p)?,
+            };
             if voice {
                 while slices.get(si + 1).is_some_and(|s| s.from <= t) {
                     si += 1;
@@ -275,9 +281,11 @@ impl TariffPlan {
                 connect_fee = (ri.rates.connect_fee, ri.rates.connect_fee_exact);
             }
             let (inc_cost, ts_cost, exact) = span_cost(slot, inc_cost, n, billed, mode)?;
+            let end = add_ns(t, billed)?;
+            next_t = Some(end);
             spans.push(TimeSpan {
                 start: t,
-                end: add_ns(t, billed)?,
+                end,
                 call_offset: Duration::from_nanos(gs),
                 usage: Duration::from_nanos(billed),
                 subject: slice.subject.clone(),
