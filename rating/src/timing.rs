@@ -235,7 +235,7 @@ impl Timing {
     }
 
     /// Whether the date matches (years, months, month days, week days).
-    fn date_matches(&self, p: &DateParts) -> bool {
+    pub(crate) fn date_matches(&self, p: &DateParts) -> bool {
         (self.years.is_empty() || self.years.contains(&p.year))
             && (self.months == 0 || self.months & (1 << p.month) != 0)
             && ((self.month_days == 0 && !self.last_day)
@@ -246,9 +246,13 @@ impl Timing {
 
     /// Whether the timing covers this moment.
     pub(crate) fn is_active(&self, p: &DateParts) -> bool {
-        self.date_matches(p)
-            && p.tod_ns >= self.start_ns
-            && self.end_ns.is_none_or(|e| p.tod_ns < e)
+        self.date_matches(p) && self.covers_tod(p)
+    }
+
+    /// Whether the timing covers this moment's time of day (its date
+    /// aside).
+    pub(crate) fn covers_tod(&self, p: &DateParts) -> bool {
+        p.tod_ns >= self.start_ns && self.end_ns.is_none_or(|e| p.tod_ns < e)
     }
 
     /// How long ago, this day, the timing started (valid when active).

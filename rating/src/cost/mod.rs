@@ -78,12 +78,34 @@ fn ns_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
         .map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(0))
 }
 
+/// Which of a run's rate intervals (bit `i` for `heads[i]`) have a timing
+/// whose date matches `parts`' day; `None` for a run of more than 64.
+/// Worked out once per destination and day, so that picking the interval
+/// in force for each span of that day checks only the time of day.
+fn on_day(ivs: Run<'_>, parts: &DateParts) -> Option<u64> {
+    if ivs.heads.len() > 64 {
+        return None;
+    }
+    Some(
+        ivs.heads
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.timing.date_matches(parts))
+            .fold(0, |m, (i, _)| m | 1 << i),
+    )
+}
+
 /// The rate interval in force: active timing, highest weight, then the
 /// timing that started last, then the lower price, then the first loaded.
-fn winner(ivs: Run<'_>, parts: &DateParts, group_start: u64) -> Option<usize> {
+/// `on_day`: [`on_day`] of the same run and day.
+fn winner(ivs: Run<'_>, parts: &DateParts, group_start: u64, on_day: Option<u64>) -> Option<usize> {
     let mut best: Option<(usize, &IntervalHead, u64)> = None;
     for (i, h) in ivs.heads.iter().enumerate() {
-        if !h.timing.is_active(parts) {
+        let active = match on_day {
+            Some(mask) => mask >> i & 1 == 1 && h.timing.covers_tod(parts),
+            None => h.timing.is_active(parts),
+        };
+        if !active {
             continue;
         }
         let since = h.timing.since_start(parts);
@@ -232,6 +254,7 @@ impl TariffPlan {
                     slice: si,
                     day,
                     destination,
+                    on_day: on_day(destination.intervals, &parts),
                 });
             }
             let Some(Picked {
@@ -241,12 +264,13 @@ impl TariffPlan {
                         prefix_len,
                         intervals,
                     },
+                on_day,
                 ..
             }) = picked
             else {
                 return Err(overflow("destination"));
             };
-            let ri_idx = winner(intervals, &parts, gs).ok_or_else(no_interval)?;
+            let ri_idx = winner(intervals, &parts, gs, on_day).ok_or_else(no_interval)?;
             let ri = intervals.full.get(ri_idx).ok_or_else(no_interval)?;
             let slot_idx = ri.rates.slot_index_at(gs).ok_or_else(no_interval)?;
             let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
@@ -258,6 +282,7 @@ impl TariffPlan {
                 });
                 VoiceSpan {
                     intervals,
+                    on_day,
                     winner: ri_idx,
                     parts: &parts,
                     p,
@@ -320,6 +345,8 @@ struct Picked<'p> {
     day: (i32, u32, u32),
     /// What was picked.
     destination: DestinationMatch<'p>,
+    /// [`on_day`] of its rate intervals that day.
+    on_day: Option<u64>,
 }
 
 /// A voice span about to be priced: where it starts and the rate
@@ -327,6 +354,8 @@ struct Picked<'p> {
 struct VoiceSpan<'a> {
     /// The rate intervals of the picked destination.
     intervals: Run<'a>,
+    /// [`on_day`] of them on the span's day.
+    on_day: Option<u64>,
     /// The one of them in force at the start.
     winner: usize,
     /// Calendar facts of the start.
@@ -359,7 +388,8 @@ impl VoiceSpan<'_> {
                 break;
             }
             let group_start = self.offset.saturating_add(at).max(self.group_start);
-            if winner(self.intervals, &parts.at_tod(edge), group_start) != Some(self.winner) {
+            let at_edge = parts.at_tod(edge);
+            if winner(self.intervals, &at_edge, group_start, self.on_day) != Some(self.winner) {
                 return at;
             }
             tod = edge;
