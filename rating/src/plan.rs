@@ -109,9 +109,8 @@ pub(crate) struct RateInterval {
     pub rates: Arc<RateGroup>,
     pub rounding: Rounding,
     pub max_cost: Option<MaxCost>,
-    /// What a timespan it prices is named by (one allocation per
-    /// interval, made at load, shared by every such span).
-    pub names: Arc<SpanNames>,
+    /// Its names: an index into the plan's [`PlanNames::spans`].
+    pub names: u32,
     /// Per slot of `rates`: one increment's exact cost and its decimal,
     /// worked out once at load (`None` where that overflows; the cost
     /// then reports it). One allocation per Rates ID, shared.
@@ -120,8 +119,7 @@ pub(crate) struct RateInterval {
 
 /// The names of a timespan that do not depend on the call: the rating
 /// plan, destination, DestinationRates, timing and Rates IDs of the rate
-/// interval that priced it. A span holds one shared handle to them, not
-/// five strings (one reference count to touch per span, not five).
+/// interval that priced it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct SpanNames {
     /// The RatingPlans ID.
@@ -134,6 +132,28 @@ pub(crate) struct SpanNames {
     pub timing: Arc<str>,
     /// The Rates ID.
     pub rate_id: Arc<str>,
+}
+
+/// Every name a timespan of this plan can carry, made at load. A span
+/// holds one handle to the whole table (one reference count, touched by
+/// every call, so always in cache) and indexes into it, instead of a
+/// handle per name (each a reference count on its own line).
+#[derive(Debug, Default)]
+pub(crate) struct PlanNames {
+    /// Per rate interval (`RateInterval::names`).
+    pub spans: Vec<SpanNames>,
+    /// The subjects a span is priced for: every rating profile's subject
+    /// (`Profile::subject_idx`) and every rating plan's ID (`RatingPlan::
+    /// id_idx`, the subject of `TariffPlan::cost_on_rating_plan`).
+    pub subjects: Vec<Arc<str>>,
+}
+
+impl PlanNames {
+    /// Adds a subject; its index.
+    pub(crate) fn add_subject(&mut self, s: Arc<str>) -> u32 {
+        self.subjects.push(s);
+        u32::try_from(self.subjects.len() - 1).unwrap_or(u32::MAX)
+    }
 }
 
 /// What picking a rate interval reads of it (16 bytes, so a
@@ -170,6 +190,8 @@ impl Run<'_> {
 #[derive(Debug, Clone)]
 pub(crate) struct RatingPlan {
     pub id: Arc<str>,
+    /// `id` among the plan's [`PlanNames::subjects`].
+    pub id_idx: u32,
     /// Grouped by destination, the `*any` destination's run included.
     pub intervals: Vec<RateInterval>,
     /// One per interval.
@@ -322,7 +344,8 @@ pub(crate) struct Activation {
 /// sorted by time.
 #[derive(Debug, Clone)]
 pub(crate) struct Profile {
-    pub subject: Arc<str>,
+    /// The subject, among the plan's [`PlanNames::subjects`].
+    pub subject_idx: u32,
     pub activations: Vec<Activation>,
 }
 
@@ -342,6 +365,8 @@ pub struct TariffPlan {
     pub(crate) account: crate::actions::AccountPlanData,
     /// Timings.csv by ID (balances name them in their TimingIDs).
     pub(crate) timings: FastMap<Box<str>, Arc<Timing>>,
+    /// The names timespans carry.
+    pub(crate) names: Arc<PlanNames>,
 }
 
 impl TariffPlan {

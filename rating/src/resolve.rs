@@ -8,8 +8,6 @@
 //! when a plan does not price the destination, the activation's fallback
 //! subjects, up to three deep.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
 
@@ -34,7 +32,8 @@ pub(crate) type Slices<'p> = SmallVec<[RatingSlice<'p>; 2]>;
 pub(crate) struct RatingSlice<'p> {
     pub from: DateTime<Utc>,
     pub plan: &'p RatingPlan,
-    pub subject: &'p Arc<str>,
+    /// The subject, among the plan's `PlanNames::subjects`.
+    pub subject: u32,
     /// The destination at `from`.
     pub destination: DestinationMatch<'p>,
 }
@@ -166,7 +165,7 @@ fn subject_slices<'p>(
             out.push(RatingSlice {
                 from: seg_from,
                 plan,
-                subject: &profile.subject,
+                subject: profile.subject_idx,
                 destination,
             });
             continue;

@@ -26,8 +26,8 @@ use crate::timing::{DateParts, NS_PER_DAY};
 
 mod span;
 
-use span::MatchedPrefix;
 pub use span::TimeSpan;
+use span::{MatchedPrefix, SpanRef};
 
 /// The cost of a call and how it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ impl TariffPlan {
             Some(plan) => smallvec::smallvec![RatingSlice {
                 from: cd.start,
                 plan,
-                subject: &plan.id,
+                subject: plan.id_idx,
                 destination: match_destination(self, plan, cd.destination, &start_parts)
                     .ok_or_else(|| Error::UnauthorizedDestination {
                         tenant: cd.tenant.to_owned(),
@@ -313,8 +313,11 @@ impl TariffPlan {
                 end,
                 call_offset: Duration::from_nanos(gs),
                 usage: Duration::from_nanos(billed),
-                subject: slice.subject.clone(),
-                names: ri.names.clone(),
+                names: SpanRef {
+                    table: self.names.clone(),
+                    interval: ri.names,
+                    subject: slice.subject,
+                },
                 prefix: match dest {
                     Some(_) => MatchedPrefix::of_number(cd.destination, prefix_len),
                     None => MatchedPrefix::new(ANY),

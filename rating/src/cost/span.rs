@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::exact::ExactAmount;
 use crate::money::{Money, Rounding};
-use crate::plan::{MaxCost, SpanNames};
+use crate::plan::{MaxCost, PlanNames, SpanNames};
 
 /// One piece of a call at one price.
 ///
@@ -28,10 +28,9 @@ pub struct TimeSpan {
     pub call_offset: Duration,
     /// Rated usage: whole increments.
     pub usage: Duration,
-    /// The subject whose rating profile priced the span.
-    pub(crate) subject: Arc<str>,
-    /// The names of the rate interval that priced the span.
-    pub(crate) names: Arc<SpanNames>,
+    /// The subject and the names of the rate interval that priced the
+    /// span.
+    pub(crate) names: SpanRef,
     /// The prefix of the number that matched.
     pub(crate) prefix: MatchedPrefix,
     /// The RatingPlans weight.
@@ -62,19 +61,19 @@ impl TimeSpan {
     /// The subject whose rating profile priced the span.
     #[must_use]
     pub fn matched_subject(&self) -> &str {
-        &self.subject
+        self.names.subject()
     }
 
     /// The rating plan (RatingPlans ID).
     #[must_use]
     pub fn rating_plan(&self) -> &str {
-        &self.names.rating_plan
+        self.names.span().map_or("", |n| &n.rating_plan)
     }
 
     /// The destination ID (`*any` for the plan's catch-all).
     #[must_use]
     pub fn destination_id(&self) -> &str {
-        &self.names.destination_id
+        self.names.span().map_or("", |n| &n.destination_id)
     }
 
     /// The prefix of the number that matched (`*any` for the plan's
@@ -87,19 +86,61 @@ impl TimeSpan {
     /// The DestinationRates ID.
     #[must_use]
     pub fn destination_rate(&self) -> &str {
-        &self.names.destination_rate
+        self.names.span().map_or("", |n| &n.destination_rate)
     }
 
     /// The timing ID.
     #[must_use]
     pub fn timing(&self) -> &str {
-        &self.names.timing
+        self.names.span().map_or("", |n| &n.timing)
     }
 
     /// The Rates ID.
     #[must_use]
     pub fn rate_id(&self) -> &str {
-        &self.names.rate_id
+        self.names.span().map_or("", |n| &n.rate_id)
+    }
+}
+
+/// A span's subject and rate interval names: a handle to the plan's table
+/// of names and two places in it.
+#[derive(Clone)]
+pub(crate) struct SpanRef {
+    pub table: Arc<PlanNames>,
+    /// Index into `table.spans`.
+    pub interval: u32,
+    /// Index into `table.subjects`.
+    pub subject: u32,
+}
+
+impl SpanRef {
+    fn span(&self) -> Option<&SpanNames> {
+        self.table.spans.get(self.interval as usize)
+    }
+
+    fn subject(&self) -> &str {
+        self.table
+            .subjects
+            .get(self.subject as usize)
+            .map_or("", |s| s)
+    }
+}
+
+/// Equal when the names are (whichever plan's table they are in).
+impl PartialEq for SpanRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.subject() == other.subject() && self.span() == other.span()
+    }
+}
+
+impl Eq for SpanRef {}
+
+impl fmt::Debug for SpanRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanRef")
+            .field("subject", &self.subject())
+            .field("names", &self.span())
+            .finish()
     }
 }
 

@@ -20,8 +20,8 @@ use crate::duration::parse_duration;
 use crate::exact::ExactAmount;
 use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
 use crate::plan::{
-    Activation, DestRuns, MaxCost, MaxCostStrategy, Profile, RateGroup, RateInterval, RateSlot,
-    RatingPlan, SpanNames, TariffPlan,
+    Activation, DestRuns, MaxCost, MaxCostStrategy, PlanNames, Profile, RateGroup, RateInterval,
+    RateSlot, RatingPlan, SpanNames, TariffPlan,
 };
 use crate::prefix::FastMap;
 use crate::timing::Timing;
@@ -210,6 +210,7 @@ impl TariffPlan {
             options.loaded_at,
         )?;
         let mut plan = b.plan;
+        plan.names = Arc::new(b.names);
         for (p, rows) in plan.plans.iter_mut().zip(b.pending) {
             p.set_intervals(rows);
         }
@@ -300,6 +301,8 @@ struct Builder {
     /// Per rating plan, its rate intervals in load order with their
     /// destinations (`None`: `*any`), grouped when loading ends.
     pending: Vec<Vec<(Option<u32>, RateInterval)>>,
+    /// The names timespans will carry.
+    names: PlanNames,
 }
 
 type RatesEntry = (Arc<RateGroup>, Arc<[Option<(ExactAmount, Decimal)>]>);
@@ -442,6 +445,7 @@ impl Builder {
             drs: FastMap::default(),
             plan_index: FastMap::default(),
             pending: Vec::new(),
+            names: PlanNames::default(),
         }
     }
 
@@ -695,8 +699,10 @@ impl Builder {
                     let i = u32::try_from(self.plan.plans.len()).map_err(|_| {
                         load_err(path, r.line, 1, "fewer than 2^32 rating plans", id)
                     })?;
+                    let id_arc: Arc<str> = Arc::from(id);
                     self.plan.plans.push(RatingPlan {
-                        id: Arc::from(id),
+                        id_idx: self.names.add_subject(id_arc.clone()),
+                        id: id_arc,
                         intervals: Vec::new(),
                         heads: Vec::new(),
                         by_dest: DestRuns::default(),
@@ -734,7 +740,9 @@ impl Builder {
                             .unwrap_or_else(|| Arc::from("")),
                     ),
                 };
-                let names = Arc::new(SpanNames {
+                let names = u32::try_from(self.names.spans.len())
+                    .map_err(|_| load_err(path, r.line, 1, "fewer than 2^32 rate intervals", id))?;
+                self.names.spans.push(SpanNames {
                     rating_plan: plan_id.clone(),
                     destination_id,
                     destination_rate: dr_name.clone(),
@@ -826,6 +834,7 @@ impl Builder {
                 .filter(|s| !s.is_empty())
                 .map(Arc::from)
                 .collect();
+            let names = &mut self.names;
             let subjects = self
                 .plan
                 .profiles
@@ -836,7 +845,7 @@ impl Builder {
             let profile = subjects.entry(subject.into()).or_insert_with(|| {
                 self.plan.profile_count += 1;
                 Profile {
-                    subject: Arc::from(subject),
+                    subject_idx: names.add_subject(Arc::from(subject)),
                     activations: Vec::new(),
                 }
             });
