@@ -185,8 +185,10 @@ impl Run<'_> {
 ///
 /// The intervals of one destination sit side by side (in load order), so
 /// rating a call reads one run of memory for them, not a list of indexes
-/// into scattered rows; their heads (`heads[i]` for `intervals[i]`) are
-/// what picking one reads.
+/// into scattered rows. Their heads (one per interval, in the same order)
+/// are what picking one reads; destinations whose intervals have the same
+/// timings and weights (most, in a real plan: every destination rated
+/// peak / off-peak alike) share one list of heads, which stays in cache.
 #[derive(Debug, Clone)]
 pub(crate) struct RatingPlan {
     pub id: Arc<str>,
@@ -194,18 +196,29 @@ pub(crate) struct RatingPlan {
     pub id_idx: u32,
     /// Grouped by destination, the `*any` destination's run included.
     pub intervals: Vec<RateInterval>,
-    /// One per interval.
+    /// The distinct lists of heads, one after the other.
     pub heads: Vec<IntervalHead>,
-    /// Destination index -> (start, length) of its run in `intervals`.
+    /// Destination index -> where its run is.
     pub by_dest: DestRuns,
-    /// (start, length) of the `*any` destination's run; length 0: none.
-    pub any: (u32, u32),
+    /// Where the `*any` destination's run is; length 0: none.
+    pub any: RunAt,
+}
+
+/// Where a destination's rate intervals are in its rating plan: `len` of
+/// them from `start` in `intervals`, their heads from `heads` in `heads`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RunAt {
+    pub start: u32,
+    pub len: u32,
+    pub heads: u32,
 }
 
 impl RatingPlan {
-    fn run(&self, (start, len): (u32, u32)) -> Run<'_> {
-        let r = start as usize..(start as usize).saturating_add(len as usize);
-        match (self.heads.get(r.clone()), self.intervals.get(r)) {
+    fn run(&self, at: RunAt) -> Run<'_> {
+        let len = at.len as usize;
+        let r = at.start as usize..(at.start as usize).saturating_add(len);
+        let h = at.heads as usize..(at.heads as usize).saturating_add(len);
+        match (self.heads.get(h), self.intervals.get(r)) {
             (Some(heads), Some(full)) => Run { heads, full },
             _ => Run {
                 heads: &[],
@@ -226,7 +239,8 @@ impl RatingPlan {
 
     /// Lays out the rate intervals (in load order, with their destination;
     /// `None` for `*any`) grouped by destination: destinations in the
-    /// order they first appear, each one's intervals in load order.
+    /// order they first appear, each one's intervals in load order. The
+    /// heads come after, from [`rank_weights`].
     pub(crate) fn set_intervals(&mut self, rows: Vec<(Option<u32>, RateInterval)>) {
         let mut groups: FastMap<Option<u32>, Vec<RateInterval>> = FastMap::default();
         let mut order = Vec::new();
@@ -240,20 +254,20 @@ impl RatingPlan {
                 .push(ri);
         }
         self.intervals = Vec::with_capacity(groups.values().map(Vec::len).sum());
-        self.heads = Vec::with_capacity(self.intervals.capacity());
+        self.heads = Vec::new();
         let mut by_dest = Vec::new();
-        self.any = (0, 0);
+        self.any = RunAt::default();
         for dest in order {
             let Some(run) = groups.remove(&dest) else {
                 continue;
             };
             // The loader refuses more than 2^32 intervals in a plan.
             let start = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
-            let range = (start, u32::try_from(run.len()).unwrap_or(0));
-            self.heads.extend(run.iter().map(|ri| IntervalHead {
-                timing: ri.timing.clone(),
-                weight_rank: 0,
-            }));
+            let range = RunAt {
+                start,
+                len: u32::try_from(run.len()).unwrap_or(0),
+                heads: 0,
+            };
             self.intervals.extend(run);
             match dest {
                 Some(d) => by_dest.push((d, range)),
@@ -264,10 +278,10 @@ impl RatingPlan {
     }
 }
 
-/// Destination index -> (start, length) of its run of rate intervals.
+/// Destination index -> where its run of rate intervals is.
 ///
 /// A plan that prices most of the destinations keeps the runs in a table
-/// indexed by destination: the lookup on every call reads one 8-byte slot
+/// indexed by destination: the lookup on every call reads one 12-byte slot
 /// (one cache line) instead of a hash table's control bytes and bucket.
 /// A plan pricing few of many destinations keeps a map, so that many such
 /// plans do not take a table as long as the destination list each.
@@ -275,9 +289,9 @@ impl RatingPlan {
 pub(crate) enum DestRuns {
     /// Indexed by destination; a length of 0 marks a destination the plan
     /// does not price (a run is never empty).
-    Dense(Box<[(u32, u32)]>),
+    Dense(Box<[RunAt]>),
     /// The destinations the plan prices.
-    Sparse(FastMap<u32, (u32, u32)>),
+    Sparse(FastMap<u32, RunAt>),
 }
 
 impl Default for DestRuns {
@@ -289,10 +303,10 @@ impl Default for DestRuns {
 impl DestRuns {
     /// The table when it is at most four times as long as the runs
     /// listed, else the map.
-    fn new(runs: Vec<(u32, (u32, u32))>) -> Self {
+    fn new(runs: Vec<(u32, RunAt)>) -> Self {
         let slots = runs.iter().map(|&(d, _)| d as usize + 1).max().unwrap_or(0);
         if slots <= runs.len().saturating_mul(4) {
-            let mut table = vec![(0_u32, 0_u32); slots].into_boxed_slice();
+            let mut table = vec![RunAt::default(); slots].into_boxed_slice();
             for (d, range) in runs {
                 if let Some(slot) = table.get_mut(d as usize) {
                     *slot = range;
@@ -305,17 +319,26 @@ impl DestRuns {
     }
 
     /// The run of destination `d`, if the plan prices it.
-    pub fn get(&self, d: u32) -> Option<(u32, u32)> {
+    pub fn get(&self, d: u32) -> Option<RunAt> {
         match self {
-            DestRuns::Dense(t) => t.get(d as usize).copied().filter(|r| r.1 > 0),
+            DestRuns::Dense(t) => t.get(d as usize).copied().filter(|r| r.len > 0),
             DestRuns::Sparse(m) => m.get(&d).copied(),
+        }
+    }
+
+    /// Every run (a dense table's unused slots too).
+    fn runs_mut(&mut self) -> Box<dyn Iterator<Item = &mut RunAt> + '_> {
+        match self {
+            DestRuns::Dense(t) => Box::new(t.iter_mut()),
+            DestRuns::Sparse(m) => Box::new(m.values_mut()),
         }
     }
 }
 
-/// Sets every interval head's `weight_rank`: its weight's place among all
-/// the distinct weights of the plans, so that comparing ranks is comparing
-/// weights.
+/// Makes every run's heads, with `weight_rank` the weight's place among
+/// all the distinct weights of the plans (so that comparing ranks is
+/// comparing weights); runs with the same timings and ranks in the same
+/// order share one list.
 pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
     let mut weights: Vec<Decimal> = plans
         .iter()
@@ -323,10 +346,35 @@ pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
         .collect();
     weights.sort_unstable();
     weights.dedup();
+    let rank = |w: Decimal| u32::try_from(weights.partition_point(|x| *x < w)).unwrap_or(u32::MAX);
     for p in plans.iter_mut() {
-        for (head, ri) in p.heads.iter_mut().zip(&p.intervals) {
-            let rank = weights.partition_point(|w| *w < ri.weight);
-            head.weight_rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        let RatingPlan {
+            intervals,
+            heads,
+            by_dest,
+            any,
+            ..
+        } = p;
+        heads.clear();
+        // A list of heads by its timings (the same `Arc`) and ranks.
+        let mut lists: FastMap<Vec<(*const Timing, u32)>, u32> = FastMap::default();
+        for at in by_dest.runs_mut().chain(std::iter::once(any)) {
+            let r = at.start as usize..(at.start as usize).saturating_add(at.len as usize);
+            let run = intervals.get(r).unwrap_or(&[]);
+            let key: Vec<(*const Timing, u32)> = run
+                .iter()
+                .map(|ri| (Arc::as_ptr(&ri.timing), rank(ri.weight)))
+                .collect();
+            at.heads = *lists.entry(key).or_insert_with(|| {
+                // The loader refuses more than 2^32 intervals in a plan, so
+                // at most as many heads.
+                let start = u32::try_from(heads.len()).unwrap_or(u32::MAX);
+                heads.extend(run.iter().map(|ri| IntervalHead {
+                    timing: ri.timing.clone(),
+                    weight_rank: rank(ri.weight),
+                }));
+                start
+            });
         }
     }
 }

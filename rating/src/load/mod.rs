@@ -659,6 +659,10 @@ impl Builder {
     /// RatingPlans.csv: `ID,DestinationRatesID,TimingID,Weight`.
     fn rating_plans(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
         let any: Arc<str> = Arc::from(crate::resolve::ANY);
+        // A built-in timing made once for all the rows naming it (the same
+        // every time: anchored at the load time), so that destinations
+        // rated alike share their interval heads.
+        let mut builtins: FastMap<Box<str>, Arc<Timing>> = FastMap::default();
         for r in recs.iter() {
             check_width(path, r, 4, 4, "ID,DestinationRatesID,TimingID,Weight")?;
             let id = id_field(path, r, 0, "a rating plan ID")?;
@@ -673,17 +677,21 @@ impl Builder {
                 )
             })?;
             let timing_id = r.field(2);
-            let timing = match self.timings.get(timing_id) {
-                Some(t) => t.clone(),
-                None => Arc::new(Timing::builtin(timing_id, self.loaded_at).ok_or_else(|| {
-                    load_err(
-                        path,
-                        r.line,
-                        3,
-                        "a timing ID defined in Timings.csv, or *any, *asap, *daily, *weekly, *monthly, *month_end, *yearly",
-                        timing_id,
-                    )
-                })?),
+            let timing = match (self.timings.get(timing_id), builtins.get(timing_id)) {
+                (Some(t), _) | (None, Some(t)) => t.clone(),
+                (None, None) => {
+                    let t = Arc::new(Timing::builtin(timing_id, self.loaded_at).ok_or_else(|| {
+                        load_err(
+                            path,
+                            r.line,
+                            3,
+                            "a timing ID defined in Timings.csv, or *any, *asap, *daily, *weekly, *monthly, *month_end, *yearly",
+                            timing_id,
+                        )
+                    })?);
+                    builtins.insert(timing_id.into(), t.clone());
+                    t
+                }
             };
             let weight_s = r.field(3);
             let weight = if weight_s.is_empty() {
@@ -706,7 +714,7 @@ impl Builder {
                         intervals: Vec::new(),
                         heads: Vec::new(),
                         by_dest: DestRuns::default(),
-                        any: (0, 0),
+                        any: Default::default(),
                     });
                     self.pending.push(Vec::new());
                     self.plan_index.insert(id.into(), i);

@@ -528,3 +528,50 @@ fn negative_rate_or_connect_fee_is_refused_unless_allowed() {
         assert_eq!(cost.to_string(), cost_90s);
     }
 }
+
+#[test]
+fn destinations_rated_alike_share_their_interval_heads() {
+    let (plan, _) = load(&[
+        ("Destinations.csv", "#Id,Prefix\nA,1\nB,2\nC,3\n"),
+        (
+            "Timings.csv",
+            "#ID,Years,Months,MonthDays,WeekDays,Time\nPEAK,*any,*any,*any,1;2;3;4;5,08:00:00\n",
+        ),
+        (
+            "Rates.csv",
+            "RT_1,0,0.1,60s,60s,0s\nRT_2,0,0.2,60s,60s,0s\n",
+        ),
+        (
+            "DestinationRates.csv",
+            "DR_A,A,RT_1,*up,4,0,\nDR_B,B,RT_2,*up,4,0,\nDR_C,C,RT_1,*up,4,0,\n",
+        ),
+        (
+            "RatingPlans.csv",
+            "RP,DR_A,*any,10\nRP,DR_A,PEAK,20\nRP,DR_B,*any,10\nRP,DR_B,PEAK,20\n\
+             RP,DR_C,*any,10\nRP,DR_C,PEAK,30\n",
+        ),
+        (
+            "RatingProfiles.csv",
+            "cgrates.org,call,*any,2024-01-01T00:00:00Z,RP,\n",
+        ),
+    ])
+    .unwrap();
+    let rp = &plan.plans[0];
+    let at = |d: u32| rp.by_dest.get(d).unwrap();
+    // A and B: the same timings and weights (other rates): one list.
+    assert_ne!(at(0).start, at(1).start);
+    assert_eq!(at(0).heads, at(1).heads);
+    // C weighs PEAK more: a list of its own.
+    assert_ne!(at(0).heads, at(2).heads);
+    assert_eq!(rp.heads.len(), 4);
+    for d in 0..3 {
+        let run = rp.dest_intervals(d).unwrap();
+        assert_eq!(run.heads.len(), run.full.len());
+        for (h, ri) in run.heads.iter().zip(run.full) {
+            assert!(Arc::ptr_eq(&h.timing, &ri.timing));
+        }
+    }
+    let peak_rank = |d: u32| rp.dest_intervals(d).unwrap().heads[1].weight_rank;
+    assert!(peak_rank(2) > peak_rank(0));
+    assert!(rp.dest_intervals(0).unwrap().heads[0].weight_rank < peak_rank(0));
+}
