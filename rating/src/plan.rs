@@ -109,8 +109,6 @@ pub(crate) struct RateInterval {
     pub rates: Arc<RateGroup>,
     pub rounding: Rounding,
     pub max_cost: Option<MaxCost>,
-    /// Its names: an index into the plan's [`PlanNames::spans`].
-    pub names: u32,
     /// Per slot of `rates`: one increment's exact cost and its decimal,
     /// worked out once at load (`None` where that overflows; the cost
     /// then reports it). One allocation per Rates ID, shared.
@@ -120,7 +118,7 @@ pub(crate) struct RateInterval {
 /// The names of a timespan that do not depend on the call: the rating
 /// plan, destination, DestinationRates, timing and Rates IDs of the rate
 /// interval that priced it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SpanNames {
     /// The RatingPlans ID.
     pub rating_plan: Arc<str>,
@@ -140,7 +138,8 @@ pub(crate) struct SpanNames {
 /// handle per name (each a reference count on its own line).
 #[derive(Debug, Default)]
 pub(crate) struct PlanNames {
-    /// Per rate interval (`RateInterval::names`).
+    /// Per rate interval of each destination, a run for each (from
+    /// `RunAt::names`, in the order of the run's intervals).
     pub spans: Vec<SpanNames>,
     /// The subjects a span is priced for: every rating profile's subject
     /// (`Profile::subject_idx`) and every rating plan's ID (`RatingPlan::
@@ -167,11 +166,13 @@ pub(crate) struct IntervalHead {
 }
 
 /// A destination's rate intervals: their heads and the intervals, side
-/// by side in load order.
+/// by side in load order, and where their names start.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run<'p> {
     pub heads: &'p [IntervalHead],
     pub full: &'p [RateInterval],
+    /// The names of `full[i]` are `PlanNames::spans[names + i]`.
+    pub names: u32,
 }
 
 impl Run<'_> {
@@ -185,10 +186,11 @@ impl Run<'_> {
 ///
 /// The intervals of one destination sit side by side (in load order), so
 /// rating a call reads one run of memory for them, not a list of indexes
-/// into scattered rows. Their heads (one per interval, in the same order)
-/// are what picking one reads; destinations whose intervals have the same
-/// timings and weights (most, in a real plan: every destination rated
-/// peak / off-peak alike) share one list of heads, which stays in cache.
+/// into scattered rows; their heads (`heads[i]` for `intervals[i]`) are
+/// what picking one reads. Destinations whose intervals are alike (the
+/// same timings, weights, rates, rounding and MaxCost: in a real plan,
+/// every destination sold at the same price list) share one run, which
+/// stays in cache; only their names (`RunAt::names`) are their own.
 #[derive(Debug, Clone)]
 pub(crate) struct RatingPlan {
     pub id: Arc<str>,
@@ -196,7 +198,7 @@ pub(crate) struct RatingPlan {
     pub id_idx: u32,
     /// Grouped by destination, the `*any` destination's run included.
     pub intervals: Vec<RateInterval>,
-    /// The distinct lists of heads, one after the other.
+    /// One per interval.
     pub heads: Vec<IntervalHead>,
     /// Destination index -> where its run is.
     pub by_dest: DestRuns,
@@ -205,24 +207,28 @@ pub(crate) struct RatingPlan {
 }
 
 /// Where a destination's rate intervals are in its rating plan: `len` of
-/// them from `start` in `intervals`, their heads from `heads` in `heads`.
+/// them from `start` in `intervals` (and `heads`), their names from
+/// `names` in the plan's [`PlanNames::spans`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RunAt {
     pub start: u32,
     pub len: u32,
-    pub heads: u32,
+    pub names: u32,
 }
 
 impl RatingPlan {
     fn run(&self, at: RunAt) -> Run<'_> {
-        let len = at.len as usize;
-        let r = at.start as usize..(at.start as usize).saturating_add(len);
-        let h = at.heads as usize..(at.heads as usize).saturating_add(len);
-        match (self.heads.get(h), self.intervals.get(r)) {
-            (Some(heads), Some(full)) => Run { heads, full },
+        let r = at.start as usize..(at.start as usize).saturating_add(at.len as usize);
+        match (self.heads.get(r.clone()), self.intervals.get(r)) {
+            (Some(heads), Some(full)) => Run {
+                heads,
+                full,
+                names: at.names,
+            },
             _ => Run {
                 heads: &[],
                 full: &[],
+                names: 0,
             },
         }
     }
@@ -237,14 +243,22 @@ impl RatingPlan {
         self.run(self.any)
     }
 
-    /// Lays out the rate intervals (in load order, with their destination;
-    /// `None` for `*any`) grouped by destination: destinations in the
-    /// order they first appear, each one's intervals in load order. The
-    /// heads come after, from [`rank_weights`].
-    pub(crate) fn set_intervals(&mut self, rows: Vec<(Option<u32>, RateInterval)>) {
+    /// Lays out the rate intervals (in load order, with their destination,
+    /// `None` for `*any`, and their names, an index into `loaded`) grouped
+    /// by destination: destinations in the order they first appear, each
+    /// one's intervals in load order, their names copied to `spans` in
+    /// the same order. The heads, and the sharing of runs, come after,
+    /// from [`share_runs`].
+    pub(crate) fn set_intervals(
+        &mut self,
+        rows: Vec<(Option<u32>, u32, RateInterval)>,
+        loaded: &[SpanNames],
+        spans: &mut Vec<SpanNames>,
+    ) {
         let mut groups: FastMap<Option<u32>, Vec<RateInterval>> = FastMap::default();
+        let mut names: FastMap<Option<u32>, Vec<u32>> = FastMap::default();
         let mut order = Vec::new();
-        for (dest, ri) in rows {
+        for (dest, n, ri) in rows {
             groups
                 .entry(dest)
                 .or_insert_with(|| {
@@ -252,6 +266,7 @@ impl RatingPlan {
                     Vec::new()
                 })
                 .push(ri);
+            names.entry(dest).or_default().push(n);
         }
         self.intervals = Vec::with_capacity(groups.values().map(Vec::len).sum());
         self.heads = Vec::new();
@@ -266,8 +281,17 @@ impl RatingPlan {
             let range = RunAt {
                 start,
                 len: u32::try_from(run.len()).unwrap_or(0),
-                heads: 0,
+                // Fewer than 2^32 rate intervals in all (the loader
+                // refuses more).
+                names: u32::try_from(spans.len()).unwrap_or(u32::MAX),
             };
+            spans.extend(
+                names
+                    .get(&dest)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&n| loaded.get(n as usize).cloned()),
+            );
             self.intervals.extend(run);
             match dest {
                 Some(d) => by_dest.push((d, range)),
@@ -335,11 +359,33 @@ impl DestRuns {
     }
 }
 
-/// Makes every run's heads, with `weight_rank` the weight's place among
-/// all the distinct weights of the plans (so that comparing ranks is
-/// comparing weights); runs with the same timings and ranks in the same
-/// order share one list.
-pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
+/// What makes two rate intervals alike (their names aside): the same
+/// timing and rate group (the same `Arc`s), and the same weight, rounding
+/// and MaxCost, digit for digit.
+type Alike = (
+    *const Timing,
+    *const RateGroup,
+    (i128, u32),
+    Rounding,
+    Option<((i128, u32), MaxCostStrategy)>,
+);
+
+fn alike(ri: &RateInterval) -> Alike {
+    let digits = |d: Decimal| (d.mantissa(), d.scale());
+    (
+        Arc::as_ptr(&ri.timing),
+        Arc::as_ptr(&ri.rates),
+        digits(ri.weight),
+        ri.rounding,
+        ri.max_cost.map(|m| (digits(m.amount.amount()), m.strategy)),
+    )
+}
+
+/// Lays out each plan's rate intervals again, one run for each distinct
+/// list of alike intervals (destinations sold alike share it), with their
+/// heads: `weight_rank` is the weight's place among all the distinct
+/// weights of the plans, so that comparing ranks is comparing weights.
+pub(crate) fn share_runs(plans: &mut [RatingPlan]) {
     let mut weights: Vec<Decimal> = plans
         .iter()
         .flat_map(|p| p.intervals.iter().map(|ri| ri.weight))
@@ -348,6 +394,7 @@ pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
     weights.dedup();
     let rank = |w: Decimal| u32::try_from(weights.partition_point(|x| *x < w)).unwrap_or(u32::MAX);
     for p in plans.iter_mut() {
+        let loaded = std::mem::take(&mut p.intervals);
         let RatingPlan {
             intervals,
             heads,
@@ -356,25 +403,22 @@ pub(crate) fn rank_weights(plans: &mut [RatingPlan]) {
             ..
         } = p;
         heads.clear();
-        // A list of heads by its timings (the same `Arc`) and ranks.
-        let mut lists: FastMap<Vec<(*const Timing, u32)>, u32> = FastMap::default();
+        let mut lists: FastMap<Vec<Alike>, u32> = FastMap::default();
         for at in by_dest.runs_mut().chain(std::iter::once(any)) {
             let r = at.start as usize..(at.start as usize).saturating_add(at.len as usize);
-            let run = intervals.get(r).unwrap_or(&[]);
-            let key: Vec<(*const Timing, u32)> = run
-                .iter()
-                .map(|ri| (Arc::as_ptr(&ri.timing), rank(ri.weight)))
-                .collect();
-            at.heads = *lists.entry(key).or_insert_with(|| {
-                // The loader refuses more than 2^32 intervals in a plan, so
-                // at most as many heads.
-                let start = u32::try_from(heads.len()).unwrap_or(u32::MAX);
-                heads.extend(run.iter().map(|ri| IntervalHead {
-                    timing: ri.timing.clone(),
-                    weight_rank: rank(ri.weight),
-                }));
-                start
-            });
+            let run = loaded.get(r).unwrap_or(&[]);
+            at.start = *lists
+                .entry(run.iter().map(alike).collect())
+                .or_insert_with(|| {
+                    // No more intervals than loaded: fewer than 2^32.
+                    let start = u32::try_from(intervals.len()).unwrap_or(u32::MAX);
+                    heads.extend(run.iter().map(|ri| IntervalHead {
+                        timing: ri.timing.clone(),
+                        weight_rank: rank(ri.weight),
+                    }));
+                    intervals.extend(run.iter().cloned());
+                    start
+                });
         }
     }
 }

@@ -315,7 +315,9 @@ impl TariffPlan {
                 usage: Duration::from_nanos(billed),
                 names: SpanRef {
                     table: self.names.clone(),
-                    interval: ri.names,
+                    interval: intervals
+                        .names
+                        .saturating_add(u32::try_from(ri_idx).unwrap_or(u32::MAX)),
                     subject: slice.subject,
                 },
                 prefix: match dest {

@@ -210,11 +210,13 @@ impl TariffPlan {
             options.loaded_at,
         )?;
         let mut plan = b.plan;
-        plan.names = Arc::new(b.names);
+        let mut names = b.names;
+        let loaded = std::mem::take(&mut names.spans);
         for (p, rows) in plan.plans.iter_mut().zip(b.pending) {
-            p.set_intervals(rows);
+            p.set_intervals(rows, &loaded, &mut names.spans);
         }
-        crate::plan::rank_weights(&mut plan.plans);
+        crate::plan::share_runs(&mut plan.plans);
+        plan.names = Arc::new(names);
         plan.account = account;
         plan.timings = b.timings;
         if plan.rating_profile_count() == 0 {
@@ -300,7 +302,7 @@ struct Builder {
     plan_index: FastMap<Box<str>, u32>,
     /// Per rating plan, its rate intervals in load order with their
     /// destinations (`None`: `*any`), grouped when loading ends.
-    pending: Vec<Vec<(Option<u32>, RateInterval)>>,
+    pending: Vec<Vec<(Option<u32>, u32, RateInterval)>>,
     /// The names timespans will carry.
     names: PlanNames,
 }
@@ -759,13 +761,13 @@ impl Builder {
                 });
                 pending.push((
                     dest,
+                    names,
                     RateInterval {
                         timing: timing.clone(),
                         weight,
                         rates: row.rates.clone(),
                         rounding: row.rounding,
                         max_cost: row.max_cost,
-                        names,
                         inc_costs: row.inc_costs.clone(),
                     },
                 ));
