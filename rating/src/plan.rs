@@ -31,6 +31,9 @@ pub(crate) struct RateSlot {
 /// The rows of Rates.csv sharing one ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RateGroup {
+    /// The Rates ID. Runs of rate intervals shared by destinations (see
+    /// [`share_runs`]) keep one of the groups with the same prices, so a
+    /// span takes its Rates ID from its names, not from here.
     pub id: Arc<str>,
     /// The ConnectFee of the row with the lowest GroupIntervalStart.
     pub connect_fee: Money,
@@ -360,24 +363,48 @@ impl DestRuns {
 }
 
 /// What makes two rate intervals alike (their names aside): the same
-/// timing and rate group (the same `Arc`s), and the same weight, rounding
+/// timing (the same `Arc`), the same prices (the place of their rate
+/// group's [`Prices`] among the plans'), and the same weight, rounding
 /// and MaxCost, digit for digit.
 type Alike = (
     *const Timing,
-    *const RateGroup,
+    u32,
     (i128, u32),
     Rounding,
     Option<((i128, u32), MaxCostStrategy)>,
 );
 
-fn alike(ri: &RateInterval) -> Alike {
-    let digits = |d: Decimal| (d.mantissa(), d.scale());
+/// A decimal's digits and scale: equal only when written alike.
+fn digits(d: Decimal) -> (i128, u32) {
+    (d.mantissa(), d.scale())
+}
+
+fn alike(ri: &RateInterval, prices: &FastMap<*const RateGroup, u32>) -> Alike {
     (
         Arc::as_ptr(&ri.timing),
-        Arc::as_ptr(&ri.rates),
+        prices
+            .get(&Arc::as_ptr(&ri.rates))
+            .copied()
+            .unwrap_or(u32::MAX),
         digits(ri.weight),
         ri.rounding,
         ri.max_cost.map(|m| (digits(m.amount.amount()), m.strategy)),
+    )
+}
+
+/// A rate group's prices, its ID aside: the connect fee and each slot's
+/// GroupIntervalStart, rate, unit and increment, digit for digit. Two
+/// groups with the same prices price every call alike (the ID a span
+/// shows comes from its names).
+type Prices = ((i128, u32), Vec<(u64, (i128, u32), u64, u64)>);
+
+fn prices(g: &RateGroup) -> Prices {
+    (
+        digits(g.connect_fee.amount()),
+        g.slots
+            .iter()
+            .map(|s| (s.gis, digits(s.rate.amount()), s.unit, s.increment))
+            .collect(),
     )
 }
 
@@ -393,6 +420,15 @@ pub(crate) fn share_runs(plans: &mut [RatingPlan]) {
     weights.sort_unstable();
     weights.dedup();
     let rank = |w: Decimal| u32::try_from(weights.partition_point(|x| *x < w)).unwrap_or(u32::MAX);
+    // Each rate group's place among the distinct prices.
+    let mut distinct: FastMap<Prices, u32> = FastMap::default();
+    let mut price_list: FastMap<*const RateGroup, u32> = FastMap::default();
+    for ri in plans.iter().flat_map(|p| &p.intervals) {
+        price_list.entry(Arc::as_ptr(&ri.rates)).or_insert_with(|| {
+            let next = u32::try_from(distinct.len()).unwrap_or(u32::MAX);
+            *distinct.entry(prices(&ri.rates)).or_insert(next)
+        });
+    }
     for p in plans.iter_mut() {
         let loaded = std::mem::take(&mut p.intervals);
         let RatingPlan {
@@ -408,7 +444,7 @@ pub(crate) fn share_runs(plans: &mut [RatingPlan]) {
             let r = at.start as usize..(at.start as usize).saturating_add(at.len as usize);
             let run = loaded.get(r).unwrap_or(&[]);
             at.start = *lists
-                .entry(run.iter().map(alike).collect())
+                .entry(run.iter().map(|ri| alike(ri, &price_list)).collect())
                 .or_insert_with(|| {
                     // No more intervals than loaded: fewer than 2^32.
                     let start = u32::try_from(intervals.len()).unwrap_or(u32::MAX);

@@ -377,6 +377,7 @@ impl VoiceSpan<'_> {
     /// Where the span ends: at `limit` (the usage or the next activation,
     /// as usage of this piece), midnight, or the next timing edge where
     /// another rate interval takes over.
+    #[inline]
     fn end(&self, limit: u64) -> u64 {
         let (p, parts) = (self.p, self.parts);
         let end = limit.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
@@ -404,6 +405,7 @@ impl VoiceSpan<'_> {
 }
 
 /// (cost of one increment, cost of the span, both as exact fractions).
+#[inline]
 fn span_cost(
     slot: &RateSlot,
     inc_cost: Option<(ExactAmount, Decimal)>,
@@ -462,6 +464,7 @@ fn span_cost(
 
 /// The call's cost from its spans; `connect_fee` with its exact fraction
 /// (made at load).
+#[inline]
 fn totals(
     usage: Duration,
     rated: Duration,

@@ -532,24 +532,25 @@ fn negative_rate_or_connect_fee_is_refused_unless_allowed() {
 #[test]
 fn destinations_sold_alike_share_one_run_and_keep_their_names() {
     let (plan, _) = load(&[
-        ("Destinations.csv", "#Id,Prefix\nA,1\nB,2\nC,3\nD,4\n"),
+        ("Destinations.csv", "#Id,Prefix\nA,1\nB,2\nC,3\nD,4\nE,5\n"),
         (
             "Timings.csv",
             "#ID,Years,Months,MonthDays,WeekDays,Time\nPEAK,*any,*any,*any,1;2;3;4;5,08:00:00\n",
         ),
         (
             "Rates.csv",
-            "RT_1,0,0.1,60s,60s,0s\nRT_2,0,0.2,60s,60s,0s\n",
+            "RT_1,0,0.1,60s,60s,0s\nRT_2,0,0.2,60s,60s,0s\nRT_3,0,0.1,1m,60s,0s\n",
         ),
         (
             "DestinationRates.csv",
             "DR_A,A,RT_1,*up,4,0,\nDR_B,B,RT_1,*up,4,0,\nDR_C,C,RT_2,*up,4,0,\n\
-             DR_D,D,RT_1,*up,4,0,\n",
+             DR_D,D,RT_1,*up,4,0,\nDR_E,E,RT_3,*up,4,0,\n",
         ),
         (
             "RatingPlans.csv",
             "RP,DR_A,*any,10\nRP,DR_A,PEAK,20\nRP,DR_B,*any,10\nRP,DR_B,PEAK,20\n\
-             RP,DR_C,*any,10\nRP,DR_C,PEAK,20\nRP,DR_D,*any,10\nRP,DR_D,PEAK,30\n",
+             RP,DR_C,*any,10\nRP,DR_C,PEAK,20\nRP,DR_D,*any,10\nRP,DR_D,PEAK,30\n\
+             RP,DR_E,*any,10\nRP,DR_E,PEAK,20\n",
         ),
         (
             "RatingProfiles.csv",
@@ -563,11 +564,14 @@ fn destinations_sold_alike_share_one_run_and_keep_their_names() {
     // built-in timing for both): one run, names of their own.
     assert_eq!(at(0).start, at(1).start);
     assert_ne!(at(0).names, at(1).names);
+    // E: another Rates ID with A's prices: A's run, its own names.
+    assert_eq!(at(0).start, at(4).start);
+    assert_ne!(at(0).names, at(4).names);
     // C: other rates; D: PEAK weighs more. Runs of their own.
     assert_ne!(at(0).start, at(2).start);
     assert_ne!(at(0).start, at(3).start);
     assert_eq!(rp.intervals.len(), 6);
-    for d in 0..4 {
+    for d in 0..5 {
         let run = rp.dest_intervals(d).unwrap();
         assert_eq!(run.heads.len(), 2);
         assert_eq!(run.heads.len(), run.full.len());
@@ -585,6 +589,7 @@ fn destinations_sold_alike_share_one_run_and_keep_their_names() {
         ("200", "B", "DR_B", "RT_1"),
         ("300", "C", "DR_C", "RT_2"),
         ("400", "D", "DR_D", "RT_1"),
+        ("500", "E", "DR_E", "RT_3"),
     ] {
         let cd =
             crate::CallDescriptor::new("1001", number, start, std::time::Duration::from_secs(60));
