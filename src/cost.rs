@@ -184,12 +184,12 @@ fn table(cc: &CallCost, tor: Tor) -> String {
                 (i + 1).to_string(),
                 ts.start.to_rfc3339(),
                 usage_text(ts.usage, tor),
-                ts.rating_plan.to_string(),
-                format!("{} ({})", ts.destination_id, ts.matched_prefix),
-                ts.timing.to_string(),
+                ts.rating_plan().to_string(),
+                format!("{} ({})", ts.destination_id(), ts.matched_prefix()),
+                ts.timing().to_string(),
                 format!(
                     "{} {}/{}",
-                    ts.rate_id,
+                    ts.rate_id(),
                     ts.rate,
                     usage_text(ts.rate_unit, tor)
                 ),

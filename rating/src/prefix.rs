@@ -89,23 +89,18 @@ impl Entry {
     }
 }
 
-/// The nodes with destinations along a number, shallowest first.
+/// The nodes with destinations along a number, shallowest first: (prefix
+/// length, index of the node's entry). Inline for up to 16 (a number
+/// along more prefixes than that spills to the heap); nothing is cleared
+/// or copied beyond the matches found.
 pub(crate) struct Matches {
-    /// Prefix lengths.
-    depths: [u8; MAX_MATCH_DEPTH],
-    /// Indexes of the nodes' entries.
-    nodes: [u32; MAX_MATCH_DEPTH],
-    len: usize,
+    found: smallvec::SmallVec<[(u8, u32); 16]>,
 }
 
 impl Matches {
     /// (prefix length, node), deepest (longest prefix) first.
     pub fn deepest_first(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
-        self.depths[..self.len]
-            .iter()
-            .zip(&self.nodes[..self.len])
-            .rev()
-            .map(|(&d, &n)| (usize::from(d), n))
+        self.found.iter().rev().map(|&(d, n)| (usize::from(d), n))
     }
 }
 
@@ -234,9 +229,7 @@ impl PrefixTrie {
     pub fn matches(&self, number: &[u8]) -> Matches {
         let f = &self.frozen;
         let mut m = Matches {
-            depths: [0; MAX_MATCH_DEPTH],
-            nodes: [0; MAX_MATCH_DEPTH],
-            len: 0,
+            found: smallvec::SmallVec::new(),
         };
         let mut node = &f.root;
         for (depth, &b) in number.iter().enumerate().take(MAX_MATCH_DEPTH) {
@@ -249,9 +242,10 @@ impl PrefixTrie {
             node = next;
             if node.dest_len != 0 {
                 // depth < 64: fits in u8.
-                m.depths[m.len] = u8::try_from(depth + 1).unwrap_or(u8::MAX);
-                m.nodes[m.len] = u32::try_from(i).unwrap_or(NONE);
-                m.len += 1;
+                m.found.push((
+                    u8::try_from(depth + 1).unwrap_or(u8::MAX),
+                    u32::try_from(i).unwrap_or(NONE),
+                ));
             }
         }
         m

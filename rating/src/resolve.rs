@@ -8,8 +8,6 @@
 //! when a plan does not price the destination, the activation's fallback
 //! subjects, up to three deep.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
 
@@ -34,7 +32,8 @@ pub(crate) type Slices<'p> = SmallVec<[RatingSlice<'p>; 2]>;
 pub(crate) struct RatingSlice<'p> {
     pub from: DateTime<Utc>,
     pub plan: &'p RatingPlan,
-    pub subject: &'p Arc<str>,
+    /// The subject, among the plan's `PlanNames::subjects`.
+    pub subject: u32,
     /// The destination at `from`.
     pub destination: DestinationMatch<'p>,
 }
@@ -48,28 +47,6 @@ pub(crate) struct DestinationMatch<'p> {
     pub prefix_len: usize,
     /// The plan's rate intervals for that destination.
     pub intervals: Run<'p>,
-}
-
-impl DestinationMatch<'_> {
-    /// The destination ID and the matched prefix, as a timespan names
-    /// them (`*any` and `*any` for the catch-all).
-    pub fn names(&self, tp: &TariffPlan, number: &str) -> (Arc<str>, Arc<str>) {
-        let Some(d) = self.dest else {
-            let any: Arc<str> = Arc::from(ANY);
-            return (any.clone(), any);
-        };
-        let id = tp
-            .dest_ids
-            .get(d as usize)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""));
-        let len = self.prefix_len;
-        let prefix: Arc<str> = match number.get(..len) {
-            Some(p) => Arc::from(p),
-            None => Arc::from(String::from_utf8_lossy(&number.as_bytes()[..len]).as_ref()),
-        };
-        (id, prefix)
-    }
 }
 
 enum Fail {
@@ -188,7 +165,7 @@ fn subject_slices<'p>(
             out.push(RatingSlice {
                 from: seg_from,
                 plan,
-                subject: &profile.subject,
+                subject: profile.subject_idx,
                 destination,
             });
             continue;

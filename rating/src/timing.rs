@@ -74,14 +74,14 @@ impl DateParts {
     }
 }
 
+/// The number of days in `date`'s month (proleptic Gregorian, as chrono).
 fn days_in_month(date: NaiveDate) -> u32 {
-    let (y, m) = (date.year(), date.month());
-    let next = if m == 12 {
-        NaiveDate::from_ymd_opt(y + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(y, m + 1, 1)
-    };
-    next.and_then(|n| n.pred_opt()).map_or(31, |d| d.day())
+    match date.month() {
+        2 if date.leap_year() => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// The first day of the month after `day`'s.
@@ -235,7 +235,7 @@ impl Timing {
     }
 
     /// Whether the date matches (years, months, month days, week days).
-    fn date_matches(&self, p: &DateParts) -> bool {
+    pub(crate) fn date_matches(&self, p: &DateParts) -> bool {
         (self.years.is_empty() || self.years.contains(&p.year))
             && (self.months == 0 || self.months & (1 << p.month) != 0)
             && ((self.month_days == 0 && !self.last_day)
@@ -246,9 +246,13 @@ impl Timing {
 
     /// Whether the timing covers this moment.
     pub(crate) fn is_active(&self, p: &DateParts) -> bool {
-        self.date_matches(p)
-            && p.tod_ns >= self.start_ns
-            && self.end_ns.is_none_or(|e| p.tod_ns < e)
+        self.date_matches(p) && self.covers_tod(p)
+    }
+
+    /// Whether the timing covers this moment's time of day (its date
+    /// aside).
+    pub(crate) fn covers_tod(&self, p: &DateParts) -> bool {
+        p.tod_ns >= self.start_ns && self.end_ns.is_none_or(|e| p.tod_ns < e)
     }
 
     /// How long ago, this day, the timing started (valid when active).
@@ -327,6 +331,24 @@ fn parse_hms(s: &str, allow_24: bool) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_in_month_is_chronos() {
+        // Against chrono's own calendar: every month of 1600..2401.
+        for y in 1600..2401 {
+            for m in 1..=12 {
+                let first = NaiveDate::from_ymd_opt(y, m, 1).unwrap();
+                let next = if m == 12 {
+                    NaiveDate::from_ymd_opt(y + 1, 1, 1)
+                } else {
+                    NaiveDate::from_ymd_opt(y, m + 1, 1)
+                }
+                .unwrap();
+                let want = u32::try_from((next - first).num_days()).unwrap();
+                assert_eq!(days_in_month(first), want, "{y}-{m}");
+            }
+        }
+    }
     use chrono::TimeZone;
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateParts {

@@ -113,7 +113,7 @@ proptest! {
         // there (a span rounded up past a peak/off-peak edge keeps its
         // rate; a piece starting after the edge takes the new one).
         let holder = whole.timespans.iter().find(|ts| ts.call_offset <= split && split < ts.call_offset + ts.usage).unwrap();
-        prop_assume!(b.timespans[0].destination_rate == holder.destination_rate && b.timespans[0].timing == holder.timing);
+        prop_assume!(b.timespans[0].destination_rate() == holder.destination_rate() && b.timespans[0].timing() == holder.timing());
         let sum = a.unrounded.checked_add(b.unrounded).unwrap();
         prop_assert_eq!(sum, whole.unrounded, "split at {:?}: {} + {}", split, a.to_json(), b.to_json());
         prop_assert_eq!(a.rated_usage + b.rated_usage, whole.rated_usage);

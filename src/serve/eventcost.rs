@@ -35,13 +35,13 @@ pub(crate) fn go_time(t: DateTime<Utc>) -> String {
 
 /// The IDs a timespan's rating details are filed under.
 fn rating_id(ts: &TimeSpan) -> String {
-    format!("{}:{}:{}", ts.destination_rate, ts.timing, rates_id(ts))
+    format!("{}:{}:{}", ts.destination_rate(), ts.timing(), rates_id(ts))
 }
 
 fn rates_id(ts: &TimeSpan) -> String {
     format!(
         "{}@{}",
-        ts.rate_id,
+        ts.rate_id(),
         rating::format_duration(ts.group_interval_start)
     )
 }
@@ -49,7 +49,10 @@ fn rates_id(ts: &TimeSpan) -> String {
 fn filter_id(ts: &TimeSpan) -> String {
     format!(
         "{}:{}:{}:{}",
-        ts.matched_subject, ts.rating_plan, ts.destination_id, ts.matched_prefix
+        ts.matched_subject(),
+        ts.rating_plan(),
+        ts.destination_id(),
+        ts.matched_prefix()
     )
 }
 
@@ -110,7 +113,7 @@ pub(crate) fn event_cost(cc: &CallCost, start: DateTime<Utc>) -> String {
             ts.rounding.decimals(),
             max_cost,
             string(strategy),
-            string(&ts.timing),
+            string(ts.timing()),
             string(&rates_id(ts)),
             string(&filter_id(ts))
         );
@@ -130,10 +133,10 @@ pub(crate) fn event_cost(cc: &CallCost, start: DateTime<Utc>) -> String {
             out,
             "{}:{{\"DestinationID\":{},\"DestinationPrefix\":{},\"RatingPlanID\":{},\"Subject\":{}}}",
             string(&id),
-            string(&ts.destination_id),
-            string(&ts.matched_prefix),
-            string(&ts.rating_plan),
-            string(&ts.matched_subject)
+            string(ts.destination_id()),
+            string(ts.matched_prefix()),
+            string(ts.rating_plan()),
+            string(ts.matched_subject())
         );
         seen.push(id);
     }

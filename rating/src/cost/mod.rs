@@ -9,7 +9,6 @@
 //! usage counts units, not time: their timing is the one in force at the
 //! start, and only GroupIntervalStart cuts them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -22,58 +21,13 @@ use crate::money::{CGRATES_STEP, Money, Rounding, RoundingMode};
 use crate::plan::{
     IntervalHead, MaxCost, MaxCostStrategy, RateInterval, RateSlot, RatingPlan, Run, TariffPlan,
 };
-use crate::resolve::{DestinationMatch, RatingSlice, match_destination, resolve};
+use crate::resolve::{ANY, DestinationMatch, RatingSlice, match_destination, resolve};
 use crate::timing::{DateParts, NS_PER_DAY};
 
-/// One piece of a call at one price.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeSpan {
-    /// Start of the span.
-    pub start: DateTime<Utc>,
-    /// End of the span (start plus the rated usage).
-    pub end: DateTime<Utc>,
-    /// Where the span starts, counted from the start of the call (the
-    /// descriptor's offset plus the usage rated before it).
-    pub call_offset: Duration,
-    /// Rated usage: whole increments.
-    pub usage: Duration,
-    /// The subject whose rating profile priced the span.
-    pub matched_subject: Arc<str>,
-    /// The rating plan.
-    pub rating_plan: Arc<str>,
-    /// The destination ID (`*any` for the plan's catch-all).
-    pub destination_id: Arc<str>,
-    /// The prefix of the number that matched.
-    pub matched_prefix: Arc<str>,
-    /// The DestinationRates ID.
-    pub destination_rate: Arc<str>,
-    /// The timing.
-    pub timing: Arc<str>,
-    /// The RatingPlans weight.
-    pub weight: Decimal,
-    /// The Rates ID.
-    pub rate_id: Arc<str>,
-    /// Price per rate unit.
-    pub rate: Money,
-    /// RateUnit.
-    pub rate_unit: Duration,
-    /// RateIncrement.
-    pub rate_increment: Duration,
-    /// GroupIntervalStart of the rate row used.
-    pub group_interval_start: Duration,
-    /// Number of increments.
-    pub increments: u64,
-    /// Cost of one increment (exact, or CGRateS-rounded in `cgrates` mode).
-    pub increment_cost: Money,
-    /// Cost of the span, before the call's final rounding.
-    pub cost: Money,
-    /// The destination rate's rounding.
-    pub rounding: Rounding,
-    /// The destination rate's MaxCost.
-    pub max_cost: Option<MaxCost>,
-    /// `cost` and `increment_cost` as exact fractions.
-    pub(crate) exact: (ExactAmount, ExactAmount),
-}
+mod span;
+
+pub use span::TimeSpan;
+use span::{MatchedPrefix, SpanRef};
 
 /// The cost of a call and how it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,12 +78,34 @@ fn ns_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
         .map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(0))
 }
 
+/// Which of a run's rate intervals (bit `i` for `heads[i]`) have a timing
+/// whose date matches `parts`' day; `None` for a run of more than 64.
+/// Worked out once per destination and day, so that picking the interval
+/// in force for each span of that day checks only the time of day.
+fn on_day(ivs: Run<'_>, parts: &DateParts) -> Option<u64> {
+    if ivs.heads.len() > 64 {
+        return None;
+    }
+    Some(
+        ivs.heads
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.timing.date_matches(parts))
+            .fold(0, |m, (i, _)| m | 1 << i),
+    )
+}
+
 /// The rate interval in force: active timing, highest weight, then the
 /// timing that started last, then the lower price, then the first loaded.
-fn winner(ivs: Run<'_>, parts: &DateParts, group_start: u64) -> Option<usize> {
+/// `on_day`: [`on_day`] of the same run and day.
+fn winner(ivs: Run<'_>, parts: &DateParts, group_start: u64, on_day: Option<u64>) -> Option<usize> {
     let mut best: Option<(usize, &IntervalHead, u64)> = None;
     for (i, h) in ivs.heads.iter().enumerate() {
-        if !h.timing.is_active(parts) {
+        let active = match on_day {
+            Some(mask) => mask >> i & 1 == 1 && h.timing.covers_tod(parts),
+            None => h.timing.is_active(parts),
+        };
+        if !active {
             continue;
         }
         let since = h.timing.since_start(parts);
@@ -218,7 +194,7 @@ impl TariffPlan {
             Some(plan) => smallvec::smallvec![RatingSlice {
                 from: cd.start,
                 plan,
-                subject: &plan.id,
+                subject: plan.id_idx,
                 destination: match_destination(self, plan, cd.destination, &start_parts)
                     .ok_or_else(|| Error::UnauthorizedDestination {
                         tenant: cd.tenant.to_owned(),
@@ -233,12 +209,16 @@ impl TariffPlan {
         let same_day_ok = cd.start.timestamp_subsec_nanos() < 1_000_000_000;
         let mut p = 0_u64;
         let mut si = 0_usize;
-        let mut connect_fee = Money::ZERO;
+        let mut connect_fee = (Money::ZERO, Some(ExactAmount::ZERO));
         let mut picked: Option<Picked<'_>> = None;
-        // The destination's names, made once per destination picked.
-        let mut names: Option<Names> = None;
+        let mut next_t: Option<DateTime<Utc>> = None;
         while p < usage {
-            let t = add_ns(cd.start, p)?;
+            // The last span's end is this one's start (`start + p`); worked
+            // out again only where `p` would not convert.
+            let t = match next_t {
+                Some(end) if i64::try_from(p).is_ok() => end,
+                _ => add_ns(cd.start, p)?,
+            };
             if voice {
                 while slices.get(si + 1).is_some_and(|s| s.from <= t) {
                     si += 1;
@@ -274,6 +254,7 @@ impl TariffPlan {
                     slice: si,
                     day,
                     destination,
+                    on_day: on_day(destination.intervals, &parts),
                 });
             }
             let Some(Picked {
@@ -283,25 +264,13 @@ impl TariffPlan {
                         prefix_len,
                         intervals,
                     },
+                on_day,
                 ..
             }) = picked
             else {
                 return Err(overflow("destination"));
             };
-            let (destination_id, prefix) = match &names {
-                Some((d, len, id, prefix)) if *d == dest && *len == prefix_len => (id, prefix),
-                _ => {
-                    let (id, prefix) = DestinationMatch {
-                        dest,
-                        prefix_len,
-                        intervals,
-                    }
-                    .names(self, cd.destination);
-                    let n = names.insert((dest, prefix_len, id, prefix));
-                    (&n.2, &n.3)
-                }
-            };
-            let ri_idx = winner(intervals, &parts, gs).ok_or_else(no_interval)?;
+            let ri_idx = winner(intervals, &parts, gs, on_day).ok_or_else(no_interval)?;
             let ri = intervals.full.get(ri_idx).ok_or_else(no_interval)?;
             let slot_idx = ri.rates.slot_index_at(gs).ok_or_else(no_interval)?;
             let slot = ri.rates.slots.get(slot_idx).ok_or_else(no_interval)?;
@@ -313,6 +282,7 @@ impl TariffPlan {
                 });
                 VoiceSpan {
                     intervals,
+                    on_day,
                     winner: ri_idx,
                     parts: &parts,
                     p,
@@ -333,22 +303,28 @@ impl TariffPlan {
                 .ok_or_else(|| overflow("usage"))?;
             if spans.is_empty() && offset == 0 {
                 // Once per call: the first span's rate, on the first piece.
-                connect_fee = ri.rates.connect_fee;
+                connect_fee = (ri.rates.connect_fee, ri.rates.connect_fee_exact);
             }
             let (inc_cost, ts_cost, exact) = span_cost(slot, inc_cost, n, billed, mode)?;
+            let end = add_ns(t, billed)?;
+            next_t = Some(end);
             spans.push(TimeSpan {
                 start: t,
-                end: add_ns(t, billed)?,
+                end,
                 call_offset: Duration::from_nanos(gs),
                 usage: Duration::from_nanos(billed),
-                matched_subject: slice.subject.clone(),
-                rating_plan: slice.plan.id.clone(),
-                destination_id: destination_id.clone(),
-                matched_prefix: prefix.clone(),
-                destination_rate: ri.dr_id.clone(),
-                timing: ri.timing.id_arc().clone(),
+                names: SpanRef {
+                    table: self.names.clone(),
+                    interval: intervals
+                        .names
+                        .saturating_add(u32::try_from(ri_idx).unwrap_or(u32::MAX)),
+                    subject: slice.subject,
+                },
+                prefix: match dest {
+                    Some(_) => MatchedPrefix::of_number(cd.destination, prefix_len),
+                    None => MatchedPrefix::new(ANY),
+                },
                 weight: ri.weight,
-                rate_id: ri.rates.id.clone(),
                 rate: slot.rate,
                 rate_unit: Duration::from_nanos(slot.unit),
                 rate_increment: Duration::from_nanos(slot.increment),
@@ -366,10 +342,6 @@ impl TariffPlan {
     }
 }
 
-/// A destination (index, prefix length) and its ID and prefix as a
-/// timespan names them.
-type Names = (Option<u32>, usize, Arc<str>, Arc<str>);
-
 /// The destination picked for a rating slice on one calendar day.
 struct Picked<'p> {
     /// Index of the rating slice.
@@ -378,6 +350,8 @@ struct Picked<'p> {
     day: (i32, u32, u32),
     /// What was picked.
     destination: DestinationMatch<'p>,
+    /// [`on_day`] of its rate intervals that day.
+    on_day: Option<u64>,
 }
 
 /// A voice span about to be priced: where it starts and the rate
@@ -385,6 +359,8 @@ struct Picked<'p> {
 struct VoiceSpan<'a> {
     /// The rate intervals of the picked destination.
     intervals: Run<'a>,
+    /// [`on_day`] of them on the span's day.
+    on_day: Option<u64>,
     /// The one of them in force at the start.
     winner: usize,
     /// Calendar facts of the start.
@@ -401,6 +377,7 @@ impl VoiceSpan<'_> {
     /// Where the span ends: at `limit` (the usage or the next activation,
     /// as usage of this piece), midnight, or the next timing edge where
     /// another rate interval takes over.
+    #[inline]
     fn end(&self, limit: u64) -> u64 {
         let (p, parts) = (self.p, self.parts);
         let end = limit.min(p.saturating_add(NS_PER_DAY - parts.tod_ns));
@@ -417,7 +394,8 @@ impl VoiceSpan<'_> {
                 break;
             }
             let group_start = self.offset.saturating_add(at).max(self.group_start);
-            if winner(self.intervals, &parts.at_tod(edge), group_start) != Some(self.winner) {
+            let at_edge = parts.at_tod(edge);
+            if winner(self.intervals, &at_edge, group_start, self.on_day) != Some(self.winner) {
                 return at;
             }
             tod = edge;
@@ -427,6 +405,7 @@ impl VoiceSpan<'_> {
 }
 
 /// (cost of one increment, cost of the span, both as exact fractions).
+#[inline]
 fn span_cost(
     slot: &RateSlot,
     inc_cost: Option<(ExactAmount, Decimal)>,
@@ -483,16 +462,19 @@ fn span_cost(
     }
 }
 
+/// The call's cost from its spans; `connect_fee` with its exact fraction
+/// (made at load).
+#[inline]
 fn totals(
     usage: Duration,
     rated: Duration,
-    connect_fee: Money,
+    (connect_fee, connect_fee_exact): (Money, Option<ExactAmount>),
     spans: Vec<TimeSpan>,
     mode: RoundingMode,
 ) -> Result<CallCost, Error> {
     let of = || overflow("cost");
     let as_exact = |m: Money| ExactAmount::from_decimal(m.amount()).ok_or_else(of);
-    let mut total = as_exact(connect_fee)?;
+    let mut total = connect_fee_exact.ok_or_else(of)?;
     let mut capped = false;
     // CGRateS adds each running total into MaxCostSoFar (so it reaches
     // MaxCost early when a call has several spans); `cgrates` mode keeps it.

@@ -121,7 +121,7 @@ fn cost_on_a_named_rating_plan_ignores_the_subject_profiles() {
         .cost_on_rating_plan("RP_1001", &c, RoundingMode::Exact)
         .unwrap();
     assert_eq!(cc.cost.to_string(), "0.65");
-    assert_eq!(&*cc.timespans[0].rating_plan, "RP_1001");
+    assert_eq!(cc.timespans[0].rating_plan(), "RP_1001");
     assert!(matches!(
         p.cost_on_rating_plan("RP_NOPE", &c, RoundingMode::Exact),
         Err(Error::RatingPlanNotFound { .. })
@@ -277,7 +277,7 @@ fn peak_off_peak_edge_splits_the_call() {
         )
         .unwrap();
     assert_eq!(cc.cost.to_string(), "0.66");
-    let ids: Vec<&str> = cc.timespans.iter().map(|s| s.timing.as_ref()).collect();
+    let ids: Vec<&str> = cc.timespans.iter().map(|s| s.timing()).collect();
     assert_eq!(ids, ["OFFPEAK_MORNING", "PEAK"]);
     assert_eq!(cc.timespans[1].start, t("2024-05-13T08:00:00Z"));
     // Monday 18:59:30 for 60 s: 30 s peak (0.3) + 30 s evening (0.03) = 0.33.
@@ -340,7 +340,7 @@ fn midnight_splits_the_call() {
         )
         .unwrap();
     assert_eq!(cc.cost.to_string(), "0.06");
-    let ids: Vec<&str> = cc.timespans.iter().map(|s| s.timing.as_ref()).collect();
+    let ids: Vec<&str> = cc.timespans.iter().map(|s| s.timing()).collect();
     assert_eq!(ids, ["OFFPEAK_EVENING", "OFFPEAK_WEEKEND"]);
     // Same rate on both sides: still two spans, cut at midnight.
     let cc = p
@@ -411,8 +411,8 @@ fn destination_longest_prefix_and_any() {
         .cost(&cd("s", "10029", MON_10, "60s"), RoundingMode::Exact)
         .unwrap();
     assert_eq!(cc.cost.to_string(), "2");
-    assert_eq!(&*cc.timespans[0].matched_prefix, "1002");
-    assert_eq!(&*cc.timespans[0].destination_id, "DST_1002");
+    assert_eq!(cc.timespans[0].matched_prefix(), "1002");
+    assert_eq!(cc.timespans[0].destination_id(), "DST_1002");
     assert_eq!(exact(&p, "s", "1001", MON_10, "60s"), "1");
     assert_eq!(exact(&p, "s", "555", MON_10, "60s"), "3");
     // A plan with no *any rate refuses unknown destinations.
@@ -451,7 +451,7 @@ fn destination_weights_when_several_share_the_prefix() {
         )
         .unwrap();
     assert_eq!(cc.cost.to_string(), "0.6");
-    assert_eq!(&*cc.timespans[0].destination_id, "DST_20");
+    assert_eq!(cc.timespans[0].destination_id(), "DST_20");
     // Any other day DST_20 has no rate in force: DST_2030 -> 1.2.
     assert_eq!(exact(&p, "x", "2012", "2025-02-03T10:00:00Z", "60s"), "1.2");
     assert_eq!(exact(&p, "x", "3012", "2025-01-01T10:00:00Z", "60s"), "1.2");
@@ -464,11 +464,7 @@ fn destination_weights_when_several_share_the_prefix() {
         )
         .unwrap();
     assert_eq!(cc.cost.to_string(), "1.8");
-    let ids: Vec<&str> = cc
-        .timespans
-        .iter()
-        .map(|s| s.destination_id.as_ref())
-        .collect();
+    let ids: Vec<&str> = cc.timespans.iter().map(|s| s.destination_id()).collect();
     assert_eq!(ids, ["DST_20", "DST_2030"]);
 }
 
@@ -545,11 +541,7 @@ fn activation_times_last_before_start_and_switch_mid_call() {
         )
         .unwrap();
     assert_eq!(cc.cost.to_string(), "3");
-    let plans: Vec<&str> = cc
-        .timespans
-        .iter()
-        .map(|s| s.rating_plan.as_ref())
-        .collect();
+    let plans: Vec<&str> = cc.timespans.iter().map(|s| s.rating_plan()).collect();
     assert_eq!(plans, ["RP_OLD", "RP_NEW"]);
     // 1003 has nothing before June 2024: that part is rated by *any, whose
     // plan prices 1002 by its prefix 10 (DST_FS): 5.
@@ -581,7 +573,7 @@ fn fallback_subject_and_any_subject() {
         )
         .unwrap();
     assert_eq!(cc.cost.to_string(), "5");
-    assert_eq!(&*cc.timespans[0].matched_subject, "*any");
+    assert_eq!(cc.timespans[0].matched_subject(), "*any");
     // 1002 has no fallback: refused, although *any would price it.
     let e = p
         .cost(

@@ -20,8 +20,8 @@ use crate::duration::parse_duration;
 use crate::exact::ExactAmount;
 use crate::money::{MAX_ROUNDING_DECIMALS, Money, Rounding, RoundingMethod};
 use crate::plan::{
-    Activation, DestRuns, MaxCost, MaxCostStrategy, Profile, RateGroup, RateInterval, RateSlot,
-    RatingPlan, TariffPlan,
+    Activation, DestRuns, MaxCost, MaxCostStrategy, PlanNames, Profile, RateGroup, RateInterval,
+    RateSlot, RatingPlan, SpanNames, TariffPlan,
 };
 use crate::prefix::FastMap;
 use crate::timing::Timing;
@@ -210,10 +210,13 @@ impl TariffPlan {
             options.loaded_at,
         )?;
         let mut plan = b.plan;
+        let mut names = b.names;
+        let loaded = std::mem::take(&mut names.spans);
         for (p, rows) in plan.plans.iter_mut().zip(b.pending) {
-            p.set_intervals(rows);
+            p.set_intervals(rows, &loaded, &mut names.spans);
         }
-        crate::plan::rank_weights(&mut plan.plans);
+        crate::plan::share_runs(&mut plan.plans);
+        plan.names = Arc::new(names);
         plan.account = account;
         plan.timings = b.timings;
         if plan.rating_profile_count() == 0 {
@@ -299,7 +302,9 @@ struct Builder {
     plan_index: FastMap<Box<str>, u32>,
     /// Per rating plan, its rate intervals in load order with their
     /// destinations (`None`: `*any`), grouped when loading ends.
-    pending: Vec<Vec<(Option<u32>, RateInterval)>>,
+    pending: Vec<Vec<(Option<u32>, u32, RateInterval)>>,
+    /// The names timespans will carry.
+    names: PlanNames,
 }
 
 type RatesEntry = (Arc<RateGroup>, Arc<[Option<(ExactAmount, Decimal)>]>);
@@ -442,6 +447,7 @@ impl Builder {
             drs: FastMap::default(),
             plan_index: FastMap::default(),
             pending: Vec::new(),
+            names: PlanNames::default(),
         }
     }
 
@@ -556,6 +562,7 @@ impl Builder {
             let group = RateGroup {
                 id,
                 connect_fee,
+                connect_fee_exact: ExactAmount::from_decimal(connect_fee.amount()),
                 slots,
             };
             let inc_costs = group.inc_costs();
@@ -653,6 +660,11 @@ impl Builder {
 
     /// RatingPlans.csv: `ID,DestinationRatesID,TimingID,Weight`.
     fn rating_plans(&mut self, path: &Path, recs: &Records) -> Result<(), Error> {
+        let any: Arc<str> = Arc::from(crate::resolve::ANY);
+        // A built-in timing made once for all the rows naming it (the same
+        // every time: anchored at the load time), so that destinations
+        // rated alike share their interval heads.
+        let mut builtins: FastMap<Box<str>, Arc<Timing>> = FastMap::default();
         for r in recs.iter() {
             check_width(path, r, 4, 4, "ID,DestinationRatesID,TimingID,Weight")?;
             let id = id_field(path, r, 0, "a rating plan ID")?;
@@ -667,17 +679,21 @@ impl Builder {
                 )
             })?;
             let timing_id = r.field(2);
-            let timing = match self.timings.get(timing_id) {
-                Some(t) => t.clone(),
-                None => Arc::new(Timing::builtin(timing_id, self.loaded_at).ok_or_else(|| {
-                    load_err(
-                        path,
-                        r.line,
-                        3,
-                        "a timing ID defined in Timings.csv, or *any, *asap, *daily, *weekly, *monthly, *month_end, *yearly",
-                        timing_id,
-                    )
-                })?),
+            let timing = match (self.timings.get(timing_id), builtins.get(timing_id)) {
+                (Some(t), _) | (None, Some(t)) => t.clone(),
+                (None, None) => {
+                    let t = Arc::new(Timing::builtin(timing_id, self.loaded_at).ok_or_else(|| {
+                        load_err(
+                            path,
+                            r.line,
+                            3,
+                            "a timing ID defined in Timings.csv, or *any, *asap, *daily, *weekly, *monthly, *month_end, *yearly",
+                            timing_id,
+                        )
+                    })?);
+                    builtins.insert(timing_id.into(), t.clone());
+                    t
+                }
             };
             let weight_s = r.field(3);
             let weight = if weight_s.is_empty() {
@@ -693,19 +709,24 @@ impl Builder {
                     let i = u32::try_from(self.plan.plans.len()).map_err(|_| {
                         load_err(path, r.line, 1, "fewer than 2^32 rating plans", id)
                     })?;
+                    let id_arc: Arc<str> = Arc::from(id);
                     self.plan.plans.push(RatingPlan {
-                        id: Arc::from(id),
+                        id_idx: self.names.add_subject(id_arc.clone()),
+                        id: id_arc,
                         intervals: Vec::new(),
                         heads: Vec::new(),
                         by_dest: DestRuns::default(),
-                        any: (0, 0),
+                        any: Default::default(),
                     });
                     self.pending.push(Vec::new());
                     self.plan_index.insert(id.into(), i);
                     i
                 }
             };
-            let Some(pending) = self.pending.get_mut(plan_idx as usize) else {
+            let (Some(pending), Some(plan_id)) = (
+                self.pending.get_mut(plan_idx as usize),
+                self.plan.plans.get(plan_idx as usize).map(|p| p.id.clone()),
+            ) else {
                 return Err(load_err(path, r.line, 1, "a rating plan", id));
             };
             for row in rows {
@@ -718,19 +739,35 @@ impl Builder {
                         id,
                     ));
                 }
-                let dest = match row.dest {
-                    DestRef::Any => None,
-                    DestRef::Dest(d) => Some(d),
+                let (dest, destination_id) = match row.dest {
+                    DestRef::Any => (None, any.clone()),
+                    DestRef::Dest(d) => (
+                        Some(d),
+                        self.plan
+                            .dest_ids
+                            .get(d as usize)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::from("")),
+                    ),
                 };
+                let names = u32::try_from(self.names.spans.len())
+                    .map_err(|_| load_err(path, r.line, 1, "fewer than 2^32 rate intervals", id))?;
+                self.names.spans.push(SpanNames {
+                    rating_plan: plan_id.clone(),
+                    destination_id,
+                    destination_rate: dr_name.clone(),
+                    timing: timing.id_arc().clone(),
+                    rate_id: row.rates.id.clone(),
+                });
                 pending.push((
                     dest,
+                    names,
                     RateInterval {
                         timing: timing.clone(),
                         weight,
                         rates: row.rates.clone(),
                         rounding: row.rounding,
                         max_cost: row.max_cost,
-                        dr_id: dr_name.clone(),
                         inc_costs: row.inc_costs.clone(),
                     },
                 ));
@@ -807,6 +844,7 @@ impl Builder {
                 .filter(|s| !s.is_empty())
                 .map(Arc::from)
                 .collect();
+            let names = &mut self.names;
             let subjects = self
                 .plan
                 .profiles
@@ -817,7 +855,7 @@ impl Builder {
             let profile = subjects.entry(subject.into()).or_insert_with(|| {
                 self.plan.profile_count += 1;
                 Profile {
-                    subject: Arc::from(subject),
+                    subject_idx: names.add_subject(Arc::from(subject)),
                     activations: Vec::new(),
                 }
             });

@@ -528,3 +528,81 @@ fn negative_rate_or_connect_fee_is_refused_unless_allowed() {
         assert_eq!(cost.to_string(), cost_90s);
     }
 }
+
+#[test]
+fn destinations_sold_alike_share_one_run_and_keep_their_names() {
+    let (plan, _) = load(&[
+        ("Destinations.csv", "#Id,Prefix\nA,1\nB,2\nC,3\nD,4\nE,5\n"),
+        (
+            "Timings.csv",
+            "#ID,Years,Months,MonthDays,WeekDays,Time\nPEAK,*any,*any,*any,1;2;3;4;5,08:00:00\n",
+        ),
+        (
+            "Rates.csv",
+            "RT_1,0,0.1,60s,60s,0s\nRT_2,0,0.2,60s,60s,0s\nRT_3,0,0.1,1m,60s,0s\n",
+        ),
+        (
+            "DestinationRates.csv",
+            "DR_A,A,RT_1,*up,4,0,\nDR_B,B,RT_1,*up,4,0,\nDR_C,C,RT_2,*up,4,0,\n\
+             DR_D,D,RT_1,*up,4,0,\nDR_E,E,RT_3,*up,4,0,\n",
+        ),
+        (
+            "RatingPlans.csv",
+            "RP,DR_A,*any,10\nRP,DR_A,PEAK,20\nRP,DR_B,*any,10\nRP,DR_B,PEAK,20\n\
+             RP,DR_C,*any,10\nRP,DR_C,PEAK,20\nRP,DR_D,*any,10\nRP,DR_D,PEAK,30\n\
+             RP,DR_E,*any,10\nRP,DR_E,PEAK,20\n",
+        ),
+        (
+            "RatingProfiles.csv",
+            "cgrates.org,call,*any,2024-01-01T00:00:00Z,RP,\n",
+        ),
+    ])
+    .unwrap();
+    let rp = &plan.plans[0];
+    let at = |d: u32| rp.by_dest.get(d).unwrap();
+    // A and B: the same timings, weights and rates (*any the same
+    // built-in timing for both): one run, names of their own.
+    assert_eq!(at(0).start, at(1).start);
+    assert_ne!(at(0).names, at(1).names);
+    // E: another Rates ID with A's prices: A's run, its own names.
+    assert_eq!(at(0).start, at(4).start);
+    assert_ne!(at(0).names, at(4).names);
+    // C: other rates; D: PEAK weighs more. Runs of their own.
+    assert_ne!(at(0).start, at(2).start);
+    assert_ne!(at(0).start, at(3).start);
+    assert_eq!(rp.intervals.len(), 6);
+    for d in 0..5 {
+        let run = rp.dest_intervals(d).unwrap();
+        assert_eq!(run.heads.len(), 2);
+        assert_eq!(run.heads.len(), run.full.len());
+        for (h, ri) in run.heads.iter().zip(run.full) {
+            assert!(Arc::ptr_eq(&h.timing, &ri.timing));
+        }
+    }
+    let rank = |d: u32, i: usize| rp.dest_intervals(d).unwrap().heads[i].weight_rank;
+    assert!(rank(3, 1) > rank(0, 1));
+    assert!(rank(0, 0) < rank(0, 1));
+    // Each destination's spans carry its own names.
+    let start = Utc.with_ymd_and_hms(2024, 5, 13, 10, 0, 0).unwrap();
+    for (number, dest, dr, rate) in [
+        ("100", "A", "DR_A", "RT_1"),
+        ("200", "B", "DR_B", "RT_1"),
+        ("300", "C", "DR_C", "RT_2"),
+        ("400", "D", "DR_D", "RT_1"),
+        ("500", "E", "DR_E", "RT_3"),
+    ] {
+        let cd =
+            crate::CallDescriptor::new("1001", number, start, std::time::Duration::from_secs(60));
+        let cc = plan.cost(&cd, crate::RoundingMode::Exact).unwrap();
+        let ts = &cc.timespans[0];
+        assert_eq!(
+            (ts.destination_id(), ts.destination_rate(), ts.rate_id()),
+            (dest, dr, rate)
+        );
+        assert_eq!((ts.timing(), ts.rating_plan()), ("PEAK", "RP"));
+        assert_eq!(
+            (ts.matched_prefix(), ts.matched_subject()),
+            (&number[..1], "*any")
+        );
+    }
+}
