@@ -19,7 +19,10 @@
 //! are the best round's CPU time per cost and costs per second (other
 //! processes also evict the plan from the shared caches, and the best
 //! round is the least disturbed one). The case `short_call/exact/one_number` calls the same
-//! number every time, to show how much memory costs.
+//! number every time, to show how much memory costs; `short_call/exact/own_prices`
+//! rates the same calls on a plan where every destination has prices of its
+//! own (the main plan sells its 10,000 destinations at 100 price groups, and
+//! destinations sold alike share their rate intervals).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -53,6 +56,12 @@ fn main() {
     let (dir, numbers) = big_plan::generate();
     let plan = big_plan::load(&dir);
     let _ = std::fs::remove_dir_all(&dir);
+    // The same destinations and numbers, each destination with prices of
+    // its own: no two share a run of rate intervals, so the working set is
+    // the whole plan's.
+    let (dir, _) = big_plan::generate_with(big_plan::DESTINATIONS);
+    let own_prices = big_plan::load(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
     // Monday 10:00, 1m30s: two spans (first minute, then per second).
     let short = (at("2024-05-13T10:00:00Z"), Duration::from_secs(90));
     // Monday 11:55 for 8h10m: five spans.
@@ -61,22 +70,48 @@ fn main() {
         Duration::from_secs(8 * 3600 + 600),
     );
     let cases = [
-        ("short_call/exact", short, RoundingMode::Exact, true),
-        ("short_call/cgrates", short, RoundingMode::Cgrates, true),
-        ("multi_edge_call/exact", long, RoundingMode::Exact, true),
-        ("multi_edge_call/cgrates", long, RoundingMode::Cgrates, true),
+        ("short_call/exact", &plan, short, RoundingMode::Exact, true),
+        (
+            "short_call/cgrates",
+            &plan,
+            short,
+            RoundingMode::Cgrates,
+            true,
+        ),
+        (
+            "multi_edge_call/exact",
+            &plan,
+            long,
+            RoundingMode::Exact,
+            true,
+        ),
+        (
+            "multi_edge_call/cgrates",
+            &plan,
+            long,
+            RoundingMode::Cgrates,
+            true,
+        ),
         (
             "short_call/exact/one_number",
+            &plan,
             short,
             RoundingMode::Exact,
             false,
+        ),
+        (
+            "short_call/exact/own_prices",
+            &own_prices,
+            short,
+            RoundingMode::Exact,
+            true,
         ),
     ];
     println!(
         "{:<30} {:>12} {:>14} {:>12} {:>14} {:>10} {:>12}",
         "case", "ns/cost wall", "costs/s wall", "ns/cost cpu", "costs/s cpu", "best ns", "best /s"
     );
-    for (name, (start, usage), mode, vary) in cases {
+    for (name, plan, (start, usage), mode, vary) in cases {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }

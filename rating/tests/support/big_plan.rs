@@ -17,9 +17,24 @@ pub fn prefix(i: usize, j: usize) -> String {
     format!("{}{:04}{}", 30 + i % 60, i / 60 * 7 % 10_000, j)
 }
 
+/// Price groups of [`generate`]: destination `i` is sold at group
+/// `i % 100`'s prices.
+pub const PRICE_GROUPS: usize = 100;
+
 /// Writes the plan; returns its folder and some numbers to call.
 pub fn generate() -> (PathBuf, Vec<String>) {
-    let dir = std::env::temp_dir().join(format!("accurate-rating-bench-{}", std::process::id()));
+    generate_with(PRICE_GROUPS)
+}
+
+/// Writes the plan with destination `i` sold at group `i % price_groups`'s
+/// prices (`DESTINATIONS` gives every destination prices of its own, so
+/// no two share a run of rate intervals); returns its folder and some
+/// numbers to call.
+pub fn generate_with(price_groups: usize) -> (PathBuf, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!(
+        "accurate-rating-bench-{}-{price_groups}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut dst = String::from("#Id,Prefix\n");
     let mut drs = String::from(
@@ -37,9 +52,12 @@ pub fn generate() -> (PathBuf, Vec<String>) {
         ));
         drs.push_str(&format!(
             "DR_PEAK_{i},DST_{i},RT_PEAK_{},*up,4,,\n",
-            i % 100
+            i % price_groups
         ));
-        drs.push_str(&format!("DR_OFF_{i},DST_{i},RT_OFF_{},*up,4,,\n", i % 100));
+        drs.push_str(&format!(
+            "DR_OFF_{i},DST_{i},RT_OFF_{},*up,4,,\n",
+            i % price_groups
+        ));
         for (dr, timing) in [
             ("PEAK", "PEAK"),
             ("OFF", "MORNING"),
@@ -52,12 +70,18 @@ pub fn generate() -> (PathBuf, Vec<String>) {
         }
     }
     let mut rates = String::from("#Id,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n");
-    for r in 0..100 {
+    for r in 0..price_groups {
+        // Up to 100 groups: the prices the benches were first measured
+        // with; beyond, four digits so that every group's differ.
+        let (peak, off) = if price_groups <= 100 {
+            (format!("0.{r:02}9"), format!("0.0{r:02}5"))
+        } else {
+            (format!("0.{r:04}9"), format!("0.0{r:04}5"))
+        };
         rates.push_str(&format!(
-            "RT_PEAK_{r},0.05,0.{:02}9,60s,60s,0s\nRT_PEAK_{r},0,0.{:02}9,60s,1s,60s\n",
-            r, r
+            "RT_PEAK_{r},0.05,{peak},60s,60s,0s\nRT_PEAK_{r},0,{peak},60s,1s,60s\n"
         ));
-        rates.push_str(&format!("RT_OFF_{r},0.05,0.0{:02}5,60s,1s,0s\n", r));
+        rates.push_str(&format!("RT_OFF_{r},0.05,{off},60s,1s,0s\n"));
     }
     let timings = "#ID,Years,Months,MonthDays,WeekDays,Time\n\
         MORNING,*any,*any,*any,1;2;3;4;5,00:00:00\n\
