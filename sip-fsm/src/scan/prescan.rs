@@ -23,63 +23,73 @@ pub struct Prescan {
     found: Found,
 }
 
-// Not boxed: a prescan is made for every packet, without allocating.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Found {
     /// Scanned: where each value is.
     Message(Spans),
     /// Malformed: counted as such when the packet is processed.
     Rejected(ScanError),
-    /// A value the offsets cannot express (a payload over 4 GiB): the
-    /// machine scans the payload itself.
+    /// A payload longer than the positions count ([`MAX_LEN`]): the
+    /// machine scans it itself.
     Rescan,
 }
 
-/// Where a value is in the payload: `len` bytes from `at`.
+/// The longest payload a [`Prescan`] holds positions for: 16-bit
+/// positions keep it small (it is copied with the packet into the
+/// reorder buffer), and a UDP datagram is shorter anyway.
+const MAX_LEN: usize = u16::MAX as usize - 1;
+
+/// Where a value is in the payload: `len` bytes from `at`; [`Span::NONE`]
+/// for an absent value (no real span is: `at + len <= MAX_LEN`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Span {
-    at: u32,
-    len: u32,
+    at: u16,
+    len: u16,
 }
 
-/// A method: a known one, or the token as written.
-#[derive(Clone, Copy, Debug)]
-enum MethodAt {
-    Known(Method<'static>),
-    Other(Span),
-}
+/// A method: one of [`KNOWN`] by index, else (`OTHER`) the token at a
+/// span.
+const KNOWN: [Method<'static>; 9] = [
+    Method::Invite,
+    Method::Ack,
+    Method::Bye,
+    Method::Cancel,
+    Method::Update,
+    Method::Prack,
+    Method::Options,
+    Method::Register,
+    Method::Info,
+];
+const OTHER: u8 = KNOWN.len() as u8;
 
-#[derive(Clone, Copy, Debug)]
-enum StartAt {
-    Request { method: MethodAt, uri: Span },
-    Response { code: u16, reason: Span },
-}
-
-#[derive(Clone, Copy, Debug)]
-struct ReasonAt {
-    protocol: Span,
-    cause: Option<u16>,
-    text: Option<Span>,
-}
-
-/// [`RawMessage`] as positions, and the From and To tags.
+/// [`Tagged`] as positions.
 #[derive(Clone, Copy, Debug)]
 struct Spans {
-    start: StartAt,
+    /// The status code of a response; 0 for a request.
+    code: u16,
+    /// The Request-URI of a request, the Reason-Phrase of a response.
+    start: Span,
+    /// The request's method ([`KNOWN`] index or [`OTHER`]) and where an
+    /// other method is.
+    method: u8,
+    method_at: Span,
     call_id: Span,
     cseq_seq: u32,
-    cseq_method: MethodAt,
+    cseq_method: u8,
+    cseq_method_at: Span,
     from: Span,
     to: Span,
-    from_tag: Option<Span>,
-    to_tag: Option<Span>,
-    via_branch: Option<Span>,
-    contact: Option<Span>,
-    pai: Option<Span>,
-    diversion: Option<Span>,
-    history_info: Option<Span>,
-    reason: Option<ReasonAt>,
+    from_tag: Span,
+    to_tag: Span,
+    via_branch: Span,
+    contact: Span,
+    pai: Span,
+    diversion: Span,
+    history_info: Span,
+    /// The Reason header's protocol; [`Span::NONE`] without a Reason.
+    reason_protocol: Span,
+    reason_cause: Option<u16>,
+    reason_text: Span,
     session_expires: Option<SessionExpires>,
     content_length: Option<u32>,
     bad_content_length: bool,
@@ -113,9 +123,13 @@ impl Prescan {
     /// and To tags). Malformed input is kept as its reason, to be counted
     /// when the packet is processed.
     pub fn scan(payload: &[u8]) -> Self {
-        let found = match Tagged::scan(payload) {
-            Ok(t) => Spans::of(payload, &t).map_or(Found::Rescan, Found::Message),
-            Err(e) => Found::Rejected(e),
+        let found = if payload.len() > MAX_LEN {
+            Found::Rescan
+        } else {
+            match Tagged::scan(payload) {
+                Ok(t) => Spans::of(payload, &t).map_or(Found::Rescan, Found::Message),
+                Err(e) => Found::Rejected(e),
+            }
         };
         Prescan {
             len: payload.len(),
@@ -123,7 +137,8 @@ impl Prescan {
         }
     }
 
-    /// Why the payload is malformed, if it is.
+    /// Why the payload is malformed, if it was found to be (a payload
+    /// over 64 KiB is left for the machine to scan).
     pub fn error(&self) -> Option<ScanError> {
         match self.found {
             Found::Rejected(e) => Some(e),
@@ -150,96 +165,101 @@ impl Prescan {
 }
 
 impl Span {
-    /// Where `part` (a slice of `whole`, or empty) is in `whole`.
+    const NONE: Span = Span {
+        at: u16::MAX,
+        len: u16::MAX,
+    };
+
+    /// Where `part` (a slice of `whole`, or empty) is in `whole`
+    /// (`whole` is at most [`MAX_LEN`] long).
+    #[inline]
     fn of(whole: &[u8], part: &[u8]) -> Option<Span> {
         if part.is_empty() {
             return Some(Span::default());
         }
-        let at = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
-        if at.checked_add(part.len())? > whole.len() {
+        let at = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        let limit = whole.len().min(MAX_LEN);
+        if at > limit || part.len() > limit - at {
             return None;
         }
+        // Both are at most `MAX_LEN`, below `u16::MAX`.
+        #[allow(clippy::cast_possible_truncation)]
         Some(Span {
-            at: u32::try_from(at).ok()?,
-            len: u32::try_from(part.len()).ok()?,
+            at: at as u16,
+            len: part.len() as u16,
         })
     }
 
-    fn opt(whole: &[u8], part: Option<&[u8]>) -> Option<Option<Span>> {
+    #[inline]
+    fn opt(whole: &[u8], part: Option<&[u8]>) -> Option<Span> {
         match part {
-            Some(p) => Span::of(whole, p).map(Some),
-            None => Some(None),
+            Some(p) => Span::of(whole, p),
+            None => Some(Span::NONE),
         }
     }
 
     #[inline]
     fn get(self, whole: &[u8]) -> Option<&[u8]> {
-        let at = self.at as usize;
-        whole.get(at..at + self.len as usize)
+        let at = usize::from(self.at);
+        whole.get(at..at + usize::from(self.len))
     }
 
+    /// The value, `Some(None)` when absent, `None` when outside `whole`.
     #[inline]
-    fn get_opt(span: Option<Span>, whole: &[u8]) -> Option<Option<&[u8]>> {
-        match span {
-            Some(s) => s.get(whole).map(Some),
-            None => Some(None),
+    fn get_opt(self, whole: &[u8]) -> Option<Option<&[u8]>> {
+        if self == Span::NONE {
+            Some(None)
+        } else {
+            self.get(whole).map(Some)
         }
     }
 }
 
-impl MethodAt {
-    fn of(whole: &[u8], m: Method<'_>) -> Option<MethodAt> {
-        Some(MethodAt::Known(match m {
-            Method::Invite => Method::Invite,
-            Method::Ack => Method::Ack,
-            Method::Bye => Method::Bye,
-            Method::Cancel => Method::Cancel,
-            Method::Update => Method::Update,
-            Method::Prack => Method::Prack,
-            Method::Options => Method::Options,
-            Method::Register => Method::Register,
-            Method::Info => Method::Info,
-            Method::Other(t) => return Span::of(whole, t).map(MethodAt::Other),
-        }))
-    }
-
-    #[inline]
-    fn get(self, whole: &[u8]) -> Option<Method<'_>> {
-        match self {
-            MethodAt::Known(m) => Some(m),
-            MethodAt::Other(s) => s.get(whole).map(Method::Other),
+/// A method as ([`KNOWN`] index or [`OTHER`], where an other one is).
+fn method_of(whole: &[u8], m: Method<'_>) -> Option<(u8, Span)> {
+    match m {
+        Method::Other(t) => Some((OTHER, Span::of(whole, t)?)),
+        known => {
+            let i = KNOWN.iter().position(|k| *k == known)?;
+            Some((u8::try_from(i).ok()?, Span::default()))
         }
+    }
+}
+
+/// The method [`method_of`] gave.
+#[inline]
+fn method_at(whole: &[u8], i: u8, at: Span) -> Option<Method<'_>> {
+    match KNOWN.get(usize::from(i)) {
+        Some(m) => Some(*m),
+        None => at.get(whole).map(Method::Other),
     }
 }
 
 impl Spans {
     /// `t`, a scan of `p`, as positions in `p`; `None` when a value is not
-    /// in `p` or beyond what `u32` counts.
+    /// in `p` or `p` is longer than [`MAX_LEN`].
     fn of(p: &[u8], t: &Tagged<'_>) -> Option<Spans> {
         let r = &t.raw;
-        let start = match r.start {
-            RawStart::Request { method, uri } => StartAt::Request {
-                method: MethodAt::of(p, method)?,
-                uri: Span::of(p, uri)?,
-            },
-            RawStart::Response { code, reason } => StartAt::Response {
-                code,
-                reason: Span::of(p, reason)?,
-            },
+        let (code, start, (method, method_at)) = match r.start {
+            RawStart::Request { method, uri } => (0, Span::of(p, uri)?, method_of(p, method)?),
+            RawStart::Response { code, reason } => {
+                (code, Span::of(p, reason)?, (OTHER, Span::default()))
+            }
         };
-        let reason = match r.reason {
-            Some(x) => Some(ReasonAt {
-                protocol: Span::of(p, x.protocol)?,
-                cause: x.cause,
-                text: Span::opt(p, x.text)?,
-            }),
-            None => None,
+        let (cseq_method, cseq_method_at) = method_of(p, r.cseq.method)?;
+        let (reason_protocol, reason_cause, reason_text) = match r.reason {
+            Some(x) => (Span::of(p, x.protocol)?, x.cause, Span::opt(p, x.text)?),
+            None => (Span::NONE, None, Span::NONE),
         };
         Some(Spans {
+            code,
             start,
+            method,
+            method_at,
             call_id: Span::of(p, r.call_id)?,
             cseq_seq: r.cseq.seq,
-            cseq_method: MethodAt::of(p, r.cseq.method)?,
+            cseq_method,
+            cseq_method_at,
             from: Span::of(p, r.from)?,
             to: Span::of(p, r.to)?,
             from_tag: Span::opt(p, t.from_tag)?,
@@ -249,7 +269,9 @@ impl Spans {
             pai: Span::opt(p, r.pai)?,
             diversion: Span::opt(p, r.diversion)?,
             history_info: Span::opt(p, r.history_info)?,
-            reason,
+            reason_protocol,
+            reason_cause,
+            reason_text,
             session_expires: r.session_expires,
             content_length: r.content_length,
             bad_content_length: r.bad_content_length,
@@ -260,21 +282,22 @@ impl Spans {
 
     /// The scan these positions describe, sliced out of `p`.
     fn rebuild<'a>(&self, p: &'a [u8]) -> Option<Tagged<'a>> {
-        let start = match self.start {
-            StartAt::Request { method, uri } => RawStart::Request {
-                method: method.get(p)?,
-                uri: uri.get(p)?,
-            },
-            StartAt::Response { code, reason } => RawStart::Response {
-                code,
-                reason: reason.get(p)?,
-            },
+        let start = if self.code == 0 {
+            RawStart::Request {
+                method: method_at(p, self.method, self.method_at)?,
+                uri: self.start.get(p)?,
+            }
+        } else {
+            RawStart::Response {
+                code: self.code,
+                reason: self.start.get(p)?,
+            }
         };
-        let reason = match self.reason {
-            Some(x) => Some(Reason {
-                protocol: x.protocol.get(p)?,
-                cause: x.cause,
-                text: Span::get_opt(x.text, p)?,
+        let reason = match self.reason_protocol.get_opt(p)? {
+            Some(protocol) => Some(Reason {
+                protocol,
+                cause: self.reason_cause,
+                text: self.reason_text.get_opt(p)?,
             }),
             None => None,
         };
@@ -284,15 +307,15 @@ impl Spans {
                 call_id: self.call_id.get(p)?,
                 cseq: CSeq {
                     seq: self.cseq_seq,
-                    method: self.cseq_method.get(p)?,
+                    method: method_at(p, self.cseq_method, self.cseq_method_at)?,
                 },
                 from: self.from.get(p)?,
                 to: self.to.get(p)?,
-                via_branch: Span::get_opt(self.via_branch, p)?,
-                contact: Span::get_opt(self.contact, p)?,
-                pai: Span::get_opt(self.pai, p)?,
-                diversion: Span::get_opt(self.diversion, p)?,
-                history_info: Span::get_opt(self.history_info, p)?,
+                via_branch: self.via_branch.get_opt(p)?,
+                contact: self.contact.get_opt(p)?,
+                pai: self.pai.get_opt(p)?,
+                diversion: self.diversion.get_opt(p)?,
+                history_info: self.history_info.get_opt(p)?,
                 reason,
                 session_expires: self.session_expires,
                 content_length: self.content_length,
@@ -300,8 +323,8 @@ impl Spans {
                 max_forwards: self.max_forwards,
                 body: self.body.get(p)?,
             },
-            from_tag: Span::get_opt(self.from_tag, p)?,
-            to_tag: Span::get_opt(self.to_tag, p)?,
+            from_tag: self.from_tag.get_opt(p)?,
+            to_tag: self.to_tag.get_opt(p)?,
         })
     }
 }
@@ -315,6 +338,7 @@ pub(crate) fn round_trips(input: &[u8]) -> bool {
             spans.rebuild(input) == Some(direct) && pre.tagged(input) == Ok(direct)
         }
         (Err(e), Found::Rejected(r)) => e == *r && pre.tagged(input).err() == Some(e),
+        (direct, Found::Rescan) => input.len() > MAX_LEN && pre.tagged(input) == direct,
         _ => false,
     }
 }
@@ -377,6 +401,26 @@ mod tests {
             Some(ScanError::MissingCallId)
         );
         assert_eq!(Prescan::scan(msgs[5]).error(), Some(ScanError::Empty));
+    }
+
+    #[test]
+    fn a_payload_over_64_kib_is_scanned_by_the_machine() {
+        let head = "MESSAGE sip:x SIP/2.0\r\nFrom: a;tag=1\r\nTo: b\r\nCall-ID: c\r\n\
+                    CSeq: 2 MESSAGE\r\n\r\n";
+        for n in [MAX_LEN - head.len() - 1, MAX_LEN - head.len(), 70_000] {
+            let m = format!("{head}{}", "x".repeat(n));
+            assert!(round_trips(m.as_bytes()), "{n}");
+            let body = Prescan::scan(m.as_bytes())
+                .tagged(m.as_bytes())
+                .map(|t| t.raw.body.len());
+            assert_eq!(body, Ok(n));
+        }
+    }
+
+    #[test]
+    fn a_prescan_is_small() {
+        // It is copied with each packet into the reorder buffer.
+        assert!(std::mem::size_of::<Prescan>() <= 128);
     }
 
     #[test]
