@@ -60,7 +60,8 @@ const KNOWN: [Method<'static>; 9] = [
     Method::Register,
     Method::Info,
 ];
-const OTHER: u8 = KNOWN.len() as u8;
+const OTHER: u8 = 9;
+const _: () = assert!(KNOWN.len() == OTHER as usize);
 
 /// [`Tagged`] as positions.
 #[derive(Clone, Copy, Debug)]
