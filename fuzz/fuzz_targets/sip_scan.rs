@@ -1,11 +1,14 @@
 //! The SIP scanner never panics, every slice it returns lies inside the
-//! input, it is deterministic, and the dialog machine swallows anything.
+//! input, it is deterministic, a `Prescan` of the input slices back to the
+//! same scan, and the dialog machine swallows anything, giving the same
+//! events and counters whether it scans the input or is handed a
+//! `Prescan`.
 #![no_main]
 
 use capture::{SipPacket, Source, Timestamp, Transport};
 use libfuzzer_sys::fuzz_target;
 use sip_fsm::scan::{Method, NameAddr, StartLine, Uri, scan};
-use sip_fsm::{Config, DialogMachine};
+use sip_fsm::{Config, DialogMachine, Prescan};
 
 fn inside(input: &[u8], s: &[u8]) {
     let (a, b) = (
@@ -41,6 +44,10 @@ fn name_addr(input: &[u8], n: &NameAddr<'_>) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    assert!(
+        sip_fsm::scan::fuzzing::prescan_round_trips(data),
+        "a Prescan slices back to the scan"
+    );
     let first = scan(data);
     assert_eq!(first, scan(data), "scan is deterministic");
     if let Ok(m) = first {
@@ -87,14 +94,23 @@ fuzz_target!(|data: &[u8]| {
         vlan: None,
         payload: data.to_vec().into(),
     };
-    let mut machine = DialogMachine::new(Config::default()).expect("default config");
-    machine.handle(&pkt, pkt.ts);
     let mut copy = pkt.clone();
     copy.ts = pkt.ts.saturating_add(std::time::Duration::from_millis(1));
     copy.capture_id = Some(2);
-    machine.handle(&copy, copy.ts);
-    machine.handle_timeout(Timestamp::from_nanos(i64::MAX));
-    while machine.poll_event().is_some() {}
-    assert_eq!(machine.live_dialogs(), 0);
-    assert_eq!(machine.stats().packets, 2);
+    let run = |prescan: bool| {
+        let mut machine = DialogMachine::new(Config::default()).expect("default config");
+        for p in [&pkt, &copy] {
+            if prescan {
+                machine.handle_scanned(p, &Prescan::scan(&p.payload), p.ts);
+            } else {
+                machine.handle(p, p.ts);
+            }
+        }
+        machine.handle_timeout(Timestamp::from_nanos(i64::MAX));
+        let events: Vec<_> = std::iter::from_fn(|| machine.poll_event()).collect();
+        assert_eq!(machine.live_dialogs(), 0);
+        assert_eq!(machine.stats().packets, 2);
+        (events, machine.stats().clone())
+    };
+    assert_eq!(run(false), run(true), "handle and handle_scanned agree");
 });

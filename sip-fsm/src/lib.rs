@@ -29,5 +29,5 @@ pub use event::{
 };
 pub use machine::{Config, DialogMachine, Stats};
 pub use mapping::{AddressRule, FieldSource, MappingConfig, NormRule, REQUEST_TYPES};
-pub use scan::{SipMessage, scan};
+pub use scan::{Prescan, SipMessage, scan};
 pub use snapshot::{CallSnapshot, DialogSnapshot, SnapshotState};

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use capture::{SipPacket, Timestamp};
 use sessions::{Cdr, CdrOptions, EndTimeOrder};
-use sip_fsm::{CallRecord, DialogEvent, DialogMachine};
+use sip_fsm::{CallRecord, DialogEvent, DialogMachine, Prescan};
 
 /// Packets in, CDRs (in end-time order) out: [`Dialogs`] then [`Release`],
 /// on one thread. `replay --threads 2` runs the two halves on two threads,
@@ -64,6 +64,22 @@ impl Dialogs {
         // The packet's time is the clock, as far as the machine's clock
         // rule accepts it (one wild timestamp never moves it).
         self.machine.handle(p, p.ts);
+        self.after_packet(rec)
+    }
+
+    /// [`Dialogs::packet`] with the payload scanned already (`scan` is
+    /// [`Prescan::scan`] of `p.payload`, made on the reading thread).
+    pub(crate) fn packet_scanned(
+        &mut self,
+        p: &SipPacket,
+        scan: &Prescan,
+        rec: &mut impl FnMut(CallRecord),
+    ) -> Timestamp {
+        self.machine.handle_scanned(p, scan, p.ts);
+        self.after_packet(rec)
+    }
+
+    fn after_packet(&mut self, rec: &mut impl FnMut(CallRecord)) -> Timestamp {
         if let Some(c) = self.machine.clock() {
             self.now = self.now.max(c);
         }

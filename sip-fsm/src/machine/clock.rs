@@ -38,6 +38,11 @@ use std::time::Duration;
 use capture::{SipPacket, Timestamp};
 
 use super::Stats;
+use crate::scan::Prescan;
+
+/// A packet the guard holds or releases: its `now`, the packet, and its
+/// payload's scan when it came with one.
+pub(super) type Held = (Timestamp, SipPacket, Option<Prescan>);
 
 /// Whether `a` and `b` are at most `bound` apart.
 pub(super) fn near(a: Timestamp, b: Timestamp, bound: Duration) -> bool {
@@ -54,7 +59,7 @@ pub(super) struct Guard {
     /// Packets waiting for agreement, with their `now`; all within `jump`
     /// of the first. Never more than one: a second agreeing packet
     /// releases both.
-    held: Vec<(Timestamp, SipPacket)>,
+    held: Vec<Held>,
 }
 
 /// What to do with a packet.
@@ -62,12 +67,12 @@ pub(super) enum Verdict {
     /// Process the held packets released (first, each with its `now`;
     /// usually none, and then nothing is allocated), then this one with
     /// this time (its own, or the receive time that replaced it).
-    Accept(Vec<(Timestamp, SipPacket)>, Timestamp),
+    Accept(Vec<Held>, Timestamp),
     /// Held back; nothing to process yet.
     Held,
     /// This packet is held back, and earlier held packets are released:
     /// process them (each with its `now`).
-    Release(Vec<(Timestamp, SipPacket)>),
+    Release(Vec<Held>),
 }
 
 impl Guard {
@@ -81,14 +86,16 @@ impl Guard {
 
     /// The earliest held packet's `now`, for `poll_timeout`.
     pub fn held_since(&self) -> Option<Timestamp> {
-        self.held.first().map(|(t, _)| *t)
+        self.held.first().map(|(t, _, _)| *t)
     }
 
-    /// Applies both rules to a packet handed in with `now`; `clock` is the
+    /// Applies both rules to a packet handed in with `now` (and its
+    /// payload's scan, if any, kept with it if it is held); `clock` is the
     /// machine's clock (`None` before the first accepted packet).
     pub fn check(
         &mut self,
         pkt: &SipPacket,
+        pre: Option<&Prescan>,
         now: Timestamp,
         clock: Option<Timestamp>,
         stats: &mut Stats,
@@ -122,7 +129,7 @@ impl Guard {
                 Vec::new()
             }
         };
-        self.held.push((now, pkt.clone()));
+        self.held.push((now, pkt.clone(), pre.cloned()));
         if released.is_empty() {
             Verdict::Held
         } else {
@@ -132,9 +139,9 @@ impl Guard {
 
     /// Releases the held packets (all ahead of the clock `c`) that are
     /// within the horizon, counted as confirmed; drops the others.
-    fn release_ahead(&mut self, c: Timestamp, stats: &mut Stats) -> Vec<(Timestamp, SipPacket)> {
+    fn release_ahead(&mut self, c: Timestamp, stats: &mut Stats) -> Vec<Held> {
         let horizon = c.saturating_add(self.horizon);
-        if self.held.iter().all(|(t, _)| *t <= horizon) {
+        if self.held.iter().all(|(t, _, _)| *t <= horizon) {
             stats.clock_jumps_confirmed += 1;
             std::mem::take(&mut self.held)
         } else {
@@ -150,7 +157,7 @@ impl Guard {
         now: Timestamp,
         clock: Option<Timestamp>,
         stats: &mut Stats,
-    ) -> Vec<(Timestamp, SipPacket)> {
+    ) -> Vec<Held> {
         let Some(h) = self.held_since() else {
             return Vec::new();
         };
@@ -179,7 +186,7 @@ impl Guard {
     /// against `now` when there is none yet).
     fn drop_held(&mut self, clock: Option<Timestamp>, now: Timestamp, stats: &mut Stats) {
         let reference = clock.unwrap_or(now);
-        for (t, _) in self.held.drain(..) {
+        for (t, _, _) in self.held.drain(..) {
             if t > reference {
                 stats.clock_jump_future += 1;
             } else {

@@ -52,7 +52,7 @@ use rustc_hash::FxHashMap;
 use crate::error::Error;
 use crate::event::{CallInfo, DialogEvent};
 use crate::mapping::{MapInput, Mapper};
-use crate::scan::{Method, NameAddr, RawMessage, RawStart, Uri, scan_raw, tag_of};
+use crate::scan::{Method, NameAddr, Prescan, RawMessage, RawStart, Tagged, Uri};
 use crate::snapshot::DialogSnapshot;
 use clock::{Guard, Verdict};
 pub use config::Config;
@@ -180,21 +180,34 @@ impl DialogMachine {
     /// dropped and counted; when `now` is a receive time, a stamp that far
     /// from it takes `now` instead).
     pub fn handle(&mut self, pkt: &SipPacket, now: Timestamp) {
+        self.take(pkt, None, now);
+    }
+
+    /// [`DialogMachine::handle`] for a packet whose payload was scanned
+    /// already, maybe on another thread: `scan` must be
+    /// [`Prescan::scan`] of `pkt.payload`. Same events and counters as
+    /// `handle` (a malformed payload is counted when the packet is
+    /// processed, as there); the machine's thread does not scan it again.
+    pub fn handle_scanned(&mut self, pkt: &SipPacket, scan: &Prescan, now: Timestamp) {
+        self.take(pkt, Some(scan), now);
+    }
+
+    fn take(&mut self, pkt: &SipPacket, pre: Option<&Prescan>, now: Timestamp) {
         self.stats.packets += 1;
-        match self.guard.check(pkt, now, self.now, &mut self.stats) {
+        match self.guard.check(pkt, pre, now, self.now, &mut self.stats) {
             Verdict::Held => {}
             Verdict::Release(held) => {
-                for (at, p) in held {
-                    self.pending.push(&p, p.ts);
+                for (at, p, pre) in held {
+                    self.pending.push(&p, p.ts, pre.as_ref());
                     self.advance(at);
                 }
             }
             Verdict::Accept(held, ts) => {
-                for (at, p) in held {
-                    self.pending.push(&p, p.ts);
+                for (at, p, pre) in held {
+                    self.pending.push(&p, p.ts, pre.as_ref());
                     self.advance(at);
                 }
-                self.pending.push(pkt, ts);
+                self.pending.push(pkt, ts, pre);
                 self.advance(now);
             }
         }
@@ -207,8 +220,8 @@ impl DialogMachine {
     /// says).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let held = self.guard.tick(now, self.now, &mut self.stats);
-        for (at, pkt) in held {
-            self.pending.push(&pkt, pkt.ts);
+        for (at, pkt, pre) in held {
+            self.pending.push(&pkt, pkt.ts, pre.as_ref());
             self.advance(at);
         }
         self.advance(now);
@@ -479,8 +492,12 @@ impl DialogMachine {
             self.stats.late += 1;
         }
         self.released = self.released.max(p.ts);
-        let raw = match scan_raw(&p.payload) {
-            Ok(m) => m,
+        let scanned = match &p.pre {
+            Some(pre) => pre.tagged(&p.payload),
+            None => Tagged::scan(&p.payload),
+        };
+        let (raw, from_tag, to_tag) = match scanned {
+            Ok(t) => (t.raw, t.from_tag, t.to_tag),
             Err(e) => {
                 self.stats.count_malformed(e);
                 return;
@@ -493,8 +510,8 @@ impl DialogMachine {
             start: raw.start,
             cseq: raw.cseq,
             via_branch: raw.via_branch,
-            from_tag: tag_of(raw.from),
-            to_tag: tag_of(raw.to),
+            from_tag,
+            to_tag,
             reason: raw.reason,
             session_expires: raw.session_expires,
         };

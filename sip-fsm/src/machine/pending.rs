@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use capture::{SipPacket, Timestamp};
 
+use crate::scan::Prescan;
+
 /// A packet waiting in the reorder buffer.
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -25,10 +27,13 @@ pub(super) struct Pending {
     node: String,
     has_node: bool,
     pub payload: Vec<u8>,
+    /// The payload's scan when it came with the packet
+    /// ([`DialogMachine::handle_scanned`](super::DialogMachine::handle_scanned)).
+    pub pre: Option<Prescan>,
 }
 
 impl Pending {
-    fn new(pkt: &SipPacket, ts: Timestamp) -> Self {
+    fn new(pkt: &SipPacket, ts: Timestamp, pre: Option<&Prescan>) -> Self {
         let mut p = Pending {
             ts,
             src: pkt.src,
@@ -37,14 +42,17 @@ impl Pending {
             node: String::new(),
             has_node: false,
             payload: Vec::new(),
+            pre: None,
         };
-        p.fill(pkt, ts);
+        p.fill(pkt, ts, pre);
         p
     }
 
-    /// Copies `pkt` in, taken at `ts`, reusing the buffers.
-    fn fill(&mut self, pkt: &SipPacket, ts: Timestamp) {
+    /// Copies `pkt` (and its scan, if any) in, taken at `ts`, reusing the
+    /// buffers.
+    fn fill(&mut self, pkt: &SipPacket, ts: Timestamp, pre: Option<&Prescan>) {
         self.ts = ts;
+        self.pre = pre.cloned();
         self.src = pkt.src;
         self.dst = pkt.dst;
         self.capture_id = pkt.capture_id;
@@ -112,15 +120,15 @@ pub(super) struct Reorder {
 }
 
 impl Reorder {
-    /// Adds a copy of `pkt` taken at `ts` (equal timestamps keep their
-    /// arrival order).
-    pub fn push(&mut self, pkt: &SipPacket, ts: Timestamp) {
+    /// Adds a copy of `pkt` taken at `ts`, with its payload's scan if it
+    /// was scanned already (equal timestamps keep their arrival order).
+    pub fn push(&mut self, pkt: &SipPacket, ts: Timestamp, pre: Option<&Prescan>) {
         let p = match self.spare.pop() {
             Some(mut p) => {
-                p.fill(pkt, ts);
+                p.fill(pkt, ts, pre);
                 p
             }
-            None => Pending::new(pkt, ts),
+            None => Pending::new(pkt, ts, pre),
         };
         if self.queue.back().is_none_or(|b| b.ts <= ts) {
             self.queue.push_back(p);

@@ -13,3 +13,10 @@ pub fn raw_from_to(input: &[u8]) -> Option<(&[u8], &[u8])> {
 pub fn tag_of(value: &[u8]) -> Option<&[u8]> {
     super::tag_of(value)
 }
+
+/// Whether [`Prescan`](super::Prescan) round-trips on `input`: the scan
+/// sliced back out of it equals `scan_raw` with the From and To tags
+/// (without scanning again), and a rejected input keeps its reason.
+pub fn prescan_round_trips(input: &[u8]) -> bool {
+    super::prescan::round_trips(input)
+}

@@ -19,12 +19,15 @@
 //!   the body runs to the end of the input.
 
 mod addr;
+mod prescan;
 
 use memchr::{memchr, memchr2};
 
 pub(crate) use addr::tag_of;
 pub use addr::{NameAddr, Scheme, Uri, param, trim, unquote};
 use addr::{elem_param, non_empty, scheme_len, until_byte};
+pub use prescan::Prescan;
+pub(crate) use prescan::Tagged;
 
 use crate::error::ScanError;
 
@@ -294,7 +297,7 @@ pub(crate) enum RawStart<'a> {
 /// fails, so [`scan_raw`] rejects exactly what [`scan`] rejects, and the
 /// dialog machine parses only the ones it reads; the same for the
 /// Request-URI ([`RawStart`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RawMessage<'a> {
     pub start: RawStart<'a>,
     pub call_id: &'a [u8],
