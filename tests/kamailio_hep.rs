@@ -47,8 +47,9 @@ const CALLS: usize = 3;
 const PER_CALL: usize = 13;
 /// How far a HEP timestamp may be from the time tcpdump saw the message.
 /// Kamailio stamps a copy when it mirrors it, some 0.01-1 ms after the
-/// wire (observed; up to 14 ms with both cores busy compiling).
-const HEP_TS_TOLERANCE_NS: i128 = 50_000_000;
+/// wire (observed; up to 14 ms with both cores busy compiling, 50 ms in a
+/// CI run with every real-peer suite at once).
+const HEP_TS_TOLERANCE_NS: i128 = 250_000_000;
 /// For HEPv1 (no timestamp: receive time).
 const RECV_TS_TOLERANCE_NS: i128 = 1_000_000_000;
 /// Kamailio's `hep_capture_id` in tests/peers/kamailio.cfg.

@@ -12,7 +12,7 @@
 //!   caller, billable time per scenario); `accurate sniff --hep` receives
 //!   every HEP packet Kamailio sent; and the HEP stream, replayed, gives the
 //!   same calls as the wire: same CGRIDs, fields and costs, usages within
-//!   50 ms.
+//!   250 ms (Kamailio's HEP stamps lag the wire when it is busy).
 //! - `serve_capture_*`: `accurate serve --hep` in place of
 //!   sniff receives every HEP copy and follows every call to its end, by its
 //!   `GET /metrics` counters.

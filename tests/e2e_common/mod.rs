@@ -38,9 +38,10 @@ pub const CALLS: usize = 36;
 /// New calls per second per scenario: 8 x 4 = 32 calls/s in all.
 pub const RATE: usize = 4;
 /// How far a usage seen through HEP may be from the wire's: Kamailio stamps
-/// a HEP copy 0.01-1 ms after the wire (up to 14 ms seen on a busy machine;
-/// tests/peers/README.md).
-pub const USAGE_TOLERANCE_NS: i64 = 50_000_000;
+/// a HEP copy when it handles the message, 0.01-1 ms after the wire, up to
+/// 14 ms on a busy machine and 50-51 ms (two calls of 288) in one CI run
+/// with every real-peer suite at once on 2 cores (tests/peers/README.md).
+pub const USAGE_TOLERANCE_NS: i64 = 250_000_000;
 /// The tariff plan of the test (accounts 1001-1003, postpaid).
 pub const TARIFFPLAN: &str = "tests/data/tariffplans/e2e";
 /// The accounts sipp calls from, in turn (`tests/peers/e2e/callers.csv`).
