@@ -239,8 +239,7 @@ fn run(tag: &str, hep_version: u8, hep_transport: HepTransport, stop: Stop) {
     let err = dir.read("sniff.err");
     assert!(st.success(), "accurate sniff exited with {st}:\n{err}");
     kam.stop("TERM", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(200));
-    dump.stop("INT", Duration::from_secs(10));
+    common::stop_tcpdump(&mut dump, Duration::from_secs(10));
 
     // ---------------------------------------------------------- checks
     let wire = wire_sip_udp(&pcap);

@@ -282,13 +282,24 @@ impl Drop for Proc {
     }
 }
 
+/// How long tcpdump may hold packets the kernel has captured before it sees
+/// them: libpcap's ring hands a block over when it is full or when tcpdump's
+/// 1 s timeout has passed once or twice since its first packet.
+pub const TCPDUMP_BLOCK_WAIT: Duration = Duration::from_millis(2500);
+
 /// Starts `cmd` (tcpdump, maybe through `ip netns exec`) capturing `filter`
-/// on lo into `pcap`, every packet as soon as seen, and waits until it
-/// listens; its stderr goes to `tcpdump.log` in `dir`.
+/// on lo into `pcap` and waits until it listens; its stderr goes to
+/// `tcpdump.log` in `dir`. Stop it with [`stop_tcpdump`].
+///
+/// No `--immediate-mode`: with it, libpcap uses a TPACKET_V2 ring of one
+/// frame per packet, each frame as large as lo's 64 KiB MTU, so 16 MiB held
+/// only about 250 packets and a busy two-core machine dropped some (seen in
+/// CI). Without it, the TPACKET_V3 ring packs packets into blocks and the
+/// same 16 MiB holds thousands; the price is [`TCPDUMP_BLOCK_WAIT`].
 pub fn tcpdump(mut cmd: Command, pcap: &Path, filter: &str, dir: &Scratch) -> Proc {
     let p = Proc::spawn(
         "tcpdump",
-        cmd.args(["-i", "lo", "-n", "-U", "--immediate-mode", "-Z", "root"])
+        cmd.args(["-i", "lo", "-n", "-U", "-Z", "root"])
             .args(["-s", "0", "-B", "16384", "-w"])
             .arg(pcap)
             .arg(filter)
@@ -303,6 +314,14 @@ pub fn tcpdump(mut cmd: Command, pcap: &Path, filter: &str, dir: &Scratch) -> Pr
         || dir.read("tcpdump.log"),
     );
     p
+}
+
+/// Stops a [`tcpdump`] once the last packet the test made has reached it:
+/// waits out [`TCPDUMP_BLOCK_WAIT`] (the ring's last block), then SIGINT,
+/// which makes tcpdump write what it holds and its counters.
+pub fn stop_tcpdump(p: &mut Proc, limit: Duration) {
+    std::thread::sleep(TCPDUMP_BLOCK_WAIT);
+    p.stop("INT", limit);
 }
 
 /// Polls `cond` every 20 ms for at most `limit`; panics with `what` (and the

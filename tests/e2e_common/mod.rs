@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::common::{ACCURATE, Proc, Scratch, kamailio_modules, root, tcpdump, wait_until, which};
+use crate::common::{
+    ACCURATE, Proc, Scratch, kamailio_modules, root, stop_tcpdump, tcpdump, wait_until, which,
+};
 
 /// Calls per scenario (8 scenarios).
 pub const CALLS: usize = 36;
@@ -549,8 +551,7 @@ impl Run {
     /// nothing.
     pub fn stop_capture(&mut self) {
         if let Some(mut t) = self.tcpdump.take() {
-            std::thread::sleep(Duration::from_millis(200));
-            t.stop("INT", Duration::from_secs(10));
+            stop_tcpdump(&mut t, Duration::from_secs(10));
         }
         let log = self.dir.read("tcpdump.log");
         let dropped = log
