@@ -405,10 +405,14 @@ impl DialogMachine {
                 (p, _) => p.is_some(),
             };
             if packet_first {
-                if let Some(p) = self.pending.pop() {
-                    self.process(&p);
-                    self.pending.recycle(p);
+                // Out of `self` while `process` reads the entry in place
+                // (processing never touches the buffer).
+                let pending = std::mem::take(&mut self.pending);
+                if let Some(p) = pending.front_entry() {
+                    self.process(p);
                 }
+                self.pending = pending;
+                self.pending.drop_front();
             } else if let Some((t, i)) = timer {
                 let slots = &self.slots;
                 self.timers.pop(|a, b| timer_less(slots, a, b));
@@ -493,8 +497,8 @@ impl DialogMachine {
         }
         self.released = self.released.max(p.ts);
         let scanned = match &p.pre {
-            Some(pre) => pre.tagged(&p.payload),
-            None => Tagged::scan(&p.payload),
+            Some(pre) => pre.tagged(p.payload()),
+            None => Tagged::scan(p.payload()),
         };
         let (raw, from_tag, to_tag) = match scanned {
             Ok(t) => (t.raw, t.from_tag, t.to_tag),

@@ -1,17 +1,23 @@
 //! The reorder buffer: packets waiting to be processed in timestamp order.
 //!
-//! A packet is not cloned in (a `Bytes` clone of a payload built from a
-//! `Vec` allocates, and the capture node name is a `String`): what the
-//! machine reads of it (time, addresses, capture point, payload) is copied
-//! into an entry whose buffers are reused. Entries processed go back to a
-//! spare list and are refilled by later packets, so once the buffer has
-//! grown to the traffic's working size a packet costs a copy of its bytes
-//! and no allocation.
+//! A packet is not cloned in (the capture node name is a `String`, which
+//! would allocate): what the machine reads of it (time, addresses, capture
+//! point, payload) goes into an entry whose buffers are reused. The payload
+//! is shared, not copied, when the packet's [`Bytes`] is already shared
+//! (the frame decoder carves payloads out of shared blocks): taking it is a
+//! reference count. A payload that is the only handle on its bytes (built
+//! from a `Vec`, as TCP reassembly and tests do) would allocate on its
+//! first clone, so it is copied into the entry's own buffer instead.
+//! Entries processed go back to a spare list, their payload handle dropped
+//! (so a spare entry does not keep a decoder block alive), and are refilled
+//! by later packets: once the buffer has grown to the traffic's working
+//! size a packet costs no allocation.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use capture::{SipPacket, Timestamp};
 
 use crate::scan::Prescan;
@@ -26,7 +32,11 @@ pub(super) struct Pending {
     /// The HEP node name, when `has_node`; the buffer is kept when not.
     node: String,
     has_node: bool,
-    pub payload: Vec<u8>,
+    /// The packet's payload, shared with the packet (when `!owned`).
+    shared: Bytes,
+    /// A copy of the payload (when `owned`); the buffer is kept when not.
+    own: Vec<u8>,
+    owned: bool,
     /// The payload's scan when it came with the packet
     /// ([`DialogMachine::handle_scanned`](super::DialogMachine::handle_scanned)).
     pub pre: Option<Prescan>,
@@ -41,7 +51,9 @@ impl Pending {
             capture_id: None,
             node: String::new(),
             has_node: false,
-            payload: Vec::new(),
+            shared: Bytes::new(),
+            own: Vec::new(),
+            owned: false,
             pre: None,
         };
         p.fill(pkt, ts, pre);
@@ -61,14 +73,25 @@ impl Pending {
         if let Some(n) = &pkt.node {
             self.node.push_str(n);
         }
-        self.payload.clear();
-        let n = pkt.payload.len();
-        if self.payload.capacity() < n {
-            // Rounded up, so that the spare entries soon all fit the
-            // traffic's packets and stop growing.
-            self.payload.reserve_exact(n.next_power_of_two());
+        self.owned = pkt.payload.is_unique();
+        if self.owned {
+            self.shared = Bytes::new();
+            self.own.clear();
+            let n = pkt.payload.len();
+            if self.own.capacity() < n {
+                // Rounded up, so that the spare entries soon all fit the
+                // traffic's packets and stop growing.
+                self.own.reserve_exact(n.next_power_of_two());
+            }
+            self.own.extend_from_slice(&pkt.payload);
+        } else {
+            self.shared = pkt.payload.clone();
         }
-        self.payload.extend_from_slice(&pkt.payload);
+    }
+
+    /// The packet's payload.
+    pub fn payload(&self) -> &[u8] {
+        if self.owned { &self.own } else { &self.shared }
     }
 
     /// [`SipPacket::capture_point`] of the packet copied in, shared with
@@ -112,44 +135,63 @@ enum Point {
 }
 
 /// Packets sorted by (timestamp, arrival), and the spare entries.
+///
+/// The entries stay where they are in `entries` (a few hundred bytes each,
+/// with the scan); the queue and the spare list hold their indexes, so a
+/// packet going through is copied in once and never moved.
 #[derive(Debug, Default)]
 pub(super) struct Reorder {
-    /// Packets mostly arrive in order, so inserting is a push at the back.
-    queue: VecDeque<Pending>,
-    spare: Vec<Pending>,
+    entries: Vec<Pending>,
+    /// (time, entry) in processing order. Packets mostly arrive in order,
+    /// so inserting is a push at the back.
+    queue: VecDeque<(Timestamp, u32)>,
+    spare: Vec<u32>,
 }
 
 impl Reorder {
-    /// Adds a copy of `pkt` taken at `ts`, with its payload's scan if it
-    /// was scanned already (equal timestamps keep their arrival order).
+    /// Adds `pkt` taken at `ts`, with its payload's scan if it was scanned
+    /// already (equal timestamps keep their arrival order).
     pub fn push(&mut self, pkt: &SipPacket, ts: Timestamp, pre: Option<&Prescan>) {
-        let p = match self.spare.pop() {
-            Some(mut p) => {
-                p.fill(pkt, ts, pre);
-                p
+        let i = match self.spare.pop() {
+            Some(i) => {
+                self.entries[i as usize].fill(pkt, ts, pre);
+                i
             }
-            None => Pending::new(pkt, ts, pre),
+            None => {
+                // More than 4 billion packets inside one reorder window
+                // cannot be held in memory anyway.
+                let i = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+                self.entries.push(Pending::new(pkt, ts, pre));
+                i
+            }
         };
-        if self.queue.back().is_none_or(|b| b.ts <= ts) {
-            self.queue.push_back(p);
+        if self.queue.back().is_none_or(|(b, _)| *b <= ts) {
+            self.queue.push_back((ts, i));
         } else {
-            let at = self.queue.partition_point(|q| q.ts <= ts);
-            self.queue.insert(at, p);
+            let at = self.queue.partition_point(|(q, _)| *q <= ts);
+            self.queue.insert(at, (ts, i));
         }
     }
 
     /// The earliest packet's time.
     pub fn front(&self) -> Option<Timestamp> {
-        self.queue.front().map(|p| p.ts)
+        self.queue.front().map(|(t, _)| *t)
     }
 
-    /// Takes the earliest packet; hand it back with [`Reorder::recycle`].
-    pub fn pop(&mut self) -> Option<Pending> {
-        self.queue.pop_front()
+    /// The earliest packet; [`Reorder::drop_front`] then lets it go.
+    pub fn front_entry(&self) -> Option<&Pending> {
+        let (_, i) = self.queue.front()?;
+        self.entries.get(*i as usize)
     }
 
-    /// Keeps a processed entry's buffers for a later packet.
-    pub fn recycle(&mut self, p: Pending) {
-        self.spare.push(p);
+    /// Lets the earliest packet go: its entry is kept for a later packet,
+    /// without the payload.
+    pub fn drop_front(&mut self) {
+        if let Some((_, i)) = self.queue.pop_front() {
+            if let Some(p) = self.entries.get_mut(i as usize) {
+                p.shared = Bytes::new();
+            }
+            self.spare.push(i);
+        }
     }
 }
