@@ -11,10 +11,14 @@
 //!
 //! The reading thread also scans SIP payloads ([`Prescan`], beside the
 //! batch of packets), so the dialog thread only slices the values out of
-//! those: 3 packets in 5 ([`prescanned`]), which about evens out the two
-//! threads (callgrind of the 20,000-call capture: scanning them all moved
-//! the limit to the reader, 818M instructions against the dialog
-//! thread's 408M; see docs/perf-issue10-replay.md).
+//! those: 2 to 5 packets in 5 ([`share`]), more while batches wait for the
+//! dialog thread, fewer while it waits for them. A fixed 3 in 5 about
+//! evens out the two threads' instructions on generated traffic
+//! (callgrind of the 20,000-call capture: scanning them all moved the
+//! limit to the reader, 818M instructions against the dialog thread's
+//! 408M), but the third thread (the writer) and the machine decide which
+//! is behind; following the queue gave a 7% lower median wall time on
+//! 200,000 calls (docs/perf-issue10-replay.md).
 //!
 //! Shutdown: the writer stopping (an output error) drops its channel, so
 //! the dialog thread's next send fails and it stops, which stops the
@@ -24,6 +28,7 @@
 //! written before the error is returned.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use capture::{SipPacket, Timestamp};
@@ -49,9 +54,23 @@ struct Batch {
     scans: Vec<Option<Prescan>>,
 }
 
-/// Whether the reader scans the packet at `i` in its batch: 3 in 5.
-fn prescanned(i: usize) -> bool {
-    i % 5 < 3
+/// Whether the reader scans the packet at `i` in its batch, when it scans
+/// `share` packets in 5.
+fn prescanned(i: usize, share: usize) -> bool {
+    i % 5 < share
+}
+
+/// How many packets in 5 the reader scans, given how many batches wait
+/// for the dialog thread: more while the dialog thread is behind (the
+/// reader would only wait on a full channel), fewer while it waits for
+/// packets. Any share gives the same output (`sip-fsm/tests/prescan.rs`).
+fn share(queued: usize) -> usize {
+    match queued {
+        0 => 2,
+        1 => 3,
+        2 => 4,
+        _ => 5,
+    }
 }
 
 enum Packets {
@@ -76,20 +95,22 @@ pub(crate) fn run<W: Write>(
     progress: Option<&ProgressBar>,
     total: u64,
 ) -> anyhow::Result<Dialogs> {
+    let queued = AtomicUsize::new(0);
     std::thread::scope(|s| {
         let (pkt_tx, pkt_rx) = sync_channel::<Packets>(DEPTH);
         let (pkt_back_tx, pkt_back_rx) = channel::<Batch>();
         let (step_tx, step_rx) = sync_channel::<Steps>(DEPTH);
         let (step_back_tx, step_back_rx) = channel::<Vec<Step>>();
+        let q = &queued;
         let reader = std::thread::Builder::new()
             .name("replay-read".into())
             .spawn_scoped(s, move || {
-                read(merge, &pkt_tx, &pkt_back_rx, progress, total)
+                read(merge, &pkt_tx, &pkt_back_rx, q, progress, total)
             })?;
         let follower = std::thread::Builder::new()
             .name("replay-dialogs".into())
             .spawn_scoped(s, move || {
-                follow(dialogs, &pkt_rx, &pkt_back_tx, &step_tx, &step_back_rx)
+                follow(dialogs, &pkt_rx, &pkt_back_tx, q, &step_tx, &step_back_rx)
             })?;
         let written = write(&step_rx, &step_back_tx, release, out);
         // The other threads stop at their next send if they are not done.
@@ -119,6 +140,7 @@ fn read(
     merge: &mut Merge,
     tx: &SyncSender<Packets>,
     back: &Receiver<Batch>,
+    queued: &AtomicUsize,
     progress: Option<&ProgressBar>,
     total: u64,
 ) -> anyhow::Result<()> {
@@ -130,19 +152,23 @@ fn read(
         batch.packets.clear();
         batch.scans.clear();
         merge.next_batch(&mut batch.packets)?;
+        let share = share(queued.load(Ordering::Relaxed));
         batch.scans.extend(
             batch
                 .packets
                 .iter()
                 .enumerate()
-                .map(|(i, p)| prescanned(i).then(|| Prescan::scan(&p.payload))),
+                .map(|(i, p)| prescanned(i, share).then(|| Prescan::scan(&p.payload))),
         );
         if let Some(pb) = progress {
             pb.set_position(merge.bytes_read().min(total));
         }
         let done = merge.done();
-        if !batch.packets.is_empty() && tx.send(Packets::Batch(batch)).is_err() {
-            return Ok(());
+        if !batch.packets.is_empty() {
+            queued.fetch_add(1, Ordering::Relaxed);
+            if tx.send(Packets::Batch(batch)).is_err() {
+                return Ok(());
+            }
         }
         if done {
             let _ = tx.send(Packets::End);
@@ -156,6 +182,7 @@ fn follow(
     mut dialogs: Dialogs,
     rx: &Receiver<Packets>,
     pkt_back: &Sender<Batch>,
+    queued: &AtomicUsize,
     tx: &SyncSender<Steps>,
     step_back: &Receiver<Vec<Step>>,
 ) -> Dialogs {
@@ -165,6 +192,7 @@ fn follow(
         steps.clear();
         match msg {
             Packets::Batch(batch) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
                 for (p, scan) in batch.packets.iter().zip(&batch.scans) {
                     let before = steps.len();
                     let mut rec = |r| steps.push(Step::Record(r));
