@@ -109,15 +109,23 @@ failed-posts-dir = "{failed}"
 }
 
 /// A flattened CGREvent of call `origin` from 1001 to `+4930123`, with
-/// `flags` set.
+/// `flags` set, answered a second ago. Not a fixed date: a session's debits
+/// run from its AnswerTime, so a call answered hours ago is charged for
+/// those hours as soon as it is initiated (the test failed the day its
+/// fixed date went by).
 fn call_event(flags: Value, origin: &str, usage: &str) -> Value {
+    use chrono::{SecondsFormat, TimeDelta, Utc};
+    let answer = Utc::now() - TimeDelta::seconds(1);
+    let setup = answer - TimeDelta::seconds(5);
     let mut a = flags;
     a["Tenant"] = json!("cgrates.org");
     a["ID"] = json!(format!("ev-{origin}"));
     a["Event"] = json!({
         "OriginID": origin, "OriginHost": "10.0.0.1", "Account": "1001",
-        "Destination": "+4930123", "SetupTime": "2026-11-30T10:00:00Z",
-        "AnswerTime": "2026-11-30T10:00:05Z", "Usage": usage,
+        "Destination": "+4930123",
+        "SetupTime": setup.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "AnswerTime": answer.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "Usage": usage,
     });
     a
 }

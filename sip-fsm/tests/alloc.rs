@@ -62,6 +62,16 @@ fn feed(m: &mut DialogMachine, pkts: &[SipPacket]) -> usize {
     events
 }
 
+/// Feeds `round`, then lets every deadline pass: the events and what was
+/// allocated meanwhile.
+fn measured(m: &mut DialogMachine, round: &[SipPacket]) -> (usize, stats_alloc::Stats) {
+    let end = round.last().unwrap().ts;
+    let region = Region::new(GLOBAL);
+    let events = feed(m, round);
+    m.handle_timeout(end.saturating_add(std::time::Duration::from_secs(1)));
+    (events, region.change())
+}
+
 #[test]
 fn repeats_and_non_call_packets_allocate_nothing_in_the_steady_state() {
     let mut m = DialogMachine::new(cfg()).unwrap();
@@ -81,13 +91,7 @@ fn repeats_and_non_call_packets_allocate_nothing_in_the_steady_state() {
     events += feed(&mut m, &warm);
     assert_eq!(events, 2 * CALLS, "attempt and answer of every call");
     let round = repeats(20_000);
-    let end = round.last().unwrap().ts;
-
-    let region = Region::new(GLOBAL);
-    let events = feed(&mut m, &round);
-    m.handle_timeout(end.saturating_add(std::time::Duration::from_secs(1)));
-    let changed = region.change();
-
+    let (events, changed) = measured(&mut m, &round);
     assert_eq!(events, 0);
     let stats = m.stats();
     assert!(
@@ -124,11 +128,7 @@ fn repeats_and_non_call_packets_allocate_nothing_in_the_steady_state() {
         at += n;
     }
     assert!(round.iter().all(|p| !p.payload.is_unique()));
-    let end = round.last().unwrap().ts;
-    let region = Region::new(GLOBAL);
-    let events = feed(&mut m, &round);
-    m.handle_timeout(end.saturating_add(std::time::Duration::from_secs(1)));
-    let changed = region.change();
+    let (events, changed) = measured(&mut m, &round);
     assert_eq!(events, 0);
     assert_eq!(
         (changed.allocations, changed.reallocations),
