@@ -19,6 +19,7 @@
 //!   the body runs to the end of the input.
 
 mod addr;
+mod names;
 mod prescan;
 
 use memchr::{memchr, memchr2};
@@ -26,6 +27,7 @@ use memchr::{memchr, memchr2};
 pub(crate) use addr::tag_of;
 pub use addr::{NameAddr, Scheme, Uri, param, trim, unquote};
 use addr::{elem_param, non_empty, scheme_len, until_byte};
+use names::{Name, classify, known_name};
 pub use prescan::Prescan;
 pub(crate) use prescan::Tagged;
 
@@ -209,63 +211,6 @@ impl<'a> SipMessage<'a> {
     }
 }
 
-/// Which billing header a header name is.
-#[derive(Clone, Copy)]
-enum Name {
-    CallId,
-    CSeq,
-    From,
-    To,
-    Via,
-    Contact,
-    Pai,
-    Diversion,
-    HistoryInfo,
-    Reason,
-    SessionExpires,
-    ContentLength,
-    MaxForwards,
-}
-
-/// Matches a header name (RFC 3261 7.3.3 compact forms, case-insensitive).
-/// The length and the first byte pick the one candidate, so an unknown
-/// name costs at most one comparison. `name` is a token (checked before).
-fn classify(name: &[u8]) -> Option<Name> {
-    let first = name.first()? | 0x20;
-    let is = |lower: &[u8]| eq_lower(name, lower);
-    Some(match (name.len(), first) {
-        (1, b'i') => Name::CallId,
-        (1, b'f') => Name::From,
-        (1, b't') => Name::To,
-        (1, b'v') => Name::Via,
-        (1, b'm') => Name::Contact,
-        (1, b'l') => Name::ContentLength,
-        (1, b'x') => Name::SessionExpires,
-        (2, b't') if is(b"to") => Name::To,
-        (3, b'v') if is(b"via") => Name::Via,
-        (4, b'c') if is(b"cseq") => Name::CSeq,
-        (4, b'f') if is(b"from") => Name::From,
-        (6, b'r') if is(b"reason") => Name::Reason,
-        (7, b'c') if is(b"call-id") => Name::CallId,
-        (7, b'c') if is(b"contact") => Name::Contact,
-        (9, b'd') if is(b"diversion") => Name::Diversion,
-        (12, b'h') if is(b"history-info") => Name::HistoryInfo,
-        (12, b'm') if is(b"max-forwards") => Name::MaxForwards,
-        (14, b'c') if is(b"content-length") => Name::ContentLength,
-        (15, b's') if is(b"session-expires") => Name::SessionExpires,
-        (19, b'p') if is(b"p-asserted-identity") => Name::Pai,
-        _ => return None,
-    })
-}
-
-/// Whether token `name` equals `lower` (lower-case letters and `-`)
-/// ignoring case. For token characters `c | 0x20` is the lower-case
-/// letter exactly when `c` is that letter in either case, and `-` stays
-/// `-`; no other token character maps onto a letter or `-`.
-fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
-    name.len() == lower.len() && name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
-}
-
 /// Scans one SIP message. Never panics; malformed input gives the reason.
 pub fn scan(input: &[u8]) -> Result<SipMessage<'_>, ScanError> {
     scan_raw(input)?.parse()
@@ -401,10 +346,16 @@ pub(crate) fn scan_raw(input: &[u8]) -> Result<RawMessage<'_>, ScanError> {
             next = after;
         }
         rest = next;
-        let (name, value_at) = header_name(whole).ok_or(ScanError::BadHeader)?;
-        // Headers billing does not need are skipped before their value is
-        // looked at.
-        let Some(kind) = classify(name) else { continue };
+        let (kind, value_at) = match known_name(whole) {
+            Some(k) => k,
+            None => {
+                let (name, value_at) = header_name(whole).ok_or(ScanError::BadHeader)?;
+                // Headers billing does not need are skipped before their
+                // value is looked at.
+                let Some(kind) = classify(name) else { continue };
+                (kind, value_at)
+            }
+        };
         let value = trim(whole.get(value_at..).unwrap_or_default());
         match kind {
             Name::CallId => set_first(&mut call_id, value),

@@ -295,3 +295,78 @@ fn odd_inputs_do_not_panic() {
     assert!(m.to.uri.is_none());
     assert_eq!(m.from.uri.unwrap().host, b"[::1");
 }
+
+/// What the general path makes of a header line: its billing name (if it
+/// is one) and where the value starts, or `None` for a bad line.
+fn general(line: &[u8]) -> Option<(Option<Name>, usize)> {
+    header_name(line).map(|(name, at)| (classify(name), at))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    /// The fast path for the usual billing header lines gives what the
+    /// general path does, or leaves the line to it: names in any case,
+    /// compact forms, near misses (a byte changed to CR, `-`, `:`, a space,
+    /// another letter; a byte dropped or added), and values after them.
+    #[test]
+    fn known_names_read_as_the_general_path_does(
+        name in proptest::sample::select(vec![
+            "i", "f", "t", "v", "m", "l", "x", "to", "via", "cseq", "from",
+            "reason", "call-id", "contact", "diversion", "history-info",
+            "max-forwards", "content-length", "session-expires",
+            "p-asserted-identity", "content-type", "user-agent", "c", "s", "r",
+        ]),
+        upper in proptest::prelude::any::<u32>(),
+        edit in proptest::prelude::any::<(u8, u8, u8)>(),
+        tail in proptest::sample::select(vec![
+            ": value", ":value", " : value", ":", "", "\t: x", "x: y",
+        ]),
+    ) {
+        let mut line: Vec<u8> = name
+            .bytes()
+            .enumerate()
+            .map(|(i, c)| if upper >> (i % 32) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+            .collect();
+        let (kind, at, byte) = edit;
+        let at = usize::from(at) % (line.len() + 1);
+        let byte = [b'\r', b'-', b':', b' ', b'q', b'\t', 0x0d | 0x20, 0xe9][usize::from(byte) % 8];
+        match kind % 4 {
+            0 => {}
+            1 if at < line.len() => line[at] = byte,
+            2 if at < line.len() => {
+                line.remove(at);
+            }
+            _ => line.insert(at, byte),
+        }
+        line.extend_from_slice(tail.as_bytes());
+        if let Some((k, at)) = known_name(&line) {
+            proptest::prop_assert_eq!(general(&line), Some((Some(k), at)), "{:?}", String::from_utf8_lossy(&line));
+        }
+    }
+}
+
+#[test]
+fn known_names_cover_the_usual_lines() {
+    for (line, want) in [
+        (&b"Via: SIP/2.0/UDP h"[..], Name::Via),
+        (b"v:x", Name::Via),
+        (b"CALL-ID: a", Name::CallId),
+        (b"Content-Length: 0", Name::ContentLength),
+        (b"p-asserted-identity: <sip:a@b>", Name::Pai),
+        (b"t: <sip:b@c>", Name::To),
+    ] {
+        let (k, at) = known_name(line).unwrap();
+        assert_eq!((Some(k), at), general(line).unwrap(), "{line:?}");
+        assert_eq!(k, want);
+    }
+    // Left to the general path: other headers, space before the colon, CR
+    // where a `-` belongs.
+    for line in [
+        &b"User-Agent: x"[..],
+        b"Via : x",
+        b"Call\rID: x",
+        b"Fromx: y",
+    ] {
+        assert_eq!(known_name(line), None, "{line:?}");
+    }
+}
