@@ -1,19 +1,32 @@
 //! Live sessions ([`sessions::SessionStore`]) in the embedded store: `S`
 //! and `s` records in the same journal as the accounts.
 
+use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+
 use super::*;
+
+type SessionMap = BTreeMap<String, Vec<u8>>;
+
+impl EmbeddedAccounts {
+    /// The locks a session write holds while it journals and updates the
+    /// map: the checkpoint's (shared, so a compaction waits) and the map's.
+    fn sessions_for_write(&self) -> (RwLockReadGuard<'_, ()>, RwLockWriteGuard<'_, SessionMap>) {
+        let checkpoint = self
+            .checkpoint
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        (checkpoint, map)
+    }
+}
 
 impl sessions::SessionStore for EmbeddedAccounts {
     fn put(&self, key: &str, value: &[u8]) -> Result<(), sessions::Error> {
         let lsn = {
-            let _w = self
-                .checkpoint
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut map = self
-                .sessions
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let (_w, mut map) = self.sessions_for_write();
             let lsn = self.log(&Op::Session(key.to_owned(), value.to_vec()))?;
             map.insert(key.to_owned(), value.to_vec());
             lsn
@@ -27,14 +40,7 @@ impl sessions::SessionStore for EmbeddedAccounts {
 
     fn remove(&self, key: &str) -> Result<bool, sessions::Error> {
         let lsn = {
-            let _w = self
-                .checkpoint
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut map = self
-                .sessions
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let (_w, mut map) = self.sessions_for_write();
             if !map.contains_key(key) {
                 drop(map);
                 // The absence may rest on a remove not yet durable.
@@ -55,14 +61,7 @@ impl sessions::SessionStore for EmbeddedAccounts {
             return Ok(());
         }
         let lsn = {
-            let _w = self
-                .checkpoint
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut map = self
-                .sessions
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let (_w, mut map) = self.sessions_for_write();
             // Every record of the batch in one write, then the map.
             let mut records = Vec::with_capacity(puts.len() + removes.len());
             for (k, v) in puts {
