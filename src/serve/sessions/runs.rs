@@ -154,10 +154,9 @@ mod tests {
 
     use sessions::{Owner, SessionStore};
 
-    use super::super::tests::{HoldSink, wait_until};
+    use super::super::tests::{HoldSink, memory_state, wait_until};
     use super::super::{CdrSink, Op, Sessions, SessionsSection, lock};
     use super::*;
-    use crate::serve::methods::State;
 
     fn runs(origin: &str) -> Vec<SessionEvent> {
         let args = serde_json::json!({"Event": {"OriginID": origin, "OriginHost": "h",
@@ -177,15 +176,7 @@ mod tests {
     /// own CDR.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_terminate_of_runs_is_answered_once_all_their_cdrs_are_durable() {
-        let state = Arc::new(State::new(
-            rating::SharedTariffPlan::default(),
-            rating::RoundingMode::Exact,
-            rating::LoadPolicy::default(),
-            None,
-            "n".into(),
-            crate::serve::store::Store::memory(),
-            crate::serve::cdrs::Cdrs::unavailable(),
-        ));
+        let state = memory_state();
         let store: Arc<dyn SessionStore> = Arc::new(sessions::MemorySessions::new());
         let sink = Arc::new(HoldSink::default());
         let (s, _) = Sessions::start(

@@ -22,6 +22,20 @@ pub(super) fn wait_until(mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A server state with no tariff plan, in-memory accounts and no CDR
+/// store.
+pub(super) fn memory_state() -> Arc<State> {
+    Arc::new(State::new(
+        rating::SharedTariffPlan::default(),
+        rating::RoundingMode::Exact,
+        rating::LoadPolicy::default(),
+        None,
+        "n".into(),
+        super::super::store::Store::memory(),
+        super::super::cdrs::Cdrs::unavailable(),
+    ))
+}
+
 fn event(origin: &str) -> SessionEvent {
     let args = serde_json::json!({"Event": {"OriginID": origin, "OriginHost": "h",
                                                 "RequestType": "*none", "Usage": "10s"}});
@@ -33,15 +47,7 @@ fn event(origin: &str) -> SessionEvent {
 /// (its end replays harmlessly), never loses the CDR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_waits_for_the_cdr_to_be_durable() {
-    let state = Arc::new(State::new(
-        rating::SharedTariffPlan::default(),
-        rating::RoundingMode::Exact,
-        rating::LoadPolicy::default(),
-        None,
-        "n".into(),
-        super::super::store::Store::memory(),
-        super::super::cdrs::Cdrs::unavailable(),
-    ));
+    let state = memory_state();
     let store: Arc<dyn SessionStore> = Arc::new(sessions::MemorySessions::new());
     let sink = Arc::new(HoldSink::default());
     let section = SessionsSection {
@@ -80,15 +86,7 @@ async fn forget_waits_for_the_cdr_to_be_durable() {
     // A restart with the session still saved resumes it.
     s.call_runs(Op::Initiate, vec![event("f2")]).await.unwrap();
     s.stop_blocking();
-    let state = Arc::new(State::new(
-        rating::SharedTariffPlan::default(),
-        rating::RoundingMode::Exact,
-        rating::LoadPolicy::default(),
-        None,
-        "n".into(),
-        super::super::store::Store::memory(),
-        super::super::cdrs::Cdrs::unavailable(),
-    ));
+    let state = memory_state();
     let (s2, _) = Sessions::start(
         state,
         &section,
