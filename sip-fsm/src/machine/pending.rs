@@ -144,8 +144,8 @@ pub(super) struct Reorder {
     entries: Vec<Pending>,
     /// (time, entry) in processing order. Packets mostly arrive in order,
     /// so inserting is a push at the back.
-    queue: VecDeque<(Timestamp, u32)>,
-    spare: Vec<u32>,
+    queue: VecDeque<(Timestamp, usize)>,
+    spare: Vec<usize>,
 }
 
 impl Reorder {
@@ -153,16 +153,14 @@ impl Reorder {
     /// already (equal timestamps keep their arrival order).
     pub fn push(&mut self, pkt: &SipPacket, ts: Timestamp, pre: Option<&Prescan>) {
         let i = match self.spare.pop() {
-            Some(i) => {
-                self.entries[i as usize].fill(pkt, ts, pre);
+            // The spare list holds only indexes of `entries`.
+            Some(i) if i < self.entries.len() => {
+                self.entries[i].fill(pkt, ts, pre);
                 i
             }
-            None => {
-                // More than 4 billion packets inside one reorder window
-                // cannot be held in memory anyway.
-                let i = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+            _ => {
                 self.entries.push(Pending::new(pkt, ts, pre));
-                i
+                self.entries.len() - 1
             }
         };
         if self.queue.back().is_none_or(|(b, _)| *b <= ts) {
@@ -181,14 +179,14 @@ impl Reorder {
     /// The earliest packet; [`Reorder::drop_front`] then lets it go.
     pub fn front_entry(&self) -> Option<&Pending> {
         let (_, i) = self.queue.front()?;
-        self.entries.get(*i as usize)
+        self.entries.get(*i)
     }
 
     /// Lets the earliest packet go: its entry is kept for a later packet,
     /// without the payload.
     pub fn drop_front(&mut self) {
         if let Some((_, i)) = self.queue.pop_front() {
-            if let Some(p) = self.entries.get_mut(i as usize) {
+            if let Some(p) = self.entries.get_mut(i) {
                 p.shared = Bytes::new();
             }
             self.spare.push(i);
