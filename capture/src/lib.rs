@@ -4,8 +4,10 @@
 //! pcapng files, live libpcap taps — into one stream of [`SipPacket`]s.
 //!
 //! The codecs (HEP, link layer, IP reassembly, TCP reassembly) are sans-IO:
-//! bytes and timestamps in, packets and counters out. The `io` feature adds
-//! the tokio listeners and the libpcap sources on top.
+//! bytes and timestamps in, packets and counters out. The `files` feature
+//! adds the pcap/pcapng file reader (`pcapfile`, over any `Read`); the `io`
+//! feature (which includes it) the tokio listeners and the frame sources on
+//! top.
 #![forbid(unsafe_code)]
 
 mod budget;
@@ -15,6 +17,8 @@ pub mod hep;
 #[cfg(feature = "io")]
 pub mod io;
 mod packet;
+#[cfg(feature = "files")]
+mod pcapfile;
 mod stats;
 
 pub use budget::{ByteBudget, Charge};

@@ -33,3 +33,32 @@ pub fn tcp_ipv4_frame(
     }
     v
 }
+
+/// Reads `data` as a pcap or pcapng file to its end or to its first
+/// damaged record, decoding every frame of a known link type; the frames
+/// read and whether the file ended whole.
+#[cfg(feature = "files")]
+pub fn read_capture_file(data: &[u8]) -> (usize, bool) {
+    use crate::pcapfile::{FileReader, Step};
+    let Ok(mut r) = FileReader::new(std::io::Cursor::new(data.to_vec())) else {
+        return (0, false);
+    };
+    let mut dec = super::FrameDecoder::new(super::DecoderConfig::default());
+    let mut out = Vec::new();
+    let mut frames = 0;
+    loop {
+        let step = r.next(|f| {
+            frames += 1;
+            if let Some(link) = super::LinkType::from_linktype(f.link) {
+                let orig = usize::try_from(f.orig_len).unwrap_or(usize::MAX);
+                dec.handle_frame(link, f.ts, f.data, orig, crate::Source::Pcap, &mut out);
+            }
+        });
+        out.clear();
+        match step {
+            Step::Frame | Step::Other => {}
+            Step::End => return (frames, true),
+            Step::Damaged { .. } => return (frames, false),
+        }
+    }
+}
