@@ -1,5 +1,5 @@
 //! Capture-layer benchmarks: HEPv3 decode per packet, and frames-to-SIP
-//! throughput, in memory and from a pcap file through libpcap, on a capture
+//! throughput, in memory and from a pcap file (read by `capture`'s file reader), on a capture
 //! made by the project's generator (`benches/gen`). A counting global
 //! allocator also reports the heap allocations per frame of the frame
 //! decoder in the steady state.
