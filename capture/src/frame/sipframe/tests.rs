@@ -339,3 +339,68 @@ fn partial_message_is_reported() {
     assert!(!f.holds_partial(b"\r\n"));
     assert!(!SipFramer::resync().holds_partial(b"junk"));
 }
+
+/// The Request-Line check as it was written first, a byte at a time: the
+/// reference for the vectorised one.
+fn request_line_by_bytes(buf: &[u8]) -> LineCheck {
+    let method = buf.iter().take_while(|b| is_token(**b)).count();
+    if method > MAX_METHOD {
+        return LineCheck::NotSip;
+    }
+    match buf.get(method) {
+        None => return LineCheck::Incomplete,
+        Some(b' ') if method > 0 => {}
+        Some(_) => return LineCheck::NotSip,
+    }
+    let uri_start = method + 1;
+    let uri = buf[uri_start..]
+        .iter()
+        .take_while(|b| **b > b' ' && **b != 0x7f)
+        .count();
+    match buf.get(uri_start + uri) {
+        None => return LineCheck::Incomplete,
+        Some(b' ') if uri > 0 => {}
+        Some(_) => return LineCheck::NotSip,
+    }
+    let ver = uri_start + uri + 1;
+    match prefix_match(&buf[ver..], VERSION) {
+        None => LineCheck::NotSip,
+        Some(false) => LineCheck::Incomplete,
+        Some(true) => line_end_at(buf, ver + VERSION.len()),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    /// A request line with up to three bytes replaced by ones that matter
+    /// (space, controls, DEL, UTF-8, letters), cut anywhere: the vectorised
+    /// check says what the byte-at-a-time one says.
+    #[test]
+    fn request_line_check_matches_the_bytewise_one(
+        uri in "[a-z:@.;=0-9]{0,40}",
+        changes in proptest::collection::vec(
+            (
+                proptest::num::usize::ANY,
+                proptest::sample::select(vec![b' ', b'\t', b'\r', b'\n', 0, 0x7f, 0xc3, b'a', b'/']),
+            ),
+            0..3,
+        ),
+        cut in proptest::num::usize::ANY,
+    ) {
+        let mut line = format!("INVITE {uri} SIP/2.0\r\n").into_bytes();
+        for (at, b) in changes {
+            let n = line.len();
+            line[at % n] = b;
+        }
+        let line = &line[..cut % (line.len() + 1)];
+        proptest::prop_assert_eq!(check_request_line(line), request_line_by_bytes(line));
+    }
+}
+
+#[test]
+fn the_token_table_is_rfc_3261s_token() {
+    for b in 0..=255u8 {
+        let want = b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+        assert_eq!(is_token(b), want, "{b:#04x}");
+    }
+}
