@@ -15,8 +15,8 @@
 //! input is thus replayed the same way whenever and however fast it runs.
 //!
 //! Threads: with `--threads 2` (the default on a machine with two cores
-//! or more) one thread reads and decodes the files, a second follows the
-//! dialogs and the main thread orders, rates and writes the CDRs; batches
+//! or more) the main thread reads and decodes the files and orders, rates
+//! and writes the CDRs, and a second thread follows the dialogs; batches
 //! of packets and of finished calls go between them through bounded
 //! channels and come back to be reused. Each stage sees the same inputs in
 //! the same order as on one thread, so the output is the same byte for
@@ -90,10 +90,10 @@ pub(crate) struct ReplayArgs {
     /// (reproduce CGRateS's rounding to the digit).
     #[arg(long, value_enum, default_value_t = Rounding::Exact)]
     rounding: Rounding,
-    /// 1: read, follow dialogs and write on one thread. 2 or more: read
-    /// and decode on one thread, follow dialogs on a second, order and
-    /// write CDRs on a third (same output). Default: 2 when the machine
-    /// has two cores or more, else 1.
+    /// 1: read, follow dialogs and write on one thread. 2 or more: read,
+    /// decode, order and write CDRs on one thread, follow dialogs on a
+    /// second (same output). Default: 2 when the machine has two cores or
+    /// more, else 1.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
 }

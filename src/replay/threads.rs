@@ -1,35 +1,36 @@
-//! `replay` on three threads: reading and frame decoding, dialogs, and
-//! ordering + CDR writing (the caller's thread), with batches going
-//! through bounded channels and coming back to be reused, so the steady
-//! state allocates no batch.
+//! `replay` on two threads: the caller's, which reads, decodes and scans
+//! batches of packets and orders and writes the CDRs that come back, and
+//! the dialog thread, with batches going through bounded channels and
+//! coming back to be reused, so the steady state allocates no batch.
 //!
 //! Same output as one thread: the dialog thread hands on each packet's
 //! finished calls and the clock after it ([`Step`]s) in order, and the
-//! writer replays them into the same [`Release`] the one-thread pipeline
-//! uses (a clock step is left out only when neither the clock moved nor a
-//! call finished, when releasing again would give nothing).
+//! writing half replays them into the same [`Release`] the one-thread
+//! pipeline uses (a clock step is left out only when neither the clock
+//! moved nor a call finished, when releasing again would give nothing).
 //!
-//! The reading thread also scans SIP payloads ([`Prescan`], beside the
+//! The reading half also scans SIP payloads ([`Prescan`], beside the
 //! batch of packets), so the dialog thread only slices the values out of
 //! those: 2 to 5 packets in 5 ([`share`]), more while batches wait for the
-//! dialog thread, fewer while it waits for them. A fixed 3 in 5 about
-//! evens out the two threads' instructions on generated traffic
-//! (callgrind of the 20,000-call capture: scanning them all moved the
-//! limit to the reader, 818M instructions against the dialog thread's
-//! 408M), but the third thread (the writer) and the machine decide which
-//! is behind; following the queue gave a 7% lower median wall time on
-//! 200,000 calls (docs/perf-issue10-replay.md).
+//! dialog thread, fewer while it waits for them (docs/perf-issue10-replay.md).
 //!
-//! Shutdown: the writer stopping (an output error) drops its channel, so
-//! the dialog thread's next send fails and it stops, which stops the
-//! reader the same way. A read error stops the reader without an end
-//! marker: the dialog thread then stops without ending the open calls, as
-//! the one-thread loop returns at once, and the CDRs released so far are
+//! Until session 9 reading and writing were two threads of their own,
+//! three threads on two cores taking turns; now the dialog thread, the
+//! busiest, keeps a core (`read_and_write` waits for it only when it holds
+//! all the batches it can).
+//!
+//! Shutdown: the writing half stopping (an output error) drops its
+//! channels, so the dialog thread's next send or receive fails and it
+//! stops. A read error drops the packet channel without an end marker:
+//! the dialog thread then stops without ending the open calls, as the
+//! one-thread loop returns at once, and the CDRs released so far are
 //! written before the error is returned.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{
+    Receiver, Sender, SyncSender, TryRecvError, TrySendError, channel, sync_channel,
+};
 
 use capture::{SipPacket, Timestamp};
 use indicatif::ProgressBar;
@@ -102,57 +103,88 @@ pub(crate) fn run<W: Write>(
         let (step_tx, step_rx) = sync_channel::<Steps>(DEPTH);
         let (step_back_tx, step_back_rx) = channel::<Vec<Step>>();
         let q = &queued;
-        let reader = std::thread::Builder::new()
-            .name("replay-read".into())
-            .spawn_scoped(s, move || {
-                read(merge, &pkt_tx, &pkt_back_rx, q, progress, total)
-            })?;
         let follower = std::thread::Builder::new()
             .name("replay-dialogs".into())
             .spawn_scoped(s, move || {
                 follow(dialogs, &pkt_rx, &pkt_back_tx, q, &step_tx, &step_back_rx)
             })?;
-        let written = write(&step_rx, &step_back_tx, release, out);
-        // The other threads stop at their next send if they are not done.
+        let mut reader = Reader {
+            merge,
+            tx: Some(pkt_tx),
+            back: pkt_back_rx,
+            queued: q,
+            progress,
+            total,
+        };
+        let mut writer = Writer {
+            back: step_back_tx,
+            release,
+            out,
+        };
+        let done = read_and_write(&mut reader, &step_rx, &mut writer);
+        // The dialog thread stops at its next send or receive if it is
+        // not done.
         drop(step_rx);
+        drop(reader.tx.take());
         let dialogs = follower
             .join()
             .map_err(|_| anyhow::anyhow!("the replay dialog thread panicked"))?;
-        let read = reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the replay reading thread panicked"))?;
-        match written {
-            Err(e) => Err(Failure::Output(e).into()),
-            Ok(true) => Ok(dialogs),
-            Ok(false) => match read {
-                Err(e) => Err(e),
-                Ok(()) => Err(anyhow::anyhow!("replay: the dialog thread stopped early")),
-            },
+        match done {
+            Done::Written => Ok(dialogs),
+            Done::Output(e) => Err(Failure::Output(e).into()),
+            Done::ReadError(e) => Err(e),
+            Done::Stopped => Err(anyhow::anyhow!("replay: the dialog thread stopped early")),
         }
     })
 }
 
-/// The reading thread: batches of packets in time order, each with its
-/// payloads' scans, then `End`. Batches come back full, and are emptied
-/// here (so a packet is freed on the thread that made it, off the busiest
-/// thread).
-fn read(
-    merge: &mut Merge,
-    tx: &SyncSender<Packets>,
-    back: &Receiver<Batch>,
-    queued: &AtomicUsize,
-    progress: Option<&ProgressBar>,
+/// How [`read_and_write`] ended.
+enum Done {
+    /// The end was seen and every record written.
+    Written,
+    /// Writing the output failed.
+    Output(std::io::Error),
+    /// Reading failed: what was released before it was written.
+    ReadError(anyhow::Error),
+    /// The dialog thread stopped before the end.
+    Stopped,
+}
+
+/// The reading half of the caller's thread.
+struct Reader<'a> {
+    merge: &'a mut Merge,
+    /// Dropped on a read error, which stops the dialog thread without an
+    /// end marker (the open calls are not ended, as the one-thread loop
+    /// returns at once).
+    tx: Option<SyncSender<Packets>>,
+    back: Receiver<Batch>,
+    queued: &'a AtomicUsize,
+    progress: Option<&'a ProgressBar>,
     total: u64,
-) -> anyhow::Result<()> {
-    loop {
-        let mut batch = back.try_recv().unwrap_or_else(|_| Batch {
+}
+
+impl Reader<'_> {
+    /// The next batch of packets in time order, with its payloads' scans
+    /// (`End` after the last). Batches come back full and are emptied
+    /// here, so a packet is freed on the thread that made it, off the
+    /// busiest thread.
+    fn next(&mut self) -> anyhow::Result<Packets> {
+        let mut batch = self.back.try_recv().unwrap_or_else(|_| Batch {
             packets: Vec::with_capacity(BATCH),
             scans: Vec::with_capacity(BATCH),
         });
         batch.packets.clear();
         batch.scans.clear();
-        merge.next_batch(&mut batch.packets)?;
-        let share = share(queued.load(Ordering::Relaxed));
+        while batch.packets.is_empty() && !self.merge.done() {
+            self.merge.next_batch(&mut batch.packets)?;
+        }
+        if let Some(pb) = self.progress {
+            pb.set_position(self.merge.bytes_read().min(self.total));
+        }
+        if batch.packets.is_empty() {
+            return Ok(Packets::End);
+        }
+        let share = share(self.queued.load(Ordering::Relaxed));
         batch.scans.extend(
             batch
                 .packets
@@ -160,19 +192,106 @@ fn read(
                 .enumerate()
                 .map(|(i, p)| prescanned(i, share).then(|| Prescan::scan(&p.payload))),
         );
-        if let Some(pb) = progress {
-            pb.set_position(merge.bytes_read().min(total));
-        }
-        let done = merge.done();
-        if !batch.packets.is_empty() {
-            queued.fetch_add(1, Ordering::Relaxed);
-            if tx.send(Packets::Batch(batch)).is_err() {
-                return Ok(());
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(Packets::Batch(batch))
+    }
+}
+
+/// The writing half of the caller's thread.
+struct Writer<'a, W: Write> {
+    back: Sender<Vec<Step>>,
+    release: &'a mut Release,
+    out: &'a mut CdrOut<W>,
+}
+
+impl<W: Write> Writer<'_, W> {
+    /// Replays the dialog thread's steps into `release`, CDRs out; `true`
+    /// once the end was seen and every record written.
+    fn handle(&mut self, msg: Steps) -> std::io::Result<bool> {
+        let out = &mut *self.out;
+        let mut emit = |rec: &sip_fsm::CallRecord| out.record(rec);
+        match msg {
+            Steps::Batch(mut steps) => {
+                for step in steps.drain(..) {
+                    match step {
+                        Step::Record(r) => self.release.push(r),
+                        Step::Clock(now) => self.release.release(now, &mut emit)?,
+                    }
+                }
+                let _ = self.back.send(steps);
+                Ok(false)
+            }
+            Steps::End => {
+                self.release.finish(&mut emit)?;
+                Ok(true)
             }
         }
-        if done {
-            let _ = tx.send(Packets::End);
-            return Ok(());
+    }
+}
+
+/// The caller's thread: reads and scans batches for the dialog thread and
+/// writes what comes back, taking finished calls whenever they are there
+/// and waiting for them only when the dialog thread has all the batches
+/// it can hold. With two cores this keeps one for the dialog thread, the
+/// busiest (three threads on two cores took turns on them).
+fn read_and_write<W: Write>(
+    reader: &mut Reader<'_>,
+    steps: &Receiver<Steps>,
+    writer: &mut Writer<'_, W>,
+) -> Done {
+    let mut held: Option<Packets> = None;
+    let mut read_all = false;
+    let mut read_error = None;
+    loop {
+        if held.is_none() && !read_all {
+            match reader.next() {
+                Ok(p) => {
+                    read_all = matches!(p, Packets::End);
+                    held = Some(p);
+                }
+                Err(e) => {
+                    read_error = Some(e);
+                    read_all = true;
+                    drop(reader.tx.take());
+                }
+            }
+        }
+        let full = match (held.take(), &reader.tx) {
+            (Some(p), Some(tx)) => match tx.try_send(p) {
+                Ok(()) => false,
+                Err(TrySendError::Full(p)) => {
+                    held = Some(p);
+                    true
+                }
+                // The dialog thread is gone: what it sent is still read.
+                Err(TrySendError::Disconnected(_)) => {
+                    read_all = true;
+                    false
+                }
+            },
+            _ => false,
+        };
+        // Wait for the dialog thread when it has all it can hold, or when
+        // everything was read.
+        let msg = if full || (read_all && held.is_none()) {
+            steps.recv().ok()
+        } else {
+            match steps.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => continue,
+                Err(TryRecvError::Disconnected) => None,
+            }
+        };
+        let Some(msg) = msg else {
+            return match read_error {
+                Some(e) => Done::ReadError(e),
+                None => Done::Stopped,
+            };
+        };
+        match writer.handle(msg) {
+            Ok(true) => return Done::Written,
+            Ok(false) => {}
+            Err(e) => return Done::Output(e),
         }
     }
 }
@@ -221,34 +340,4 @@ fn follow(
         }
     }
     dialogs
-}
-
-/// The writer (the caller's thread): steps into `release`, CDRs out.
-/// `Ok(true)` once the end was seen and every record written; `Ok(false)`
-/// when the dialog thread stopped before the end (a read error).
-fn write<W: Write>(
-    rx: &Receiver<Steps>,
-    back: &Sender<Vec<Step>>,
-    release: &mut Release,
-    out: &mut CdrOut<W>,
-) -> std::io::Result<bool> {
-    let mut emit = |rec: &sip_fsm::CallRecord| out.record(rec);
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            Steps::Batch(mut steps) => {
-                for step in steps.drain(..) {
-                    match step {
-                        Step::Record(r) => release.push(r),
-                        Step::Clock(now) => release.release(now, &mut emit)?,
-                    }
-                }
-                let _ = back.send(steps);
-            }
-            Steps::End => {
-                release.finish(&mut emit)?;
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
 }
