@@ -93,7 +93,14 @@ impl FileReader {
     /// Starts reading `r`; fails when it does not start as a pcap or pcapng
     /// file (the message says why).
     pub(crate) fn new(r: impl Read + Send + 'static) -> Result<Self, String> {
-        let inner = pcap_parser::create_reader(BUFFER, FullRead(r)).map_err(|e| match e {
+        let inner = pcap_parser::create_reader(
+            BUFFER,
+            FullRead {
+                inner: r,
+                started: false,
+            },
+        )
+        .map_err(|e| match e {
             PcapError::Eof | PcapError::Incomplete(_) | PcapError::UnexpectedEof => {
                 "the file is too short to be a capture".to_string()
             }
@@ -316,20 +323,51 @@ impl FileReader {
     }
 }
 
-/// Fills the buffer it is given unless the input ends (the parser takes a
-/// short read at the start for a short file, and a pipe reads short).
-struct FullRead<R>(R);
+/// The first read gathers the file header whole (the parser wants it in
+/// its first read: a pcap header, or a pcapng section header block, whose
+/// length its own bytes give); later reads are single `read`s, so that a
+/// pipe (tcpdump writing to it) hands over each packet as it comes, not a
+/// megabyte at a time (pcap-parser's reader reads once more when it
+/// starts, so the first packet waits for the second's bytes).
+struct FullRead<R> {
+    inner: R,
+    started: bool,
+}
+
+/// Bytes the first read needs, given what it holds so far (`have`): a
+/// pcapng section header block's length (at bytes 4..8, in the byte order
+/// its byte-order magic at 8..12 gives), else a pcap header's 24.
+fn header_len(have: &[u8]) -> usize {
+    match have {
+        [0x0a, 0x0d, 0x0d, 0x0a, l0, l1, l2, l3, bom @ ..] if bom.len() >= 4 => {
+            let len = [*l0, *l1, *l2, *l3];
+            let n = if bom[..4] == [0x4d, 0x3c, 0x2b, 0x1a] {
+                u32::from_le_bytes(len)
+            } else {
+                u32::from_be_bytes(len)
+            };
+            usize::try_from(n).unwrap_or(usize::MAX).max(12)
+        }
+        [0x0a, 0x0d, 0x0d, 0x0a, ..] => 12,
+        _ => 24,
+    }
+}
 
 impl<R: Read> Read for FullRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let first = !self.started;
+        self.started = true;
         let mut n = 0;
         while n < buf.len() {
-            match self.0.read(&mut buf[n..]) {
+            match self.inner.read(&mut buf[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if n == 0 => return Err(e),
                 Err(_) => break,
+            }
+            if !first || n >= header_len(&buf[..n]) {
+                break;
             }
         }
         Ok(n)

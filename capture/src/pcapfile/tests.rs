@@ -341,3 +341,65 @@ fn short_reads_and_records_larger_than_the_buffer_are_read_whole() {
     assert_eq!(steps, 5);
     assert_eq!(r.offset(), f.len() as u64);
 }
+
+/// Hands out its chunks one per read, counting them, as a pipe from a
+/// capturing tcpdump does.
+struct Chunks {
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    taken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(mut c) = self.chunks.pop_front() else {
+            return Ok(0);
+        };
+        self.taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = c.len().min(buf.len());
+        buf[..n].copy_from_slice(&c[..n]);
+        if n < c.len() {
+            self.chunks.push_front(c.split_off(n));
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_pipe_hands_over_each_packet_as_it_comes() {
+    let (a, b, c) = (frame(11, 80), frame(12, 90), frame(13, 70));
+    let whole = pcap_file(
+        false,
+        false,
+        1,
+        &[(1, 0, &a, 80), (2, 0, &b, 90), (3, 0, &c, 70)],
+    );
+    let (one, two) = (24 + 16 + 80, 24 + 16 + 80 + 16 + 90);
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pipe = Chunks {
+        chunks: [
+            whole[..one].to_vec(),
+            whole[one..two].to_vec(),
+            whole[two..].to_vec(),
+        ]
+        .into(),
+        taken: taken.clone(),
+    };
+    let mut r = FileReader::new(pipe).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let step = r.next(|f| {
+            seen.push((
+                f.data.to_vec(),
+                taken.load(std::sync::atomic::Ordering::SeqCst),
+            ));
+        });
+        match step {
+            Step::End => break,
+            Step::Damaged { reason, .. } => panic!("{reason}"),
+            _ => {}
+        }
+    }
+    // pcap-parser reads once more after the header before the first
+    // record; after that each packet comes out before the next is read.
+    assert_eq!(seen, vec![(a, 2), (b, 2), (c, 3)]);
+}
