@@ -43,6 +43,7 @@ pub mod fuzzing;
 pub use decoder::FrameDecoder;
 pub use link::LinkType;
 pub(crate) use sipframe::is_sip_message;
+pub use sipframe::is_token as is_sip_token;
 
 /// Limits and settings of a [`FrameDecoder`].
 #[derive(Clone, Debug)]

@@ -51,7 +51,9 @@ const TOKEN: [bool; 256] = {
     }
 };
 
-fn is_token(b: u8) -> bool {
+/// Whether `b` is an RFC 3261 `token` character (section 25.1).
+#[inline]
+pub fn is_token(b: u8) -> bool {
     TOKEN[usize::from(b)]
 }
 

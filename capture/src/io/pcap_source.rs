@@ -152,14 +152,8 @@ impl FileFilter {
 pub struct PcapSource {
     cap: Handle,
     dlt: i32,
-    decoder: FrameDecoder,
-    source: Source,
+    decode: Decoding,
     bytes_read: u64,
-    /// Frames of a link type we cannot decode (counted here, as the
-    /// decoder never sees them).
-    unsupported: Stats,
-    /// Frames read so far (after the filter).
-    frames: u64,
     /// No more frames will be read (end of file, or cut short).
     done: bool,
     cut: Option<CutShort>,
@@ -289,11 +283,13 @@ impl PcapSource {
         PcapSource {
             cap,
             dlt,
-            decoder: FrameDecoder::new(cfg),
-            source,
+            decode: Decoding {
+                decoder: FrameDecoder::new(cfg),
+                source,
+                unsupported: Stats::default(),
+                frames: 0,
+            },
             bytes_read: 0,
-            unsupported: Stats::default(),
-            frames: 0,
             done: false,
             cut: None,
         }
@@ -340,19 +336,13 @@ impl PcapSource {
         let Handle::File(f) = &mut self.cap else {
             return ReadStatus::End;
         };
-        let mut sink = FrameSink {
-            decoder: &mut self.decoder,
-            unsupported: &mut self.unsupported,
-            frames: &mut self.frames,
-            source: self.source,
-            out,
-        };
+        let decode = &mut self.decode;
         let mut read = 0;
         while read < max {
             let filter = &mut f.filter;
             let step = f.reader.next(|fr| {
                 if filter.as_mut().is_none_or(|x| x.passes(fr.link, fr.data)) {
-                    sink.frame(fr);
+                    decode.frame(fr, out);
                 }
             });
             self.bytes_read = f.reader.offset();
@@ -361,14 +351,14 @@ impl PcapSource {
                 Step::Other => {}
                 Step::End => {
                     self.done = true;
-                    self.decoder.finish(out);
+                    decode.decoder.finish(out);
                     return ReadStatus::End;
                 }
                 Step::Damaged { offset, reason } => {
                     self.done = true;
-                    self.decoder.finish(out);
+                    decode.decoder.finish(out);
                     self.cut = Some(CutShort {
-                        frames: self.frames,
+                        frames: decode.frames,
                         offset: Some(offset),
                         file_len: f.file_len,
                         reason,
@@ -388,28 +378,24 @@ impl PcapSource {
         let Handle::Live(cap) = &mut self.cap else {
             return Ok(ReadStatus::End);
         };
-        let mut sink = FrameSink {
-            decoder: &mut self.decoder,
-            unsupported: &mut self.unsupported,
-            frames: &mut self.frames,
-            source: self.source,
-            out,
-        };
         for _ in 0..max {
             match cap.next_packet() {
                 Ok(p) => {
                     self.bytes_read += u64::from(p.header.caplen) + 16;
-                    sink.frame(Frame {
-                        link: u32::try_from(self.dlt).unwrap_or(u32::MAX),
-                        ts: Timestamp::from_secs_nanos(
-                            p.header.ts.tv_sec,
-                            // libpcap opened with nanosecond precision puts
-                            // nanoseconds (< 1e9) in tv_usec.
-                            u32::try_from(p.header.ts.tv_usec).unwrap_or(0),
-                        ),
-                        data: p.data,
-                        orig_len: p.header.len,
-                    });
+                    self.decode.frame(
+                        Frame {
+                            link: u32::try_from(self.dlt).unwrap_or(u32::MAX),
+                            ts: Timestamp::from_secs_nanos(
+                                p.header.ts.tv_sec,
+                                // libpcap opened with nanosecond precision puts
+                                // nanoseconds (< 1e9) in tv_usec.
+                                u32::try_from(p.header.ts.tv_usec).unwrap_or(0),
+                            ),
+                            data: p.data,
+                            orig_len: p.header.len,
+                        },
+                        out,
+                    );
                 }
                 Err(pcap::Error::TimeoutExpired) => return Ok(ReadStatus::Idle),
                 Err(e) => {
@@ -426,21 +412,22 @@ impl PcapSource {
     /// Runs reassembly timeouts at `now` (live sources call this with the
     /// wall clock when the interface is idle), appending what they release.
     pub fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<SipPacket>) {
-        if self.decoder.poll_timeout().is_some_and(|t| t <= now) {
-            self.decoder.handle_timeout(now);
+        let d = &mut self.decode.decoder;
+        if d.poll_timeout().is_some_and(|t| t <= now) {
+            d.handle_timeout(now);
         }
-        self.decoder.poll_packets(out);
+        d.poll_packets(out);
     }
 
     /// Ends the input: flushes and counts half-done reassembly.
     pub fn finish(&mut self, out: &mut Vec<SipPacket>) {
-        self.decoder.finish(out);
+        self.decode.decoder.finish(out);
     }
 
     /// Counters so far.
     pub fn stats(&self) -> Stats {
-        let mut s = self.decoder.stats().clone();
-        s.merge(&self.unsupported);
+        let mut s = self.decode.decoder.stats().clone();
+        s.merge(&self.decode.unsupported);
         s
     }
 
@@ -459,18 +446,21 @@ impl PcapSource {
     }
 }
 
-/// Where [`PcapSource`] hands frames to its decoder.
-struct FrameSink<'a> {
-    decoder: &'a mut FrameDecoder,
-    unsupported: &'a mut Stats,
-    frames: &'a mut u64,
+/// Where [`PcapSource`] hands frames: the decoder and the counters kept
+/// beside it.
+struct Decoding {
+    decoder: FrameDecoder,
     source: Source,
-    out: &'a mut Vec<SipPacket>,
+    /// Frames of a link type we cannot decode (counted here, as the
+    /// decoder never sees them).
+    unsupported: Stats,
+    /// Frames read so far (after the filter).
+    frames: u64,
 }
 
-impl FrameSink<'_> {
-    fn frame(&mut self, fr: Frame<'_>) {
-        *self.frames += 1;
+impl Decoding {
+    fn frame(&mut self, fr: Frame<'_>, out: &mut Vec<SipPacket>) {
+        self.frames += 1;
         if let Some(t) = self.decoder.poll_timeout()
             && t <= fr.ts
         {
@@ -480,7 +470,7 @@ impl FrameSink<'_> {
         match LinkType::from_linktype(fr.link) {
             Some(link) => {
                 self.decoder
-                    .handle_frame(link, fr.ts, fr.data, orig_len, self.source, self.out)
+                    .handle_frame(link, fr.ts, fr.data, orig_len, self.source, out)
             }
             None => {
                 self.unsupported.packets += 1;

@@ -654,10 +654,11 @@ fn token_len(s: &[u8]) -> usize {
     n
 }
 
-/// RFC 3261 25.1 `token` characters.
+/// RFC 3261 25.1 `token` characters (the capture layer's table, which
+/// checks methods when it frames SIP).
 #[inline]
 fn is_token(c: u8) -> bool {
-    TOKEN[usize::from(c)]
+    capture::frame::is_sip_token(c)
 }
 
 /// Whitespace as [`trim`] counts it: SP, HTAB, CR, LF.
@@ -665,23 +666,6 @@ fn is_token(c: u8) -> bool {
 fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\r' | b'\n')
 }
-
-/// [`is_token`] as a table: one load per byte instead of a search.
-static TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b: u8 = 0;
-    loop {
-        t[b as usize] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
-        if b == u8::MAX {
-            break t;
-        }
-        b += 1;
-    }
-};
 
 #[cfg(feature = "__internal-fuzz")]
 pub mod fuzzing;
