@@ -61,7 +61,13 @@ pub(crate) enum Step {
     /// The end of the file, after a whole record.
     End,
     /// The record at `offset` cannot be read; nothing after it is.
-    Damaged { offset: u64, reason: String },
+    /// `truncated`: the file ends inside it (rather than it being
+    /// malformed).
+    Damaged {
+        offset: u64,
+        reason: String,
+        truncated: bool,
+    },
 }
 
 /// A pcapng interface.
@@ -123,7 +129,7 @@ impl FileReader {
     /// before any interface is reported damaged by `next`, as it would be.
     // Used by the `io` frame source; the fuzz build has only `files`.
     #[cfg_attr(not(feature = "io"), allow(dead_code))]
-    pub(crate) fn read_header(&mut self) -> Result<(), (u64, String)> {
+    pub(crate) fn read_header(&mut self) -> Result<(), Step> {
         while self.first_link().is_none() {
             let frame_next = matches!(
                 self.inner.next(),
@@ -140,7 +146,7 @@ impl FileReader {
                 Step::Other => {}
                 Step::Frame => return Ok(()),
                 Step::End => return Ok(()),
-                Step::Damaged { offset, reason } => return Err((offset, reason)),
+                damaged @ Step::Damaged { .. } => return Err(damaged),
             }
         }
         Ok(())
@@ -280,7 +286,7 @@ impl FileReader {
                             self.offset += len as u64;
                             s
                         }
-                        Err(reason) => self.damaged(reason),
+                        Err(reason) => self.damaged(reason, false),
                     }
                 }
                 Err(PcapError::Eof) => {
@@ -289,36 +295,37 @@ impl FileReader {
                 }
                 Err(PcapError::Incomplete(_)) => match self.inner.refill() {
                     Ok(()) => continue,
-                    Err(_) => self.damaged("read error".into()),
+                    Err(_) => self.damaged("read error".into(), false),
                 },
                 Err(PcapError::BufferTooSmall) => {
                     let size = self.inner.data().len().max(BUFFER) * 2;
                     if size <= MAX_RECORD && self.inner.grow(size) {
                         match self.inner.refill() {
                             Ok(()) => continue,
-                            Err(_) => self.damaged("read error".into()),
+                            Err(_) => self.damaged("read error".into(), false),
                         }
                     } else {
-                        self.damaged(format!("a record of over {MAX_RECORD} bytes"))
+                        self.damaged(format!("a record of over {MAX_RECORD} bytes"), false)
                     }
                 }
                 Err(PcapError::UnexpectedEof) => {
-                    self.damaged("the file ends inside this record".into())
+                    self.damaged("the file ends inside this record".into(), true)
                 }
                 Err(e) => {
                     let reason = describe(&e);
-                    self.damaged(reason)
+                    self.damaged(reason, false)
                 }
             };
             return step;
         }
     }
 
-    fn damaged(&mut self, reason: String) -> Step {
+    fn damaged(&mut self, reason: String, truncated: bool) -> Step {
         self.done = true;
         Step::Damaged {
             offset: self.offset,
             reason,
+            truncated,
         }
     }
 }

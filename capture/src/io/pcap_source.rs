@@ -77,12 +77,15 @@ pub struct CutShort {
     pub file_len: Option<u64>,
     /// What is wrong with that record.
     pub reason: String,
+    /// The file ends inside that record (tcpdump still writing it, a copy
+    /// made too early), rather than the record being malformed.
+    pub truncated: bool,
 }
 
 impl fmt::Display for CutShort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.offset, self.file_len) {
-            (Some(off), Some(len)) if self.ends_inside() => write!(
+            (Some(off), Some(len)) if self.truncated => write!(
                 f,
                 "cut short: the record at byte offset {off} does not fit in the file's {len} bytes"
             )?,
@@ -94,14 +97,6 @@ impl fmt::Display for CutShort {
             " ({} frames read before it: {})",
             self.frames, self.reason
         )
-    }
-}
-
-impl CutShort {
-    /// Whether the file ended inside the record (rather than the record
-    /// being damaged).
-    fn ends_inside(&self) -> bool {
-        self.reason.contains("ends inside")
     }
 }
 
@@ -231,13 +226,19 @@ impl PcapSource {
             cfg,
             Source::Pcap,
         );
-        if let Err((offset, reason)) = header {
+        if let Err(Step::Damaged {
+            offset,
+            reason,
+            truncated,
+        }) = header
+        {
             src.done = true;
             src.cut = Some(CutShort {
                 frames: 0,
                 offset: Some(offset),
                 file_len,
                 reason,
+                truncated,
             });
         }
         Ok(src)
@@ -354,7 +355,11 @@ impl PcapSource {
                     decode.decoder.finish(out);
                     return ReadStatus::End;
                 }
-                Step::Damaged { offset, reason } => {
+                Step::Damaged {
+                    offset,
+                    reason,
+                    truncated,
+                } => {
                     self.done = true;
                     decode.decoder.finish(out);
                     self.cut = Some(CutShort {
@@ -362,6 +367,7 @@ impl PcapSource {
                         offset: Some(offset),
                         file_len: f.file_len,
                         reason,
+                        truncated,
                     });
                     return ReadStatus::CutShort;
                 }
@@ -566,6 +572,7 @@ mod tests {
                 assert_eq!(st, ReadStatus::CutShort, "{name} at {keep}");
                 let c = src.cut_short().unwrap().clone();
                 assert_eq!(c.offset, Some(last_start), "{name}: {c}");
+                assert!(c.truncated, "{name}: {c}");
                 assert_eq!(c.file_len, Some(keep));
                 assert!(c.to_string().contains(&last_start.to_string()), "{c}");
                 // Every message but the last frame's (these captures end

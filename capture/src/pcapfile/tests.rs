@@ -274,7 +274,7 @@ fn damaged_records_end_the_file_at_their_offset() {
     let (got, end) = ours(f);
     assert_eq!(got.len(), 1);
     assert!(
-        matches!(&end, Step::Damaged { offset, reason }
+        matches!(&end, Step::Damaged { offset, reason, truncated: false }
             if *offset == head.len() as u64 && reason.contains("interface 3")),
         "{end:?}"
     );
@@ -284,7 +284,7 @@ fn damaged_records_end_the_file_at_their_offset() {
         let (got, end) = ours(two[..keep].to_vec());
         assert_eq!(got.len(), 1);
         assert!(
-            matches!(&end, Step::Damaged { offset, reason }
+            matches!(&end, Step::Damaged { offset, reason, truncated: true }
                 if *offset == head.len() as u64 && reason.contains("ends inside")),
             "{keep}: {end:?}"
         );
