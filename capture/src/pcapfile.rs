@@ -81,17 +81,25 @@ struct Interface {
     snaplen: u32,
 }
 
-/// A pcap or pcapng file being read.
-pub(crate) struct FileReader {
-    inner: Box<dyn PcapReaderIterator + Send>,
-    /// File offset of the next record.
-    offset: u64,
+/// What the records read so far say about the ones to come.
+#[derive(Debug, Default)]
+struct Format {
     /// pcap: the file's link type, whether its timestamps are in
     /// nanoseconds, and whether their seconds are signed (see the module
     /// doc).
     legacy: Option<(u32, bool, bool)>,
     /// pcapng: the current section's interfaces.
     interfaces: Vec<Interface>,
+}
+
+/// A pcap or pcapng file being read.
+pub(crate) struct FileReader {
+    inner: Box<dyn PcapReaderIterator + Send>,
+    /// The reader's buffer size (it grows for a larger record).
+    capacity: usize,
+    /// File offset of the next record.
+    offset: u64,
+    format: Format,
     done: bool,
 }
 
@@ -116,9 +124,9 @@ impl FileReader {
         })?;
         Ok(FileReader {
             inner,
+            capacity: BUFFER,
             offset: 0,
-            legacy: None,
-            interfaces: Vec::new(),
+            format: Format::default(),
             done: false,
         })
     }
@@ -157,9 +165,9 @@ impl FileReader {
     // Used by the `io` frame source; the fuzz build has only `files`.
     #[cfg_attr(not(feature = "io"), allow(dead_code))]
     pub(crate) fn first_link(&self) -> Option<u32> {
-        match self.legacy {
+        match self.format.legacy {
             Some((link, _, _)) => Some(link),
-            None => self.interfaces.first().map(|i| i.link),
+            None => self.format.interfaces.first().map(|i| i.link),
         }
     }
 
@@ -177,118 +185,17 @@ impl FileReader {
             return Step::End;
         }
         loop {
-            let step = match self.inner.next() {
-                Ok((len, block)) => {
-                    let step = match block {
-                        PcapBlockOwned::LegacyHeader(h) => {
-                            let signed = h.is_bigendian() == cfg!(target_endian = "big");
-                            self.legacy =
-                                Some((link_of(h.network.0), h.is_nanosecond_precision(), signed));
-                            Ok(Step::Other)
-                        }
-                        PcapBlockOwned::Legacy(b) => match self.legacy {
-                            Some((link, nanos, signed)) => {
-                                let frac = if nanos {
-                                    u64::from(b.ts_usec)
-                                } else {
-                                    u64::from(b.ts_usec) * 1_000
-                                };
-                                on_frame(Frame {
-                                    link,
-                                    ts: Timestamp::from_secs_nanos(
-                                        if signed {
-                                            i64::from(i32::from_ne_bytes(b.ts_sec.to_ne_bytes()))
-                                        } else {
-                                            i64::from(b.ts_sec)
-                                        },
-                                        u32::try_from(frac).unwrap_or(0),
-                                    ),
-                                    data: b.data,
-                                    orig_len: b.origlen,
-                                });
-                                Ok(Step::Frame)
-                            }
-                            None => Err("a record before the file header".to_string()),
-                        },
-                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-                            // A new section describes its interfaces anew.
-                            self.interfaces.clear();
-                            Ok(Step::Other)
-                        }
-                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                            self.interfaces.push(Interface {
-                                link: link_of(idb.linktype.0),
-                                units: idb.ts_resolution(),
-                                offset: idb.if_tsoffset,
-                                snaplen: idb.snaplen,
-                            });
-                            Ok(Step::Other)
-                        }
-                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                            let iface = usize::try_from(epb.if_id)
-                                .ok()
-                                .and_then(|i| self.interfaces.get(i));
-                            let data = usize::try_from(epb.caplen)
-                                .ok()
-                                .and_then(|n| epb.data.get(..n));
-                            match (iface, data) {
-                                (None, _) => Err(format!(
-                                    "a packet of interface {}, which was not described",
-                                    epb.if_id
-                                )),
-                                (_, None) => Err(format!(
-                                    "a packet block shorter than its captured length {}",
-                                    epb.caplen
-                                )),
-                                (Some(i), Some(data)) => {
-                                    let ticks =
-                                        (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                    on_frame(Frame {
-                                        link: i.link,
-                                        ts: ng_time(ticks, i),
-                                        data,
-                                        orig_len: epb.origlen,
-                                    });
-                                    Ok(Step::Frame)
-                                }
-                            }
-                        }
-                        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                            match self.interfaces.first() {
-                                None => Err("a simple packet block before any interface".into()),
-                                Some(i) => {
-                                    // libpcap: the captured length is the
-                                    // original length, at most the snap length.
-                                    let mut n = spb.origlen.min(i.snaplen);
-                                    if n == 0 {
-                                        n = spb.origlen;
-                                    }
-                                    let n = usize::try_from(n)
-                                        .unwrap_or(usize::MAX)
-                                        .min(spb.data.len());
-                                    on_frame(Frame {
-                                        link: i.link,
-                                        ts: Timestamp::EPOCH,
-                                        data: &spb.data[..n],
-                                        orig_len: spb.origlen,
-                                    });
-                                    Ok(Step::Frame)
-                                }
-                            }
-                        }
-                        PcapBlockOwned::NG(_) => Ok(Step::Other),
-                    };
-                    match step {
-                        Ok(s) => {
-                            // No shift per record: the tail moves to the
-                            // front only when the buffer is refilled.
-                            self.inner.consume_noshift(len);
-                            self.offset += len as u64;
-                            s
-                        }
-                        Err(reason) => self.damaged(reason, false),
+            return match self.inner.next() {
+                Ok((len, block)) => match self.format.record(block, on_frame) {
+                    Ok(step) => {
+                        // No shift per record: the tail moves to the front
+                        // only when the buffer is refilled.
+                        self.inner.consume_noshift(len);
+                        self.offset += len as u64;
+                        step
                     }
-                }
+                    Err(reason) => self.damaged(reason, false),
+                },
                 Err(PcapError::Eof) => {
                     self.done = true;
                     Step::End
@@ -297,16 +204,18 @@ impl FileReader {
                     Ok(()) => continue,
                     Err(_) => self.damaged("read error".into(), false),
                 },
-                Err(PcapError::BufferTooSmall) => {
-                    let size = self.inner.data().len().max(BUFFER) * 2;
-                    if size <= MAX_RECORD && self.inner.grow(size) {
-                        match self.inner.refill() {
-                            Ok(()) => continue,
-                            Err(_) => self.damaged("read error".into(), false),
-                        }
-                    } else {
-                        self.damaged(format!("a record of over {MAX_RECORD} bytes"), false)
+                // The record does not fit in the buffer: double it, up to
+                // twice the largest record.
+                Err(PcapError::BufferTooSmall) if self.capacity < 2 * MAX_RECORD => {
+                    self.capacity *= 2;
+                    self.inner.grow(self.capacity);
+                    match self.inner.refill() {
+                        Ok(()) => continue,
+                        Err(_) => self.damaged("read error".into(), false),
                     }
+                }
+                Err(PcapError::BufferTooSmall) => {
+                    self.damaged(format!("a record of over {MAX_RECORD} bytes"), false)
                 }
                 Err(PcapError::UnexpectedEof) => {
                     self.damaged("the file ends inside this record".into(), true)
@@ -316,7 +225,6 @@ impl FileReader {
                     self.damaged(reason, false)
                 }
             };
-            return step;
         }
     }
 
@@ -327,6 +235,104 @@ impl FileReader {
             reason,
             truncated,
         }
+    }
+}
+
+impl Format {
+    /// Takes one record in: a frame goes to `on_frame` (`Step::Frame`),
+    /// a header or interface is remembered (`Step::Other`); `Err` says why
+    /// the record cannot be read.
+    fn record(
+        &mut self,
+        block: PcapBlockOwned<'_>,
+        on_frame: impl FnOnce(Frame<'_>),
+    ) -> Result<Step, String> {
+        match block {
+            PcapBlockOwned::LegacyHeader(h) => {
+                let signed = h.is_bigendian() == cfg!(target_endian = "big");
+                self.legacy = Some((link_of(h.network.0), h.is_nanosecond_precision(), signed));
+            }
+            PcapBlockOwned::Legacy(b) => {
+                let (link, nanos, signed) = self.legacy.ok_or("a record before the file header")?;
+                let frac = if nanos {
+                    u64::from(b.ts_usec)
+                } else {
+                    u64::from(b.ts_usec) * 1_000
+                };
+                let secs = if signed {
+                    i64::from(i32::from_ne_bytes(b.ts_sec.to_ne_bytes()))
+                } else {
+                    i64::from(b.ts_sec)
+                };
+                on_frame(Frame {
+                    link,
+                    ts: Timestamp::from_secs_nanos(secs, u32::try_from(frac).unwrap_or(0)),
+                    data: b.data,
+                    orig_len: b.origlen,
+                });
+                return Ok(Step::Frame);
+            }
+            // A new section describes its interfaces anew.
+            PcapBlockOwned::NG(Block::SectionHeader(_)) => self.interfaces.clear(),
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                self.interfaces.push(Interface {
+                    link: link_of(idb.linktype.0),
+                    units: idb.ts_resolution(),
+                    offset: idb.if_tsoffset,
+                    snaplen: idb.snaplen,
+                });
+            }
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                let i = usize::try_from(epb.if_id)
+                    .ok()
+                    .and_then(|i| self.interfaces.get(i))
+                    .ok_or_else(|| {
+                        format!(
+                            "a packet of interface {}, which was not described",
+                            epb.if_id
+                        )
+                    })?;
+                let data = usize::try_from(epb.caplen)
+                    .ok()
+                    .and_then(|n| epb.data.get(..n))
+                    .ok_or_else(|| {
+                        format!(
+                            "a packet block shorter than its captured length {}",
+                            epb.caplen
+                        )
+                    })?;
+                let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                on_frame(Frame {
+                    link: i.link,
+                    ts: ng_time(ticks, i),
+                    data,
+                    orig_len: epb.origlen,
+                });
+                return Ok(Step::Frame);
+            }
+            PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                let i = self
+                    .interfaces
+                    .first()
+                    .ok_or("a simple packet block before any interface")?;
+                // libpcap: the captured length is the original length, at
+                // most the snap length (0: none).
+                let n = match i.snaplen {
+                    0 => spb.origlen,
+                    snap => spb.origlen.min(snap),
+                };
+                let n = usize::try_from(n).unwrap_or(usize::MAX).min(spb.data.len());
+                on_frame(Frame {
+                    link: i.link,
+                    ts: Timestamp::EPOCH,
+                    data: &spb.data[..n],
+                    orig_len: spb.origlen,
+                });
+                return Ok(Step::Frame);
+            }
+            PcapBlockOwned::NG(_) => {}
+        }
+        Ok(Step::Other)
     }
 }
 
