@@ -48,6 +48,9 @@ pub(crate) struct Release {
     order: EndTimeOrder,
     since: Option<Timestamp>,
     before_since: u64,
+    /// Records given out, kept (when `Some`) for the caller to take with
+    /// [`Release::take_spent`] instead of being dropped here.
+    spent: Option<Vec<CallRecord>>,
 }
 
 impl Dialogs {
@@ -130,7 +133,19 @@ impl Release {
             order: EndTimeOrder::new(window),
             since: None,
             before_since: 0,
+            spent: None,
         }
+    }
+
+    /// Keeps the records given out from now on, for [`Release::take_spent`].
+    pub(crate) fn keep_spent(&mut self) {
+        self.spent.get_or_insert_with(Vec::new);
+    }
+
+    /// The records given out since the last call (none unless
+    /// [`Release::keep_spent`] was called).
+    pub(crate) fn take_spent(&mut self) -> impl Iterator<Item = CallRecord> + '_ {
+        self.spent.iter_mut().flat_map(|s| s.drain(..))
     }
 
     /// Leaves out calls that ended before `since` (they are still
@@ -151,7 +166,7 @@ impl Release {
         out: &mut impl FnMut(&CallRecord) -> Result<(), E>,
     ) -> Result<(), E> {
         while let Some(rec) = self.order.pop_ready(now) {
-            self.emit(&rec, out)?;
+            self.emit(rec, out)?;
         }
         Ok(())
     }
@@ -162,7 +177,7 @@ impl Release {
         out: &mut impl FnMut(&CallRecord) -> Result<(), E>,
     ) -> Result<(), E> {
         while let Some(rec) = self.order.pop() {
-            self.emit(&rec, out)?;
+            self.emit(rec, out)?;
         }
         Ok(())
     }
@@ -174,14 +189,19 @@ impl Release {
 
     fn emit<E>(
         &mut self,
-        rec: &CallRecord,
+        rec: CallRecord,
         out: &mut impl FnMut(&CallRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        if self.since.is_some_and(|s| rec.end_time < s) {
+        let r = if self.since.is_some_and(|s| rec.end_time < s) {
             self.before_since += 1;
-            return Ok(());
+            Ok(())
+        } else {
+            out(&rec)
+        };
+        if let Some(s) = &mut self.spent {
+            s.push(rec);
         }
-        out(rec)
+        r
     }
 }
 

@@ -97,6 +97,7 @@ pub(crate) fn run<W: Write>(
     total: u64,
 ) -> anyhow::Result<Dialogs> {
     let queued = AtomicUsize::new(0);
+    release.keep_spent();
     std::thread::scope(|s| {
         let (pkt_tx, pkt_rx) = sync_channel::<Packets>(DEPTH);
         let (pkt_back_tx, pkt_back_rx) = channel::<Batch>();
@@ -218,6 +219,9 @@ impl<W: Write> Writer<'_, W> {
                         Step::Clock(now) => self.release.release(now, &mut emit)?,
                     }
                 }
+                // Written records go back with the batch, to be freed on
+                // the thread that allocated them.
+                steps.extend(self.release.take_spent().map(Step::Record));
                 let _ = self.back.send(steps);
                 Ok(false)
             }
