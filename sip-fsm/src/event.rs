@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capture::Timestamp;
+use smol_str::SmolStr;
 
 /// The charging fields of a call, as CGRateS names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,11 +15,11 @@ pub struct Charging {
     /// Category (`call` by default).
     pub category: Arc<str>,
     /// Account (who pays).
-    pub account: Box<str>,
+    pub account: SmolStr,
     /// Subject (rating subject).
-    pub subject: Box<str>,
+    pub subject: SmolStr,
     /// Destination (the dialled number).
-    pub destination: Box<str>,
+    pub destination: SmolStr,
     /// Request type (`*rated` by default).
     pub request_type: Arc<str>,
 }
@@ -52,17 +53,17 @@ pub struct CallInfo {
     /// INVITE's time: the caller has been waiting since then.
     pub setup_time: Timestamp,
     /// From user.
-    pub from_user: Option<Box<str>>,
+    pub from_user: Option<SmolStr>,
     /// From tag of the caller.
-    pub from_tag: Option<Box<str>>,
+    pub from_tag: Option<SmolStr>,
     /// To user.
-    pub to_user: Option<Box<str>>,
+    pub to_user: Option<SmolStr>,
     /// Request-URI user of the first INVITE.
-    pub ruri_user: Option<Box<str>>,
+    pub ruri_user: Option<SmolStr>,
     /// P-Asserted-Identity user.
-    pub pai_user: Option<Box<str>>,
+    pub pai_user: Option<SmolStr>,
     /// Diversion user.
-    pub diversion_user: Option<Box<str>>,
+    pub diversion_user: Option<SmolStr>,
     /// The charging fields from the mapping config.
     pub charging: Charging,
 }
@@ -222,11 +223,11 @@ impl EndReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReasonInfo {
     /// Protocol (`Q.850`, `SIP`).
-    pub protocol: Box<str>,
+    pub protocol: SmolStr,
     /// Cause code.
     pub cause: Option<u16>,
     /// Text.
-    pub text: Option<Box<str>>,
+    pub text: Option<SmolStr>,
 }
 
 /// Everything a CDR needs about a finished call attempt: what
@@ -250,7 +251,7 @@ pub struct CallRecord {
     /// cancelled call saw no final response.
     pub code: u16,
     /// The reason phrase of that response (empty when synthesised).
-    pub phrase: Box<str>,
+    pub phrase: SmolStr,
     /// The Reason header of the BYE, CANCEL or final response.
     pub reason: Option<ReasonInfo>,
     /// Post-dial delay: first INVITE to the first 180/183, or to the final
@@ -277,7 +278,7 @@ pub enum DialogEvent {
         /// The 2xx's timestamp (never the ACK's).
         answer_time: Timestamp,
         /// The To tag of the answering fork.
-        to_tag: Option<Box<str>>,
+        to_tag: Option<SmolStr>,
         /// Post-dial delay (see [`CallRecord::pdd`]).
         pdd: Option<Duration>,
         /// The negotiated session interval, seconds (RFC 4028).

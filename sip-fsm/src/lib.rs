@@ -30,4 +30,8 @@ pub use event::{
 pub use machine::{Config, DialogMachine, Stats};
 pub use mapping::{AddressRule, FieldSource, MappingConfig, NormRule, REQUEST_TYPES};
 pub use scan::{Prescan, SipMessage, scan};
+/// The short text type of [`CallInfo`], [`Charging`] and [`CallRecord`]
+/// fields: strings of up to 23 bytes (users, tags, numbers) are held
+/// inline, without an allocation.
+pub use smol_str::SmolStr;
 pub use snapshot::{CallSnapshot, DialogSnapshot, SnapshotState};

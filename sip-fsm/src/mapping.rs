@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::event::Charging;
+use smol_str::SmolStr;
 
 /// Which SIP value a charging field is taken from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -304,7 +305,7 @@ impl Step {
 }
 
 impl Field {
-    fn apply(&self, input: &MapInput<'_>) -> Box<str> {
+    fn apply(&self, input: &MapInput<'_>) -> SmolStr {
         let raw = self
             .from
             .iter()
@@ -331,7 +332,7 @@ impl Field {
                 Step::Regex(re, with) => v = re.replace(&v, with.as_str()).into_owned(),
             }
         }
-        v.into_boxed_str()
+        v.into()
     }
 }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use capture::Timestamp;
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use crate::event::{CallInfo, Charging, escape_id, unescape_id};
 
@@ -158,7 +159,7 @@ pub struct CallSnapshot {
 
 impl From<&CallInfo> for CallSnapshot {
     fn from(c: &CallInfo) -> Self {
-        let s = |b: &Option<Box<str>>| b.as_deref().map(str::to_owned);
+        let s = |b: &Option<SmolStr>| b.as_deref().map(str::to_owned);
         let ch = &c.charging;
         CallSnapshot {
             call_id: escape_id(&c.call_id_bytes),
@@ -186,7 +187,7 @@ impl From<&CallInfo> for CallSnapshot {
 impl CallSnapshot {
     /// The [`CallInfo`] again (equal to the one it was taken from).
     pub fn to_info(&self) -> CallInfo {
-        let s = |b: &Option<String>| b.as_deref().map(Box::from);
+        let s = |b: &Option<String>| b.as_deref().map(SmolStr::new);
         CallInfo {
             call_id_bytes: Arc::from(unescape_id(&self.call_id)),
             origin_suffix: self

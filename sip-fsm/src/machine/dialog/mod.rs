@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capture::Timestamp;
+use smol_str::SmolStr;
 
 use super::Stats;
 use crate::event::{CallInfo, CallRecord, DialogEvent, EndReason, Party, ReasonInfo};
@@ -69,7 +70,7 @@ pub(super) struct Msg<'a> {
 #[derive(Debug)]
 struct Final {
     code: u16,
-    phrase: Box<str>,
+    phrase: SmolStr,
     at: Timestamp,
     reason: Option<ReasonInfo>,
     /// Hash of its To-tag: the ACK to it is hop-by-hop, never the caller's
@@ -123,7 +124,7 @@ enum State {
     Confirmed {
         answer: Timestamp,
         code: u16,
-        phrase: Box<str>,
+        phrase: SmolStr,
         ringing: Option<Timestamp>,
         /// Hash of the To tag of the call's dialog.
         to_tag: u64,
@@ -357,7 +358,7 @@ impl Dialog {
     fn fail(
         &mut self,
         code: u16,
-        phrase: Box<str>,
+        phrase: SmolStr,
         end: Timestamp,
         reason: Option<ReasonInfo>,
         end_reason: EndReason,
@@ -387,7 +388,7 @@ impl Dialog {
     /// call info counted in full; not the capture point's text, one per
     /// point), for the memory budget.
     pub fn heap_size(&self) -> usize {
-        let s = |b: &Option<Box<str>>| b.as_ref().map_or(0, |b| b.len());
+        let s = |b: &Option<SmolStr>| b.as_ref().map_or(0, text_heap);
         let i = &*self.info;
         let c = &i.charging;
         let info = std::mem::size_of::<CallInfo>()
@@ -399,10 +400,10 @@ impl Dialog {
             + s(&i.ruri_user)
             + s(&i.pai_user)
             + s(&i.diversion_user)
-            + c.account.len()
-            + c.subject.len()
-            + c.destination.len();
-        let fin = |f: &Final| std::mem::size_of::<Final>() + f.phrase.len();
+            + text_heap(&c.account)
+            + text_heap(&c.subject)
+            + text_heap(&c.destination);
+        let fin = |f: &Final| std::mem::size_of::<Final>() + text_heap(&f.phrase);
         let bye =
             |b: &Option<Box<EarlyBye>>| b.as_ref().map_or(0, |_| std::mem::size_of::<EarlyBye>());
         let state = match &self.state {
@@ -421,7 +422,7 @@ impl Dialog {
                 phrase,
                 pending_bye,
                 ..
-            } => phrase.len() + bye(pending_bye),
+            } => text_heap(phrase) + bye(pending_bye),
             State::Done { .. } => 0,
         };
         info + 16 + i.call_id_bytes.len() + state
@@ -442,8 +443,18 @@ pub(super) fn reason_info(r: &Reason<'_>) -> ReasonInfo {
     }
 }
 
-pub(super) fn lossy(b: &[u8]) -> Box<str> {
-    String::from_utf8_lossy(b).into()
+/// Heap bytes of a text: none when it is held inline (up to 23 bytes), else
+/// the string and its shared counters.
+fn text_heap(s: &SmolStr) -> usize {
+    if s.is_heap_allocated() {
+        s.len() + 16
+    } else {
+        0
+    }
+}
+
+pub(super) fn lossy(b: &[u8]) -> SmolStr {
+    SmolStr::new(String::from_utf8_lossy(b))
 }
 
 /// A 64-bit hash (rustc's Fx): tags and branches are compared within one
