@@ -3,7 +3,8 @@
 //! end none (retransmissions, copies from other hops, ACKs, traffic that
 //! is not about calls) are processed without allocating. Calls allocate
 //! when they start (their info and strings) and when their events carry
-//! strings, not per packet.
+//! strings, not per packet: the call info and its Call-ID, the short
+//! strings being held inline.
 //!
 //! A counting global allocator sees every allocation of the process: this
 //! file holds one test so that no other test runs beside it.
@@ -135,5 +136,34 @@ fn repeats_and_non_call_packets_allocate_nothing_in_the_steady_state() {
         (0, 0),
         "{} packets with shared payloads processed with allocations: {changed:?}",
         round.len()
+    );
+
+    // Calls starting: the call info and the Call-ID are allocated, the
+    // short strings (users, tags, numbers, the phrase) are held inline.
+    // The allowance above 2 a call is for the maps and queues that grow
+    // with twice the calls live.
+    let mut starts = Vec::new();
+    for i in 0..2 * CALLS {
+        let f = Flow::new(&format!("new-{i}@10.0.0.1"));
+        let at = 50_000 + 3 * i as i64;
+        starts.push(pkt(at, &f.invite(1, "b1")));
+        starts.push(pkt(at + 1, &f.r(180, 1, Some("tt"), "b1")));
+        starts.push(pkt(at + 2, &f.r(200, 1, Some("tt"), "b1")));
+    }
+    let region = Region::new(GLOBAL);
+    let mut events = feed(&mut m, &starts);
+    // Past the reorder window: the last packets held are processed too.
+    let end = starts.last().unwrap().ts;
+    m.handle_timeout(end.saturating_add(std::time::Duration::from_secs(1)));
+    while m.poll_event().is_some() {
+        events += 1;
+    }
+    let changed = region.change();
+    assert_eq!(events, 4 * CALLS, "attempt and answer of every new call");
+    assert!(
+        changed.allocations <= 5 * CALLS,
+        "{} calls started with {} allocations: {changed:?}",
+        2 * CALLS,
+        changed.allocations
     );
 }
