@@ -228,10 +228,7 @@ fn push_u64(b: &mut Vec<u8>, mut n: u64) {
 fn push_str(b: &mut Vec<u8>, s: &str) {
     b.push(b'"');
     let bytes = s.as_bytes();
-    if !bytes
-        .iter()
-        .any(|&c| c < 0x20 || c == b'"' || c == b'\\' || c == 0xc2)
-    {
+    if !needs_escape(bytes) {
         b.extend_from_slice(bytes);
         b.push(b'"');
         return;
@@ -271,6 +268,40 @@ fn push_str(b: &mut Vec<u8>, s: &str) {
     b.extend_from_slice(&bytes[start..]);
     b.push(b'"');
 }
+
+/// Whether `bytes` holds a byte [`push_str`] escapes or looks at twice: a
+/// C0 control, `"`, `\` or 0xC2 (a C1 control's first byte). Most strings
+/// need no escape, so all of them is read anyway: 16 bytes at a time by
+/// comparisons the compiler runs on a whole vector, the rest (short
+/// strings, the usual case) by [`ESCAPED`].
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(16);
+    let mut acc = false;
+    for chunk in &mut chunks {
+        acc |= chunk.iter().fold(false, |a, &c| {
+            a | (c < 0x20) | (c == b'"') | (c == b'\\') | (c == 0xc2)
+        });
+    }
+    chunks
+        .remainder()
+        .iter()
+        .fold(acc, |a, &c| a | ESCAPED[usize::from(c)])
+}
+
+/// The bytes [`needs_escape`] looks for, as a table.
+static ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0xc2] = true;
+    t
+};
 
 /// A duration in Go's syntax, as [`rating::format_duration`] writes it:
 /// `0s`, `850ns`, `1.5µs`, `1.204ms`, `2.5s`, `1m30s`, `1h2m3.5s`.
@@ -675,6 +706,16 @@ mod tests {
             );
             let opts = CdrOptions::default();
             prop_assert_eq!(direct(&rec, &opts), via_serde(&rec, &opts));
+        }
+
+        #[test]
+        fn the_escape_check_is_the_bytewise_one(
+            v in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let bytewise = v
+                .iter()
+                .any(|&c| c < 0x20 || c == b'"' || c == b'\\' || c == 0xc2);
+            prop_assert_eq!(needs_escape(&v), bytewise);
         }
     }
 }
