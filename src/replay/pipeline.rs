@@ -171,11 +171,15 @@ impl Release {
         Ok(())
     }
 
-    /// End of input: every held call goes to `out`.
+    /// End of input: every held call goes to `out`. The records are
+    /// dropped as they go, even after [`Release::keep_spent`]: nothing is
+    /// handed back at the end, and keeping all of them would only raise
+    /// the peak memory.
     pub(crate) fn finish<E>(
         &mut self,
         out: &mut impl FnMut(&CallRecord) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.spent = None;
         while let Some(rec) = self.order.pop() {
             self.emit(rec, out)?;
         }
