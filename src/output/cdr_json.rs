@@ -269,19 +269,16 @@ fn push_str(b: &mut Vec<u8>, s: &str) {
     b.push(b'"');
 }
 
-/// Whether `bytes` holds a byte [`push_str`] escapes or looks at twice: a
-/// C0 control, `"`, `\` or 0xC2 (a C1 control's first byte). Most strings
-/// need no escape, so all of them is read anyway: 16 bytes at a time by
-/// comparisons the compiler runs on a whole vector, the rest (short
-/// strings, the usual case) by [`ESCAPED`].
+/// Whether `bytes` holds a byte [`push_str`] escapes or looks at twice
+/// ([`escaped`]). Most strings need no escape, so all of them is read
+/// anyway: 16 bytes at a time by comparisons the compiler runs on a whole
+/// vector, the rest (short strings, the usual case) by [`ESCAPED`].
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(16);
     let mut acc = false;
     for chunk in &mut chunks {
-        acc |= chunk.iter().fold(false, |a, &c| {
-            a | (c < 0x20) | (c == b'"') | (c == b'\\') | (c == 0xc2)
-        });
+        acc |= chunk.iter().fold(false, |a, &c| a | escaped(c));
     }
     chunks
         .remainder()
@@ -289,18 +286,24 @@ fn needs_escape(bytes: &[u8]) -> bool {
         .fold(acc, |a, &c| a | ESCAPED[usize::from(c)])
 }
 
-/// The bytes [`needs_escape`] looks for, as a table.
+/// A C0 control, `"`, `\` or 0xC2 (a C1 control's first byte); without
+/// early exits, so that a fold over it runs on vectors.
+#[inline]
+const fn escaped(c: u8) -> bool {
+    (c < 0x20) | (c == b'"') | (c == b'\\') | (c == 0xc2)
+}
+
+/// [`escaped`] as a table.
 static ESCAPED: [bool; 256] = {
     let mut t = [false; 256];
-    let mut c = 0;
-    while c < 0x20 {
-        t[c] = true;
+    let mut c: u8 = 0;
+    loop {
+        t[c as usize] = escaped(c);
+        if c == u8::MAX {
+            break t;
+        }
         c += 1;
     }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t[0xc2] = true;
-    t
 };
 
 /// A duration in Go's syntax, as [`rating::format_duration`] writes it:

@@ -48,9 +48,6 @@ pub(crate) struct Release {
     order: EndTimeOrder,
     since: Option<Timestamp>,
     before_since: u64,
-    /// Records given out, kept (when `Some`) for the caller to take with
-    /// [`Release::take_spent`] instead of being dropped here.
-    spent: Option<Vec<CallRecord>>,
 }
 
 impl Dialogs {
@@ -133,19 +130,7 @@ impl Release {
             order: EndTimeOrder::new(window),
             since: None,
             before_since: 0,
-            spent: None,
         }
-    }
-
-    /// Keeps the records given out from now on, for [`Release::take_spent`].
-    pub(crate) fn keep_spent(&mut self) {
-        self.spent.get_or_insert_with(Vec::new);
-    }
-
-    /// The records given out since the last call (none unless
-    /// [`Release::keep_spent`] was called).
-    pub(crate) fn take_spent(&mut self) -> impl Iterator<Item = CallRecord> + '_ {
-        self.spent.iter_mut().flat_map(|s| s.drain(..))
     }
 
     /// Leaves out calls that ended before `since` (they are still
@@ -159,11 +144,12 @@ impl Release {
         self.order.push(rec);
     }
 
-    /// Gives `out` every held call due by `now`, in end-time order.
+    /// Gives `out` every held call due by `now`, in end-time order (the
+    /// record itself: the caller decides where it is freed).
     pub(crate) fn release<E>(
         &mut self,
         now: Timestamp,
-        out: &mut impl FnMut(&CallRecord) -> Result<(), E>,
+        out: &mut impl FnMut(CallRecord) -> Result<(), E>,
     ) -> Result<(), E> {
         while let Some(rec) = self.order.pop_ready(now) {
             self.emit(rec, out)?;
@@ -171,15 +157,11 @@ impl Release {
         Ok(())
     }
 
-    /// End of input: every held call goes to `out`. The records are
-    /// dropped as they go, even after [`Release::keep_spent`]: nothing is
-    /// handed back at the end, and keeping all of them would only raise
-    /// the peak memory.
+    /// End of input: every held call goes to `out`.
     pub(crate) fn finish<E>(
         &mut self,
-        out: &mut impl FnMut(&CallRecord) -> Result<(), E>,
+        out: &mut impl FnMut(CallRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.spent = None;
         while let Some(rec) = self.order.pop() {
             self.emit(rec, out)?;
         }
@@ -194,18 +176,13 @@ impl Release {
     fn emit<E>(
         &mut self,
         rec: CallRecord,
-        out: &mut impl FnMut(&CallRecord) -> Result<(), E>,
+        out: &mut impl FnMut(CallRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        let r = if self.since.is_some_and(|s| rec.end_time < s) {
+        if self.since.is_some_and(|s| rec.end_time < s) {
             self.before_since += 1;
-            Ok(())
-        } else {
-            out(&rec)
-        };
-        if let Some(s) = &mut self.spent {
-            s.push(rec);
+            return Ok(());
         }
-        r
+        out(rec)
     }
 }
 
@@ -235,7 +212,7 @@ impl Pipeline {
     ) -> Result<(), E> {
         let release = &mut self.release;
         let now = self.dialogs.packet(p, &mut |r| release.push(r));
-        self.release.release(now, out)
+        self.release.release(now, &mut |r| out(&r))
     }
 
     /// End of input: every open call ends by its rule, every held record
@@ -246,7 +223,7 @@ impl Pipeline {
     ) -> Result<(), E> {
         let release = &mut self.release;
         self.dialogs.finish(&mut |r| release.push(r));
-        self.release.finish(out)
+        self.release.finish(&mut |r| out(&r))
     }
 
     /// [`Pipeline::packet_records`] with each record as a [`Cdr`].
@@ -260,7 +237,7 @@ impl Pipeline {
         let opts = &self.opts;
         let release = &mut self.release;
         let now = self.dialogs.packet(p, &mut |r| release.push(r));
-        release.release(now, &mut |r| out(Cdr::from_record(r, opts)))
+        release.release(now, &mut |r| out(Cdr::from_record(&r, opts)))
     }
 
     /// Moves the clock to `now` without a packet: timers due by then fire.
@@ -275,7 +252,7 @@ impl Pipeline {
         let opts = &self.opts;
         let release = &mut self.release;
         let now = self.dialogs.advance(now, &mut |r| release.push(r));
-        release.release(now, &mut |r| out(Cdr::from_record(r, opts)))
+        release.release(now, &mut |r| out(Cdr::from_record(&r, opts)))
     }
 
     /// The dialog machine's counters.

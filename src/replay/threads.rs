@@ -34,7 +34,7 @@ use std::sync::mpsc::{
 
 use capture::{SipPacket, Timestamp};
 use indicatif::ProgressBar;
-use sip_fsm::Prescan;
+use sip_fsm::{CallRecord, Prescan};
 
 use super::CdrOut;
 use super::merge::Merge;
@@ -97,7 +97,6 @@ pub(crate) fn run<W: Write>(
     total: u64,
 ) -> anyhow::Result<Dialogs> {
     let queued = AtomicUsize::new(0);
-    release.keep_spent();
     std::thread::scope(|s| {
         let (pkt_tx, pkt_rx) = sync_channel::<Packets>(DEPTH);
         let (pkt_back_tx, pkt_back_rx) = channel::<Batch>();
@@ -119,6 +118,7 @@ pub(crate) fn run<W: Write>(
         };
         let mut writer = Writer {
             back: step_back_tx,
+            written: Vec::new(),
             release,
             out,
         };
@@ -201,6 +201,9 @@ impl Reader<'_> {
 /// The writing half of the caller's thread.
 struct Writer<'a, W: Write> {
     back: Sender<Vec<Step>>,
+    /// Records written since the last batch went back (see
+    /// [`Writer::handle`]).
+    written: Vec<CallRecord>,
     release: &'a mut Release,
     out: &'a mut CdrOut<W>,
 }
@@ -210,9 +213,14 @@ impl<W: Write> Writer<'_, W> {
     /// once the end was seen and every record written.
     fn handle(&mut self, msg: Steps) -> std::io::Result<bool> {
         let out = &mut *self.out;
-        let mut emit = |rec: &sip_fsm::CallRecord| out.record(rec);
         match msg {
             Steps::Batch(mut steps) => {
+                let written = &mut self.written;
+                let mut emit = |rec: CallRecord| -> std::io::Result<()> {
+                    out.record(&rec)?;
+                    written.push(rec);
+                    Ok(())
+                };
                 for step in steps.drain(..) {
                     match step {
                         Step::Record(r) => self.release.push(r),
@@ -220,13 +228,16 @@ impl<W: Write> Writer<'_, W> {
                     }
                 }
                 // Written records go back with the batch, to be freed on
-                // the thread that allocated them.
-                steps.extend(self.release.take_spent().map(Step::Record));
+                // the thread that allocated them (glibc's arenas make a
+                // free on another thread slow).
+                steps.extend(self.written.drain(..).map(Step::Record));
                 let _ = self.back.send(steps);
                 Ok(false)
             }
+            // Nothing goes back at the end: the records are freed as they
+            // are written (keeping them all would only raise the peak).
             Steps::End => {
-                self.release.finish(&mut emit)?;
+                self.release.finish(&mut |rec| out.record(&rec))?;
                 Ok(true)
             }
         }
