@@ -179,7 +179,7 @@ pub(crate) fn run(args: ReplayArgs, config: Option<&Path>) -> anyhow::Result<()>
         let mut pipeline = Pipeline::new(machine, window, CdrOptions::default());
         pipeline.set_since(args.since);
         let mut write = |rec: &CallRecord| out.record(rec);
-        let mut batch = Vec::with_capacity(threads::BATCH);
+        let mut batch = Vec::with_capacity(merge::BATCH);
         loop {
             batch.clear();
             merge.next_batch(&mut batch)?;

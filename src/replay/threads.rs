@@ -37,12 +37,9 @@ use indicatif::ProgressBar;
 use sip_fsm::{CallRecord, Prescan};
 
 use super::CdrOut;
-use super::merge::Merge;
+use super::merge::{BATCH, Merge};
 use super::pipeline::{Dialogs, Release, Step};
 use crate::exit::Failure;
-
-/// Frames read per batch (and the one-thread loop's batch).
-pub(crate) const BATCH: usize = 4096;
 
 /// Batches in flight in each channel.
 const DEPTH: usize = 4;
