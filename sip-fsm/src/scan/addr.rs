@@ -303,38 +303,52 @@ pub(crate) fn token_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]>
 /// four bytes at a time. The Via branch and the From/To tags take this
 /// path on every packet.
 pub(crate) fn elem_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let mut i = 0;
+    // Slices cut down as the parameters are passed, no index arithmetic.
+    let mut rest = params;
     loop {
-        while params.get(i).is_some_and(|&c| is_ws(c)) {
-            i += 1;
-        }
-        let end = i + name.len();
-        // A comma inside `i..end` never matches: `name` is letters.
-        if params.get(i..end).is_some_and(|k| eq_letters(k, name)) {
-            let mut j = end;
-            while params.get(j).is_some_and(|&c| is_ws(c)) {
-                j += 1;
-            }
-            match params.get(j) {
-                // A flag parameter: an empty value.
-                None | Some(b';' | b',') => return params.get(j..j),
-                Some(b'=') => {
-                    let v = params.get(j + 1..).unwrap_or_default();
-                    let v = v.get(..value_len(v)).unwrap_or(v);
-                    return Some(unquote(trim(v)));
+        rest = trim_start(rest);
+        // A comma inside the name's length never matches: `name` is letters.
+        if let Some((k, after)) = rest.split_at_checked(name.len()) {
+            if eq_letters(k, name) {
+                let after = trim_start(after);
+                match after {
+                    // A flag parameter: an empty value.
+                    [] | [b';' | b',', ..] => return after.get(..0),
+                    [b'=', v @ ..] => return Some(param_value(v)),
+                    // A longer name ("tagx"), or text after it: not this one.
+                    _ => {}
                 }
-                // A longer name ("tagx"), or text after it: not this one.
-                Some(_) => {}
             }
         }
         // The next parameter, unless the element ends first.
-        let rest = params.get(i..)?;
-        let stop = value_len(rest);
-        if rest.get(stop) != Some(&b';') {
-            return None;
+        match rest.split_at_checked(value_len(rest)) {
+            Some((_, [b';', next @ ..])) => rest = next,
+            _ => return None,
         }
-        i += stop + 1;
     }
+}
+
+/// A parameter value: up to the next `;` or `,`, trimmed, without quotes.
+/// Most are tokens, done in one pass: nothing to trim and no quote.
+#[inline]
+fn param_value(v: &[u8]) -> &[u8] {
+    let n = plain_len(v);
+    match v.split_at_checked(n) {
+        Some((plain, [] | [b';' | b',', ..])) => plain,
+        _ => unquote(trim(v.get(..value_len(v)).unwrap_or(v))),
+    }
+}
+
+/// `s` without leading whitespace ([`is_ws`]).
+#[inline]
+fn trim_start(mut s: &[u8]) -> &[u8] {
+    while let [c, rest @ ..] = s {
+        if !is_ws(*c) {
+            break;
+        }
+        s = rest;
+    }
+    s
 }
 
 /// `k.eq_ignore_ascii_case(lower)` for `lower` of lower-case ASCII
@@ -367,13 +381,44 @@ fn value_len(s: &[u8]) -> usize {
     n
 }
 
+/// How many bytes at the start of `s` come before the first `;`, `,`,
+/// whitespace or double quote: a value that ends there at a `;`, a `,` or
+/// the end needs no trimming and no unquoting.
+#[inline]
+fn plain_len(s: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some(&[a, b, c, d]) = s.get(n..n + 4) {
+        if PLAIN_END[usize::from(a)]
+            | PLAIN_END[usize::from(b)]
+            | PLAIN_END[usize::from(c)]
+            | PLAIN_END[usize::from(d)]
+        {
+            break;
+        }
+        n += 4;
+    }
+    while s.get(n).is_some_and(|&c| !PLAIN_END[usize::from(c)]) {
+        n += 1;
+    }
+    n
+}
+
+/// [`PARAM_END`], whitespace and `"`.
+static PLAIN_END: [bool; 256] = byte_set(b";, \t\r\n\"");
+
 /// `;` and `,` as a table: one load per byte.
-static PARAM_END: [bool; 256] = {
+static PARAM_END: [bool; 256] = byte_set(b";,");
+
+/// A table of the bytes in `set`.
+const fn byte_set(set: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
-    t[b';' as usize] = true;
-    t[b',' as usize] = true;
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
     t
-};
+}
 
 /// Whitespace as [`trim`] counts it: SP, HTAB, CR, LF.
 #[inline]
@@ -564,6 +609,15 @@ mod tests {
                 let cut = list.split(|&c| c == b',').next().unwrap_or_default();
                 assert_eq!(elem_param(&list, name), token_param(cut, name), "{list:?}");
             }
+        }
+        // Every kind of whitespace, around and inside values.
+        for list in lists(b"tag=;\t\r\n\"", 5) {
+            let cut = list.split(|&c| c == b',').next().unwrap_or_default();
+            assert_eq!(
+                elem_param(&list, b"tag"),
+                token_param(cut, b"tag"),
+                "{list:?}"
+            );
         }
         let via = b"branch=z9hG4bK-1 ; rport;received=\"10.0.0.1\" , x;branch=2";
         for name in [&b"branch"[..], b"rport", b"received", b"ttl", b"x"] {
