@@ -383,7 +383,10 @@ fn value_len(s: &[u8]) -> usize {
 
 /// How many bytes at the start of `s` come before the first `;`, `,`,
 /// whitespace or double quote: a value that ends there at a `;`, a `,` or
-/// the end needs no trimming and no unquoting.
+/// the end needs no trimming and no unquoting. [`value_len`]'s loop over
+/// another table on purpose: one function taking the table for both made
+/// the compiler inline less into `scan_raw` (a replay of 20,000 calls,
+/// `--threads 1`: 1,101.1M -> 1,122.1M instructions).
 #[inline]
 fn plain_len(s: &[u8]) -> usize {
     let mut n = 0;
