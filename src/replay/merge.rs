@@ -17,7 +17,7 @@ use crate::input::{cut_short, open_capture};
 
 /// Frames read per batch: small enough that a batch's packets and
 /// payloads (about 320 KiB) are still in cache when the dialog thread
-/// takes them (4,096 took 13% more CPU; docs/perf-issue10-replay.md).
+/// takes them (4,096 took 12% more CPU; docs/perf-issue10-replay.md).
 pub(crate) const BATCH: usize = 512;
 
 /// A k-way merge of capture files by packet timestamp.
